@@ -1,0 +1,259 @@
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { prepareBody, streamToBuffer, type PreparedBody } from './body.js';
+import { MediaStorageError, isMediaStorageError, type MediaStorageErrorCode } from './errors.js';
+import { toMediaStorageError } from './error-mapping.js';
+import { normalizeKey, normalizePrefix, splitKey } from './keys.js';
+import type {
+  Body,
+  Capabilities,
+  CopyOptions,
+  ListOptions,
+  ListPage,
+  MediaStorage,
+  ObjectInfo,
+  ReadOptions,
+  SaveOptions,
+  UrlOptions,
+} from './types.js';
+
+/** What {@link BaseStorage.writeObject} is told besides the body. */
+export interface WriteOptions {
+  /** `fail`: the write must not replace an existing object (ALREADY_EXISTS). */
+  ifExists: 'overwrite' | 'fail';
+  cacheControl?: string;
+  metadata?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Called with bytes sent, for backends whose SDK reports upload progress itself. */
+  onProgress?: SaveOptions['onProgress'];
+}
+
+export const DEFAULT_LIST_LIMIT = 1000;
+const MAX_LIST_LIMIT = 10_000;
+const RENAME_ATTEMPTS = 10;
+
+function invalidInput(message: string): MediaStorageError {
+  return new MediaStorageError('INVALID_INPUT', message);
+}
+
+/** Suffix for `ifExists: 'rename'`: 7 lowercase base-36 characters, as Django does. */
+function randomSuffix(): string {
+  const bytes = randomBytes(7);
+  let out = '';
+  for (const b of bytes) out += (b % 36).toString(36);
+  return out;
+}
+
+/**
+ * The shared half of every backend: key rules, option checks, body preparation, overwrite
+ * policies and error wrapping live here once. A backend extends this class and implements the
+ * protected driver methods below, each of which receives keys that are already validated and
+ * NFC-normalised (and relative to the backend's own prefix, if it has one).
+ */
+export abstract class BaseStorage implements MediaStorage {
+  abstract readonly name: string;
+  abstract readonly capabilities: Readonly<Capabilities>;
+
+  // ----------------------------------------------------------------- driver interface
+
+  /** Stores the body. Must leave nothing visible under the key when the body stream errors. */
+  protected abstract writeObject(key: string, body: PreparedBody, options: WriteOptions): Promise<ObjectInfo>;
+  /** Streams the object or a range of it; NOT_FOUND (or an error mapError maps to it) when absent. */
+  protected abstract readObject(key: string, options: ReadOptions): Promise<Readable>;
+  /** The object's description, or `undefined` when absent. */
+  protected abstract statObject(key: string): Promise<ObjectInfo | undefined>;
+  /** Removes the object; succeeds when it is already absent. */
+  protected abstract deleteObject(key: string): Promise<void>;
+  /** One page of objects under the prefix, sorted by key. */
+  protected abstract listObjects(prefix: string, options: { cursor?: string; limit: number }): Promise<ListPage>;
+  /** A URL for the object (see UrlOptions). */
+  protected abstract objectUrl(key: string, options: UrlOptions): Promise<string>;
+
+  /** Whether the object exists. Override when the backend has a cheaper check than stat. */
+  protected async existsObject(key: string): Promise<boolean> {
+    return (await this.statObject(key)) !== undefined;
+  }
+
+  /**
+   * Copies inside the backend. The default reads and re-saves through this backend, for backends
+   * without a server-side copy.
+   */
+  protected async copyObject(from: string, to: string, options: CopyOptions): Promise<ObjectInfo> {
+    const info = await this.statObject(from);
+    if (!info) throw new MediaStorageError('NOT_FOUND', `No object under "${from}"`, { key: from });
+    const stream = await this.readObject(from, {});
+    const body = await prepareBody(stream, to, { contentType: info.contentType, allowEmpty: true });
+    return this.writeObject(to, body, { ifExists: options.ifExists ?? 'overwrite', cacheControl: info.cacheControl, metadata: info.metadata });
+  }
+
+  /** Maps a backend-specific error to a code (and optionally a message); `undefined` for the generic rules. */
+  protected mapError(_err: unknown, _operation: string, _key?: string): { code: MediaStorageErrorCode; message?: string; status?: number; retryAfter?: Date } | undefined {
+    return undefined;
+  }
+
+  /** Strings that must never appear in an error message (secrets, tokens). */
+  protected secrets(): readonly (string | undefined)[] {
+    return [];
+  }
+
+  // ----------------------------------------------------------------- public API
+
+  async save(key: string, body: Body, options: SaveOptions = {}): Promise<ObjectInfo> {
+    const normalized = normalizeKey(key);
+    const ifExists = options.ifExists ?? 'overwrite';
+    if (ifExists !== 'overwrite' && ifExists !== 'fail' && ifExists !== 'rename') {
+      throw invalidInput(`ifExists must be "overwrite", "fail" or "rename", not ${JSON.stringify(ifExists)}`);
+    }
+    if (options.maxSize !== undefined && !(Number.isInteger(options.maxSize) && options.maxSize >= 0)) {
+      throw invalidInput('maxSize must be a whole number of bytes');
+    }
+    return this.run('save', normalized, async () => {
+      let target = normalized;
+      if (ifExists === 'rename') target = await this.availableKey(normalized);
+      const prepared = await prepareBody(body, target, options);
+      const write = (k: string, p: PreparedBody): Promise<ObjectInfo> =>
+        this.writeObject(k, p, {
+          ifExists: ifExists === 'overwrite' ? 'overwrite' : 'fail',
+          cacheControl: options.cacheControl,
+          metadata: options.metadata,
+          signal: options.signal,
+          onProgress: options.onProgress,
+        });
+      try {
+        return await write(target, prepared);
+      } catch (err) {
+        // Lost a race for the free name: bytes in memory can be written again under another one.
+        if (ifExists === 'rename' && prepared.buffer && isMediaStorageError(err) && err.code === 'ALREADY_EXISTS') {
+          const again = await this.availableKey(normalized);
+          return write(again, await prepareBody(prepared.buffer, again, options));
+        }
+        throw err;
+      }
+    });
+  }
+
+  async url(key: string, options: UrlOptions = {}): Promise<string> {
+    const normalized = normalizeKey(key);
+    if (options.expiresIn !== undefined && !(Number.isFinite(options.expiresIn) && options.expiresIn > 0)) {
+      throw invalidInput('expiresIn must be a positive number of seconds');
+    }
+    return this.run('url', normalized, () => this.objectUrl(normalized, options));
+  }
+
+  async delete(key: string): Promise<void> {
+    const normalized = normalizeKey(key);
+    return this.run('delete', normalized, () => this.deleteObject(normalized));
+  }
+
+  async exists(key: string): Promise<boolean> {
+    const normalized = normalizeKey(key);
+    return this.run('exists', normalized, () => this.existsObject(normalized));
+  }
+
+  async read(key: string, options: ReadOptions = {}): Promise<Readable> {
+    const normalized = normalizeKey(key);
+    const { range } = options;
+    if (range) {
+      const { start, end } = range;
+      if (!Number.isInteger(start) || start < 0 || (end !== undefined && (!Number.isInteger(end) || end < start))) {
+        throw invalidInput(`Invalid range ${JSON.stringify(range)}: start and end are whole numbers with 0 <= start <= end`);
+      }
+    }
+    const stream = await this.run('read', normalized, () => this.readObject(normalized, options));
+    return this.wrapReadStream(stream, normalized);
+  }
+
+  async readBuffer(key: string, options: ReadOptions = {}): Promise<Buffer> {
+    const stream = await this.read(key, options);
+    return streamToBuffer(stream);
+  }
+
+  async stat(key: string): Promise<ObjectInfo> {
+    const normalized = normalizeKey(key);
+    return this.run('stat', normalized, async () => {
+      const info = await this.statObject(normalized);
+      if (!info) throw new MediaStorageError('NOT_FOUND', `No object under "${normalized}"`, { key: normalized });
+      return info;
+    });
+  }
+
+  async list(prefix = '', options: ListOptions = {}): Promise<ListPage> {
+    const normalized = normalizePrefix(prefix);
+    const limit = options.limit ?? DEFAULT_LIST_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+      throw invalidInput(`limit must be a whole number from 1 to ${MAX_LIST_LIMIT}`);
+    }
+    if (options.cursor !== undefined && typeof options.cursor !== 'string') throw invalidInput('cursor must be a string');
+    return this.run('list', undefined, () => this.listObjects(normalized, { cursor: options.cursor || undefined, limit }));
+  }
+
+  async *listAll(prefix = '', options: { pageSize?: number } = {}): AsyncGenerator<ObjectInfo> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.list(prefix, { cursor, limit: options.pageSize ?? DEFAULT_LIST_LIMIT });
+      yield* page.items;
+      cursor = page.cursor;
+    } while (cursor);
+  }
+
+  async copy(from: string, to: string, options: CopyOptions = {}): Promise<ObjectInfo> {
+    const source = normalizeKey(from);
+    const target = normalizeKey(to);
+    return this.run('copy', source, async () => {
+      if (options.ifExists === 'fail' && (await this.existsObject(target))) {
+        throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${target}"`, { key: target });
+      }
+      return this.copyObject(source, target, options);
+    });
+  }
+
+  // ----------------------------------------------------------------- shared machinery
+
+  /** The key itself when free, else the key with a random suffix before its extension. */
+  protected async availableKey(key: string): Promise<string> {
+    if (!(await this.existsObject(key))) return key;
+    const { dir, stem, ext } = splitKey(key);
+    for (let i = 0; i < RENAME_ATTEMPTS; i++) {
+      const candidate = normalizeKey(`${dir}${stem}_${randomSuffix()}${ext}`);
+      if (!(await this.existsObject(candidate))) return candidate;
+    }
+    throw new MediaStorageError('ALREADY_EXISTS', `No free name found for "${key}" after ${RENAME_ATTEMPTS} attempts`, { key });
+  }
+
+  /** Runs a driver call and turns whatever it throws into a MediaStorageError without secrets. */
+  protected async run<T>(operation: string, key: string | undefined, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.toError(err, operation, key);
+    }
+  }
+
+  /** Wraps any failure of this backend as a MediaStorageError. */
+  protected toError(err: unknown, operation: string, key: string | undefined): MediaStorageError {
+    const context = { backend: this.name, operation, key };
+    let mapped: ReturnType<BaseStorage['mapError']>;
+    if (!isMediaStorageError(err)) {
+      try {
+        mapped = this.mapError(err, operation, key);
+      } catch {
+        mapped = undefined;
+      }
+    }
+    const error = toMediaStorageError(err, context, mapped?.code, mapped?.message, { status: mapped?.status, retryAfter: mapped?.retryAfter });
+    return error.withSecretsRedacted(this.secrets());
+  }
+
+  /** Makes errors raised while the caller consumes a read stream MediaStorageErrors too. */
+  private wrapReadStream(stream: Readable, key: string): Readable {
+    const self = this;
+    async function* forward(): AsyncGenerator<Buffer> {
+      try {
+        for await (const chunk of stream) yield chunk as Buffer;
+      } catch (err) {
+        throw self.toError(err, 'read', key);
+      }
+    }
+    return Readable.from(forward(), { objectMode: false, highWaterMark: 64 * 1024 });
+  }
+}

@@ -1,0 +1,157 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * What `save` accepts. Streams are consumed once; everything else may be retried by layers.
+ * `Blob` covers `File` (Node 20+ has both as globals).
+ */
+export type Body = Buffer | Uint8Array | string | Readable | ReadableStream<Uint8Array> | Blob;
+
+/** What to do when `save` finds an object already stored under the key. */
+export type IfExists =
+  /** Replace it (the default). */
+  | 'overwrite'
+  /** Fail with ALREADY_EXISTS. */
+  | 'fail'
+  /** Store under a free name made from the key (`abc.jpg` → `abc_k3j9x2q.jpg`), as Django's get_available_name does. */
+  | 'rename';
+
+export interface SaveProgress {
+  /** Bytes read from the body so far. */
+  loaded: number;
+  /** Total bytes, when known up front. */
+  total?: number;
+}
+
+export interface SaveOptions {
+  /** Content type; by default sniffed from the first bytes, then guessed from the extension. */
+  contentType?: string;
+  /** Cache-Control sent when the object is served (backends with the `metadata` capability). */
+  cacheControl?: string;
+  /** Custom metadata (backends with the `metadata` capability). ASCII keys and values. */
+  metadata?: Record<string, string>;
+  /** Overwrite policy; default `overwrite`. */
+  ifExists?: IfExists;
+  /** Largest body accepted, in bytes; larger bodies fail with TOO_LARGE and nothing is stored. */
+  maxSize?: number;
+  /** Accept a zero-byte body. Default false: an empty upload is almost always a broken one. */
+  allowEmpty?: boolean;
+  /** Called as the body is read. */
+  onProgress?: (progress: SaveProgress) => void;
+  /** Aborts the upload; nothing is stored under the key, and ABORTED is thrown. */
+  signal?: AbortSignal;
+}
+
+/** A stored object's description. */
+export interface ObjectInfo {
+  /** The key, NFC-normalised, relative to the storage's prefix. */
+  key: string;
+  /** Size in bytes. */
+  size: number;
+  /** Content type as the backend will serve it. */
+  contentType: string;
+  /** Entity tag or checksum, when the backend has one (quotes removed). */
+  etag?: string;
+  /** Last modification time, when the backend has one. */
+  lastModified?: Date;
+  /** Cache-Control stored with the object, if any. */
+  cacheControl?: string;
+  /** Custom metadata, on backends that keep it. */
+  metadata?: Record<string, string>;
+}
+
+export interface UrlOptions {
+  /**
+   * Make a signed URL that expires after this many seconds. Without it, a public storage gives
+   * its plain public URL and a private storage a signed URL with its default expiry.
+   */
+  expiresIn?: number;
+  /** Ask the browser to download rather than display: `true`, or the file name to save as. */
+  download?: boolean | string;
+  /** Backend-specific delivery transformation (e.g. Cloudinary's `{ width: 128, crop: 'thumb' }`). */
+  transform?: Record<string, unknown>;
+}
+
+export interface ByteRange {
+  /** First byte, zero-based. */
+  start: number;
+  /** Last byte, inclusive (as in HTTP); to the end when omitted. */
+  end?: number;
+}
+
+export interface ReadOptions {
+  range?: ByteRange;
+  signal?: AbortSignal;
+}
+
+export interface ListOptions {
+  /** The cursor of the previous page. */
+  cursor?: string;
+  /** Page size; default 1000. */
+  limit?: number;
+}
+
+export interface ListPage {
+  items: ObjectInfo[];
+  /** Pass as `cursor` to get the next page; absent on the last page. */
+  cursor?: string;
+}
+
+export interface CopyOptions {
+  ifExists?: Exclude<IfExists, 'rename'>;
+}
+
+/** What a backend can do. The contract suite skips (visibly) the tests of what it cannot. */
+export interface Capabilities {
+  /** `url()` gives URLs that anyone can fetch without signing. */
+  publicUrls: boolean;
+  /** `url({ expiresIn })` gives signed URLs that expire. */
+  signedUrls: boolean;
+  /** `url({ download })` makes the browser download the file. */
+  downloadUrls: boolean;
+  /** `read({ range })` reads part of an object without transferring the rest. */
+  rangeReads: boolean;
+  /** `copy` happens inside the backend (no download and re-upload). */
+  serverSideCopy: boolean;
+  /** Custom metadata, Cache-Control and an explicit content type are kept and given back by `stat`. */
+  metadata: boolean;
+  /** `ifExists: 'fail'` is atomic: of two concurrent saves, exactly one succeeds. */
+  atomicCreate: boolean;
+  /** The object's etag is an MD5 of its bytes (S3 single-part, local, memory). */
+  md5Etag: boolean;
+}
+
+/**
+ * The contract every backend honours. Keys are relative POSIX paths (see `normalizeKey`); all
+ * failures are `MediaStorageError`s with a stable `code`.
+ */
+export interface MediaStorage {
+  /** Short backend name: `local`, `memory`, `s3`, `cloudinary`, `b2`, or a plugin's own. */
+  readonly name: string;
+  readonly capabilities: Readonly<Capabilities>;
+
+  /**
+   * Stores `body` under `key`. Resolves once the whole object is durable and visible; on any
+   * failure or abort nothing partial is visible under the key.
+   */
+  save(key: string, body: Body, options?: SaveOptions): Promise<ObjectInfo>;
+  /** A URL for the object: public, or signed and expiring (see {@link UrlOptions}). Does not check that it exists. */
+  url(key: string, options?: UrlOptions): Promise<string>;
+  /** Deletes the object; deleting a missing key succeeds. */
+  delete(key: string): Promise<void>;
+  /** Whether an object is stored under the key. Invalid keys throw INVALID_KEY. */
+  exists(key: string): Promise<boolean>;
+  /** Streams the object (or a byte range of it). NOT_FOUND when absent. */
+  read(key: string, options?: ReadOptions): Promise<import('node:stream').Readable>;
+  /** Reads the whole object into memory. */
+  readBuffer(key: string, options?: ReadOptions): Promise<Buffer>;
+  /** Size, content type, etag, last modified. NOT_FOUND when absent. */
+  stat(key: string): Promise<ObjectInfo>;
+  /** One page of objects whose keys start with `prefix`, in key order. */
+  list(prefix?: string, options?: ListOptions): Promise<ListPage>;
+  /** Every object whose key starts with `prefix`, page after page. */
+  listAll(prefix?: string, options?: { pageSize?: number }): AsyncIterable<ObjectInfo>;
+  /** Copies an object to another key. NOT_FOUND when the source is absent. */
+  copy(from: string, to: string, options?: CopyOptions): Promise<ObjectInfo>;
+}
+
+export type { Readable };

@@ -1,0 +1,383 @@
+import * as nodeFs from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BaseStorage, type WriteOptions } from '../core/base.js';
+import type { PreparedBody } from '../core/body.js';
+import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, resolveContentType, SNIFF_BYTES } from '../core/content-type.js';
+import { MediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
+import { warnEphemeralDiskOnce } from '../core/ephemeral.js';
+import { createMediaHandler, type MediaRequestHandler } from '../core/http-handler.js';
+import { encodeKeyPath } from '../core/keys.js';
+import { UrlSigner } from '../core/signed-url.js';
+import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
+
+/** The subset of `node:fs` LocalStorage uses; pass memfs's `fs` (or a wrapper) in tests. */
+export type LocalFileSystem = Pick<typeof nodeFs, 'createReadStream' | 'createWriteStream'> & {
+  promises: Pick<typeof nodeFs.promises, 'realpath' | 'mkdir' | 'stat' | 'lstat' | 'rename' | 'link' | 'unlink' | 'rmdir' | 'readdir' | 'open' | 'copyFile'>;
+};
+
+export interface LocalStorageOptions {
+  /** Folder the files live in; created on first write. */
+  root: string;
+  /** URL prefix the files are served under: `/media` (default) or an absolute URL such as `https://cdn.example.com/media`. */
+  baseUrl?: string;
+  /** `public` (default): plain URLs work. `private`: only signed URLs are served by {@link LocalStorage.handler}. */
+  visibility?: 'public' | 'private';
+  /** HMAC secret (16+ bytes) for signed URLs; required for private storage and for `url({ expiresIn })`. */
+  secret?: string | Buffer;
+  /** Expiry of signed URLs when none is asked for, in seconds. Default 3600. */
+  defaultExpiresIn?: number;
+  /** Cache-Control the handler sends for public files. Default `public, max-age=3600`. */
+  cacheControl?: string;
+  /** fsync each file before it becomes visible, for durability across power loss. Default false. */
+  fsync?: boolean;
+  /** Warn once when used in production on an ephemeral platform (Render, Heroku, Fly, ...). Default true. */
+  warnOnEphemeralDisk?: boolean;
+  /** File system implementation, for tests. Default `node:fs`. */
+  fs?: LocalFileSystem;
+}
+
+/** Temp files live beside their target (so rename is atomic) and are hidden from listings. */
+const TEMP_PREFIX = '.media-storage-tmp-';
+
+function isCode(err: unknown, ...codes: string[]): boolean {
+  return typeof err === 'object' && err !== null && codes.includes((err as { code?: string }).code ?? '');
+}
+
+function notFound(key: string): MediaStorageError {
+  return new MediaStorageError('NOT_FOUND', `No object under "${key}"`, { key });
+}
+
+/** Encodes/decodes list cursors; opaque so callers do not build them by hand. */
+const cursorCodec = {
+  encode: (key: string): string => Buffer.from(key, 'utf8').toString('base64url'),
+  decode: (cursor: string): string => Buffer.from(cursor, 'base64url').toString('utf8'),
+};
+
+/**
+ * Files in a folder on the local disk: the embedded default for development, tests and
+ * single-server installs. Writes are atomic (temp file + rename), no key can leave the root
+ * (symlinks included), and {@link LocalStorage.handler} serves the folder over HTTP.
+ */
+export class LocalStorage extends BaseStorage {
+  readonly name = 'local';
+  readonly capabilities: Readonly<Capabilities>;
+  readonly root: string;
+  readonly baseUrl: string;
+  private readonly fs: LocalFileSystem;
+  private readonly signer: UrlSigner | undefined;
+  private readonly options: LocalStorageOptions;
+  private realRoot: string | undefined;
+
+  constructor(options: LocalStorageOptions) {
+    super();
+    if (!options || typeof options.root !== 'string' || options.root === '') {
+      throw new MediaStorageError('CONFIG', 'LocalStorage needs a root folder: new LocalStorage({ root: "./media" })', { backend: 'local' });
+    }
+    this.options = options;
+    this.root = path.resolve(options.root);
+    this.baseUrl = (options.baseUrl ?? '/media').replace(/\/+$/, '');
+    this.fs = options.fs ?? nodeFs;
+    this.signer = options.secret !== undefined ? new UrlSigner(options.secret) : undefined;
+    if (options.visibility === 'private' && !this.signer) {
+      throw new MediaStorageError('CONFIG', 'A private LocalStorage needs a secret to sign its URLs', { backend: 'local' });
+    }
+    this.capabilities = Object.freeze({
+      publicUrls: options.visibility !== 'private',
+      signedUrls: this.signer !== undefined,
+      downloadUrls: true,
+      rangeReads: true,
+      serverSideCopy: true,
+      metadata: false,
+      atomicCreate: true,
+      md5Etag: false,
+    });
+    if (options.warnOnEphemeralDisk !== false) warnEphemeralDiskOnce(this.root);
+  }
+
+  /**
+   * An HTTP handler that serves this folder under the path of `baseUrl`, honouring signatures,
+   * Range, ETag and 304. Mount it in Express with `app.use(storage.handler())`.
+   */
+  handler(): MediaRequestHandler {
+    const basePath = /^[a-z][a-z0-9+.-]*:\/\//i.test(this.baseUrl) ? new URL(this.baseUrl).pathname : this.baseUrl;
+    return createMediaHandler(this, {
+      basePath,
+      signer: this.signer,
+      requireSignature: this.options.visibility === 'private',
+      cacheControl: this.options.cacheControl,
+    });
+  }
+
+  // ----------------------------------------------------------------- paths
+
+  private async getRealRoot(create: boolean): Promise<string | undefined> {
+    if (this.realRoot) return this.realRoot;
+    try {
+      if (create) await this.fs.promises.mkdir(this.root, { recursive: true });
+      this.realRoot = await this.fs.promises.realpath(this.root);
+      return this.realRoot;
+    } catch (err) {
+      if (!create && isCode(err, 'ENOENT')) return undefined;
+      throw err;
+    }
+  }
+
+  private assertInside(realRoot: string, real: string, key: string): void {
+    if (real !== realRoot && !real.startsWith(realRoot + path.sep)) {
+      throw new MediaStorageError('PERMISSION', `"${key}" resolves outside the storage root (through a symbolic link)`, { key });
+    }
+  }
+
+  /** The real path of an existing object, checked to be inside the root; undefined when absent. */
+  private async existingPath(key: string): Promise<string | undefined> {
+    const realRoot = await this.getRealRoot(false);
+    if (!realRoot) return undefined;
+    try {
+      const real = await this.fs.promises.realpath(path.join(realRoot, key));
+      this.assertInside(realRoot, real, key);
+      return real;
+    } catch (err) {
+      if (isCode(err, 'ENOENT', 'ENOTDIR')) return undefined;
+      throw err;
+    }
+  }
+
+  /** Creates the folder for `key` (checking every existing ancestor stays inside the root) and returns its real path. */
+  private async ensureParent(key: string): Promise<string> {
+    const realRoot = (await this.getRealRoot(true))!;
+    const slash = key.lastIndexOf('/');
+    if (slash < 0) return realRoot;
+    const segments = key.slice(0, slash).split('/');
+    let current = realRoot;
+    for (const segment of segments) {
+      const next = path.join(current, segment);
+      try {
+        await this.fs.promises.mkdir(next);
+      } catch (err) {
+        if (!isCode(err, 'EEXIST')) throw err;
+      }
+      current = await this.fs.promises.realpath(next);
+      this.assertInside(realRoot, current, key);
+    }
+    return current;
+  }
+
+  private tempPath(dir: string): string {
+    return path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+  }
+
+  /** Makes a finished temp file visible under the key: rename to replace, link to refuse replacing. */
+  private async commit(temp: string, target: string, key: string, ifExists: 'overwrite' | 'fail'): Promise<void> {
+    if (ifExists === 'overwrite') {
+      await this.fs.promises.rename(temp, target);
+      return;
+    }
+    try {
+      await this.fs.promises.link(temp, target);
+    } catch (err) {
+      if (isCode(err, 'EEXIST')) throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
+      throw err;
+    } finally {
+      await this.fs.promises.unlink(temp).catch(() => undefined);
+    }
+  }
+
+  private async infoFromStat(key: string, real: string, sniff: boolean): Promise<ObjectInfo> {
+    const st = await this.fs.promises.stat(real);
+    let contentType: string | undefined;
+    if (sniff && st.size > 0) {
+      const handle = await this.fs.promises.open(real, 'r');
+      try {
+        const head = Buffer.alloc(Math.min(SNIFF_BYTES, st.size));
+        const { bytesRead } = await handle.read(head, 0, head.length, 0);
+        contentType = resolveContentType(key, head.subarray(0, bytesRead));
+      } finally {
+        await handle.close();
+      }
+    }
+    return {
+      key,
+      size: st.size,
+      contentType: contentType ?? contentTypeFromKey(key) ?? DEFAULT_CONTENT_TYPE,
+      etag: `${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}`,
+      lastModified: st.mtime,
+    };
+  }
+
+  // ----------------------------------------------------------------- driver
+
+  protected async writeObject(key: string, body: PreparedBody, options: WriteOptions): Promise<ObjectInfo> {
+    const dir = await this.ensureParent(key);
+    const target = path.join(dir, key.slice(key.lastIndexOf('/') + 1));
+    const temp = this.tempPath(dir);
+    try {
+      await pipeline(body.stream(), this.fs.createWriteStream(temp, { flags: 'wx', mode: 0o644 }));
+      if (this.options.fsync) {
+        const handle = await this.fs.promises.open(temp, 'r+');
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      }
+      await this.commit(temp, target, key, options.ifExists);
+    } catch (err) {
+      await this.fs.promises.unlink(temp).catch(() => undefined);
+      throw err;
+    }
+    const info = await this.infoFromStat(key, target, false);
+    return { ...info, contentType: body.contentType };
+  }
+
+  protected async readObject(key: string, options: ReadOptions): Promise<Readable> {
+    const real = await this.existingPath(key);
+    if (!real) throw notFound(key);
+    const st = await this.fs.promises.stat(real);
+    if (!st.isFile()) throw notFound(key);
+    const range = options.range;
+    if (range && range.start >= st.size && !(st.size === 0 && range.start === 0)) {
+      throw new MediaStorageError('INVALID_INPUT', `Range starts at ${range.start}, past the end of "${key}" (${st.size} bytes)`, { key });
+    }
+    return this.fs.createReadStream(real, range ? { start: range.start, end: range.end, signal: options.signal } : { signal: options.signal }) as Readable;
+  }
+
+  protected async statObject(key: string): Promise<ObjectInfo | undefined> {
+    const real = await this.existingPath(key);
+    if (!real) return undefined;
+    const st = await this.fs.promises.stat(real);
+    if (!st.isFile()) return undefined;
+    return this.infoFromStat(key, real, true);
+  }
+
+  protected override async existsObject(key: string): Promise<boolean> {
+    const real = await this.existingPath(key);
+    if (!real) return false;
+    return (await this.fs.promises.stat(real)).isFile();
+  }
+
+  protected async deleteObject(key: string): Promise<void> {
+    const realRoot = await this.getRealRoot(false);
+    if (!realRoot) return;
+    const slash = key.lastIndexOf('/');
+    let dir: string;
+    try {
+      dir = await this.fs.promises.realpath(path.join(realRoot, slash < 0 ? '' : key.slice(0, slash)));
+    } catch (err) {
+      if (isCode(err, 'ENOENT', 'ENOTDIR')) return;
+      throw err;
+    }
+    this.assertInside(realRoot, dir, key);
+    try {
+      await this.fs.promises.unlink(path.join(dir, key.slice(slash + 1)));
+    } catch (err) {
+      if (isCode(err, 'ENOENT')) return;
+      if (isCode(err, 'EISDIR', 'EPERM') && (await this.fs.promises.lstat(path.join(dir, key.slice(slash + 1)))).isDirectory()) return;
+      throw err;
+    }
+    // Tidy up folders the delete emptied, so the tree mirrors what is stored.
+    while (dir !== realRoot && dir.startsWith(realRoot + path.sep)) {
+      try {
+        await this.fs.promises.rmdir(dir);
+      } catch {
+        break;
+      }
+      dir = path.dirname(dir);
+    }
+  }
+
+  protected async listObjects(prefix: string, options: { cursor?: string; limit: number }): Promise<ListPage> {
+    const realRoot = await this.getRealRoot(false);
+    if (!realRoot) return { items: [] };
+    const after = options.cursor ? cursorCodec.decode(options.cursor) : undefined;
+    const startDir = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+    const items: ObjectInfo[] = [];
+    let more = false;
+    for await (const [key, full] of this.walk(realRoot, startDir, prefix, after)) {
+      if (items.length === options.limit) {
+        more = true;
+        break;
+      }
+      try {
+        const st = await this.fs.promises.stat(full);
+        items.push({ key, size: st.size, contentType: contentTypeFromKey(key) ?? DEFAULT_CONTENT_TYPE, etag: `${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}`, lastModified: st.mtime });
+      } catch (err) {
+        if (!isCode(err, 'ENOENT')) throw err; // deleted while listing
+      }
+    }
+    const last = items[items.length - 1];
+    return more && last ? { items, cursor: cursorCodec.encode(last.key) } : { items };
+  }
+
+  /**
+   * Yields `[key, path]` of regular files in key order. Folders sort as "name/" so that the walk
+   * order equals the order of the full keys; subtrees wholly before the cursor or outside the
+   * prefix are skipped without being read. Symbolic links are never followed.
+   */
+  private async *walk(realRoot: string, dirKey: string, prefix: string, after: string | undefined): AsyncGenerator<[string, string]> {
+    let entries: nodeFs.Dirent[];
+    try {
+      entries = (await this.fs.promises.readdir(path.join(realRoot, dirKey), { withFileTypes: true })) as nodeFs.Dirent[];
+    } catch (err) {
+      if (isCode(err, 'ENOENT', 'ENOTDIR')) return;
+      throw err;
+    }
+    const named = entries
+      .filter((e) => (e.isFile() || e.isDirectory()) && !e.name.startsWith(TEMP_PREFIX))
+      .map((e) => ({ entry: e, sortKey: dirKey + e.name.normalize('NFC') + (e.isDirectory() ? '/' : '') }))
+      .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
+    for (const { entry, sortKey } of named) {
+      if (!(sortKey.startsWith(prefix) || prefix.startsWith(sortKey))) continue;
+      if (entry.isDirectory()) {
+        if (after !== undefined && sortKey < after && !after.startsWith(sortKey)) continue;
+        yield* this.walk(realRoot, sortKey, prefix, after);
+      } else if (after === undefined || sortKey > after) {
+        yield [sortKey, path.join(realRoot, dirKey, entry.name)];
+      }
+    }
+  }
+
+  protected override async copyObject(from: string, to: string, options: CopyOptions): Promise<ObjectInfo> {
+    const source = await this.existingPath(from);
+    if (!source || !(await this.fs.promises.stat(source)).isFile()) throw notFound(from);
+    const dir = await this.ensureParent(to);
+    const target = path.join(dir, to.slice(to.lastIndexOf('/') + 1));
+    const temp = this.tempPath(dir);
+    try {
+      await this.fs.promises.copyFile(source, temp);
+      await this.commit(temp, target, to, options.ifExists ?? 'overwrite');
+    } catch (err) {
+      await this.fs.promises.unlink(temp).catch(() => undefined);
+      throw err;
+    }
+    return this.infoFromStat(to, target, true);
+  }
+
+  protected async objectUrl(key: string, options: UrlOptions): Promise<string> {
+    const plain = `${this.baseUrl}/${encodeKeyPath(key)}`;
+    const download = options.download === undefined || options.download === false ? undefined : options.download === true ? '' : options.download;
+    const wantsSignature = options.expiresIn !== undefined || this.options.visibility === 'private';
+    if (!wantsSignature) return download === undefined ? plain : `${plain}?download=${encodeURIComponent(download)}`;
+    if (!this.signer) {
+      throw new MediaStorageError('CONFIG', 'Signed URLs need a secret: new LocalStorage({ root, secret })', { key });
+    }
+    return this.signer.signUrl(plain, key, options.expiresIn ?? this.options.defaultExpiresIn ?? 3600, download);
+  }
+
+  protected override mapError(err: unknown, operation: string): { code: MediaStorageErrorCode; message?: string } | undefined {
+    if (operation === 'save' || operation === 'copy') {
+      if (isCode(err, 'EISDIR', 'ENOTEMPTY')) return { code: 'INVALID_KEY', message: 'a folder already exists at this key' };
+      if (isCode(err, 'ENOTDIR', 'EEXIST')) return { code: 'INVALID_KEY', message: 'a file already exists where this key needs a folder' };
+    }
+    return undefined;
+  }
+
+  protected override secrets(): readonly (string | undefined)[] {
+    const s = this.options.secret;
+    return [typeof s === 'string' ? s : s?.toString('utf8')];
+  }
+}
+
+export type { MediaRequestHandler } from '../core/http-handler.js';

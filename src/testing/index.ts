@@ -1,0 +1,633 @@
+/**
+ * The published contract suite: every backend, ours or a plugin's, runs it to prove it behaves
+ * like the others. Call {@link describeStorageContract} from a vitest test file.
+ *
+ * ```ts
+ * import { describeStorageContract } from 'media-storage/testing';
+ * describeStorageContract('my-backend', async () => ({ storage: new MyStorage(opts), cleanup: () => ... }));
+ * ```
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isMediaStorageError, isNotFound, type MediaStorageErrorCode } from '../core/errors.js';
+import type { Capabilities, MediaStorage } from '../core/types.js';
+import { HOSTILE_KEYS, SPECIAL_KEYS } from './keys.js';
+
+export { HOSTILE_KEYS, SPECIAL_KEYS } from './keys.js';
+
+/** What the factory gives the suite. */
+export interface StorageUnderTest {
+  storage: MediaStorage;
+  /** Called once after the suite (stop servers, remove folders). */
+  cleanup?: () => Promise<void> | void;
+  /** How the suite fetches `url()` results; default the global fetch. Needed when URLs point at a host reachable only through a test proxy. */
+  fetch?: (url: string, init?: RequestInit) => Promise<Response>;
+}
+
+export interface ContractOptions {
+  /** Capabilities to test; default the storage's own declaration. */
+  capabilities?: Partial<Capabilities>;
+  /** Size of the large-body round trip; default 10 MiB. */
+  largeBodyBytes?: number;
+  /** How many keys the paging test stores (must be over 1,000 to cross a default page); default 1,005. */
+  listingKeys?: number;
+  /** Concurrent saves in the concurrency tests; default 16 to one key and 64 to distinct keys. */
+  concurrentSavesOneKey?: number;
+  concurrentSavesDistinctKeys?: number;
+  /** Extra hostile keys (e.g. a larger corpus) that every operation must reject with INVALID_KEY. */
+  extraHostileKeys?: readonly string[];
+  /** Timeout for the slow tests (large bodies, listing), in ms; default 120 s. */
+  slowTestTimeout?: number;
+}
+
+const PNG_1PX = Buffer.from(
+  '89504e470d0a1a0a0000000d4948445200000001000000010806000000' +
+    '1f15c4890000000d49444154789c63f8cfc0f01f0005000201a0d1e33a0000000049454e44ae426082',
+  'hex',
+);
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Resolves to the error's code, failing the test when the promise does not reject with a MediaStorageError. */
+async function codeOf(promise: Promise<unknown>): Promise<MediaStorageErrorCode> {
+  try {
+    await promise;
+  } catch (err) {
+    if (!isMediaStorageError(err)) throw new Error(`expected a MediaStorageError, got ${String(err)}`, { cause: err });
+    return err.code;
+  }
+  throw new Error('expected the operation to fail, but it succeeded');
+}
+
+/** A stream that yields `count` chunks of `size` bytes with a pause between them. */
+function slowStream(count: number, size: number, fill = 0x61): Readable {
+  let sent = 0;
+  return new Readable({
+    read() {
+      if (sent === count) return this.push(null);
+      sent++;
+      setTimeout(() => this.push(Buffer.alloc(size, fill)), 2);
+    },
+  });
+}
+
+/** A stream that yields some bytes and then fails. */
+function failingStream(afterBytes: number): Readable {
+  let sent = false;
+  return new Readable({
+    read() {
+      if (!sent) {
+        sent = true;
+        this.push(Buffer.alloc(afterBytes, 0x62));
+      } else {
+        setImmediate(() => this.destroy(new Error('client connection reset')));
+      }
+    },
+  });
+}
+
+async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i]!, i);
+    }
+  });
+  await Promise.all(workers);
+}
+
+/**
+ * Registers the contract tests for one backend. `factory` makes a fresh storage (called once for
+ * the suite; every test works under its own unique key prefix). Tests of capabilities the
+ * backend lacks are registered as skipped, so reports show them.
+ */
+export function describeStorageContract(
+  name: string,
+  factory: () => Promise<StorageUnderTest | MediaStorage> | StorageUnderTest | MediaStorage,
+  options: ContractOptions = {},
+): void {
+  describe(`MediaStorage contract: ${name}`, () => {
+    let sut: StorageUnderTest;
+    let s: MediaStorage;
+    let caps: Capabilities;
+    const run = `contract-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+    let counter = 0;
+    /** A fresh key under this run's prefix. */
+    const k = (name: string): string => `${run}/${++counter}-${name}`;
+    const slow = options.slowTestTimeout ?? 120_000;
+    const httpFetch = (url: string, init?: RequestInit): Promise<Response> => {
+      if (!/^https?:\/\//.test(url)) throw new Error(`url() must give an absolute http(s) URL for the contract suite to fetch; got ${url}`);
+      return (sut.fetch ?? fetch)(url, init);
+    };
+
+    // Capabilities are known only once the factory ran; tests read them lazily through `has`.
+    const declared = options.capabilities;
+    const has = (cap: keyof Capabilities): boolean => {
+      if (declared && declared[cap] !== undefined) return !!declared[cap];
+      return !!caps?.[cap];
+    };
+    /** `it` for a capability: registered as skipped (with the reason in its name) when the declaration lacks it. */
+    const itWith = (cap: keyof Capabilities, title: string, fn: () => Promise<void>, timeout?: number): void => {
+      // Declared capabilities decide at collection time; otherwise the test checks at run time.
+      if (declared && declared[cap] === false) {
+        it.skip(`${title} [needs capability ${cap}]`, fn);
+        return;
+      }
+      it(`${title} [capability ${cap}]`, async (ctx) => {
+        if (!has(cap)) {
+          ctx.skip(`backend does not declare ${cap}`);
+          return;
+        }
+        await fn();
+      }, timeout);
+    };
+
+    beforeAll(async () => {
+      const made = await factory();
+      sut = 'storage' in made && typeof (made as StorageUnderTest).storage === 'object' ? (made as StorageUnderTest) : { storage: made as MediaStorage };
+      s = sut.storage;
+      caps = { ...s.capabilities, ...(declared as Capabilities | undefined) };
+    }, 120_000);
+
+    afterAll(async () => {
+      await sut?.cleanup?.();
+    }, 120_000);
+
+    describe('round trips', () => {
+      const bodies: Array<[string, () => unknown, Buffer]> = [
+        ['Buffer', () => Buffer.from('buffer body'), Buffer.from('buffer body')],
+        ['Uint8Array', () => new Uint8Array([1, 2, 3, 4, 5]), Buffer.from([1, 2, 3, 4, 5])],
+        ['string (UTF-8)', () => 'héllo wörld ✓', Buffer.from('héllo wörld ✓', 'utf8')],
+        ['Node Readable', () => Readable.from([Buffer.from('node '), Buffer.from('stream')]), Buffer.from('node stream')],
+        [
+          'web ReadableStream',
+          () =>
+            new ReadableStream<Uint8Array>({
+              start(controller) {
+                controller.enqueue(new TextEncoder().encode('web '));
+                controller.enqueue(new TextEncoder().encode('stream'));
+                controller.close();
+              },
+            }),
+          Buffer.from('web stream'),
+        ],
+        ['Blob', () => new Blob(['blob body']), Buffer.from('blob body')],
+        ['File', () => new File(['file body'], 'upload.txt', { type: 'text/plain' }), Buffer.from('file body')],
+      ];
+      for (const [label, make, expected] of bodies) {
+        it(`saves and reads back a ${label}`, async () => {
+          const key = k('round-trip.txt');
+          const info = await s.save(key, make() as never);
+          expect(info.key).toBe(key);
+          expect(info.size).toBe(expected.length);
+          expect(typeof info.contentType).toBe('string');
+          expect(await s.readBuffer(key)).toEqual(expected);
+          expect(await s.exists(key)).toBe(true);
+        });
+      }
+
+      it('streams a body of many small chunks', async () => {
+        const key = k('slow.bin');
+        const info = await s.save(key, slowStream(64, 1024));
+        expect(info.size).toBe(64 * 1024);
+        const back = await s.readBuffer(key);
+        expect(back.length).toBe(64 * 1024);
+        expect(back.every((b) => b === 0x61)).toBe(true);
+      });
+
+      it('round-trips a large body as a Buffer and as a stream', async () => {
+        const size = options.largeBodyBytes ?? 10 * 1024 * 1024;
+        const data = randomBytes(size);
+        const a = k('large-buffer.bin');
+        const b = k('large-stream.bin');
+        expect((await s.save(a, data)).size).toBe(size);
+        const chunks: Buffer[] = [];
+        for (let i = 0; i < size; i += 256 * 1024) chunks.push(data.subarray(i, i + 256 * 1024));
+        expect((await s.save(b, Readable.from(chunks))).size).toBe(size);
+        expect(sha256(await s.readBuffer(a))).toBe(sha256(data));
+        expect(sha256(await s.readBuffer(b))).toBe(sha256(data));
+        expect((await s.stat(b)).size).toBe(size);
+      }, slow);
+
+      it('reads a stream that can be consumed incrementally', async () => {
+        const key = k('stream-read.bin');
+        const data = randomBytes(300_000);
+        await s.save(key, data);
+        const stream = await s.read(key);
+        let total = 0;
+        for await (const chunk of stream) total += (chunk as Buffer).length;
+        expect(total).toBe(data.length);
+      });
+
+      it('reports progress up to the full size', async () => {
+        const key = k('progress.bin');
+        const seen: number[] = [];
+        await s.save(key, Readable.from([Buffer.alloc(1000), Buffer.alloc(2000), Buffer.alloc(3000)]), {
+          onProgress: (p) => seen.push(p.loaded),
+        });
+        expect(seen.length).toBeGreaterThan(0);
+        expect(seen[seen.length - 1]).toBe(6000);
+        for (let i = 1; i < seen.length; i++) expect(seen[i]!).toBeGreaterThanOrEqual(seen[i - 1]!);
+      });
+    });
+
+    describe('empty bodies', () => {
+      it('rejects an empty Buffer with INVALID_INPUT and stores nothing', async () => {
+        const key = k('empty.txt');
+        expect(await codeOf(s.save(key, Buffer.alloc(0)))).toBe('INVALID_INPUT');
+        expect(await s.exists(key)).toBe(false);
+      });
+      it('rejects an empty stream with INVALID_INPUT and stores nothing', async () => {
+        const key = k('empty-stream.txt');
+        expect(await codeOf(s.save(key, Readable.from([])))).toBe('INVALID_INPUT');
+        expect(await s.exists(key)).toBe(false);
+      });
+      it('stores a zero-byte object when allowEmpty is set', async () => {
+        const key = k('zero.txt');
+        const info = await s.save(key, Buffer.alloc(0), { allowEmpty: true });
+        expect(info.size).toBe(0);
+        expect(await s.exists(key)).toBe(true);
+        expect((await s.stat(key)).size).toBe(0);
+        expect((await s.readBuffer(key)).length).toBe(0);
+      });
+    });
+
+    describe('overwrite policies', () => {
+      it('overwrites by default', async () => {
+        const key = k('over.txt');
+        await s.save(key, 'first');
+        await s.save(key, 'second version');
+        expect((await s.readBuffer(key)).toString()).toBe('second version');
+        expect((await s.stat(key)).size).toBe('second version'.length);
+      });
+      it('ifExists "fail" gives ALREADY_EXISTS and keeps the old object', async () => {
+        const key = k('keep.txt');
+        await s.save(key, 'original');
+        expect(await codeOf(s.save(key, 'intruder', { ifExists: 'fail' }))).toBe('ALREADY_EXISTS');
+        expect((await s.readBuffer(key)).toString()).toBe('original');
+      });
+      it('ifExists "fail" stores when the key is free', async () => {
+        const key = k('free.txt');
+        await s.save(key, 'fresh', { ifExists: 'fail' });
+        expect((await s.readBuffer(key)).toString()).toBe('fresh');
+      });
+      it('ifExists "rename" picks a free name in the same folder with the same extension', async () => {
+        const key = k('avatar.png');
+        const first = await s.save(key, PNG_1PX, { ifExists: 'rename' });
+        expect(first.key).toBe(key);
+        const second = await s.save(key, Buffer.concat([PNG_1PX, Buffer.from('x')]), { ifExists: 'rename' });
+        expect(second.key).not.toBe(key);
+        expect(second.key.startsWith(key.slice(0, key.lastIndexOf('/') + 1))).toBe(true);
+        expect(second.key.endsWith('.png')).toBe(true);
+        expect((await s.readBuffer(key)).equals(PNG_1PX)).toBe(true);
+        expect((await s.readBuffer(second.key)).length).toBe(PNG_1PX.length + 1);
+      });
+      itWith('atomicCreate', 'of concurrent ifExists "fail" saves to one key exactly one wins', async () => {
+        const key = k('race.txt');
+        const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => s.save(key, `writer ${i}`, { ifExists: 'fail' })));
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        for (const r of results) if (r.status === 'rejected') expect((r.reason as { code?: string }).code).toBe('ALREADY_EXISTS');
+      });
+    });
+
+    describe('delete and exists', () => {
+      it('exists is false before save, true after, false after delete', async () => {
+        const key = k('life.txt');
+        expect(await s.exists(key)).toBe(false);
+        await s.save(key, 'alive');
+        expect(await s.exists(key)).toBe(true);
+        await s.delete(key);
+        expect(await s.exists(key)).toBe(false);
+      });
+      it('delete is idempotent', async () => {
+        const key = k('twice.txt');
+        await s.save(key, 'x');
+        await s.delete(key);
+        await expect(s.delete(key)).resolves.toBeUndefined();
+        await expect(s.delete(k('never-existed.txt'))).resolves.toBeUndefined();
+      });
+      it('read, stat and copy of a missing key give NOT_FOUND', async () => {
+        const key = k('missing.txt');
+        expect(await codeOf(s.read(key).then((r) => new Response(Readable.toWeb(r) as ReadableStream).arrayBuffer()))).toBe('NOT_FOUND');
+        expect(await codeOf(s.stat(key))).toBe('NOT_FOUND');
+        expect(await codeOf(s.copy(key, k('copy-target.txt')))).toBe('NOT_FOUND');
+        await s.stat(key).catch((err) => {
+          expect(isNotFound(err)).toBe(true);
+          expect((err as { backend?: string }).backend).toBe(s.name);
+        });
+      });
+      it('a deleted object is gone from listings', async () => {
+        const prefix = k('gone/');
+        await s.save(`${prefix}a.txt`, 'a');
+        await s.save(`${prefix}b.txt`, 'b');
+        await s.delete(`${prefix}a.txt`);
+        expect((await s.list(prefix)).items.map((i) => i.key)).toEqual([`${prefix}b.txt`]);
+      });
+    });
+
+    describe('stat and content types', () => {
+      it('gives size, content type, etag and last-modified', async () => {
+        const key = k('photo.png');
+        const before = Date.now();
+        await s.save(key, PNG_1PX);
+        const info = await s.stat(key);
+        expect(info.key).toBe(key);
+        expect(info.size).toBe(PNG_1PX.length);
+        expect(info.contentType.split(';')[0]).toBe('image/png');
+        if (info.etag !== undefined) expect(typeof info.etag).toBe('string');
+        if (info.lastModified !== undefined) {
+          expect(info.lastModified).toBeInstanceOf(Date);
+          expect(Math.abs(info.lastModified.getTime() - before)).toBeLessThan(5 * 60_000);
+        }
+      });
+      itWith('md5Etag', 'the etag is the MD5 of the bytes', async () => {
+        const key = k('md5.txt');
+        const data = Buffer.from('checksum me');
+        await s.save(key, data);
+        expect((await s.stat(key)).etag).toBe(createHash('md5').update(data).digest('hex'));
+      });
+      it('sniffs the type from the bytes when the extension says nothing', async () => {
+        const key = k('upload-without-extension');
+        const info = await s.save(key, PNG_1PX);
+        expect(info.contentType).toBe('image/png');
+        expect((await s.stat(key)).contentType.split(';')[0]).toBe('image/png');
+      });
+      it('never labels markup named .jpg as an image', async () => {
+        const key = k('not-really.jpg');
+        const info = await s.save(key, '<html><body><script>alert(1)</script></body></html>');
+        expect(info.contentType).toBe('text/html');
+        expect((await s.stat(key)).contentType).not.toMatch(/^image\//);
+      });
+      it('guesses from the extension for plain text', async () => {
+        const key = k('notes.txt');
+        const info = await s.save(key, 'just some words');
+        expect(info.contentType.split(';')[0]).toBe('text/plain');
+      });
+      itWith('metadata', 'keeps an explicit content type, Cache-Control and custom metadata', async () => {
+        const key = k('meta.bin');
+        await s.save(key, 'payload', { contentType: 'application/x-custom', cacheControl: 'public, max-age=60', metadata: { owner: 'agent-7' } });
+        const info = await s.stat(key);
+        expect(info.contentType).toBe('application/x-custom');
+        expect(info.cacheControl).toBe('public, max-age=60');
+        expect(info.metadata).toMatchObject({ owner: 'agent-7' });
+      });
+    });
+
+    describe('listing', () => {
+      it('pages past 1,000 keys with cursors, in key order, with no duplicates', async () => {
+        const count = options.listingKeys ?? 1005;
+        const prefix = k('many/');
+        const keys = Array.from({ length: count }, (_, i) => `${prefix}${String(i).padStart(5, '0')}.txt`);
+        await pool(keys, 32, async (key) => {
+          await s.save(key, 'x');
+        });
+        const first = await s.list(prefix);
+        expect(first.items).toHaveLength(Math.min(1000, count));
+        expect(first.cursor).toBeTruthy();
+        const second = await s.list(prefix, { cursor: first.cursor });
+        expect(second.items).toHaveLength(count - 1000);
+        expect(second.cursor).toBeFalsy();
+        expect([...first.items, ...second.items].map((i) => i.key)).toEqual(keys);
+        const small: string[] = [];
+        let cursor: string | undefined;
+        let pages = 0;
+        do {
+          const page = await s.list(prefix, { cursor, limit: 400 });
+          small.push(...page.items.map((i) => i.key));
+          cursor = page.cursor;
+          pages++;
+        } while (cursor);
+        expect(pages).toBe(Math.ceil(count / 400));
+        expect(small).toEqual(keys);
+        const all: string[] = [];
+        for await (const info of s.listAll(prefix)) all.push(info.key);
+        expect(all).toEqual(keys);
+      }, slow);
+      it('filters by folder and by name prefix, with sizes', async () => {
+        const base = k('filter/');
+        await s.save(`${base}ab/one.txt`, '1');
+        await s.save(`${base}ab/two.txt`, '22');
+        await s.save(`${base}abc.txt`, '333');
+        await s.save(`${base}b.txt`, '4444');
+        expect((await s.list(`${base}ab/`)).items.map((i) => i.key)).toEqual([`${base}ab/one.txt`, `${base}ab/two.txt`]);
+        expect((await s.list(`${base}ab`)).items.map((i) => i.key).sort()).toEqual([`${base}ab/one.txt`, `${base}ab/two.txt`, `${base}abc.txt`].sort());
+        const all = (await s.list(base)).items;
+        expect(all).toHaveLength(4);
+        expect(all.find((i) => i.key === `${base}b.txt`)?.size).toBe(4);
+        expect((await s.list(k('nothing-here/'))).items).toEqual([]);
+      });
+    });
+
+    describe('copy', () => {
+      it('copies bytes and leaves the source', async () => {
+        const from = k('source.png');
+        const to = k('copies/target.png');
+        await s.save(from, PNG_1PX);
+        const info = await s.copy(from, to);
+        expect(info.key).toBe(to);
+        expect(info.size).toBe(PNG_1PX.length);
+        expect((await s.readBuffer(to)).equals(PNG_1PX)).toBe(true);
+        expect(await s.exists(from)).toBe(true);
+      });
+      it('copy with ifExists "fail" refuses to replace', async () => {
+        const from = k('c1.txt');
+        const to = k('c2.txt');
+        await s.save(from, 'one');
+        await s.save(to, 'two');
+        expect(await codeOf(s.copy(from, to, { ifExists: 'fail' }))).toBe('ALREADY_EXISTS');
+        expect((await s.readBuffer(to)).toString()).toBe('two');
+      });
+    });
+
+    describe('range reads', () => {
+      const data = Buffer.from('0123456789abcdefghij');
+      itWith('rangeReads', 'reads a byte range, and from an offset to the end', async () => {
+        const key = k('range.txt');
+        await s.save(key, data);
+        expect((await s.readBuffer(key, { range: { start: 2, end: 5 } })).toString()).toBe('2345');
+        expect((await s.readBuffer(key, { range: { start: 15 } })).toString()).toBe('fghij');
+        expect((await s.readBuffer(key, { range: { start: 18, end: 100 } })).toString()).toBe('ij');
+      });
+      it('rejects a malformed range with INVALID_INPUT', async () => {
+        const key = k('range-bad.txt');
+        await s.save(key, data);
+        expect(await codeOf(s.read(key, { range: { start: 5, end: 2 } }))).toBe('INVALID_INPUT');
+        expect(await codeOf(s.read(key, { range: { start: -1 } }))).toBe('INVALID_INPUT');
+      });
+    });
+
+    describe('keys', () => {
+      for (const special of SPECIAL_KEYS) {
+        it(`round-trips the key ${JSON.stringify(special)} through save, list and url`, async () => {
+          const prefix = k('special/');
+          const key = `${prefix}${special}`;
+          const body = Buffer.from(`content of ${special}`);
+          const info = await s.save(key, body);
+          const stored = key.normalize('NFC');
+          expect(info.key).toBe(stored);
+          expect(await s.exists(stored)).toBe(true);
+          expect((await s.readBuffer(key)).equals(body)).toBe(true);
+          expect((await s.list(prefix)).items.map((i) => i.key)).toEqual([stored]);
+          if (has('publicUrls') || has('signedUrls')) {
+            const url = await s.url(stored, has('publicUrls') ? {} : { expiresIn: 300 });
+            const res = await httpFetch(url);
+            expect(res.status).toBe(200);
+            expect(Buffer.from(await res.arrayBuffer()).equals(body)).toBe(true);
+          }
+        });
+      }
+      it('treats NFD and NFC spellings as one key', async () => {
+        const nfd = k('cafe\u0301.txt');
+        await s.save(nfd, 'accent');
+        expect(await s.exists(nfd.normalize('NFC'))).toBe(true);
+        expect((await s.readBuffer(nfd.normalize('NFC'))).toString()).toBe('accent');
+      });
+      it('rejects hostile keys with INVALID_KEY in every operation, storing nothing', async () => {
+        const hostile = [...HOSTILE_KEYS, ...(options.extraHostileKeys ?? [])];
+        for (const key of hostile) {
+          const ops: Array<[string, () => Promise<unknown>]> = [
+            ['save', () => s.save(key, 'pwned', { allowEmpty: true })],
+            ['read', () => s.read(key)],
+            ['exists', () => s.exists(key)],
+            ['stat', () => s.stat(key)],
+            ['delete', () => s.delete(key)],
+            ['url', () => s.url(key)],
+            ['copy from', () => s.copy(key, k('copy.txt'))],
+            ['copy to', () => s.copy(k('copy.txt'), key)],
+          ];
+          for (const [op, fn] of ops) {
+            const code = await codeOf(fn()).catch((err: Error) => `${err.message}`);
+            expect(code, `${op}(${JSON.stringify(key)})`).toBe('INVALID_KEY');
+          }
+        }
+      }, slow);
+    });
+
+    describe('aborts, limits and broken bodies', () => {
+      it('an already-aborted signal stores nothing and gives ABORTED', async () => {
+        const key = k('pre-aborted.txt');
+        const controller = new AbortController();
+        controller.abort();
+        expect(await codeOf(s.save(key, 'never', { signal: controller.signal }))).toBe('ABORTED');
+        expect(await s.exists(key)).toBe(false);
+      });
+      it('aborting mid-stream leaves nothing under the key, and an old object intact', async () => {
+        const fresh = k('aborted.bin');
+        const existing = k('aborted-existing.bin');
+        await s.save(existing, 'the old version');
+        for (const key of [fresh, existing]) {
+          const controller = new AbortController();
+          const promise = s.save(key, slowStream(200, 16 * 1024), {
+            signal: controller.signal,
+            onProgress: (p) => {
+              if (p.loaded >= 64 * 1024) controller.abort();
+            },
+          });
+          expect(await codeOf(promise)).toBe('ABORTED');
+        }
+        expect(await s.exists(fresh)).toBe(false);
+        expect((await s.readBuffer(existing)).toString()).toBe('the old version');
+      });
+      it('a body larger than maxSize gives TOO_LARGE and stores nothing (buffer and stream)', async () => {
+        const a = k('big-buffer.bin');
+        const b = k('big-stream.bin');
+        expect(await codeOf(s.save(a, Buffer.alloc(2048), { maxSize: 1024 }))).toBe('TOO_LARGE');
+        expect(await codeOf(s.save(b, slowStream(40, 1024), { maxSize: 10 * 1024 }))).toBe('TOO_LARGE');
+        expect(await s.exists(a)).toBe(false);
+        expect(await s.exists(b)).toBe(false);
+        const exact = k('exact.bin');
+        await s.save(exact, Buffer.alloc(1024, 1), { maxSize: 1024 });
+        expect((await s.stat(exact)).size).toBe(1024);
+      });
+      it('a body stream that fails midway gives INVALID_INPUT and stores nothing', async () => {
+        const fresh = k('broken.bin');
+        const existing = k('broken-existing.bin');
+        await s.save(existing, 'intact');
+        expect(await codeOf(s.save(fresh, failingStream(100_000)))).toBe('INVALID_INPUT');
+        expect(await codeOf(s.save(existing, failingStream(100_000)))).toBe('INVALID_INPUT');
+        expect(await s.exists(fresh)).toBe(false);
+        expect((await s.readBuffer(existing)).toString()).toBe('intact');
+      });
+      it('rejects a body of an unsupported type with INVALID_INPUT', async () => {
+        expect(await codeOf(s.save(k('weird.txt'), 42 as never))).toBe('INVALID_INPUT');
+        expect(await codeOf(s.save(k('weird2.txt'), null as never))).toBe('INVALID_INPUT');
+      });
+    });
+
+    describe('concurrency', () => {
+      it('concurrent saves to one key leave one whole version', async () => {
+        const key = k('contended.bin');
+        const n = options.concurrentSavesOneKey ?? 16;
+        const bodies = Array.from({ length: n }, (_, i) => Buffer.alloc(64 * 1024 + i, i + 1));
+        await Promise.all(bodies.map((b) => s.save(key, b)));
+        const back = await s.readBuffer(key);
+        expect(bodies.some((b) => b.equals(back))).toBe(true);
+      }, slow);
+      it('concurrent saves to distinct keys all land whole', async () => {
+        const n = options.concurrentSavesDistinctKeys ?? 64;
+        const prefix = k('distinct/');
+        const keys = Array.from({ length: n }, (_, i) => `${prefix}${i}.bin`);
+        await pool(keys, 64, async (key, i) => {
+          await s.save(key, Buffer.alloc(1000 + i, i % 251));
+        });
+        await pool(keys, 64, async (key, i) => {
+          const back = await s.readBuffer(key);
+          expect(back.length).toBe(1000 + i);
+          expect(back.every((b) => b === i % 251)).toBe(true);
+        });
+      }, slow);
+    });
+
+    describe('urls over HTTP', () => {
+      itWith('publicUrls', 'a public URL serves the bytes with the content type', async () => {
+        const key = k('public.png');
+        await s.save(key, PNG_1PX);
+        const res = await httpFetch(await s.url(key));
+        expect(res.status).toBe(200);
+        expect(res.headers.get('content-type')?.split(';')[0]).toBe('image/png');
+        expect(Buffer.from(await res.arrayBuffer()).equals(PNG_1PX)).toBe(true);
+      });
+      itWith('signedUrls', 'a signed URL serves the bytes until it expires', async () => {
+        const key = k('signed.png');
+        await s.save(key, PNG_1PX);
+        const url = await s.url(key, { expiresIn: 120 });
+        const res = await httpFetch(url);
+        expect(res.status).toBe(200);
+        expect(Buffer.from(await res.arrayBuffer()).equals(PNG_1PX)).toBe(true);
+      });
+      itWith('signedUrls', 'a tampered signed URL is refused', async () => {
+        const key = k('tamper.png');
+        const other = k('tamper-other.png');
+        await s.save(key, PNG_1PX);
+        await s.save(other, PNG_1PX);
+        const url = await s.url(key, { expiresIn: 120 });
+        // Same signature, another object: the signature must bind the key.
+        const forged = url.replace(encodeURIComponent(key.slice(key.lastIndexOf('/') + 1)), encodeURIComponent(other.slice(other.lastIndexOf('/') + 1)));
+        expect(forged).not.toBe(url);
+        const res = await httpFetch(forged);
+        expect(res.status).toBeGreaterThanOrEqual(400);
+        await res.arrayBuffer();
+      });
+      itWith('downloadUrls', 'a download URL asks for an attachment', async () => {
+        const key = k('report.txt');
+        await s.save(key, 'download me');
+        const url = await s.url(key, { download: 'my report.txt', ...(has('publicUrls') ? {} : { expiresIn: 120 }) });
+        const res = await httpFetch(url);
+        expect(res.status).toBe(200);
+        expect(res.headers.get('content-disposition') ?? '').toMatch(/^attachment/);
+        expect(await res.text()).toBe('download me');
+      });
+      it('url() of a missing key still gives a URL (it does not check existence)', async () => {
+        await expect(s.url(k('not-yet.png'), has('publicUrls') ? {} : { expiresIn: 60 })).resolves.toMatch(/./);
+      });
+      it('rejects a non-positive expiresIn with INVALID_INPUT', async () => {
+        expect(await codeOf(s.url(k('x.png'), { expiresIn: 0 }))).toBe('INVALID_INPUT');
+        expect(await codeOf(s.url(k('x.png'), { expiresIn: -5 }))).toBe('INVALID_INPUT');
+      });
+    });
+  });
+}

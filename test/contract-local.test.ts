@@ -1,0 +1,18 @@
+import { LocalStorage } from '../src/local/index.js';
+import { describeStorageContract } from '../src/testing/index.js';
+import { listen } from './helpers/http.js';
+import { tempDir } from './helpers/tmp.js';
+
+describeStorageContract('local', async () => {
+  const tmp = await tempDir('contract');
+  let storage!: LocalStorage;
+  const server = await listen((req, res) => storage.handler()(req, res));
+  storage = new LocalStorage({ root: tmp.dir, baseUrl: `${server.url}/media`, secret: 'contract-test-secret-0123456789' });
+  return {
+    storage,
+    cleanup: async () => {
+      await server.close();
+      await tmp.remove();
+    },
+  };
+});

@@ -1,0 +1,10 @@
+import { MemoryStorage } from '../src/memory/index.js';
+import { describeStorageContract } from '../src/testing/index.js';
+import { listen } from './helpers/http.js';
+
+describeStorageContract('memory', async () => {
+  let storage!: MemoryStorage;
+  const server = await listen((req, res) => storage.handler()(req, res));
+  storage = new MemoryStorage({ baseUrl: `${server.url}/media` });
+  return { storage, cleanup: () => server.close() };
+});
