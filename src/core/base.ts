@@ -247,6 +247,10 @@ export abstract class BaseStorage implements MediaStorage {
   /** Makes errors raised while the caller consumes a read stream MediaStorageErrors too. */
   private wrapReadStream(stream: Readable, key: string): Readable {
     const self = this;
+    // The generator below attaches its listeners only on the first read; until then an early
+    // 'error' (a file that vanished before open) must not crash the process. The iterator still
+    // sees the error, because the stream stays errored.
+    stream.on('error', () => undefined);
     async function* forward(): AsyncGenerator<Buffer> {
       try {
         for await (const chunk of stream) yield chunk as Buffer;

@@ -37,7 +37,8 @@ function startsWith(head: Uint8Array, bytes: number[], offset = 0): boolean {
 }
 
 function ascii(head: Uint8Array, start: number, end: number): string {
-  return Buffer.from(head.buffer, head.byteOffset + start, Math.max(0, Math.min(end, head.length) - start)).toString('latin1');
+  const bytes = Buffer.isBuffer(head) ? head : Buffer.from(head.buffer, head.byteOffset, head.byteLength);
+  return start >= bytes.length ? '' : bytes.toString('latin1', start, Math.min(end, bytes.length));
 }
 
 /**

@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { encodeKeyPath, normalizeKey, normalizeLocation, normalizePrefix, splitKey, tryNormalizeKey } from '../src/core/keys.js';
+import { HOSTILE_KEYS, SPECIAL_KEYS } from '../src/testing/keys.js';
+
+describe('normalizeKey', () => {
+  it.each(HOSTILE_KEYS.map((k) => [JSON.stringify(k).slice(0, 60), k]))('rejects %s', (_label, key) => {
+    expect(() => normalizeKey(key)).toThrowError(expect.objectContaining({ code: 'INVALID_KEY' }));
+  });
+  it.each(SPECIAL_KEYS.map((k) => [k.slice(0, 60), k]))('accepts %s', (_label, key) => {
+    expect(normalizeKey(key)).toBe(key.normalize('NFC'));
+  });
+  it('normalises to NFC', () => {
+    expect(normalizeKey('cafe\u0301.jpg')).toBe('caf\u00e9.jpg');
+  });
+  it('rejects non-strings', () => {
+    for (const key of [undefined, null, 42, {}, ['a']]) expect(tryNormalizeKey(key)).toBeUndefined();
+  });
+  it('accepts keys up to 1024 UTF-8 bytes and segments up to 255', () => {
+    const longest = Array.from({ length: 5 }, () => 'a'.repeat(204)).join('/');
+    expect(normalizeKey(longest)).toHaveLength(1024);
+    expect(tryNormalizeKey(`${longest}b`)).toBeUndefined();
+    expect(normalizeKey('s'.repeat(255))).toHaveLength(255);
+    // 2-byte characters count twice
+    expect(tryNormalizeKey('é'.repeat(128))).toBeUndefined();
+    expect(tryNormalizeKey('é'.repeat(127))).toBeDefined();
+  });
+  it('does not mention a long key in full in the message', () => {
+    try {
+      normalizeKey(`${'z'.repeat(2000)}\u0000`);
+    } catch (err) {
+      expect((err as Error).message.length).toBeLessThan(200);
+    }
+  });
+});
+
+describe('prefixes and helpers', () => {
+  it('normalizePrefix allows empty and trailing slash, rejects traversal', () => {
+    expect(normalizePrefix('')).toBe('');
+    expect(normalizePrefix(undefined)).toBe('');
+    expect(normalizePrefix('a/b/')).toBe('a/b/');
+    expect(normalizePrefix('a/b')).toBe('a/b');
+    expect(() => normalizePrefix('../')).toThrow();
+    expect(() => normalizePrefix('/')).toThrow();
+  });
+  it('normalizeLocation trims slashes', () => {
+    expect(normalizeLocation('/media/')).toBe('media/');
+    expect(normalizeLocation('media')).toBe('media/');
+    expect(normalizeLocation('')).toBe('');
+    expect(() => normalizeLocation('../x')).toThrow();
+  });
+  it('encodeKeyPath encodes each segment', () => {
+    expect(encodeKeyPath('a b/c#d?e.jpg')).toBe('a%20b/c%23d%3Fe.jpg');
+  });
+  it('splitKey', () => {
+    expect(splitKey('a/b/c.tar.gz')).toEqual({ dir: 'a/b/', stem: 'c.tar', ext: '.gz' });
+    expect(splitKey('.hidden')).toEqual({ dir: '', stem: '.hidden', ext: '' });
+    expect(splitKey('noext')).toEqual({ dir: '', stem: 'noext', ext: '' });
+  });
+});

@@ -1,0 +1,49 @@
+import { execFile } from 'node:child_process';
+import { mkdir, symlink } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from './helpers/tmp.js';
+
+const run = promisify(execFile);
+
+// Imports the built package (dist/, made by `npm test`'s pretest build) from another project,
+// through package.json "exports", both as ESM and as CommonJS.
+describe('the built package', () => {
+  let app: Awaited<ReturnType<typeof tempDir>>;
+  beforeAll(async () => {
+    app = await tempDir('consumer');
+    await mkdir(path.join(app.dir, 'node_modules'));
+    await symlink(path.resolve('.'), path.join(app.dir, 'node_modules', 'media-storage'), 'dir');
+  });
+  afterAll(() => app.remove());
+
+  const node = async (args: string[]): Promise<string> => (await run(process.execPath, args, { cwd: app.dir })).stdout.trim();
+
+  it('loads every subpath with import', async () => {
+    const out = await node([
+      '--input-type=module',
+      '-e',
+      `import * as core from 'media-storage';
+       import { LocalStorage } from 'media-storage/local';
+       import { MemoryStorage } from 'media-storage/memory';
+       const m = new MemoryStorage();
+       await m.save('a/b.txt', 'hello');
+       const err = await m.stat('missing.txt').catch((e) => e);
+       console.log(JSON.stringify({ local: typeof LocalStorage, text: (await m.readBuffer('a/b.txt')).toString(), notFound: core.isNotFound(err), isError: err instanceof core.MediaStorageError }));`,
+    ]);
+    expect(JSON.parse(out)).toEqual({ local: 'function', text: 'hello', notFound: true, isError: true });
+  });
+
+  it('loads every subpath with require', async () => {
+    const out = await node([
+      '-e',
+      `const core = require('media-storage');
+       const { LocalStorage } = require('media-storage/local');
+       const { MemoryStorage } = require('media-storage/memory');
+       const testing = require.resolve('media-storage/testing');
+       console.log(JSON.stringify({ key: core.normalizeKey('cafe\\u0301.jpg'), local: typeof LocalStorage, memory: typeof MemoryStorage, testing: testing.endsWith('.cjs') }));`,
+    ]);
+    expect(JSON.parse(out)).toEqual({ key: 'café.jpg', local: 'function', memory: 'function', testing: true });
+  });
+});
