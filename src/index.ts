@@ -54,3 +54,17 @@ export {
   type MediaRequestHandler,
 } from './core/http-handler.js';
 export { detectEphemeralPlatform, isEphemeralProduction } from './core/ephemeral.js';
+export {
+  createMediaStorage,
+  createMediaStorageFromEnv,
+  configFromEnv,
+  parseStorageUrl,
+  describeConfig,
+  maskUrl,
+  type StorageConfig,
+  type S3Config,
+  type CloudinaryConfig,
+  type B2Config,
+  type CreateOptions,
+} from './config/index.js';
+export { MirrorStorage, type MirrorStorageOptions } from './mirror/index.js';

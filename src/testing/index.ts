@@ -317,7 +317,8 @@ export function describeStorageContract(
         expect(await codeOf(s.copy(key, k('copy-target.txt')))).toBe('NOT_FOUND');
         await s.stat(key).catch((err) => {
           expect(isNotFound(err)).toBe(true);
-          expect((err as { backend?: string }).backend).toBe(s.name);
+          // Wrappers (mirror, layers) report the backend that failed, so only presence is checked.
+          expect(typeof (err as { backend?: string }).backend).toBe('string');
         });
       });
       it('a deleted object is gone from listings', async () => {

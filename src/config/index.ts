@@ -1,0 +1,314 @@
+import { MediaStorageError } from '../core/errors.js';
+import type { MediaStorage } from '../core/types.js';
+import type { LocalStorageOptions } from '../local/index.js';
+import type { MemoryStorageOptions } from '../memory/index.js';
+import { BACKEND_LOADERS, type BackendLoaders } from './loaders.js';
+
+/** Options of each backend, by name; `backend` picks the class. */
+export type StorageConfig =
+  | ({ backend: 'local' } & LocalStorageOptions)
+  | ({ backend: 'memory' } & MemoryStorageOptions)
+  | ({ backend: 's3' } & S3Config)
+  | ({ backend: 'cloudinary' } & CloudinaryConfig)
+  | ({ backend: 'b2' } & B2Config);
+
+/** The S3Storage options configuration can set (see `media-storage/s3` for all of them). */
+export interface S3Config {
+  bucket: string;
+  region?: string;
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  location?: string;
+  publicBaseUrl?: string;
+  visibility?: 'public' | 'private';
+  acl?: string | false;
+  defaultExpiresIn?: number;
+  cacheControl?: string;
+}
+
+/** The CloudinaryStorage options configuration can set. */
+export interface CloudinaryConfig {
+  cloudName?: string;
+  apiKey?: string;
+  apiSecret?: string;
+  cloudinaryUrl?: string;
+  folder?: string;
+  deliveryType?: 'upload' | 'authenticated';
+}
+
+/** The B2Storage options configuration can set. */
+export interface B2Config {
+  applicationKeyId: string;
+  applicationKey: string;
+  bucketName: string;
+  location?: string;
+  visibility?: 'public' | 'private';
+  publicBaseUrl?: string;
+}
+
+export interface CreateOptions {
+  /** How backends are loaded; for tests. */
+  loaders?: Partial<BackendLoaders>;
+}
+
+function configError(message: string): MediaStorageError {
+  return new MediaStorageError('CONFIG', message, { operation: 'configure' });
+}
+
+const BOOLEAN_WORDS: Record<string, boolean> = { true: true, '1': true, yes: true, on: true, false: false, '0': false, no: false, off: false, none: false };
+
+function parseBoolean(value: string, name: string): boolean {
+  const parsed = BOOLEAN_WORDS[value.trim().toLowerCase()];
+  if (parsed === undefined) throw configError(`${name} must be true or false (got ${JSON.stringify(value)})`);
+  return parsed;
+}
+
+function parsePositive(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw configError(`${name} must be a positive number (got ${JSON.stringify(value)})`);
+  return n;
+}
+
+function parseVisibility(value: string, name: string): 'public' | 'private' {
+  if (value !== 'public' && value !== 'private') throw configError(`${name} must be "public" or "private" (got ${JSON.stringify(value)})`);
+  return value;
+}
+
+/** A URL with any password replaced by `***`, for messages and the doctor's report. */
+export function maskUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^@/?#]*)@/i, (_m, scheme: string, userinfo: string) => {
+    const user = userinfo.split(':')[0] ?? '';
+    return `${scheme}${user ? `${maskValue(decodeURIComponentSafe(user))}:` : ''}***@`;
+  });
+}
+
+function decodeURIComponentSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** Shows the first 4 characters of an identifier (an access key id), never of a secret. */
+export function maskValue(value: string): string {
+  return value.length <= 4 ? '***' : `${value.slice(0, 4)}***`;
+}
+
+const QUERY_OPTIONS: Record<string, Record<string, 'string' | 'boolean' | 'number' | 'visibility'>> = {
+  local: { baseUrl: 'string', visibility: 'visibility', secret: 'string', defaultExpiresIn: 'number', cacheControl: 'string', fsync: 'boolean' },
+  memory: { baseUrl: 'string', visibility: 'visibility' },
+  s3: { region: 'string', endpoint: 'string', forcePathStyle: 'boolean', publicBaseUrl: 'string', visibility: 'visibility', acl: 'string', defaultExpiresIn: 'number', cacheControl: 'string' },
+  cloudinary: { folder: 'string', deliveryType: 'string' },
+  b2: { visibility: 'visibility', publicBaseUrl: 'string' },
+};
+
+function queryOptions(backend: string, params: URLSearchParams, source: string): Record<string, unknown> {
+  const allowed = QUERY_OPTIONS[backend]!;
+  const out: Record<string, unknown> = {};
+  for (const [name, raw] of params) {
+    const kind = allowed[name];
+    if (!kind) throw configError(`${source}: unknown option "${name}" for ${backend} (known: ${Object.keys(allowed).join(', ')})`);
+    const label = `${source} option ${name}`;
+    if (kind === 'boolean') out[name] = parseBoolean(raw, label);
+    else if (kind === 'number') out[name] = parsePositive(raw, label);
+    else if (kind === 'visibility') out[name] = parseVisibility(raw, label);
+    else out[name] = raw;
+  }
+  if (backend === 's3' && (out.acl === 'none' || out.acl === 'false')) out.acl = false;
+  if (backend === 'cloudinary' && out.deliveryType !== undefined && out.deliveryType !== 'upload' && out.deliveryType !== 'authenticated') {
+    throw configError(`${source} option deliveryType must be "upload" or "authenticated"`);
+  }
+  return out;
+}
+
+function credentialsOf(url: URL): { user?: string; password?: string } {
+  return {
+    user: url.username ? decodeURIComponentSafe(url.username) : undefined,
+    password: url.password ? decodeURIComponentSafe(url.password) : undefined,
+  };
+}
+
+function pathPrefix(url: URL): string | undefined {
+  const p = decodeURIComponentSafe(url.pathname).replace(/^\/+|\/+$/g, '');
+  return p === '' ? undefined : `${p}/`;
+}
+
+/**
+ * Parses a storage URL: `file:///var/app/media?baseUrl=/media`, `s3://bucket/prefix?region=…`,
+ * `cloudinary://key:secret@cloud`, `b2://keyId:key@bucket/prefix`, `memory://`.
+ * `source` names where it came from (e.g. MEDIA_STORAGE_URL) in error messages.
+ */
+export function parseStorageUrl(input: string, source = 'storage URL'): StorageConfig {
+  const text = input.trim();
+  if (text === '') throw configError(`${source} is empty`);
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(text)?.[1]?.toLowerCase();
+  if (!scheme) throw configError(`${source} must start with a scheme: file:, s3:, cloudinary:, b2: or memory:`);
+  // file:./media and file:media are relative paths, which URL cannot hold.
+  if (scheme === 'file' && !text.startsWith('file://')) {
+    const [root, query = ''] = text.slice('file:'.length).split('?', 2) as [string, string?];
+    if (!root) throw configError(`${source}: file: needs a folder, e.g. file:./media or file:///var/app/media`);
+    return { backend: 'local', root: decodeURIComponentSafe(root), ...queryOptions('local', new URLSearchParams(query), source) };
+  }
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw configError(`${source} is not a valid URL (${maskUrl(text).replace(/\?.*$/, '')})`);
+  }
+  const { user, password } = credentialsOf(url);
+  switch (scheme) {
+    case 'file': {
+      if (url.host !== '' && url.host !== 'localhost') throw configError(`${source}: file URLs name a local folder, not a host`);
+      const root = decodeURIComponentSafe(url.pathname);
+      if (root === '/' || root === '') throw configError(`${source}: file: needs a folder, e.g. file:///var/app/media`);
+      return { backend: 'local', root, ...queryOptions('local', url.searchParams, source) };
+    }
+    case 'memory':
+      return { backend: 'memory', ...queryOptions('memory', url.searchParams, source) };
+    case 's3': {
+      const bucket = decodeURIComponentSafe(url.hostname);
+      if (!bucket) throw configError(`${source}: s3:// needs a bucket, e.g. s3://my-bucket/media`);
+      if ((user && !password) || (!user && password)) throw configError(`${source}: give both the access key id and the secret (s3://KEY:SECRET@bucket) or neither`);
+      return {
+        backend: 's3',
+        bucket,
+        ...(pathPrefix(url) ? { location: pathPrefix(url) } : {}),
+        ...(user && password ? { credentials: { accessKeyId: user, secretAccessKey: password } } : {}),
+        ...queryOptions('s3', url.searchParams, source),
+      } as StorageConfig;
+    }
+    case 'cloudinary': {
+      const cloudName = url.hostname;
+      if (!cloudName || !user || !password) throw configError(`${source}: cloudinary:// needs cloudinary://API_KEY:API_SECRET@CLOUD_NAME`);
+      return { backend: 'cloudinary', cloudName, apiKey: user, apiSecret: password, ...queryOptions('cloudinary', url.searchParams, source) } as StorageConfig;
+    }
+    case 'b2': {
+      const bucketName = decodeURIComponentSafe(url.hostname);
+      if (!bucketName) throw configError(`${source}: b2:// needs a bucket, e.g. b2://KEY_ID:KEY@bucket/media`);
+      if (!user || !password) throw configError(`${source}: b2:// needs the application key id and key: b2://KEY_ID:KEY@bucket`);
+      return {
+        backend: 'b2',
+        bucketName,
+        applicationKeyId: user,
+        applicationKey: password,
+        ...(pathPrefix(url) ? { location: pathPrefix(url) } : {}),
+        ...queryOptions('b2', url.searchParams, source),
+      } as StorageConfig;
+    }
+    default:
+      throw configError(`${source}: unknown scheme "${scheme}:"; use file:, s3:, cloudinary:, b2: or memory:`);
+  }
+}
+
+/**
+ * The configuration the environment asks for, in this order: MEDIA_STORAGE_URL; the AWS_* variables
+ * django-storages users already have; CLOUDINARY_URL; B2_*; else the local disk (MEDIA_ROOT,
+ * default ./media, served under MEDIA_URL, default /media).
+ */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): StorageConfig {
+  const get = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const url = get('MEDIA_STORAGE_URL');
+  if (url) return parseStorageUrl(url, 'MEDIA_STORAGE_URL');
+
+  const bucket = get('AWS_STORAGE_BUCKET_NAME');
+  const awsKey = get('AWS_ACCESS_KEY_ID');
+  const awsSecret = get('AWS_SECRET_ACCESS_KEY');
+  if (bucket || ((awsKey || awsSecret) && !get('CLOUDINARY_URL') && !get('B2_BUCKET_NAME'))) {
+    if (!bucket) throw configError('AWS_STORAGE_BUCKET_NAME is not set (AWS credentials are, so S3 was meant)');
+    if (awsKey && !awsSecret) throw configError('AWS_SECRET_ACCESS_KEY is not set (AWS_ACCESS_KEY_ID is)');
+    if (awsSecret && !awsKey) throw configError('AWS_ACCESS_KEY_ID is not set (AWS_SECRET_ACCESS_KEY is)');
+    const customDomain = get('AWS_S3_CUSTOM_DOMAIN');
+    const querystringAuth = get('AWS_QUERYSTRING_AUTH');
+    const acl = get('AWS_DEFAULT_ACL');
+    const endpoint = get('AWS_S3_ENDPOINT_URL');
+    if (endpoint && !/^https?:\/\//i.test(endpoint)) throw configError('AWS_S3_ENDPOINT_URL must be an http(s) URL');
+    const expire = get('AWS_QUERYSTRING_EXPIRE');
+    return {
+      backend: 's3',
+      bucket,
+      // django-storages' default region convention for these settings
+      region: get('AWS_S3_REGION_NAME') ?? get('AWS_REGION') ?? 'eu-central-1',
+      ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+      ...(awsKey && awsSecret ? { credentials: { accessKeyId: awsKey, secretAccessKey: awsSecret, ...(get('AWS_SESSION_TOKEN') ? { sessionToken: get('AWS_SESSION_TOKEN')! } : {}) } } : {}),
+      ...(get('AWS_LOCATION') ? { location: get('AWS_LOCATION') } : {}),
+      ...(customDomain ? { publicBaseUrl: /^https?:\/\//i.test(customDomain) ? customDomain : `https://${customDomain}` } : {}),
+      // As in django-storages: URLs are signed unless AWS_QUERYSTRING_AUTH is false; no ACL unless AWS_DEFAULT_ACL names one.
+      visibility: querystringAuth !== undefined && !parseBoolean(querystringAuth, 'AWS_QUERYSTRING_AUTH') ? 'public' : 'private',
+      acl: acl && acl.toLowerCase() !== 'none' ? acl : false,
+      ...(expire ? { defaultExpiresIn: parsePositive(expire, 'AWS_QUERYSTRING_EXPIRE') } : {}),
+    };
+  }
+
+  const cloudinaryUrl = get('CLOUDINARY_URL');
+  if (cloudinaryUrl) {
+    const config = cloudinaryUrl.startsWith('cloudinary://') ? parseStorageUrl(cloudinaryUrl, 'CLOUDINARY_URL') : undefined;
+    if (config?.backend !== 'cloudinary') throw configError('CLOUDINARY_URL must look like cloudinary://API_KEY:API_SECRET@CLOUD_NAME');
+    return { ...config, ...(get('CLOUDINARY_FOLDER') ? { folder: get('CLOUDINARY_FOLDER') } : {}) };
+  }
+
+  const b2Bucket = get('B2_BUCKET_NAME');
+  const b2KeyId = get('B2_APPLICATION_KEY_ID');
+  const b2Key = get('B2_APPLICATION_KEY');
+  if (b2Bucket || b2KeyId || b2Key) {
+    for (const [name, value] of [['B2_BUCKET_NAME', b2Bucket], ['B2_APPLICATION_KEY_ID', b2KeyId], ['B2_APPLICATION_KEY', b2Key]] as const) {
+      if (!value) throw configError(`${name} is not set (other B2_* variables are)`);
+    }
+    const visibility = get('B2_VISIBILITY');
+    return {
+      backend: 'b2',
+      bucketName: b2Bucket!,
+      applicationKeyId: b2KeyId!,
+      applicationKey: b2Key!,
+      ...(get('B2_LOCATION') ? { location: get('B2_LOCATION') } : {}),
+      ...(get('B2_PUBLIC_URL') ? { publicBaseUrl: get('B2_PUBLIC_URL') } : {}),
+      ...(visibility ? { visibility: parseVisibility(visibility, 'B2_VISIBILITY') } : {}),
+    };
+  }
+
+  return {
+    backend: 'local',
+    root: get('MEDIA_ROOT') ?? './media',
+    baseUrl: get('MEDIA_URL') ?? '/media',
+    ...(get('MEDIA_STORAGE_SECRET') ? { secret: get('MEDIA_STORAGE_SECRET') } : {}),
+  };
+}
+
+/** Creates the storage a configuration (or a storage URL) describes, loading only that backend's SDK. */
+export async function createMediaStorage(config: StorageConfig | string, options: CreateOptions = {}): Promise<MediaStorage> {
+  const resolved = typeof config === 'string' ? parseStorageUrl(config) : config;
+  const loaders = { ...BACKEND_LOADERS, ...options.loaders };
+  const { backend, ...backendOptions } = resolved;
+  const load = loaders[backend];
+  if (!load) throw configError(`Unknown backend "${String(backend)}"`);
+  const Storage = await load();
+  return new Storage(backendOptions as never);
+}
+
+/** `createMediaStorage(configFromEnv(env))`: the storage the environment asks for. */
+export async function createMediaStorageFromEnv(env: NodeJS.ProcessEnv = process.env, options: CreateOptions = {}): Promise<MediaStorage> {
+  return createMediaStorage(configFromEnv(env), options);
+}
+
+/** The configuration with every secret masked, for logs and the doctor's report. */
+export function describeConfig(config: StorageConfig): Record<string, unknown> {
+  const SECRET_FIELDS = new Set(['secret', 'apiSecret', 'applicationKey', 'secretAccessKey', 'sessionToken', 'cloudinaryUrl']);
+  const ID_FIELDS = new Set(['accessKeyId', 'apiKey', 'applicationKeyId']);
+  const mask = (value: unknown, field: string): unknown => {
+    if (typeof value === 'string') {
+      if (SECRET_FIELDS.has(field)) return '***';
+      if (ID_FIELDS.has(field)) return maskValue(value);
+      return value;
+    }
+    if (value && typeof value === 'object' && !Buffer.isBuffer(value)) {
+      return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, mask(v, k)]));
+    }
+    if (Buffer.isBuffer(value)) return '***';
+    return value;
+  };
+  return mask(config, '') as Record<string, unknown>;
+}

@@ -1,0 +1,142 @@
+import { describe, expect, it } from 'vitest';
+import { configFromEnv, createMediaStorage, createMediaStorageFromEnv, describeConfig, maskUrl, parseStorageUrl } from '../src/config/index.js';
+import { LocalStorage } from '../src/local/index.js';
+import { MemoryStorage } from '../src/memory/index.js';
+
+function configError(fn: () => unknown): { code: string; message: string } {
+  try {
+    fn();
+  } catch (err) {
+    return err as { code: string; message: string };
+  }
+  throw new Error('expected a CONFIG error');
+}
+
+describe('storage URLs', () => {
+  it('file: absolute and relative, with options', () => {
+    expect(parseStorageUrl('file:///var/app/media?baseUrl=/media')).toEqual({ backend: 'local', root: '/var/app/media', baseUrl: '/media' });
+    expect(parseStorageUrl('file:./media?visibility=private&secret=0123456789abcdef')).toEqual({ backend: 'local', root: './media', visibility: 'private', secret: '0123456789abcdef' });
+  });
+  it('s3: bucket, prefix, region, endpoint and credentials', () => {
+    expect(parseStorageUrl('s3://my-bucket/media/?region=eu-central-1&endpoint=http://127.0.0.1:9000&forcePathStyle=true')).toEqual({
+      backend: 's3',
+      bucket: 'my-bucket',
+      location: 'media/',
+      region: 'eu-central-1',
+      endpoint: 'http://127.0.0.1:9000',
+      forcePathStyle: true,
+    });
+    expect(parseStorageUrl('s3://AKIA1234:s%2Fcret@bkt?acl=none&visibility=public')).toEqual({
+      backend: 's3',
+      bucket: 'bkt',
+      credentials: { accessKeyId: 'AKIA1234', secretAccessKey: 's/cret' },
+      acl: false,
+      visibility: 'public',
+    });
+  });
+  it('cloudinary:, b2: and memory:', () => {
+    expect(parseStorageUrl('cloudinary://123456:abcdef@demo?folder=avatars')).toEqual({ backend: 'cloudinary', cloudName: 'demo', apiKey: '123456', apiSecret: 'abcdef', folder: 'avatars' });
+    expect(parseStorageUrl('b2://keyid:appkey@photos/crm')).toEqual({ backend: 'b2', bucketName: 'photos', applicationKeyId: 'keyid', applicationKey: 'appkey', location: 'crm/' });
+    expect(parseStorageUrl('memory://')).toEqual({ backend: 'memory' });
+  });
+  it.each([
+    ['', /is empty/],
+    ['just-a-path', /must start with a scheme/],
+    ['ftp://host/x', /unknown scheme "ftp:"/],
+    ['s3:///prefix', /needs a bucket/],
+    ['s3://KEYONLY@bucket', /both the access key id and the secret/],
+    ['cloudinary://demo', /API_KEY:API_SECRET@CLOUD_NAME/],
+    ['b2://bucket', /application key id and key/],
+    ['s3://bucket?colour=blue', /unknown option "colour"/],
+    ['s3://bucket?forcePathStyle=maybe', /must be true or false/],
+    ['file:', /needs a folder/],
+    ['s3://[bad', /not a valid URL/],
+  ])('rejects %j', (url, message) => {
+    const err = configError(() => parseStorageUrl(url, 'MEDIA_STORAGE_URL'));
+    expect(err.code).toBe('CONFIG');
+    expect(err.message).toMatch(message);
+  });
+  it('never echoes a secret from a malformed URL', () => {
+    const err = configError(() => parseStorageUrl('s3://AKIAEXAMPLE:sup3rs3cr3t@[bad', 'MEDIA_STORAGE_URL'));
+    expect(err.message).not.toContain('sup3rs3cr3t');
+    expect(maskUrl('b2://keyid123:topsecret@bucket')).toBe('b2://keyi***:***@bucket');
+  });
+});
+
+describe('configFromEnv', () => {
+  it('defaults to the local disk', () => {
+    expect(configFromEnv({})).toEqual({ backend: 'local', root: './media', baseUrl: '/media' });
+    expect(configFromEnv({ MEDIA_ROOT: '/data/media', MEDIA_URL: '/uploads' })).toEqual({ backend: 'local', root: '/data/media', baseUrl: '/uploads' });
+  });
+  it('MEDIA_STORAGE_URL wins', () => {
+    expect(configFromEnv({ MEDIA_STORAGE_URL: 'memory://', AWS_STORAGE_BUCKET_NAME: 'x' })).toEqual({ backend: 'memory' });
+  });
+  it('reads the django-storages AWS_* settings', () => {
+    expect(
+      configFromEnv({
+        AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE',
+        AWS_SECRET_ACCESS_KEY: 'secret',
+        AWS_STORAGE_BUCKET_NAME: 'crm-media',
+        AWS_S3_CUSTOM_DOMAIN: 'crm-media.s3.amazonaws.com',
+        AWS_LOCATION: 'media',
+        AWS_QUERYSTRING_AUTH: 'False',
+        AWS_DEFAULT_ACL: 'public-read',
+      }),
+    ).toEqual({
+      backend: 's3',
+      bucket: 'crm-media',
+      region: 'eu-central-1',
+      credentials: { accessKeyId: 'AKIAEXAMPLE', secretAccessKey: 'secret' },
+      location: 'media',
+      publicBaseUrl: 'https://crm-media.s3.amazonaws.com',
+      visibility: 'public',
+      acl: 'public-read',
+    });
+    expect(configFromEnv({ AWS_STORAGE_BUCKET_NAME: 'b', AWS_S3_REGION_NAME: 'us-east-1', AWS_S3_ENDPOINT_URL: 'http://127.0.0.1:9000' })).toMatchObject({
+      backend: 's3',
+      region: 'us-east-1',
+      endpoint: 'http://127.0.0.1:9000',
+      forcePathStyle: true,
+      visibility: 'private',
+      acl: false,
+    });
+  });
+  it('reads CLOUDINARY_URL and B2_*', () => {
+    expect(configFromEnv({ CLOUDINARY_URL: 'cloudinary://1:2@demo' })).toEqual({ backend: 'cloudinary', cloudName: 'demo', apiKey: '1', apiSecret: '2' });
+    expect(configFromEnv({ B2_APPLICATION_KEY_ID: 'id', B2_APPLICATION_KEY: 'key', B2_BUCKET_NAME: 'bkt' })).toEqual({ backend: 'b2', bucketName: 'bkt', applicationKeyId: 'id', applicationKey: 'key' });
+  });
+  it.each([
+    [{ AWS_ACCESS_KEY_ID: 'AKIA', AWS_SECRET_ACCESS_KEY: 'shh-secret' }, 'AWS_STORAGE_BUCKET_NAME is not set'],
+    [{ AWS_STORAGE_BUCKET_NAME: 'b', AWS_ACCESS_KEY_ID: 'AKIA' }, 'AWS_SECRET_ACCESS_KEY is not set'],
+    [{ AWS_STORAGE_BUCKET_NAME: 'b', AWS_SECRET_ACCESS_KEY: 'shh-secret' }, 'AWS_ACCESS_KEY_ID is not set'],
+    [{ AWS_STORAGE_BUCKET_NAME: 'b', AWS_QUERYSTRING_AUTH: 'perhaps' }, 'AWS_QUERYSTRING_AUTH must be true or false'],
+    [{ AWS_STORAGE_BUCKET_NAME: 'b', AWS_S3_ENDPOINT_URL: 'minio:9000' }, 'AWS_S3_ENDPOINT_URL must be an http(s) URL'],
+    [{ CLOUDINARY_URL: 'https://shh-secret@example.com' }, 'CLOUDINARY_URL must look like'],
+    [{ B2_APPLICATION_KEY_ID: 'id', B2_APPLICATION_KEY: 'shh-secret' }, 'B2_BUCKET_NAME is not set'],
+    [{ MEDIA_STORAGE_URL: 'gopher://x' }, 'MEDIA_STORAGE_URL: unknown scheme'],
+  ])('names the variable: %j', (env, message) => {
+    const err = configError(() => configFromEnv(env as NodeJS.ProcessEnv));
+    expect(err.code).toBe('CONFIG');
+    expect(err.message).toContain(message);
+    expect(err.message).not.toContain('shh-secret');
+  });
+});
+
+describe('createMediaStorage', () => {
+  it('creates local and memory storages from config and URLs', async () => {
+    expect(await createMediaStorage('memory://')).toBeInstanceOf(MemoryStorage);
+    expect(await createMediaStorageFromEnv({ MEDIA_ROOT: '/tmp/media-storage-config-test' })).toBeInstanceOf(LocalStorage);
+  });
+  it('says which package to install when a backend SDK is missing', async () => {
+    const missing = Object.assign(new Error("Cannot find package 'backblaze-b2' imported from /app/node_modules/media-storage/dist/b2/index.js"), { code: 'ERR_MODULE_NOT_FOUND' });
+    const { loadBackend } = await import('../src/config/loaders.js');
+    const err = await createMediaStorage('b2://id:key@bucket', { loaders: { b2: () => loadBackend('b2', () => Promise.reject(missing), 'B2Storage') } }).catch((e: { code: string; message: string }) => e);
+    expect(err).toMatchObject({ code: 'CONFIG' });
+    expect((err as { message: string }).message).toBe('The b2 backend needs the package "backblaze-b2", which is not installed: npm install backblaze-b2');
+  });
+  it('describeConfig masks secrets and key ids', () => {
+    const shown = describeConfig({ backend: 's3', bucket: 'b', credentials: { accessKeyId: 'AKIAEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI' } });
+    expect(JSON.stringify(shown)).not.toContain('wJalrXUtnFEMI');
+    expect(shown).toEqual({ backend: 's3', bucket: 'b', credentials: { accessKeyId: 'AKIA***', secretAccessKey: '***' } });
+  });
+});
