@@ -68,3 +68,6 @@ export {
   type CreateOptions,
 } from './config/index.js';
 export { MirrorStorage, type MirrorStorageOptions } from './mirror/index.js';
+export { syncStorages, type SyncOptions, type SyncReport, type SyncProgress, type SyncFailure } from './cli/sync.js';
+export { auditKeys, formatAudit, parseKeyList, type AuditOptions, type AuditReport, type AuditEntry, type AuditStatus } from './cli/audit.js';
+export { runDoctor, formatDoctor, type DoctorOptions, type DoctorReport, type DoctorCheck } from './cli/doctor.js';

@@ -1,0 +1,93 @@
+import { isMediaStorageError } from '../core/errors.js';
+import { tryNormalizeKey } from '../core/keys.js';
+import type { MediaStorage } from '../core/types.js';
+import { forEachConcurrent } from './pool.js';
+
+export type AuditStatus = 'ok' | 'missing' | 'invalid' | 'error';
+
+export interface AuditEntry {
+  /** The path as it was stored. */
+  path: string;
+  status: AuditStatus;
+  /** How many times the path was listed. */
+  occurrences: number;
+  /** For `error`: the error code and message. */
+  error?: string;
+}
+
+export interface AuditReport {
+  /** Non-empty lines read. */
+  total: number;
+  /** Distinct paths checked. */
+  distinct: number;
+  counts: Record<AuditStatus, number>;
+  entries: AuditEntry[];
+}
+
+export interface AuditOptions {
+  concurrency?: number;
+  /** Strip this prefix from each path first (e.g. a MEDIA_URL such as "/media/"). */
+  stripPrefix?: string;
+  onProgress?: (checked: number, distinct: number) => void;
+}
+
+/** Reads one stored path per line; blank lines are ignored, CSV-style quotes removed. */
+export function parseKeyList(text: string): string[] {
+  return text
+    .split(/\r?\n/)
+    .map((line) => line.trim().replace(/^"(.*)"$/, '$1'))
+    .filter((line) => line !== '');
+}
+
+/**
+ * Checks which stored paths (say, a profile-image column exported from the database) have no
+ * object behind them. Each distinct path is checked once, with bounded concurrency.
+ */
+export async function auditKeys(storage: MediaStorage, paths: readonly string[], options: AuditOptions = {}): Promise<AuditReport> {
+  const byPath = new Map<string, AuditEntry>();
+  for (const raw of paths) {
+    const path = options.stripPrefix && raw.startsWith(options.stripPrefix) ? raw.slice(options.stripPrefix.length) : raw;
+    const entry = byPath.get(path);
+    if (entry) entry.occurrences++;
+    else byPath.set(path, { path, status: 'ok', occurrences: 1 });
+  }
+  const entries = [...byPath.values()];
+  let checked = 0;
+  await forEachConcurrent(entries, options.concurrency ?? 16, async (entry) => {
+    const key = tryNormalizeKey(entry.path);
+    if (!key) {
+      entry.status = 'invalid';
+    } else {
+      try {
+        entry.status = (await storage.exists(key)) ? 'ok' : 'missing';
+      } catch (err) {
+        entry.status = 'error';
+        entry.error = isMediaStorageError(err) ? `${err.code}: ${err.message}` : String(err);
+      }
+    }
+    options.onProgress?.(++checked, entries.length);
+  });
+  const counts: Record<AuditStatus, number> = { ok: 0, missing: 0, invalid: 0, error: 0 };
+  for (const entry of entries) counts[entry.status]++;
+  return { total: paths.length, distinct: entries.length, counts, entries };
+}
+
+function csvCell(value: string): string {
+  return /[",\n\r]/.test(value) || /^[=+\-@]/.test(value) ? `"${value.replace(/"/g, '""').replace(/^([=+\-@])/, "'$1")}"` : value;
+}
+
+/** The report as text (problems only, then counts), JSON, or CSV (every path). */
+export function formatAudit(report: AuditReport, format: 'text' | 'json' | 'csv'): string {
+  if (format === 'json') return `${JSON.stringify({ total: report.total, distinct: report.distinct, counts: report.counts, problems: report.entries.filter((e) => e.status !== 'ok') }, null, 2)}\n`;
+  if (format === 'csv') return `path,status,occurrences,error\n${report.entries.map((e) => [csvCell(e.path), e.status, String(e.occurrences), csvCell(e.error ?? '')].join(',')).join('\n')}\n`;
+  const lines: string[] = [];
+  for (const status of ['missing', 'invalid', 'error'] as const) {
+    const group = report.entries.filter((e) => e.status === status);
+    if (group.length === 0) continue;
+    lines.push(`${status.toUpperCase()} (${group.length}):`);
+    for (const e of group) lines.push(`  ${e.path}${e.occurrences > 1 ? `  (x${e.occurrences})` : ''}${e.error ? `  ${e.error}` : ''}`);
+  }
+  const c = report.counts;
+  lines.push(`${report.total} paths, ${report.distinct} distinct: ${c.ok} ok, ${c.missing} missing, ${c.invalid} invalid, ${c.error} errors`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,162 @@
+import { randomBytes } from 'node:crypto';
+import { configFromEnv, createMediaStorage, describeConfig, parseStorageUrl, type StorageConfig } from '../config/index.js';
+import { detectEphemeralPlatform, isEphemeralProduction } from '../core/ephemeral.js';
+import { isMediaStorageError, type MediaStorageError } from '../core/errors.js';
+import type { MediaStorage } from '../core/types.js';
+
+export type CheckLevel = 'ok' | 'warn' | 'fail' | 'info';
+
+export interface DoctorCheck {
+  name: string;
+  level: CheckLevel;
+  detail: string;
+}
+
+export interface DoctorReport {
+  backend?: string;
+  settings?: Record<string, unknown>;
+  checks: DoctorCheck[];
+  /** True when no check failed. */
+  healthy: boolean;
+}
+
+export interface DoctorOptions {
+  /** A storage URL; default: the environment's configuration. */
+  url?: string;
+  env?: NodeJS.ProcessEnv;
+  /** How URLs are fetched; default the global fetch. */
+  fetch?: typeof fetch;
+  /** Origin sent in the CORS probe; default https://example.com. */
+  origin?: string;
+  /** Use this storage instead of creating one (for tests and plugins). */
+  storage?: MediaStorage;
+}
+
+/** What a failure means, in plain words, by error code. */
+function explain(err: unknown, config: StorageConfig | undefined): string {
+  if (!isMediaStorageError(err)) return String(err);
+  const e = err as MediaStorageError;
+  const credentialHint: Record<string, string> = {
+    s3: 'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the key in MEDIA_STORAGE_URL)',
+    cloudinary: 'the API key and secret in CLOUDINARY_URL',
+    b2: 'B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY',
+  };
+  const backend = config?.backend ?? '';
+  switch (e.code) {
+    case 'AUTH':
+      return `The credentials were rejected. Check ${credentialHint[backend] ?? 'the credentials'}. (${e.message})`;
+    case 'PERMISSION':
+      return `The credentials work but are not allowed to do this. Give them read, write and delete on the bucket (for S3: s3:PutObject, s3:GetObject, s3:DeleteObject, s3:ListBucket). (${e.message})`;
+    case 'CONFIG':
+      return e.message;
+    case 'UNAVAILABLE':
+      return `The storage could not be reached or failed. Check the endpoint and region, and your network. (${e.message})`;
+    default:
+      return `${e.code}: ${e.message}`;
+  }
+}
+
+/**
+ * Checks a storage configuration end to end: which backend and settings are in effect (secrets
+ * masked), then a write, read, URL fetch (status, Content-Type, CORS) and delete probe, and
+ * whether the local disk is being used on an ephemeral platform in production.
+ */
+export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorReport> {
+  const env = options.env ?? process.env;
+  const doFetch = options.fetch ?? fetch;
+  const checks: DoctorCheck[] = [];
+  const add = (name: string, level: CheckLevel, detail: string): void => {
+    checks.push({ name, level, detail });
+  };
+  const finish = (report: Omit<DoctorReport, 'checks' | 'healthy'>): DoctorReport => ({ ...report, checks, healthy: !checks.some((c) => c.level === 'fail') });
+
+  let config: StorageConfig | undefined;
+  let storage = options.storage;
+  if (!storage) {
+    try {
+      config = options.url ? parseStorageUrl(options.url, '--url') : configFromEnv(env);
+      storage = await createMediaStorage(config);
+    } catch (err) {
+      add('configuration', 'fail', explain(err, config));
+      return finish({});
+    }
+  }
+  const settings = config ? describeConfig(config) : undefined;
+  add('configuration', 'ok', `backend ${storage.name}${settings ? `: ${JSON.stringify(settings)}` : ''}`);
+
+  if (storage.name === 'local') {
+    const production = isEphemeralProduction(env);
+    const platform = detectEphemeralPlatform(env);
+    if (production) {
+      add('durability', 'fail', `LOCAL DISK ON ${production.toUpperCase()} IN PRODUCTION: every deploy or restart wipes it, and uploaded photos vanish while the database still points at them. Set MEDIA_STORAGE_URL (or AWS_*, CLOUDINARY_URL, B2_*) to durable storage, then copy existing files with "media-storage sync".`);
+    } else if (platform) {
+      add('durability', 'warn', `The local disk on ${platform} does not survive a deploy; fine for development, not for production.`);
+    } else {
+      add('durability', 'info', 'Local disk: durable only if this machine keeps its disk across deploys.');
+    }
+  }
+
+  const key = `media-storage-doctor/probe-${randomBytes(6).toString('hex')}.txt`;
+  const body = `media-storage doctor probe ${new Date().toISOString()}`;
+  try {
+    await storage.save(key, body, { contentType: 'text/plain' });
+    add('write', 'ok', `saved ${key}`);
+  } catch (err) {
+    add('write', 'fail', explain(err, config));
+    return finish({ backend: storage.name, settings });
+  }
+  try {
+    const back = (await storage.readBuffer(key)).toString();
+    add('read', back === body ? 'ok' : 'fail', back === body ? 'read back the same bytes' : 'read back different bytes');
+  } catch (err) {
+    add('read', 'fail', explain(err, config));
+  }
+
+  try {
+    const wantsSigned = !storage.capabilities.publicUrls;
+    const url = await storage.url(key, wantsSigned ? { expiresIn: 300 } : {});
+    const shown = url.replace(/\?.*$/, wantsSigned ? '?…(signed)' : '');
+    if (!/^https?:\/\//i.test(url)) {
+      add('url', 'info', `URLs are relative (${shown}): your app serves them; mount storage.handler() under that path.`);
+    } else {
+      const res = await doFetch(url);
+      await res.arrayBuffer().catch(() => undefined);
+      if (res.status === 200) {
+        const type = res.headers.get('content-type') ?? '';
+        add('url', type.startsWith('text/plain') ? 'ok' : 'warn', type.startsWith('text/plain') ? `${shown} answers 200 with ${type}` : `${shown} answers 200 but with Content-Type "${type}" instead of text/plain: browsers may mis-handle files.`);
+      } else if (res.status === 403 && !wantsSigned) {
+        add('url', 'fail', `${shown} answers 403: the files are not publicly readable. Allow public reads for the bucket (a bucket policy granting s3:GetObject on the prefix, or public-read ACLs where the store has them), or make the storage private so URLs are signed (AWS_QUERYSTRING_AUTH=true / visibility=private).`);
+      } else if (res.status === 403) {
+        add('url', 'fail', `a signed URL answers 403: check the region, the endpoint, and the clock of this machine.`);
+      } else if (res.status === 404) {
+        add('url', 'fail', `${shown} answers 404: the public base URL does not point at the bucket (check AWS_S3_CUSTOM_DOMAIN / publicBaseUrl and the key prefix).`);
+      } else {
+        add('url', 'fail', `${shown} answers ${res.status}.`);
+      }
+      const origin = options.origin ?? 'https://example.com';
+      const cors = await doFetch(url, { headers: { Origin: origin } });
+      await cors.arrayBuffer().catch(() => undefined);
+      const allowed = cors.headers.get('access-control-allow-origin');
+      if (allowed === '*' || allowed === origin) add('cors', 'ok', `cross-origin reads allowed (${allowed})`);
+      else add('cors', 'warn', `no CORS header for origin ${origin}. <img> tags still work; browser uploads straight to the bucket and reading images from scripts (canvas, fetch) need a CORS rule allowing GET, PUT and POST from your site's origin.`);
+    }
+  } catch (err) {
+    add('url', 'fail', explain(err, config));
+  }
+
+  try {
+    await storage.delete(key);
+    const still = await storage.exists(key);
+    add('delete', still ? 'fail' : 'ok', still ? 'the probe still exists after delete' : 'deleted the probe');
+  } catch (err) {
+    add('delete', 'fail', explain(err, config));
+  }
+  return finish({ backend: storage.name, settings });
+}
+
+export function formatDoctor(report: DoctorReport): string {
+  const mark: Record<CheckLevel, string> = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL', info: 'info' };
+  const lines = report.checks.map((c) => `${mark[c.level]}  ${c.name.padEnd(13)} ${c.detail}`);
+  lines.push(report.healthy ? 'No problems found.' : `${report.checks.filter((c) => c.level === 'fail').length} problem(s) found.`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,135 @@
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { configFromEnv, createMediaStorage, maskUrl, parseStorageUrl } from '../config/index.js';
+import { isMediaStorageError } from '../core/errors.js';
+import { auditKeys, formatAudit, parseKeyList } from './audit.js';
+import { formatDoctor, runDoctor } from './doctor.js';
+import { formatBytes, ProgressReporter } from './progress.js';
+import { syncStorages } from './sync.js';
+
+const USAGE = `media-storage <command> [options]
+
+Commands:
+  doctor [--url URL]                 check the configured storage end to end
+  sync --from URL --to URL           copy objects that are missing or different
+       [--prefix P] [--concurrency N] [--dry-run] [--delete] [--checksum] [--quiet]
+  audit --keys FILE|- [--url URL]    list stored paths that have no object
+       [--format text|json|csv] [--concurrency N] [--strip-prefix P] [--fail-on-missing]
+
+Storage URLs: file:///var/app/media, s3://bucket/prefix?region=..., cloudinary://key:secret@cloud,
+b2://keyId:key@bucket/prefix, memory://, or "env" for the environment's configuration
+(MEDIA_STORAGE_URL, AWS_*, CLOUDINARY_URL, B2_*, else ./media).
+`;
+
+interface Io {
+  stdout: { write(s: string): unknown; isTTY?: boolean };
+  stderr: { write(s: string): unknown; isTTY?: boolean };
+  stdin: AsyncIterable<unknown>;
+  env: NodeJS.ProcessEnv;
+}
+
+function storageFrom(url: string | undefined, io: Io, label: string) {
+  if (!url || url === 'env') return createMediaStorage(configFromEnv(io.env));
+  return createMediaStorage(parseStorageUrl(url, label));
+}
+
+async function readAll(stream: AsyncIterable<unknown>): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function positiveInt(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a whole number of at least 1`);
+  return n;
+}
+
+/** Runs the CLI; resolves to the exit code. */
+export async function main(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env }): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (!command || command === 'help' || command === '--help' || command === '-h') {
+      io.stdout.write(USAGE);
+      return command ? 0 : 2;
+    }
+    if (command === 'doctor') {
+      const { values } = parseArgs({ args: rest, options: { url: { type: 'string' }, json: { type: 'boolean' } } });
+      const report = await runDoctor({ url: values.url, env: io.env });
+      io.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctor(report));
+      return report.healthy ? 0 : 1;
+    }
+    if (command === 'sync') {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          from: { type: 'string' },
+          to: { type: 'string' },
+          prefix: { type: 'string' },
+          concurrency: { type: 'string' },
+          'dry-run': { type: 'boolean' },
+          delete: { type: 'boolean' },
+          checksum: { type: 'boolean' },
+          quiet: { type: 'boolean' },
+        },
+      });
+      if (!values.from || !values.to) throw new Error('sync needs --from and --to');
+      const from = await storageFrom(values.from, io, '--from');
+      const to = await storageFrom(values.to, io, '--to');
+      const progress = new ProgressReporter(io.stderr, !values.quiet);
+      const dry = !!values['dry-run'];
+      io.stderr.write(`${dry ? '[dry run] ' : ''}sync ${maskUrl(values.from)} -> ${maskUrl(values.to)}\n`);
+      const report = await syncStorages(from, to, {
+        prefix: values.prefix,
+        concurrency: positiveInt(values.concurrency, '--concurrency', 8),
+        dryRun: dry,
+        delete: !!values.delete,
+        checksum: !!values.checksum,
+        onProgress: (p) => progress.update({ label: dry ? 'checked' : 'synced', done: p.scanned, bytes: p.bytes, failed: p.failed }),
+      });
+      progress.finish({ label: dry ? 'checked' : 'synced', done: report.scanned, bytes: report.bytes, failed: report.failed });
+      if (dry) for (const key of report.copiedKeys) io.stdout.write(`would copy ${key}\n`);
+      if (dry) for (const key of report.deletedKeys) io.stdout.write(`would delete ${key}\n`);
+      for (const f of report.failures) io.stdout.write(`FAILED ${f.key}: ${f.code} ${f.message}\n`);
+      const seconds = report.durationMs / 1000;
+      io.stdout.write(
+        `${report.scanned} objects: ${report.copied} ${dry ? 'to copy' : 'copied'} (${formatBytes(report.bytes)}), ${report.skipped} already there, ${report.deleted} ${dry ? 'to delete' : 'deleted'}, ${report.failed} failed, in ${seconds.toFixed(1)} s\n`,
+      );
+      return report.failed > 0 ? 1 : 0;
+    }
+    if (command === 'audit') {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          keys: { type: 'string' },
+          url: { type: 'string' },
+          format: { type: 'string' },
+          concurrency: { type: 'string' },
+          'strip-prefix': { type: 'string' },
+          'fail-on-missing': { type: 'boolean' },
+          quiet: { type: 'boolean' },
+        },
+      });
+      if (!values.keys) throw new Error('audit needs --keys FILE (or --keys - for standard input)');
+      const format = (values.format ?? 'text') as 'text' | 'json' | 'csv';
+      if (!['text', 'json', 'csv'].includes(format)) throw new Error('--format must be text, json or csv');
+      const text = values.keys === '-' ? await readAll(io.stdin) : await readFile(values.keys, 'utf8');
+      const storage = await storageFrom(values.url, io, '--url');
+      const progress = new ProgressReporter(io.stderr, !values.quiet);
+      const report = await auditKeys(storage, parseKeyList(text), {
+        concurrency: positiveInt(values.concurrency, '--concurrency', 16),
+        stripPrefix: values['strip-prefix'],
+        onProgress: (done, total) => progress.update({ label: 'checked', done, total }),
+      });
+      progress.finish({ label: 'checked', done: report.distinct, total: report.distinct });
+      io.stdout.write(formatAudit(report, format));
+      return report.counts.error > 0 || (values['fail-on-missing'] && report.counts.missing + report.counts.invalid > 0) ? 1 : 0;
+    }
+    io.stderr.write(`Unknown command "${command}".\n\n${USAGE}`);
+    return 2;
+  } catch (err) {
+    io.stderr.write(`media-storage ${command}: ${isMediaStorageError(err) ? `${err.code}: ` : ''}${err instanceof Error ? err.message : String(err)}\n`);
+    return 2;
+  }
+}

@@ -1,0 +1,62 @@
+/** Progress output: a redrawn bar on a TTY, a plain line every few seconds otherwise. */
+export interface ProgressState {
+  label: string;
+  done: number;
+  total?: number;
+  bytes?: number;
+  failed?: number;
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+export class ProgressReporter {
+  private readonly started = Date.now();
+  private lastDraw = Date.now();
+  private readonly stream: NodeJS.WriteStream | { write(s: string): unknown; isTTY?: boolean };
+  private readonly enabled: boolean;
+
+  constructor(stream: NodeJS.WriteStream | { write(s: string): unknown; isTTY?: boolean } = process.stderr, enabled = true) {
+    this.stream = stream;
+    this.enabled = enabled;
+  }
+
+  private line(state: ProgressState): string {
+    const seconds = Math.max((Date.now() - this.started) / 1000, 0.001);
+    const parts = [`${state.label} ${state.done}${state.total !== undefined ? `/${state.total}` : ''} files`];
+    if (state.bytes !== undefined) parts.push(`${formatBytes(state.bytes)}`, `${formatBytes(state.bytes / seconds)}/s`);
+    parts.push(`${(state.done / seconds).toFixed(1)} files/s`);
+    if (state.failed) parts.push(`${state.failed} failed`);
+    return parts.join('  ');
+  }
+
+  update(state: ProgressState, force = false): void {
+    if (!this.enabled) return;
+    const now = Date.now();
+    const tty = !!this.stream.isTTY;
+    if (!force && now - this.lastDraw < (tty ? 100 : 2000)) return;
+    this.lastDraw = now;
+    if (tty) {
+      const width = 24;
+      const ratio = state.total ? Math.min(1, state.done / state.total) : 0;
+      const bar = state.total ? `[${'#'.repeat(Math.round(ratio * width)).padEnd(width, '.')}] ` : '';
+      this.stream.write(`\r\x1b[K${bar}${this.line(state)}`);
+    } else {
+      this.stream.write(`${this.line(state)}\n`);
+    }
+  }
+
+  finish(state: ProgressState): void {
+    if (!this.enabled) return;
+    this.update(state, true);
+    if (this.stream.isTTY) this.stream.write('\n');
+  }
+}

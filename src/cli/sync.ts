@@ -1,0 +1,140 @@
+import { createHash } from 'node:crypto';
+import { isMediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
+import type { MediaStorage, ObjectInfo } from '../core/types.js';
+import { forEachConcurrent } from './pool.js';
+
+export interface SyncOptions {
+  /** Only keys starting with this prefix. */
+  prefix?: string;
+  /** Copies in flight at once; default 8. */
+  concurrency?: number;
+  /** Report what would be copied or deleted, change nothing. */
+  dryRun?: boolean;
+  /** Delete objects at the destination that the source does not have. */
+  delete?: boolean;
+  /** Compare MD5 checksums (reading source files that have none) as well as sizes. */
+  checksum?: boolean;
+  /** Tries per object for UNAVAILABLE errors; default 3. */
+  attempts?: number;
+  /** Base delay between tries, in ms; default 200 (doubling). */
+  retryDelayMs?: number;
+  /** Called after each object is handled. */
+  onProgress?: (progress: SyncProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface SyncProgress {
+  scanned: number;
+  copied: number;
+  skipped: number;
+  failed: number;
+  bytes: number;
+}
+
+export interface SyncFailure {
+  key: string;
+  code: MediaStorageErrorCode | 'UNKNOWN';
+  message: string;
+}
+
+export interface SyncReport extends SyncProgress {
+  deleted: number;
+  /** Keys copied (or, in a dry run, that would be). */
+  copiedKeys: string[];
+  deletedKeys: string[];
+  failures: SyncFailure[];
+  durationMs: number;
+  dryRun: boolean;
+}
+
+const RETRYABLE = new Set<string>(['UNAVAILABLE', 'UNKNOWN']);
+
+/** MD5 of an object: its etag when the backend's etags are MD5s (single-part), else read and hashed. */
+async function md5Of(storage: MediaStorage, info: ObjectInfo): Promise<string> {
+  if (storage.capabilities.md5Etag && info.etag && /^[0-9a-f]{32}$/.test(info.etag)) return info.etag;
+  const hash = createHash('md5');
+  for await (const chunk of await storage.read(info.key)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+async function sameContent(from: MediaStorage, to: MediaStorage, source: ObjectInfo, target: ObjectInfo | undefined, checksum: boolean): Promise<boolean> {
+  if (!target || target.size !== source.size) return false;
+  const bothMd5 = from.capabilities.md5Etag && to.capabilities.md5Etag && !!source.etag && !!target.etag;
+  if (bothMd5 && /^[0-9a-f]{32}$/.test(source.etag!) && /^[0-9a-f]{32}$/.test(target.etag!)) return source.etag === target.etag;
+  if (!checksum) return true;
+  if (!target.etag || !/^[0-9a-f]{32}$/.test(target.etag) || !to.capabilities.md5Etag) return true; // nothing comparable on the destination
+  return (await md5Of(from, source)) === target.etag;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Copies every object that is missing or different (size; MD5 where both sides have it, or with
+ * `checksum`) from one storage to another, streaming each object. Resumable: objects already
+ * at the destination are skipped, and saves are atomic, so an interrupted run leaves no partial
+ * object and the next run copies only what is left.
+ */
+export async function syncStorages(from: MediaStorage, to: MediaStorage, options: SyncOptions = {}): Promise<SyncReport> {
+  const started = Date.now();
+  const prefix = options.prefix ?? '';
+  const attempts = Math.max(1, options.attempts ?? 3);
+  const baseDelay = options.retryDelayMs ?? 200;
+  const report: SyncReport = { scanned: 0, copied: 0, skipped: 0, failed: 0, bytes: 0, deleted: 0, copiedKeys: [], deletedKeys: [], failures: [], durationMs: 0, dryRun: !!options.dryRun };
+
+  // One listing of the destination instead of a request per object.
+  const existing = new Map<string, ObjectInfo>();
+  for await (const info of to.listAll(prefix)) existing.set(info.key, info);
+  const seen = options.delete ? new Set<string>() : undefined;
+
+  const copyOne = async (info: ObjectInfo): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const body = await from.read(info.key, { signal: options.signal });
+        await to.save(info.key, body, { contentType: info.contentType, cacheControl: info.cacheControl, metadata: info.metadata, allowEmpty: true, signal: options.signal });
+        return;
+      } catch (err) {
+        const code = isMediaStorageError(err) ? err.code : 'UNKNOWN';
+        if (attempt >= attempts || !RETRYABLE.has(code) || options.signal?.aborted) throw err;
+        await sleep(baseDelay * 2 ** (attempt - 1) * (0.5 + Math.random()));
+      }
+    }
+  };
+
+  await forEachConcurrent(from.listAll(prefix), options.concurrency ?? 8, async (info) => {
+    if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted');
+    report.scanned++;
+    seen?.add(info.key);
+    try {
+      if (await sameContent(from, to, info, existing.get(info.key), !!options.checksum)) {
+        report.skipped++;
+      } else {
+        if (!options.dryRun) await copyOne(info);
+        report.copied++;
+        report.bytes += info.size;
+        report.copiedKeys.push(info.key);
+      }
+    } catch (err) {
+      report.failed++;
+      report.failures.push({ key: info.key, code: isMediaStorageError(err) ? err.code : 'UNKNOWN', message: err instanceof Error ? err.message : String(err) });
+    }
+    options.onProgress?.({ scanned: report.scanned, copied: report.copied, skipped: report.skipped, failed: report.failed, bytes: report.bytes });
+  });
+
+  if (seen) {
+    const extra = [...existing.keys()].filter((key) => !seen.has(key));
+    await forEachConcurrent(extra, options.concurrency ?? 8, async (key) => {
+      try {
+        if (!options.dryRun) await to.delete(key);
+        report.deleted++;
+        report.deletedKeys.push(key);
+      } catch (err) {
+        report.failed++;
+        report.failures.push({ key, code: isMediaStorageError(err) ? err.code : 'UNKNOWN', message: err instanceof Error ? err.message : String(err) });
+      }
+    });
+  }
+  report.copiedKeys.sort();
+  report.deletedKeys.sort();
+  report.durationMs = Date.now() - started;
+  return report;
+}
