@@ -54,3 +54,4 @@ export {
   type MediaRequestHandler,
 } from './core/http-handler.js';
 export { detectEphemeralPlatform, isEphemeralProduction } from './core/ephemeral.js';
+export * from './avatar/index.js';
