@@ -1,4 +1,3 @@
-import http from 'node:http';
 import { describe, expect, it } from 'vitest';
 import {
   avatarColors,
@@ -199,4 +198,3 @@ describe('createAvatarHandler', () => {
     }
   });
 });
-void http;
