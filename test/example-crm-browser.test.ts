@@ -122,11 +122,22 @@ describe.skipIf(!haveBrowser)(`examples/crm in Chromium${haveBrowser ? '' : ` (s
       const avatar = await avatarOf(page, person).evaluate((img: HTMLImageElement) => ({ src: img.src, naturalWidth: img.naturalWidth, complete: img.complete, applied: img.hasAttribute('data-avatar-fallback-applied'), fallback: img.getAttribute('data-avatar-fallback') }));
       expect(avatar.src).toContain('/avatars/initials.svg?');
       expect(avatar.src).toBe(new URL(avatar.fallback!, app.url).href);
+      expect(avatar.applied).toBe(true); // switched in the browser: the server still believed in the photo
       expect(avatar.naturalWidth).toBe(64);
       expect(avatar.complete).toBe(true);
       // No broken image anywhere on the page.
       expect(after.filter((img) => !img.complete || img.naturalWidth === 0)).toEqual([]);
       await page.screenshot({ path: path.join(ARTIFACTS, `crm-${variant}-2-file-removed.png`), fullPage: true });
+
+      // The browser's 404 went through the app's cached storage: the next render is the default
+      // from the server, with nothing left for the browser to fix.
+      await page.reload();
+      const healed = await settled(page);
+      const served = await avatarOf(page, person).evaluate((img: HTMLImageElement) => ({ src: img.getAttribute('src'), isDefault: img.getAttribute('data-is-default'), applied: img.hasAttribute('data-avatar-fallback-applied'), naturalWidth: img.naturalWidth }));
+      expect(served).toMatchObject({ isDefault: 'true', applied: false, naturalWidth: 64 });
+      expect(served.src).toContain('/avatars/initials.svg?');
+      expect(healed.filter((img) => !img.complete || img.naturalWidth === 0)).toEqual([]);
+      await page.screenshot({ path: path.join(ARTIFACTS, `crm-${variant}-3-next-render.png`), fullPage: true });
       expect(problems).toEqual([]);
       await page.close();
     });

@@ -64,7 +64,13 @@ describe('examples/crm over HTTP', () => {
     const wipe = await fetch(`${app.url}/people/${person.id}/photo/wipe`, { method: 'POST', redirect: 'manual' });
     expect(wipe.status).toBe(303);
     expect(existsSync(path.join(app.mediaDir, after.photo!))).toBe(false);
+    // Until someone requests the file, the cache still believes it exists (the browser fallback covers that)...
+    expect((await people()).find((p) => p.id === person.id)!.avatar.isDefault).toBe(false);
     expect((await fetch(`${app.url}${after.avatar.src}`)).status).toBe(404);
+    // ...and the 404, served through the cached storage, taught it: the next render shows the default.
+    const healed = (await people()).find((p) => p.id === person.id)!;
+    expect(healed.avatar.isDefault).toBe(true);
+    expect(healed.avatar.src).toBe(healed.avatar.fallback);
     // The avatar fallback in the page stays a valid image.
     const fallback = await fetch(`${app.url}${after.avatar.fallback}`);
     expect(fallback.headers.get('content-type')).toBe('image/svg+xml; charset=utf-8');

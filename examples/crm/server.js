@@ -5,7 +5,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import busboy from 'busboy';
-import { createAvatarHandler, initialsAvatar, isMediaStorageError, resolveAvatars, withExistenceCache } from 'media-storage';
+import { createAvatarHandler, createMediaHandler, initialsAvatar, isMediaStorageError, resolveAvatars, withExistenceCache } from 'media-storage';
 import { PeopleStore, ROLES } from './people.js';
 import { createStorage } from './storage.js';
 import { CSS, pageHtml } from './views.js';
@@ -19,11 +19,16 @@ const STRICT_CSP = "default-src 'none'; img-src 'self'; script-src 'self'; style
 const INLINE_CSP = STRICT_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'");
 
 export function createApp(env = process.env) {
-  const { storage: rawStorage, handler: mediaHandler, describe } = createStorage(env);
+  const { storage: rawStorage, servePath, describe } = createStorage(env);
   // Existence answers are cached, and updated by the app's own saves and deletes; a file removed
   // behind the app's back shows as the default once its entry expires, and in the meantime the
   // browser-side fallback covers the 404.
   const storage = withExistenceCache(rawStorage, { positiveTtl: 30_000, negativeTtl: 5_000, staleWhileRevalidate: 60_000 });
+  // Served through the cached storage, so the first 404 for a vanished photo also teaches the
+  // cache: the next page render shows the default without waiting for the TTL. no-cache makes
+  // browsers revalidate (a cheap 304 by ETag), so a wiped file shows as the default at once in
+  // this demo; keys are unique per upload, so production may cache much longer.
+  const mediaHandler = servePath ? createMediaHandler(storage, { basePath: servePath, cacheControl: 'no-cache' }) : undefined;
   const people = new PeopleStore(path.resolve(env.CRM_DATA_DIR ?? path.join(here, 'data')));
   const avatarHandler = createAvatarHandler({ basePath: '/avatars' });
   const defaultAvatar = initialsAvatar({ basePath: '/avatars', size: 64 });
@@ -155,7 +160,7 @@ export function createApp(env = process.env) {
       if (person.photo) await rawStorage.delete(person.photo).catch(() => undefined);
       return redirect(res, `The file of ${person.name}'s photo was deleted behind the app's back`);
     }
-    if (mediaHandler && pathname.startsWith('/media/')) return mediaHandler(req, res);
+    if (mediaHandler && pathname.startsWith(`${servePath}/`)) return mediaHandler(req, res);
     if (pathname.startsWith('/avatars/')) return avatarHandler(req, res);
     sendText(res, 404, 'Not found');
   }
