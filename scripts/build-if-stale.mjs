@@ -2,7 +2,7 @@
 // Builds dist/ when it is missing or older than the sources, so `npm start` works on a fresh
 // clone and after edits, and costs nothing (one directory walk) when dist is current.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -44,6 +44,9 @@ export function buildIfStale({ quiet = false } = {}) {
       mkdirSync(lock);
       break;
     } catch {
+      // A lock left by a killed build (older than any real build takes) is removed.
+      const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age > 300_000) rmSync(lock, { recursive: true, force: true });
       if (Date.now() > deadline) throw new Error(`Timed out waiting for another build (remove ${lock} if stale)`);
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 250);
     }
