@@ -143,6 +143,27 @@ describe.skipIf(!haveBrowser)(`examples/crm in Chromium${haveBrowser ? '' : ` (s
     });
   }
 
+  it('initials data: URLs render for hostile, non-Latin, one-word and empty names', async () => {
+    const { initialsAvatarDataUrl, avatarImgHtml } = await import('../src/avatar/index.js');
+    const names = ['<script>alert(1)</script>', '" onload="alert(1)', "' onerror='alert(2)", ']]><x>&amp;', 'a\u0000b\u0007c\ud800d', '张伟', 'محمد علي', 'Σωκράτης Παππάς', 'Madonna', '👩‍🚀 Astro', '', '   '];
+    const page = await context.newPage();
+    problems.length = 0;
+    await page.route(`${app.url}/initials-test`, (route) =>
+      route.fulfill({
+        contentType: 'text/html',
+        headers: { 'Content-Security-Policy': "default-src 'none'; img-src data:" },
+        body: `<!doctype html><meta charset="utf-8">${names.map((name, i) => avatarImgHtml({ src: initialsAvatarDataUrl({ id: i, name }, { size: 64 }), fallback: '', alt: name })).join('')}`,
+      }),
+    );
+    await page.goto(`${app.url}/initials-test`);
+    const rendered = await settled(page);
+    expect(rendered).toHaveLength(names.length);
+    for (const img of rendered) expect(img).toMatchObject({ complete: true, naturalWidth: 64 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'initials-data-urls.png') });
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   it('the fallback cannot loop when the default avatar itself fails', async () => {
     const page = await context.newPage();
     const requests: string[] = [];
