@@ -107,6 +107,21 @@ describe('ExistenceCache', () => {
     expect(cache.peek('k')).toBeUndefined();
   });
 
+  it('delete and clear forget entries and disown checks in flight', async () => {
+    const cache = new ExistenceCache();
+    cache.set('a', true);
+    cache.delete('a');
+    expect(cache.peek('a')).toBeUndefined();
+    const gate = deferred<boolean>();
+    const inFlight = cache.get('b', () => gate.promise);
+    cache.set('c', false);
+    cache.clear();
+    expect(cache.size).toBe(0);
+    gate.resolve(true);
+    expect(await inFlight).toBe(true);
+    expect(cache.peek('b')).toBeUndefined(); // the result of a check from before clear() is not kept
+  });
+
   it('rejects nonsense options', () => {
     expect(() => new ExistenceCache({ maxEntries: 0 })).toThrow(TypeError);
     expect(() => new ExistenceCache({ positiveTtl: -1 })).toThrow(TypeError);
