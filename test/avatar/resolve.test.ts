@@ -110,6 +110,22 @@ describe('resolveAvatarUrls', () => {
     expect(stats.total).toBe(2); // both answered by the cache, updated by save and delete
   });
 
+  it('serves stale answers at once and revalidates each in the background once', async () => {
+    let now = 0;
+    const memory = await seeded(['a.png']);
+    const stats = countingExists(memory, 1);
+    const storage = withExistenceCache(memory, new ExistenceCache({ positiveTtl: 100, negativeTtl: 100, staleWhileRevalidate: 10_000, now: () => now }));
+    await resolveAvatarUrls(storage, ['a.png', 'b.png'], { default: '/d.png' });
+    expect(stats.total).toBe(2);
+    await memory.delete('a.png'); // behind the cache's back
+    now = 500; // both entries stale
+    expect(await resolveAvatarUrls(storage, ['a.png', 'b.png', 'a.png'], { default: '/d.png' })).toEqual(['/media/a.png', '/d.png', '/media/a.png']);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(stats.total).toBe(4); // one background check per stale key
+    expect(await resolveAvatarUrls(storage, ['a.png'], { default: '/d.png' })).toEqual(['/d.png']);
+    expect(stats.total).toBe(4);
+  });
+
   it('rejects a nonsense concurrency', async () => {
     await expect(resolveAvatarUrls(new MemoryStorage(), [], { concurrency: 0 })).rejects.toThrow(TypeError);
   });
