@@ -10,7 +10,7 @@ export interface AvatarHandlerOptions {
 }
 
 // The SVG has no script, and this policy makes sure any SVG served here could not run one.
-const SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox";
+const SVG_CSP = "default-src 'none'; sandbox";
 
 /**
  * Serves the built-in default avatar and the strict-CSP fallback script, as a Node
