@@ -8,6 +8,8 @@ export default defineConfig({
     'memory/index': 'src/memory/index.ts',
     'testing/index': 'src/testing/index.ts',
     cli: 'src/cli/bin.ts',
+    'avatar/index': 'src/avatar/index.ts',
+    'multer/index': 'src/multer/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

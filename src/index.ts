@@ -71,3 +71,4 @@ export { MirrorStorage, type MirrorStorageOptions } from './mirror/index.js';
 export { syncStorages, type SyncOptions, type SyncReport, type SyncProgress, type SyncFailure } from './cli/sync.js';
 export { auditKeys, formatAudit, parseKeyList, type AuditOptions, type AuditReport, type AuditEntry, type AuditStatus } from './cli/audit.js';
 export { runDoctor, formatDoctor, type DoctorOptions, type DoctorReport, type DoctorCheck } from './cli/doctor.js';
+export * from './avatar/index.js';

@@ -1,0 +1,181 @@
+import { tryNormalizeKey } from '../core/keys.js';
+import type { MediaStorage, UrlOptions } from '../core/types.js';
+import { CachedStorage } from './cached-storage.js';
+import type { ExistenceCache } from './existence-cache.js';
+import { initialsAvatarDataUrl, type AvatarPerson, type InitialsAvatarOptions } from './initials.js';
+
+/** The default avatar: a fixed URL, or a function of the person (see {@link initialsAvatar}). */
+export type AvatarDefault = string | ((person: AvatarPerson) => string);
+
+export interface ResolveAvatarOptions {
+  /** What to show when there is no photo. Default: the built-in initials SVG as a data: URL. */
+  default?: AvatarDefault;
+  /** Options for `storage.url()`: expiry of signed URLs, Cloudinary transformation, ... */
+  url?: UrlOptions;
+  /**
+   * Cache of existence checks. Not needed when `storage` is a {@link CachedStorage}, whose cache
+   * is used automatically.
+   */
+  cache?: ExistenceCache;
+  /**
+   * Called when the storage fails (unavailable, auth, ...); the default avatar is shown for that
+   * person. Without it failures are silent: a page must render even when the store is down.
+   */
+  onError?: (err: unknown, path: string) => void;
+}
+
+export interface ResolveAvatarsOptions extends ResolveAvatarOptions {
+  /** Most existence checks in flight at once. Default 8. */
+  concurrency?: number;
+}
+
+/** One entry of a list page: a stored path plus, optionally, who it is for (used by the default). */
+export interface AvatarEntry extends AvatarPerson {
+  path: string | null | undefined;
+}
+
+export type AvatarInput = string | null | undefined | AvatarEntry;
+
+/** What a resolver found for one person. */
+export interface ResolvedAvatar {
+  /** The URL to show: the photo's, or the default avatar. */
+  src: string;
+  /** The default avatar for this person, for the browser-side fallback (`data-avatar-fallback`). */
+  fallback: string;
+  /** `true` when `src` is the default (no path, invalid path, missing object, or a storage error). */
+  isDefault: boolean;
+  /** The normalised key, when the path was a valid key. */
+  key?: string;
+}
+
+/**
+ * The built-in default as an {@link AvatarDefault}: the initials SVG as a data: URL, or, with
+ * `basePath`, as a URL served by {@link createAvatarHandler} mounted there (for pages whose
+ * Content-Security-Policy does not allow `img-src data:`).
+ */
+export function initialsAvatar(options: InitialsAvatarOptions & { basePath?: string } = {}): (person: AvatarPerson) => string {
+  const { basePath, ...svgOptions } = options;
+  if (basePath !== undefined) {
+    const base = basePath.replace(/\/+$/, '');
+    return (person) => {
+      const query = new URLSearchParams();
+      if (person.name) query.set('name', String(person.name));
+      if (person.id !== undefined && person.id !== null) query.set('id', String(person.id));
+      if (svgOptions.size !== undefined) query.set('size', String(svgOptions.size));
+      if (svgOptions.shape) query.set('shape', svgOptions.shape);
+      const qs = query.toString();
+      return `${base}/initials.svg${qs ? `?${qs}` : ''}`;
+    };
+  }
+  // Page renders repeat the same people: remember recent SVGs instead of rebuilding them.
+  const memo = new Map<string, string>();
+  return (person) => {
+    const memoKey = `${person.id ?? ''}\u0000${person.name ?? ''}`;
+    let url = memo.get(memoKey);
+    if (url === undefined) {
+      url = initialsAvatarDataUrl(person, svgOptions);
+      if (memo.size >= 2000) memo.delete(memo.keys().next().value as string);
+      memo.set(memoKey, url);
+    }
+    return url;
+  };
+}
+
+const builtInDefault = initialsAvatar();
+
+function defaultFor(option: AvatarDefault | undefined, person: AvatarPerson): string {
+  if (option === undefined) return builtInDefault(person);
+  return typeof option === 'function' ? option(person) : option;
+}
+
+function toEntry(input: AvatarInput): AvatarEntry {
+  return input !== null && typeof input === 'object' ? input : { path: input };
+}
+
+interface Lookup {
+  /** Synchronous answer from a fresh (or stale, revalidating) cache entry, if any. */
+  peek(key: string): boolean | undefined;
+  exists(key: string): Promise<boolean>;
+}
+
+function lookupFor(storage: MediaStorage, cache: ExistenceCache | undefined): Lookup {
+  const [base, useCache] = cache ? [storage, cache] : storage instanceof CachedStorage ? [storage.storage, storage.cache] : [storage, undefined];
+  if (!useCache) return { peek: () => undefined, exists: (key) => base.exists(key) };
+  const check = (key: string) => (): Promise<boolean> => base.exists(key);
+  return {
+    peek(key) {
+      const cached = useCache.peek(key);
+      if (!cached) return undefined;
+      // A stale answer is still served, but through get() so it is revalidated in the background.
+      if (cached.stale) void useCache.get(key, check(key)).catch(() => undefined);
+      else useCache.stats.hits++;
+      return cached.exists;
+    },
+    exists: (key) => useCache.get(key, check(key)),
+  };
+}
+
+/**
+ * Resolves one stored path to a URL to show: the object's URL (public or signed, as the storage
+ * is configured) when it exists, else the default avatar. Empty, null, undefined and invalid
+ * paths give the default without any storage call.
+ */
+export async function resolveAvatar(storage: MediaStorage, storedPath: string | null | undefined, options: ResolveAvatarOptions & { person?: AvatarPerson } = {}): Promise<ResolvedAvatar> {
+  const [result] = await resolveAvatars(storage, [{ ...options.person, path: storedPath }], { ...options, concurrency: 1 });
+  return result!;
+}
+
+/** {@link resolveAvatar}, giving just the URL. */
+export async function resolveAvatarUrl(storage: MediaStorage, storedPath: string | null | undefined, options: ResolveAvatarOptions & { person?: AvatarPerson } = {}): Promise<string> {
+  return (await resolveAvatar(storage, storedPath, options)).src;
+}
+
+/**
+ * Resolves a whole page of avatars in one call: each distinct path is checked once, at most
+ * `concurrency` checks run at a time, answers cached as fresh cost no request at all, and the
+ * results come back in the order of `inputs`.
+ */
+export async function resolveAvatars(storage: MediaStorage, inputs: readonly AvatarInput[], options: ResolveAvatarsOptions = {}): Promise<ResolvedAvatar[]> {
+  const concurrency = options.concurrency ?? 8;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new TypeError('concurrency must be a whole number >= 1');
+  const lookup = lookupFor(storage, options.cache);
+  const entries = inputs.map(toEntry);
+  const keys = entries.map((e) => (typeof e.path === 'string' && e.path !== '' ? tryNormalizeKey(e.path) : undefined));
+
+  // Each distinct valid key once, with what a fresh cache entry already says about it.
+  const distinct = new Map<string, boolean | undefined>();
+  for (const key of keys) if (key !== undefined && !distinct.has(key)) distinct.set(key, lookup.peek(key));
+  const tasks = [...distinct];
+  // The URL of each key whose object exists; null when it is missing or the storage failed.
+  const urls = new Map<string, string | null>();
+
+  // A fixed pool of workers taking keys in turn bounds the requests in flight (checks and URLs).
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < tasks.length) {
+      const [key, cached] = tasks[next++]!;
+      let url: string | null = null;
+      try {
+        if (cached ?? (await lookup.exists(key))) url = await storage.url(key, options.url);
+      } catch (err) {
+        options.onError?.(err, key);
+      }
+      urls.set(key, url);
+    }
+  };
+  const workers: Promise<void>[] = [];
+  for (let i = 0; i < Math.min(concurrency, tasks.length); i++) workers.push(worker());
+  await Promise.all(workers);
+
+  return entries.map((entry, i) => {
+    const fallback = defaultFor(options.default, entry);
+    const key = keys[i];
+    const url = key === undefined ? null : (urls.get(key) ?? null);
+    return url === null ? { src: fallback, fallback, isDefault: true, ...(key !== undefined ? { key } : {}) } : { src: url, fallback, isDefault: false, key };
+  });
+}
+
+/** {@link resolveAvatars}, giving just the URLs, in the order of `inputs`. */
+export async function resolveAvatarUrls(storage: MediaStorage, inputs: readonly AvatarInput[], options: ResolveAvatarsOptions = {}): Promise<string[]> {
+  return (await resolveAvatars(storage, inputs, options)).map((r) => r.src);
+}

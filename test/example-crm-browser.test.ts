@@ -1,0 +1,187 @@
+// End-to-end: the example CRM in a real headless Chromium (Debian's `chromium`). Skipped, visibly,
+// where /usr/bin/chromium is absent; MEDIA_STORAGE_REQUIRE_BROWSER=1 (set by .ci/run) makes that a failure.
+import { existsSync } from 'node:fs';
+import { mkdir, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCrmExample, type RunningExample } from './helpers/crm-example.js';
+import { makePng } from './helpers/png.js';
+import { tempDir } from './helpers/tmp.js';
+
+// Overridable only to try the skip/fail paths on a machine that has chromium.
+const CHROMIUM = process.env.MEDIA_STORAGE_CHROMIUM_PATH ?? '/usr/bin/chromium';
+const haveBrowser = existsSync(CHROMIUM);
+const requireBrowser = process.env.MEDIA_STORAGE_REQUIRE_BROWSER === '1';
+const ARTIFACTS = path.resolve('test-artifacts');
+
+if (!haveBrowser && requireBrowser) {
+  describe('examples/crm in Chromium', () => {
+    it(`needs ${CHROMIUM} (MEDIA_STORAGE_REQUIRE_BROWSER=1)`, () => {
+      throw new Error(`${CHROMIUM} is missing but MEDIA_STORAGE_REQUIRE_BROWSER=1: install it with apt-get install -y chromium`);
+    });
+  });
+}
+
+if (!haveBrowser && !requireBrowser) {
+  // Skipped tests' names are not printed by the default reporter: say why, once, where it shows.
+  console.warn(`[media-storage] browser tests SKIPPED: ${CHROMIUM} not found (apt-get install -y chromium to run them)`);
+}
+
+interface ImageState {
+  src: string;
+  alt: string;
+  complete: boolean;
+  naturalWidth: number;
+  fallbackApplied: boolean;
+}
+
+async function images(page: Page): Promise<ImageState[]> {
+  return page.$$eval('img', (imgs) =>
+    imgs.map((img) => ({ src: img.currentSrc || img.src, alt: img.alt, complete: img.complete, naturalWidth: img.naturalWidth, fallbackApplied: img.hasAttribute('data-avatar-fallback-applied') })),
+  );
+}
+
+/** Waits until every image has finished (loaded, or failed and been swapped for its fallback). */
+async function settled(page: Page): Promise<ImageState[]> {
+  await page.waitForLoadState('load');
+  await page.waitForFunction(() => Array.from(document.images).every((img) => img.complete && (img.naturalWidth > 0 || !img.hasAttribute('data-avatar-fallback') || img.hasAttribute('data-avatar-fallback-applied'))), undefined, { timeout: 20_000 });
+  // A swapped image loads its fallback next.
+  await page.waitForFunction(() => Array.from(document.images).every((img) => img.complete), undefined, { timeout: 20_000 });
+  return images(page);
+}
+
+const avatarOf = (page: Page, name: string) => page.locator('li.person', { has: page.locator('strong.name', { hasText: name }) }).locator('img.avatar');
+
+describe.skipIf(!haveBrowser)(`examples/crm in Chromium${haveBrowser ? '' : ` (skipped: ${CHROMIUM} not found; apt-get install -y chromium)`}`, () => {
+  let app: RunningExample;
+  let context: BrowserContext;
+  let profile: { dir: string; remove: () => Promise<void> };
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    app = await startCrmExample();
+    profile = await tempDir('chromium-profile');
+    await mkdir(ARTIFACTS, { recursive: true });
+    context = await chromium.launchPersistentContext(profile.dir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 1200, height: 1400 },
+    });
+    context.on('page', (page) => watch(page));
+    for (const page of context.pages()) watch(page);
+  }, 180_000);
+
+  function watch(page: Page): void {
+    // Any script run from a name, or any CSP violation on the strict page, is a failure.
+    page.on('dialog', (dialog) => {
+      problems.push(`dialog: ${dialog.message()}`);
+      void dialog.dismiss();
+    });
+    page.on('console', (msg) => {
+      if (/Content Security Policy|Refused to/i.test(msg.text())) problems.push(`console: ${msg.text()}`);
+    });
+    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  }
+
+  afterAll(async () => {
+    await context?.close();
+    await profile?.remove();
+    await app?.stop();
+  });
+
+  for (const variant of ['strict', 'inline'] as const) {
+    const pageUrl = () => (variant === 'strict' ? `${app.url}/` : `${app.url}/?fallback=inline`);
+    const person = variant === 'strict' ? 'Grace Hopper' : 'Jean-Luc Picard';
+
+    it(`${variant} fallback: upload a photo, see it, wipe the file, reload, see the default, no broken image`, async () => {
+      problems.length = 0;
+      const page = await context.newPage();
+      await page.goto(pageUrl());
+      const before = await settled(page);
+      expect(before.length).toBeGreaterThanOrEqual(8);
+      expect(before.filter((img) => img.naturalWidth === 0)).toEqual([]);
+
+      // Upload through the form, as a user would.
+      const card = page.locator('li.person', { has: page.locator('strong.name', { hasText: person }) });
+      await card.locator('input[type=file]').setInputFiles({ name: 'photo.png', mimeType: 'image/png', buffer: makePng(96, 96) });
+      await Promise.all([page.waitForURL(/\/\?msg=/), card.locator('button[type=submit]', { hasText: 'Upload' }).click()]);
+      if (variant === 'inline') await page.goto(pageUrl());
+      await settled(page);
+      const uploaded = await avatarOf(page, person).evaluate((img: HTMLImageElement) => ({ src: img.src, naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight, complete: img.complete }));
+      expect(uploaded.src).toMatch(/\/media\/profile_images\/[^/]+\.png$/);
+      expect(uploaded).toMatchObject({ complete: true, naturalWidth: 96, naturalHeight: 96 });
+      await page.screenshot({ path: path.join(ARTIFACTS, `crm-${variant}-1-uploaded.png`), fullPage: true });
+
+      // Remove the stored file behind the app's back (its cache still believes the photo exists).
+      const key = decodeURIComponent(new URL(uploaded.src).pathname.replace(/^\/media\//, ''));
+      await unlink(path.join(app.mediaDir, key));
+      await page.reload();
+      const after = await settled(page);
+      const avatar = await avatarOf(page, person).evaluate((img: HTMLImageElement) => ({ src: img.src, naturalWidth: img.naturalWidth, complete: img.complete, applied: img.hasAttribute('data-avatar-fallback-applied'), fallback: img.getAttribute('data-avatar-fallback') }));
+      expect(avatar.src).toContain('/avatars/initials.svg?');
+      expect(avatar.src).toBe(new URL(avatar.fallback!, app.url).href);
+      expect(avatar.applied).toBe(true); // switched in the browser: the server still believed in the photo
+      expect(avatar.naturalWidth).toBe(64);
+      expect(avatar.complete).toBe(true);
+      // No broken image anywhere on the page.
+      expect(after.filter((img) => !img.complete || img.naturalWidth === 0)).toEqual([]);
+      await page.screenshot({ path: path.join(ARTIFACTS, `crm-${variant}-2-file-removed.png`), fullPage: true });
+
+      // The browser's 404 went through the app's cached storage: the next render is the default
+      // from the server, with nothing left for the browser to fix.
+      await page.reload();
+      const healed = await settled(page);
+      const served = await avatarOf(page, person).evaluate((img: HTMLImageElement) => ({ src: img.getAttribute('src'), isDefault: img.getAttribute('data-is-default'), applied: img.hasAttribute('data-avatar-fallback-applied'), naturalWidth: img.naturalWidth }));
+      expect(served).toMatchObject({ isDefault: 'true', applied: false, naturalWidth: 64 });
+      expect(served.src).toContain('/avatars/initials.svg?');
+      expect(healed.filter((img) => !img.complete || img.naturalWidth === 0)).toEqual([]);
+      await page.screenshot({ path: path.join(ARTIFACTS, `crm-${variant}-3-next-render.png`), fullPage: true });
+      expect(problems).toEqual([]);
+      await page.close();
+    });
+  }
+
+  it('initials data: URLs render for hostile, non-Latin, one-word and empty names', async () => {
+    const { initialsAvatarDataUrl, avatarImgHtml } = await import('../src/avatar/index.js');
+    const names = ['<script>alert(1)</script>', '" onload="alert(1)', "' onerror='alert(2)", ']]><x>&amp;', 'a\u0000b\u0007c\ud800d', '张伟', 'محمد علي', 'Σωκράτης Παππάς', 'Madonna', '👩‍🚀 Astro', '', '   '];
+    const page = await context.newPage();
+    problems.length = 0;
+    await page.route(`${app.url}/initials-test`, (route) =>
+      route.fulfill({
+        contentType: 'text/html',
+        headers: { 'Content-Security-Policy': "default-src 'none'; img-src data:" },
+        body: `<!doctype html><meta charset="utf-8">${names.map((name, i) => avatarImgHtml({ src: initialsAvatarDataUrl({ id: i, name }, { size: 64 }), fallback: '', alt: name })).join('')}`,
+      }),
+    );
+    await page.goto(`${app.url}/initials-test`);
+    const rendered = await settled(page);
+    expect(rendered).toHaveLength(names.length);
+    for (const img of rendered) expect(img).toMatchObject({ complete: true, naturalWidth: 64 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'initials-data-urls.png') });
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
+  it('the fallback cannot loop when the default avatar itself fails', async () => {
+    const page = await context.newPage();
+    const requests: string[] = [];
+    page.on('request', (req) => requests.push(req.url()));
+    // A page where both the photo and its fallback are 404s.
+    await page.route(`${app.url}/loop-test`, (route) =>
+      route.fulfill({
+        contentType: 'text/html',
+        headers: { 'Content-Security-Policy': "default-src 'none'; img-src 'self'; script-src 'self'" },
+        body: `<!doctype html><script src="/avatars/fallback.js"></script><img src="/media/nope.png" data-avatar-fallback="/media/also-missing.svg" alt="x">`,
+      }),
+    );
+    await page.goto(`${app.url}/loop-test`);
+    await page.waitForLoadState('load');
+    await page.waitForTimeout(1000);
+    expect(requests.filter((u) => u.endsWith('/media/nope.png'))).toHaveLength(1);
+    expect(requests.filter((u) => u.endsWith('/media/also-missing.svg'))).toHaveLength(1);
+    await page.close();
+  });
+});
+
