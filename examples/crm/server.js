@@ -18,8 +18,8 @@ const IMAGE_TYPES = { 'image/png': '.png', 'image/jpeg': '.jpg', 'image/gif': '.
 const STRICT_CSP = "default-src 'none'; img-src 'self'; script-src 'self'; style-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 const INLINE_CSP = STRICT_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'");
 
-export function createApp(env = process.env) {
-  const { storage: rawStorage, servePath, describe } = createStorage(env);
+export async function createApp(env = process.env) {
+  const { storage: rawStorage, servePath, describe } = await createStorage(env);
   // Existence answers are cached, and updated by the app's own saves and deletes; a file removed
   // behind the app's back shows as the default once its entry expires, and in the meantime the
   // browser-side fallback covers the 404.
@@ -176,7 +176,7 @@ export function createApp(env = process.env) {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const { server, describe } = createApp();
+  const { server, describe } = await createApp();
   const port = Number(process.env.PORT ?? 3000);
   server.listen(port, process.env.HOST, () => {
     const { port: actual } = server.address();
