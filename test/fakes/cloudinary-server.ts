@@ -324,18 +324,27 @@ export class FakeCloudinary {
     });
   }
 
-  private async upload(account: FakeAccount, resourceType: string, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  /** A complete multipart Upload API request whose signature holds; `undefined` once answered (or the client is gone). */
+  private async signedForm(account: FakeAccount, req: http.IncomingMessage, res: http.ServerResponse): Promise<{ fields: Record<string, string>; file?: Buffer } | undefined> {
     let body: { fields: Record<string, string>; file?: Buffer };
     try {
       body = await this.parseMultipart(req);
     } catch {
       // Incomplete multipart body: nothing is stored (and the client is gone).
       res.destroy();
-      return;
+      return undefined;
     }
-    if (this.rateLimited.upload) return this.rateLimitedAnswer(res);
+    if (this.rateLimited.upload) {
+      this.rateLimitedAnswer(res);
+      return undefined;
+    }
+    return this.verifySigned(account, body.fields, res) ? body : undefined;
+  }
+
+  private async upload(account: FakeAccount, resourceType: string, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const body = await this.signedForm(account, req, res);
+    if (!body) return;
     const { fields } = body;
-    if (!this.verifySigned(account, fields, res)) return;
     if (!body.file) return this.json(res, 400, { error: { message: 'Missing required parameter - file' } });
 
     let data = body.file;
@@ -421,15 +430,8 @@ export class FakeCloudinary {
   }
 
   private async destroy(account: FakeAccount, resourceType: string, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    let body: { fields: Record<string, string> };
-    try {
-      body = await this.parseMultipart(req);
-    } catch {
-      res.destroy();
-      return;
-    }
-    if (this.rateLimited.upload) return this.rateLimitedAnswer(res);
-    if (!this.verifySigned(account, body.fields, res)) return;
+    const body = await this.signedForm(account, req, res);
+    if (!body) return;
     this.counts.destroy++;
     const { public_id: publicId = '', type = 'upload', invalidate } = body.fields;
     this.destroys.push({ publicId, resourceType, type, invalidate: invalidate === 'true' || invalidate === '1' });
