@@ -250,6 +250,58 @@ describe('uploads', () => {
     expect(await s.exists('abort/big.bin')).toBe(false);
   }, 60_000);
 
+  it('an abort in the middle of a plain (single-request) upload cuts the request, and nothing is stored', async () => {
+    const s = storage();
+    const controller = new AbortController();
+    const incomplete = fake.counts.incompleteBodies;
+    await s.save('abort/old.bin', 'the old version');
+    // A Blob (known size, so it streams in one request) whose bytes arrive slowly.
+    const data = randomBytes(3 * 1024 * 1024);
+    class SlowBlob extends Blob {
+      override stream(): ReadableStream<Uint8Array<ArrayBuffer>> {
+        let offset = 0;
+        return new ReadableStream({
+          async pull(controller) {
+            await new Promise((r) => setTimeout(r, 2));
+            if (offset >= data.length) return controller.close();
+            controller.enqueue(new Uint8Array(data.subarray(offset, offset + 64 * 1024)));
+            offset += 64 * 1024;
+          },
+        });
+      }
+    }
+    const promise = s.save('abort/old.bin', new SlowBlob([data]), {
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.loaded > 1024 * 1024) controller.abort();
+      },
+    });
+    expect(await codeOf(promise)).toBe('ABORTED');
+    await expect.poll(() => fake.counts.incompleteBodies - incomplete).toBe(1);
+    expect((await s.readBuffer('abort/old.bin')).toString()).toBe('the old version');
+  });
+
+  it('concurrent saves of one image key all succeed and leave one whole version', async () => {
+    const s = storage();
+    const bodies = Array.from({ length: 8 }, (_, i) => Buffer.concat([PNG, Buffer.alloc(i + 1, i)]));
+    await Promise.all(bodies.map((b) => s.save('race/same.png', b)));
+    const back = await s.readBuffer('race/same.png');
+    expect(bodies.some((b) => b.equals(back))).toBe(true);
+  });
+
+  it('of concurrent saves of a.jpg and a.png, one wins and the other gets ALREADY_EXISTS, never an overwrite', async () => {
+    const s = storage();
+    for (let round = 0; round < 5; round++) {
+      const [jpg, png] = await Promise.allSettled([s.save(`race${round}/a.jpg`, JPEG), s.save(`race${round}/a.png`, PNG)]);
+      const outcomes = [jpg.status, png.status].sort();
+      expect(outcomes).toEqual(['fulfilled', 'rejected']);
+      const loser = (jpg.status === 'rejected' ? jpg : png) as PromiseRejectedResult;
+      expect((loser.reason as MediaStorageError).code).toBe('ALREADY_EXISTS');
+      const winnerKey = jpg.status === 'fulfilled' ? `race${round}/a.jpg` : `race${round}/a.png`;
+      expect((await s.readBuffer(winnerKey)).equals(jpg.status === 'fulfilled' ? JPEG : PNG)).toBe(true);
+    }
+  });
+
   it('refuses zero-byte bodies with UNSUPPORTED (Cloudinary stores no empty files)', async () => {
     const s = storage();
     expect(await codeOf(s.save('empty.txt', '', { allowEmpty: true }))).toBe('UNSUPPORTED');

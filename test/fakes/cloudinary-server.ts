@@ -153,7 +153,7 @@ export class FakeCloudinary {
   url = '';
 
   /** Requests counted by kind, for tests that must prove what was (not) called. */
-  readonly counts = { admin: 0, upload: 0, uploadChunks: 0, destroy: 0, download: 0, deliveryGet: 0, deliveryHead: 0, rejectedSignatures: 0 };
+  readonly counts = { admin: 0, upload: 0, uploadChunks: 0, destroy: 0, download: 0, deliveryGet: 0, deliveryHead: 0, rejectedSignatures: 0, incompleteBodies: 0 };
   /** Log of destroy calls: `invalidate` must be sent so CDN copies do not outlive an asset. */
   readonly destroys: Array<{ publicId: string; resourceType: string; type: string; invalidate: boolean }> = [];
   /** Admin API budget; every Admin API call spends one, and at zero the fake answers 420. */
@@ -331,6 +331,7 @@ export class FakeCloudinary {
       body = await this.parseMultipart(req);
     } catch {
       // Incomplete multipart body: nothing is stored (and the client is gone).
+      this.counts.incompleteBodies++;
       res.destroy();
       return undefined;
     }
