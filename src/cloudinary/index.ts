@@ -6,6 +6,7 @@
  * instances on different accounts never see each other's settings. How keys map to assets is in
  * ./mapping.ts and docs/cloudinary.md.
  */
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { Readable, Transform } from 'node:stream';
@@ -76,7 +77,6 @@ interface CloudinarySdk {
   config(): Record<string, unknown>;
   uploader: {
     upload_stream(options: Record<string, unknown>, callback: (error: unknown, result?: UploadResult) => void): NodeJS.WritableStream & import('node:stream').Writable;
-    upload_chunked_stream(options: Record<string, unknown>, callback: (error: unknown, result?: UploadResult) => void): import('node:stream').Writable;
     destroy(publicId: string, options: Record<string, unknown>): Promise<{ result?: string }>;
   };
   api: {
@@ -544,7 +544,7 @@ export class CloudinaryStorage extends BaseStorage {
         if (options.ifExists === 'fail') throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
         // Another save of this same key claimed the slot between our check and our upload.
         if (!whole) throw new MediaStorageError('UNAVAILABLE', `A concurrent save of "${key}" finished first; try again`, { key });
-        result = await this.uploadStream(target, whole, true, whole.length > this.chunkSize, options.signal);
+        result = whole.length > this.chunkSize ? await this.uploadChunked(target, Readable.from([whole]), true, options.signal) : await this.uploadStream(target, whole, true, options.signal);
       }
       // A key lives in one home at a time: remove its copy in the other one.
       if (toMedia) await this.destroyAsset(homes.raw);
@@ -740,33 +740,82 @@ export class CloudinaryStorage extends BaseStorage {
   }
 
   /**
-   * Sends the body: one multipart upload_stream when it fits in `chunkSize`, chunked upload
-   * otherwise. A body of unknown length is read up to `chunkSize` bytes to decide, so memory stays
-   * bounded by about one chunk either way. `whole` is the body when it was read entirely.
+   * Sends the body: one multipart upload_stream when it fits in `chunkSize`, the chunked upload
+   * protocol otherwise. A body of unknown length is read up to `chunkSize` bytes to decide, so
+   * memory stays bounded by about one chunk either way. `whole` is the body when it was read entirely.
    */
   private async upload(target: AssetRef, reader: BodyReader, size: number | undefined, overwrite: boolean, signal?: AbortSignal): Promise<{ result: UploadResult; whole?: Buffer }> {
     if (size !== undefined && size <= this.chunkSize) {
-      return { result: await this.uploadStream(target, reader.ended ? reader.whole() : reader.stream(), overwrite, false, signal), whole: reader.ended ? reader.whole() : undefined };
+      const whole = reader.ended ? reader.whole() : undefined;
+      return { result: await this.uploadStream(target, whole ?? reader.stream(), overwrite, signal), whole };
     }
     await reader.fill(this.chunkSize + 1);
     if (reader.ended) {
       const whole = reader.whole();
-      return { result: await this.uploadStream(target, whole, overwrite, false, signal), whole };
+      return { result: await this.uploadStream(target, whole, overwrite, signal), whole };
     }
-    return { result: await this.uploadStream(target, reader.stream(), overwrite, true, signal) };
+    return { result: await this.uploadChunked(target, reader.stream(), overwrite, signal) };
   }
 
   /**
-   * One SDK upload, on its own agent so that an abort or a broken body can cut the connection:
-   * the server then never sees the closing multipart boundary (or the last chunk), and stores nothing.
+   * Cloudinary's chunked upload: every chunk is one signed upload_stream request carrying the
+   * same X-Unique-Upload-Id and its Content-Range (`bytes start-end/-1`, the last one `/total`);
+   * the asset appears only when the last chunk arrives. The SDK's upload_chunked_stream does the
+   * same but copies its whole buffer on every write (quadratic in the number of writes); here a
+   * chunk's pieces are written as they were read, and nothing is sent for a chunk until it is
+   * complete, so a body that fails or is aborted never gets its last chunk.
    */
-  private async uploadStream(target: AssetRef, source: Readable | Buffer, overwrite: boolean, chunked: boolean, signal?: AbortSignal): Promise<UploadResult> {
+  private async uploadChunked(target: AssetRef, source: Readable, overwrite: boolean, signal?: AbortSignal): Promise<UploadResult> {
+    const uploadId = randomBytes(12).toString('hex');
+    const iterator = source[Symbol.asyncIterator]();
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let ended = false;
+    let offset = 0;
+    for (;;) {
+      while (!ended && pendingBytes <= this.chunkSize) {
+        const next = await iterator.next();
+        if (next.done) ended = true;
+        else {
+          pending.push(next.value as Buffer);
+          pendingBytes += (next.value as Buffer).length;
+        }
+      }
+      const last = ended && pendingBytes <= this.chunkSize;
+      const take = last ? pendingBytes : this.chunkSize;
+      const parts: Buffer[] = [];
+      let taken = 0;
+      while (taken < take) {
+        const piece = pending.shift()!;
+        const need = take - taken;
+        if (piece.length > need) {
+          parts.push(piece.subarray(0, need));
+          pending.unshift(piece.subarray(need));
+          taken = take;
+        } else {
+          parts.push(piece);
+          taken += piece.length;
+        }
+      }
+      pendingBytes -= take;
+      const range = `bytes ${offset}-${offset + take - 1}/${last ? offset + take : -1}`;
+      const result = await this.uploadStream(target, parts, overwrite, signal, { content_range: range, x_unique_upload_id: uploadId }, last);
+      offset += take;
+      if (last) return result;
+    }
+  }
+
+  /**
+   * One SDK upload_stream request, on its own agent so that an abort or a broken body can cut the
+   * connection: the server then never sees the closing multipart boundary, and stores nothing.
+   */
+  private async uploadStream(target: AssetRef, source: Readable | Buffer | Buffer[], overwrite: boolean, signal: AbortSignal | undefined, extra: Record<string, unknown> = {}, final = true): Promise<UploadResult> {
     const sdk = await loadSdk();
     if (signal?.aborted) throw abortedError('save', undefined, this.name, signal.reason);
     // Behind the SDK's own proxy an abort cannot cut the socket; the body stays incomplete, so
     // nothing is stored either, and the request ends at the timeout.
     const agent = this.sdkUsesProxy(sdk) ? undefined : this.newAgent(false);
-    const params = { ...this.uploadParams(target, overwrite), ...(agent ? { agent } : {}), ...(chunked ? { chunk_size: this.chunkSize } : {}) };
+    const params = { ...this.uploadParams(target, overwrite), ...(agent ? { agent } : {}), ...extra };
     try {
       return await new Promise<UploadResult>((resolve, reject) => {
         let settled = false;
@@ -784,12 +833,14 @@ export class CloudinaryStorage extends BaseStorage {
         signal?.addEventListener('abort', onAbort, { once: true });
         const callback = (error: unknown, result?: UploadResult): void => {
           if (error) settle(fromSdkRejection(error));
-          else if (!result || typeof result.public_id !== 'string') settle(new CloudinaryApiError('upload answered without a public_id', undefined));
+          // Only the last chunk's answer describes the asset.
+          else if (final && (!result || typeof result.public_id !== 'string')) settle(new CloudinaryApiError('upload answered without a public_id', undefined));
           else settle(undefined, result);
         };
-        const sink = chunked ? sdk.uploader.upload_chunked_stream(params, callback) : sdk.uploader.upload_stream(params, callback);
-        if (Buffer.isBuffer(source)) {
-          sink.end(source);
+        const sink = sdk.uploader.upload_stream(params, callback);
+        if (Buffer.isBuffer(source) || Array.isArray(source)) {
+          for (const piece of Buffer.isBuffer(source) ? [source] : source) sink.write(piece);
+          sink.end();
         } else {
           pipeline(source, sink).catch((err: unknown) => {
             // Cut the request before the body is complete: nothing becomes visible.
