@@ -302,6 +302,24 @@ describe('uploads', () => {
     }
   });
 
+  it('a server fault halfway through a chunked upload gives UNAVAILABLE and leaves the old object whole', async () => {
+    const s = storage({ chunkSize: 5 * 1024 * 1024 });
+    await s.save('fault/doc.bin', 'old contents');
+    const data = randomBytes(11 * 1024 * 1024);
+    const chunksBefore = fake.counts.uploadChunks;
+    // The first chunk goes through, the second gets a 500.
+    fake.failUploadRequest = fake.uploadRequests + 2;
+    try {
+      const err = await errorOf(s.save('fault/doc.bin', Readable.from([data.subarray(0, 6e6), data.subarray(6e6)])));
+      expect(err.code).toBe('UNAVAILABLE');
+      expect(err.status).toBe(500);
+    } finally {
+      fake.failUploadRequest = undefined;
+    }
+    expect(fake.counts.uploadChunks - chunksBefore).toBe(1);
+    expect((await s.readBuffer('fault/doc.bin')).toString()).toBe('old contents');
+  });
+
   it('refuses zero-byte bodies with UNSUPPORTED (Cloudinary stores no empty files)', async () => {
     const s = storage();
     expect(await codeOf(s.save('empty.txt', '', { allowEmpty: true }))).toBe('UNSUPPORTED');

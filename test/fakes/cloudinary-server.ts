@@ -160,6 +160,10 @@ export class FakeCloudinary {
   readonly rateLimit: RateLimitState = { limit: 500, remaining: 500, resetAt: new Date(Date.now() + 3600_000) };
   /** When set, the named API answers 420 until the reset time (Cloudinary's "Rate Limit Exceeded"). */
   rateLimited: { admin?: boolean; upload?: boolean } = {};
+  /** Upload API upload requests (plain uploads and chunks) seen so far. */
+  uploadRequests = 0;
+  /** The upload request with this number (see uploadRequests) answers 500: a server fault halfway through an upload. */
+  failUploadRequest: number | undefined;
   /** Largest file a single upload accepts (Cloudinary's plan limits); default 100 MB. */
   maxFileSize = 100 * 1024 * 1024;
 
@@ -345,6 +349,7 @@ export class FakeCloudinary {
   private async upload(account: FakeAccount, resourceType: string, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const body = await this.signedForm(account, req, res);
     if (!body) return;
+    if (++this.uploadRequests === this.failUploadRequest) return this.json(res, 500, { error: { message: 'General Error' } });
     const { fields } = body;
     if (!body.file) return this.json(res, 400, { error: { message: 'Missing required parameter - file' } });
 
