@@ -524,6 +524,16 @@ describe('error shapes', () => {
     expect(mapCloudinaryError(new CloudinaryApiError('nope', 403))?.code).toBe('PERMISSION');
   });
 
+  it('a delivery URL that never answers gives UNAVAILABLE after the timeout', async () => {
+    const hanging = (_url: string, init?: RequestInit): Promise<Response> =>
+      new Promise((_resolve, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal!.reason)));
+    const s = storage({ fetch: hanging, timeout: 200 });
+    const started = Date.now();
+    const err = await errorOf(s.exists('slow.txt'));
+    expect(err.code).toBe('UNAVAILABLE');
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
   it('maps an unreachable API to UNAVAILABLE', async () => {
     const s = new CloudinaryStorage({ ...ACCOUNT, uploadPrefix: 'http://127.0.0.1:9', fetch: fake.fetch, folder: 'down' });
     made.push(s);
@@ -558,6 +568,7 @@ describe('urls', () => {
     await s.save('u/p.png', PNG);
     expect(await codeOf(s.url('u/doc.txt', { transform: { width: 10 } }))).toBe('UNSUPPORTED');
     expect(await codeOf(s.url('u/p.png', { transform: { width: 10 }, expiresIn: 60 }))).toBe('UNSUPPORTED');
+    expect(await codeOf(s.url('u/p.png', { transform: { width: 10 }, download: true }))).toBe('UNSUPPORTED');
   });
 });
 

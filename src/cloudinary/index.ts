@@ -461,8 +461,22 @@ export class CloudinaryStorage extends BaseStorage {
     );
   }
 
+  /** A delivery request; `timeout` bounds the wait for the response head, not the reading of a body. */
   private async deliveryRequest(ref: AssetRef, method: 'HEAD' | 'GET', headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
-    return this.fetchImpl(await this.deliveryUrl(ref), { method, headers, signal, redirect: 'follow' });
+    const url = await this.deliveryUrl(ref);
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new DOMException(`no answer from the delivery URL within ${this.timeout} ms`, 'TimeoutError')), this.timeout);
+    const forward = (): void => controller.abort(signal?.reason);
+    if (signal?.aborted) forward();
+    signal?.addEventListener('abort', forward, { once: true });
+    try {
+      return await this.fetchImpl(url, { method, headers, signal: controller.signal, redirect: 'follow' });
+    } catch (err) {
+      signal?.removeEventListener('abort', forward);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   // ----------------------------------------------------------------- locating objects
@@ -690,7 +704,10 @@ export class CloudinaryStorage extends BaseStorage {
     if (options.transform && ref.resourceType === 'raw') {
       throw new MediaStorageError('UNSUPPORTED', `"${key}" is stored as a raw file; Cloudinary applies transformations to images and videos only`, { key });
     }
-    if (options.download) return this.downloadUrl(ref, options.expiresIn ?? this.defaultExpiresIn, true);
+    if (options.download) {
+      if (options.transform) throw new MediaStorageError('UNSUPPORTED', 'Download URLs are served by the Upload API, which applies no transformation; drop download or the transformation', { key });
+      return this.downloadUrl(ref, options.expiresIn ?? this.defaultExpiresIn, true);
+    }
     if (options.expiresIn !== undefined) {
       if (options.transform) {
         throw new MediaStorageError('UNSUPPORTED', 'Cloudinary applies transformations on delivery URLs, which cannot expire without token authentication; drop expiresIn (an authenticated storage still signs the URL) or the transformation', { key });
