@@ -759,7 +759,7 @@ export class CloudinaryStorage extends BaseStorage {
   /**
    * Sends the body: one multipart upload_stream when it fits in `chunkSize`, the chunked upload
    * protocol otherwise. A body of unknown length is read up to `chunkSize` bytes to decide, so
-   * memory stays bounded by about one chunk either way. `whole` is the body when it was read entirely.
+   * memory stays bounded (about one chunk read ahead) either way. `whole` is the body when it was read entirely.
    */
   private async upload(target: AssetRef, reader: BodyReader, size: number | undefined, overwrite: boolean, signal?: AbortSignal): Promise<{ result: UploadResult; whole?: Buffer }> {
     if (size !== undefined && size <= this.chunkSize) {
@@ -855,11 +855,12 @@ export class CloudinaryStorage extends BaseStorage {
           else settle(undefined, result);
         };
         const sink = sdk.uploader.upload_stream(params, callback);
-        if (Buffer.isBuffer(source) || Array.isArray(source)) {
-          for (const piece of Buffer.isBuffer(source) ? [source] : source) sink.write(piece);
-          sink.end();
+        if (Buffer.isBuffer(source)) {
+          sink.end(source);
         } else {
-          pipeline(source, sink).catch((err: unknown) => {
+          // Pieces go out as the socket takes them: queuing a whole chunk at once makes Node copy
+          // it into one native buffer for the socket write, which RSS shows and GC does not see.
+          pipeline(Array.isArray(source) ? Readable.from(source, { objectMode: false }) : source, sink).catch((err: unknown) => {
             // Cut the request before the body is complete: nothing becomes visible.
             agent?.destroy();
             settle(err);
