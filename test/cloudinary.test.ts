@@ -158,6 +158,26 @@ describe('key ↔ asset mapping', () => {
     expect(await codeOf(s.list('o/', { cursor: 'not-a-cursor' }))).toBe('INVALID_INPUT');
   });
 
+  it('merges images and raw files page by page, past the Admin API page of 500', async () => {
+    const s = storage();
+    const keys: string[] = [];
+    for (let i = 0; i < 530; i++) {
+      const n = String(i).padStart(5, '0');
+      keys.push(`mix/${n}.png`);
+      if (i % 40 === 0) keys.push(`mix/${n}.txt`);
+    }
+    for (let i = 0; i < keys.length; i += 32) await Promise.all(keys.slice(i, i + 32).map((key) => s.save(key, key.endsWith('.png') ? PNG : 'text')));
+    const sorted = [...keys].sort();
+    const all: string[] = [];
+    for await (const info of s.listAll('mix/', { pageSize: 250 })) all.push(info.key);
+    expect(all).toEqual(sorted);
+    const first = await s.list('mix/');
+    expect(first.items.map((i) => i.key)).toEqual(sorted);
+    expect(first.cursor).toBeUndefined();
+    expect(first.items.find((i) => i.key === 'mix/00040.txt')).toMatchObject({ size: 4, contentType: 'text/plain' });
+    expect(first.items.find((i) => i.key === 'mix/00040.png')).toMatchObject({ size: PNG.length, contentType: 'image/png' });
+  }, 60_000);
+
   it('moves a key between its homes when its content changes kind, leaving one copy', async () => {
     const s = storage();
     const f = s.folder;
@@ -629,5 +649,8 @@ describe('configuration and isolation', () => {
     const { v2 } = (await import('cloudinary')) as unknown as { v2: { config(): Record<string, unknown> } };
     expect(v2.config().cloud_name).toBeUndefined();
     expect(v2.config().api_secret).toBeUndefined();
+    // The SDK was loaded without an upload_prefix, so it picked its https module; every call still
+    // reached the fake over plain http, through the agent of the prefix's protocol each call carries.
+    expect(v2.config().upload_prefix).toBeUndefined();
   });
 });
