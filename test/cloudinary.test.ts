@@ -544,6 +544,19 @@ describe('error shapes', () => {
     expect(mapCloudinaryError(new CloudinaryApiError('nope', 403))?.code).toBe('PERMISSION');
   });
 
+  it('cuts the range out itself when a CDN ignores the Range header', async () => {
+    const noRanges = (url: string, init?: RequestInit): Promise<Response> => {
+      const headers = { ...(init?.headers as Record<string, string> | undefined) };
+      delete headers.range;
+      return fake.fetch(url, { ...init, headers });
+    };
+    const s = storage({ fetch: noRanges });
+    await s.save('range/r.txt', '0123456789abcdefghij');
+    expect((await s.readBuffer('range/r.txt', { range: { start: 2, end: 5 } })).toString()).toBe('2345');
+    expect((await s.readBuffer('range/r.txt', { range: { start: 15 } })).toString()).toBe('fghij');
+    expect(await s.stat('range/r.txt')).toMatchObject({ size: 20, contentType: expect.stringMatching(/^text\/plain/) });
+  });
+
   it('a delivery URL that never answers gives UNAVAILABLE after the timeout', async () => {
     const hanging = (_url: string, init?: RequestInit): Promise<Response> =>
       new Promise((_resolve, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal!.reason)));

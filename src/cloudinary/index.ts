@@ -204,6 +204,22 @@ function deliveryError(res: Response, what: string): CloudinaryApiError {
   return new CloudinaryApiError(`${what}: delivery answered ${res.status}${reason ? ` (${reason})` : ''}`, res.status);
 }
 
+/** Up to `count` bytes of a response body, without reading the rest (a CDN may ignore Range). */
+async function firstBytes(res: Response, count: number): Promise<Buffer> {
+  if (!res.body) return Buffer.alloc(0);
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  while (bytes < count) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    bytes += value.length;
+  }
+  await reader.cancel().catch(() => undefined);
+  return Buffer.concat(chunks).subarray(0, count);
+}
+
 async function discard(res: Response): Promise<void> {
   await res.body?.cancel().catch(() => undefined);
 }
@@ -611,7 +627,11 @@ export class CloudinaryStorage extends BaseStorage {
       this.remember(key, ref === homes.media ? 'media' : 'raw');
       const stream = res.body ? Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>) : Readable.from([]);
       // A server that ignored the Range header sent everything: cut the range out here.
-      if (range && res.status === 200) return stream.pipe(sliceStream(range.start, range.end));
+      if (range && res.status === 200) {
+        const sliced = sliceStream(range.start, range.end);
+        stream.once('error', (err) => sliced.destroy(err));
+        return stream.pipe(sliced);
+      }
       return stream;
     }
     throw new MediaStorageError('NOT_FOUND', `No object under "${key}"`, { key });
@@ -645,7 +665,7 @@ export class CloudinaryStorage extends BaseStorage {
       await discard(res);
       throw deliveryError(res, `checking "${key}"`);
     }
-    const head = Buffer.from(await res.arrayBuffer()).subarray(0, SNIFF_BYTES);
+    const head = await firstBytes(res, SNIFF_BYTES);
     this.remember(key, 'raw');
     return this.infoFromHeaders(key, res, resolveContentType(key, head));
   }
