@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PreparedBody } from '../core/body.js';
@@ -17,7 +17,9 @@ import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, resolveContentType, sniffCont
 import { MediaStorageError, abortedError, type MediaStorageErrorCode } from '../core/errors.js';
 import { normalizeKey, normalizeLocation } from '../core/keys.js';
 import type { Capabilities, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
+import { configError, resolveConfig, type ResolvedConfig } from './config.js';
 import { CloudinaryApiError, fromSdkRejection, mapCloudinaryError } from './errors.js';
+import { BodyReader, firstBytes, sliceStream } from './io.js';
 import { MEDIA_FORMATS, contentTypeMatches, escapePublicId, homeFor, homesOf, keyOf, type AssetRef, type KeyHomes, type ResourceType } from './mapping.js';
 
 export { CloudinaryApiError, fromSdkRejection, mapCloudinaryError, rateLimitRetryAfter } from './errors.js';
@@ -60,16 +62,6 @@ export interface CloudinaryStorageOptions {
   agent?: http.Agent;
   /** API request timeout in milliseconds; default 60,000. */
   timeout?: number;
-}
-
-interface ResolvedConfig {
-  cloudName: string;
-  apiKey: string;
-  apiSecret: string;
-  uploadPrefix: string;
-  secureDistribution?: string;
-  privateCdn?: boolean;
-  signatureAlgorithm: 'sha1' | 'sha256';
 }
 
 /** The parts of the SDK this backend uses (typed loosely: the SDK's own types lag its behaviour). */
@@ -141,161 +133,17 @@ function loadSdk(): Promise<CloudinarySdk> {
   return sdkPromise;
 }
 
-function configError(message: string): MediaStorageError {
-  return new MediaStorageError('CONFIG', `cloudinary: ${message}`, { backend: 'cloudinary' });
-}
-
-/** Reads `cloudinary://key:secret@cloud?upload_prefix=...` the way the SDK does, without ever quoting it (it holds the secret). */
-function parseCloudinaryUrl(value: string, source: string): Partial<ResolvedConfig> {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw configError(`${source} is not a valid URL; expected cloudinary://API_KEY:API_SECRET@CLOUD_NAME`);
-  }
-  if (url.protocol !== 'cloudinary:') throw configError(`${source} must start with cloudinary:// (got ${url.protocol}//)`);
-  const out: Partial<ResolvedConfig> = {
-    cloudName: url.hostname || undefined,
-    apiKey: url.username ? decodeURIComponent(url.username) : undefined,
-    apiSecret: url.password ? decodeURIComponent(url.password) : undefined,
-  };
-  if (url.pathname && url.pathname !== '/') {
-    out.privateCdn = true;
-    out.secureDistribution = url.pathname.slice(1);
-  }
-  const q = url.searchParams;
-  if (q.get('upload_prefix')) out.uploadPrefix = q.get('upload_prefix')!;
-  if (q.get('secure_distribution')) out.secureDistribution = q.get('secure_distribution')!;
-  if (q.get('private_cdn')) out.privateCdn = q.get('private_cdn') === 'true';
-  const algorithm = q.get('signature_algorithm');
-  if (algorithm === 'sha1' || algorithm === 'sha256') out.signatureAlgorithm = algorithm;
-  return out;
-}
-
-function resolveConfig(options: CloudinaryStorageOptions): ResolvedConfig {
-  const source = options.cloudinaryUrl !== undefined ? 'the cloudinaryUrl option' : 'CLOUDINARY_URL';
-  const urlValue = options.cloudinaryUrl ?? process.env.CLOUDINARY_URL;
-  const fromUrl = urlValue ? parseCloudinaryUrl(urlValue, source) : {};
-  const cloudName = options.cloudName ?? fromUrl.cloudName;
-  const apiKey = options.apiKey ?? fromUrl.apiKey;
-  const apiSecret = options.apiSecret ?? fromUrl.apiSecret;
-  const missing = [!cloudName && 'cloudName', !apiKey && 'apiKey', !apiSecret && 'apiSecret'].filter(Boolean);
-  if (missing.length > 0) {
-    throw configError(`missing ${missing.join(', ')}: pass them as options or set CLOUDINARY_URL=cloudinary://API_KEY:API_SECRET@CLOUD_NAME`);
-  }
-  const uploadPrefix = (options.uploadPrefix ?? fromUrl.uploadPrefix ?? 'https://api.cloudinary.com').replace(/\/+$/, '');
-  if (!/^https?:\/\/[^/]+/.test(uploadPrefix)) throw configError('uploadPrefix must be an http(s) URL');
-  const signatureAlgorithm = options.signatureAlgorithm ?? fromUrl.signatureAlgorithm ?? 'sha1';
-  if (signatureAlgorithm !== 'sha1' && signatureAlgorithm !== 'sha256') throw configError('signatureAlgorithm must be "sha1" or "sha256"');
-  return {
-    cloudName: cloudName!,
-    apiKey: apiKey!,
-    apiSecret: apiSecret!,
-    uploadPrefix,
-    secureDistribution: options.secureDistribution ?? fromUrl.secureDistribution,
-    privateCdn: options.privateCdn ?? fromUrl.privateCdn,
-    signatureAlgorithm,
-  };
-}
-
 /** A delivery answer that is neither the object nor its absence. */
 function deliveryError(res: Response, what: string): CloudinaryApiError {
   const reason = res.headers.get('x-cld-error');
   return new CloudinaryApiError(`${what}: delivery answered ${res.status}${reason ? ` (${reason})` : ''}`, res.status);
 }
 
-/** Up to `count` bytes of a response body, without reading the rest (a CDN may ignore Range). */
-async function firstBytes(res: Response, count: number): Promise<Buffer> {
-  if (!res.body) return Buffer.alloc(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let bytes = 0;
-  while (bytes < count) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    bytes += value.length;
-  }
-  await reader.cancel().catch(() => undefined);
-  return Buffer.concat(chunks).subarray(0, count);
-}
-
 async function discard(res: Response): Promise<void> {
   await res.body?.cancel().catch(() => undefined);
 }
 
-/** Skips `start` bytes and stops after `end`, for a server that ignored a Range header. */
-function sliceStream(start: number, end: number | undefined): Transform {
-  let offset = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      const from = Math.max(0, start - offset);
-      const to = end === undefined ? chunk.length : Math.min(chunk.length, end + 1 - offset);
-      offset += chunk.length;
-      done(null, from < to ? chunk.subarray(from, to) : undefined);
-    },
-  });
-}
-
 type MediaSlot = 'absent' | 'ours' | 'foreign';
-
-/** Reads a body ahead as far as needed (to sniff it, or to tell a small body from a large one), then hands out all of it as a stream. */
-class BodyReader {
-  private chunks: Buffer[] = [];
-  bytes = 0;
-  ended = false;
-  private readonly iterator: AsyncIterator<unknown>;
-  private handedOut = false;
-
-  constructor(stream: Readable) {
-    this.iterator = stream[Symbol.asyncIterator]();
-  }
-
-  async fill(atLeast: number): Promise<void> {
-    while (!this.ended && this.bytes < atLeast) {
-      const next = await this.iterator.next();
-      if (next.done) this.ended = true;
-      else {
-        this.chunks.push(next.value as Buffer);
-        this.bytes += (next.value as Buffer).length;
-      }
-    }
-  }
-
-  head(length: number): Buffer {
-    return Buffer.concat(this.chunks).subarray(0, length);
-  }
-
-  /** The whole body; only once it has ended. */
-  whole(): Buffer {
-    if (this.chunks.length !== 1) this.chunks = [Buffer.concat(this.chunks, this.bytes)];
-    return this.chunks[0] ?? Buffer.alloc(0);
-  }
-
-  /** What was read ahead, then the rest. */
-  stream(): Readable {
-    this.handedOut = true;
-    const ahead = this.chunks;
-    this.chunks = [];
-    const iterator = this.iterator;
-    const ended = this.ended;
-    async function* all(): AsyncGenerator<Buffer> {
-      yield* ahead;
-      if (ended) return;
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done) return;
-        yield next.value as Buffer;
-      }
-    }
-    return Readable.from(all(), { objectMode: false });
-  }
-
-  /** Releases the body when it was not handed out (a refused save). */
-  async close(): Promise<void> {
-    if (!this.handedOut && !this.ended) await this.iterator.return?.().catch(() => undefined);
-  }
-}
 
 interface ListSourceState {
   /** Cloudinary's cursor of the current page; absent for the first page. */
