@@ -440,6 +440,24 @@ describe('authentication at the fake', () => {
   });
 });
 
+describe('accounts that block delivery of some files', () => {
+  it('answers PERMISSION, naming the reason, when the account refuses to deliver a file (PDF/ZIP setting); existsVia "admin" still sees it', async () => {
+    const s = storage();
+    await s.save('blocked/cv.pdf', '%PDF-1.4 minimal');
+    fake.denyDelivery = /\.pdf$/;
+    try {
+      const err = await errorOf(s.exists('blocked/cv.pdf'));
+      expect(err.code).toBe('PERMISSION');
+      expect(err.message).toMatch(/deny or ACL failure/);
+      expect(await codeOf(s.read('blocked/cv.pdf'))).toBe('PERMISSION');
+      const viaAdmin = storage({ existsVia: 'admin', folder: s.folder.slice(0, -1) });
+      expect(await viaAdmin.exists('blocked/cv.pdf')).toBe(true);
+    } finally {
+      fake.denyDelivery = undefined;
+    }
+  });
+});
+
 describe('exists, stat and the Admin API budget', () => {
   it('exists, stat, read, url, save and delete make no Admin API call by default (counted at the fake)', async () => {
     const s = storage();

@@ -8,13 +8,16 @@ import type { MediaStorageErrorCode } from '../core/errors.js';
  */
 export class CloudinaryApiError extends Error {
   override readonly name = 'CloudinaryApiError';
+  /** `delivery`: the answer of a delivery URL (res.cloudinary.com), not of the API. */
+  readonly source: 'api' | 'delivery';
   constructor(
     message: string,
     /** HTTP status (the SDK's `http_code`); 499 is the SDK's own request timeout. */
     readonly httpCode: number | undefined,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; source?: 'api' | 'delivery' },
   ) {
     super(message, options);
+    this.source = options?.source ?? 'api';
   }
 }
 
@@ -79,6 +82,9 @@ export function mapCloudinaryError(err: unknown, lastKnownReset?: Date): MappedE
     return { code: 'UNAVAILABLE', message: `rate limited: ${message}`, status, retryAfter: rateLimitRetryAfter(err.message, lastKnownReset) };
   }
   if (status === 499) return { code: 'UNAVAILABLE', message, status };
+  // Delivery URLs carry no credentials of ours: a 401 there is an access rule (a tampered or
+  // missing signature, or an account that blocks e.g. PDF and ZIP delivery), not a wrong secret.
+  if (err.source === 'delivery' && status === 401) return { code: 'PERMISSION', message, status };
   if (status === 400 && /file size too large|too large/i.test(err.message)) return { code: 'TOO_LARGE', message, status };
   return { code: codeFromStatus(status) ?? 'UNKNOWN', message, status };
 }

@@ -136,7 +136,7 @@ function loadSdk(): Promise<CloudinarySdk> {
 /** A delivery answer that is neither the object nor its absence. */
 function deliveryError(res: Response, what: string): CloudinaryApiError {
   const reason = res.headers.get('x-cld-error');
-  return new CloudinaryApiError(`${what}: delivery answered ${res.status}${reason ? ` (${reason})` : ''}`, res.status);
+  return new CloudinaryApiError(`${what}: delivery answered ${res.status}${reason ? ` (${reason})` : ''}`, res.status, { source: 'delivery' });
 }
 
 async function discard(res: Response): Promise<void> {

@@ -164,6 +164,8 @@ export class FakeCloudinary {
   uploadRequests = 0;
   /** The upload request with this number (see uploadRequests) answers 500: a server fault halfway through an upload. */
   failUploadRequest: number | undefined;
+  /** Public IDs whose delivery the account refuses (Cloudinary blocks PDF and ZIP delivery on new accounts): 401 "deny or ACL failure". */
+  denyDelivery: RegExp | undefined;
   /** Largest file a single upload accepts (Cloudinary's plan limits); default 100 MB. */
   maxFileSize = 100 * 1024 * 1024;
 
@@ -559,6 +561,10 @@ export class FakeCloudinary {
       }
     }
     if (!asset) return notFound(decoded);
+    if (this.denyDelivery?.test(asset.publicId)) {
+      res.writeHead(401, { 'x-cld-error': 'deny or ACL failure', 'content-length': '0' }).end();
+      return;
+    }
     if (requestedFormat !== undefined && requestedFormat !== asset.format) {
       // Cloudinary would convert; the fake cannot, and says so rather than serve wrong bytes.
       res.writeHead(400, { 'x-cld-error': `fake: format conversion ${asset.format} -> ${requestedFormat} is not implemented`, 'content-length': '0' }).end();
