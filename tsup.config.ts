@@ -10,6 +10,7 @@ export default defineConfig({
     cli: 'src/cli/bin.ts',
     'avatar/index': 'src/avatar/index.ts',
     'multer/index': 'src/multer/index.ts',
+    'cloudinary/index': 'src/cloudinary/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

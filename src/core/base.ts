@@ -209,13 +209,22 @@ export abstract class BaseStorage implements MediaStorage {
 
   // ----------------------------------------------------------------- shared machinery
 
+  /**
+   * Whether `ifExists: 'rename'` must pick another name than `key`. Default: an object exists under
+   * it. A backend where another key can block this one (Cloudinary: `a.jpg` and `a.png` share one
+   * public ID) overrides this.
+   */
+  protected async keyTaken(key: string): Promise<boolean> {
+    return this.existsObject(key);
+  }
+
   /** The key itself when free, else the key with a random suffix before its extension. */
   protected async availableKey(key: string): Promise<string> {
-    if (!(await this.existsObject(key))) return key;
+    if (!(await this.keyTaken(key))) return key;
     const { dir, stem, ext } = splitKey(key);
     for (let i = 0; i < RENAME_ATTEMPTS; i++) {
       const candidate = normalizeKey(`${dir}${stem}_${randomSuffix()}${ext}`);
-      if (!(await this.existsObject(candidate))) return candidate;
+      if (!(await this.keyTaken(candidate))) return candidate;
     }
     throw new MediaStorageError('ALREADY_EXISTS', `No free name found for "${key}" after ${RENAME_ATTEMPTS} attempts`, { key });
   }

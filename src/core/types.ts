@@ -118,6 +118,11 @@ export interface Capabilities {
   atomicCreate: boolean;
   /** The object's etag is an MD5 of its bytes (S3 single-part, local, memory). */
   md5Etag: boolean;
+  /**
+   * Zero-byte objects can be stored (`allowEmpty`). Absent means true; a backend that cannot
+   * (Cloudinary refuses empty files) declares false and answers UNSUPPORTED, storing nothing.
+   */
+  emptyObjects?: boolean;
 }
 
 /**

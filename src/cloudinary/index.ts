@@ -1,0 +1,847 @@
+/**
+ * `CloudinaryStorage`: MediaStorage on Cloudinary through the official `cloudinary` SDK (v2).
+ *
+ * The SDK's `cloudinary.config()` is process-wide, so this backend never calls it: every SDK call
+ * gets this instance's cloud name, key, secret and API prefix as per-call options, and two
+ * instances on different accounts never see each other's settings. How keys map to assets is in
+ * ./mapping.ts and docs/cloudinary.md.
+ */
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BaseStorage, type WriteOptions } from '../core/base.js';
+import type { PreparedBody } from '../core/body.js';
+import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, resolveContentType, sniffContentType, SNIFF_BYTES } from '../core/content-type.js';
+import { MediaStorageError, abortedError, type MediaStorageErrorCode } from '../core/errors.js';
+import { normalizeKey, normalizeLocation } from '../core/keys.js';
+import type { Capabilities, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
+import { configError, resolveConfig, type ResolvedConfig } from './config.js';
+import { CloudinaryApiError, fromSdkRejection, mapCloudinaryError } from './errors.js';
+import { BodyReader, firstBytes, sliceStream } from './io.js';
+import { MEDIA_FORMATS, contentTypeMatches, escapePublicId, homeFor, homesOf, keyOf, type AssetRef, type KeyHomes, type ResourceType } from './mapping.js';
+
+export { CloudinaryApiError, fromSdkRejection, mapCloudinaryError, rateLimitRetryAfter } from './errors.js';
+export { MEDIA_FORMATS, MAX_PUBLIC_ID_LENGTH, escapePublicId, unescapePublicId, homesOf, homeFor, keyOf, mediaFormatOf, type AssetRef, type KeyHomes, type ResourceType } from './mapping.js';
+
+export interface CloudinaryStorageOptions {
+  /** Cloud name; default from `cloudinaryUrl`. */
+  cloudName?: string;
+  /** API key; default from `cloudinaryUrl`. */
+  apiKey?: string;
+  /** API secret; default from `cloudinaryUrl`. Never appears in error messages. */
+  apiSecret?: string;
+  /**
+   * `cloudinary://API_KEY:API_SECRET@CLOUD_NAME`, optionally with query settings
+   * (`upload_prefix`, `secure_distribution`, `private_cdn`, `signature_algorithm`). Default:
+   * `process.env.CLOUDINARY_URL`. Explicit options win over it.
+   */
+  cloudinaryUrl?: string;
+  /** Folder (public ID prefix) every key lives under, e.g. `media/`. */
+  folder?: string;
+  /** `upload` (public delivery URLs, the default) or `authenticated` (signed URLs only). */
+  deliveryType?: 'upload' | 'authenticated';
+  /** Expiry, in seconds, of signed URLs made without `expiresIn` (authenticated type, downloads). Default 3600. */
+  defaultExpiresIn?: number;
+  /** Bodies larger than this (or of unknown length that turn out larger) go through chunked upload, in chunks of this size. Default 20 MB; at least 5 MB (Cloudinary's minimum chunk). */
+  chunkSize?: number;
+  /** How exists/stat learn about an object: a HEAD of its delivery URL (default, not rate-limited) or the Admin API (rate-limited, 500–2,000 calls an hour). */
+  existsVia?: 'delivery' | 'admin';
+  /** API base URL (`upload_prefix`); default `https://api.cloudinary.com`, or the `upload_prefix` in `cloudinaryUrl`. For proxies and tests. */
+  uploadPrefix?: string;
+  /** Custom delivery domain (CNAME) for HTTPS delivery URLs, e.g. `media.example.com`. */
+  secureDistribution?: string;
+  /** Delivery from a private CDN distribution (`<cloud>-res.cloudinary.com`). */
+  privateCdn?: boolean;
+  /** Algorithm of API and delivery signatures; default `sha1` (set `sha256` if your account requires it). */
+  signatureAlgorithm?: 'sha1' | 'sha256';
+  /** The fetch used for delivery URLs (exists, stat, read). For proxies and tests; default the global fetch. */
+  fetch?: (input: string, init?: RequestInit) => Promise<Response>;
+  /** HTTP agent for API calls (e.g. a proxy agent). Default: a keep-alive agent for the prefix's protocol. */
+  agent?: http.Agent;
+  /** API request timeout in milliseconds; default 60,000. */
+  timeout?: number;
+}
+
+/** The parts of the SDK this backend uses (typed loosely: the SDK's own types lag its behaviour). */
+interface CloudinarySdk {
+  config(): Record<string, unknown>;
+  uploader: {
+    upload_stream(options: Record<string, unknown>, callback: (error: unknown, result?: UploadResult) => void): NodeJS.WritableStream & import('node:stream').Writable;
+    destroy(publicId: string, options: Record<string, unknown>): Promise<{ result?: string }>;
+  };
+  api: {
+    resource(publicId: string, options: Record<string, unknown>): Promise<AdminResource & RateLimitInfo>;
+    resources(options: Record<string, unknown>): Promise<{ resources: AdminResource[]; next_cursor?: string } & RateLimitInfo>;
+  };
+  utils: {
+    url(publicId: string, options: Record<string, unknown>): string;
+    private_download_url(publicId: string, format: string | undefined, options: Record<string, unknown>): string;
+  };
+}
+
+interface UploadResult {
+  public_id: string;
+  version?: number;
+  format?: string;
+  resource_type?: string;
+  bytes: number;
+  etag?: string;
+  created_at?: string;
+  existing?: boolean;
+  done?: boolean;
+}
+
+interface AdminResource {
+  public_id: string;
+  format?: string;
+  resource_type: string;
+  type?: string;
+  bytes: number;
+  created_at?: string;
+  etag?: string;
+}
+
+interface RateLimitInfo {
+  rate_limit_reset_at?: Date;
+}
+
+const DEFAULT_CHUNK_SIZE = 20 * 1024 * 1024;
+const MIN_CHUNK_SIZE = 5 * 1024 * 1024;
+const DEFAULT_EXPIRES_IN = 3600;
+const ADMIN_PAGE_SIZE = 500;
+const LOCATION_CACHE_SIZE = 1000;
+const RESOURCE_TYPES: readonly ResourceType[] = ['image', 'video', 'raw'];
+
+let sdkPromise: Promise<CloudinarySdk> | undefined;
+
+/** Loads the SDK on first use, so importing this module costs nothing and a missing package is a clear CONFIG error. */
+function loadSdk(): Promise<CloudinarySdk> {
+  sdkPromise ??= import('cloudinary').then(
+    (mod) => {
+      const m = mod as unknown as { v2?: CloudinarySdk; default?: { v2?: CloudinarySdk } };
+      const v2 = m.v2 ?? m.default?.v2;
+      if (!v2) throw new Error('the cloudinary module has no v2 export');
+      return v2;
+    },
+    (err: unknown) => {
+      sdkPromise = undefined;
+      throw new MediaStorageError('CONFIG', 'CloudinaryStorage needs the "cloudinary" package (v2): npm install cloudinary', { backend: 'cloudinary', cause: err });
+    },
+  );
+  return sdkPromise;
+}
+
+/** A delivery answer that is neither the object nor its absence. */
+function deliveryError(res: Response, what: string): CloudinaryApiError {
+  const reason = res.headers.get('x-cld-error');
+  return new CloudinaryApiError(`${what}: delivery answered ${res.status}${reason ? ` (${reason})` : ''}`, res.status, { source: 'delivery' });
+}
+
+async function discard(res: Response): Promise<void> {
+  await res.body?.cancel().catch(() => undefined);
+}
+
+type MediaSlot = 'absent' | 'ours' | 'foreign';
+
+interface ListSourceState {
+  /** Cloudinary's cursor of the current page; absent for the first page. */
+  c?: string;
+  /** Entries of the current page already returned. */
+  n: number;
+  /** No entries left. */
+  d?: boolean;
+}
+
+type ListCursor = Record<ResourceType, ListSourceState>;
+
+interface ListSource {
+  type: ResourceType;
+  pageCursor?: string;
+  consumed: number;
+  items: ObjectInfo[];
+  next?: string;
+}
+
+/**
+ * Cloudinary as a MediaStorage. Objects live as image, video or raw assets (see ./mapping.ts);
+ * exists and stat use a HEAD of the delivery URL by default, so they never spend the Admin API's
+ * hourly budget; list uses the Admin API.
+ */
+export class CloudinaryStorage extends BaseStorage {
+  readonly name = 'cloudinary';
+  readonly capabilities: Readonly<Capabilities>;
+  readonly deliveryType: 'upload' | 'authenticated';
+  readonly folder: string;
+  private readonly config: ResolvedConfig;
+  private readonly chunkSize: number;
+  private readonly defaultExpiresIn: number;
+  private readonly existsVia: 'delivery' | 'admin';
+  private readonly fetchImpl: (input: string, init?: RequestInit) => Promise<Response>;
+  private readonly apiAgent: http.Agent;
+  private readonly ownsAgent: boolean;
+  private readonly timeout: number;
+  /** Where recently seen keys live (media or raw home), so url() rarely needs a probe. Bounded, oldest first out. */
+  private readonly locations = new Map<string, 'media' | 'raw'>();
+  /** The Admin API's reset time, as last reported on a successful call. */
+  private lastRateLimitReset: Date | undefined;
+  private sdkProxy: boolean | undefined;
+
+  constructor(options: CloudinaryStorageOptions = {}) {
+    super();
+    this.config = resolveConfig(options);
+    this.deliveryType = options.deliveryType ?? 'upload';
+    if (this.deliveryType !== 'upload' && this.deliveryType !== 'authenticated') throw configError('deliveryType must be "upload" or "authenticated"');
+    this.folder = normalizeLocation(options.folder);
+    this.chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    if (!Number.isInteger(this.chunkSize) || this.chunkSize < MIN_CHUNK_SIZE) throw configError(`chunkSize must be a whole number of bytes, at least ${MIN_CHUNK_SIZE} (Cloudinary's smallest chunk)`);
+    this.defaultExpiresIn = options.defaultExpiresIn ?? DEFAULT_EXPIRES_IN;
+    if (!(Number.isFinite(this.defaultExpiresIn) && this.defaultExpiresIn > 0)) throw configError('defaultExpiresIn must be a positive number of seconds');
+    this.existsVia = options.existsVia ?? 'delivery';
+    if (this.existsVia !== 'delivery' && this.existsVia !== 'admin') throw configError('existsVia must be "delivery" or "admin"');
+    this.fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
+    this.timeout = options.timeout ?? 60_000;
+    this.ownsAgent = !options.agent;
+    // Passing an agent of the prefix's protocol makes the SDK's requests work whichever of
+    // http/https it picked when it was first loaded (it decides once, from the global config).
+    this.apiAgent = options.agent ?? this.newAgent(true);
+    this.capabilities = Object.freeze({
+      publicUrls: this.deliveryType === 'upload',
+      signedUrls: true,
+      downloadUrls: true,
+      rangeReads: true,
+      serverSideCopy: false,
+      metadata: false,
+      atomicCreate: false,
+      md5Etag: false,
+      emptyObjects: false,
+    });
+  }
+
+  /** Closes the keep-alive connections this storage opened. */
+  close(): void {
+    if (this.ownsAgent) this.apiAgent.destroy();
+  }
+
+  /** Where a key lives or would live at Cloudinary: `{ media?, raw }` (see docs/cloudinary.md). */
+  homesOf(key: string): KeyHomes {
+    return homesOf(normalizeKey(key), this.folder);
+  }
+
+  protected override secrets(): readonly (string | undefined)[] {
+    return [this.config.apiSecret];
+  }
+
+  protected override mapError(err: unknown): { code: MediaStorageErrorCode; message?: string; status?: number; retryAfter?: Date } | undefined {
+    return mapCloudinaryError(err, this.lastRateLimitReset);
+  }
+
+  // ----------------------------------------------------------------- SDK plumbing
+
+  private newAgent(keepAlive: boolean): http.Agent {
+    return this.config.uploadPrefix.startsWith('http:') ? new http.Agent({ keepAlive }) : new https.Agent({ keepAlive });
+  }
+
+  /**
+   * Whether the SDK was configured with a proxy (CLOUDINARY_API_PROXY / api_proxy): it then builds
+   * its own proxy agent, and ignoring it for ours would bypass the proxy.
+   */
+  private sdkUsesProxy(sdk: CloudinarySdk): boolean {
+    this.sdkProxy ??= Boolean(sdk.config().api_proxy);
+    return this.sdkProxy && this.ownsAgent;
+  }
+
+  /** The per-call options that stand in for the SDK's global config. */
+  private callOptions(extra: Record<string, unknown> = {}): Record<string, unknown> {
+    const c = this.config;
+    return {
+      cloud_name: c.cloudName,
+      api_key: c.apiKey,
+      api_secret: c.apiSecret,
+      upload_prefix: c.uploadPrefix,
+      signature_algorithm: c.signatureAlgorithm,
+      timeout: this.timeout,
+      ...(this.sdkProxy && this.ownsAgent ? {} : { agent: this.apiAgent }),
+      ...extra,
+    };
+  }
+
+  private async sdkCall<T>(fn: (sdk: CloudinarySdk) => Promise<T>): Promise<T> {
+    const sdk = await loadSdk();
+    this.sdkUsesProxy(sdk);
+    try {
+      return await fn(sdk);
+    } catch (err) {
+      throw fromSdkRejection(err);
+    }
+  }
+
+  private noteRateLimit(result: RateLimitInfo): void {
+    if (result.rate_limit_reset_at instanceof Date) this.lastRateLimitReset = result.rate_limit_reset_at;
+  }
+
+  private remember(key: string, where: 'media' | 'raw' | undefined): void {
+    this.locations.delete(key);
+    if (!where) return;
+    this.locations.set(key, where);
+    if (this.locations.size > LOCATION_CACHE_SIZE) this.locations.delete(this.locations.keys().next().value!);
+  }
+
+  /** A delivery URL. `format` undefined on a media asset asks for the original, as stored. */
+  private async deliveryUrl(ref: AssetRef, options: { format?: string; transform?: Record<string, unknown> } = {}): Promise<string> {
+    const sdk = await loadSdk();
+    const c = this.config;
+    return sdk.utils.url(ref.publicId, {
+      resource_type: ref.resourceType,
+      type: this.deliveryType,
+      ...(options.format ? { format: options.format } : {}),
+      ...(options.transform ? { transformation: [{ ...options.transform }] } : {}),
+      secure: true,
+      sign_url: this.deliveryType === 'authenticated',
+      cloud_name: c.cloudName,
+      api_secret: c.apiSecret,
+      signature_algorithm: c.signatureAlgorithm,
+      ...(c.secureDistribution ? { secure_distribution: c.secureDistribution } : {}),
+      ...(c.privateCdn !== undefined ? { private_cdn: c.privateCdn } : {}),
+      // Stable URLs: no `_a=` SDK-analytics query parameter.
+      urlAnalytics: false,
+      analytics: false,
+    });
+  }
+
+  /** A signed API download URL (`private_download_url`) that expires; works for every delivery type and resource type. */
+  private async downloadUrl(ref: AssetRef, expiresIn: number, attachment: boolean): Promise<string> {
+    const sdk = await loadSdk();
+    return sdk.utils.private_download_url(
+      ref.publicId,
+      ref.resourceType === 'raw' ? undefined : ref.format,
+      this.callOptions({
+        resource_type: ref.resourceType,
+        type: this.deliveryType,
+        expires_at: Math.floor(Date.now() / 1000) + Math.ceil(expiresIn),
+        ...(attachment ? { attachment: true } : {}),
+      }),
+    );
+  }
+
+  /** A delivery request; `timeout` bounds the wait for the response head, not the reading of a body. */
+  private async deliveryRequest(ref: AssetRef, method: 'HEAD' | 'GET', headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
+    const url = await this.deliveryUrl(ref);
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new DOMException(`no answer from the delivery URL within ${this.timeout} ms`, 'TimeoutError')), this.timeout);
+    const forward = (): void => controller.abort(signal?.reason);
+    if (signal?.aborted) forward();
+    signal?.addEventListener('abort', forward, { once: true });
+    try {
+      return await this.fetchImpl(url, { method, headers, signal: controller.signal, redirect: 'follow' });
+    } catch (err) {
+      signal?.removeEventListener('abort', forward);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // ----------------------------------------------------------------- locating objects
+
+  /** Whether a key's media home holds this key's asset, another key's (same public ID, other format), or nothing. */
+  private async probeMedia(media: AssetRef): Promise<MediaSlot> {
+    if (this.existsVia === 'admin') {
+      const found = await this.adminResource(media);
+      if (!found) return 'absent';
+      return found.format === media.format ? 'ours' : 'foreign';
+    }
+    const res = await this.deliveryRequest(media, 'HEAD');
+    await discard(res);
+    if (res.status === 404) return 'absent';
+    if (!res.ok) throw deliveryError(res, `checking ${media.resourceType} "${media.publicId}"`);
+    return contentTypeMatches(media, res.headers.get('content-type')) ? 'ours' : 'foreign';
+  }
+
+  private async probeRaw(raw: AssetRef): Promise<boolean> {
+    if (this.existsVia === 'admin') return (await this.adminResource(raw)) !== undefined;
+    const res = await this.deliveryRequest(raw, 'HEAD');
+    await discard(res);
+    if (res.status === 404) return false;
+    if (!res.ok) throw deliveryError(res, `checking raw "${raw.publicId}"`);
+    return true;
+  }
+
+  private async adminResource(ref: AssetRef): Promise<AdminResource | undefined> {
+    try {
+      const found = await this.sdkCall((sdk) => sdk.api.resource(ref.publicId, this.callOptions({ resource_type: ref.resourceType, type: this.deliveryType })));
+      this.noteRateLimit(found);
+      return found;
+    } catch (err) {
+      if (err instanceof CloudinaryApiError && err.httpCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Which home holds the key: media first (when it holds this key's format), then raw. */
+  private async locate(key: string, homes: KeyHomes): Promise<AssetRef | undefined> {
+    if (homes.media && (await this.probeMedia(homes.media)) === 'ours') {
+      this.remember(key, 'media');
+      return homes.media;
+    }
+    if (await this.probeRaw(homes.raw)) {
+      this.remember(key, 'raw');
+      return homes.raw;
+    }
+    this.remember(key, undefined);
+    return undefined;
+  }
+
+  // ----------------------------------------------------------------- driver methods
+
+  protected async writeObject(key: string, body: PreparedBody, options: WriteOptions): Promise<ObjectInfo> {
+    const homes = homesOf(key, this.folder);
+    if (body.size === 0) throw this.emptyUnsupported(key);
+    // Read through the core's guarded stream (limits, progress, abort), first just enough to sniff.
+    const reader = new BodyReader(body.stream());
+    try {
+      await reader.fill(SNIFF_BYTES);
+      if (reader.ended && reader.bytes === 0) throw this.emptyUnsupported(key);
+      // The bytes decide: a body is an image or video asset only when it really is one of the
+      // key's format (text named .jpg is a raw file; Cloudinary would refuse it as an image).
+      const target = homeFor(homes, sniffContentType(reader.head(SNIFF_BYTES)) ?? '');
+      const toMedia = target === homes.media;
+      const mediaSlot = homes.media ? await this.probeMedia(homes.media) : undefined;
+      if (toMedia && mediaSlot === 'foreign') throw this.collision(key, homes.media!);
+      if (options.ifExists === 'fail' && (mediaSlot === 'ours' || (toMedia && (await this.probeRaw(homes.raw))))) {
+        throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
+      }
+      // Replace only what is known to be this key's; a free media slot is claimed with overwrite=false,
+      // so a concurrent save of a sibling key (a.jpg vs a.png) can never be overwritten silently.
+      const overwrite = options.ifExists === 'overwrite' && (!toMedia || mediaSlot === 'ours');
+      const { result: first, whole } = await this.upload(target, reader, body.size, overwrite, options.signal);
+      let result = first;
+      if (result.existing) {
+        if (toMedia && result.format !== target.format) throw this.collision(key, target);
+        if (options.ifExists === 'fail') throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
+        // Another save of this same key claimed the slot between our check and our upload.
+        if (!whole) throw new MediaStorageError('UNAVAILABLE', `A concurrent save of "${key}" finished first; try again`, { key });
+        result = whole.length > this.chunkSize ? await this.uploadChunked(target, Readable.from([whole]), true, options.signal) : await this.uploadStream(target, whole, true, options.signal);
+      }
+      // A key lives in one home at a time: remove its copy in the other one.
+      if (toMedia) await this.destroyAsset(homes.raw);
+      else if (mediaSlot === 'ours') await this.destroyAsset(homes.media!);
+      this.remember(key, toMedia ? 'media' : 'raw');
+      return {
+        key,
+        size: result.bytes,
+        contentType: body.contentType,
+        ...(result.etag ? { etag: result.etag } : {}),
+        ...(result.created_at ? { lastModified: new Date(result.created_at) } : {}),
+      };
+    } finally {
+      await reader.close();
+    }
+  }
+
+  protected override async keyTaken(key: string): Promise<boolean> {
+    const homes = homesOf(key, this.folder);
+    // A sibling key's asset in the media home (a.jpg when renaming a.png) blocks this name too.
+    if (homes.media && (await this.probeMedia(homes.media)) !== 'absent') return true;
+    return this.probeRaw(homes.raw);
+  }
+
+  protected async readObject(key: string, options: ReadOptions): Promise<Readable> {
+    const homes = homesOf(key, this.folder);
+    const headers: Record<string, string> = {};
+    const { range } = options;
+    if (range) headers.range = `bytes=${range.start}-${range.end ?? ''}`;
+    const candidates: AssetRef[] = homes.media ? [homes.media, homes.raw] : [homes.raw];
+    for (const ref of candidates) {
+      const res = await this.deliveryRequest(ref, 'GET', headers, options.signal);
+      if (res.status === 404) {
+        await discard(res);
+        continue;
+      }
+      if (res.status === 416) {
+        await discard(res);
+        throw new MediaStorageError('INVALID_INPUT', `Range starts at ${range?.start}, past the end of "${key}"`, { key, status: 416 });
+      }
+      if (!res.ok) {
+        await discard(res);
+        throw deliveryError(res, `reading "${key}"`);
+      }
+      if (ref === homes.media && !contentTypeMatches(ref, res.headers.get('content-type'))) {
+        // Another key's asset (same public ID, other format).
+        await discard(res);
+        continue;
+      }
+      this.remember(key, ref === homes.media ? 'media' : 'raw');
+      const stream = res.body ? Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>) : Readable.from([]);
+      // A server that ignored the Range header sent everything: cut the range out here.
+      if (range && res.status === 200) {
+        const sliced = sliceStream(range.start, range.end);
+        stream.once('error', (err) => sliced.destroy(err));
+        return stream.pipe(sliced);
+      }
+      return stream;
+    }
+    throw new MediaStorageError('NOT_FOUND', `No object under "${key}"`, { key });
+  }
+
+  protected async statObject(key: string): Promise<ObjectInfo | undefined> {
+    const homes = homesOf(key, this.folder);
+    if (this.existsVia === 'admin') return this.statViaAdmin(key, homes);
+    if (homes.media) {
+      const res = await this.deliveryRequest(homes.media, 'HEAD');
+      await discard(res);
+      if (res.ok && contentTypeMatches(homes.media, res.headers.get('content-type'))) {
+        this.remember(key, 'media');
+        return this.infoFromHeaders(key, res, res.headers.get('content-type') ?? DEFAULT_CONTENT_TYPE);
+      }
+      if (!res.ok && res.status !== 404) throw deliveryError(res, `checking "${key}"`);
+    }
+    // Raw files are served with a type guessed from their extension; read the first bytes so the
+    // type follows the core's rule (sniffed bytes first), as it did when the object was saved.
+    const res = await this.deliveryRequest(homes.raw, 'GET', { range: `bytes=0-${SNIFF_BYTES - 1}` });
+    if (res.status === 404) {
+      await discard(res);
+      this.remember(key, undefined);
+      return undefined;
+    }
+    if (res.status === 416) {
+      await discard(res);
+      return { key, size: 0, contentType: contentTypeFromKey(key) ?? DEFAULT_CONTENT_TYPE };
+    }
+    if (!res.ok) {
+      await discard(res);
+      throw deliveryError(res, `checking "${key}"`);
+    }
+    const head = await firstBytes(res, SNIFF_BYTES);
+    this.remember(key, 'raw');
+    return this.infoFromHeaders(key, res, resolveContentType(key, head));
+  }
+
+  private infoFromHeaders(key: string, res: Response, contentType: string): ObjectInfo {
+    const total = /\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
+    const size = total ? Number(total[1]) : Number(res.headers.get('content-length') ?? 0);
+    const etag = res.headers.get('etag')?.replace(/^W\//, '').replace(/"/g, '');
+    const modified = res.headers.get('last-modified');
+    return { key, size, contentType, ...(etag ? { etag } : {}), ...(modified ? { lastModified: new Date(modified) } : {}) };
+  }
+
+  private async statViaAdmin(key: string, homes: KeyHomes): Promise<ObjectInfo | undefined> {
+    if (homes.media) {
+      const found = await this.adminResource(homes.media);
+      if (found && found.format === homes.media.format) return this.infoFromResource(key, found);
+    }
+    const raw = await this.adminResource(homes.raw);
+    return raw ? this.infoFromResource(key, raw) : undefined;
+  }
+
+  private infoFromResource(key: string, r: AdminResource): ObjectInfo {
+    const contentType = r.resource_type !== 'raw' && r.format && MEDIA_FORMATS[r.format] ? MEDIA_FORMATS[r.format]!.contentTypes[0]! : contentTypeFromKey(key) ?? DEFAULT_CONTENT_TYPE;
+    return {
+      key,
+      size: r.bytes,
+      contentType,
+      ...(r.etag ? { etag: r.etag } : {}),
+      ...(r.created_at ? { lastModified: new Date(r.created_at) } : {}),
+    };
+  }
+
+  protected override async existsObject(key: string): Promise<boolean> {
+    return (await this.locate(key, homesOf(key, this.folder))) !== undefined;
+  }
+
+  protected async deleteObject(key: string): Promise<void> {
+    const homes = homesOf(key, this.folder);
+    // The media home may hold a sibling key's asset (a.png when deleting a.jpg): leave that alone.
+    if (homes.media && (await this.probeMedia(homes.media)) === 'ours') await this.destroyAsset(homes.media);
+    await this.destroyAsset(homes.raw);
+    this.remember(key, undefined);
+  }
+
+  private async destroyAsset(ref: AssetRef): Promise<void> {
+    // invalidate: CDN copies must not outlive the asset.
+    const result = await this.sdkCall((sdk) => sdk.uploader.destroy(ref.publicId, this.callOptions({ resource_type: ref.resourceType, type: this.deliveryType, invalidate: true })));
+    if (result.result !== 'ok' && result.result !== 'not found') {
+      throw new CloudinaryApiError(`destroy of "${ref.publicId}" answered ${JSON.stringify(result.result)}`, undefined);
+    }
+  }
+
+  protected async objectUrl(key: string, options: UrlOptions): Promise<string> {
+    const homes = homesOf(key, this.folder);
+    const ref = await this.urlHome(key, homes);
+    if (options.transform && ref.resourceType === 'raw') {
+      throw new MediaStorageError('UNSUPPORTED', `"${key}" is stored as a raw file; Cloudinary applies transformations to images and videos only`, { key });
+    }
+    if (options.download) {
+      if (options.transform) throw new MediaStorageError('UNSUPPORTED', 'Download URLs are served by the Upload API, which applies no transformation; drop download or the transformation', { key });
+      return this.downloadUrl(ref, options.expiresIn ?? this.defaultExpiresIn, true);
+    }
+    if (options.expiresIn !== undefined) {
+      if (options.transform) {
+        throw new MediaStorageError('UNSUPPORTED', 'Cloudinary applies transformations on delivery URLs, which cannot expire without token authentication; drop expiresIn (an authenticated storage still signs the URL) or the transformation', { key });
+      }
+      return this.downloadUrl(ref, options.expiresIn, false);
+    }
+    if (this.deliveryType === 'authenticated' && !options.transform) return this.downloadUrl(ref, this.defaultExpiresIn, false);
+    // Public delivery URL, or (authenticated) a signed delivery URL carrying the transformation.
+    return this.deliveryUrl(ref, { format: ref.format, transform: options.transform });
+  }
+
+  /** The home a URL should point at: remembered, else probed; a key found nowhere gets its media home when it has one. */
+  private async urlHome(key: string, homes: KeyHomes): Promise<AssetRef> {
+    if (!homes.media) return homes.raw;
+    const known = this.locations.get(key);
+    if (known) return known === 'media' ? homes.media : homes.raw;
+    return (await this.locate(key, homes)) ?? homes.media;
+  }
+
+  // ----------------------------------------------------------------- uploads
+
+  private emptyUnsupported(key: string): MediaStorageError {
+    return new MediaStorageError('UNSUPPORTED', `Cloudinary does not store empty files; "${key}" was not saved`, { key });
+  }
+
+  private collision(key: string, media: AssetRef): MediaStorageError {
+    return new MediaStorageError(
+      'ALREADY_EXISTS',
+      `"${key}" maps to Cloudinary ${media.resourceType} public ID "${media.publicId}", which already holds another key's ${media.resourceType} (same name, another extension); Cloudinary keeps one ${media.resourceType} per public ID, so it was not overwritten`,
+      { key },
+    );
+  }
+
+  private uploadParams(target: AssetRef, overwrite: boolean): Record<string, unknown> {
+    return this.callOptions({
+      resource_type: target.resourceType,
+      type: this.deliveryType,
+      public_id: target.publicId,
+      overwrite,
+      // A replaced asset must not be served stale from the CDN.
+      invalidate: overwrite,
+      unique_filename: false,
+      use_filename: false,
+      // Callbacks only: the SDK's promises are not needed and would outlive aborted uploads.
+      disable_promises: true,
+    });
+  }
+
+  /**
+   * Sends the body: one multipart upload_stream when it fits in `chunkSize`, the chunked upload
+   * protocol otherwise. A body of unknown length is read up to `chunkSize` bytes to decide, so
+   * memory stays bounded (about one chunk read ahead) either way. `whole` is the body when it was read entirely.
+   */
+  private async upload(target: AssetRef, reader: BodyReader, size: number | undefined, overwrite: boolean, signal?: AbortSignal): Promise<{ result: UploadResult; whole?: Buffer }> {
+    if (size !== undefined && size <= this.chunkSize) {
+      const whole = reader.ended ? reader.whole() : undefined;
+      return { result: await this.uploadStream(target, whole ?? reader.stream(), overwrite, signal), whole };
+    }
+    await reader.fill(this.chunkSize + 1);
+    if (reader.ended) {
+      const whole = reader.whole();
+      return { result: await this.uploadStream(target, whole, overwrite, signal), whole };
+    }
+    return { result: await this.uploadChunked(target, reader.stream(), overwrite, signal) };
+  }
+
+  /**
+   * Cloudinary's chunked upload: every chunk is one signed upload_stream request carrying the
+   * same X-Unique-Upload-Id and its Content-Range (`bytes start-end/-1`, the last one `/total`);
+   * the asset appears only when the last chunk arrives. The SDK's upload_chunked_stream does the
+   * same but copies its whole buffer on every write (quadratic in the number of writes); here a
+   * chunk's pieces are written as they were read, and nothing is sent for a chunk until it is
+   * complete, so a body that fails or is aborted never gets its last chunk.
+   */
+  private async uploadChunked(target: AssetRef, source: Readable, overwrite: boolean, signal?: AbortSignal): Promise<UploadResult> {
+    const uploadId = randomBytes(12).toString('hex');
+    const iterator = source[Symbol.asyncIterator]();
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let ended = false;
+    let offset = 0;
+    for (;;) {
+      while (!ended && pendingBytes <= this.chunkSize) {
+        const next = await iterator.next();
+        if (next.done) ended = true;
+        else {
+          pending.push(next.value as Buffer);
+          pendingBytes += (next.value as Buffer).length;
+        }
+      }
+      const last = ended && pendingBytes <= this.chunkSize;
+      const take = last ? pendingBytes : this.chunkSize;
+      const parts: Buffer[] = [];
+      let taken = 0;
+      while (taken < take) {
+        const piece = pending.shift()!;
+        const need = take - taken;
+        if (piece.length > need) {
+          parts.push(piece.subarray(0, need));
+          pending.unshift(piece.subarray(need));
+          taken = take;
+        } else {
+          parts.push(piece);
+          taken += piece.length;
+        }
+      }
+      pendingBytes -= take;
+      const range = `bytes ${offset}-${offset + take - 1}/${last ? offset + take : -1}`;
+      const result = await this.uploadStream(target, parts, overwrite, signal, { content_range: range, x_unique_upload_id: uploadId }, last);
+      offset += take;
+      if (last) return result;
+    }
+  }
+
+  /**
+   * One SDK upload_stream request, on its own agent so that an abort or a broken body can cut the
+   * connection: the server then never sees the closing multipart boundary, and stores nothing.
+   */
+  private async uploadStream(target: AssetRef, source: Readable | Buffer | Buffer[], overwrite: boolean, signal: AbortSignal | undefined, extra: Record<string, unknown> = {}, final = true): Promise<UploadResult> {
+    const sdk = await loadSdk();
+    if (signal?.aborted) throw abortedError('save', undefined, this.name, signal.reason);
+    // Behind the SDK's own proxy an abort cannot cut the socket; the body stays incomplete, so
+    // nothing is stored either, and the request ends at the timeout.
+    const agent = this.sdkUsesProxy(sdk) ? undefined : this.newAgent(false);
+    const params = { ...this.uploadParams(target, overwrite), ...(agent ? { agent } : {}), ...extra };
+    try {
+      return await new Promise<UploadResult>((resolve, reject) => {
+        let settled = false;
+        const settle = (err: unknown, result?: UploadResult): void => {
+          if (settled) return;
+          settled = true;
+          signal?.removeEventListener('abort', onAbort);
+          if (err) reject(err);
+          else resolve(result!);
+        };
+        const onAbort = (): void => {
+          agent?.destroy();
+          settle(abortedError('save', undefined, this.name, signal?.reason));
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        const callback = (error: unknown, result?: UploadResult): void => {
+          if (error) settle(fromSdkRejection(error));
+          // Only the last chunk's answer describes the asset.
+          else if (final && (!result || typeof result.public_id !== 'string')) settle(new CloudinaryApiError('upload answered without a public_id', undefined));
+          else settle(undefined, result);
+        };
+        const sink = sdk.uploader.upload_stream(params, callback);
+        if (Buffer.isBuffer(source)) {
+          sink.end(source);
+        } else {
+          // Pieces go out as the socket takes them: queuing a whole chunk at once makes Node copy
+          // it into one native buffer for the socket write, which RSS shows and GC does not see.
+          pipeline(Array.isArray(source) ? Readable.from(source, { objectMode: false }) : source, sink).catch((err: unknown) => {
+            // Cut the request before the body is complete: nothing becomes visible.
+            agent?.destroy();
+            settle(err);
+          });
+        }
+      });
+    } finally {
+      agent?.destroy();
+    }
+  }
+
+  // ----------------------------------------------------------------- listing
+
+  protected async listObjects(prefix: string, options: { cursor?: string; limit: number }): Promise<ListPage> {
+    const state = options.cursor ? this.decodeCursor(options.cursor) : undefined;
+    const sources: ListSource[] = [];
+    for (const type of RESOURCE_TYPES) {
+      const s = state?.[type];
+      if (s?.d) continue;
+      const source: ListSource = { type, pageCursor: s?.c, consumed: 0, items: [] };
+      await this.loadPage(source, prefix, s?.c);
+      source.items.splice(0, s?.n ?? 0);
+      source.consumed = s?.n ?? 0;
+      sources.push(source);
+    }
+    const items: ObjectInfo[] = [];
+    let lastKey: string | undefined;
+    for (;;) {
+      // Every source must show its next entry before the smallest one can be chosen.
+      for (const source of sources) {
+        while (source.items.length === 0 && source.next !== undefined) await this.loadPage(source, prefix, source.next);
+      }
+      if (items.length >= options.limit) break;
+      let best: ListSource | undefined;
+      for (const source of sources) {
+        if (source.items.length > 0 && (!best || source.items[0]!.key < best.items[0]!.key)) best = source;
+      }
+      if (!best) break;
+      const item = best.items.shift()!;
+      best.consumed++;
+      // A key briefly in both homes (while a save moves it) is listed once.
+      if (item.key !== lastKey) items.push(item);
+      lastKey = item.key;
+    }
+    const more = sources.some((s) => s.items.length > 0 || s.next !== undefined);
+    if (!more) return { items };
+    const next = {} as ListCursor;
+    for (const type of RESOURCE_TYPES) {
+      const source = sources.find((s) => s.type === type);
+      next[type] = !source || (source.items.length === 0 && source.next === undefined) ? { n: 0, d: true } : { c: source.pageCursor, n: source.consumed };
+    }
+    return { items, cursor: Buffer.from(JSON.stringify(next), 'utf8').toString('base64url') };
+  }
+
+  private decodeCursor(cursor: string): ListCursor {
+    try {
+      const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as ListCursor;
+      for (const type of RESOURCE_TYPES) {
+        const s = parsed[type];
+        if (typeof s !== 'object' || s === null || !Number.isInteger(s.n) || s.n < 0 || (s.c !== undefined && typeof s.c !== 'string')) throw new Error('bad');
+      }
+      return parsed;
+    } catch {
+      throw new MediaStorageError('INVALID_INPUT', 'Invalid list cursor: pass the cursor of a previous page of this storage');
+    }
+  }
+
+  /** Fetches one Admin API page of a resource type into `source` (sorted by key, filtered to the prefix). */
+  private async loadPage(source: ListSource, prefix: string, cursor: string | undefined): Promise<void> {
+    const page = await this.sdkCall((sdk) =>
+      sdk.api.resources(
+        this.callOptions({
+          resource_type: source.type,
+          type: this.deliveryType,
+          prefix: this.cloudinaryPrefix(prefix, source.type),
+          max_results: ADMIN_PAGE_SIZE,
+          ...(cursor ? { next_cursor: cursor } : {}),
+        }),
+      ),
+    );
+    this.noteRateLimit(page);
+    source.pageCursor = cursor;
+    source.consumed = 0;
+    source.next = page.next_cursor || undefined;
+    const items: ObjectInfo[] = [];
+    for (const r of page.resources ?? []) {
+      const key = keyOf({ resourceType: r.resource_type, publicId: r.public_id, format: r.format }, this.folder);
+      if (key === undefined || !key.startsWith(prefix)) continue;
+      let valid: string;
+      try {
+        valid = normalizeKey(key);
+      } catch {
+        continue;
+      }
+      if (valid !== key) continue;
+      items.push(this.infoFromResource(key, r));
+    }
+    // Cloudinary sorts a prefixed listing by public ID; the key order can differ inside a page
+    // (`a-b.jpg` < `a.jpg`, public IDs `a-b` > `a`), so each page is put in key order.
+    items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    source.items = items;
+  }
+
+  /** The public-ID prefix covering every key under `prefix` for a resource type. */
+  private cloudinaryPrefix(prefix: string, type: ResourceType): string {
+    let path = this.folder + prefix.replace(/ +$/, '');
+    if (type !== 'raw') {
+      // Media public IDs lack the extension: a prefix reaching into one ("a.j") must stop before its dot.
+      const slash = path.lastIndexOf('/');
+      const dot = path.lastIndexOf('.');
+      if (dot > slash) path = path.slice(0, dot);
+    }
+    // The same escaping as a public ID, except that a trailing space was cut above (filtered by key instead).
+    return escapePublicId(path);
+  }
+}

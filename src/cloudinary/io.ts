@@ -1,0 +1,89 @@
+/** Small stream helpers of the Cloudinary backend. */
+import { Readable, Transform } from 'node:stream';
+
+/** Up to `count` bytes of a response body, without reading the rest (a CDN may ignore Range). */
+export async function firstBytes(res: Response, count: number): Promise<Buffer> {
+  if (!res.body) return Buffer.alloc(0);
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  while (bytes < count) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    bytes += value.length;
+  }
+  await reader.cancel().catch(() => undefined);
+  return Buffer.concat(chunks).subarray(0, count);
+}
+
+/** Skips `start` bytes and stops after `end`, for a server that ignored a Range header. */
+export function sliceStream(start: number, end: number | undefined): Transform {
+  let offset = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      const from = Math.max(0, start - offset);
+      const to = end === undefined ? chunk.length : Math.min(chunk.length, end + 1 - offset);
+      offset += chunk.length;
+      done(null, from < to ? chunk.subarray(from, to) : undefined);
+    },
+  });
+}
+
+/** Reads a body ahead as far as needed (to sniff it, or to tell a small body from a large one), then hands out all of it as a stream. */
+export class BodyReader {
+  private chunks: Buffer[] = [];
+  bytes = 0;
+  ended = false;
+  private readonly iterator: AsyncIterator<unknown>;
+  private handedOut = false;
+
+  constructor(stream: Readable) {
+    this.iterator = stream[Symbol.asyncIterator]();
+  }
+
+  async fill(atLeast: number): Promise<void> {
+    while (!this.ended && this.bytes < atLeast) {
+      const next = await this.iterator.next();
+      if (next.done) this.ended = true;
+      else {
+        this.chunks.push(next.value as Buffer);
+        this.bytes += (next.value as Buffer).length;
+      }
+    }
+  }
+
+  head(length: number): Buffer {
+    return Buffer.concat(this.chunks).subarray(0, length);
+  }
+
+  /** The whole body; only once it has ended. */
+  whole(): Buffer {
+    if (this.chunks.length !== 1) this.chunks = [Buffer.concat(this.chunks, this.bytes)];
+    return this.chunks[0] ?? Buffer.alloc(0);
+  }
+
+  /** What was read ahead, then the rest. */
+  stream(): Readable {
+    this.handedOut = true;
+    const ahead = this.chunks;
+    this.chunks = [];
+    const iterator = this.iterator;
+    const ended = this.ended;
+    async function* all(): AsyncGenerator<Buffer> {
+      yield* ahead;
+      if (ended) return;
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return;
+        yield next.value as Buffer;
+      }
+    }
+    return Readable.from(all(), { objectMode: false });
+  }
+
+  /** Releases the body when it was not handed out (a refused save). */
+  async close(): Promise<void> {
+    if (!this.handedOut && !this.ended) await this.iterator.return?.().catch(() => undefined);
+  }
+}

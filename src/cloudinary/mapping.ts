@@ -1,0 +1,149 @@
+/**
+ * The documented, reversible mapping between storage keys and Cloudinary assets (see
+ * docs/cloudinary.md). A key has at most two possible homes:
+ *
+ * - its **media** home, when its extension is one of Cloudinary's image or video formats written
+ *   exactly as Cloudinary names the format (`jpg`, `png`, `mp4`, ...) and the rest of its name has
+ *   no other dot: resource type `image` or
+ *   `video`, public ID = the key without the extension, format = the extension
+ *   (`profile_images/abc.jpg` → image `profile_images/abc`, format `jpg`);
+ * - its **raw** home: resource type `raw`, public ID = the whole key, extension included
+ *   (`docs/cv.pdf` → raw `docs/cv.pdf`).
+ *
+ * A key with a media extension is stored in its media home when its body really is that kind of
+ * media (the content type decided by the core: explicit, sniffed, or from the extension), and in
+ * its raw home otherwise (HTML named `.jpg` is never an image). Going back: an image or video
+ * asset is the key `public_id + "." + format`; a raw asset is the key `public_id`.
+ *
+ * Characters Cloudinary forbids in public IDs (`? & # \ % < >`) and `~` itself are written as
+ * `~XX` (hex), and so are a leading or trailing space, so every valid key has exactly one public
+ * ID and back.
+ */
+import { MediaStorageError } from '../core/errors.js';
+import { splitKey } from '../core/keys.js';
+
+export type ResourceType = 'image' | 'video' | 'raw';
+
+/** An asset's address at Cloudinary (besides the cloud and the delivery type). */
+export interface AssetRef {
+  resourceType: ResourceType;
+  publicId: string;
+  /** The format (extension) for image and video assets; raw assets keep theirs in the public ID. */
+  format?: string;
+}
+
+/** Both homes of a key: `media` only when its extension is an image or video format. */
+export interface KeyHomes {
+  media?: AssetRef;
+  raw: AssetRef;
+}
+
+/** Cloudinary's longest public ID, in characters. */
+export const MAX_PUBLIC_ID_LENGTH = 255;
+
+/**
+ * Image and video formats, by Cloudinary's name for the format, with the content types a body of
+ * that format has. Only these exact (lowercase) extensions map to a media home; `.jpeg` or `.JPG`
+ * keys are raw files, because Cloudinary reports such images as format `jpg` and the key could not
+ * be given back.
+ */
+export const MEDIA_FORMATS: Readonly<Record<string, { resourceType: 'image' | 'video'; contentTypes: readonly string[] }>> = {
+  jpg: { resourceType: 'image', contentTypes: ['image/jpeg'] },
+  png: { resourceType: 'image', contentTypes: ['image/png'] },
+  gif: { resourceType: 'image', contentTypes: ['image/gif'] },
+  webp: { resourceType: 'image', contentTypes: ['image/webp'] },
+  avif: { resourceType: 'image', contentTypes: ['image/avif'] },
+  bmp: { resourceType: 'image', contentTypes: ['image/bmp'] },
+  tiff: { resourceType: 'image', contentTypes: ['image/tiff'] },
+  ico: { resourceType: 'image', contentTypes: ['image/x-icon', 'image/vnd.microsoft.icon'] },
+  heic: { resourceType: 'image', contentTypes: ['image/heic'] },
+  mp4: { resourceType: 'video', contentTypes: ['video/mp4'] },
+  webm: { resourceType: 'video', contentTypes: ['video/webm'] },
+  mov: { resourceType: 'video', contentTypes: ['video/quicktime'] },
+  mp3: { resourceType: 'video', contentTypes: ['audio/mpeg'] },
+  ogg: { resourceType: 'video', contentTypes: ['audio/ogg', 'video/ogg'] },
+  flac: { resourceType: 'video', contentTypes: ['audio/flac'] },
+  wav: { resourceType: 'video', contentTypes: ['audio/wav', 'audio/x-wav', 'audio/wave'] },
+  m4a: { resourceType: 'video', contentTypes: ['audio/mp4', 'audio/x-m4a'] },
+};
+
+// Forbidden in public IDs by Cloudinary, plus the escape character itself.
+const ESCAPED = /[~?&#\\%<>]/g;
+
+function escapeChar(ch: string): string {
+  return `~${ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`;
+}
+
+/** A key path (folder included) as a public ID. */
+export function escapePublicId(path: string): string {
+  let out = path.replace(ESCAPED, escapeChar);
+  if (out.startsWith(' ')) out = `~20${out.slice(1)}`;
+  if (out.endsWith(' ')) out = `${out.slice(0, -1)}~20`;
+  return out;
+}
+
+/** The inverse of {@link escapePublicId}; `undefined` when the public ID was not written by it. */
+export function unescapePublicId(publicId: string): string | undefined {
+  if (/[?&#\\%<>]/.test(publicId)) return undefined;
+  let bad = false;
+  const out = publicId.replace(/~([0-9A-F]{2})|~/g, (whole, hex: string | undefined) => {
+    if (!hex) {
+      bad = true;
+      return whole;
+    }
+    return String.fromCharCode(parseInt(hex, 16));
+  });
+  return bad ? undefined : out;
+}
+
+/** The content types that belong in a key's media home; `undefined` when the key has none. */
+export function mediaFormatOf(key: string): string | undefined {
+  const { ext } = splitKey(key);
+  const format = ext.slice(1);
+  return Object.prototype.hasOwnProperty.call(MEDIA_FORMATS, format) ? format : undefined;
+}
+
+/** Where a key may live. `folder` is the storage's normalised prefix (`""` or `media/`). */
+export function homesOf(key: string, folder: string): KeyHomes {
+  const raw: AssetRef = { resourceType: 'raw', publicId: checkLength(escapePublicId(folder + key), key) };
+  const format = mediaFormatOf(key);
+  const { dir, stem } = splitKey(key);
+  // A dot left in the public ID would be read as a format in delivery URLs (`me.v2` → format `v2`).
+  if (!format || stem.includes('.')) return { raw };
+  const media: AssetRef = { resourceType: MEDIA_FORMATS[format]!.resourceType, publicId: escapePublicId(folder + dir + stem), format };
+  return { media, raw };
+}
+
+/** The home a body of this content type goes to. */
+export function homeFor(homes: KeyHomes, contentType: string): AssetRef {
+  if (!homes.media) return homes.raw;
+  const base = contentType.split(';')[0]!.trim().toLowerCase();
+  return MEDIA_FORMATS[homes.media.format!]!.contentTypes.includes(base) ? homes.media : homes.raw;
+}
+
+/** Whether a content type (e.g. from a delivery response) is the format of this media home. */
+export function contentTypeMatches(home: AssetRef, contentType: string | null | undefined): boolean {
+  if (!home.format || !contentType) return false;
+  const base = contentType.split(';')[0]!.trim().toLowerCase();
+  return MEDIA_FORMATS[home.format]?.contentTypes.includes(base) ?? false;
+}
+
+/** The key an asset holds, or `undefined` when it lies outside `folder` or was not written by this mapping. */
+export function keyOf(asset: { resourceType: string; publicId: string; format?: string }, folder: string): string | undefined {
+  const path = unescapePublicId(asset.publicId);
+  if (path === undefined || !path.startsWith(folder)) return undefined;
+  const rel = path.slice(folder.length);
+  if (asset.resourceType === 'raw') return rel;
+  if (asset.resourceType !== 'image' && asset.resourceType !== 'video') return undefined;
+  // Only what this mapping writes gives a key back; anything else has no reversible key.
+  if (!asset.format || MEDIA_FORMATS[asset.format]?.resourceType !== asset.resourceType) return undefined;
+  if (splitKey(rel).ext !== '') return undefined;
+  return `${rel}.${asset.format}`;
+}
+
+function checkLength(publicId: string, key: string): string {
+  if (publicId.length > MAX_PUBLIC_ID_LENGTH) {
+    throw new MediaStorageError('INVALID_KEY', `Invalid key "${key.length > 80 ? `${key.slice(0, 80)}…` : key}": its Cloudinary public ID would be ${publicId.length} characters, more than Cloudinary's ${MAX_PUBLIC_ID_LENGTH}`, { key });
+  }
+  return publicId;
+}

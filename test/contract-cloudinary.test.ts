@@ -1,0 +1,28 @@
+import { CloudinaryStorage } from '../src/cloudinary/index.js';
+import { describeStorageContract } from '../src/testing/index.js';
+import { FakeCloudinary } from './fakes/cloudinary-server.js';
+
+// The official SDK signs and sends every call to the fake Cloudinary (upload_prefix in the
+// CLOUDINARY_URL, as a user behind a proxy would configure it); delivery URLs, which the SDK writes
+// for res.cloudinary.com, reach the fake through the injected fetch.
+for (const deliveryType of ['upload', 'authenticated'] as const) {
+  describeStorageContract(`cloudinary (${deliveryType}, fake Cloudinary)`, async () => {
+    const fake = await new FakeCloudinary([{ cloudName: 'contract-cloud', apiKey: '123456789012345', apiSecret: 'contract-secret-abcdefghijkl' }]).start();
+    const storage = new CloudinaryStorage({
+      cloudinaryUrl: fake.cloudinaryUrl('contract-cloud'),
+      folder: 'ms',
+      deliveryType,
+      // 6 MiB chunks: the suite's 10 MiB bodies go through the chunked upload protocol.
+      chunkSize: 6 * 1024 * 1024,
+      fetch: fake.fetch,
+    });
+    return {
+      storage,
+      fetch: fake.fetch,
+      cleanup: async () => {
+        storage.close();
+        await fake.stop();
+      },
+    };
+  });
+}
