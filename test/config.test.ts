@@ -38,6 +38,14 @@ describe('storage URLs', () => {
     expect(parseStorageUrl('cloudinary://123456:abcdef@demo?folder=avatars')).toEqual({ backend: 'cloudinary', cloudName: 'demo', apiKey: '123456', apiSecret: 'abcdef', folder: 'avatars' });
     expect(parseStorageUrl('b2://keyid:appkey@photos/crm')).toEqual({ backend: 'b2', bucketName: 'photos', applicationKeyId: 'keyid', applicationKey: 'appkey', location: 'crm/' });
     expect(parseStorageUrl('memory://')).toEqual({ backend: 'memory' });
+    expect(parseStorageUrl('cloudinary://1:2@demo?upload_prefix=https://api-eu.cloudinary.com&private_cdn=true')).toEqual({
+      backend: 'cloudinary',
+      cloudName: 'demo',
+      apiKey: '1',
+      apiSecret: '2',
+      uploadPrefix: 'https://api-eu.cloudinary.com',
+      privateCdn: true,
+    });
   });
   it.each([
     ['', /is empty/],
@@ -126,6 +134,12 @@ describe('createMediaStorage', () => {
   it('creates local and memory storages from config and URLs', async () => {
     expect(await createMediaStorage('memory://')).toBeInstanceOf(MemoryStorage);
     expect(await createMediaStorageFromEnv({ MEDIA_ROOT: '/tmp/media-storage-config-test' })).toBeInstanceOf(LocalStorage);
+  });
+  it('creates a Cloudinary storage from CLOUDINARY_URL, loading its SDK only then', async () => {
+    const { CloudinaryStorage } = await import('../src/cloudinary/index.js');
+    const storage = await createMediaStorageFromEnv({ CLOUDINARY_URL: 'cloudinary://123:abc@demo' });
+    expect(storage).toBeInstanceOf(CloudinaryStorage);
+    expect(storage.name).toBe('cloudinary');
   });
   it('says which package to install when a backend SDK is missing', async () => {
     const missing = Object.assign(new Error("Cannot find package 'backblaze-b2' imported from /app/node_modules/media-storage/dist/b2/index.js"), { code: 'ERR_MODULE_NOT_FOUND' });

@@ -29,6 +29,9 @@ export interface S3Config {
 
 /** The CloudinaryStorage options configuration can set. */
 export interface CloudinaryConfig {
+  uploadPrefix?: string;
+  secureDistribution?: string;
+  privateCdn?: boolean;
   cloudName?: string;
   apiKey?: string;
   apiSecret?: string;
@@ -100,7 +103,8 @@ const QUERY_OPTIONS: Record<string, Record<string, 'string' | 'boolean' | 'numbe
   local: { baseUrl: 'string', visibility: 'visibility', secret: 'string', defaultExpiresIn: 'number', cacheControl: 'string', fsync: 'boolean' },
   memory: { baseUrl: 'string', visibility: 'visibility' },
   s3: { region: 'string', endpoint: 'string', forcePathStyle: 'boolean', publicBaseUrl: 'string', visibility: 'visibility', acl: 'string', defaultExpiresIn: 'number', cacheControl: 'string' },
-  cloudinary: { folder: 'string', deliveryType: 'string' },
+  // upload_prefix, secure_distribution and private_cdn are the SDK's own CLOUDINARY_URL parameters.
+  cloudinary: { folder: 'string', deliveryType: 'string', upload_prefix: 'string', secure_distribution: 'string', private_cdn: 'boolean' },
   b2: { visibility: 'visibility', publicBaseUrl: 'string' },
 };
 
@@ -117,6 +121,14 @@ function queryOptions(backend: string, params: URLSearchParams, source: string):
     else out[name] = raw;
   }
   if (backend === 's3' && (out.acl === 'none' || out.acl === 'false')) out.acl = false;
+  if (backend === 'cloudinary') {
+    for (const [sdkName, option] of [['upload_prefix', 'uploadPrefix'], ['secure_distribution', 'secureDistribution'], ['private_cdn', 'privateCdn']] as const) {
+      if (sdkName in out) {
+        out[option] = out[sdkName];
+        delete out[sdkName];
+      }
+    }
+  }
   if (backend === 'cloudinary' && out.deliveryType !== undefined && out.deliveryType !== 'upload' && out.deliveryType !== 'authenticated') {
     throw configError(`${source} option deliveryType must be "upload" or "authenticated"`);
   }

@@ -40,6 +40,7 @@ async function load(backend: string, importer: () => Promise<Record<string, unkn
 export const BACKEND_LOADERS: BackendLoaders = {
   local: () => load('local', () => import('../local/index.js'), 'LocalStorage'),
   memory: () => load('memory', () => import('../memory/index.js'), 'MemoryStorage'),
+  cloudinary: () => load('cloudinary', () => import('../cloudinary/index.js'), 'CloudinaryStorage'),
 };
 
 export { load as loadBackend };
