@@ -194,6 +194,7 @@ export class B2Storage extends BaseStorage {
   private absoluteMinimumPartSize = 5_000_000;
   /** The authorization in progress or done; reset to renew. */
   private authorizing?: Promise<void>;
+  private renewal?: { staleToken: string | null | undefined; promise: Promise<void> };
 
   constructor(options: B2StorageOptions) {
     super();
@@ -245,8 +246,13 @@ export class B2Storage extends BaseStorage {
   /** Renews the account token, unless someone already did since `staleToken` was used. */
   private async renew(staleToken: string | null | undefined): Promise<void> {
     if (this.sdk && this.sdk.authorizationToken !== staleToken) return this.authorizing;
+    // Calls that met the same stale token share one renewal.
+    const pending = this.renewal;
+    if (pending && pending.staleToken === staleToken) return pending.promise;
     this.authorizing = undefined;
-    return this.ensureAuthorized();
+    const promise = this.ensureAuthorized();
+    this.renewal = { staleToken, promise };
+    return promise;
   }
 
   private async authorize(): Promise<void> {

@@ -9,6 +9,7 @@
  * the connection after N bytes of a request or response body.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -60,6 +61,8 @@ interface Fault {
   skip: number;
   times: number;
   status?: number;
+  /** B2 error code sent with `status`. */
+  code?: string;
   /** Cut the connection after this many body bytes (request body for uploads, response body for downloads). */
   cutAfterBytes?: number;
 }
@@ -96,7 +99,7 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
   });
 }
 
-export class FakeB2Server {
+export class FakeB2Server extends EventEmitter {
   readonly applicationKeyId: string;
   readonly applicationKey: string;
   readonly accountId = `acct${randomBytes(4).toString('hex')}`;
@@ -121,7 +124,12 @@ export class FakeB2Server {
   private seq = 0;
   url = '';
 
+  /** Uploads that arrived on an upload URL another upload was still using (B2 allows one at a time). */
+  sharedUploadUrlUses = 0;
+  private readonly uploadsInFlight = new Set<string>();
+
   constructor(options: FakeB2Options = {}) {
+    super();
     this.applicationKeyId = options.applicationKeyId ?? `key${randomBytes(6).toString('hex')}`;
     this.applicationKey = options.applicationKey ?? `K${randomBytes(15).toString('base64url')}`;
     this.recommendedPartSize = options.recommendedPartSize ?? 100_000_000;
@@ -167,8 +175,8 @@ export class FakeB2Server {
   }
 
   /** Fails calls of `api` with `status`: the `nth` call from now (1 = the next), then `times - 1` more. */
-  failCall(api: string, options: { nth?: number; status?: number; times?: number } = {}): void {
-    this.faults.push({ api, skip: (options.nth ?? 1) - 1, times: options.times ?? 1, status: options.status ?? 503 });
+  failCall(api: string, options: { nth?: number; status?: number; code?: string; times?: number } = {}): void {
+    this.faults.push({ api, skip: (options.nth ?? 1) - 1, times: options.times ?? 1, status: options.status ?? 503, code: options.code });
   }
 
   /** Cuts the connection of the `nth` call of `api` from now after `afterBytes` bytes of its body. */
@@ -341,11 +349,12 @@ export class FakeB2Server {
     else if (path.startsWith(API_PREFIX)) api = path.slice(API_PREFIX.length);
     else api = 'unknown';
     this.calls.set(api, (this.calls.get(api) ?? 0) + 1);
+    this.emit('call', api);
     const fault = this.takeFault(api);
     try {
       if (fault?.status !== undefined) {
         req.resume();
-        throw new B2Error(fault.status, fault.status === 503 ? 'service_unavailable' : fault.status === 408 ? 'request_timeout' : 'internal_error', 'Injected fault');
+        throw new B2Error(fault.status, fault.code ?? (fault.status === 503 ? 'service_unavailable' : fault.status === 408 ? 'request_timeout' : 'internal_error'), 'Injected fault');
       }
       if (api === 'download') return await this.download(req, res, url, fault);
       if (api === 'b2_upload_file') return await this.uploadFile(req, res, path, fault);
@@ -426,6 +435,9 @@ export class FakeB2Server {
   private async uploadFile(req: http.IncomingMessage, res: http.ServerResponse, path: string, fault: Fault | undefined): Promise<void> {
     if (req.method !== 'POST') throw new B2Error(405, 'method_not_allowed', 'POST required');
     const { bucketId } = this.checkUploadToken(req, path);
+    if (this.uploadsInFlight.has(path)) this.sharedUploadUrlUses++;
+    this.uploadsInFlight.add(path);
+    req.once('close', () => this.uploadsInFlight.delete(path));
     const fileName = this.validFileName(decodeHeaderValue(String(req.headers['x-bz-file-name'] ?? '')));
     const fileInfo = this.fileInfoFromHeaders(req);
     const contentType = String(req.headers['content-type'] ?? 'b2/x-auto');
@@ -450,6 +462,9 @@ export class FakeB2Server {
   private async uploadPart(req: http.IncomingMessage, res: http.ServerResponse, path: string, fault: Fault | undefined): Promise<void> {
     if (req.method !== 'POST') throw new B2Error(405, 'method_not_allowed', 'POST required');
     const { fileId } = this.checkUploadToken(req, path);
+    if (this.uploadsInFlight.has(path)) this.sharedUploadUrlUses++;
+    this.uploadsInFlight.add(path);
+    req.once('close', () => this.uploadsInFlight.delete(path));
     const large = this.unfinished.get(fileId!);
     if (!large) throw new B2Error(400, 'bad_request', 'No such unfinished large file');
     const partNumber = Number(req.headers['x-bz-part-number']);
