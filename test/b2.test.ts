@@ -182,6 +182,53 @@ describe('B2Storage: uploads', () => {
     expect(info.etag).toBe(sha1(body));
   });
 
+  describe('bodies of known length that are not in memory (Blob, File)', () => {
+    const blobOf = (data: Buffer): Blob => new Blob([new Uint8Array(data)]);
+
+    it('streams straight to B2 with the SHA-1 after the bytes (hex_digits_at_end)', async () => {
+      const s = storage();
+      const key = uniq('blob.bin');
+      const data = randomBytes(3_000_000);
+      const modes = fake.sha1Modes.length;
+      const info = await s.save(key, blobOf(data));
+      expect(fake.sha1Modes.slice(modes)).toEqual(['hex_digits_at_end']);
+      expect(info.etag).toBe(sha1(data));
+      expect(sha1(await s.readBuffer(key))).toBe(sha1(data));
+    });
+
+    it('after a failed first try, resends from the spool with the SHA-1 up front', async () => {
+      const s = storage();
+      for (const fault of ['status', 'cut'] as const) {
+        const key = uniq(`blob-retry-${fault}.bin`);
+        const data = randomBytes(2_000_000);
+        if (fault === 'status') fake.failCall('b2_upload_file', { status: 503 });
+        else fake.cutConnection('b2_upload_file', 500_000);
+        const modes = fake.sha1Modes.length;
+        await s.save(key, new File([new Uint8Array(data)], 'photo.bin'));
+        expect(fake.sha1Modes.slice(modes).at(-1)).toBe('given');
+        expect(fake.versionsOf(BUCKET, `media/${key}`)).toHaveLength(1);
+        expect(sha1(await s.readBuffer(key))).toBe(sha1(data));
+      }
+    });
+
+    it('an abort or a size limit midway stores nothing', async () => {
+      const s = storage();
+      const key = uniq('blob-abort.bin');
+      const controller = new AbortController();
+      const err = await failure(
+        s.save(key, blobOf(randomBytes(4_000_000)), {
+          signal: controller.signal,
+          onProgress: (p) => {
+            if (p.loaded > 1_000_000) controller.abort();
+          },
+        }),
+      );
+      expect(err.code).toBe('ABORTED');
+      expect((await failure(s.save(key, blobOf(randomBytes(4_000_000)), { maxSize: 3_000_000 }))).code).toBe('TOO_LARGE');
+      expect(fake.versionsOf(BUCKET, `media/${key}`)).toHaveLength(0);
+    });
+  });
+
   it('spools large streams to a temp file and removes it, on success and on failure', async () => {
     const s = storage();
     const tmpFiles = async (): Promise<string[]> => (await readdir(os.tmpdir())).filter((f) => f.startsWith(`media-storage-b2-${process.pid}-`));

@@ -11,7 +11,7 @@
  * - file versions: delete removes every version; hidden files count as absent;
  * - the large-file protocol above `largeFileThreshold`, cancelled on failure or abort.
  */
-import type { Readable } from 'node:stream';
+import { PassThrough, Transform, pipeline, type Readable } from 'node:stream';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PreparedBody } from '../core/body.js';
 import { MediaStorageError, abortedError, isMediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
@@ -485,10 +485,13 @@ export class B2Storage extends BaseStorage {
       throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
     }
     const partSize = Math.max(this.options.partSize ?? this.recommendedPartSize, this.absoluteMinimumPartSize);
+    const threshold = this.options.largeFileThreshold ?? DEFAULT_LARGE_FILE_THRESHOLD;
+    if (body.size !== undefined && !body.buffer && body.size > this.spoolThreshold && body.size <= Math.min(threshold, MAX_SIMPLE_SIZE)) {
+      return this.toInfo(await this.uploadWhileSpooling(name, body, body.size, partSize, info, signal));
+    }
     const spooled = await spoolBody(body.stream(), { spoolThreshold: this.spoolThreshold, partSize });
     try {
       if (signal?.aborted) throw abortedError('save', key, undefined, signal.reason);
-      const threshold = this.options.largeFileThreshold ?? DEFAULT_LARGE_FILE_THRESHOLD;
       const large = spooled.size > MAX_SIMPLE_SIZE || (spooled.size > threshold && spooled.partSha1s.length >= 2);
       const file = large ? await this.uploadLarge(name, spooled, body.contentType, info, signal) : await this.uploadSimple(name, spooled, body.contentType, info, signal);
       return this.toInfo(file);
@@ -514,8 +517,8 @@ export class B2Storage extends BaseStorage {
    * Sends with a target from `acquire`, up to maxUploadAttempts times: after a failure the target
    * (upload URL and token) is dropped and the next try gets a fresh one, as Backblaze asks.
    */
-  private async sendWithRetries<T>(api: string, acquire: () => Promise<B2UploadTarget>, release: ((t: B2UploadTarget) => void) | undefined, send: (t: B2UploadTarget) => Promise<SdkResponse<T>>, signal: AbortSignal | undefined, key: string): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
+  private async sendWithRetries<T>(api: string, acquire: () => Promise<B2UploadTarget>, release: ((t: B2UploadTarget) => void) | undefined, send: (t: B2UploadTarget) => Promise<SdkResponse<T>>, signal: AbortSignal | undefined, key: string, attemptsUsed = 0): Promise<T> {
+    for (let attempt = attemptsUsed + 1; ; attempt++) {
       if (signal?.aborted) throw abortedError('save', key, undefined, signal.reason);
       const target = await acquire();
       try {
@@ -533,7 +536,85 @@ export class B2Storage extends BaseStorage {
     }
   }
 
-  private uploadSimple(name: string, body: SpooledBody, contentType: string, info: Record<string, string>, signal: AbortSignal | undefined): Promise<B2FileJson> {
+  /**
+   * For a body whose length is known up front but which is not in memory (a Blob or File): the
+   * first try streams it straight to B2 with its SHA-1 computed on the way and sent after the
+   * bytes (`hex_digits_at_end`), while the same bytes are spooled; a retry resends the spool.
+   */
+  private async uploadWhileSpooling(name: string, body: PreparedBody, size: number, partSize: number, info: Record<string, string>, signal: AbortSignal | undefined): Promise<B2FileJson> {
+    const target = await this.uploadUrls.acquire();
+    const wire = new PassThrough({ highWaterMark: 256 * 1024 });
+    wire.on('error', () => undefined);
+    let wireDone = false;
+    const first = this.sdk!.uploadFile({
+      uploadUrl: target.uploadUrl,
+      uploadAuthToken: target.authorizationToken,
+      fileName: name,
+      data: wire,
+      contentLength: size + 40,
+      hash: 'hex_digits_at_end',
+      mime: body.contentType,
+      info,
+      axiosOverride: requestSettings({ signal, stream: true }),
+    }).then(
+      (res) => ({ res }),
+      (error: unknown) => {
+        wireDone = true;
+        wire.destroy();
+        return { error };
+      },
+    );
+    let sent = 0;
+    // Passes every chunk to the spool, and to the wire while the first try is alive (with backpressure).
+    const tap = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        sent += chunk.length;
+        if (wireDone || wire.destroyed) return done(null, chunk);
+        if (sent > size) {
+          wireDone = true;
+          wire.destroy(new Error('the body is longer than its declared size'));
+          return done(null, chunk);
+        }
+        if (wire.write(chunk)) return done(null, chunk);
+        const resume = (): void => {
+          wire.off('drain', resume);
+          wire.off('close', resume);
+          done(null, chunk);
+        };
+        wire.on('drain', resume);
+        wire.on('close', resume);
+      },
+    });
+    let spooled: SpooledBody;
+    try {
+      spooled = await spoolBody(pipeline(body.stream(), tap, () => undefined), { spoolThreshold: this.spoolThreshold, partSize });
+    } catch (err) {
+      // The body failed (limit, abort, broken source): cut the upload short so B2 never commits it.
+      wireDone = true;
+      wire.destroy(err as Error);
+      await first;
+      throw err;
+    }
+    try {
+      if (spooled.size === size && !wireDone) wire.end(spooled.sha1);
+      else wire.destroy(new Error('the body did not match its declared size'));
+      const outcome = await first;
+      if ('res' in outcome) {
+        this.uploadUrls.release(target);
+        return outcome.res.data;
+      }
+      if (isAbort(outcome.error, signal)) throw abortedError('save', name, undefined, signal?.reason ?? outcome.error);
+      const err = await toB2ApiError('b2_upload_file', outcome.error);
+      const retry = spooled.size !== size || isTransient(err) || (err instanceof B2ApiError && err.status === 401);
+      if (!retry || this.maxUploadAttempts < 2) throw err;
+      await delay(backoffMs(1, err), signal);
+      return await this.uploadSimple(name, spooled, body.contentType, info, signal, 1);
+    } finally {
+      await spooled.dispose();
+    }
+  }
+
+  private uploadSimple(name: string, body: SpooledBody, contentType: string, info: Record<string, string>, signal: AbortSignal | undefined, attemptsUsed = 0): Promise<B2FileJson> {
     return this.sendWithRetries(
       'b2_upload_file',
       () => this.uploadUrls.acquire(),
@@ -552,6 +633,7 @@ export class B2Storage extends BaseStorage {
         }),
       signal,
       name,
+      attemptsUsed,
     );
   }
 
