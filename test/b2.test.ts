@@ -387,6 +387,19 @@ describe('B2Storage: reads, copies and urls', () => {
   });
 });
 
+describe('B2Storage: B2 name limits', () => {
+  it('keys past B2 name limits are INVALID_KEY before any upload', async () => {
+    const s = storage();
+    const uploads = fake.count('b2_upload_file');
+    expect((await failure(s.save(`${'a'.repeat(251)}.txt`.slice(0, 253), 'x'))).code).toBe('INVALID_KEY');
+    // 1,020 bytes: a valid key for the core, 1,026 with the "media/" prefix.
+    const deep = [...Array.from({ length: 4 }, () => 'b'.repeat(250)), 'c'.repeat(16)].join('/');
+    expect(Buffer.byteLength(deep)).toBe(1020);
+    expect((await failure(s.save(deep, 'x'))).code).toBe('INVALID_KEY');
+    expect(fake.count('b2_upload_file')).toBe(uploads);
+  });
+});
+
 describe('B2Storage: error mapping from B2 JSON error bodies', () => {
   const cases: Array<[number, string, string]> = [
     [400, 'bad_request', 'INVALID_INPUT'],

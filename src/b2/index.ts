@@ -58,6 +58,8 @@ const MAX_EXPIRES_IN = 604_800;
 /** b2_upload_file takes at most 5 GB; b2_copy_file likewise. */
 const MAX_SIMPLE_SIZE = 5_000_000_000;
 const MAX_PARTS = 10_000;
+const MAX_NAME_BYTES = 1024;
+const MAX_SEGMENT_BYTES = 250;
 const PART_CONCURRENCY = 2;
 /** fileInfo keys B2 reserves or we set ourselves; not user metadata. */
 const RESERVED_INFO = /^(b2-|large_file_sha1$|src_last_modified_millis$)/;
@@ -308,9 +310,16 @@ export class B2Storage extends BaseStorage {
     }
   }
 
-  /** The full B2 file name for a key (the prefix added). */
+  /**
+   * The full B2 file name for a key (the prefix added). B2's name limits are tighter than the
+   * core key rules (segments of 250 bytes, not 255, and the prefix counts): INVALID_KEY past them.
+   */
   private fileName(key: string): string {
-    return joinPrefix(this.prefix, key);
+    const name = joinPrefix(this.prefix, key);
+    if (Buffer.byteLength(name) > MAX_NAME_BYTES || name.split('/').some((segment) => Buffer.byteLength(segment) > MAX_SEGMENT_BYTES)) {
+      throw new MediaStorageError('INVALID_KEY', `Key "${key}" is too long for B2 (names up to ${MAX_NAME_BYTES} bytes with the prefix, ${MAX_SEGMENT_BYTES} bytes between slashes)`, { key });
+    }
+    return name;
   }
 
   private toInfo(file: B2FileJson): ObjectInfo {
