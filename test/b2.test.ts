@@ -415,11 +415,11 @@ describe('B2Storage: error mapping from B2 JSON error bodies', () => {
       const s = storage({ maxUploadAttempts: 1 });
       await s.exists('warm-up.txt');
       fake.failCall('b2_list_file_names', { status, code });
-      const err = await failure(s.stat('anything.txt'));
+      const err = await failure(s.list('people/'));
       expect(err.code).toBe(expected);
       expect(err.status).toBe(status);
       expect(err.message).toContain(code);
-      expect(err.operation).toBe('stat');
+      expect(err.operation).toBe('list');
     });
   }
 
@@ -427,7 +427,21 @@ describe('B2Storage: error mapping from B2 JSON error bodies', () => {
     const s = storage();
     await s.exists('warm-up.txt');
     fake.failCall('b2_list_file_names', { times: 2, status: 503 });
+    await expect(s.list('whatever/')).resolves.toEqual({ items: [] });
+    fake.failCall('download_head', { times: 2, status: 503 });
     await expect(s.exists('whatever.txt')).resolves.toBe(false);
+  });
+
+  it('exists and stat cost one HEAD (class B), no listing (class C)', async () => {
+    const s = storage();
+    const key = uniq('cheap.txt');
+    await s.save(key, 'x', { metadata: { owner: 'agent-1' }, cacheControl: 'max-age=9' });
+    const lists = fake.count('b2_list_file_names');
+    const heads = fake.count('download_head');
+    expect(await s.exists(key)).toBe(true);
+    expect(await s.stat(key)).toMatchObject({ key, size: 1, contentType: 'text/plain', etag: sha1(Buffer.from('x')), metadata: { owner: 'agent-1' }, cacheControl: 'max-age=9' });
+    expect(fake.count('download_head') - heads).toBe(2);
+    expect(fake.count('b2_list_file_names')).toBe(lists);
   });
 });
 

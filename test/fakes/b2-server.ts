@@ -105,7 +105,7 @@ export class FakeB2Server extends EventEmitter {
   readonly accountId = `acct${randomBytes(4).toString('hex')}`;
   readonly recommendedPartSize: number;
   readonly absoluteMinimumPartSize: number;
-  /** Every API call by name (b2_upload_file, b2_list_file_names, download...), for tests to count. */
+  /** Every API call by name (b2_upload_file, b2_list_file_names, download, download_head...), for tests to count. */
   readonly calls = new Map<string, number>();
   /** Upload URL used by each accepted or rejected b2_upload_file, in order. */
   readonly uploadUrlLog: Array<{ uploadUrl: string; status: number }> = [];
@@ -343,7 +343,7 @@ export class FakeB2Server extends EventEmitter {
     const url = new URL(req.url ?? '/', 'http://fake');
     const path = url.pathname;
     let api: string;
-    if (path.startsWith('/file/')) api = 'download';
+    if (path.startsWith('/file/')) api = req.method === 'HEAD' ? 'download_head' : 'download';
     else if (path.startsWith(`${API_PREFIX}b2_upload_file/`)) api = 'b2_upload_file';
     else if (path.startsWith(`${API_PREFIX}b2_upload_part/`)) api = 'b2_upload_part';
     else if (path.startsWith(API_PREFIX)) api = path.slice(API_PREFIX.length);
@@ -356,7 +356,7 @@ export class FakeB2Server extends EventEmitter {
         req.resume();
         throw new B2Error(fault.status, fault.code ?? (fault.status === 503 ? 'service_unavailable' : fault.status === 408 ? 'request_timeout' : 'internal_error'), 'Injected fault');
       }
-      if (api === 'download') return await this.download(req, res, url, fault);
+      if (api === 'download' || api === 'download_head') return await this.download(req, res, url, fault);
       if (api === 'b2_upload_file') return await this.uploadFile(req, res, path, fault);
       if (api === 'b2_upload_part') return await this.uploadPart(req, res, path, fault);
       if (api === 'b2_authorize_account') return this.authorize(req, res);
