@@ -237,6 +237,14 @@ describe('B2Storage: uploads', () => {
     fake.failCall('b2_upload_file', { times: 5, status: 503 });
     await failure(s.save(uniq('spooled-fail.bin'), Readable.from([randomBytes(500_000), randomBytes(500_000)])));
     expect(await tmpFiles()).toEqual([]);
+    // A Buffer is already in memory: no temp file even while the upload is in flight.
+    let during: Promise<string[]> | undefined;
+    fake.on('call', (api: string) => {
+      if (api === 'b2_upload_file') during ??= tmpFiles();
+    });
+    await s.save(uniq('buffer.bin'), randomBytes(1_000_000));
+    expect(during).toBeDefined();
+    expect(await during).toEqual([]);
   });
 });
 

@@ -535,7 +535,8 @@ export class B2Storage extends BaseStorage {
     if (body.size !== undefined && !body.buffer && body.size > this.spoolThreshold && body.size <= Math.min(threshold, MAX_SIMPLE_SIZE)) {
       return this.toInfo(await this.uploadWhileSpooling(name, body, body.size, partSize, info, signal));
     }
-    const spooled = await spoolBody(body.stream(), { spoolThreshold: this.spoolThreshold, partSize });
+    // A body already in memory stays there (it passes through spoolBody only to be hashed).
+    const spooled = await spoolBody(body.stream(), { spoolThreshold: body.buffer ? Infinity : this.spoolThreshold, partSize });
     try {
       if (signal?.aborted) throw abortedError('save', key, undefined, signal.reason);
       const large = spooled.size > MAX_SIMPLE_SIZE || (spooled.size > threshold && spooled.partSha1s.length >= 2);
