@@ -265,6 +265,15 @@ describe('B2Storage: large files', () => {
     expect((await s.readBuffer(key, { range: { start: 4_999_990, end: 5_000_009 } })).equals(body.subarray(4_999_990, 5_000_010))).toBe(true);
   });
 
+  it('keeps ten metadata entries on a large file (large_file_sha1 only when there is room)', async () => {
+    const s = storage();
+    const key = uniq('large-meta.bin');
+    const metadata = Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, `v${i}`]));
+    await s.save(key, Readable.from([randomBytes(7_000_000)]), { metadata, cacheControl: 'max-age=1' });
+    expect(await s.stat(key)).toMatchObject({ metadata, cacheControl: 'max-age=1', size: 7_000_000 });
+    expect((await failure(s.save(key, 'x', { metadata: { ...metadata, k9: 'v', k10: 'v' } }))).code).toBe('INVALID_INPUT');
+  });
+
   it('retries a failed part on a fresh part URL', async () => {
     const s = storage();
     const key = uniq('large-retry.bin');

@@ -688,8 +688,10 @@ export class B2Storage extends BaseStorage {
   private async uploadLarge(name: string, body: SpooledBody, contentType: string, info: Record<string, string>, signal: AbortSignal | undefined): Promise<B2FileJson> {
     const partCount = body.partSha1s.length;
     if (partCount > MAX_PARTS) throw new MediaStorageError('TOO_LARGE', `The body needs ${partCount} parts of ${body.partSize} bytes; B2 allows ${MAX_PARTS}: raise partSize`);
+    // large_file_sha1 (Backblaze's recommendation, and our etag) when the 10 file info entries leave room.
+    const fileInfo = Object.keys(info).length < 10 ? { ...info, large_file_sha1: body.sha1 } : info;
     const started = await this.call('b2_start_large_file', (sdk) =>
-      sdk.startLargeFile({ bucketId: this.bucketId!, fileName: name, contentType, axiosOverride: { ...requestSettings(), data: { fileInfo: { ...info, large_file_sha1: body.sha1 } } } }),
+      sdk.startLargeFile({ bucketId: this.bucketId!, fileName: name, contentType, axiosOverride: { ...requestSettings(), data: { fileInfo } } }),
     { idempotent: false });
     const fileId = started.fileId;
     // One failed part stops the others at once, so the cancel below is not raced by them.
