@@ -485,6 +485,26 @@ describe('fake B2 checks what arrives', () => {
     expect(await res.json()).toMatchObject({ status: 401, code: 'unauthorized' });
   });
 
+  it('answers get_file_info, and Range downloads with 206 or 416', async () => {
+    const s = storage({ bucketName: 'crm-public', visibility: 'public' });
+    const key = uniq('ranged.txt');
+    await s.save(key, '0123456789');
+    const url = await s.url(key);
+    const part = await fetch(url, { headers: { Range: 'bytes=2-4' } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe('bytes 2-4/10');
+    expect(await part.text()).toBe('234');
+    const past = await fetch(url, { headers: { Range: 'bytes=20-' } });
+    expect(past.status).toBe(416);
+    expect(await past.json()).toMatchObject({ status: 416, code: 'range_not_satisfiable' });
+    const fileId = part.headers.get('x-bz-file-id')!;
+    const sdk = await rawSdk();
+    const info = await fetch(`${fake.url}/b2api/v2/b2_get_file_info`, { method: 'POST', headers: { Authorization: sdk.authorizationToken }, body: JSON.stringify({ fileId }) });
+    expect(await info.json()).toMatchObject({ fileId, fileName: `media/${key}`, action: 'upload', contentLength: 10, contentType: 'text/plain' });
+    const expired = await fetch(`${fake.url}/b2api/v2/b2_get_file_info`, { method: 'POST', headers: { Authorization: 'not-a-token' }, body: JSON.stringify({ fileId }) });
+    expect(expired.status).toBe(401);
+  });
+
   it('rejects an upload whose SHA-1 does not match, and one with a wrong token', async () => {
     const sdk = await rawSdk();
     const { data: target } = await sdk.getUploadUrl({ bucketId: fake.bucket(BUCKET).bucketId });
