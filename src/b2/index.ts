@@ -297,8 +297,9 @@ export class B2Storage extends BaseStorage {
   }
 
   /**
-   * An API call with the account token: authorizes first, renews the token once when B2 says it
-   * expired (or is no longer valid), and retries transient failures of idempotent calls.
+   * An API call with the account token: authorizes first, renews the token when B2 says it
+   * expired (or is no longer valid; at most twice per call), and retries transient failures of
+   * idempotent calls.
    */
   private async call<T>(api: string, fn: (sdk: B2Sdk) => Promise<SdkResponse<T>>, options: { idempotent?: boolean; signal?: AbortSignal } = {}): Promise<T> {
     return (await this.callResponse(api, fn, options)).data;
