@@ -103,7 +103,7 @@ export async function spoolBody(stream: Readable, options: { spoolThreshold: num
     slice(start: number, end: number): Buffer | Readable {
       if (buffer) return buffer.subarray(start, end);
       if (end <= start) return Buffer.alloc(0);
-      return createReadStream(spooledPath!, { start, end: end - 1, highWaterMark: 256 * 1024 });
+      return createReadStream(spooledPath!, { start, end: end - 1 });
     },
     async dispose(): Promise<void> {
       if (spooledPath) await rm(spooledPath, { force: true });
