@@ -176,12 +176,6 @@ class UploadUrlPool {
   release(target: B2UploadTarget): void {
     this.idle.push(target);
   }
-  clear(): void {
-    this.idle.length = 0;
-  }
-  get size(): number {
-    return this.idle.length;
-  }
 }
 
 export class B2Storage extends BaseStorage {
@@ -603,7 +597,7 @@ export class B2Storage extends BaseStorage {
       hash: 'hex_digits_at_end',
       mime: body.contentType,
       info,
-      axiosOverride: requestSettings({ signal, stream: true }),
+      axiosOverride: requestSettings({ signal }),
     }).then(
       (res) => ({ res }),
       (error: unknown) => {
@@ -677,7 +671,7 @@ export class B2Storage extends BaseStorage {
           hash: body.sha1,
           mime: contentType,
           info,
-          axiosOverride: requestSettings({ signal, stream: true }),
+          axiosOverride: requestSettings({ signal }),
         }),
       signal,
       name,
@@ -722,7 +716,7 @@ export class B2Storage extends BaseStorage {
                 data: body.slice(start, end),
                 contentLength: end - start,
                 hash: body.partSha1s[index]!,
-                axiosOverride: requestSettings({ signal: partSignal, stream: true }),
+                axiosOverride: requestSettings({ signal: partSignal }),
               }).then((res) => {
                 own = target;
                 return res;

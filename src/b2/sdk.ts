@@ -87,14 +87,18 @@ export function loadB2Sdk(): Promise<B2Constructor> {
   return sdkPromise;
 }
 
-/** Timeout for JSON API calls; uploads and downloads are bounded by the caller's AbortSignal instead. */
+/**
+ * Idle-socket timeout (axios sets it with `req.setTimeout`) for API calls and uploads: a stalled
+ * connection fails as a broken one and is retried. Download streams have none, since a slow
+ * consumer legitimately pauses them; they end with the caller's AbortSignal.
+ */
 export const API_TIMEOUT_MS = 120_000;
 
 /**
  * Settings every request carries in `axiosOverride`, so the outcome never depends on how the
  * shared client was configured by the last `new B2()` anywhere in the process.
  */
-export function requestSettings(options: { signal?: AbortSignal; timeout?: number; stream?: boolean } = {}): Record<string, unknown> {
+export function requestSettings(options: { signal?: AbortSignal; timeout?: number; /** a download stream */ stream?: boolean } = {}): Record<string, unknown> {
   return {
     validateStatus: (status: number) => status >= 200 && status < 300,
     maxRedirects: 0,
