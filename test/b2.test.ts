@@ -383,7 +383,7 @@ describe('B2Storage: reads, copies and urls', () => {
     const s = storage({ defaultExpiresIn: 1 });
     const key = uniq('private.txt');
     await s.save(key, 'private bytes');
-    const plain = `${fake.url}/file/${BUCKET}/media/${key}`;
+    const plain = `${fake.downloadUrl}/file/${BUCKET}/media/${key}`;
     expect((await fetch(plain)).status).toBe(401);
     const url = await s.url(key);
     expect(url).toMatch(/[?&]Authorization=/);
@@ -399,7 +399,7 @@ describe('B2Storage: reads, copies and urls', () => {
     const direct = storage({ bucketName: 'crm-public', visibility: 'public' });
     await direct.save('people/p.txt', 'public bytes');
     const url = await direct.url('people/p.txt');
-    expect(url).toBe(`${fake.url}/file/crm-public/media/people/p.txt`);
+    expect(url).toBe(`${fake.downloadUrl}/file/crm-public/media/people/p.txt`);
     expect(await (await fetch(url)).text()).toBe('public bytes');
   });
 });
@@ -483,6 +483,16 @@ describe('fake B2 checks what arrives', () => {
     const res = await fetch(fake.authorizeUrl, { headers: { Authorization: `Basic ${Buffer.from(`${fake.applicationKeyId}:nope`).toString('base64')}` } });
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ status: 401, code: 'unauthorized' });
+  });
+
+  it('serves authorize, the API and downloads on separate hosts, as B2 does', async () => {
+    const sdk = await rawSdk();
+    const onApiHost = await fetch(`${fake.url}/file/${BUCKET}/anything.txt`, { headers: { Authorization: sdk.authorizationToken } });
+    expect(onApiHost.status).toBe(404);
+    expect(((await onApiHost.json()) as { message: string }).message).toMatch(/not served on this host/);
+    const apiOnDownloadHost = await fetch(`${fake.downloadUrl}/b2api/v2/b2_list_buckets`, { method: 'POST', headers: { Authorization: sdk.authorizationToken }, body: '{}' });
+    expect(apiOnDownloadHost.status).toBe(404);
+    expect(new URL(fake.authorizeUrl).host).not.toBe(new URL(fake.url).host);
   });
 
   it('answers get_file_info, and Range downloads with 206 or 416', async () => {

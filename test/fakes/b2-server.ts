@@ -67,6 +67,8 @@ interface Fault {
   cutAfterBytes?: number;
 }
 
+type HostRole = 'auth' | 'api' | 'content';
+
 class B2Error extends Error {
   constructor(
     readonly status: number,
@@ -120,9 +122,14 @@ export class FakeB2Server extends EventEmitter {
   private readonly downloadAuths = new Map<string, DownloadAuth>();
   private readonly faults: Fault[] = [];
   private readonly restrictToBucket?: string;
-  private server?: http.Server;
+  private readonly servers: http.Server[] = [];
   private seq = 0;
+  /** The API host (authorize's `apiUrl`), like https://api005.backblazeb2.com. */
   url = '';
+  /** The download and upload host (authorize's `downloadUrl`, and the upload URLs), like https://f005.backblazeb2.com. */
+  downloadUrl = '';
+  /** The host only authorize is called on, like https://api.backblazeb2.com. */
+  private authUrl = '';
 
   /** Uploads that arrived on an upload URL another upload was still using (B2 allows one at a time). */
   sharedUploadUrlUses = 0;
@@ -143,27 +150,43 @@ export class FakeB2Server extends EventEmitter {
 
   /** The URL to pass as the authorize endpoint (what a proxy in front of api.backblazeb2.com would be). */
   get authorizeUrl(): string {
-    return `${this.url}${API_PREFIX}b2_authorize_account`;
+    return `${this.authUrl}${API_PREFIX}b2_authorize_account`;
   }
 
+  /**
+   * Three hosts, as B2 has: authorize only on the first; the JSON API on `apiUrl`; downloads and
+   * uploads on `downloadUrl`. A client that builds a URL from anything but the authorize response
+   * (or an upload URL B2 gave it) hits the wrong host and gets 404.
+   */
   async start(): Promise<this> {
-    this.server = http.createServer((req, res) => {
-      this.handle(req, res).catch((err) => {
-        if (!res.headersSent) this.sendError(res, new B2Error(500, 'internal_error', String(err)));
-        else res.destroy();
+    const listen = async (role: HostRole): Promise<string> => {
+      const server = http.createServer((req, res) => {
+        this.handle(req, res, role).catch((err) => {
+          if (!res.headersSent) this.sendError(res, new B2Error(500, 'internal_error', String(err)));
+          else res.destroy();
+        });
       });
-    });
-    this.server.keepAliveTimeout = 1000;
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+      server.keepAliveTimeout = 1000;
+      this.servers.push(server);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    };
+    this.authUrl = await listen('auth');
+    this.url = await listen('api');
+    this.downloadUrl = await listen('content');
     return this;
   }
 
   async close(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await Promise.all(
+      this.servers.splice(0).map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            server.closeAllConnections();
+            server.close(() => resolve());
+          }),
+      ),
+    );
   }
 
   // ------------------------------------------------------------------ fault controls and views
@@ -339,7 +362,7 @@ export class FakeB2Server extends EventEmitter {
 
   // ------------------------------------------------------------------ request routing
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse, role: HostRole): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://fake');
     const path = url.pathname;
     let api: string;
@@ -352,6 +375,11 @@ export class FakeB2Server extends EventEmitter {
     this.emit('call', api);
     const fault = this.takeFault(api);
     try {
+      const served = api === 'b2_authorize_account' ? 'auth' : api === 'download' || api === 'download_head' || api === 'b2_upload_file' || api === 'b2_upload_part' ? 'content' : 'api';
+      if (served !== role) {
+        req.resume();
+        throw new B2Error(404, 'not_found', `${api} is not served on this host (${role}); use the URLs from b2_authorize_account`);
+      }
       if (fault?.status !== undefined) {
         req.resume();
         throw new B2Error(fault.status, fault.code ?? (fault.status === 503 ? 'service_unavailable' : fault.status === 408 ? 'request_timeout' : 'internal_error'), 'Injected fault');
@@ -374,7 +402,7 @@ export class FakeB2Server extends EventEmitter {
       this.sendJson(res, 200, handler(params));
     } catch (err) {
       if (err instanceof B2Error) {
-        if (api === 'b2_upload_file') this.uploadUrlLog.push({ uploadUrl: `${this.url}${path}`, status: err.status });
+        if (api === 'b2_upload_file') this.uploadUrlLog.push({ uploadUrl: `${this.downloadUrl}${path}`, status: err.status });
         // Drain what the client still sends, so it reads our answer rather than a reset.
         req.resume();
         this.sendError(res, err);
@@ -403,7 +431,7 @@ export class FakeB2Server extends EventEmitter {
         namePrefix: null,
       },
       apiUrl: this.url,
-      downloadUrl: this.url,
+      downloadUrl: this.downloadUrl,
       recommendedPartSize: this.recommendedPartSize,
       absoluteMinimumPartSize: this.absoluteMinimumPartSize,
       s3ApiUrl: this.url,
@@ -413,7 +441,7 @@ export class FakeB2Server extends EventEmitter {
   private issueUploadToken(urlPath: string, extra: { bucketId?: string; fileId?: string }): { uploadUrl: string; authorizationToken: string } {
     const authorizationToken = `4_upload_${randomBytes(18).toString('base64url')}`;
     this.uploadTokens.set(authorizationToken, { urlPath, expired: false, ...extra });
-    return { uploadUrl: `${this.url}${urlPath}`, authorizationToken };
+    return { uploadUrl: `${this.downloadUrl}${urlPath}`, authorizationToken };
   }
 
   private checkUploadToken(req: http.IncomingMessage, path: string): { bucketId?: string; fileId?: string } {
@@ -455,7 +483,7 @@ export class FakeB2Server extends EventEmitter {
       data: received.data,
     };
     this.versions.push(version);
-    this.uploadUrlLog.push({ uploadUrl: `${this.url}${path}`, status: 200 });
+    this.uploadUrlLog.push({ uploadUrl: `${this.downloadUrl}${path}`, status: 200 });
     this.sendJson(res, 200, this.fileJson(version));
   }
 
