@@ -281,6 +281,12 @@ describe('B2Storage: large files', () => {
     fake.failCall('b2_upload_part', { nth: 2, times: 2, status: 503 });
     await s.save(key, body);
     expect(sha1(await s.readBuffer(key))).toBe(sha1(body));
+    // And a connection cut inside a part.
+    fake.cutConnection('b2_upload_part', 1_000_000);
+    const cutKey = uniq('large-cut.bin');
+    await s.save(cutKey, Readable.from([body]));
+    expect(sha1(await s.readBuffer(cutKey))).toBe(sha1(body));
+    expect(fake.unfinishedLargeFiles(BUCKET)).toEqual([]);
   });
 
   it('an aborted large upload leaves no unfinished large file at the fake', async () => {
