@@ -88,6 +88,42 @@ describe('B2Storage: account token renewal', () => {
     expect((await s.readBuffer(key)).toString()).toBe('after expiry');
   });
 
+  it('renews tokens that expire in the middle of a large upload', async () => {
+    const s = storage();
+    const key = uniq('large-expiry.bin');
+    const body = randomBytes(16_000_000);
+    let expired = false;
+    fake.on('call', (api: string) => {
+      if (api === 'b2_upload_part' && !expired) {
+        expired = true;
+        fake.expireTokens(); // the account token and every upload token, while parts are in flight
+      }
+    });
+    const before = fake.count('b2_authorize_account');
+    await s.save(key, Readable.from([body]));
+    expect(expired).toBe(true);
+    expect(fake.count('b2_authorize_account')).toBeGreaterThan(before);
+    expect(sha1(await s.readBuffer(key))).toBe(sha1(body));
+    expect(fake.unfinishedLargeFiles(BUCKET)).toEqual([]);
+  });
+
+  it('rejects bad options with CONFIG, naming the option', () => {
+    const base = { applicationKeyId: 'id', applicationKey: 'key', bucketName: 'b' };
+    const code = (fn: () => unknown): string | undefined => {
+      try {
+        fn();
+      } catch (err) {
+        return (err as MediaStorageError).code + ':' + (err as Error).message;
+      }
+      return undefined;
+    };
+    expect(code(() => new B2Storage({ ...base, bucketName: '' }))).toMatch(/^CONFIG:.*bucketName/);
+    expect(code(() => new B2Storage({ ...base, partSize: -1 }))).toMatch(/^CONFIG:.*partSize/);
+    expect(code(() => new B2Storage({ ...base, defaultExpiresIn: 700_000 }))).toMatch(/^CONFIG:.*defaultExpiresIn/);
+    expect(code(() => new B2Storage({ ...base, visibility: 'open' as never }))).toMatch(/^CONFIG:.*visibility/);
+    expect(code(() => new B2Storage(base))).toBeUndefined();
+  });
+
   it('concurrent calls that all meet the expired token share one re-authorization', async () => {
     const s = storage();
     const keys = Array.from({ length: 6 }, (_, i) => uniq(`c${i}.txt`));
