@@ -313,7 +313,7 @@ export class FakeB2Server extends EventEmitter {
    * Reads an upload body, checking Content-Length and the SHA-1 (given, or the last 40 bytes with
    * hex_digits_at_end). Cuts the connection when a fault says so; the partial body is discarded.
    */
-  private async receiveUpload(req: http.IncomingMessage, res: http.ServerResponse, fault: Fault | undefined): Promise<{ data: Buffer; sha1: string } | undefined> {
+  private async receiveUpload(req: http.IncomingMessage, fault: Fault | undefined): Promise<{ data: Buffer; sha1: string } | undefined> {
     if (req.headers['transfer-encoding']) throw new B2Error(400, 'bad_request', 'Chunked transfer encoding is not supported; send Content-Length');
     const lengthHeader = req.headers['content-length'];
     if (lengthHeader === undefined || !/^\d+$/.test(lengthHeader)) throw new B2Error(411, 'bad_request', 'Missing Content-Length');
@@ -356,7 +356,6 @@ export class FakeB2Server extends EventEmitter {
     if (!/^[0-9a-f]{40}$/.test(expected)) throw new B2Error(400, 'bad_request', 'X-Bz-Content-Sha1 must be 40 hex digits');
     const actual = sha1(data);
     if (actual !== expected) throw new B2Error(400, 'bad_request', 'Sha1 did not match data received');
-    void res;
     return { data, sha1: actual };
   }
 
@@ -469,7 +468,7 @@ export class FakeB2Server extends EventEmitter {
     const fileName = this.validFileName(decodeHeaderValue(String(req.headers['x-bz-file-name'] ?? '')));
     const fileInfo = this.fileInfoFromHeaders(req);
     const contentType = String(req.headers['content-type'] ?? 'b2/x-auto');
-    const received = await this.receiveUpload(req, res, fault);
+    const received = await this.receiveUpload(req, fault);
     if (!received) return; // connection cut: nothing stored
     const version: FileVersion = {
       fileId: this.nextId('4_z'),
@@ -497,7 +496,7 @@ export class FakeB2Server extends EventEmitter {
     if (!large) throw new B2Error(400, 'bad_request', 'No such unfinished large file');
     const partNumber = Number(req.headers['x-bz-part-number']);
     if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > 10_000) throw new B2Error(400, 'bad_request', 'X-Bz-Part-Number must be 1..10000');
-    const received = await this.receiveUpload(req, res, fault);
+    const received = await this.receiveUpload(req, fault);
     if (!received) return;
     large.parts.set(partNumber, { sha1: received.sha1, data: received.data });
     this.sendJson(res, 200, { fileId, partNumber, contentLength: received.data.length, contentSha1: received.sha1, uploadTimestamp: Date.now() });
