@@ -11,6 +11,7 @@ export default defineConfig({
     'avatar/index': 'src/avatar/index.ts',
     'multer/index': 'src/multer/index.ts',
     'cloudinary/index': 'src/cloudinary/index.ts',
+    'b2/index': 'src/b2/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

@@ -141,6 +141,11 @@ describe('createMediaStorage', () => {
     expect(storage).toBeInstanceOf(CloudinaryStorage);
     expect(storage.name).toBe('cloudinary');
   });
+  it('creates a B2 storage from B2_* variables', async () => {
+    const { B2Storage } = await import('../src/b2/index.js');
+    const storage = await createMediaStorageFromEnv({ B2_APPLICATION_KEY_ID: 'id', B2_APPLICATION_KEY: 'key', B2_BUCKET_NAME: 'photos' });
+    expect(storage).toBeInstanceOf(B2Storage);
+  });
   it('says which package to install when a backend SDK is missing', async () => {
     const missing = Object.assign(new Error("Cannot find package 'backblaze-b2' imported from /app/node_modules/media-storage/dist/b2/index.js"), { code: 'ERR_MODULE_NOT_FOUND' });
     const { loadBackend } = await import('../src/config/loaders.js');

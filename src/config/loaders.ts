@@ -41,6 +41,7 @@ export const BACKEND_LOADERS: BackendLoaders = {
   local: () => load('local', () => import('../local/index.js'), 'LocalStorage'),
   memory: () => load('memory', () => import('../memory/index.js'), 'MemoryStorage'),
   cloudinary: () => load('cloudinary', () => import('../cloudinary/index.js'), 'CloudinaryStorage'),
+  b2: () => load('b2', () => import('../b2/index.js'), 'B2Storage'),
 };
 
 export { load as loadBackend };

@@ -1,0 +1,746 @@
+/**
+ * Backblaze B2 on its native API, through the official `backblaze-b2` SDK.
+ *
+ * What B2 needs that a naive adapter gets wrong, and where it is handled here:
+ * - an upload URL and token per concurrent upload: {@link UploadUrlPool} hands each save its own;
+ * - a SHA-1 on every upload and part, and a known Content-Length: bodies are spooled (memory, or a
+ *   temp file above `spoolThreshold`) while their SHA-1s are computed, so retries can resend them;
+ * - retries with a fresh upload URL on 401/408/429/5xx or a broken connection (as Backblaze
+ *   recommends), up to `maxUploadAttempts`;
+ * - account tokens that expire (24 h): every call renews on 401 expired/bad token and retries once;
+ * - file versions: delete removes every version; hidden files count as absent;
+ * - the large-file protocol above `largeFileThreshold`, cancelled on failure or abort.
+ */
+import { PassThrough, Transform, pipeline, type Readable } from 'node:stream';
+import { BaseStorage, type WriteOptions } from '../core/base.js';
+import type { PreparedBody } from '../core/body.js';
+import { MediaStorageError, abortedError, isMediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
+import { codeFromNodeError, codeFromStatus } from '../core/error-mapping.js';
+import { contentDisposition } from '../core/http-handler.js';
+import { encodeKeyPath, joinPrefix, normalizeLocation } from '../core/keys.js';
+import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
+import { loadB2Sdk, requestSettings, type B2FileJson, type B2Sdk, type B2UploadTarget, type SdkResponse } from './sdk.js';
+import { spoolBody, type SpooledBody } from './spool.js';
+
+export interface B2StorageOptions {
+  /** Application key ID (or the account ID for the master key). */
+  applicationKeyId: string;
+  /** Application key: needs listFiles, readFiles, writeFiles, deleteFiles and (private buckets) shareFiles. */
+  applicationKey: string;
+  bucketName: string;
+  /** Skips the bucket lookup (b2_list_buckets) when given. */
+  bucketId?: string;
+  /** Key prefix inside the bucket, e.g. `media/`. */
+  location?: string;
+  /** `public` (allPublic bucket): plain download URLs. `private` (default): URLs carry a download authorization. */
+  visibility?: 'public' | 'private';
+  /** CDN or custom download domain standing for `<downloadUrl>/file/<bucketName>`, used for public URLs. */
+  publicBaseUrl?: string;
+  /** Lifetime of private URLs when `url()` is given no `expiresIn`, in seconds; default 3600 (B2 allows up to 7 days). */
+  defaultExpiresIn?: number;
+  /** Bodies larger than this use the large-file API; default 200 MB. */
+  largeFileThreshold?: number;
+  /** Large-file part size; default the `recommendedPartSize` authorize announces (100 MB on B2). */
+  partSize?: number;
+  /** Stream bodies up to this size are kept in memory; larger ones go to a temp file. Default 8 MiB. */
+  spoolThreshold?: number;
+  /** Tries per upload (and per part), each with a fresh upload URL; default 5. */
+  maxUploadAttempts?: number;
+  /** Override of the authorize endpoint (`https://api.backblazeb2.com/b2api/v2/b2_authorize_account`), for proxies and tests. */
+  apiUrl?: string;
+}
+
+const DEFAULT_AUTHORIZE_URL = 'https://api.backblazeb2.com/b2api/v2/b2_authorize_account';
+const DEFAULT_LARGE_FILE_THRESHOLD = 200_000_000;
+const DEFAULT_SPOOL_THRESHOLD = 8 * 1024 * 1024;
+const DEFAULT_EXPIRES_IN = 3600;
+const MAX_EXPIRES_IN = 604_800;
+/** b2_upload_file takes at most 5 GB; b2_copy_file likewise. */
+const MAX_SIMPLE_SIZE = 5_000_000_000;
+const MAX_PARTS = 10_000;
+const MAX_NAME_BYTES = 1024;
+const MAX_SEGMENT_BYTES = 250;
+const PART_CONCURRENCY = 2;
+/** fileInfo keys B2 reserves or we set ourselves; not user metadata. */
+const RESERVED_INFO = /^(b2-|large_file_sha1$|src_last_modified_millis$)/;
+
+/** A failed B2 call: the JSON error body B2 sends (`{ status, code, message }`), or a network failure. */
+export class B2ApiError extends Error {
+  override readonly name = 'B2ApiError';
+  constructor(
+    /** The API call, e.g. `b2_upload_file`, `download`. */
+    readonly api: string,
+    /** HTTP status; undefined when no answer arrived. */
+    readonly status: number | undefined,
+    /** B2's error code (`expired_auth_token`, `not_found`...) or the network error code. */
+    readonly b2Code: string | undefined,
+    message: string,
+    readonly retryAfter?: Date,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+interface AxiosLikeError {
+  response?: { status?: number; data?: unknown; headers?: Record<string, unknown> };
+  code?: string;
+  message?: string;
+  name?: string;
+}
+
+function readJsonStream(stream: NodeJS.ReadableStream): Promise<unknown> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(Buffer.from(c)));
+    stream.on('end', () => {
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch {
+        resolve(undefined);
+      }
+    });
+    stream.on('error', () => resolve(undefined));
+  });
+}
+
+/** Turns whatever the SDK (axios) threw into a B2ApiError; errors already typed pass through. */
+async function toB2ApiError(api: string, err: unknown): Promise<unknown> {
+  if (isMediaStorageError(err) || err instanceof B2ApiError) return err;
+  const e = err as AxiosLikeError;
+  if (e?.name === 'CanceledError' || e?.code === 'ERR_CANCELED') return err;
+  const response = e?.response;
+  if (response?.status === undefined) {
+    return new B2ApiError(api, undefined, e?.code, `${api}: ${e?.message ?? String(err)}`, undefined, { cause: err });
+  }
+  let body = response.data;
+  if (body && typeof (body as NodeJS.ReadableStream).on === 'function') body = await readJsonStream(body as NodeJS.ReadableStream);
+  const json = (body && typeof body === 'object' ? body : {}) as { code?: unknown; message?: unknown };
+  const retryAfterHeader = response.headers?.['retry-after'];
+  const retryAfter = retryAfterHeader !== undefined && /^\d+$/.test(String(retryAfterHeader)) ? new Date(Date.now() + Number(retryAfterHeader) * 1000) : undefined;
+  const code = typeof json.code === 'string' ? json.code : undefined;
+  const message = typeof json.message === 'string' && json.message ? json.message : `HTTP ${response.status}`;
+  return new B2ApiError(api, response.status, code, `${api} answered ${response.status}${code ? ` ${code}` : ''}: ${message}`, retryAfter, { cause: err });
+}
+
+function isAbort(err: unknown, signal?: AbortSignal): boolean {
+  if (signal?.aborted) return true;
+  const e = err as AxiosLikeError;
+  return e?.name === 'CanceledError' || e?.code === 'ERR_CANCELED' || e?.name === 'AbortError';
+}
+
+/** Whether a failure is worth another try: 408, 429, 5xx, or no answer at all (connection broken). */
+function isTransient(err: unknown): boolean {
+  if (!(err instanceof B2ApiError)) return false;
+  if (err.status === undefined) return true;
+  return err.status === 408 || err.status === 429 || err.status >= 500;
+}
+
+/** HEAD requests get no error body, so their 401 cannot say whether the token expired. */
+const HEAD_API = 'b2_download_file_by_name (HEAD)';
+
+function isTokenFailure(err: unknown): boolean {
+  if (!(err instanceof B2ApiError) || err.status !== 401) return false;
+  return err.b2Code === 'expired_auth_token' || err.b2Code === 'bad_auth_token' || (err.api === HEAD_API && err.b2Code === undefined);
+}
+
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Exponential backoff with full jitter, capped; honours Retry-After when B2 sends one. */
+function backoffMs(attempt: number, err: unknown): number {
+  const retryAfter = err instanceof B2ApiError ? err.retryAfter : undefined;
+  if (retryAfter) return Math.min(Math.max(0, retryAfter.getTime() - Date.now()), 30_000);
+  return Math.random() * Math.min(8000, 100 * 2 ** (attempt - 1));
+}
+
+/**
+ * Upload URLs (and their tokens) for b2_upload_file. B2 lets one upload at a time use a URL, so
+ * each upload takes one out; it goes back after a success and is dropped after any failure.
+ */
+class UploadUrlPool {
+  private readonly idle: B2UploadTarget[] = [];
+  constructor(private readonly fetchOne: () => Promise<B2UploadTarget>) {}
+  async acquire(): Promise<B2UploadTarget> {
+    return this.idle.pop() ?? this.fetchOne();
+  }
+  release(target: B2UploadTarget): void {
+    this.idle.push(target);
+  }
+}
+
+export class B2Storage extends BaseStorage {
+  readonly name = 'b2';
+  readonly capabilities: Readonly<Capabilities>;
+  private readonly options: B2StorageOptions;
+  private readonly prefix: string;
+  private readonly visibility: 'public' | 'private';
+  private readonly maxUploadAttempts: number;
+  private readonly spoolThreshold: number;
+  private readonly authorizeUrl: string;
+  private readonly uploadUrls: UploadUrlPool;
+  private sdk?: B2Sdk;
+  private bucketId?: string;
+  private recommendedPartSize = 100_000_000;
+  private absoluteMinimumPartSize = 5_000_000;
+  /** The authorization in progress or done; reset to renew. */
+  private authorizing?: Promise<void>;
+  private renewal?: { staleToken: string | null | undefined; promise: Promise<void> };
+
+  constructor(options: B2StorageOptions) {
+    super();
+    for (const field of ['applicationKeyId', 'applicationKey', 'bucketName'] as const) {
+      if (typeof options?.[field] !== 'string' || options[field] === '') throw new MediaStorageError('CONFIG', `B2Storage needs ${field}`, { backend: 'b2' });
+    }
+    const positive = (name: keyof B2StorageOptions): void => {
+      const v = options[name];
+      if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v > 0)) throw new MediaStorageError('CONFIG', `B2Storage option ${name} must be a positive whole number`, { backend: 'b2' });
+    };
+    (['defaultExpiresIn', 'largeFileThreshold', 'partSize', 'spoolThreshold', 'maxUploadAttempts'] as const).forEach(positive);
+    if (options.defaultExpiresIn !== undefined && options.defaultExpiresIn > MAX_EXPIRES_IN) throw new MediaStorageError('CONFIG', `B2Storage defaultExpiresIn is at most ${MAX_EXPIRES_IN} seconds (7 days)`, { backend: 'b2' });
+    if (options.visibility !== undefined && options.visibility !== 'public' && options.visibility !== 'private') throw new MediaStorageError('CONFIG', 'B2Storage visibility must be "public" or "private"', { backend: 'b2' });
+    this.options = options;
+    this.prefix = normalizeLocation(options.location);
+    this.visibility = options.visibility ?? 'private';
+    this.maxUploadAttempts = options.maxUploadAttempts ?? 5;
+    this.spoolThreshold = options.spoolThreshold ?? DEFAULT_SPOOL_THRESHOLD;
+    this.authorizeUrl = options.apiUrl ?? DEFAULT_AUTHORIZE_URL;
+    this.uploadUrls = new UploadUrlPool(() => this.call('b2_get_upload_url', (sdk) => sdk.getUploadUrl({ bucketId: this.bucketId!, axiosOverride: requestSettings() })));
+    this.capabilities = Object.freeze({
+      publicUrls: this.visibility === 'public',
+      signedUrls: true,
+      downloadUrls: true,
+      rangeReads: true,
+      serverSideCopy: true,
+      metadata: true,
+      // B2 has no conditional upload: ifExists "fail" checks first, so two racing saves can both land.
+      atomicCreate: false,
+      md5Etag: false,
+    });
+  }
+
+  // ------------------------------------------------------------------ authorization and calls
+
+  protected override secrets(): readonly (string | undefined)[] {
+    return [this.options.applicationKey, this.sdk?.authorizationToken ?? undefined];
+  }
+
+  /** Authorizes once (concurrent callers share the attempt) and looks the bucket up. */
+  private ensureAuthorized(): Promise<void> {
+    this.authorizing ??= this.authorize().catch((err) => {
+      this.authorizing = undefined;
+      throw err;
+    });
+    return this.authorizing;
+  }
+
+  /** Renews the account token, unless someone already did since `staleToken` was used. */
+  private async renew(staleToken: string | null | undefined): Promise<void> {
+    if (this.sdk && this.sdk.authorizationToken !== staleToken) return this.authorizing;
+    // Calls that met the same stale token share one renewal.
+    const pending = this.renewal;
+    if (pending && pending.staleToken === staleToken) return pending.promise;
+    this.authorizing = undefined;
+    const promise = this.ensureAuthorized();
+    this.renewal = { staleToken, promise };
+    return promise;
+  }
+
+  private async authorize(): Promise<void> {
+    const B2 = await loadB2Sdk();
+    const sdk = this.sdk ?? new B2({ applicationKeyId: this.options.applicationKeyId, applicationKey: this.options.applicationKey });
+    const res = await this.withRetries('b2_authorize_account', () => sdk.authorize({ axiosOverride: { url: this.authorizeUrl, ...requestSettings() } }));
+    this.sdk = sdk;
+    const auth = res.data;
+    if (auth.recommendedPartSize) this.recommendedPartSize = auth.recommendedPartSize;
+    if (auth.absoluteMinimumPartSize) this.absoluteMinimumPartSize = auth.absoluteMinimumPartSize;
+    if (this.bucketId) return;
+    if (this.options.bucketId) {
+      this.bucketId = this.options.bucketId;
+    } else if (auth.allowed?.bucketName === this.options.bucketName && auth.allowed.bucketId) {
+      this.bucketId = auth.allowed.bucketId;
+    } else {
+      const found = await this.withRetries('b2_list_buckets', () => sdk.getBucket({ bucketName: this.options.bucketName, axiosOverride: requestSettings() }));
+      const bucket = found.data.buckets.find((b) => b.bucketName === this.options.bucketName);
+      if (!bucket) throw new MediaStorageError('CONFIG', `B2 bucket "${this.options.bucketName}" does not exist or the application key cannot list it`, { backend: 'b2' });
+      this.bucketId = bucket.bucketId;
+    }
+  }
+
+  /** Runs one SDK call, typing its failure and retrying transient ones (idempotent calls only). */
+  private async withRetries<T>(api: string, fn: () => Promise<SdkResponse<T>>, options: { idempotent?: boolean; signal?: AbortSignal } = {}): Promise<SdkResponse<T>> {
+    const idempotent = options.idempotent ?? true;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (raw) {
+        const err = await toB2ApiError(api, raw);
+        if (isAbort(raw, options.signal) || !idempotent || !isTransient(err) || attempt >= this.maxUploadAttempts) throw err;
+        await delay(backoffMs(attempt, err), options.signal);
+      }
+    }
+  }
+
+  /**
+   * An API call with the account token: authorizes first, renews the token when B2 says it
+   * expired (or is no longer valid; at most twice per call), and retries transient failures of
+   * idempotent calls.
+   */
+  private async call<T>(api: string, fn: (sdk: B2Sdk) => Promise<SdkResponse<T>>, options: { idempotent?: boolean; signal?: AbortSignal } = {}): Promise<T> {
+    return (await this.callResponse(api, fn, options)).data;
+  }
+
+  /** {@link call}, giving the whole response (headers included). */
+  private async callResponse<T>(api: string, fn: (sdk: B2Sdk) => Promise<SdkResponse<T>>, options: { idempotent?: boolean; signal?: AbortSignal } = {}): Promise<SdkResponse<T>> {
+    await this.ensureAuthorized();
+    for (let renewals = 0; ; renewals++) {
+      const sdk = this.sdk!;
+      const token = sdk.authorizationToken;
+      try {
+        return await this.withRetries(api, () => fn(sdk), options);
+      } catch (err) {
+        if (!isTokenFailure(err) || renewals >= 2) throw err;
+        await this.renew(token);
+      }
+    }
+  }
+
+  /**
+   * The full B2 file name for a key (the prefix added). B2's name limits are tighter than the
+   * core key rules (segments of 250 bytes, not 255, and the prefix counts): INVALID_KEY past them.
+   */
+  private fileName(key: string): string {
+    const name = joinPrefix(this.prefix, key);
+    if (Buffer.byteLength(name) > MAX_NAME_BYTES || name.split('/').some((segment) => Buffer.byteLength(segment) > MAX_SEGMENT_BYTES)) {
+      throw new MediaStorageError('INVALID_KEY', `Key "${key}" is too long for B2 (names up to ${MAX_NAME_BYTES} bytes with the prefix, ${MAX_SEGMENT_BYTES} bytes between slashes)`, { key });
+    }
+    return name;
+  }
+
+  private toInfo(file: B2FileJson): ObjectInfo {
+    const info = file.fileInfo ?? {};
+    const sha1 = file.contentSha1 && file.contentSha1 !== 'none' ? file.contentSha1 : info.large_file_sha1;
+    const metadata = Object.fromEntries(Object.entries(info).filter(([k]) => !RESERVED_INFO.test(k)));
+    return {
+      key: file.fileName.slice(this.prefix.length),
+      size: file.contentLength,
+      contentType: file.contentType ?? 'application/octet-stream',
+      ...(sha1 ? { etag: sha1.replace(/^unverified:/, '') } : {}),
+      lastModified: new Date(file.uploadTimestamp),
+      ...(info['b2-cache-control'] ? { cacheControl: info['b2-cache-control'] } : {}),
+      ...(Object.keys(metadata).length ? { metadata } : {}),
+    };
+  }
+
+  // ------------------------------------------------------------------ errors
+
+  protected override mapError(err: unknown): { code: MediaStorageErrorCode; message?: string; status?: number; retryAfter?: Date } | undefined {
+    if (err instanceof B2ApiError) {
+      let code: MediaStorageErrorCode | undefined;
+      if (err.status === undefined) code = codeFromNodeError(err.cause) ?? 'UNAVAILABLE';
+      else if (err.api === 'b2_authorize_account' && err.status === 401) code = 'AUTH';
+      else if (err.b2Code === 'unauthorized' || err.b2Code === 'access_denied') code = 'PERMISSION';
+      else if (err.b2Code === 'file_not_present' || err.b2Code === 'no_such_file' || err.b2Code === 'not_found') code = 'NOT_FOUND';
+      else if (err.b2Code === 'bad_bucket_id') code = 'CONFIG';
+      else code = codeFromStatus(err.status);
+      return { code: code ?? 'UNKNOWN', message: `B2 ${err.message}`, status: err.status, retryAfter: err.retryAfter };
+    }
+    if (isAbort(err)) return { code: 'ABORTED', message: 'the operation was aborted' };
+    return undefined;
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  /**
+   * The current (not hidden) version of a name, or undefined: a HEAD of b2_download_file_by_name,
+   * a class B transaction (ten times cheaper than b2_list_file_names, class C), which answers 404
+   * for hidden and absent names alike.
+   */
+  private async currentFile(key: string): Promise<B2FileJson | undefined> {
+    const name = this.fileName(key);
+    let headers: Record<string, unknown>;
+    try {
+      const res = await this.callResponse(HEAD_API, (sdk) => sdk.downloadFileByName({ bucketName: this.options.bucketName, fileName: name, axiosOverride: { method: 'HEAD', ...requestSettings() } }));
+      headers = res.headers;
+    } catch (err) {
+      if (err instanceof B2ApiError && err.status === 404) return undefined;
+      throw err;
+    }
+    const header = (h: string): string | undefined => (typeof headers[h] === 'string' ? (headers[h] as string) : undefined);
+    const fileInfo: Record<string, string> = {};
+    for (const [h, v] of Object.entries(headers)) {
+      if (h.startsWith('x-bz-info-') && typeof v === 'string') fileInfo[h.slice('x-bz-info-'.length)] = decodeURIComponent(v.replace(/\+/g, ' '));
+    }
+    // B2 serves b2-cache-control as Cache-Control instead of as an X-Bz-Info header.
+    const cacheControl = header('cache-control');
+    if (cacheControl) fileInfo['b2-cache-control'] = cacheControl;
+    return {
+      action: 'upload',
+      bucketId: this.bucketId!,
+      fileId: header('x-bz-file-id') ?? '',
+      fileName: name,
+      contentLength: Number(header('content-length') ?? 0),
+      contentSha1: header('x-bz-content-sha1') ?? null,
+      contentType: header('content-type') ?? null,
+      fileInfo,
+      uploadTimestamp: Number(header('x-bz-upload-timestamp') ?? Date.now()),
+    };
+  }
+
+  protected async statObject(key: string): Promise<ObjectInfo | undefined> {
+    const file = await this.currentFile(key);
+    return file ? this.toInfo(file) : undefined;
+  }
+
+  protected async readObject(key: string, options: ReadOptions): Promise<Readable> {
+    const { range, signal } = options;
+    const headers = range ? { Range: `bytes=${range.start}-${range.end ?? ''}` } : {};
+    const data = await this.call(
+      'download',
+      (sdk) =>
+        sdk.downloadFileByName({
+          bucketName: this.options.bucketName,
+          fileName: this.fileName(key),
+          responseType: 'stream',
+          axiosOverride: { headers, ...requestSettings({ signal, stream: true }) },
+        }),
+      { signal },
+    );
+    return data as unknown as Readable;
+  }
+
+  protected async listObjects(prefix: string, options: { cursor?: string; limit: number }): Promise<ListPage> {
+    const fullPrefix = this.prefix + prefix;
+    const start = options.cursor ? Buffer.from(options.cursor, 'base64url').toString('utf8') : fullPrefix;
+    if (options.cursor && !start.startsWith(fullPrefix)) throw new MediaStorageError('INVALID_INPUT', 'The cursor does not belong to this listing');
+    const page = await this.call('b2_list_file_names', (sdk) => sdk.listFileNames({ bucketId: this.bucketId!, prefix: fullPrefix, startFileName: start, maxFileCount: options.limit, axiosOverride: requestSettings() }));
+    const items = page.files.filter((f) => f.action === 'upload').map((f) => this.toInfo(f));
+    return page.nextFileName ? { items, cursor: Buffer.from(page.nextFileName, 'utf8').toString('base64url') } : { items };
+  }
+
+  // ------------------------------------------------------------------ delete
+
+  /** Every version of a name (uploads and hide markers), via b2_list_file_versions. */
+  private async versionsOf(name: string): Promise<B2FileJson[]> {
+    const versions: B2FileJson[] = [];
+    let startFileName = name;
+    let startFileId: string | undefined;
+    for (;;) {
+      const page = await this.call('b2_list_file_versions', (sdk) =>
+        sdk.listFileVersions({ bucketId: this.bucketId!, startFileName, startFileId, maxFileCount: 100, axiosOverride: { ...requestSettings(), data: { prefix: name } } }),
+      );
+      const mine = page.files.filter((f) => f.fileName === name);
+      versions.push(...mine);
+      if (!page.nextFileName || page.nextFileName !== name || !page.nextFileId || mine.length < page.files.length) return versions;
+      startFileName = page.nextFileName;
+      startFileId = page.nextFileId;
+    }
+  }
+
+  protected async deleteObject(key: string): Promise<void> {
+    const name = this.fileName(key);
+    // Deleting only the newest version would bring the previous one back: delete them all.
+    // Unfinished large files ("start") belong to uploads in progress and are left to them.
+    for (const version of await this.versionsOf(name)) {
+      if (version.action === 'start') continue;
+      try {
+        await this.call('b2_delete_file_version', (sdk) => sdk.deleteFileVersion({ fileId: version.fileId, fileName: name, axiosOverride: requestSettings() }));
+      } catch (err) {
+        // Already gone (a concurrent delete): that is the outcome we want.
+        if (!(err instanceof B2ApiError && (err.b2Code === 'file_not_present' || err.status === 404))) throw err;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ copy and urls
+
+  protected override async copyObject(from: string, to: string, options: CopyOptions): Promise<ObjectInfo> {
+    const source = await this.currentFile(from);
+    if (!source) throw new MediaStorageError('NOT_FOUND', `No object under "${from}"`, { key: from });
+    if (source.contentLength > MAX_SIMPLE_SIZE) return super.copyObject(from, to, options);
+    const name = this.fileName(to);
+    // backblaze-b2 has no b2_copy_file; the call goes to the apiUrl authorize gave, with the account token.
+    const file = await this.call<B2FileJson>('b2_copy_file', (sdk) => this.postJson(sdk, 'b2_copy_file', { sourceFileId: source.fileId, fileName: name, metadataDirective: 'COPY' }), { idempotent: false });
+    return this.toInfo(file);
+  }
+
+  /** A JSON API call the SDK lacks, made the way the SDK makes its own. */
+  private async postJson<T>(sdk: B2Sdk, api: string, body: unknown): Promise<SdkResponse<T>> {
+    const res = await fetch(`${sdk.apiUrl}/b2api/v2/${api}`, {
+      method: 'POST',
+      headers: { Authorization: sdk.authorizationToken ?? '', 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(120_000),
+    }).catch((err: unknown) => {
+      throw new B2ApiError(api, undefined, codeFromNodeError(err) === 'UNAVAILABLE' ? 'network' : undefined, `${api}: ${(err as Error).message}`, undefined, { cause: err });
+    });
+    const text = await res.text();
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = undefined;
+    }
+    if (!res.ok) throw await toB2ApiError(api, { response: { status: res.status, data, headers: { 'retry-after': res.headers.get('retry-after') ?? undefined } } });
+    return { status: res.status, data: data as T, headers: {} };
+  }
+
+  protected async objectUrl(key: string, options: UrlOptions): Promise<string> {
+    const name = this.fileName(key);
+    const path = encodeKeyPath(name);
+    const download = options.download === undefined || options.download === false ? undefined : options.download === true ? '' : options.download;
+    if (this.visibility === 'public' && options.expiresIn === undefined && download === undefined) {
+      if (this.options.publicBaseUrl) return `${this.options.publicBaseUrl.replace(/\/+$/, '')}/${path}`;
+      await this.ensureAuthorized();
+      return `${this.sdk!.downloadUrl}/file/${encodeURIComponent(this.options.bucketName)}/${path}`;
+    }
+    const expiresIn = Math.ceil(options.expiresIn ?? this.options.defaultExpiresIn ?? DEFAULT_EXPIRES_IN);
+    if (expiresIn > MAX_EXPIRES_IN) throw new MediaStorageError('INVALID_INPUT', `B2 download authorizations last at most ${MAX_EXPIRES_IN} seconds (7 days)`, { key });
+    const disposition = download === undefined ? undefined : contentDisposition('attachment', download || undefined);
+    // The authorization covers names starting with this one: exactly this file (and any name extending it).
+    const auth = await this.call('b2_get_download_authorization', (sdk) =>
+      sdk.getDownloadAuthorization({ bucketId: this.bucketId!, fileNamePrefix: name, validDurationInSeconds: expiresIn, b2ContentDisposition: disposition, axiosOverride: requestSettings() }),
+    );
+    const query = new URLSearchParams({ Authorization: auth.authorizationToken });
+    if (disposition !== undefined) query.set('b2ContentDisposition', disposition);
+    return `${this.sdk!.downloadUrl}/file/${encodeURIComponent(this.options.bucketName)}/${path}?${query.toString()}`;
+  }
+
+  // ------------------------------------------------------------------ writes
+
+  protected async writeObject(key: string, body: PreparedBody, options: WriteOptions): Promise<ObjectInfo> {
+    const { signal } = options;
+    const name = this.fileName(key);
+    const info = this.fileInfo(options);
+    await this.ensureAuthorized();
+    if (options.ifExists === 'fail' && (await this.currentFile(key))) {
+      throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
+    }
+    const partSize = Math.max(this.options.partSize ?? this.recommendedPartSize, this.absoluteMinimumPartSize);
+    const threshold = this.options.largeFileThreshold ?? DEFAULT_LARGE_FILE_THRESHOLD;
+    if (body.size !== undefined && !body.buffer && body.size > this.spoolThreshold && body.size <= Math.min(threshold, MAX_SIMPLE_SIZE)) {
+      return this.toInfo(await this.uploadWhileSpooling(name, body, body.size, partSize, info, signal));
+    }
+    // A body already in memory stays there (it passes through spoolBody only to be hashed).
+    const spooled = await spoolBody(body.stream(), { spoolThreshold: body.buffer ? Infinity : this.spoolThreshold, partSize });
+    try {
+      if (signal?.aborted) throw abortedError('save', key, undefined, signal.reason);
+      const large = spooled.size > MAX_SIMPLE_SIZE || (spooled.size > threshold && spooled.partSha1s.length >= 2);
+      const file = large ? await this.uploadLarge(name, spooled, body.contentType, info, signal) : await this.uploadSimple(name, spooled, body.contentType, info, signal);
+      return this.toInfo(file);
+    } finally {
+      await spooled.dispose();
+    }
+  }
+
+  /** File info sent with an upload: Cache-Control and custom metadata (lower-cased keys, as B2 keeps them). */
+  private fileInfo(options: WriteOptions): Record<string, string> {
+    const info: Record<string, string> = {};
+    for (const [k, v] of Object.entries(options.metadata ?? {})) {
+      if (!/^[A-Za-z0-9_-]+$/.test(k) || RESERVED_INFO.test(k.toLowerCase())) throw new MediaStorageError('INVALID_INPUT', `Metadata key ${JSON.stringify(k)} is not allowed on B2: use letters, digits, "-" and "_", not starting with "b2-"`);
+      if (typeof v !== 'string') throw new MediaStorageError('INVALID_INPUT', `Metadata value of ${JSON.stringify(k)} must be a string`);
+      info[k.toLowerCase()] = v;
+    }
+    if (options.cacheControl) info['b2-cache-control'] = options.cacheControl;
+    if (Object.keys(info).length > 10) throw new MediaStorageError('INVALID_INPUT', 'B2 keeps at most 10 file info entries (metadata plus Cache-Control)');
+    return info;
+  }
+
+  /**
+   * Sends with a target from `acquire`, up to maxUploadAttempts times: after a failure the target
+   * (upload URL and token) is dropped and the next try gets a fresh one, as Backblaze asks.
+   */
+  private async sendWithRetries<T>(api: string, acquire: () => Promise<B2UploadTarget>, release: ((t: B2UploadTarget) => void) | undefined, send: (t: B2UploadTarget) => Promise<SdkResponse<T>>, signal: AbortSignal | undefined, key: string, attemptsUsed = 0): Promise<T> {
+    for (let attempt = attemptsUsed + 1; ; attempt++) {
+      if (signal?.aborted) throw abortedError('save', key, undefined, signal.reason);
+      const target = await acquire();
+      try {
+        const res = await send(target);
+        release?.(target);
+        return res.data;
+      } catch (raw) {
+        if (isAbort(raw, signal)) throw abortedError('save', key, undefined, signal?.reason ?? raw);
+        const err = await toB2ApiError(api, raw);
+        // Any 401 on an upload URL (expired or bad upload token) means: get another URL.
+        const retry = isTransient(err) || (err instanceof B2ApiError && err.status === 401);
+        if (!retry || attempt >= this.maxUploadAttempts) throw err;
+        await delay(backoffMs(attempt, err), signal);
+      }
+    }
+  }
+
+  /**
+   * For a body whose length is known up front but which is not in memory (a Blob or File): the
+   * first try streams it straight to B2 with its SHA-1 computed on the way and sent after the
+   * bytes (`hex_digits_at_end`), while the same bytes are spooled; a retry resends the spool.
+   */
+  private async uploadWhileSpooling(name: string, body: PreparedBody, size: number, partSize: number, info: Record<string, string>, signal: AbortSignal | undefined): Promise<B2FileJson> {
+    const target = await this.uploadUrls.acquire();
+    const wire = new PassThrough({ highWaterMark: 256 * 1024 });
+    wire.on('error', () => undefined);
+    let wireDone = false;
+    const first = this.sdk!.uploadFile({
+      uploadUrl: target.uploadUrl,
+      uploadAuthToken: target.authorizationToken,
+      fileName: name,
+      data: wire,
+      contentLength: size + 40,
+      hash: 'hex_digits_at_end',
+      mime: body.contentType,
+      info,
+      axiosOverride: requestSettings({ signal }),
+    }).then(
+      (res) => ({ res }),
+      (error: unknown) => {
+        wireDone = true;
+        wire.destroy();
+        return { error };
+      },
+    );
+    let sent = 0;
+    // Passes every chunk to the spool, and to the wire while the first try is alive (with backpressure).
+    const tap = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        sent += chunk.length;
+        if (wireDone || wire.destroyed) return done(null, chunk);
+        if (sent > size) {
+          wireDone = true;
+          wire.destroy(new Error('the body is longer than its declared size'));
+          return done(null, chunk);
+        }
+        if (wire.write(chunk)) return done(null, chunk);
+        const resume = (): void => {
+          wire.off('drain', resume);
+          wire.off('close', resume);
+          done(null, chunk);
+        };
+        wire.on('drain', resume);
+        wire.on('close', resume);
+      },
+    });
+    let spooled: SpooledBody;
+    try {
+      spooled = await spoolBody(pipeline(body.stream(), tap, () => undefined), { spoolThreshold: this.spoolThreshold, partSize });
+    } catch (err) {
+      // The body failed (limit, abort, broken source): cut the upload short so B2 never commits it.
+      wireDone = true;
+      wire.destroy(err as Error);
+      await first;
+      throw err;
+    }
+    try {
+      if (spooled.size === size && !wireDone) wire.end(spooled.sha1);
+      else wire.destroy(new Error('the body did not match its declared size'));
+      const outcome = await first;
+      if ('res' in outcome) {
+        this.uploadUrls.release(target);
+        return outcome.res.data;
+      }
+      if (isAbort(outcome.error, signal)) throw abortedError('save', name, undefined, signal?.reason ?? outcome.error);
+      const err = await toB2ApiError('b2_upload_file', outcome.error);
+      const retry = spooled.size !== size || isTransient(err) || (err instanceof B2ApiError && err.status === 401);
+      if (!retry || this.maxUploadAttempts < 2) throw err;
+      await delay(backoffMs(1, err), signal);
+      return await this.uploadSimple(name, spooled, body.contentType, info, signal, 1);
+    } finally {
+      await spooled.dispose();
+    }
+  }
+
+  private uploadSimple(name: string, body: SpooledBody, contentType: string, info: Record<string, string>, signal: AbortSignal | undefined, attemptsUsed = 0): Promise<B2FileJson> {
+    return this.sendWithRetries(
+      'b2_upload_file',
+      () => this.uploadUrls.acquire(),
+      (t) => this.uploadUrls.release(t),
+      (target) =>
+        this.sdk!.uploadFile({
+          uploadUrl: target.uploadUrl,
+          uploadAuthToken: target.authorizationToken,
+          fileName: name,
+          data: body.slice(0, body.size),
+          contentLength: body.size,
+          hash: body.sha1,
+          mime: contentType,
+          info,
+          axiosOverride: requestSettings({ signal }),
+        }),
+      signal,
+      name,
+      attemptsUsed,
+    );
+  }
+
+  /** b2_start_large_file, the parts (each with its SHA-1, two at a time), b2_finish_large_file; cancelled on any failure. */
+  private async uploadLarge(name: string, body: SpooledBody, contentType: string, info: Record<string, string>, signal: AbortSignal | undefined): Promise<B2FileJson> {
+    const partCount = body.partSha1s.length;
+    if (partCount > MAX_PARTS) throw new MediaStorageError('TOO_LARGE', `The body needs ${partCount} parts of ${body.partSize} bytes; B2 allows ${MAX_PARTS}: raise partSize`);
+    // large_file_sha1 (Backblaze's recommendation, and our etag) when the 10 file info entries leave room.
+    const fileInfo = Object.keys(info).length < 10 ? { ...info, large_file_sha1: body.sha1 } : info;
+    const started = await this.call('b2_start_large_file', (sdk) =>
+      sdk.startLargeFile({ bucketId: this.bucketId!, fileName: name, contentType, axiosOverride: { ...requestSettings(), data: { fileInfo } } }),
+    { idempotent: false });
+    const fileId = started.fileId;
+    // One failed part stops the others at once, so the cancel below is not raced by them.
+    const stop = new AbortController();
+    const partSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+    let firstError: unknown;
+    try {
+      const fetchPartUrl = (): Promise<B2UploadTarget> => this.call('b2_get_upload_part_url', (sdk) => sdk.getUploadPartUrl({ fileId, axiosOverride: requestSettings() }));
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        // Each worker keeps its own part URL while it works, and gets a fresh one after a failure.
+        let own: B2UploadTarget | undefined;
+        while (next < partCount) {
+          const index = next++;
+          const start = index * body.partSize;
+          const end = Math.min(body.size, start + body.partSize);
+          await this.sendWithRetries(
+            'b2_upload_part',
+            async () => own ?? (own = await fetchPartUrl()),
+            undefined,
+            (target) => {
+              own = undefined;
+              return this.sdk!.uploadPart({
+                uploadUrl: target.uploadUrl,
+                uploadAuthToken: target.authorizationToken,
+                partNumber: index + 1,
+                data: body.slice(start, end),
+                contentLength: end - start,
+                hash: body.partSha1s[index]!,
+                axiosOverride: requestSettings({ signal: partSignal }),
+              }).then((res) => {
+                own = target;
+                return res;
+              });
+            },
+            partSignal,
+            name,
+          ).catch((err: unknown) => {
+            firstError ??= err;
+            stop.abort(err);
+            throw err;
+          });
+        }
+      };
+      // allSettled, then the first failure: the cancel must not run while a part is still in flight.
+      const results = await Promise.allSettled(Array.from({ length: Math.min(PART_CONCURRENCY, partCount) }, worker));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw signal?.aborted ? abortedError('save', name, undefined, signal.reason) : (firstError ?? failed.reason);
+      if (signal?.aborted) throw abortedError('save', name, undefined, signal.reason);
+      return await this.call('b2_finish_large_file', (sdk) => sdk.finishLargeFile({ fileId, partSha1Array: [...body.partSha1s], axiosOverride: requestSettings() }), { idempotent: false });
+    } catch (err) {
+      // Leave no unfinished large file behind (they are billed and show in listings of versions).
+      await this.call('b2_cancel_large_file', (sdk) => sdk.cancelLargeFile({ fileId, axiosOverride: requestSettings() })).catch(() => undefined);
+      throw err;
+    }
+  }
+}

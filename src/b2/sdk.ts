@@ -1,0 +1,112 @@
+/**
+ * The slice of `backblaze-b2` this backend uses, loaded lazily (it is an optional peer dependency),
+ * and the per-request axios settings that make each call independent of the SDK's shared client.
+ *
+ * backblaze-b2 keeps ONE module-level axios client, replaced by every `new B2()` (with that
+ * instance's `axios` and `retry` options), so a B2 instance created elsewhere in the app changes the
+ * client our calls go through. Every call here therefore carries its own complete settings
+ * (status validation, redirects, body limits, timeout, abort signal, and axios-retry switched off),
+ * and retries are done here, for POSTs too, which the SDK never retries.
+ */
+import { MediaStorageError } from '../core/errors.js';
+
+/** The axios response fields we read. */
+export interface SdkResponse<T> {
+  status: number;
+  data: T;
+  headers: Record<string, unknown>;
+}
+
+type Call<A, T = unknown> = (args: A & { axios?: object; axiosOverride?: object }) => Promise<SdkResponse<T>>;
+
+export interface B2FileJson {
+  accountId?: string;
+  action: 'upload' | 'hide' | 'start' | 'folder';
+  bucketId: string;
+  contentLength: number;
+  contentSha1: string | null;
+  contentType: string | null;
+  fileId: string;
+  fileInfo: Record<string, string>;
+  fileName: string;
+  uploadTimestamp: number;
+}
+
+export interface B2AuthorizeJson {
+  accountId: string;
+  authorizationToken: string;
+  allowed?: { bucketId?: string | null; bucketName?: string | null; namePrefix?: string | null; capabilities?: string[] };
+  apiUrl: string;
+  downloadUrl: string;
+  recommendedPartSize?: number;
+  absoluteMinimumPartSize?: number;
+}
+
+export interface B2UploadTarget {
+  uploadUrl: string;
+  authorizationToken: string;
+}
+
+/** A `backblaze-b2` instance: the methods this backend calls, and the auth context it keeps. */
+export interface B2Sdk {
+  authorizationToken: string | null;
+  apiUrl: string | null;
+  downloadUrl: string | null;
+  accountId: string | null;
+  authorize: Call<object, B2AuthorizeJson>;
+  getBucket: Call<{ bucketName?: string; bucketId?: string }, { buckets: Array<{ bucketId: string; bucketName: string; bucketType: string }> }>;
+  getUploadUrl: Call<{ bucketId: string }, B2UploadTarget & { bucketId: string }>;
+  uploadFile: Call<{ uploadUrl: string; uploadAuthToken: string; fileName: string; data: unknown; contentLength: number; hash: string; mime: string; info?: Record<string, string> }, B2FileJson>;
+  listFileNames: Call<{ bucketId: string; startFileName?: string; maxFileCount?: number; prefix?: string; delimiter?: string | null }, { files: B2FileJson[]; nextFileName: string | null }>;
+  listFileVersions: Call<{ bucketId: string; startFileName?: string; startFileId?: string; maxFileCount?: number }, { files: B2FileJson[]; nextFileName: string | null; nextFileId: string | null }>;
+  deleteFileVersion: Call<{ fileId: string; fileName: string }, { fileId: string; fileName: string }>;
+  getDownloadAuthorization: Call<{ bucketId: string; fileNamePrefix: string; validDurationInSeconds: number; b2ContentDisposition?: string }, { authorizationToken: string }>;
+  downloadFileByName: Call<{ bucketName: string; fileName: string; responseType?: string }, NodeJS.ReadableStream>;
+  startLargeFile: Call<{ bucketId: string; fileName: string; contentType: string }, B2FileJson>;
+  getUploadPartUrl: Call<{ fileId: string }, B2UploadTarget & { fileId: string }>;
+  uploadPart: Call<{ uploadUrl: string; uploadAuthToken: string; partNumber: number; data: unknown; contentLength: number; hash: string }, { partNumber: number; contentSha1: string }>;
+  finishLargeFile: Call<{ fileId: string; partSha1Array: string[] }, B2FileJson>;
+  cancelLargeFile: Call<{ fileId: string }, { fileId: string }>;
+}
+
+type B2Constructor = new (options: { applicationKeyId: string; applicationKey: string }) => B2Sdk;
+
+let sdkPromise: Promise<B2Constructor> | undefined;
+
+/** Loads backblaze-b2 once; a missing package is a CONFIG error that says what to install. */
+export function loadB2Sdk(): Promise<B2Constructor> {
+  // A non-literal specifier keeps bundlers from inlining the optional peer dependency.
+  const specifier = 'backblaze-b2';
+  sdkPromise ??= import(specifier).then(
+    (mod: { default?: B2Constructor }) => (mod.default ?? (mod as unknown as B2Constructor)),
+    (err: unknown) => {
+      sdkPromise = undefined;
+      throw new MediaStorageError('CONFIG', 'B2Storage needs the optional peer dependency "backblaze-b2": npm install backblaze-b2', { backend: 'b2', cause: err });
+    },
+  );
+  return sdkPromise;
+}
+
+/**
+ * Idle-socket timeout (axios sets it with `req.setTimeout`) for API calls and uploads: a stalled
+ * connection fails as a broken one and is retried. Download streams have none, since a slow
+ * consumer legitimately pauses them; they end with the caller's AbortSignal.
+ */
+export const API_TIMEOUT_MS = 120_000;
+
+/**
+ * Settings every request carries in `axiosOverride`, so the outcome never depends on how the
+ * shared client was configured by the last `new B2()` anywhere in the process.
+ */
+export function requestSettings(options: { signal?: AbortSignal; timeout?: number; /** a download stream */ stream?: boolean } = {}): Record<string, unknown> {
+  return {
+    validateStatus: (status: number) => status >= 200 && status < 300,
+    maxRedirects: 0,
+    maxBodyLength: Infinity,
+    maxContentLength: Infinity,
+    timeout: options.timeout ?? (options.stream ? 0 : API_TIMEOUT_MS),
+    decompress: !options.stream,
+    'axios-retry': { retries: 0 },
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+}
