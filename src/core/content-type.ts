@@ -37,7 +37,10 @@ function startsWith(head: Uint8Array, bytes: number[], offset = 0): boolean {
 }
 
 function ascii(head: Uint8Array, start: number, end: number): string {
-  return Buffer.from(head.buffer, head.byteOffset + start, Math.max(0, Math.min(end, head.length) - start)).toString('latin1');
+  // Clamped to the view: a head shorter than `start` (a 2-byte Uint8Array with its own
+  // ArrayBuffer) must give "", not an out-of-bounds view.
+  const from = Math.min(start, head.length);
+  return Buffer.from(head.buffer, head.byteOffset + from, Math.max(0, Math.min(end, head.length) - from)).toString('latin1');
 }
 
 /**

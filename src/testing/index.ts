@@ -532,6 +532,24 @@ export function describeStorageContract(
         expect(await s.exists(fresh)).toBe(false);
         expect((await s.readBuffer(existing)).toString()).toBe('the old version');
       });
+      it('aborting a save whose body stalls gives ABORTED promptly and stores nothing', async () => {
+        const key = k('stalled.bin');
+        let sent = false;
+        const stalling = new Readable({
+          read() {
+            if (!sent) {
+              sent = true;
+              this.push(Buffer.alloc(64 * 1024, 0x63));
+            }
+          },
+        });
+        const controller = new AbortController();
+        const promise = s.save(key, stalling, { signal: controller.signal });
+        setTimeout(() => controller.abort(), 50);
+        expect(await codeOf(promise)).toBe('ABORTED');
+        expect(stalling.destroyed).toBe(true);
+        expect(await s.exists(key)).toBe(false);
+      });
       it('a body larger than maxSize gives TOO_LARGE and stores nothing (buffer and stream)', async () => {
         const a = k('big-buffer.bin');
         const b = k('big-stream.bin');
