@@ -192,7 +192,7 @@ async function main(): Promise<void> {
       `Median of ${ROUNDS} rounds; a round is ${ITERATIONS[1024]} (1 KiB), ${ITERATIONS[1024 * 1024]} (1 MiB) or ${ITERATIONS[20 * 1024 * 1024]} (20 MiB) sequential operations; subjects take turns within each round, the first one rotating.`,
       '`save` replaces one of 8 keys with a Buffer; `read` reads a whole file into memory; `exists` asks for a file that exists.',
       'raw fs is `writeFile`/`readFile`/`access`: no temp file and rename (not atomic), no key checks, no content type. media-storage writes a temp file and renames it, so a reader never sees half a file.',
-      'RSS: a fresh process per library streams fresh 1 MiB chunks to one file; RSS is sampled every 5 ms during the save. "Peak" includes Node and the loaded code; "growth" is peak minus RSS just before the save.',
+      'RSS: one run per library, each in a fresh process that streams fresh 1 MiB chunks to one file; RSS is sampled every 5 ms during the save. "Peak" includes Node and the loaded code; "growth" is peak minus RSS just before the save. Flat growth means the body is streamed, not buffered.',
       `Took ${Math.round((Date.now() - started) / 1000)} s.`,
     ],
   });

@@ -31,9 +31,9 @@ function benchFiles(only: string[]): string[] {
   return chosen;
 }
 
-function combine(): string {
+function combine(headingLevel: number): string {
   const files = existsSync(RESULTS_DIR) ? readdirSync(RESULTS_DIR).filter((f) => f.endsWith('.json')).sort() : [];
-  return files.map((f) => toMarkdown(readResult(path.join(RESULTS_DIR, f)))).join('\n');
+  return files.map((f) => toMarkdown(readResult(path.join(RESULTS_DIR, f)), headingLevel)).join('\n');
 }
 
 function main(): void {
@@ -45,14 +45,13 @@ function main(): void {
     const run = spawnSync(node, ['--import', 'tsx', path.join(BENCH_DIR, file)], { stdio: 'inherit', cwd: path.join(BENCH_DIR, '..') });
     if (run.status !== 0) failed.push(file);
   }
-  const combined = combine();
   mkdirSync(RESULTS_DIR, { recursive: true });
-  writeFileSync(path.join(RESULTS_DIR, 'summary.md'), `# Benchmark results\n\n${combined}`);
+  writeFileSync(path.join(RESULTS_DIR, 'summary.md'), `# Benchmark results\n\n${combine(2)}`);
   if (existsSync(DOC)) {
     const doc = readFileSync(DOC, 'utf8');
     const from = doc.indexOf(START);
     const to = doc.indexOf(END);
-    if (from >= 0 && to > from) writeFileSync(DOC, `${doc.slice(0, from + START.length)}\n\n${combined}\n${doc.slice(to)}`);
+    if (from >= 0 && to > from) writeFileSync(DOC, `${doc.slice(0, from + START.length)}\n\n${combine(3)}\n${doc.slice(to)}`);
   }
   process.stderr.write(`\nwrote ${path.relative(process.cwd(), path.join(RESULTS_DIR, 'summary.md'))} and the results section of docs/performance.md\n`);
   if (failed.length) {

@@ -132,9 +132,9 @@ export function describeMachine(m: Machine): string {
   return `${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.platform}, Node ${m.node}; load average ${m.loadAverage} at start; ${m.date}`;
 }
 
-export function toMarkdown(result: BenchResult): string {
+export function toMarkdown(result: BenchResult, headingLevel = 2): string {
   return [
-    `## ${result.title}`,
+    `${'#'.repeat(headingLevel)} ${result.title}`,
     '',
     `Machine: ${describeMachine(result.machine)}.`,
     '',

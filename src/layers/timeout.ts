@@ -40,7 +40,14 @@ class TimeoutLayer extends StorageLayer {
         deadline.abort(error);
         reject(error);
       }, ms);
-      next(signal).then(
+      let pending: Promise<T>;
+      try {
+        pending = next(signal);
+      } catch (err) {
+        // A storage that throws instead of rejecting.
+        pending = Promise.reject(err);
+      }
+      pending.then(
         (value) => {
           clearTimeout(timer);
           if (!settled) {
