@@ -51,16 +51,17 @@ describe('fault proxy in front of LocalStorage’s HTTP handler', () => {
     const before = proxy.stats.bytesDownstream;
     const { received, error } = await rawExchange(proxy.port, 'GET /media/big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     expect(proxy.stats.bytesDownstream - before).toBe(5000);
-    expect(received.length).toBe(5000);
+    // The client normally reads all 5,000 bytes before the reset lands; on a starved event loop
+    // the RST can overtake them (the kernel drops unread bytes), so "at most" is what is certain.
+    expect(received.length).toBeLessThanOrEqual(5000);
     expect(error?.code).toBe('ECONNRESET');
-    expect(received.toString('latin1')).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    if (received.length > 0) expect(received.toString('latin1')).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
   });
 
   it('makes fetch fail mid-body on a downstream reset, then passes the next connection', async () => {
     await proxy.setFault({ kind: 'reset', direction: 'downstream', afterBytes: 100_000 }, { connections: 1 });
-    const res = await fetch(`${proxy.url}/media/big.bin`);
-    expect(res.status).toBe(200); // the head got through; the body breaks
-    await expect(res.arrayBuffer()).rejects.toThrow();
+    // The head normally gets through and the body breaks; either way the download fails.
+    await expect(fetch(`${proxy.url}/media/big.bin`).then((res) => res.arrayBuffer())).rejects.toThrow();
     const again = await fetch(`${proxy.url}/media/small.txt`);
     expect(await again.text()).toBe('through the proxy');
   });
@@ -78,8 +79,8 @@ describe('fault proxy in front of LocalStorage’s HTTP handler', () => {
   it('stalls a download after N bytes: the client waits until it gives up', async () => {
     await proxy.setFault({ kind: 'stall', direction: 'downstream', afterBytes: 3000 }, { connections: 1 });
     const before = proxy.stats.bytesDownstream;
-    const res = await fetch(`${proxy.url}/media/big.bin`, { signal: AbortSignal.timeout(500) });
-    await expect(res.arrayBuffer()).rejects.toThrow();
+    const got = fetch(`${proxy.url}/media/big.bin`, { signal: AbortSignal.timeout(500) }).then((res) => res.arrayBuffer());
+    await expect(got).rejects.toMatchObject({ name: 'TimeoutError' });
     expect(proxy.stats.bytesDownstream - before).toBe(3000);
   });
 });
@@ -135,12 +136,15 @@ describe('fault proxy in front of an upload server', () => {
     await proxy.setFault({ kind: 'reset', direction: 'upstream', afterBytes: 65_536 }, { connections: 1 });
     const done = completed.length;
     const seen = rawBytes.length;
+    const sentBefore = proxy.stats.bytesUpstream;
     const err = (await upload(1_000_000).catch((e: unknown) => e)) as NodeJS.ErrnoException;
     expect(err).toBeInstanceOf(Error);
     expect(['ECONNRESET', 'EPIPE']).toContain(err.code);
     await new Promise((r) => setTimeout(r, 50));
+    expect(proxy.stats.bytesUpstream - sentBefore).toBe(65_536);
     expect(rawBytes.length).toBe(seen + 1);
-    expect(rawBytes[seen]).toBe(65_536);
+    // All 65,536 unless the RST overtook bytes the server had not read yet.
+    expect(rawBytes[seen]).toBeLessThanOrEqual(65_536);
     expect(completed.length).toBe(done);
   });
 
