@@ -1,6 +1,8 @@
+import { pipeline, Readable, Transform } from 'node:stream';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { MediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
-import type { MediaStorage } from '../core/types.js';
-import { abortableSleep, StorageLayer, STORAGE_OPERATIONS, type NextCall, type OperationCall, type StorageOperation } from './layer.js';
+import type { Body, MediaStorage, ObjectInfo, SaveOptions } from '../core/types.js';
+import { abortableSleep, isReplayableBody, StorageLayer, STORAGE_OPERATIONS, type NextCall, type OperationCall, type StorageOperation } from './layer.js';
 
 /** One staged fault. A rule counts the calls it matches and fires on some of them. */
 export interface FaultRule {
@@ -23,6 +25,70 @@ export interface FaultRule {
    * its result thrown away, like an answer lost on the way back (the object *was* stored).
    */
   when?: 'before' | 'after';
+  /**
+   * Fail partway, like a connection cut in the middle of a transfer: a `read` stream errors
+   * after delivering this many bytes; a `save` body errors after this many bytes were read from
+   * it, so the storage below must store nothing (and keep an old object whole). Bodies no longer
+   * than this are not cut. Other operations fail before the call.
+   */
+  afterBytes?: number;
+}
+
+/** Where a partway fault cuts, and what it throws there. */
+interface Cut {
+  bytes: number;
+  error: () => unknown;
+}
+
+function chunkOf(chunk: unknown): Buffer {
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  return Buffer.from(String(chunk));
+}
+
+/** The body's bytes as an async iterable, without reading them yet. */
+function bodySource(body: Body): AsyncIterable<unknown> | Iterable<unknown> {
+  if (typeof body === 'string' || body instanceof Uint8Array) return [body];
+  if (typeof Blob !== 'undefined' && body instanceof Blob) return Readable.fromWeb(body.stream() as unknown as NodeReadableStream<Uint8Array>);
+  if (typeof (body as ReadableStream).getReader === 'function') return Readable.fromWeb(body as unknown as NodeReadableStream<Uint8Array>);
+  return body as Readable;
+}
+
+/** A body that yields `cut.bytes` bytes of `body` and then fails. */
+function cutBody(body: Body, cut: Cut): Readable {
+  return Readable.from(
+    (async function* () {
+      let sent = 0;
+      for await (const raw of bodySource(body)) {
+        const chunk = chunkOf(raw);
+        if (sent + chunk.length > cut.bytes) {
+          if (cut.bytes > sent) yield chunk.subarray(0, cut.bytes - sent);
+          throw cut.error();
+        }
+        sent += chunk.length;
+        yield chunk;
+      }
+    })(),
+  );
+}
+
+/** A read stream that errors after `cut.bytes` bytes. */
+function cutStream(stream: Readable, cut: Cut): Readable {
+  let sent = 0;
+  const cutter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      if (sent + chunk.length > cut.bytes) {
+        if (cut.bytes > sent) this.push(chunk.subarray(0, cut.bytes - sent));
+        sent = cut.bytes;
+        callback(cut.error() as Error);
+        return;
+      }
+      sent += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  pipeline(stream, cutter, () => undefined);
+  return cutter;
 }
 
 interface ActiveRule {
@@ -61,6 +127,9 @@ export class FaultInjectingStorage extends StorageLayer {
   inject(rule: FaultRule): this {
     const nth = rule.nth ?? 1;
     if (!Number.isInteger(nth) || nth < 1) throw new MediaStorageError('INVALID_INPUT', 'FaultRule.nth counts calls from 1');
+    if (rule.afterBytes !== undefined && !(Number.isInteger(rule.afterBytes) && rule.afterBytes >= 0)) {
+      throw new MediaStorageError('INVALID_INPUT', 'FaultRule.afterBytes is a whole number of bytes');
+    }
     const ops = rule.operation === '*' ? [] : typeof rule.operation === 'string' ? [rule.operation] : rule.operation;
     for (const op of ops) {
       if (!STORAGE_OPERATIONS.includes(op)) throw new MediaStorageError('INVALID_INPUT', `FaultRule: unknown operation ${JSON.stringify(op)}`);
@@ -126,20 +195,35 @@ export class FaultInjectingStorage extends StorageLayer {
     });
   }
 
-  protected override async intercept<T>(call: OperationCall, next: NextCall<T>): Promise<T> {
+  /** Counts the call, applies its latency and faults, and runs it (told where to cut, if anywhere). */
+  private async apply<T>(call: OperationCall, run: (cut: Cut | undefined) => Promise<T>): Promise<T> {
     this.counts.set(call.operation, (this.counts.get(call.operation) ?? 0) + 1);
     const rules = this.firing(call);
     for (const rule of rules) if (rule.latencyMs) await abortableSleep(rule.latencyMs, call.signal, call);
-    const failing = rules.filter((r) => r.code !== undefined || r.error !== undefined || r.latencyMs === undefined);
-    const before = failing.find((r) => r.when !== 'after');
+    const failing = rules.filter((r) => r.code !== undefined || r.error !== undefined || r.afterBytes !== undefined || r.latencyMs === undefined);
+    const partway = failing.find((r) => r.afterBytes !== undefined && (call.operation === 'read' || call.operation === 'save'));
+    const before = failing.find((r) => r !== partway && r.when !== 'after');
     if (before) throw this.faultError(before, call);
-    const result = await next();
-    const after = failing.find((r) => r.when === 'after');
+    const result = await run(partway && { bytes: partway.afterBytes!, error: () => this.faultError(partway, call) });
+    const after = failing.find((r) => r !== partway && r.when === 'after');
     if (after) {
       if (call.operation === 'read') (result as unknown as { destroy(): void }).destroy();
       throw this.faultError(after, call);
     }
     return result;
+  }
+
+  protected override intercept<T>(call: OperationCall, next: NextCall<T>): Promise<T> {
+    return this.apply(call, async (cut) => {
+      const result = await next();
+      return cut && call.operation === 'read' ? (cutStream(result as unknown as Readable, cut) as T) : result;
+    });
+  }
+
+  // save is the one call whose argument a fault changes: the body, to cut it partway.
+  override save(key: string, body: Body, options: SaveOptions = {}): Promise<ObjectInfo> {
+    const call: OperationCall = { operation: 'save', key, signal: options.signal, replayable: isReplayableBody(body) };
+    return this.apply(call, (cut) => this.inner.save(key, cut ? cutBody(body, cut) : body, options));
   }
 }
 

@@ -1,7 +1,11 @@
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { MediaStorageError } from '../../src/core/errors.js';
 import { withFaults } from '../../src/layers/index.js';
+import { LocalStorage } from '../../src/local/index.js';
 import { MemoryStorage } from '../../src/memory/index.js';
+import { tempDir } from '../helpers/tmp.js';
 
 async function outcome(promise: Promise<unknown>): Promise<string> {
   try {
@@ -86,5 +90,62 @@ describe('withFaults', () => {
   it('takes rules in the constructor call', async () => {
     const storage = withFaults(new MemoryStorage(), [{ operation: 'stat', code: 'AUTH' }]);
     expect(await outcome(storage.stat('a'))).toBe('AUTH');
+  });
+
+  describe('afterBytes: a transfer cut partway', () => {
+    it('cuts a save body partway on memory and local: nothing new is stored, an old object stays whole', async () => {
+      const tmp = await tempDir('faults-cut');
+      try {
+        for (const inner of [new MemoryStorage(), new LocalStorage({ root: tmp.dir, warnOnEphemeralDisk: false })]) {
+          const storage = withFaults(inner).inject({ operation: 'save', afterBytes: 100_000, code: 'UNAVAILABLE', times: Number.POSITIVE_INFINITY });
+          await inner.save('old.bin', 'the old version');
+          const bodies: Array<[string, () => unknown]> = [
+            ['Buffer', () => randomBytes(300_000)],
+            ['string', () => 'x'.repeat(300_000)],
+            ['Blob', () => new Blob([randomBytes(300_000)])],
+            ['Readable', () => Readable.from([randomBytes(150_000), randomBytes(150_000)])],
+            ['web stream', () => new ReadableStream<Uint8Array>({ start: (c) => (c.enqueue(randomBytes(200_000)), c.enqueue(randomBytes(200_000)), c.close()) })],
+          ];
+          for (const [label, make] of bodies) {
+            expect(await outcome(storage.save(`new-${label}.bin`, make() as never)), `${inner.name} ${label}`).toBe('UNAVAILABLE');
+            expect(await inner.exists(`new-${label}.bin`), `${inner.name} ${label}`).toBe(false);
+            expect(await outcome(storage.save('old.bin', make() as never)), `${inner.name} ${label} over old`).toBe('UNAVAILABLE');
+            expect((await inner.readBuffer('old.bin')).toString(), `${inner.name} ${label}`).toBe('the old version');
+          }
+          // A body no longer than the cut goes through.
+          await storage.save('short.bin', Buffer.alloc(100_000, 1));
+          expect((await inner.stat('short.bin')).size).toBe(100_000);
+          expect(await inner.list()).toMatchObject({ items: [{ key: 'old.bin' }, { key: 'short.bin' }] });
+        }
+      } finally {
+        await tmp.remove();
+      }
+    });
+
+    it('cuts a read stream after N bytes with the chosen code', async () => {
+      const tmp = await tempDir('faults-read');
+      try {
+        const inner = new LocalStorage({ root: tmp.dir, warnOnEphemeralDisk: false });
+        await inner.save('big.bin', randomBytes(1_000_000));
+        const storage = withFaults(inner).inject({ operation: 'read', afterBytes: 200_000, code: 'UNAVAILABLE' });
+        const stream = await storage.read('big.bin');
+        let received = 0;
+        const err = await (async () => {
+          for await (const chunk of stream) received += (chunk as Buffer).length;
+        })().catch((e: unknown) => e as MediaStorageError);
+        expect(err?.code).toBe('UNAVAILABLE');
+        expect(received).toBeLessThanOrEqual(200_000);
+        expect(received).toBeGreaterThan(0);
+        expect(storage.calls('read')).toBe(1);
+      } finally {
+        await tmp.remove();
+      }
+    });
+
+    it('fails other operations before the call, and refuses a negative afterBytes', async () => {
+      const storage = withFaults(new MemoryStorage()).inject({ operation: '*', afterBytes: 10, code: 'UNAVAILABLE' });
+      expect(await outcome(storage.stat('a'))).toBe('UNAVAILABLE');
+      expect(() => storage.inject({ operation: 'read', afterBytes: -1 })).toThrow(expect.objectContaining({ code: 'INVALID_INPUT' }));
+    });
   });
 });
