@@ -6,6 +6,7 @@ import { LocalStorage } from '../src/local/index.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
 import { listen } from './helpers/http.js';
 import { tempDir } from './helpers/tmp.js';
+import { startUploadServer } from './helpers/upload-server.js';
 
 /** Sends raw bytes through the proxy and collects what comes back until the connection ends or fails. */
 function rawExchange(port: number, request: Buffer | string): Promise<{ received: Buffer; error?: NodeJS.ErrnoException }> {
@@ -87,33 +88,18 @@ describe('fault proxy in front of LocalStorage’s HTTP handler', () => {
 
 describe('fault proxy in front of an upload server', () => {
   let proxy: FaultProxy;
-  let server: http.Server;
-  let port: number;
-  /** Raw bytes the server received per connection, and whether each request finished. */
-  const rawBytes: number[] = [];
-  const completed: number[] = [];
+  let sink: Awaited<ReturnType<typeof startUploadServer>>;
+  let rawBytes: number[];
+  let completed: number[];
 
   beforeAll(async () => {
-    server = http.createServer((req, res) => {
-      let size = 0;
-      req.on('data', (c: Buffer) => (size += c.length));
-      req.on('end', () => {
-        completed.push(size);
-        res.end(String(size));
-      });
-    });
-    server.on('connection', (socket) => {
-      const i = rawBytes.push(0) - 1;
-      socket.on('data', (c: Buffer) => (rawBytes[i]! += c.length));
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    port = (server.address() as net.AddressInfo).port;
-    proxy = await startFaultProxy({ host: '127.0.0.1', port });
+    sink = await startUploadServer();
+    ({ rawBytes, completed } = sink);
+    proxy = await startFaultProxy({ host: '127.0.0.1', port: sink.port });
   });
   afterAll(async () => {
     await proxy.close();
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
+    await sink.close();
   });
 
   const upload = (size: number): Promise<number> =>

@@ -12,6 +12,9 @@
  * "upstream" is client → server (a request and its upload body); "downstream" is server → client
  * (a response and a download). A fault applies to new connections, to the next `connections`
  * of them or to all until changed.
+ *
+ * To break one particular request of a keep-alive client (the completion of a multipart upload,
+ * the third part), use the request-aware {@link startHttpFaultProxy} in ./http-fault-proxy.ts.
  */
 import net from 'node:net';
 
@@ -52,9 +55,9 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-const RESET_DELAY_MS = 20;
+export const RESET_DELAY_MS = 20;
 
-const S3_SLOWDOWN =
+export const S3_SLOWDOWN =
   '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>';
 
 /** Starts a proxy to `target` (a URL or host and port) on an ephemeral loopback port. */
