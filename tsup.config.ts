@@ -12,6 +12,7 @@ export default defineConfig({
     'multer/index': 'src/multer/index.ts',
     'cloudinary/index': 'src/cloudinary/index.ts',
     'b2/index': 'src/b2/index.ts',
+    'layers/index': 'src/layers/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

@@ -1,5 +1,6 @@
 import { LocalStorage } from '../src/local/index.js';
 import { describeStorageContract } from '../src/testing/index.js';
+import { HOSTILE_INPUT_OPTIONS } from './hostile/options.js';
 import { listen } from './helpers/http.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -15,4 +16,4 @@ describeStorageContract('local', async () => {
       await tmp.remove();
     },
   };
-});
+}, HOSTILE_INPUT_OPTIONS);

@@ -1,5 +1,6 @@
 import { MemoryStorage } from '../src/memory/index.js';
 import { describeStorageContract } from '../src/testing/index.js';
+import { HOSTILE_INPUT_OPTIONS } from './hostile/options.js';
 import { listen } from './helpers/http.js';
 
 describeStorageContract('memory', async () => {
@@ -7,4 +8,4 @@ describeStorageContract('memory', async () => {
   const server = await listen((req, res) => storage.handler()(req, res));
   storage = new MemoryStorage({ baseUrl: `${server.url}/media` });
   return { storage, cleanup: () => server.close() };
-});
+}, HOSTILE_INPUT_OPTIONS);

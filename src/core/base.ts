@@ -36,6 +36,14 @@ function invalidInput(message: string): MediaStorageError {
   return new MediaStorageError('INVALID_INPUT', message);
 }
 
+function checkRange(range: ReadOptions['range']): void {
+  if (!range) return;
+  const { start, end } = range;
+  if (!Number.isInteger(start) || start < 0 || (end !== undefined && (!Number.isInteger(end) || end < start))) {
+    throw invalidInput(`Invalid range ${JSON.stringify(range)}: start and end are whole numbers with 0 <= start <= end`);
+  }
+}
+
 /** Suffix for `ifExists: 'rename'`: 7 lowercase base-36 characters, as Django does. */
 function randomSuffix(): string {
   const bytes = randomBytes(7);
@@ -68,6 +76,14 @@ export abstract class BaseStorage implements MediaStorage {
   protected abstract listObjects(prefix: string, options: { cursor?: string; limit: number }): Promise<ListPage>;
   /** A URL for the object (see UrlOptions). */
   protected abstract objectUrl(key: string, options: UrlOptions): Promise<string>;
+
+  /**
+   * The object (or range) in memory, when the backend has a cheaper way than streaming it
+   * (one `readFile`); `undefined` to have `readBuffer` stream through {@link readObject}.
+   */
+  protected async readObjectBuffer(_key: string, _options: ReadOptions): Promise<Buffer | undefined> {
+    return undefined;
+  }
 
   /** Whether the object exists. Override when the backend has a cheaper check than stat. */
   protected async existsObject(key: string): Promise<boolean> {
@@ -152,20 +168,17 @@ export abstract class BaseStorage implements MediaStorage {
 
   async read(key: string, options: ReadOptions = {}): Promise<Readable> {
     const normalized = normalizeKey(key);
-    const { range } = options;
-    if (range) {
-      const { start, end } = range;
-      if (!Number.isInteger(start) || start < 0 || (end !== undefined && (!Number.isInteger(end) || end < start))) {
-        throw invalidInput(`Invalid range ${JSON.stringify(range)}: start and end are whole numbers with 0 <= start <= end`);
-      }
-    }
+    checkRange(options.range);
     const stream = await this.run('read', normalized, () => this.readObject(normalized, options));
     return this.wrapReadStream(stream, normalized);
   }
 
   async readBuffer(key: string, options: ReadOptions = {}): Promise<Buffer> {
-    const stream = await this.read(key, options);
-    return streamToBuffer(stream);
+    const normalized = normalizeKey(key);
+    checkRange(options.range);
+    const whole = await this.run('read', normalized, () => this.readObjectBuffer(normalized, options));
+    if (whole) return whole;
+    return streamToBuffer(await this.read(normalized, options));
   }
 
   async stat(key: string): Promise<ObjectInfo> {

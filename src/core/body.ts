@@ -51,11 +51,11 @@ function checkKnownSize(size: number, key: string, options: SaveOptions): void {
   if (size === 0 && !options.allowEmpty) throw emptyBody(key);
 }
 
-/** Turns any accepted body into an async iterator of Buffers. */
-function sourceIterator(body: Body): AsyncIterator<unknown> {
-  if (isNodeReadable(body)) return body[Symbol.asyncIterator]();
-  if (isBlob(body)) return Readable.fromWeb(body.stream() as unknown as NodeReadableStream<Uint8Array>)[Symbol.asyncIterator]();
-  if (isWebStream(body)) return Readable.fromWeb(body as unknown as NodeReadableStream<Uint8Array>)[Symbol.asyncIterator]();
+/** Turns any accepted body into a Node stream (kept, to be destroyed on abort). */
+function sourceStream(body: Body): Readable {
+  if (isNodeReadable(body)) return body;
+  if (isBlob(body)) return Readable.fromWeb(body.stream() as unknown as NodeReadableStream<Uint8Array>);
+  if (isWebStream(body)) return Readable.fromWeb(body as unknown as NodeReadableStream<Uint8Array>);
   throw new MediaStorageError('INVALID_INPUT', 'Unsupported body type: pass a Buffer, Uint8Array, string, Readable, ReadableStream or Blob');
 }
 
@@ -76,6 +76,7 @@ export async function prepareBody(body: Body, key: string, options: SaveOptions 
 
   let head: Buffer[] = [];
   let rest: AsyncIterator<unknown> | undefined;
+  let source: Readable | undefined;
   let buffer: Buffer | undefined;
   let size: number | undefined;
 
@@ -91,7 +92,8 @@ export async function prepareBody(body: Body, key: string, options: SaveOptions 
     } else if (body === null || typeof body !== 'object') {
       throw new MediaStorageError('INVALID_INPUT', `Unsupported body type ${body === null ? 'null' : typeof body}`, { key, operation: 'save' });
     }
-    rest = sourceIterator(body);
+    source = sourceStream(body);
+    rest = source[Symbol.asyncIterator]();
     // Pull just enough to sniff the type; the bytes are replayed in front of the rest.
     let headBytes = 0;
     try {
@@ -130,12 +132,12 @@ export async function prepareBody(body: Body, key: string, options: SaveOptions 
     stream(): Readable {
       if (used) throw new MediaStorageError('INVALID_INPUT', `The body of "${key}" was already consumed`, { key });
       used = true;
-      return guardedStream(head, rest, key, size, options);
+      return guardedStream(head, rest, source, key, size, options);
     },
   };
 }
 
-function guardedStream(head: Buffer[], rest: AsyncIterator<unknown> | undefined, key: string, total: number | undefined, options: SaveOptions): Readable {
+function guardedStream(head: Buffer[], rest: AsyncIterator<unknown> | undefined, source: Readable | undefined, key: string, total: number | undefined, options: SaveOptions): Readable {
   const { maxSize, onProgress, signal, allowEmpty } = options;
   let loaded = 0;
   async function* generate(): AsyncGenerator<Buffer> {
@@ -166,7 +168,11 @@ function guardedStream(head: Buffer[], rest: AsyncIterator<unknown> | undefined,
   const stream = Readable.from(generate(), { objectMode: false, highWaterMark: 64 * 1024 });
   if (signal) {
     const onAbort = (): void => {
-      stream.destroy(abortedError('save', key, undefined, signal.reason));
+      const error = abortedError('save', key, undefined, signal.reason);
+      // A source that stalls would hold the generator in `rest.next()` forever, and with it the
+      // destroy of `stream` (which waits for the generator to return): end the source first.
+      if (rest) source?.destroy(error);
+      stream.destroy(error);
     };
     signal.addEventListener('abort', onAbort, { once: true });
     stream.once('close', () => signal.removeEventListener('abort', onAbort));

@@ -5,8 +5,9 @@ export const MAX_KEY_BYTES = 1024;
 /** Longest path segment accepted, in UTF-8 bytes (most file systems' NAME_MAX). */
 export const MAX_SEGMENT_BYTES = 255;
 
-// C0 and C1 controls and DEL: never meaningful in a name, and NUL truncates paths in C APIs.
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// C0 and C1 controls, DEL, and the Unicode line and paragraph separators: never meaningful in a
+// name; NUL truncates paths in C APIs, and line breaks forge log lines and headers.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 // Bidirectional overrides and isolates disguise extensions ("gpj.exe" shown as "exe.jpg").
 const BIDI = /[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/;
 // A Windows drive ("C:") or UNC start makes a key absolute on Windows hosts.
@@ -22,8 +23,9 @@ function invalid(key: unknown, reason: string): MediaStorageError {
 /**
  * Validates and normalises a storage key: a relative POSIX path such as `profile_images/abc.jpg`.
  * Returns the NFC form, which is what every backend stores. Throws INVALID_KEY for traversal
- * (`..`, `.`), absolute paths, drive letters, backslashes, empty segments, control and bidi
- * characters, and over-long keys or segments.
+ * (`..`, `.`, and segments of only dots and spaces), absolute paths, drive letters, backslashes,
+ * empty segments, control, line-separator and bidi characters, look-alikes of `/`, `\` and `.`
+ * that become traversal under NFKC, and over-long keys or segments.
  */
 export function normalizeKey(key: unknown): string {
   if (typeof key !== 'string') throw invalid(key, 'a key must be a string');
@@ -38,12 +40,26 @@ export function normalizeKey(key: unknown): string {
   for (const segment of nfc.split('/')) {
     if (segment === '') throw invalid(key, 'empty path segment ("//" or a trailing "/")');
     if (segment === '.' || segment === '..') throw invalid(key, '"." and ".." segments are not allowed');
-    if (segment.trim() === '') throw invalid(key, 'a path segment must not be only spaces');
+    // Windows drops trailing dots and spaces, so ".. " and "..." name the parent or this folder there.
+    if (DOTS_AND_SPACES.test(segment)) throw invalid(key, 'a path segment must not be only dots and spaces');
     if (Buffer.byteLength(segment, 'utf8') > MAX_SEGMENT_BYTES) {
       throw invalid(key, `a path segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
     }
   }
+  // Look-alikes (fullwidth "．．／", "‥", "＼") turn into traversal under compatibility
+  // normalisation, which some tools and Windows' best-fit code page conversion apply.
+  const nfkc = nfc.normalize('NFKC');
+  if (nfkc !== nfc && compatibilityTraversal(nfkc)) {
+    throw invalid(key, 'look-alikes of "/", "\\" or "." make it a traversal or absolute path once NFKC-normalised');
+  }
   return nfc;
+}
+
+const DOTS_AND_SPACES = /^[.\s]+$/;
+
+function compatibilityTraversal(nfkc: string): boolean {
+  if (nfkc.includes('\\') || nfkc.startsWith('/') || DRIVE.test(nfkc)) return true;
+  return nfkc.split('/').some((segment) => segment === '' || DOTS_AND_SPACES.test(segment));
 }
 
 /** Like {@link normalizeKey} but answers `undefined` instead of throwing. */

@@ -41,4 +41,9 @@ export const HOSTILE_KEYS: readonly string[] = [
   'isolate\u2067.txt',
   'x'.repeat(1025),
   `a/${'y'.repeat(256)}`,
+  '...',
+  '.. /escape.txt',
+  'line\u2028separator.txt',
+  '．．／escape.txt',
+  '‥/escape.txt',
 ];

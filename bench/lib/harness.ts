@@ -1,0 +1,170 @@
+/**
+ * The small harness every bench file uses: timing by medians of rounds, the machine's
+ * description, and results written as JSON (for the runner) and Markdown (for people).
+ *
+ * A bench file is a script `bench/<name>.bench.ts` that measures, then calls
+ * {@link writeResults}. `bench/run.ts` runs every bench file in its own process and builds the
+ * combined table from all `bench/results/*.json`. Bench files for other backends (S3,
+ * Cloudinary, B2) plug in by doing the same.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+
+export const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const RESULTS_DIR = path.join(BENCH_DIR, 'results');
+
+export interface Machine {
+  cpus: number;
+  cpuModel: string;
+  node: string;
+  platform: string;
+  memoryGiB: number;
+  /** 1-minute load average when the bench started: a busy machine makes every figure slower and noisier. */
+  loadAverage: number;
+  date: string;
+}
+
+export function machine(): Machine {
+  let cpuModel = os.cpus()[0]?.model ?? 'unknown';
+  try {
+    // Some hypervisors report a generic model string; lscpu knows more when present.
+    const lscpu = execFileSync('lscpu', { encoding: 'utf8' });
+    const m = /Model name:\s*(.+)/.exec(lscpu);
+    if (m && m[1]!.trim().length > cpuModel.length) cpuModel = m[1]!.trim();
+  } catch {
+    // lscpu is optional.
+  }
+  return {
+    cpus: os.availableParallelism(),
+    cpuModel: cpuModel.trim(),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    loadAverage: Math.round(os.loadavg()[0]! * 100) / 100,
+    date: new Date().toISOString(),
+  };
+}
+
+export interface TimingOptions {
+  /** Rounds whose per-operation times are reduced to a median. */
+  rounds: number;
+  /** Operations per round (the round's time is divided by it). */
+  iterations: number;
+  /** Untimed operations before the first round. */
+  warmup?: number;
+}
+
+/** Per-operation time in ms: the median over rounds of (round time / iterations). */
+export async function medianMs(fn: (i: number) => Promise<unknown>, options: TimingOptions): Promise<{ medianMs: number; roundsMs: number[] }> {
+  let n = 0;
+  for (let i = 0; i < (options.warmup ?? 1); i++) await fn(n++);
+  const roundsMs: number[] = [];
+  for (let r = 0; r < options.rounds; r++) {
+    const start = performance.now();
+    for (let i = 0; i < options.iterations; i++) await fn(n++);
+    roundsMs.push((performance.now() - start) / options.iterations);
+  }
+  return { medianMs: median(roundsMs), roundsMs };
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** One measured cell: a subject (library) doing one case (operation and size). */
+export interface Measurement {
+  /** Row label, e.g. `save 1 MB`. */
+  case: string;
+  /** Column label, e.g. `media-storage` or `raw fs`. */
+  subject: string;
+  /** The figure, in `unit`. */
+  value: number;
+  unit: 'ms/op' | 'MiB';
+  /** Individual rounds, for the JSON record. */
+  rounds?: number[];
+}
+
+export interface BenchResult {
+  /** File-safe name, e.g. `local-disk`. */
+  name: string;
+  title: string;
+  /** The subject every ratio is relative to (its column shows 1.00×). */
+  baseline: string;
+  /** Column order. */
+  subjects: string[];
+  measurements: Measurement[];
+  machine: Machine;
+  /** How it was run and what the figures mean. */
+  notes: string[];
+}
+
+function formatValue(m: Measurement): string {
+  if (m.unit === 'MiB') return `${m.value.toFixed(0)} MiB`;
+  if (m.value >= 100) return `${m.value.toFixed(0)} ms`;
+  if (m.value >= 1) return `${m.value.toFixed(2)} ms`;
+  return `${(m.value * 1000).toFixed(0)} µs`;
+}
+
+/** Markdown table: one row per case, one column per subject, each cell "value (ratio×)". */
+export function toMarkdownTable(result: BenchResult): string {
+  const cases = [...new Set(result.measurements.map((m) => m.case))];
+  const header = `| case | ${result.subjects.join(' | ')} |`;
+  const rule = `|---|${result.subjects.map(() => '---:').join('|')}|`;
+  const rows = cases.map((c) => {
+    const base = result.measurements.find((m) => m.case === c && m.subject === result.baseline);
+    const cells = result.subjects.map((s) => {
+      const m = result.measurements.find((x) => x.case === c && x.subject === s);
+      if (!m) return 'n/a';
+      return base && base.value > 0 ? `${formatValue(m)} (${(m.value / base.value).toFixed(2)}×)` : formatValue(m);
+    });
+    return `| ${c} | ${cells.join(' | ')} |`;
+  });
+  return [header, rule, ...rows].join('\n');
+}
+
+export function describeMachine(m: Machine): string {
+  return `${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.platform}, Node ${m.node}; load average ${m.loadAverage} at start; ${m.date}`;
+}
+
+export function toMarkdown(result: BenchResult, headingLevel = 2): string {
+  return [
+    `${'#'.repeat(headingLevel)} ${result.title}`,
+    '',
+    `Machine: ${describeMachine(result.machine)}.`,
+    '',
+    `Lower is better. Ratios are relative to **${result.baseline}**.`,
+    '',
+    toMarkdownTable(result),
+    '',
+    ...result.notes.map((n) => `- ${n}`),
+    '',
+  ].join('\n');
+}
+
+/** Writes `bench/results/<name>.json` and `.md`; returns their paths. */
+export function writeResults(result: BenchResult): { json: string; md: string } {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const json = path.join(RESULTS_DIR, `${result.name}.json`);
+  const md = path.join(RESULTS_DIR, `${result.name}.md`);
+  writeFileSync(json, `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync(md, toMarkdown(result));
+  return { json, md };
+}
+
+export function readResult(file: string): BenchResult {
+  return JSON.parse(readFileSync(file, 'utf8')) as BenchResult;
+}
+
+/** `1 KiB`, `1 MiB`, `20 MiB`, `1 GiB` from bytes. */
+export function sizeLabel(bytes: number): string {
+  if (bytes >= 2 ** 30) return `${bytes / 2 ** 30} GiB`;
+  if (bytes >= 2 ** 20) return `${bytes / 2 ** 20} MiB`;
+  if (bytes >= 2 ** 10) return `${bytes / 2 ** 10} KiB`;
+  return `${bytes} B`;
+}
