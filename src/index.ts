@@ -50,6 +50,7 @@ export {
   createMediaHandler,
   parseRangeHeader,
   contentDisposition,
+  dispositionForStoredObject,
   type MediaHandlerOptions,
   type MediaRequestHandler,
 } from './core/http-handler.js';

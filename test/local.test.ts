@@ -174,7 +174,9 @@ describe('LocalStorage error paths with an injected file system', () => {
     };
     const s = new LocalStorage({ root: '/media', fs: flaky, warnOnEphemeralDisk: false });
     await s.save('flaky.txt', 'whatever');
-    const err = await s.readBuffer('flaky.txt').catch((e: unknown) => e);
+    const err = await (async () => {
+      for await (const chunk of await s.read('flaky.txt')) void chunk;
+    })().catch((e: unknown) => e);
     expect(err).toMatchObject({ name: 'MediaStorageError', code: 'UNAVAILABLE', key: 'flaky.txt' });
   });
 });

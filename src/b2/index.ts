@@ -16,7 +16,7 @@ import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PreparedBody } from '../core/body.js';
 import { MediaStorageError, abortedError, isMediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
 import { codeFromNodeError, codeFromStatus } from '../core/error-mapping.js';
-import { contentDisposition } from '../core/http-handler.js';
+import { contentDisposition, dispositionForStoredObject } from '../core/http-handler.js';
 import { encodeKeyPath, joinPrefix, normalizeLocation } from '../core/keys.js';
 import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
 import { loadB2Sdk, requestSettings, type B2FileJson, type B2Sdk, type B2UploadTarget, type SdkResponse } from './sdk.js';
@@ -520,7 +520,7 @@ export class B2Storage extends BaseStorage {
   protected async writeObject(key: string, body: PreparedBody, options: WriteOptions): Promise<ObjectInfo> {
     const { signal } = options;
     const name = this.fileName(key);
-    const info = this.fileInfo(options);
+    const info = this.fileInfo(options, key, body.contentType);
     await this.ensureAuthorized();
     if (options.ifExists === 'fail' && (await this.currentFile(key))) {
       throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
@@ -542,8 +542,11 @@ export class B2Storage extends BaseStorage {
     }
   }
 
-  /** File info sent with an upload: Cache-Control and custom metadata (lower-cased keys, as B2 keeps them). */
-  private fileInfo(options: WriteOptions): Record<string, string> {
+  /**
+   * File info sent with an upload: Cache-Control, custom metadata (lower-cased keys, as B2 keeps
+   * them), and for active content a Content-Disposition that makes B2 serve it as a download.
+   */
+  private fileInfo(options: WriteOptions, key: string, contentType: string): Record<string, string> {
     const info: Record<string, string> = {};
     for (const [k, v] of Object.entries(options.metadata ?? {})) {
       if (!/^[A-Za-z0-9_-]+$/.test(k) || RESERVED_INFO.test(k.toLowerCase())) throw new MediaStorageError('INVALID_INPUT', `Metadata key ${JSON.stringify(k)} is not allowed on B2: use letters, digits, "-" and "_", not starting with "b2-"`);
@@ -551,7 +554,9 @@ export class B2Storage extends BaseStorage {
       info[k.toLowerCase()] = v;
     }
     if (options.cacheControl) info['b2-cache-control'] = options.cacheControl;
-    if (Object.keys(info).length > 10) throw new MediaStorageError('INVALID_INPUT', 'B2 keeps at most 10 file info entries (metadata plus Cache-Control)');
+    const disposition = dispositionForStoredObject(key, contentType);
+    if (disposition) info['b2-content-disposition'] = disposition;
+    if (Object.keys(info).length > 10) throw new MediaStorageError('INVALID_INPUT', 'B2 keeps at most 10 file info entries (metadata, Cache-Control and Content-Disposition)');
     return info;
   }
 

@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PreparedBody } from '../core/body.js';
-import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, resolveContentType, sniffContentType, SNIFF_BYTES } from '../core/content-type.js';
+import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, isActiveContent, resolveContentType, sniffContentType, SNIFF_BYTES } from '../core/content-type.js';
 import { MediaStorageError, abortedError, type MediaStorageErrorCode } from '../core/errors.js';
 import { normalizeKey, normalizeLocation } from '../core/keys.js';
 import type { Capabilities, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
@@ -405,7 +405,14 @@ export class CloudinaryStorage extends BaseStorage {
       if (reader.ended && reader.bytes === 0) throw this.emptyUnsupported(key);
       // The bytes decide: a body is an image or video asset only when it really is one of the
       // key's format (text named .jpg is a raw file; Cloudinary would refuse it as an image).
-      const target = homeFor(homes, sniffContentType(reader.head(SNIFF_BYTES)) ?? '');
+      const sniffed = sniffContentType(reader.head(SNIFF_BYTES));
+      // Cloudinary serves files inline from its own domain with a type it picks from the format
+      // or extension, and cannot be told to send them as attachments: active content is refused.
+      // (PDF is kept: browsers render it in a sandboxed viewer, and CRMs store documents.)
+      if ([body.contentType, sniffed, contentTypeFromKey(key)].some((type) => isActiveContent(type) && type !== 'application/pdf')) {
+        throw new MediaStorageError('UNSUPPORTED', `"${key}" is active content (HTML, SVG, XML or script), which Cloudinary would serve inline; store it elsewhere or as a different type`, { key });
+      }
+      const target = homeFor(homes, sniffed ?? '');
       const toMedia = target === homes.media;
       const mediaSlot = homes.media ? await this.probeMedia(homes.media) : undefined;
       if (toMedia && mediaSlot === 'foreign') throw this.collision(key, homes.media!);

@@ -53,6 +53,15 @@ export function contentDisposition(kind: 'attachment' | 'inline', filename: stri
   return `${kind}; filename="${ascii}"; filename*=UTF-8''${encoded}`;
 }
 
+/**
+ * The Content-Disposition a store should keep with an object so that, served from the store's
+ * own domain, active content (HTML, SVG, ...) downloads instead of running: `undefined` for
+ * passive content. Backends that serve objects themselves (S3, B2) store it at upload.
+ */
+export function dispositionForStoredObject(key: string, contentType: string): string | undefined {
+  return isActiveContent(contentType) ? contentDisposition('attachment', key.slice(key.lastIndexOf('/') + 1)) : undefined;
+}
+
 function etagMatches(header: string, etag: string | undefined): boolean {
   if (!etag) return false;
   if (header.trim() === '*') return true;
