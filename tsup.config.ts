@@ -7,6 +7,7 @@ export default defineConfig({
     'local/index': 'src/local/index.ts',
     'memory/index': 'src/memory/index.ts',
     'testing/index': 'src/testing/index.ts',
+    's3/index': 'src/s3/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,
