@@ -87,6 +87,7 @@ function explain(s3Code: string, target: S3Target): string | undefined {
     case 'CredentialsProviderError':
       return 'no S3 credentials found: pass credentials or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY';
     case 'BadDigest':
+    case 'XAmzContentSHA256Mismatch':
       return 'the bytes the server received do not match their checksum (corrupted in transit); nothing was stored, try again';
     default:
       return undefined;

@@ -8,7 +8,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { abortedError } from '../core/errors.js';
+import { abortedError, isMediaStorageError } from '../core/errors.js';
 
 /** What {@link uploadBody} needs to know besides the bytes. */
 export interface UploadPlan {
@@ -77,9 +77,12 @@ class CheckingSender {
         else this.singleMd5 = digest;
       }
     }
+    // Only the transfers of bytes are cut short by the signal. CreateMultipartUpload and
+    // CompleteMultipartUpload run to their end once sent, so the upload id is always known (and
+    // the clean-up can abort it) and an abort never reports failure for an object that was stored.
+    const cancellable = command instanceof UploadPartCommand || command instanceof PutObjectCommand;
     try {
-      // The clean-up must run even when the caller's signal fired: it is what removes the parts.
-      return await this.client.send(command as never, cleanup ? {} : { abortSignal: this.signal });
+      return await this.client.send(command as never, cancellable ? { abortSignal: this.signal } : {});
     } catch (err) {
       if (!cleanup && this.firstError === undefined) this.firstError = err;
       throw err;
@@ -151,7 +154,9 @@ export async function uploadBody(source: Readable, plan: UploadPlan): Promise<Up
     const result = await upload.done();
     return { size, etag: unquote(result.ETag), parts: sender.partMd5s.size, expectedEtag: sender.expectedEtag() };
   } catch (err) {
-    throw bodyError ?? sender.firstError ?? err;
+    // The body's own failure (too large, aborted, broken) explains it best; else the first failed
+    // request; tearing down the streams may add an incidental AbortError that explains nothing.
+    throw (isMediaStorageError(bodyError) ? bodyError : undefined) ?? sender.firstError ?? bodyError ?? err;
   } finally {
     // Stop reading the caller's stream when the upload gave up early.
     body.destroy();
