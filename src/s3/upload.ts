@@ -152,7 +152,7 @@ export async function uploadBody(source: Readable, plan: UploadPlan): Promise<Up
   });
   try {
     const result = await upload.done();
-    return { size, etag: unquote(result.ETag), parts: sender.partMd5s.size, expectedEtag: sender.expectedEtag() };
+    return { size, etag: unquote(result?.ETag), parts: sender.partMd5s.size, expectedEtag: sender.expectedEtag() };
   } catch (err) {
     // The body's own failure (too large, aborted, broken) explains it best; else the first failed
     // request; tearing down the streams may add an incidental AbortError that explains nothing.
