@@ -34,6 +34,9 @@ const MIN_PART_SIZE = 5 * MiB;
 const MAX_PART_SIZE = 5 * 1024 * MiB;
 /** S3 answers at most 1,000 keys per ListObjectsV2 request. */
 const MAX_KEYS_PER_REQUEST = 1000;
+/** Time to open a connection, and longest silence on an open one, before a request fails. */
+const CONNECT_TIMEOUT_MS = 10_000;
+const IDLE_TIMEOUT_MS = 120_000;
 /** S3's limit for presigned URLs: seven days. */
 const MAX_EXPIRES_IN = 7 * 24 * 3600;
 
@@ -70,9 +73,13 @@ export interface S3StorageOptions {
   sseKmsKeyId?: string;
   /** An S3Client to reuse instead of creating one (then region, endpoint, credentials and checksum options are its own). */
   client?: S3Client;
-  /** Bodies up to this many bytes go in one PutObject; larger or longer ones in parts. Default 8 MiB. */
+  /**
+   * Bodies whose length is known up front (Buffer, string, Blob, File) up to this many bytes go in
+   * one PutObject; default 32 MiB. Streams go in one PutObject when they end within one part, else
+   * in parts, so their memory stays bounded whatever their length.
+   */
   multipartThreshold?: number;
-  /** Part size of multipart uploads (5 MiB to 5 GiB); default 8 MiB. Memory per upload is about (queueSize + 1) × partSize. */
+  /** Part size of multipart uploads (5 MiB to 5 GiB); default 5 MiB, which allows streams up to 48 GiB. Memory per streamed upload is (queueSize + 1) × partSize. */
   partSize?: number;
   /** Parts sent at once; default 4. */
   queueSize?: number;
@@ -139,9 +146,10 @@ export class S3Storage extends BaseStorage {
   private readonly options: S3StorageOptions;
   private readonly visibility: 'public' | 'private';
   private readonly acl: string | undefined;
-  private readonly partSize: number;
-  private readonly multipartThreshold: number;
-  private readonly queueSize: number;
+  /** Multipart settings in effect (see the options). */
+  readonly partSize: number;
+  readonly multipartThreshold: number;
+  readonly queueSize: number;
   private readonly defaultExpiresIn: number;
   private publicBase: Promise<string> | undefined;
 
@@ -165,8 +173,8 @@ export class S3Storage extends BaseStorage {
     this.location = normalizeLocation(options.location);
     this.visibility = options.visibility ?? 'private';
     this.acl = this.visibility === 'public' && options.acl !== false ? (options.acl ?? 'public-read') : undefined;
-    this.partSize = options.partSize ?? 8 * MiB;
-    this.multipartThreshold = options.multipartThreshold ?? this.partSize;
+    this.partSize = options.partSize ?? MIN_PART_SIZE;
+    this.multipartThreshold = options.multipartThreshold ?? 32 * MiB;
     this.queueSize = options.queueSize ?? 4;
     this.defaultExpiresIn = options.defaultExpiresIn ?? 3600;
     this.client =
@@ -178,6 +186,9 @@ export class S3Storage extends BaseStorage {
         credentials: options.credentials,
         requestChecksumCalculation: options.requestChecksumCalculation ?? 'WHEN_REQUIRED',
         responseChecksumValidation: options.responseChecksumValidation ?? 'WHEN_REQUIRED',
+        // The SDK waits forever by default: a server that stops answering would hang a save.
+        // These fail the request instead (UNAVAILABLE after the SDK's retries).
+        requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: IDLE_TIMEOUT_MS },
       });
     this.capabilities = Object.freeze({
       publicUrls: this.visibility === 'public',
@@ -251,6 +262,7 @@ export class S3Storage extends BaseStorage {
     const sent = await uploadBody(body.stream(), {
       client: this.client,
       params,
+      knownSize: body.size,
       multipartThreshold: this.multipartThreshold,
       partSize: this.partSize,
       queueSize: this.queueSize,

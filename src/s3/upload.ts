@@ -2,20 +2,24 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   PutObjectCommand,
   UploadPartCommand,
+  type CompletedPart,
   type PutObjectCommandInput,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import { abortedError, isMediaStorageError } from '../core/errors.js';
+import { abortedError, isMediaStorageError, MediaStorageError } from '../core/errors.js';
 
 /** What {@link uploadBody} needs to know besides the bytes. */
 export interface UploadPlan {
   client: S3Client;
-  /** PutObject parameters without Body (lib-storage spreads them over the multipart calls). */
+  /** PutObject parameters without Body; multipart uploads send the ones CreateMultipartUpload takes. */
   params: Omit<PutObjectCommandInput, 'Body'>;
-  /** Bodies up to this many bytes go in one PutObject; larger ones in parts. */
+  /** The body's length when known before reading (buffers, strings, Blobs). */
+  knownSize: number | undefined;
+  /** Bodies of known length up to this many bytes go in one PutObject. */
   multipartThreshold: number;
   partSize: number;
   queueSize: number;
@@ -42,11 +46,10 @@ export function unquote(etag: string | undefined): string | undefined {
 }
 
 /**
- * The client lib-storage talks through. It adds what lib-storage cannot: a Content-MD5 header on
- * every part and single put (the server checks it, so a part corrupted in transit is refused
- * rather than stored), the caller's AbortSignal on every request except the clean-up, and a stop
- * to further parts once one request failed (lib-storage's other queues would otherwise read and
- * send the rest of the body before giving up).
+ * Sends the upload's requests. It adds a Content-MD5 header to every part and single put (the
+ * server checks it, so bytes corrupted in transit are refused rather than stored), passes the
+ * caller's AbortSignal to the requests that carry bytes, and once one request failed refuses the
+ * next ones with that first error.
  */
 class CheckingSender {
   readonly partMd5s = new Map<number, Buffer>();
@@ -58,15 +61,19 @@ class CheckingSender {
     private readonly signal: AbortSignal | undefined,
   ) {}
 
-  get config(): S3Client['config'] {
-    return this.client.config;
+  /** Throws the first failure, if there was one. */
+  check(): void {
+    if (this.firstError !== undefined) throw this.firstError;
   }
 
   async send(command: { input: object }): Promise<unknown> {
     const cleanup = command instanceof AbortMultipartUploadCommand;
     if (!cleanup) {
-      if (this.firstError !== undefined) throw this.firstError;
-      if (this.signal?.aborted) throw abortedError('save', undefined, undefined, this.signal.reason);
+      this.check();
+      if (this.signal?.aborted) {
+        this.firstError = abortedError('save', undefined, undefined, this.signal.reason);
+        throw this.firstError;
+      }
     }
     if (command instanceof UploadPartCommand || command instanceof PutObjectCommand) {
       const input = command.input as { Body?: unknown; ContentMD5?: string; PartNumber?: number };
@@ -97,19 +104,141 @@ class CheckingSender {
   }
 }
 
+/** S3 accepts at most this many parts in one upload. */
+const MAX_PARTS = 10_000;
+
 /**
- * Uploads a body stream of any length with bounded memory: up to `multipartThreshold` bytes are
- * buffered and sent with one PutObject; past that, lib-storage sends `partSize` parts, at most
- * `queueSize` at a time. When the body fails (too large, aborted, broken) or a request fails,
- * the multipart upload is aborted before this rejects, so no parts are left behind and nothing
- * becomes visible under the key. Rejects with the body's own error when the body was the cause.
+ * Part buffers, allocated once (at most `count`) and reused: a part's buffer returns to the pool
+ * when its request finished. Nothing part-sized becomes garbage, so the peak memory of an upload
+ * of any length is `count × partSize` plus the process itself; fresh buffers per part (as
+ * lib-storage allocates them) leave the garbage collector tens of megabytes behind.
+ */
+class PartPool {
+  private readonly free: Buffer[] = [];
+  private allocated = 0;
+  private waiting: Array<(buffer: Buffer) => void> = [];
+
+  constructor(
+    private readonly partSize: number,
+    private readonly count: number,
+  ) {}
+
+  async take(): Promise<Buffer> {
+    const buffer = this.free.pop();
+    if (buffer) return buffer;
+    if (this.allocated < this.count) {
+      this.allocated++;
+      return Buffer.allocUnsafe(this.partSize);
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  give(buffer: Buffer): void {
+    const next = this.waiting.shift();
+    if (next) next(buffer);
+    else this.free.push(buffer);
+  }
+}
+
+/**
+ * Sends a body already known to be larger than the threshold in parts of `partSize`, at most
+ * `queueSize` at a time, each with its Content-MD5. On any failure (the body's, a request's, or
+ * an abort) it stops reading and sending, waits for the requests in flight, aborts the multipart
+ * upload and rethrows: no parts are left and nothing becomes visible under the key.
+ */
+async function uploadParts(head: Buffer[], input: AsyncIterator<unknown>, plan: UploadPlan, sender: CheckingSender): Promise<{ size: number; etag: string | undefined; parts: number }> {
+  const { Bucket, Key, IfNoneMatch, ContentType, CacheControl, ContentDisposition, Metadata, ACL, ServerSideEncryption, SSEKMSKeyId } = plan.params;
+  const created = (await sender.send(
+    new CreateMultipartUploadCommand({ Bucket, Key, ContentType, CacheControl, ContentDisposition, Metadata, ACL, ServerSideEncryption, SSEKMSKeyId }),
+  )) as { UploadId?: string };
+  const UploadId = created.UploadId;
+  const pool = new PartPool(plan.partSize, plan.queueSize + 1);
+  const inFlight = new Set<Promise<void>>();
+  const parts: CompletedPart[] = [];
+  let size = 0;
+
+  const send = (buffer: Buffer, length: number): void => {
+    const PartNumber = parts.length + inFlight.size + 1;
+    if (PartNumber > MAX_PARTS) {
+      throw new MediaStorageError('TOO_LARGE', `The body of "${Key}" needs more than ${MAX_PARTS} parts of ${plan.partSize} bytes; raise partSize`, { operation: 'save' });
+    }
+    const request = (async () => {
+      try {
+        const result = (await sender.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber, Body: buffer.subarray(0, length), ContentLength: length }))) as { ETag?: string };
+        parts.push({ PartNumber, ETag: result.ETag });
+      } catch {
+        // The sender keeps the first error; the loop below stops on it.
+      } finally {
+        pool.give(buffer);
+      }
+    })();
+    inFlight.add(request);
+    void request.then(() => inFlight.delete(request));
+  };
+
+  try {
+    let buffer = await pool.take();
+    let filled = 0;
+    let pending: Buffer | undefined;
+    const chunks = (async function* () {
+      yield* head.splice(0);
+      for (;;) {
+        const next = await input.next();
+        if (next.done) return;
+        yield next.value as Buffer;
+      }
+    })();
+    for await (const chunk of chunks) {
+      pending = chunk;
+      size += chunk.length;
+      while (pending.length > 0) {
+        const n = Math.min(pending.length, plan.partSize - filled);
+        pending.copy(buffer, filled, 0, n);
+        filled += n;
+        pending = pending.subarray(n);
+        if (filled === plan.partSize) {
+          sender.check();
+          send(buffer, filled);
+          // Waits here while queueSize parts are in flight: this is what bounds the memory.
+          buffer = await pool.take();
+          filled = 0;
+        }
+      }
+    }
+    if (filled > 0) send(buffer, filled);
+    else pool.give(buffer);
+    await Promise.all(inFlight);
+    sender.check();
+    parts.sort((a, b) => a.PartNumber! - b.PartNumber!);
+    const completed = (await sender.send(
+      new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, IfNoneMatch, MultipartUpload: { Parts: parts } }),
+    )) as { ETag?: string };
+    return { size, etag: unquote(completed.ETag), parts: parts.length };
+  } catch (err) {
+    await Promise.allSettled(inFlight);
+    // Best effort: if even this fails, the bucket's AbortIncompleteMultipartUpload rule (docs/s3.md)
+    // removes the parts later; the error that stopped the upload is the one to report.
+    await sender.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Uploads a body stream of any length with bounded memory: one PutObject for a body of known
+ * length up to `multipartThreshold` or a stream that ends within one part; parts otherwise (see
+ * {@link uploadParts}). Rejects
+ * with the body's own error when the body was the cause (too large, aborted, broken), else with
+ * the first failed request's.
  */
 export async function uploadBody(source: Readable, plan: UploadPlan): Promise<UploadOutcome> {
   const input = source[Symbol.asyncIterator]();
   const head: Buffer[] = [];
   let size = 0;
   let ended = false;
-  while (size <= plan.multipartThreshold) {
+  // A body of known length within the threshold is read whole and sent in one request; any other
+  // body is read up to one part, so a stream of unknown length never holds more than that here.
+  const limit = plan.knownSize !== undefined && plan.knownSize <= plan.multipartThreshold ? plan.knownSize : plan.partSize;
+  while (size <= limit) {
     const next = await input.next();
     if (next.done) {
       ended = true;
@@ -126,40 +255,14 @@ export async function uploadBody(source: Readable, plan: UploadPlan): Promise<Up
     const result = (await sender.send(new PutObjectCommand({ ...plan.params, Body: body, ContentLength: size }))) as { ETag?: string };
     return { size, etag: unquote(result.ETag), parts: 0, expectedEtag: sender.expectedEtag() };
   }
-
-  let bodyError: unknown;
-  async function* rest(): AsyncGenerator<Buffer> {
-    try {
-      yield* head.splice(0);
-      for (;;) {
-        const next = await input.next();
-        if (next.done) return;
-        size += (next.value as Buffer).length;
-        yield next.value as Buffer;
-      }
-    } catch (err) {
-      bodyError = err;
-      throw err;
-    }
-  }
-  const body = Readable.from(rest(), { objectMode: false });
-  const upload = new Upload({
-    client: sender as unknown as S3Client,
-    params: { ...plan.params, Body: body },
-    partSize: plan.partSize,
-    queueSize: plan.queueSize,
-    leavePartsOnError: false,
-  });
   try {
-    const result = await upload.done();
-    return { size, etag: unquote(result?.ETag), parts: sender.partMd5s.size, expectedEtag: sender.expectedEtag() };
+    const sent = await uploadParts(head, input, plan, sender);
+    return { ...sent, expectedEtag: sender.expectedEtag() };
   } catch (err) {
-    // The body's own failure (too large, aborted, broken) explains it best; else the first failed
-    // request; tearing down the streams may add an incidental AbortError that explains nothing.
-    throw (isMediaStorageError(bodyError) ? bodyError : undefined) ?? sender.firstError ?? bodyError ?? err;
+    // The body's own failure explains it best; tearing down streams may add incidental AbortErrors.
+    throw isMediaStorageError(err) ? err : (sender.firstError ?? err);
   } finally {
     // Stop reading the caller's stream when the upload gave up early.
-    body.destroy();
     await input.return?.().catch(() => undefined);
   }
 }

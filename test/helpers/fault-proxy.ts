@@ -24,7 +24,13 @@ export async function startFaultProxy(target: string, decide: (method: string, u
     const action = decide(method, url);
     seen.push({ method, url, action, headers: req.headers });
     const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
+    try {
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+    } catch {
+      // The client gave up on this request (an aborted upload): nothing to forward.
+      res.destroy();
+      return;
+    }
     const body = Buffer.concat(chunks);
     if (action === 'fail') {
       res.writeHead(500, { 'content-type': 'application/xml' });
