@@ -174,12 +174,16 @@ describe('S3 writes', () => {
     return made;
   };
 
-  it('a single put sends the Content-MD5 of the bytes, the type, ACL and encryption', async () => {
+  it('a single put sends the type, ACL and encryption, and a Content-MD5 only with contentMd5', async () => {
     const { mock, storage } = setup({ visibility: 'public', serverSideEncryption: 'AES256', cacheControl: 'max-age=60' });
     mock.on(PutObjectCommand).resolves({ ETag: '"e"' });
     await storage.save('avatars/a.txt', 'hello');
     const input = mock.commandCalls(PutObjectCommand)[0]!.args[0].input;
-    expect(input.ContentMD5).toBe(createHash('md5').update('hello').digest('base64'));
+    expect(input.ContentMD5).toBeUndefined();
+    const withMd5 = setup({ contentMd5: true });
+    withMd5.mock.on(PutObjectCommand).resolves({});
+    await withMd5.storage.save('avatars/a.txt', 'hello');
+    expect(withMd5.mock.commandCalls(PutObjectCommand)[0]!.args[0].input.ContentMD5).toBe(createHash('md5').update('hello').digest('base64'));
     expect(input).toMatchObject({ Bucket: 'crm-media', Key: 'avatars/a.txt', ContentType: 'text/plain', ACL: 'public-read', ServerSideEncryption: 'AES256', CacheControl: 'max-age=60', ContentLength: 5 });
     expect(input.IfNoneMatch).toBeUndefined();
   });
@@ -213,7 +217,7 @@ describe('S3 writes', () => {
   });
 
   it('a failed part aborts the multipart upload, stops sending parts and never completes', async () => {
-    const { mock, storage } = setup();
+    const { mock, storage } = setup({ contentMd5: true });
     mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-1' });
     mock.on(UploadPartCommand).resolves({ ETag: '"part"' });
     mock.on(UploadPartCommand, { PartNumber: 2 }).rejects(s3Error('InternalError', 500));
@@ -242,8 +246,8 @@ describe('S3 writes', () => {
     expect(mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(1);
   });
 
-  it('an assembled object whose ETag does not match the parts sent is removed and reported', async () => {
-    const { mock, storage } = setup();
+  it('with contentMd5, an assembled object whose ETag does not match the parts sent is removed and reported', async () => {
+    const { mock, storage } = setup({ contentMd5: true });
     mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-3' });
     mock.on(UploadPartCommand).resolves({ ETag: '"part"' });
     mock.on(CompleteMultipartUploadCommand).resolves({ ETag: '' });
@@ -255,8 +259,8 @@ describe('S3 writes', () => {
     expect(mock.commandCalls(DeleteObjectCommand)).toHaveLength(1);
   });
 
-  it('an empty ETag from CompleteMultipartUpload (Ceph RGW) is taken from HeadObject', async () => {
-    const { mock, storage } = setup();
+  it('an empty ETag from CompleteMultipartUpload (Ceph RGW) is taken from HeadObject and checked', async () => {
+    const { mock, storage } = setup({ contentMd5: true });
     const data = Buffer.alloc(11 * MiB, 3);
     const parts = [data.subarray(0, 5 * MiB), data.subarray(5 * MiB, 10 * MiB), data.subarray(10 * MiB)];
     const etag = `${createHash('md5').update(Buffer.concat(parts.map((p) => createHash('md5').update(p).digest()))).digest('hex')}-3`;

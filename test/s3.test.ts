@@ -13,7 +13,7 @@ import type { S3Storage } from '../src/s3/index.js';
 import { SPECIAL_KEYS } from '../src/testing/keys.js';
 import { startFaultProxy, type ProxyAction } from './helpers/fault-proxy.js';
 import {
-  serverChecksContentMd5,
+  serverChecksPayloadHashes,
   serverChecksSignatures,
   serverEnforcesAcls,
   serverListsMultipartUploads,
@@ -84,14 +84,18 @@ describe(`S3Storage against ${targetLabel}`, () => {
     it('streams a body of unknown length in parts, checks the assembled object and reads ranges across parts', async () => {
       const k = key('unknown-length.bin');
       const body = generated(12 * MiB + 123);
-      const { proxy, storage: viaProxy } = await proxied(() => 'pass');
+      const { proxy, storage: viaProxy } = await proxied(() => 'pass', { contentMd5: true });
       try {
         const info = await viaProxy.save(k, body.stream());
         expect(info.size).toBe(12 * MiB + 123);
         const parts = proxy.seen.filter((r) => isPartUpload(r.method, r.url));
         expect(parts).toHaveLength(3);
-        // Every part carries the MD5 of its bytes, for the server to check.
-        for (const part of parts) expect(part.headers['content-md5']).toMatch(/^[A-Za-z0-9+/]{22}==$/);
+        // Every part carries the signed SHA-256 of its bytes (never UNSIGNED-PAYLOAD) and, with
+        // contentMd5, their MD5, for the server to check.
+        for (const part of parts) {
+          expect(part.headers['x-amz-content-sha256']).toMatch(/^[0-9a-f]{64}$/);
+          expect(part.headers['content-md5']).toMatch(/^[A-Za-z0-9+/]{22}==$/);
+        }
         const head = await target.client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: target.location + k }));
         expect(head.ContentLength).toBe(12 * MiB + 123);
         if (info.etag) expect(head.ETag?.replace(/"/g, '')).toBe(info.etag);
@@ -160,7 +164,7 @@ describe(`S3Storage against ${targetLabel}`, () => {
       expect((await storage.readBuffer(k)).toString()).toBe('intact');
     }, 120_000);
 
-    it.skipIf(!serverChecksContentMd5)('a part or a single put corrupted in transit is refused by the server integrity check and nothing is stored [needs a server that checks Content-MD5]', async () => {
+    it.skipIf(!serverChecksPayloadHashes)('a part or a single put corrupted in transit is refused by the server (signed SHA-256) and nothing is stored [needs a server that checks payload hashes]', async () => {
       const multi = key('corrupt-part.bin');
       const single = key('corrupt-single.bin');
       const { proxy, storage: viaProxy } = await proxied((method, url) =>

@@ -17,6 +17,8 @@ export interface UploadPlan {
   client: S3Client;
   /** PutObject parameters without Body; multipart uploads send the ones CreateMultipartUpload takes. */
   params: Omit<PutObjectCommandInput, 'Body'>;
+  /** Send a Content-MD5 with every put and part, and compute the ETag to expect. */
+  contentMd5: boolean;
   /** The body's length when known before reading (buffers, strings, Blobs). */
   knownSize: number | undefined;
   /** Bodies of known length up to this many bytes go in one PutObject. */
@@ -33,7 +35,7 @@ export interface UploadOutcome {
   etag: string | undefined;
   /** Number of parts, or 0 for a single PutObject. */
   parts: number;
-  /** The ETag S3 computes for what we sent: MD5 of the bytes, or MD5 of the part MD5s with "-N". */
+  /** With contentMd5, the ETag S3 computes for what we sent: MD5 of the bytes, or MD5 of the part MD5s with "-N"; else empty. */
   expectedEtag: string;
 }
 
@@ -46,10 +48,11 @@ export function unquote(etag: string | undefined): string | undefined {
 }
 
 /**
- * Sends the upload's requests. It adds a Content-MD5 header to every part and single put (the
- * server checks it, so bytes corrupted in transit are refused rather than stored), passes the
- * caller's AbortSignal to the requests that carry bytes, and once one request failed refuses the
- * next ones with that first error.
+ * Sends the upload's requests: the caller's AbortSignal goes to the requests that carry bytes,
+ * and once one request failed the next ones are refused with that first error. Every body it
+ * sends is a buffer, so the SDK signs the body's SHA-256 (x-amz-content-sha256) and the server
+ * refuses bytes corrupted on the way; with `contentMd5` each put and part also carries a
+ * Content-MD5 (a second check, for stores that verify only that).
  */
 class CheckingSender {
   readonly partMd5s = new Map<number, Buffer>();
@@ -59,6 +62,7 @@ class CheckingSender {
   constructor(
     private readonly client: S3Client,
     private readonly signal: AbortSignal | undefined,
+    private readonly contentMd5: boolean,
   ) {}
 
   /** Throws the first failure, if there was one. */
@@ -75,7 +79,7 @@ class CheckingSender {
         throw this.firstError;
       }
     }
-    if (command instanceof UploadPartCommand || command instanceof PutObjectCommand) {
+    if (this.contentMd5 && (command instanceof UploadPartCommand || command instanceof PutObjectCommand)) {
       const input = command.input as { Body?: unknown; ContentMD5?: string; PartNumber?: number };
       if (input.Body instanceof Uint8Array) {
         const digest = md5(input.Body);
@@ -98,6 +102,7 @@ class CheckingSender {
 
   /** The ETag the server should report for the stored object. */
   expectedEtag(): string {
+    if (!this.contentMd5) return '';
     if (this.partMd5s.size === 0) return this.singleMd5?.toString('hex') ?? '';
     const ordered = [...this.partMd5s.entries()].sort((a, b) => a[0] - b[0]).map(([, d]) => d);
     return `${md5(Buffer.concat(ordered)).toString('hex')}-${ordered.length}`;
@@ -249,7 +254,7 @@ export async function uploadBody(source: Readable, plan: UploadPlan): Promise<Up
     size += chunk.length;
   }
 
-  const sender = new CheckingSender(plan.client, plan.signal);
+  const sender = new CheckingSender(plan.client, plan.signal, plan.contentMd5);
   if (ended) {
     const body = head.length === 1 ? head[0]! : Buffer.concat(head, size);
     const result = (await sender.send(new PutObjectCommand({ ...plan.params, Body: body, ContentLength: size }))) as { ETag?: string };

@@ -33,11 +33,12 @@ export const externalTarget = !!env.MEDIA_STORAGE_TEST_S3_ENDPOINT;
 export const targetLabel = externalTarget ? `${env.MEDIA_STORAGE_TEST_S3_ENDPOINT}` : 's3rver';
 /**
  * What s3rver does not implement, so the tests that need it skip (visibly) there: it checks
- * neither SigV4 signatures nor ACLs nor Content-MD5, and has no ListMultipartUploads.
+ * neither SigV4 signatures (nor so the signed payload hash) nor ACLs nor Content-MD5, and has no
+ * ListMultipartUploads.
  */
 export const serverChecksSignatures = externalTarget;
 export const serverEnforcesAcls = externalTarget && env.MEDIA_STORAGE_TEST_S3_ACL !== 'false';
-export const serverChecksContentMd5 = externalTarget;
+export const serverChecksPayloadHashes = externalTarget;
 export const serverListsMultipartUploads = externalTarget;
 
 export interface S3TestTarget {
