@@ -43,6 +43,7 @@ async function timeEach(n: number, fn: (i: number) => Promise<unknown>): Promise
 
 interface StreamResult {
   mode: string;
+  source: string;
   bytes: number;
   seconds: number;
   maxRssMb: number;
@@ -133,7 +134,7 @@ async function main(): Promise<void> {
 
   // The streamed saves run in their own processes (plain node on dist/), so each peak RSS is
   // that upload's alone: S3Storage, then lib-storage's Upload by itself as the peer.
-  const runChild = (mode: 'storage' | 'raw') =>
+  const runChild = (mode: 'storage' | 'raw', source: 'copy' | 'view') =>
     new Promise<StreamResult>((resolve, reject) => {
       const proc = spawn(process.execPath, [path.join(HERE, 's3-stream-child.mjs'), mode], {
         env: {
@@ -145,6 +146,7 @@ async function main(): Promise<void> {
           BENCH_SECRET_KEY: target.credentials.secretAccessKey,
           BENCH_LOCATION: target.location,
           BENCH_STREAM_BYTES: String(STREAM_BYTES),
+          BENCH_SOURCE: source,
         },
         stdio: ['ignore', 'pipe', 'inherit'],
       });
@@ -152,14 +154,14 @@ async function main(): Promise<void> {
       proc.stdout.on('data', (d: Buffer) => (text += d.toString()));
       proc.on('exit', (code) => (code === 0 ? resolve(JSON.parse(text.trim().split('\n').pop()!) as StreamResult) : reject(new Error(`stream child exited with ${code}`))));
     });
-  const streamed = [await runChild('storage'), await runChild('raw')];
+  const streamed = [await runChild('storage', 'copy'), await runChild('raw', 'copy'), await runChild('storage', 'view')];
   out();
   out(`Streamed save of ${(STREAM_BYTES / 1024 ** 3).toFixed(2)} GiB from a generated stream of unknown length, ${streamed[0]!.partSize / 1024 ** 2} MiB parts, ${streamed[0]!.queueSize} at a time, each in its own child process (plain node, built dist/):`);
   out();
-  out('| uploader | seconds | MiB/s | peak RSS MB (maxRSS) | RSS before upload MB | highest VmRSS sample MB |');
-  out('|---|---|---|---|---|---|');
+  out('| uploader | source chunks | seconds | MiB/s | peak RSS MB (maxRSS) | RSS before upload MB | highest VmRSS sample MB |');
+  out('|---|---|---|---|---|---|---|');
   for (const r of streamed) {
-    out(`| ${r.mode === 'raw' ? 'lib-storage Upload alone' : 'S3Storage.save'} | ${r.seconds.toFixed(1)} | ${(r.bytes / 1024 ** 2 / r.seconds).toFixed(0)} | ${r.maxRssMb.toFixed(0)} | ${r.startRssMb.toFixed(0)} | ${r.sampledPeakRssMb.toFixed(0)} |`);
+    out(`| ${r.mode === 'raw' ? 'lib-storage Upload alone' : 'S3Storage.save'} | ${r.source === 'copy' ? 'new 64 KiB buffer each' : 'views of one buffer'} | ${r.seconds.toFixed(1)} | ${(r.bytes / 1024 ** 2 / r.seconds).toFixed(0)} | ${r.maxRssMb.toFixed(0)} | ${r.startRssMb.toFixed(0)} | ${r.sampledPeakRssMb.toFixed(0)} |`);
   }
   out();
   if (process.env.BENCH_OUT) await appendFile(process.env.BENCH_OUT, `${lines.join('\n')}\n\n`);

@@ -266,7 +266,7 @@ export class S3Storage extends BaseStorage {
     }
     const params = this.writeParams(fullKey, body.contentType, options.cacheControl, options.metadata);
     if (conditional) params.IfNoneMatch = '*';
-    const sent = await uploadBody(body.stream(), {
+    const sent = await uploadBody(body, {
       client: this.client,
       params,
       knownSize: body.size,
@@ -275,6 +275,7 @@ export class S3Storage extends BaseStorage {
       partSize: this.partSize,
       queueSize: this.queueSize,
       signal: options.signal,
+      onProgress: options.onProgress,
     });
     const info: ObjectInfo = {
       key,
