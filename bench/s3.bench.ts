@@ -22,6 +22,8 @@ import { startS3Target, targetLabel } from '../test/helpers/s3-target.js';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const STREAM_BYTES = Number(process.env.BENCH_STREAM_BYTES ?? 1024 ** 3);
+/** `ops`, `stream` or both (default): a store that keeps deleted bytes for a while (Ceph RGW's memstore) may need a restart between them. */
+const PHASES = (process.env.BENCH_PHASES ?? 'ops,stream').split(',');
 const SIZES: Array<{ label: string; bytes: number; perRound: number }> = [
   { label: '1 KB', bytes: 1024, perRound: 40 },
   { label: '1 MB', bytes: 1024 * 1024, perRound: 10 },
@@ -68,68 +70,71 @@ async function main(): Promise<void> {
   out();
   out(`Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} at start. ${ROUNDS} rounds; in each round S3Storage and the raw S3Client (the same client instance) alternate, each doing the operation n times in a row; figures are medians over rounds of the mean ms per operation.`);
   out();
-  out('| size | op | n/round | raw S3Client ms | S3Storage ms | ratio | raw + Content-MD5 ms | ratio vs that |');
-  out('|---|---|---|---|---|---|---|---|');
+  if (PHASES.includes('ops')) {
+    out('| size | op | n/round | raw S3Client ms | S3Storage ms | ratio | raw + Content-MD5 ms | ratio vs that |');
+    out('|---|---|---|---|---|---|---|---|');
 
-  for (const size of SIZES) {
-    const data = randomBytes(size.bytes);
-    const rawKey = (i: number): string => `${target.location}bench/raw-${size.label.replace(' ', '')}-${i}.bin`;
-    const libKey = (i: number): string => `bench/lib-${size.label.replace(' ', '')}-${i}.bin`;
-    const times = { put: { raw: [] as number[], lib: [] as number[], rawMd5: [] as number[] }, head: { raw: [] as number[], lib: [] as number[] }, get: { raw: [] as number[], lib: [] as number[] } };
-    // Warm up connections and JIT for both paths.
-    await client.send(new PutObjectCommand({ Bucket: target.bucket, Key: rawKey(0), Body: data, ContentType: 'application/octet-stream' }));
-    await storage.save(libKey(0), data);
-    for (let round = 0; round < ROUNDS; round++) {
-      // Alternate which side goes first, so drift in the shared machine's load hits both.
-      const rawFirst = round % 2 === 0;
-      const put = {
-        raw: () => timeEach(size.perRound, (i) => client.send(new PutObjectCommand({ Bucket: target.bucket, Key: rawKey(i), Body: data, ContentType: 'application/octet-stream' }))),
-        lib: () => timeEach(size.perRound, (i) => storage.save(libKey(i), data)),
-      };
-      const head = {
-        raw: () => timeEach(size.perRound, (i) => client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: rawKey(i) }))),
-        lib: () => timeEach(size.perRound, (i) => storage.stat(libKey(i))),
-      };
-      const get = {
-        raw: () =>
-          timeEach(size.perRound, async (i) => {
-            const res = await client.send(new GetObjectCommand({ Bucket: target.bucket, Key: rawKey(i) }));
-            const chunks: Buffer[] = [];
-            for await (const chunk of res.Body as AsyncIterable<Buffer>) chunks.push(chunk);
-            if (Buffer.concat(chunks).length !== data.length) throw new Error('short read');
-          }),
-        lib: () =>
-          timeEach(size.perRound, async (i) => {
-            if ((await storage.readBuffer(libKey(i))).length !== data.length) throw new Error('short read');
-          }),
-      };
-      for (const [name, op] of [['put', put], ['head', head], ['get', get]] as const) {
-        if (rawFirst) {
-          times[name].raw.push(await op.raw());
-          times[name].lib.push(await op.lib());
-        } else {
-          times[name].lib.push(await op.lib());
-          times[name].raw.push(await op.raw());
+    for (const size of SIZES) {
+      const data = randomBytes(size.bytes);
+      const rawKey = (i: number): string => `${target.location}bench/raw-${size.label.replace(' ', '')}-${i}.bin`;
+      const libKey = (i: number): string => `bench/lib-${size.label.replace(' ', '')}-${i}.bin`;
+      const times = { put: { raw: [] as number[], lib: [] as number[], rawMd5: [] as number[] }, head: { raw: [] as number[], lib: [] as number[] }, get: { raw: [] as number[], lib: [] as number[] } };
+      // Warm up connections and JIT for both paths.
+      await client.send(new PutObjectCommand({ Bucket: target.bucket, Key: rawKey(0), Body: data, ContentType: 'application/octet-stream' }));
+      await storage.save(libKey(0), data);
+      for (let round = 0; round < ROUNDS; round++) {
+        // Alternate which side goes first, so drift in the shared machine's load hits both.
+        const rawFirst = round % 2 === 0;
+        const put = {
+          raw: () => timeEach(size.perRound, (i) => client.send(new PutObjectCommand({ Bucket: target.bucket, Key: rawKey(i), Body: data, ContentType: 'application/octet-stream' }))),
+          lib: () => timeEach(size.perRound, (i) => storage.save(libKey(i), data)),
+        };
+        const head = {
+          raw: () => timeEach(size.perRound, (i) => client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: rawKey(i) }))),
+          lib: () => timeEach(size.perRound, (i) => storage.stat(libKey(i))),
+        };
+        const get = {
+          raw: () =>
+            timeEach(size.perRound, async (i) => {
+              const res = await client.send(new GetObjectCommand({ Bucket: target.bucket, Key: rawKey(i) }));
+              const chunks: Buffer[] = [];
+              for await (const chunk of res.Body as AsyncIterable<Buffer>) chunks.push(chunk);
+              if (Buffer.concat(chunks).length !== data.length) throw new Error('short read');
+            }),
+          lib: () =>
+            timeEach(size.perRound, async (i) => {
+              if ((await storage.readBuffer(libKey(i))).length !== data.length) throw new Error('short read');
+            }),
+        };
+        for (const [name, op] of [['put', put], ['head', head], ['get', get]] as const) {
+          if (rawFirst) {
+            times[name].raw.push(await op.raw());
+            times[name].lib.push(await op.lib());
+          } else {
+            times[name].lib.push(await op.lib());
+            times[name].raw.push(await op.raw());
+          }
         }
+        times.put.rawMd5.push(
+          await timeEach(size.perRound, (i) =>
+            client.send(new PutObjectCommand({ Bucket: target.bucket, Key: rawKey(i), Body: data, ContentType: 'application/octet-stream', ContentMD5: createHash('md5').update(data).digest('base64') })),
+          ),
+        );
       }
-      times.put.rawMd5.push(
-        await timeEach(size.perRound, (i) =>
-          client.send(new PutObjectCommand({ Bucket: target.bucket, Key: rawKey(i), Body: data, ContentType: 'application/octet-stream', ContentMD5: createHash('md5').update(data).digest('base64') })),
-        ),
+      for (const name of ['put', 'head', 'get'] as const) {
+        const raw = median(times[name].raw);
+        const lib = median(times[name].lib);
+        const rawMd5 = name === 'put' ? median(times.put.rawMd5) : undefined;
+        out(`| ${size.label} | ${name} | ${size.perRound} | ${fmt(raw)} | ${fmt(lib)} | ${(lib / raw).toFixed(3)} | ${rawMd5 === undefined ? '' : fmt(rawMd5)} | ${rawMd5 === undefined ? '' : (lib / rawMd5).toFixed(3)} |`);
+      }
+      await Promise.all(
+        Array.from({ length: size.perRound }, (_, i) => [
+          client.send(new DeleteObjectCommand({ Bucket: target.bucket, Key: rawKey(i) })),
+          storage.delete(libKey(i)),
+        ]).flat(),
       );
-    }
-    for (const name of ['put', 'head', 'get'] as const) {
-      const raw = median(times[name].raw);
-      const lib = median(times[name].lib);
-      const rawMd5 = name === 'put' ? median(times.put.rawMd5) : undefined;
-      out(`| ${size.label} | ${name} | ${size.perRound} | ${fmt(raw)} | ${fmt(lib)} | ${(lib / raw).toFixed(3)} | ${rawMd5 === undefined ? '' : fmt(rawMd5)} | ${rawMd5 === undefined ? '' : (lib / rawMd5).toFixed(3)} |`);
-    }
-    await Promise.all(
-      Array.from({ length: size.perRound }, (_, i) => [
-        client.send(new DeleteObjectCommand({ Bucket: target.bucket, Key: rawKey(i) })),
-        storage.delete(libKey(i)),
-      ]).flat(),
-    );
+  }
+
   }
 
   // The streamed saves run in their own processes (plain node on dist/), so each peak RSS is
@@ -154,16 +159,18 @@ async function main(): Promise<void> {
       proc.stdout.on('data', (d: Buffer) => (text += d.toString()));
       proc.on('exit', (code) => (code === 0 ? resolve(JSON.parse(text.trim().split('\n').pop()!) as StreamResult) : reject(new Error(`stream child exited with ${code}`))));
     });
-  const streamed = [await runChild('storage', 'copy'), await runChild('raw', 'copy'), await runChild('storage', 'view')];
-  out();
-  out(`Streamed save of ${(STREAM_BYTES / 1024 ** 3).toFixed(2)} GiB from a generated stream of unknown length, ${streamed[0]!.partSize / 1024 ** 2} MiB parts, ${streamed[0]!.queueSize} at a time, each in its own child process (plain node, built dist/):`);
-  out();
-  out('| uploader | source chunks | seconds | MiB/s | peak RSS MB (maxRSS) | RSS before upload MB | highest VmRSS sample MB |');
-  out('|---|---|---|---|---|---|---|');
-  for (const r of streamed) {
-    out(`| ${r.mode === 'raw' ? 'lib-storage Upload alone' : 'S3Storage.save'} | ${r.source === 'copy' ? 'new 64 KiB buffer each' : 'views of one buffer'} | ${r.seconds.toFixed(1)} | ${(r.bytes / 1024 ** 2 / r.seconds).toFixed(0)} | ${r.maxRssMb.toFixed(0)} | ${r.startRssMb.toFixed(0)} | ${r.sampledPeakRssMb.toFixed(0)} |`);
+  if (PHASES.includes('stream')) {
+    const streamed = [await runChild('storage', 'copy'), await runChild('raw', 'copy'), await runChild('storage', 'view')];
+    out();
+    out(`Streamed save of ${(STREAM_BYTES / 1024 ** 3).toFixed(2)} GiB from a generated stream of unknown length, ${streamed[0]!.partSize / 1024 ** 2} MiB parts, ${streamed[0]!.queueSize} at a time, each in its own child process (plain node, built dist/):`);
+    out();
+    out('| uploader | source chunks | seconds | MiB/s | peak RSS MB (maxRSS) | RSS before upload MB | highest VmRSS sample MB |');
+    out('|---|---|---|---|---|---|---|');
+    for (const r of streamed) {
+      out(`| ${r.mode === 'raw' ? 'lib-storage Upload alone' : 'S3Storage.save'} | ${r.source === 'copy' ? 'new 64 KiB buffer each' : 'views of one buffer'} | ${r.seconds.toFixed(1)} | ${(r.bytes / 1024 ** 2 / r.seconds).toFixed(0)} | ${r.maxRssMb.toFixed(0)} | ${r.startRssMb.toFixed(0)} | ${r.sampledPeakRssMb.toFixed(0)} |`);
   }
   out();
+  }
   if (process.env.BENCH_OUT) await appendFile(process.env.BENCH_OUT, `${lines.join('\n')}\n\n`);
   await target.stop();
 }

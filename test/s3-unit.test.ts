@@ -4,6 +4,7 @@
  * retry tests run the real SDK, retries included, against a tiny HTTP server that answers 503.
  */
 import { createHash } from 'node:crypto';
+import net from 'node:net';
 import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -314,6 +315,22 @@ describe('S3 retries (the real SDK against a server that answers 503)', () => {
       expect(requests()).toBe(3);
     } finally {
       await server.close();
+    }
+  }, 30_000);
+
+  it('a server that accepts the connection and never answers gives UNAVAILABLE after the idle timeout', async () => {
+    const silent = net.createServer((socket) => socket.resume());
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as net.AddressInfo;
+    // S3Storage's own client waits 120 s; a shorter idle timeout on a given client keeps this test quick.
+    const client = new S3Client({ endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'AKIDUNIT', secretAccessKey: SECRET }, requestHandler: { socketTimeout: 500 }, maxAttempts: 2 });
+    try {
+      const error = await failure(new S3Storage({ bucket: 'crm-media', client }).save('a.txt', 'hello'));
+      expect(error.code).toBe('UNAVAILABLE');
+      expect(error.message).toMatch(/timed out/);
+    } finally {
+      client.destroy();
+      silent.close();
     }
   }, 30_000);
 

@@ -195,7 +195,8 @@ export class S3Storage extends BaseStorage {
         responseChecksumValidation: options.responseChecksumValidation ?? 'WHEN_REQUIRED',
         // The SDK waits forever by default: a server that stops answering would hang a save.
         // These fail the request instead (UNAVAILABLE after the SDK's retries).
-        requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: IDLE_TIMEOUT_MS },
+        // (requestTimeout would bound a whole request, however large its body: the idle time is the one to bound.)
+        requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, socketTimeout: IDLE_TIMEOUT_MS },
       });
     this.capabilities = Object.freeze({
       publicUrls: this.visibility === 'public',
