@@ -13,6 +13,7 @@ export default defineConfig({
     'cloudinary/index': 'src/cloudinary/index.ts',
     'b2/index': 'src/b2/index.ts',
     'layers/index': 'src/layers/index.ts',
+    's3/index': 'src/s3/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

@@ -1,0 +1,459 @@
+/**
+ * `media-storage/s3`: AWS S3 and the stores that speak its API (MinIO, Cloudflare R2, Backblaze
+ * B2's S3 endpoint, DigitalOcean Spaces, Ceph RGW). See docs/s3.md.
+ */
+import type { Readable } from 'node:stream';
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type HeadObjectCommandOutput,
+  type PutObjectCommandInput,
+} from '@aws-sdk/client-s3';
+import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { BaseStorage, type WriteOptions } from '../core/base.js';
+import type { PreparedBody } from '../core/body.js';
+import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, isActiveContent } from '../core/content-type.js';
+import { MediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
+import { contentDisposition } from '../core/http-handler.js';
+import { encodeKeyPath, normalizeKey, normalizeLocation } from '../core/keys.js';
+import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
+import { mapS3Error } from './errors.js';
+import { unquote, uploadBody } from './upload.js';
+
+export { mapS3Error, type S3ErrorMapping, type S3Target } from './errors.js';
+
+const MiB = 1024 * 1024;
+/** S3's smallest part (except the last) and largest part. */
+const MIN_PART_SIZE = 5 * MiB;
+const MAX_PART_SIZE = 5 * 1024 * MiB;
+/** S3 answers at most 1,000 keys per ListObjectsV2 request. */
+const MAX_KEYS_PER_REQUEST = 1000;
+/** Time to open a connection, and longest silence on an open one, before a request fails. */
+const CONNECT_TIMEOUT_MS = 10_000;
+const IDLE_TIMEOUT_MS = 120_000;
+/** S3's limit for presigned URLs: seven days. */
+const MAX_EXPIRES_IN = 7 * 24 * 3600;
+
+export type ChecksumMode = 'WHEN_REQUIRED' | 'WHEN_SUPPORTED';
+
+export interface S3StorageOptions {
+  /** The bucket's name. */
+  bucket: string;
+  /** The region; default `us-east-1` when an endpoint is set, else the SDK's (AWS_REGION...). */
+  region?: string;
+  /** An S3-compatible endpoint such as `http://127.0.0.1:9000` (MinIO) or `https://<account>.r2.cloudflarestorage.com`. */
+  endpoint?: string;
+  /** `https://endpoint/bucket/key` instead of `https://bucket.endpoint/key`. Default: true when an endpoint is set. */
+  forcePathStyle?: boolean;
+  /** Static credentials; default the SDK's provider chain (env, shared files, instance roles...). */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Key prefix inside the bucket, e.g. `media/` (Django's AWS_LOCATION). */
+  location?: string;
+  /** Base of public URLs, e.g. a CDN or custom domain (`https://cdn.example.com`); the key follows it. */
+  publicBaseUrl?: string;
+  /**
+   * `private` (default): `url()` gives presigned GET URLs expiring after `defaultExpiresIn`.
+   * `public`: plain URLs, and objects are stored with the `acl` below.
+   */
+  visibility?: 'public' | 'private';
+  /** Canned ACL sent with writes of a public storage; default `public-read`. `false` sends none (R2, buckets with ACLs disabled). */
+  acl?: string | false;
+  /** Expiry of signed URLs, in seconds; default 3600. */
+  defaultExpiresIn?: number;
+  /** Cache-Control stored with every object unless `save` passes its own. */
+  cacheControl?: string;
+  serverSideEncryption?: 'AES256' | 'aws:kms';
+  /** KMS key for `serverSideEncryption: 'aws:kms'`; default the bucket's. */
+  sseKmsKeyId?: string;
+  /** An S3Client to reuse instead of creating one (then region, endpoint, credentials and checksum options are its own). */
+  client?: S3Client;
+  /**
+   * Bodies whose length is known up front (Buffer, string, Blob, File) up to this many bytes go in
+   * one PutObject; default 32 MiB. Streams go in one PutObject when they end within one part, else
+   * in parts, so their memory stays bounded whatever their length.
+   */
+  multipartThreshold?: number;
+  /** Part size of multipart uploads (5 MiB to 5 GiB); default 5 MiB, which allows streams up to 48 GiB. Memory per streamed upload is (queueSize + 1) × partSize. */
+  partSize?: number;
+  /** Parts sent at once; default 4. */
+  queueSize?: number;
+  /**
+   * The store enforces `If-None-Match: *` on PutObject and CompleteMultipartUpload (AWS since 2024,
+   * MinIO, R2). Then `ifExists: 'fail'` is atomic. Default false: an existence check before the
+   * write, which two concurrent writers can both pass.
+   */
+  conditionalWrites?: boolean;
+  /**
+   * Also send a Content-MD5 with every put and part, and check a multipart object's ETag against
+   * the parts' MD5s. Default false: every request body's SHA-256 is already signed and checked by
+   * the server (x-amz-content-sha256); turn it on for a store that checks only Content-MD5. It
+   * costs one more hash of every byte (about 20% on a 20 MB put, see bench/results/s3.md).
+   */
+  contentMd5?: boolean;
+  /**
+   * The SDK's flexible checksums. Default `WHEN_REQUIRED`: many S3-compatible servers mishandle the
+   * aws-chunked bodies the SDK sends otherwise (Ceph RGW answers 411, s3rver stores the framing).
+   * Integrity does not depend on it: the server checks every request body's signed SHA-256.
+   */
+  requestChecksumCalculation?: ChecksumMode;
+  responseChecksumValidation?: ChecksumMode;
+}
+
+/** A request a browser sends to upload straight to the bucket (see docs/s3.md). */
+export interface PresignedUpload {
+  /** `PUT`: send the file as the body with `headers`. `POST`: send multipart/form-data with `fields`, then the file as `file`. */
+  method: 'PUT' | 'POST';
+  url: string;
+  /** Headers the browser must send (PUT); they are part of the signature. */
+  headers: Record<string, string>;
+  /** Form fields to send before the file (POST). */
+  fields?: Record<string, string>;
+  /** The storage key the object will have. */
+  key: string;
+  expiresAt: Date;
+}
+
+export interface PresignUploadOptions {
+  /** The content type the browser must send; default from the key's extension. */
+  contentType?: string;
+  /** Seconds the request stays valid; default the storage's defaultExpiresIn. */
+  expiresIn?: number;
+  /** Largest accepted file in bytes: makes it a POST policy, which the store enforces (a presigned PUT cannot cap the size). */
+  maxSize?: number;
+}
+
+function positiveInteger(value: number | undefined, name: string, min = 1, max = Number.MAX_SAFE_INTEGER): void {
+  if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= max)) {
+    throw new MediaStorageError('CONFIG', `S3Storage: ${name} must be a whole number from ${min} to ${max}`, { backend: 's3' });
+  }
+}
+
+function stripTrailingSlash(url: string): string {
+  return url.replace(/\/+$/, '');
+}
+
+/**
+ * Media in an S3 bucket. Writes are atomic (S3 makes an object visible only once complete);
+ * streams of unknown length go up in parts with bounded memory, and a failed or aborted upload
+ * is aborted on the server so no parts are left.
+ */
+export class S3Storage extends BaseStorage {
+  readonly name = 's3';
+  readonly capabilities: Readonly<Capabilities>;
+  readonly client: S3Client;
+  readonly bucket: string;
+  /** The key prefix inside the bucket (`media/`), or empty. */
+  readonly location: string;
+  private readonly options: S3StorageOptions;
+  private readonly visibility: 'public' | 'private';
+  private readonly acl: string | undefined;
+  /** Multipart settings in effect (see the options). */
+  readonly partSize: number;
+  readonly multipartThreshold: number;
+  readonly queueSize: number;
+  private readonly defaultExpiresIn: number;
+  private publicBase: Promise<string> | undefined;
+
+  constructor(options: S3StorageOptions) {
+    super();
+    if (!options || typeof options.bucket !== 'string' || options.bucket.trim() === '') {
+      throw new MediaStorageError('CONFIG', 'S3Storage needs a bucket name', { backend: 's3' });
+    }
+    positiveInteger(options.partSize, 'partSize', MIN_PART_SIZE, MAX_PART_SIZE);
+    positiveInteger(options.multipartThreshold, 'multipartThreshold', 1, MAX_PART_SIZE);
+    positiveInteger(options.queueSize, 'queueSize', 1, 64);
+    positiveInteger(options.defaultExpiresIn, 'defaultExpiresIn', 1, MAX_EXPIRES_IN);
+    if (options.visibility !== undefined && options.visibility !== 'public' && options.visibility !== 'private') {
+      throw new MediaStorageError('CONFIG', 'S3Storage: visibility must be "public" or "private"', { backend: 's3' });
+    }
+    if (options.sseKmsKeyId && options.serverSideEncryption !== 'aws:kms') {
+      throw new MediaStorageError('CONFIG', 'S3Storage: sseKmsKeyId needs serverSideEncryption: "aws:kms"', { backend: 's3' });
+    }
+    this.options = options;
+    this.bucket = options.bucket;
+    this.location = normalizeLocation(options.location);
+    this.visibility = options.visibility ?? 'private';
+    this.acl = this.visibility === 'public' && options.acl !== false ? (options.acl ?? 'public-read') : undefined;
+    this.partSize = options.partSize ?? MIN_PART_SIZE;
+    this.multipartThreshold = options.multipartThreshold ?? 32 * MiB;
+    this.queueSize = options.queueSize ?? 4;
+    this.defaultExpiresIn = options.defaultExpiresIn ?? 3600;
+    this.client =
+      options.client ??
+      new S3Client({
+        region: options.region ?? (options.endpoint ? 'us-east-1' : undefined),
+        endpoint: options.endpoint,
+        forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
+        credentials: options.credentials,
+        requestChecksumCalculation: options.requestChecksumCalculation ?? 'WHEN_REQUIRED',
+        responseChecksumValidation: options.responseChecksumValidation ?? 'WHEN_REQUIRED',
+        // The SDK waits forever by default: a server that stops answering would hang a save.
+        // These fail the request instead (UNAVAILABLE after the SDK's retries).
+        // (requestTimeout would bound a whole request, however large its body: the idle time is the one to bound.)
+        requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, socketTimeout: IDLE_TIMEOUT_MS },
+      });
+    this.capabilities = Object.freeze({
+      publicUrls: this.visibility === 'public',
+      signedUrls: true,
+      downloadUrls: true,
+      rangeReads: true,
+      serverSideCopy: true,
+      metadata: true,
+      // Only a server that enforces If-None-Match makes "exactly one of two writers wins" true.
+      atomicCreate: options.conditionalWrites === true,
+      // SSE-KMS ETags are not MD5s of the bytes.
+      md5Etag: options.serverSideEncryption !== 'aws:kms',
+    });
+  }
+
+  // ----------------------------------------------------------------- direct uploads
+
+  /**
+   * A request a browser can send to upload one file straight to the bucket, without passing
+   * through the app: a presigned PUT, or with `maxSize` a POST policy that caps the size. The key
+   * follows the key rules; active content (HTML, SVG...) must be sent with the returned
+   * Content-Disposition, as `save` would store it.
+   */
+  async presignUpload(key: string, options: PresignUploadOptions = {}): Promise<PresignedUpload> {
+    const normalized = normalizeKey(key);
+    const expiresIn = options.expiresIn ?? this.defaultExpiresIn;
+    if (!(Number.isInteger(expiresIn) && expiresIn > 0 && expiresIn <= MAX_EXPIRES_IN)) {
+      throw new MediaStorageError('INVALID_INPUT', `expiresIn must be a whole number of seconds from 1 to ${MAX_EXPIRES_IN}`, { key: normalized });
+    }
+    if (options.maxSize !== undefined && !(Number.isInteger(options.maxSize) && options.maxSize > 0)) {
+      throw new MediaStorageError('INVALID_INPUT', 'maxSize must be a positive whole number of bytes', { key: normalized });
+    }
+    const contentType = options.contentType ?? contentTypeFromKey(normalized) ?? DEFAULT_CONTENT_TYPE;
+    return this.run('presignUpload', normalized, async () => {
+      const params = this.writeParams(this.fullKey(normalized), contentType, undefined, undefined);
+      const expiresAt = new Date(Date.now() + expiresIn * 1000);
+      // Headers the browser sends itself (x-amz-acl goes in the query string of a PUT URL).
+      const headers: Record<string, string> = { 'Content-Type': contentType };
+      if (params.CacheControl) headers['Cache-Control'] = params.CacheControl;
+      if (params.ContentDisposition) headers['Content-Disposition'] = params.ContentDisposition;
+      if (params.ServerSideEncryption) headers['x-amz-server-side-encryption'] = params.ServerSideEncryption;
+      if (params.SSEKMSKeyId) headers['x-amz-server-side-encryption-aws-kms-key-id'] = params.SSEKMSKeyId;
+
+      if (options.maxSize === undefined) {
+        const url = await getSignedUrl(this.client, new PutObjectCommand(params), {
+          expiresIn,
+          // The presigner leaves Content-Type unsigned unless asked: sign it, so the type is enforced.
+          signableHeaders: new Set(['content-type']),
+        });
+        return { method: 'PUT', url, headers, key: normalized, expiresAt };
+      }
+      const fields: Record<string, string> = { ...headers };
+      if (params.ACL) fields.acl = params.ACL;
+      const conditions: Parameters<typeof createPresignedPost>[1]['Conditions'] = [['content-length-range', 1, options.maxSize]];
+      for (const [name, value] of Object.entries(fields)) conditions.push({ [name]: value });
+      const post = await createPresignedPost(this.client, { Bucket: this.bucket, Key: params.Key!, Conditions: conditions, Fields: fields, Expires: expiresIn });
+      return { method: 'POST', url: post.url, headers: {}, fields: post.fields, key: normalized, expiresAt };
+    });
+  }
+
+  // ----------------------------------------------------------------- driver
+
+  protected async writeObject(key: string, body: PreparedBody, options: WriteOptions): Promise<ObjectInfo> {
+    const fullKey = this.fullKey(key);
+    const conditional = options.ifExists === 'fail' && this.options.conditionalWrites === true;
+    if (options.ifExists === 'fail' && !conditional && (await this.head(fullKey))) {
+      throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
+    }
+    const params = this.writeParams(fullKey, body.contentType, options.cacheControl, options.metadata);
+    if (conditional) params.IfNoneMatch = '*';
+    const sent = await uploadBody(body, {
+      client: this.client,
+      params,
+      knownSize: body.size,
+      contentMd5: this.options.contentMd5 === true,
+      multipartThreshold: this.multipartThreshold,
+      partSize: this.partSize,
+      queueSize: this.queueSize,
+      signal: options.signal,
+      onProgress: options.onProgress,
+    });
+    const info: ObjectInfo = {
+      key,
+      size: sent.size,
+      contentType: body.contentType,
+      etag: sent.etag || undefined,
+      lastModified: new Date(),
+      ...(params.CacheControl ? { cacheControl: params.CacheControl } : {}),
+      ...(options.metadata ? { metadata: { ...options.metadata } } : {}),
+    };
+    if (sent.parts === 0) return info;
+    // After a multipart upload, check what the server assembled (Ceph RGW also answers
+    // CompleteMultipartUpload without an ETag; HeadObject has it).
+    const stored = await this.head(fullKey);
+    const etag = unquote(stored?.ETag);
+    const mismatch = !stored || stored.ContentLength !== sent.size || (sent.expectedEtag !== '' && this.capabilities.md5Etag && etag && /^[0-9a-f]{32}-\d+$/.test(etag) && etag !== sent.expectedEtag);
+    if (mismatch) {
+      if (stored) await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: fullKey })).catch(() => undefined);
+      throw new MediaStorageError('UNAVAILABLE', `The object the server assembled under "${key}" does not match the bytes sent (size ${stored?.ContentLength} of ${sent.size}, etag ${etag} instead of ${sent.expectedEtag}); it was removed, try again`, { key });
+    }
+    return { ...info, etag, lastModified: stored.LastModified ?? info.lastModified };
+  }
+
+  protected async readObject(key: string, options: ReadOptions): Promise<Readable> {
+    const range = options.range ? `bytes=${options.range.start}-${options.range.end ?? ''}` : undefined;
+    const result = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key), Range: range }), { abortSignal: options.signal });
+    return result.Body as Readable;
+  }
+
+  protected async statObject(key: string): Promise<ObjectInfo | undefined> {
+    const head = await this.head(this.fullKey(key));
+    return head ? this.infoFromHead(key, head) : undefined;
+  }
+
+  protected async deleteObject(key: string): Promise<void> {
+    // S3 answers 204 whether or not the key existed: deletes are idempotent.
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }));
+  }
+
+  protected async listObjects(prefix: string, options: { cursor?: string; limit: number }): Promise<ListPage> {
+    const items: ObjectInfo[] = [];
+    let token = options.cursor;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: this.location + prefix,
+          MaxKeys: Math.min(MAX_KEYS_PER_REQUEST, options.limit - items.length),
+          ContinuationToken: token,
+        }),
+      );
+      for (const object of page.Contents ?? []) {
+        if (!object.Key) continue;
+        const key = object.Key.slice(this.location.length);
+        items.push({
+          key,
+          size: object.Size ?? 0,
+          // Listings carry no content type: guessed from the extension (stat gives the stored one).
+          contentType: contentTypeFromKey(key) ?? DEFAULT_CONTENT_TYPE,
+          etag: unquote(object.ETag),
+          lastModified: object.LastModified,
+        });
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token && items.length < options.limit);
+    return token ? { items, cursor: token } : { items };
+  }
+
+  protected override async copyObject(from: string, to: string, _options: CopyOptions): Promise<ObjectInfo> {
+    const target = this.fullKey(to);
+    await this.client.send(
+      new CopyObjectCommand({
+        Bucket: this.bucket,
+        Key: target,
+        CopySource: `${this.bucket}/${encodeKeyPath(this.fullKey(from))}`,
+        MetadataDirective: 'COPY',
+        // ACLs and encryption are not copied with the object.
+        ACL: this.acl as PutObjectCommandInput['ACL'],
+        ServerSideEncryption: this.options.serverSideEncryption,
+        SSEKMSKeyId: this.options.sseKmsKeyId,
+      }),
+    );
+    const head = await this.head(target);
+    if (!head) throw new MediaStorageError('UNAVAILABLE', `The copy to "${to}" is not visible yet`, { key: to });
+    return this.infoFromHead(to, head);
+  }
+
+  protected async objectUrl(key: string, options: UrlOptions): Promise<string> {
+    const fullKey = this.fullKey(key);
+    const download = options.download === undefined || options.download === false ? undefined : options.download === true ? key.slice(key.lastIndexOf('/') + 1) : options.download;
+    if (this.visibility === 'public' && options.expiresIn === undefined && download === undefined) {
+      return `${await this.publicBaseUrl()}/${encodeKeyPath(fullKey)}`;
+    }
+    // Response overrides (the download's Content-Disposition) are honoured only on signed URLs.
+    const expiresIn = Math.ceil(options.expiresIn ?? this.defaultExpiresIn);
+    if (expiresIn > MAX_EXPIRES_IN) throw new MediaStorageError('INVALID_INPUT', `S3 signed URLs expire after at most ${MAX_EXPIRES_IN} seconds (7 days)`, { key });
+    const command = new GetObjectCommand({
+      Bucket: this.bucket,
+      Key: fullKey,
+      ResponseContentDisposition: download === undefined ? undefined : contentDisposition('attachment', download),
+    });
+    return getSignedUrl(this.client, command, { expiresIn });
+  }
+
+  protected override mapError(err: unknown): { code: MediaStorageErrorCode; message?: string; status?: number; retryAfter?: Date } | undefined {
+    return mapS3Error(err, { bucket: this.bucket, endpoint: this.options.endpoint, region: this.options.region });
+  }
+
+  protected override secrets(): readonly (string | undefined)[] {
+    return [this.options.credentials?.secretAccessKey, this.options.credentials?.sessionToken];
+  }
+
+  // ----------------------------------------------------------------- helpers
+
+  private fullKey(key: string): string {
+    return this.location + key;
+  }
+
+  /** HeadObject, or `undefined` when the object is absent. */
+  private async head(fullKey: string): Promise<HeadObjectCommandOutput | undefined> {
+    try {
+      return await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: fullKey }));
+    } catch (err) {
+      if (mapS3Error(err, { bucket: this.bucket })?.code === 'NOT_FOUND') return undefined;
+      throw err;
+    }
+  }
+
+  private infoFromHead(key: string, head: HeadObjectCommandOutput): ObjectInfo {
+    return {
+      key,
+      size: head.ContentLength ?? 0,
+      contentType: head.ContentType ?? DEFAULT_CONTENT_TYPE,
+      etag: unquote(head.ETag) || undefined,
+      lastModified: head.LastModified,
+      ...(head.CacheControl ? { cacheControl: head.CacheControl } : {}),
+      ...(head.Metadata && Object.keys(head.Metadata).length > 0 ? { metadata: { ...head.Metadata } } : {}),
+    };
+  }
+
+  /** The parameters every write sends: type, caching, ACL, encryption, and attachment for active content. */
+  private writeParams(fullKey: string, contentType: string, cacheControl: string | undefined, metadata: Record<string, string> | undefined): PutObjectCommandInput {
+    const params: PutObjectCommandInput = { Bucket: this.bucket, Key: fullKey, ContentType: contentType };
+    const cache = cacheControl ?? this.options.cacheControl;
+    if (cache) params.CacheControl = cache;
+    if (metadata && Object.keys(metadata).length > 0) params.Metadata = metadata;
+    // A bucket serves bytes with their stored type: HTML or SVG shown inline would run in the
+    // bucket's origin. Stored as attachments, browsers download them instead.
+    if (isActiveContent(contentType)) params.ContentDisposition = 'attachment';
+    if (this.acl) params.ACL = this.acl as PutObjectCommandInput['ACL'];
+    if (this.options.serverSideEncryption) params.ServerSideEncryption = this.options.serverSideEncryption;
+    if (this.options.sseKmsKeyId) params.SSEKMSKeyId = this.options.sseKmsKeyId;
+    return params;
+  }
+
+  /** Where public URLs start: the configured base, else the endpoint's (path or virtual-host style), else AWS's. */
+  private publicBaseUrl(): Promise<string> {
+    this.publicBase ??= (async () => {
+      if (this.options.publicBaseUrl) return stripTrailingSlash(this.options.publicBaseUrl);
+      const config = this.client.config;
+      const pathStyle = this.options.forcePathStyle ?? (this.options.endpoint !== undefined || config.forcePathStyle === true);
+      let endpoint = this.options.endpoint;
+      if (!endpoint && config.endpoint) {
+        const e = await config.endpoint();
+        endpoint = `${e.protocol}//${e.hostname}${e.port ? `:${e.port}` : ''}${e.path ?? ''}`;
+      }
+      if (endpoint) {
+        const url = new URL(endpoint);
+        const path = stripTrailingSlash(url.pathname);
+        return pathStyle ? `${url.origin}${path}/${this.bucket}` : `${url.protocol}//${this.bucket}.${url.host}${path}`;
+      }
+      const region = await config.region();
+      return pathStyle ? `https://s3.${region}.amazonaws.com/${this.bucket}` : `https://${this.bucket}.s3.${region}.amazonaws.com`;
+    })();
+    this.publicBase.catch(() => {
+      this.publicBase = undefined;
+    });
+    return this.publicBase;
+  }
+}

@@ -1,0 +1,283 @@
+import { createHash } from 'node:crypto';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type CompletedPart,
+  type PutObjectCommandInput,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import type { PreparedBody } from '../core/body.js';
+import { abortedError, isMediaStorageError, MediaStorageError } from '../core/errors.js';
+import type { SaveOptions } from '../core/types.js';
+
+/** What {@link uploadBody} needs to know besides the bytes. */
+export interface UploadPlan {
+  client: S3Client;
+  /** PutObject parameters without Body; multipart uploads send the ones CreateMultipartUpload takes. */
+  params: Omit<PutObjectCommandInput, 'Body'>;
+  /** Send a Content-MD5 with every put and part, and compute the ETag to expect. */
+  contentMd5: boolean;
+  /** The body's length when known before reading (buffers, strings, Blobs). */
+  knownSize: number | undefined;
+  /** Bodies of known length up to this many bytes go in one PutObject. */
+  multipartThreshold: number;
+  partSize: number;
+  queueSize: number;
+  signal?: AbortSignal;
+  onProgress?: SaveOptions['onProgress'];
+}
+
+/** The outcome of an upload: what the server answered and what we sent. */
+export interface UploadOutcome {
+  size: number;
+  /** ETag from the server's answer, quotes removed; may be empty (Ceph RGW after CompleteMultipartUpload). */
+  etag: string | undefined;
+  /** Number of parts, or 0 for a single PutObject. */
+  parts: number;
+  /** With contentMd5, the ETag S3 computes for what we sent: MD5 of the bytes, or MD5 of the part MD5s with "-N"; else empty. */
+  expectedEtag: string;
+}
+
+function md5(data: Uint8Array): Buffer {
+  return createHash('md5').update(data).digest();
+}
+
+export function unquote(etag: string | undefined): string | undefined {
+  return etag?.replace(/^W\//, '').replace(/"/g, '');
+}
+
+/**
+ * Sends the upload's requests: the caller's AbortSignal goes to the requests that carry bytes,
+ * and once one request failed the next ones are refused with that first error. Every body it
+ * sends is a buffer, so the SDK signs the body's SHA-256 (x-amz-content-sha256) and the server
+ * refuses bytes corrupted on the way; with `contentMd5` each put and part also carries a
+ * Content-MD5 (a second check, for stores that verify only that).
+ */
+class CheckingSender {
+  readonly partMd5s = new Map<number, Buffer>();
+  singleMd5: Buffer | undefined;
+  firstError: unknown;
+
+  constructor(
+    private readonly client: S3Client,
+    private readonly signal: AbortSignal | undefined,
+    private readonly contentMd5: boolean,
+  ) {}
+
+  /** Throws the first failure, if there was one. */
+  check(): void {
+    if (this.firstError !== undefined) throw this.firstError;
+  }
+
+  async send(command: { input: object }): Promise<unknown> {
+    const cleanup = command instanceof AbortMultipartUploadCommand;
+    if (!cleanup) {
+      this.check();
+      if (this.signal?.aborted) {
+        this.firstError = abortedError('save', undefined, undefined, this.signal.reason);
+        throw this.firstError;
+      }
+    }
+    if (this.contentMd5 && (command instanceof UploadPartCommand || command instanceof PutObjectCommand)) {
+      const input = command.input as { Body?: unknown; ContentMD5?: string; PartNumber?: number };
+      if (input.Body instanceof Uint8Array) {
+        const digest = md5(input.Body);
+        input.ContentMD5 = digest.toString('base64');
+        if (command instanceof UploadPartCommand) this.partMd5s.set(input.PartNumber!, digest);
+        else this.singleMd5 = digest;
+      }
+    }
+    // Only the transfers of bytes are cut short by the signal. CreateMultipartUpload and
+    // CompleteMultipartUpload run to their end once sent, so the upload id is always known (and
+    // the clean-up can abort it) and an abort never reports failure for an object that was stored.
+    const cancellable = command instanceof UploadPartCommand || command instanceof PutObjectCommand;
+    try {
+      return await this.client.send(command as never, cancellable ? { abortSignal: this.signal } : {});
+    } catch (err) {
+      if (!cleanup && this.firstError === undefined) this.firstError = err;
+      throw err;
+    }
+  }
+
+  /** The ETag the server should report for the stored object. */
+  expectedEtag(): string {
+    if (!this.contentMd5) return '';
+    if (this.partMd5s.size === 0) return this.singleMd5?.toString('hex') ?? '';
+    const ordered = [...this.partMd5s.entries()].sort((a, b) => a[0] - b[0]).map(([, d]) => d);
+    return `${md5(Buffer.concat(ordered)).toString('hex')}-${ordered.length}`;
+  }
+}
+
+/** S3 accepts at most this many parts in one upload. */
+const MAX_PARTS = 10_000;
+
+/**
+ * Part buffers, allocated once (at most `count`) and reused: a part's buffer returns to the pool
+ * when its request finished. Nothing part-sized becomes garbage, so the peak memory of an upload
+ * of any length is `count × partSize` plus the process itself; fresh buffers per part (as
+ * lib-storage allocates them) leave the garbage collector tens of megabytes behind.
+ */
+class PartPool {
+  private readonly free: Buffer[] = [];
+  private allocated = 0;
+  private waiting: Array<(buffer: Buffer) => void> = [];
+
+  constructor(
+    private readonly partSize: number,
+    private readonly count: number,
+  ) {}
+
+  async take(): Promise<Buffer> {
+    const buffer = this.free.pop();
+    if (buffer) return buffer;
+    if (this.allocated < this.count) {
+      this.allocated++;
+      return Buffer.allocUnsafe(this.partSize);
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  give(buffer: Buffer): void {
+    const next = this.waiting.shift();
+    if (next) next(buffer);
+    else this.free.push(buffer);
+  }
+}
+
+/**
+ * Sends a body already known to be larger than the threshold in parts of `partSize`, at most
+ * `queueSize` at a time, each with its Content-MD5. On any failure (the body's, a request's, or
+ * an abort) it stops reading and sending, waits for the requests in flight, aborts the multipart
+ * upload and rethrows: no parts are left and nothing becomes visible under the key.
+ */
+async function uploadParts(head: Buffer[], input: AsyncIterator<unknown>, plan: UploadPlan, sender: CheckingSender): Promise<{ size: number; etag: string | undefined; parts: number }> {
+  const { Bucket, Key, IfNoneMatch, ContentType, CacheControl, ContentDisposition, Metadata, ACL, ServerSideEncryption, SSEKMSKeyId } = plan.params;
+  const created = (await sender.send(
+    new CreateMultipartUploadCommand({ Bucket, Key, ContentType, CacheControl, ContentDisposition, Metadata, ACL, ServerSideEncryption, SSEKMSKeyId }),
+  )) as { UploadId?: string };
+  const UploadId = created.UploadId;
+  const pool = new PartPool(plan.partSize, plan.queueSize + 1);
+  const inFlight = new Set<Promise<void>>();
+  const parts: CompletedPart[] = [];
+  let size = 0;
+
+  const send = (buffer: Buffer, length: number): void => {
+    const PartNumber = parts.length + inFlight.size + 1;
+    if (PartNumber > MAX_PARTS) {
+      throw new MediaStorageError('TOO_LARGE', `The body of "${Key}" needs more than ${MAX_PARTS} parts of ${plan.partSize} bytes; raise partSize`, { operation: 'save' });
+    }
+    const request = (async () => {
+      try {
+        const result = (await sender.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber, Body: buffer.subarray(0, length), ContentLength: length }))) as { ETag?: string };
+        parts.push({ PartNumber, ETag: result.ETag });
+      } catch {
+        // The sender keeps the first error; the loop below stops on it.
+      } finally {
+        pool.give(buffer);
+      }
+    })();
+    inFlight.add(request);
+    void request.then(() => inFlight.delete(request));
+  };
+
+  try {
+    let buffer = await pool.take();
+    let filled = 0;
+    let pending: Buffer | undefined;
+    const chunks = (async function* () {
+      yield* head.splice(0);
+      for (;;) {
+        const next = await input.next();
+        if (next.done) return;
+        yield next.value as Buffer;
+      }
+    })();
+    for await (const chunk of chunks) {
+      pending = chunk;
+      size += chunk.length;
+      while (pending.length > 0) {
+        const n = Math.min(pending.length, plan.partSize - filled);
+        pending.copy(buffer, filled, 0, n);
+        filled += n;
+        pending = pending.subarray(n);
+        if (filled === plan.partSize) {
+          sender.check();
+          send(buffer, filled);
+          // Waits here while queueSize parts are in flight: this is what bounds the memory.
+          buffer = await pool.take();
+          filled = 0;
+        }
+      }
+    }
+    if (filled > 0) send(buffer, filled);
+    else pool.give(buffer);
+    await Promise.all(inFlight);
+    sender.check();
+    parts.sort((a, b) => a.PartNumber! - b.PartNumber!);
+    const completed = (await sender.send(
+      new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, IfNoneMatch, MultipartUpload: { Parts: parts } }),
+    )) as { ETag?: string };
+    return { size, etag: unquote(completed.ETag), parts: parts.length };
+  } catch (err) {
+    await Promise.allSettled(inFlight);
+    // Best effort: if even this fails, the bucket's AbortIncompleteMultipartUpload rule (docs/s3.md)
+    // removes the parts later; the error that stopped the upload is the one to report.
+    await sender.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Uploads a body stream of any length with bounded memory: one PutObject for a body of known
+ * length up to `multipartThreshold` or a stream that ends within one part; parts otherwise (see
+ * {@link uploadParts}). Rejects
+ * with the body's own error when the body was the cause (too large, aborted, broken), else with
+ * the first failed request's.
+ */
+export async function uploadBody(body: PreparedBody, plan: UploadPlan): Promise<UploadOutcome> {
+  const sender = new CheckingSender(plan.client, plan.signal, plan.contentMd5);
+  if (body.buffer && body.buffer.length <= plan.multipartThreshold) {
+    // Bytes given in memory have passed the size checks already: sent as they are, without a
+    // trip through the guarded stream (which costs more than the request for small bodies).
+    const size = body.buffer.length;
+    const result = (await sender.send(new PutObjectCommand({ ...plan.params, Body: body.buffer, ContentLength: size }))) as { ETag?: string };
+    plan.onProgress?.({ loaded: size, total: size });
+    return { size, etag: unquote(result.ETag), parts: 0, expectedEtag: sender.expectedEtag() };
+  }
+  const input = body.stream()[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let size = 0;
+  let ended = false;
+  // A body of known length within the threshold is read whole and sent in one request; any other
+  // body is read up to one part, so a stream of unknown length never holds more than that here.
+  const limit = plan.knownSize !== undefined && plan.knownSize <= plan.multipartThreshold ? plan.knownSize : plan.partSize;
+  while (size <= limit) {
+    const next = await input.next();
+    if (next.done) {
+      ended = true;
+      break;
+    }
+    const chunk = next.value as Buffer;
+    head.push(chunk);
+    size += chunk.length;
+  }
+
+  if (ended) {
+    const body = head.length === 1 ? head[0]! : Buffer.concat(head, size);
+    const result = (await sender.send(new PutObjectCommand({ ...plan.params, Body: body, ContentLength: size }))) as { ETag?: string };
+    return { size, etag: unquote(result.ETag), parts: 0, expectedEtag: sender.expectedEtag() };
+  }
+  try {
+    const sent = await uploadParts(head, input, plan, sender);
+    return { ...sent, expectedEtag: sender.expectedEtag() };
+  } catch (err) {
+    // The body's own failure explains it best; tearing down streams may add incidental AbortErrors.
+    throw isMediaStorageError(err) ? err : (sender.firstError ?? err);
+  } finally {
+    // Stop reading the caller's stream when the upload gave up early.
+    await input.return?.().catch(() => undefined);
+  }
+}

@@ -1,0 +1,346 @@
+/**
+ * Unit tests of S3Storage's error mapping, clean-up and retry paths. The calls are mocked with
+ * aws-sdk-client-mock (in addition to the real-server tests in s3.test.ts, not instead), and the
+ * retry tests run the real SDK, retries included, against a tiny HTTP server that answers 503.
+ */
+import { createHash } from 'node:crypto';
+import net from 'node:net';
+import { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isMediaStorageError, type MediaStorageError } from '../src/core/errors.js';
+import { S3Storage, type S3StorageOptions } from '../src/s3/index.js';
+import { listen } from './helpers/http.js';
+
+const SECRET = 'unit-test-secret-key-do-not-print';
+const MiB = 1024 * 1024;
+
+function s3Error(name: string, status: number, message = `${name} happened`, headers: Record<string, string> = {}): S3ServiceException {
+  const err = new S3ServiceException({ name, $fault: status >= 500 ? 'server' : 'client', $metadata: { httpStatusCode: status }, message });
+  Object.assign(err, { $response: { statusCode: status, headers } });
+  return err;
+}
+
+async function failure(promise: Promise<unknown>): Promise<MediaStorageError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (isMediaStorageError(err)) return err;
+    throw new Error(`expected a MediaStorageError, got ${String(err)}`, { cause: err });
+  }
+  throw new Error('expected the operation to fail');
+}
+
+function mocked(options: Partial<S3StorageOptions> = {}) {
+  const client = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'AKIDUNIT', secretAccessKey: SECRET } });
+  const mock = mockClient(client);
+  const storage = new S3Storage({ bucket: 'crm-media', client, credentials: { accessKeyId: 'AKIDUNIT', secretAccessKey: SECRET }, partSize: 5 * MiB, multipartThreshold: 5 * MiB, ...options });
+  return { client, mock, storage };
+}
+
+function body(bytes: number): Readable {
+  const chunk = Buffer.alloc(256 * 1024, 3);
+  let sent = 0;
+  return new Readable({
+    read() {
+      if (sent >= bytes) return this.push(null);
+      const n = Math.min(chunk.length, bytes - sent);
+      sent += n;
+      this.push(chunk.subarray(0, n));
+    },
+  });
+}
+
+describe('S3 error mapping', () => {
+  const mocks: Array<ReturnType<typeof mockClient>> = [];
+  afterEach(() => {
+    for (const m of mocks.splice(0)) m.restore();
+  });
+  const setup = (options: Partial<S3StorageOptions> = {}) => {
+    const made = mocked(options);
+    mocks.push(made.mock);
+    return made;
+  };
+
+  const cases: Array<[string, number, string]> = [
+    ['AccessDenied', 403, 'PERMISSION'],
+    ['InvalidAccessKeyId', 403, 'AUTH'],
+    ['SignatureDoesNotMatch', 403, 'AUTH'],
+    ['ExpiredToken', 400, 'AUTH'],
+    ['SlowDown', 503, 'UNAVAILABLE'],
+    ['InternalError', 500, 'UNAVAILABLE'],
+    ['ServiceUnavailable', 503, 'UNAVAILABLE'],
+    ['RequestTimeout', 400, 'UNAVAILABLE'],
+    ['BadDigest', 400, 'UNAVAILABLE'],
+    ['EntityTooLarge', 400, 'TOO_LARGE'],
+    ['AccessControlListNotSupported', 400, 'CONFIG'],
+    ['PermanentRedirect', 301, 'CONFIG'],
+    ['NotImplemented', 501, 'UNSUPPORTED'],
+    ['SomethingNew', 502, 'UNAVAILABLE'],
+    ['SomethingOdd', 418, 'UNKNOWN'],
+  ];
+  for (const [name, status, code] of cases) {
+    it(`PutObject ${name} (${status}) gives ${code}`, async () => {
+      const { mock, storage } = setup();
+      mock.on(PutObjectCommand).rejects(s3Error(name, status));
+      const error = await failure(storage.save('a/b.txt', 'x'));
+      expect(error.code).toBe(code);
+      expect(error.backend).toBe('s3');
+      expect(error.key).toBe('a/b.txt');
+      expect(error.cause).toBeInstanceOf(S3ServiceException);
+    });
+  }
+
+  it('NoSuchKey on GetObject gives NOT_FOUND; a HEAD 404 makes stat NOT_FOUND and exists false', async () => {
+    const { mock, storage } = setup();
+    mock.on(GetObjectCommand).rejects(s3Error('NoSuchKey', 404));
+    mock.on(HeadObjectCommand).rejects(s3Error('NotFound', 404, 'UnknownError'));
+    expect((await failure(storage.read('gone.png'))).code).toBe('NOT_FOUND');
+    expect((await failure(storage.stat('gone.png'))).code).toBe('NOT_FOUND');
+    expect(await storage.exists('gone.png')).toBe(false);
+  });
+
+  it('a HEAD 403 is PERMISSION, not "absent"', async () => {
+    const { mock, storage } = setup();
+    mock.on(HeadObjectCommand).rejects(s3Error('403', 403, 'UnknownError'));
+    expect((await failure(storage.exists('x.png'))).code).toBe('PERMISSION');
+  });
+
+  it('NoSuchBucket gives CONFIG with a message that names the bucket', async () => {
+    const { mock, storage } = setup();
+    mock.on(ListObjectsV2Command).rejects(s3Error('NoSuchBucket', 404, 'The specified bucket does not exist'));
+    const error = await failure(storage.list('avatars/'));
+    expect(error.code).toBe('CONFIG');
+    expect(error.message).toContain('"crm-media"');
+    expect(error.status).toBe(404);
+  });
+
+  it('SlowDown carries retryAfter from a Retry-After header', async () => {
+    const { mock, storage } = setup();
+    mock.on(PutObjectCommand).rejects(s3Error('SlowDown', 503, 'Please reduce your request rate.', { 'retry-after': '7' }));
+    const error = await failure(storage.save('x.txt', 'x'));
+    expect(error.code).toBe('UNAVAILABLE');
+    expect(error.retryAfter!.getTime() - Date.now()).toBeGreaterThan(5000);
+  });
+
+  it('network errors and timeouts give UNAVAILABLE, an aborted request ABORTED', async () => {
+    const { mock, storage } = setup();
+    mock
+      .on(GetObjectCommand)
+      .rejectsOnce(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' }))
+      .rejectsOnce(Object.assign(new Error('socket timed out'), { name: 'TimeoutError' }))
+      .rejectsOnce(Object.assign(new Error('The operation was aborted'), { name: 'AbortError' }));
+    expect((await failure(storage.read('x.txt'))).code).toBe('UNAVAILABLE');
+    expect((await failure(storage.read('x.txt'))).code).toBe('UNAVAILABLE');
+    expect((await failure(storage.read('x.txt'))).code).toBe('ABORTED');
+  });
+
+  it('never puts the secret key in a message', async () => {
+    const { mock, storage } = setup();
+    mock.on(PutObjectCommand).rejects(s3Error('SignatureDoesNotMatch', 403, `The request signature we calculated does not match (key ${SECRET})`));
+    const error = await failure(storage.save('x.txt', 'x'));
+    expect(error.code).toBe('AUTH');
+    expect(error.message).not.toContain(SECRET);
+    expect(error.message).toContain('[redacted]');
+  });
+
+  it('rejects bad options with CONFIG', () => {
+    expect(() => new S3Storage({ bucket: '' })).toThrow(/bucket/);
+    expect(() => new S3Storage({ bucket: 'b', partSize: 1024 })).toThrow(/partSize/);
+    expect(() => new S3Storage({ bucket: 'b', sseKmsKeyId: 'k' })).toThrow(/aws:kms/);
+  });
+});
+
+describe('S3 writes', () => {
+  const mocks: Array<ReturnType<typeof mockClient>> = [];
+  afterEach(() => {
+    for (const m of mocks.splice(0)) m.restore();
+  });
+  const setup = (options: Partial<S3StorageOptions> = {}) => {
+    const made = mocked(options);
+    mocks.push(made.mock);
+    return made;
+  };
+
+  it('a single put sends the type, ACL and encryption, and a Content-MD5 only with contentMd5', async () => {
+    const { mock, storage } = setup({ visibility: 'public', serverSideEncryption: 'AES256', cacheControl: 'max-age=60' });
+    mock.on(PutObjectCommand).resolves({ ETag: '"e"' });
+    await storage.save('avatars/a.txt', 'hello');
+    const input = mock.commandCalls(PutObjectCommand)[0]!.args[0].input;
+    expect(input.ContentMD5).toBeUndefined();
+    const withMd5 = setup({ contentMd5: true });
+    withMd5.mock.on(PutObjectCommand).resolves({});
+    await withMd5.storage.save('avatars/a.txt', 'hello');
+    expect(withMd5.mock.commandCalls(PutObjectCommand)[0]!.args[0].input.ContentMD5).toBe(createHash('md5').update('hello').digest('base64'));
+    expect(input).toMatchObject({ Bucket: 'crm-media', Key: 'avatars/a.txt', ContentType: 'text/plain', ACL: 'public-read', ServerSideEncryption: 'AES256', CacheControl: 'max-age=60', ContentLength: 5 });
+    expect(input.IfNoneMatch).toBeUndefined();
+  });
+
+  it('acl: false sends no ACL; a private storage sends none either', async () => {
+    for (const options of [{ visibility: 'public' as const, acl: false as const }, { visibility: 'private' as const }]) {
+      const { mock, storage } = setup(options);
+      mock.on(PutObjectCommand).resolves({});
+      await storage.save('a.txt', 'x');
+      expect(mock.commandCalls(PutObjectCommand)[0]!.args[0].input.ACL).toBeUndefined();
+      mock.restore();
+    }
+  });
+
+  it('ifExists "fail" sends If-None-Match with conditionalWrites, and maps 412 to ALREADY_EXISTS', async () => {
+    const { mock, storage } = setup({ conditionalWrites: true });
+    mock.on(PutObjectCommand).rejects(s3Error('PreconditionFailed', 412));
+    const error = await failure(storage.save('taken.txt', 'x', { ifExists: 'fail' }));
+    expect(error.code).toBe('ALREADY_EXISTS');
+    expect(mock.commandCalls(PutObjectCommand)[0]!.args[0].input.IfNoneMatch).toBe('*');
+    expect(mock.commandCalls(HeadObjectCommand)).toHaveLength(0);
+    expect(storage.capabilities.atomicCreate).toBe(true);
+  });
+
+  it('ifExists "fail" without conditionalWrites checks with HEAD first and does not claim atomicity', async () => {
+    const { mock, storage } = setup();
+    mock.on(HeadObjectCommand).resolves({ ContentLength: 1 });
+    expect((await failure(storage.save('taken.txt', 'x', { ifExists: 'fail' }))).code).toBe('ALREADY_EXISTS');
+    expect(mock.commandCalls(PutObjectCommand)).toHaveLength(0);
+    expect(storage.capabilities.atomicCreate).toBe(false);
+  });
+
+  it('a failed part aborts the multipart upload, stops sending parts and never completes', async () => {
+    const { mock, storage } = setup({ contentMd5: true });
+    mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-1' });
+    mock.on(UploadPartCommand).resolves({ ETag: '"part"' });
+    mock.on(UploadPartCommand, { PartNumber: 2 }).rejects(s3Error('InternalError', 500));
+    mock.on(AbortMultipartUploadCommand).resolves({});
+    const error = await failure(storage.save('big.bin', body(60 * MiB)));
+    expect(error.code).toBe('UNAVAILABLE');
+    expect(mock.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(0);
+    const aborts = mock.commandCalls(AbortMultipartUploadCommand);
+    expect(aborts).toHaveLength(1);
+    expect(aborts[0]!.args[0].input).toMatchObject({ Bucket: 'crm-media', Key: 'big.bin', UploadId: 'upload-1' });
+    expect(mock.commandCalls(UploadPartCommand).length).toBeLessThan(12);
+    // Every part carried its own MD5.
+    for (const call of mock.commandCalls(UploadPartCommand)) {
+      const input = call.args[0].input;
+      expect(input.ContentMD5).toBe(createHash('md5').update(input.Body as Buffer).digest('base64'));
+    }
+  });
+
+  it('a failed CompleteMultipartUpload aborts the upload too', async () => {
+    const { mock, storage } = setup();
+    mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-2' });
+    mock.on(UploadPartCommand).resolves({ ETag: '"part"' });
+    mock.on(CompleteMultipartUploadCommand).rejects(s3Error('InternalError', 500));
+    mock.on(AbortMultipartUploadCommand).resolves({});
+    expect((await failure(storage.save('big.bin', body(11 * MiB)))).code).toBe('UNAVAILABLE');
+    expect(mock.commandCalls(AbortMultipartUploadCommand)).toHaveLength(1);
+  });
+
+  it('with contentMd5, an assembled object whose ETag does not match the parts sent is removed and reported', async () => {
+    const { mock, storage } = setup({ contentMd5: true });
+    mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-3' });
+    mock.on(UploadPartCommand).resolves({ ETag: '"part"' });
+    mock.on(CompleteMultipartUploadCommand).resolves({ ETag: '' });
+    mock.on(HeadObjectCommand).resolves({ ContentLength: 11 * MiB, ETag: `"${'0'.repeat(32)}-3"` });
+    mock.on(DeleteObjectCommand).resolves({});
+    const error = await failure(storage.save('big.bin', body(11 * MiB)));
+    expect(error.code).toBe('UNAVAILABLE');
+    expect(error.message).toMatch(/does not match/);
+    expect(mock.commandCalls(DeleteObjectCommand)).toHaveLength(1);
+  });
+
+  it('an empty ETag from CompleteMultipartUpload (Ceph RGW) is taken from HeadObject and checked', async () => {
+    const { mock, storage } = setup({ contentMd5: true });
+    const data = Buffer.alloc(11 * MiB, 3);
+    const parts = [data.subarray(0, 5 * MiB), data.subarray(5 * MiB, 10 * MiB), data.subarray(10 * MiB)];
+    const etag = `${createHash('md5').update(Buffer.concat(parts.map((p) => createHash('md5').update(p).digest()))).digest('hex')}-3`;
+    mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-4' });
+    mock.on(UploadPartCommand).resolves({ ETag: '"part"' });
+    mock.on(CompleteMultipartUploadCommand).resolves({ ETag: '' });
+    mock.on(HeadObjectCommand).resolves({ ContentLength: data.length, ETag: `"${etag}"` });
+    const info = await storage.save('big.bin', body(data.length));
+    expect(info.etag).toBe(etag);
+    expect(info.size).toBe(data.length);
+  });
+});
+
+describe('S3 retries (the real SDK against a server that answers 503)', () => {
+  async function flakyServer(failures: number, status = 503) {
+    let requests = 0;
+    const server = await listen((req, res) => {
+      requests++;
+      req.resume();
+      req.on('end', () => {
+        if (requests <= failures) {
+          res.writeHead(status, { 'content-type': 'application/xml' });
+          res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${status === 503 ? 'SlowDown' : 'InvalidArgument'}</Code><Message>injected</Message></Error>`);
+        } else {
+          res.writeHead(200, { etag: '"5d41402abc4b2a76b9719d911017c592"' });
+          res.end();
+        }
+      });
+    });
+    return { server, requests: () => requests };
+  }
+  const storageAt = (url: string) => new S3Storage({ bucket: 'crm-media', endpoint: url, credentials: { accessKeyId: 'AKIDUNIT', secretAccessKey: SECRET } });
+
+  it('succeeds when the server recovers within the SDK retries', async () => {
+    const { server, requests } = await flakyServer(2);
+    try {
+      const info = await storageAt(server.url).save('a.txt', 'hello');
+      expect(info.etag).toBe('5d41402abc4b2a76b9719d911017c592');
+      expect(requests()).toBe(3);
+    } finally {
+      await server.close();
+    }
+  }, 30_000);
+
+  it('gives UNAVAILABLE after the SDK retries are spent', async () => {
+    const { server, requests } = await flakyServer(100);
+    try {
+      const error = await failure(storageAt(server.url).save('a.txt', 'hello'));
+      expect(error.code).toBe('UNAVAILABLE');
+      expect(error.status).toBe(503);
+      expect(requests()).toBe(3);
+    } finally {
+      await server.close();
+    }
+  }, 30_000);
+
+  it('a server that accepts the connection and never answers gives UNAVAILABLE after the idle timeout', async () => {
+    const silent = net.createServer((socket) => socket.resume());
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as net.AddressInfo;
+    // S3Storage's own client waits 120 s; a shorter idle timeout on a given client keeps this test quick.
+    const client = new S3Client({ endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'AKIDUNIT', secretAccessKey: SECRET }, requestHandler: { socketTimeout: 500 }, maxAttempts: 2 });
+    try {
+      const error = await failure(new S3Storage({ bucket: 'crm-media', client }).save('a.txt', 'hello'));
+      expect(error.code).toBe('UNAVAILABLE');
+      expect(error.message).toMatch(/timed out/);
+    } finally {
+      client.destroy();
+      silent.close();
+    }
+  }, 30_000);
+
+  it('does not retry a client error', async () => {
+    const { server, requests } = await flakyServer(100, 400);
+    try {
+      expect((await failure(storageAt(server.url).save('a.txt', 'hello'))).code).toBe('INVALID_INPUT');
+      expect(requests()).toBe(1);
+    } finally {
+      await server.close();
+    }
+  });
+});
