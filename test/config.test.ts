@@ -141,6 +141,12 @@ describe('createMediaStorage', () => {
     expect(storage).toBeInstanceOf(CloudinaryStorage);
     expect(storage.name).toBe('cloudinary');
   });
+  it('creates an S3 storage from the django-storages variables', async () => {
+    const { S3Storage } = await import('../src/s3/index.js');
+    const storage = await createMediaStorageFromEnv({ AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'secret', AWS_STORAGE_BUCKET_NAME: 'crm-media' });
+    expect(storage).toBeInstanceOf(S3Storage);
+    expect(storage.capabilities.publicUrls).toBe(false); // AWS_QUERYSTRING_AUTH defaults to signed URLs
+  });
   it('creates a B2 storage from B2_* variables', async () => {
     const { B2Storage } = await import('../src/b2/index.js');
     const storage = await createMediaStorageFromEnv({ B2_APPLICATION_KEY_ID: 'id', B2_APPLICATION_KEY: 'key', B2_BUCKET_NAME: 'photos' });

@@ -40,6 +40,7 @@ async function load(backend: string, importer: () => Promise<Record<string, unkn
 export const BACKEND_LOADERS: BackendLoaders = {
   local: () => load('local', () => import('../local/index.js'), 'LocalStorage'),
   memory: () => load('memory', () => import('../memory/index.js'), 'MemoryStorage'),
+  s3: () => load('s3', () => import('../s3/index.js'), 'S3Storage'),
   cloudinary: () => load('cloudinary', () => import('../cloudinary/index.js'), 'CloudinaryStorage'),
   b2: () => load('b2', () => import('../b2/index.js'), 'B2Storage'),
 };
