@@ -18,6 +18,7 @@ import { MediaStorageError, abortedError, isMediaStorageError, type MediaStorage
 import { codeFromNodeError, codeFromStatus } from '../core/error-mapping.js';
 import { contentDisposition, dispositionForStoredObject } from '../core/http-handler.js';
 import { encodeKeyPath, joinPrefix, normalizeLocation } from '../core/keys.js';
+import { failOnStall } from '../core/stall.js';
 import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
 import { API_TIMEOUT_MS, loadB2Sdk, requestSettings, type B2FileJson, type B2Sdk, type B2UploadTarget, type SdkResponse } from './sdk.js';
 import { spoolBody, type SpooledBody } from './spool.js';
@@ -419,15 +420,35 @@ export class B2Storage extends BaseStorage {
     const data = await this.call(
       'download',
       (sdk) =>
-        sdk.downloadFileByName({
-          bucketName: this.options.bucketName,
-          fileName: this.fileName(key),
-          responseType: 'stream',
-          axiosOverride: { headers, ...this.settings({ signal, stream: true }) },
-        }),
+        this.withHeadTimeout('download', signal, (requestSignal) =>
+          sdk.downloadFileByName({
+            bucketName: this.options.bucketName,
+            fileName: this.fileName(key),
+            responseType: 'stream',
+            axiosOverride: { headers, ...this.settings({ signal: requestSignal, stream: true }) },
+          }),
+        ),
       { signal },
     );
-    return data as unknown as Readable;
+    // A server that stops sending mid-body fails the read (UNAVAILABLE) instead of hanging it.
+    return failOnStall(data as unknown as Readable, this.timeout, () => new B2ApiError('download', undefined, 'ETIMEDOUT', `download: no bytes for ${this.timeout} ms`));
+  }
+
+  /**
+   * A stream request (no idle-socket timeout, see ./sdk.ts) that fails as a broken connection,
+   * and so is retried, when its response head does not arrive within the timeout.
+   */
+  private async withHeadTimeout<T>(api: string, signal: AbortSignal | undefined, send: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), this.timeout);
+    try {
+      return await send(signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal);
+    } catch (err) {
+      if (timeout.signal.aborted && !signal?.aborted) throw new B2ApiError(api, undefined, 'ETIMEDOUT', `${api}: no answer within ${this.timeout} ms`);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   protected async listObjects(prefix: string, options: { cursor?: string; limit: number }): Promise<ListPage> {
@@ -460,9 +481,10 @@ export class B2Storage extends BaseStorage {
 
   protected async deleteObject(key: string): Promise<void> {
     const name = this.fileName(key);
-    // Deleting only the newest version would bring the previous one back: delete them all.
+    // Deleting only the newest version would bring the previous one back: delete them all, oldest
+    // first, so that a delete failing halfway leaves the newest version served, never an older one.
     // Unfinished large files ("start") belong to uploads in progress and are left to them.
-    for (const version of await this.versionsOf(name)) {
+    for (const version of (await this.versionsOf(name)).reverse()) {
       if (version.action === 'start') continue;
       try {
         await this.call('b2_delete_file_version', (sdk) => sdk.deleteFileVersion({ fileId: version.fileId, fileName: name, axiosOverride: this.settings() }));
@@ -696,16 +718,50 @@ export class B2Storage extends BaseStorage {
     );
   }
 
+  /**
+   * b2_start_large_file, retried like an upload. B2 may have started the file before a failure
+   * (an answer lost on the way back): such a file is found among the unfinished large files of the
+   * name (same file info, which includes the body's SHA-1 when there is room) and cancelled before
+   * the next try, so none is left behind.
+   */
+  private async startLargeFile(name: string, contentType: string, fileInfo: Record<string, string>, signal: AbortSignal | undefined): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const started = await this.call('b2_start_large_file', (sdk) =>
+          sdk.startLargeFile({ bucketId: this.bucketId!, fileName: name, contentType, axiosOverride: { ...this.settings(), data: { fileInfo } } }),
+        { idempotent: false });
+        return started.fileId;
+      } catch (err) {
+        if (!isTransient(err)) throw err;
+        await this.cancelUnfinished(name, fileInfo).catch(() => {
+          throw err;
+        });
+        if (attempt >= this.maxUploadAttempts || signal?.aborted) throw err;
+        await delay(backoffMs(attempt, err), signal);
+      }
+    }
+  }
+
+  /** Cancels the unfinished large files of exactly this name and file info. */
+  private async cancelUnfinished(name: string, fileInfo: Record<string, string>): Promise<void> {
+    const same = (info: Record<string, string> | undefined): boolean => {
+      const a = Object.entries(info ?? {}).sort();
+      const b = Object.entries(fileInfo).sort();
+      return a.length === b.length && a.every(([k, v], i) => k === b[i]![0] && v === b[i]![1]);
+    };
+    const page = await this.call<{ files: B2FileJson[] }>('b2_list_unfinished_large_files', (sdk) => this.postJson(sdk, 'b2_list_unfinished_large_files', { bucketId: this.bucketId, namePrefix: name, maxFileCount: 100 }));
+    for (const file of page.files.filter((f) => f.fileName === name && same(f.fileInfo))) {
+      await this.call('b2_cancel_large_file', (sdk) => sdk.cancelLargeFile({ fileId: file.fileId, axiosOverride: this.settings() }));
+    }
+  }
+
   /** b2_start_large_file, the parts (each with its SHA-1, two at a time), b2_finish_large_file; cancelled on any failure. */
   private async uploadLarge(name: string, body: SpooledBody, contentType: string, info: Record<string, string>, signal: AbortSignal | undefined): Promise<B2FileJson> {
     const partCount = body.partSha1s.length;
     if (partCount > MAX_PARTS) throw new MediaStorageError('TOO_LARGE', `The body needs ${partCount} parts of ${body.partSize} bytes; B2 allows ${MAX_PARTS}: raise partSize`);
     // large_file_sha1 (Backblaze's recommendation, and our etag) when the 10 file info entries leave room.
     const fileInfo = Object.keys(info).length < 10 ? { ...info, large_file_sha1: body.sha1 } : info;
-    const started = await this.call('b2_start_large_file', (sdk) =>
-      sdk.startLargeFile({ bucketId: this.bucketId!, fileName: name, contentType, axiosOverride: { ...this.settings(), data: { fileInfo } } }),
-    { idempotent: false });
-    const fileId = started.fileId;
+    const fileId = await this.startLargeFile(name, contentType, fileInfo, signal);
     // One failed part stops the others at once, so the cancel below is not raced by them.
     const stop = new AbortController();
     const partSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;

@@ -1,0 +1,83 @@
+/**
+ * What the fault matrices of the Cloudinary and B2 backends (test/faults-*.test.ts) share: a chain
+ * of both fault proxies in front of one host, running one operation with a deadline, and the
+ * outcome rules of issue 8 (success, or a MediaStorageError with an allowed code; never a hang,
+ * never an untyped error).
+ */
+import { createHash } from 'node:crypto';
+import { isMediaStorageError, type MediaStorageErrorCode } from '../../src/core/errors.js';
+import { startFaultProxy, type Fault, type FaultProxy } from './fault-proxy.js';
+import { startHttpFaultProxy, type HttpFaultProxy, type ProxiedRequest } from './http-fault-proxy.js';
+
+/** `ok`, or the code of the MediaStorageError the operation failed with. */
+export type Outcome = 'ok' | MediaStorageErrorCode;
+
+/** Which proxy breaks the exchange: the TCP one (per connection) or the HTTP one (per request). */
+export type Layer = 'tcp' | 'http';
+
+export type RequestMatch = (req: Omit<ProxiedRequest, 'fault'>) => boolean;
+
+/** Client → TCP fault proxy → HTTP fault proxy → host; `url` is what the client is given. */
+export interface ProxyChain {
+  readonly url: string;
+  readonly tcp: FaultProxy;
+  readonly http: HttpFaultProxy;
+  /** Breaks the next `times` connections (tcp) or matching requests (http); default 1. */
+  inject(layer: Layer, fault: Fault, options?: { times?: number; match?: RequestMatch }): Promise<void>;
+  /** Lets everything through again. */
+  heal(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startProxyChain(target: string): Promise<ProxyChain> {
+  const http = await startHttpFaultProxy(target);
+  const tcp = await startFaultProxy(http.url);
+  return {
+    url: tcp.url,
+    tcp,
+    http,
+    async inject(layer, fault, options = {}) {
+      const times = options.times ?? 1;
+      if (layer === 'http') http.setFault(fault, { requests: times, match: options.match });
+      else await tcp.setFault(fault, { connections: times });
+    },
+    async heal() {
+      http.setFault({ kind: 'pass' });
+      await tcp.setFault({ kind: 'pass' });
+    },
+    async close() {
+      await tcp.close();
+      await http.close();
+    },
+  };
+}
+
+export const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+
+/**
+ * Runs `op` and classifies how it ended. A rejection that is not a MediaStorageError, or no answer
+ * within `deadlineMs`, fails the test: both are bugs the matrix exists to find.
+ */
+export async function outcomeOf<T>(op: () => Promise<T>, deadlineMs: number): Promise<{ outcome: Outcome; value?: T; message?: string }> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${deadlineMs} ms (a hang)`)), deadlineMs);
+  });
+  try {
+    const value = await Promise.race([op(), deadline]);
+    return { outcome: 'ok', value };
+  } catch (err) {
+    if (!isMediaStorageError(err)) throw new Error(`not a MediaStorageError: ${String(err)}`, { cause: err });
+    return { outcome: err.code, message: err.message };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Which body a key holds afterwards, by hash: one of the named candidates, `absent`, or `other` (a partial or foreign object). */
+export function whichBody(held: Buffer | undefined, candidates: Record<string, Buffer>): string {
+  if (held === undefined) return 'absent';
+  const hash = sha256(held);
+  for (const [name, body] of Object.entries(candidates)) if (sha256(body) === hash) return name;
+  return `other (${held.length} bytes)`;
+}
