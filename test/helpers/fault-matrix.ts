@@ -22,8 +22,11 @@ export interface ProxyChain {
   readonly url: string;
   readonly tcp: FaultProxy;
   readonly http: HttpFaultProxy;
-  /** Breaks the next `times` connections (tcp) or matching requests (http); default 1. */
-  inject(layer: Layer, fault: Fault, options?: { times?: number; match?: RequestMatch }): Promise<void>;
+  /**
+   * Breaks the next `times` connections (tcp) or matching requests (http, after letting `skip`
+   * matching requests through); default 1.
+   */
+  inject(layer: Layer, fault: Fault, options?: { times?: number; match?: RequestMatch; skip?: number }): Promise<void>;
   /** Lets everything through again. */
   heal(): Promise<void>;
   close(): Promise<void>;
@@ -38,7 +41,10 @@ export async function startProxyChain(target: string): Promise<ProxyChain> {
     http,
     async inject(layer, fault, options = {}) {
       const times = options.times ?? 1;
-      if (layer === 'http') http.setFault(fault, { requests: times, match: options.match });
+      const { match, skip = 0 } = options;
+      let seen = 0;
+      const skipping: RequestMatch | undefined = match && skip > 0 ? (req) => match(req) && ++seen > skip : match;
+      if (layer === 'http') http.setFault(fault, { requests: times, match: skipping });
       else await tcp.setFault(fault, { connections: times });
     },
     async heal() {
