@@ -378,8 +378,12 @@ export class B2Storage extends BaseStorage {
    * a class B transaction (ten times cheaper than b2_list_file_names, class C), which answers 404
    * for hidden and absent names alike.
    */
-  private async currentFile(key: string): Promise<B2FileJson | undefined> {
-    const name = this.fileName(key);
+  private currentFile(key: string): Promise<B2FileJson | undefined> {
+    return this.currentVersion(this.fileName(key));
+  }
+
+  /** {@link currentFile} by B2 file name. */
+  private async currentVersion(name: string): Promise<B2FileJson | undefined> {
     let headers: Record<string, unknown>;
     try {
       const res = await this.callResponse(HEAD_API, (sdk) => sdk.downloadFileByName({ bucketName: this.options.bucketName, fileName: name, axiosOverride: { method: 'HEAD', ...this.settings() } }));
@@ -766,6 +770,7 @@ export class B2Storage extends BaseStorage {
     const stop = new AbortController();
     const partSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
     let firstError: unknown;
+    let finishing = false;
     try {
       const fetchPartUrl = (): Promise<B2UploadTarget> => this.call('b2_get_upload_part_url', (sdk) => sdk.getUploadPartUrl({ fileId, axiosOverride: this.settings() }));
       let next = 0;
@@ -809,8 +814,14 @@ export class B2Storage extends BaseStorage {
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw signal?.aborted ? abortedError('save', name, undefined, signal.reason) : (firstError ?? failed.reason);
       if (signal?.aborted) throw abortedError('save', name, undefined, signal.reason);
+      finishing = true;
       return await this.call('b2_finish_large_file', (sdk) => sdk.finishLargeFile({ fileId, partSha1Array: [...body.partSha1s], axiosOverride: this.settings() }), { idempotent: false });
     } catch (err) {
+      // B2 may have finished the file before its answer was lost: then the save did succeed.
+      if (finishing && isTransient(err)) {
+        const stored = await this.currentVersion(name).catch(() => undefined);
+        if (stored?.fileId === fileId) return stored;
+      }
       // Leave no unfinished large file behind (they are billed and show in listings of versions).
       await this.call('b2_cancel_large_file', (sdk) => sdk.cancelLargeFile({ fileId, axiosOverride: this.settings() })).catch(() => undefined);
       throw err;
