@@ -207,6 +207,7 @@ describe('B2 under injected faults (proxies between the SDK and the fake B2)', (
       } finally {
         await Promise.all(Object.values(chains).map((c) => c.heal()));
       }
+      for (const injection of [row.inject].flat()) expect(chains[injection.host].broke(), `the fault on the ${injection.host} host took effect`).toBe(true);
       expect(row.expect, `outcome ${result.outcome}: ${result.message ?? ''}`).toContain(result.outcome);
 
       // What the operation gave back is whole.

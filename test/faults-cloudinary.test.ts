@@ -176,6 +176,7 @@ describe('Cloudinary under injected faults (proxies between the SDK and the fake
       } finally {
         await chain.heal();
       }
+      expect(chain.broke(), 'the fault took effect').toBe(true);
       expect(row.expect, `outcome ${result.outcome}: ${result.message ?? ''}`).toContain(result.outcome);
 
       if (result.outcome === 'ok') {

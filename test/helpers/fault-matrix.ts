@@ -29,17 +29,27 @@ export interface ProxyChain {
   inject(layer: Layer, fault: Fault, options?: { times?: number; match?: RequestMatch; skip?: number }): Promise<void>;
   /** Lets everything through again. */
   heal(): Promise<void>;
+  /**
+   * Whether a fault injected since the last heal took effect: a request answered 503 or cut or
+   * stalled at its byte count (http), or a connection broken (tcp). A row whose fault never bit
+   * proves nothing.
+   */
+  broke(): boolean;
   close(): Promise<void>;
 }
 
 export async function startProxyChain(target: string): Promise<ProxyChain> {
   const http = await startHttpFaultProxy(target);
   const tcp = await startFaultProxy(http.url);
+  let armed = false;
+  let since = { requests: 0, faultedConnections: 0 };
   return {
     url: tcp.url,
     tcp,
     http,
     async inject(layer, fault, options = {}) {
+      if (!armed) since = { requests: http.requests.length, faultedConnections: tcp.stats.faulted };
+      armed = true;
       const times = options.times ?? 1;
       const { match, skip = 0 } = options;
       let seen = 0;
@@ -48,8 +58,12 @@ export async function startProxyChain(target: string): Promise<ProxyChain> {
       else await tcp.setFault(fault, { connections: times });
     },
     async heal() {
+      armed = false;
       http.setFault({ kind: 'pass' });
       await tcp.setFault({ kind: 'pass' });
+    },
+    broke() {
+      return http.requests.slice(since.requests).some((r) => r.broke) || tcp.stats.faulted > since.faultedConnections;
     },
     async close() {
       await tcp.close();
