@@ -20,7 +20,7 @@ import { LocalStorageAdapter } from '@flystorage/local-fs';
 import { Disk } from 'flydrive';
 import { FSDriver } from 'flydrive/drivers/fs';
 import { LocalStorage } from '../src/local/index.js';
-import { machine, medianMs, sizeLabel, writeResults, type Measurement } from './lib/harness.js';
+import { generatedStream, machine, medianMs, rssDuring, sizeLabel, writeResults, type Measurement } from './lib/harness.js';
 
 /** What each library is asked to do; `key` is a relative path under its own root. */
 interface Subject {
@@ -84,37 +84,13 @@ const SIZES = [1024, 1024 * 1024, 20 * 1024 * 1024];
 const ITERATIONS: Record<number, number> = { [1024]: 200, [1024 * 1024]: 20, [20 * 1024 * 1024]: 3 };
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const RSS_BYTES = Number(process.env.BENCH_RSS_BYTES ?? 2 ** 30);
-const CHUNK = 1024 * 1024;
-
-/** `bytes` of fresh 1 MiB chunks, so a library that buffered the body would show it in RSS. */
-function generatedStream(bytes: number): Readable {
-  let sent = 0;
-  return Readable.from(
-    (function* () {
-      while (sent < bytes) {
-        const n = Math.min(CHUNK, bytes - sent);
-        sent += n;
-        yield Buffer.alloc(n, sent % 251);
-      }
-    })(),
-  );
-}
-
 /** Child process: one streamed save of RSS_BYTES with one library; prints its peak RSS. */
 async function rssChild(subjectName: string): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-rss-'));
   try {
     const subject = subjects((n) => path.join(dir, n)).find((s) => s.name === subjectName)!;
     await mkdir(path.join(dir, 'raw'), { recursive: true });
-    // maxRSS would include start-up (loading TypeScript through tsx); sample during the save instead.
-    const startMiB = process.memoryUsage().rss / 2 ** 20;
-    let peakMiB = startMiB;
-    const sampler = setInterval(() => {
-      peakMiB = Math.max(peakMiB, process.memoryUsage().rss / 2 ** 20);
-    }, 5);
-    await subject.saveStream('big.bin', generatedStream(RSS_BYTES));
-    clearInterval(sampler);
-    peakMiB = Math.max(peakMiB, process.memoryUsage().rss / 2 ** 20);
+    const { startMiB, peakMiB } = await rssDuring(() => subject.saveStream('big.bin', generatedStream(RSS_BYTES)));
     const file = path.join(subject.root, 'big.bin');
     const size = (await stat(file)).size;
     if (size !== RSS_BYTES) throw new Error(`${subjectName} stored ${size} bytes, not ${RSS_BYTES}`);

@@ -558,6 +558,8 @@ describe('error shapes', () => {
     const socket = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
     expect(fromSdkRejection({ error: socket })).toBe(socket);
     expect(fromSdkRejection(socket)).toBe(socket);
+    const cutAnswer = Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
+    expect(fromSdkRejection({ message: cutAnswer, http_code: 200, request_options: { auth: 'key:supersecret' } })).toBe(cutAnswer);
     expect(mapCloudinaryError(fromSdkRejection({ message: 'Request Timeout', http_code: 499, name: 'TimeoutError' }))?.code).toBe('UNAVAILABLE');
     expect(mapCloudinaryError(new CloudinaryApiError('File size too large. Got 2000. Maximum is 1000.', 400))?.code).toBe('TOO_LARGE');
     expect(mapCloudinaryError(new CloudinaryApiError('nope', 403))?.code).toBe('PERMISSION');

@@ -12,6 +12,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 export const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -167,4 +168,37 @@ export function sizeLabel(bytes: number): string {
   if (bytes >= 2 ** 20) return `${bytes / 2 ** 20} MiB`;
   if (bytes >= 2 ** 10) return `${bytes / 2 ** 10} KiB`;
   return `${bytes} B`;
+}
+
+/** `bytes` of fresh 1 MiB chunks, made as they are read, so a library that buffered the body would show it in RSS. */
+export function generatedStream(bytes: number, chunk = 1024 * 1024): Readable {
+  let sent = 0;
+  return Readable.from(
+    (function* () {
+      while (sent < bytes) {
+        const n = Math.min(chunk, bytes - sent);
+        sent += n;
+        yield Buffer.alloc(n, sent % 251);
+      }
+    })(),
+  );
+}
+
+/**
+ * Runs `fn` while sampling this process's RSS every 5 ms. Sampled rather than getrusage's maxRSS,
+ * which counts start-up (tsx compiling TypeScript) and, on Linux, a parent's peak carried over fork.
+ */
+export async function rssDuring(fn: () => Promise<unknown>): Promise<{ startMiB: number; peakMiB: number }> {
+  const rss = (): number => process.memoryUsage().rss / 2 ** 20;
+  const startMiB = rss();
+  let peakMiB = startMiB;
+  const sampler = setInterval(() => {
+    peakMiB = Math.max(peakMiB, rss());
+  }, 5);
+  try {
+    await fn();
+  } finally {
+    clearInterval(sampler);
+  }
+  return { startMiB, peakMiB: Math.max(peakMiB, rss()) };
 }

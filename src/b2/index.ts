@@ -18,8 +18,9 @@ import { MediaStorageError, abortedError, isMediaStorageError, type MediaStorage
 import { codeFromNodeError, codeFromStatus } from '../core/error-mapping.js';
 import { contentDisposition, dispositionForStoredObject } from '../core/http-handler.js';
 import { encodeKeyPath, joinPrefix, normalizeLocation } from '../core/keys.js';
+import { failOnStall } from '../core/stall.js';
 import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
-import { loadB2Sdk, requestSettings, type B2FileJson, type B2Sdk, type B2UploadTarget, type SdkResponse } from './sdk.js';
+import { API_TIMEOUT_MS, loadB2Sdk, requestSettings, type B2FileJson, type B2Sdk, type B2UploadTarget, type SdkResponse } from './sdk.js';
 import { spoolBody, type SpooledBody } from './spool.js';
 
 export interface B2StorageOptions {
@@ -48,6 +49,11 @@ export interface B2StorageOptions {
   maxUploadAttempts?: number;
   /** Override of the authorize endpoint (`https://api.backblazeb2.com/b2api/v2/b2_authorize_account`), for proxies and tests. */
   apiUrl?: string;
+  /**
+   * Milliseconds a request may sit idle (no bytes either way) before it fails as a broken
+   * connection and is retried; for a download, the wait for the response head. Default 120,000.
+   */
+  timeout?: number;
 }
 
 const DEFAULT_AUTHORIZE_URL = 'https://api.backblazeb2.com/b2api/v2/b2_authorize_account';
@@ -187,6 +193,7 @@ export class B2Storage extends BaseStorage {
   private readonly maxUploadAttempts: number;
   private readonly spoolThreshold: number;
   private readonly authorizeUrl: string;
+  private readonly timeout: number;
   private readonly uploadUrls: UploadUrlPool;
   private sdk?: B2Sdk;
   private bucketId?: string;
@@ -205,7 +212,7 @@ export class B2Storage extends BaseStorage {
       const v = options[name];
       if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v > 0)) throw new MediaStorageError('CONFIG', `B2Storage option ${name} must be a positive whole number`, { backend: 'b2' });
     };
-    (['defaultExpiresIn', 'largeFileThreshold', 'partSize', 'spoolThreshold', 'maxUploadAttempts'] as const).forEach(positive);
+    (['defaultExpiresIn', 'largeFileThreshold', 'partSize', 'spoolThreshold', 'maxUploadAttempts', 'timeout'] as const).forEach(positive);
     if (options.defaultExpiresIn !== undefined && options.defaultExpiresIn > MAX_EXPIRES_IN) throw new MediaStorageError('CONFIG', `B2Storage defaultExpiresIn is at most ${MAX_EXPIRES_IN} seconds (7 days)`, { backend: 'b2' });
     if (options.visibility !== undefined && options.visibility !== 'public' && options.visibility !== 'private') throw new MediaStorageError('CONFIG', 'B2Storage visibility must be "public" or "private"', { backend: 'b2' });
     this.options = options;
@@ -214,7 +221,8 @@ export class B2Storage extends BaseStorage {
     this.maxUploadAttempts = options.maxUploadAttempts ?? 5;
     this.spoolThreshold = options.spoolThreshold ?? DEFAULT_SPOOL_THRESHOLD;
     this.authorizeUrl = options.apiUrl ?? DEFAULT_AUTHORIZE_URL;
-    this.uploadUrls = new UploadUrlPool(() => this.call('b2_get_upload_url', (sdk) => sdk.getUploadUrl({ bucketId: this.bucketId!, axiosOverride: requestSettings() })));
+    this.timeout = options.timeout ?? API_TIMEOUT_MS;
+    this.uploadUrls = new UploadUrlPool(() => this.call('b2_get_upload_url', (sdk) => sdk.getUploadUrl({ bucketId: this.bucketId!, axiosOverride: this.settings() })));
     this.capabilities = Object.freeze({
       publicUrls: this.visibility === 'public',
       signedUrls: true,
@@ -229,6 +237,11 @@ export class B2Storage extends BaseStorage {
   }
 
   // ------------------------------------------------------------------ authorization and calls
+
+  /** The settings every SDK request carries (see ./sdk.ts), with this storage's idle timeout. */
+  private settings(options: { signal?: AbortSignal; stream?: boolean } = {}): Record<string, unknown> {
+    return requestSettings({ ...options, timeout: options.stream ? 0 : this.timeout });
+  }
 
   protected override secrets(): readonly (string | undefined)[] {
     return [this.options.applicationKey, this.sdk?.authorizationToken ?? undefined];
@@ -258,7 +271,7 @@ export class B2Storage extends BaseStorage {
   private async authorize(): Promise<void> {
     const B2 = await loadB2Sdk();
     const sdk = this.sdk ?? new B2({ applicationKeyId: this.options.applicationKeyId, applicationKey: this.options.applicationKey });
-    const res = await this.withRetries('b2_authorize_account', () => sdk.authorize({ axiosOverride: { url: this.authorizeUrl, ...requestSettings() } }));
+    const res = await this.withRetries('b2_authorize_account', () => sdk.authorize({ axiosOverride: { url: this.authorizeUrl, ...this.settings() } }));
     this.sdk = sdk;
     const auth = res.data;
     if (auth.recommendedPartSize) this.recommendedPartSize = auth.recommendedPartSize;
@@ -269,7 +282,7 @@ export class B2Storage extends BaseStorage {
     } else if (auth.allowed?.bucketName === this.options.bucketName && auth.allowed.bucketId) {
       this.bucketId = auth.allowed.bucketId;
     } else {
-      const found = await this.withRetries('b2_list_buckets', () => sdk.getBucket({ bucketName: this.options.bucketName, axiosOverride: requestSettings() }));
+      const found = await this.withRetries('b2_list_buckets', () => sdk.getBucket({ bucketName: this.options.bucketName, axiosOverride: this.settings() }));
       const bucket = found.data.buckets.find((b) => b.bucketName === this.options.bucketName);
       if (!bucket) throw new MediaStorageError('CONFIG', `B2 bucket "${this.options.bucketName}" does not exist or the application key cannot list it`, { backend: 'b2' });
       this.bucketId = bucket.bucketId;
@@ -365,11 +378,15 @@ export class B2Storage extends BaseStorage {
    * a class B transaction (ten times cheaper than b2_list_file_names, class C), which answers 404
    * for hidden and absent names alike.
    */
-  private async currentFile(key: string): Promise<B2FileJson | undefined> {
-    const name = this.fileName(key);
+  private currentFile(key: string): Promise<B2FileJson | undefined> {
+    return this.currentVersion(this.fileName(key));
+  }
+
+  /** {@link currentFile} by B2 file name. */
+  private async currentVersion(name: string): Promise<B2FileJson | undefined> {
     let headers: Record<string, unknown>;
     try {
-      const res = await this.callResponse(HEAD_API, (sdk) => sdk.downloadFileByName({ bucketName: this.options.bucketName, fileName: name, axiosOverride: { method: 'HEAD', ...requestSettings() } }));
+      const res = await this.callResponse(HEAD_API, (sdk) => sdk.downloadFileByName({ bucketName: this.options.bucketName, fileName: name, axiosOverride: { method: 'HEAD', ...this.settings() } }));
       headers = res.headers;
     } catch (err) {
       if (err instanceof B2ApiError && err.status === 404) return undefined;
@@ -407,22 +424,42 @@ export class B2Storage extends BaseStorage {
     const data = await this.call(
       'download',
       (sdk) =>
-        sdk.downloadFileByName({
-          bucketName: this.options.bucketName,
-          fileName: this.fileName(key),
-          responseType: 'stream',
-          axiosOverride: { headers, ...requestSettings({ signal, stream: true }) },
-        }),
+        this.withHeadTimeout('download', signal, (requestSignal) =>
+          sdk.downloadFileByName({
+            bucketName: this.options.bucketName,
+            fileName: this.fileName(key),
+            responseType: 'stream',
+            axiosOverride: { headers, ...this.settings({ signal: requestSignal, stream: true }) },
+          }),
+        ),
       { signal },
     );
-    return data as unknown as Readable;
+    // A server that stops sending mid-body fails the read (UNAVAILABLE) instead of hanging it.
+    return failOnStall(data as unknown as Readable, this.timeout, () => new B2ApiError('download', undefined, 'ETIMEDOUT', `download: no bytes for ${this.timeout} ms`));
+  }
+
+  /**
+   * A stream request (no idle-socket timeout, see ./sdk.ts) that fails as a broken connection,
+   * and so is retried, when its response head does not arrive within the timeout.
+   */
+  private async withHeadTimeout<T>(api: string, signal: AbortSignal | undefined, send: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), this.timeout);
+    try {
+      return await send(signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal);
+    } catch (err) {
+      if (timeout.signal.aborted && !signal?.aborted) throw new B2ApiError(api, undefined, 'ETIMEDOUT', `${api}: no answer within ${this.timeout} ms`);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   protected async listObjects(prefix: string, options: { cursor?: string; limit: number }): Promise<ListPage> {
     const fullPrefix = this.prefix + prefix;
     const start = options.cursor ? Buffer.from(options.cursor, 'base64url').toString('utf8') : fullPrefix;
     if (options.cursor && !start.startsWith(fullPrefix)) throw new MediaStorageError('INVALID_INPUT', 'The cursor does not belong to this listing');
-    const page = await this.call('b2_list_file_names', (sdk) => sdk.listFileNames({ bucketId: this.bucketId!, prefix: fullPrefix, startFileName: start, maxFileCount: options.limit, axiosOverride: requestSettings() }));
+    const page = await this.call('b2_list_file_names', (sdk) => sdk.listFileNames({ bucketId: this.bucketId!, prefix: fullPrefix, startFileName: start, maxFileCount: options.limit, axiosOverride: this.settings() }));
     const items = page.files.filter((f) => f.action === 'upload').map((f) => this.toInfo(f));
     return page.nextFileName ? { items, cursor: Buffer.from(page.nextFileName, 'utf8').toString('base64url') } : { items };
   }
@@ -436,7 +473,7 @@ export class B2Storage extends BaseStorage {
     let startFileId: string | undefined;
     for (;;) {
       const page = await this.call('b2_list_file_versions', (sdk) =>
-        sdk.listFileVersions({ bucketId: this.bucketId!, startFileName, startFileId, maxFileCount: 100, axiosOverride: { ...requestSettings(), data: { prefix: name } } }),
+        sdk.listFileVersions({ bucketId: this.bucketId!, startFileName, startFileId, maxFileCount: 100, axiosOverride: { ...this.settings(), data: { prefix: name } } }),
       );
       const mine = page.files.filter((f) => f.fileName === name);
       versions.push(...mine);
@@ -448,12 +485,13 @@ export class B2Storage extends BaseStorage {
 
   protected async deleteObject(key: string): Promise<void> {
     const name = this.fileName(key);
-    // Deleting only the newest version would bring the previous one back: delete them all.
+    // Deleting only the newest version would bring the previous one back: delete them all, oldest
+    // first, so that a delete failing halfway leaves the newest version served, never an older one.
     // Unfinished large files ("start") belong to uploads in progress and are left to them.
-    for (const version of await this.versionsOf(name)) {
+    for (const version of (await this.versionsOf(name)).reverse()) {
       if (version.action === 'start') continue;
       try {
-        await this.call('b2_delete_file_version', (sdk) => sdk.deleteFileVersion({ fileId: version.fileId, fileName: name, axiosOverride: requestSettings() }));
+        await this.call('b2_delete_file_version', (sdk) => sdk.deleteFileVersion({ fileId: version.fileId, fileName: name, axiosOverride: this.settings() }));
       } catch (err) {
         // Already gone (a concurrent delete): that is the outcome we want.
         if (!(err instanceof B2ApiError && (err.b2Code === 'file_not_present' || err.status === 404))) throw err;
@@ -479,7 +517,7 @@ export class B2Storage extends BaseStorage {
       method: 'POST',
       headers: { Authorization: sdk.authorizationToken ?? '', 'Content-Type': 'application/json' },
       body: JSON.stringify(body),
-      signal: AbortSignal.timeout(120_000),
+      signal: AbortSignal.timeout(this.timeout),
     }).catch((err: unknown) => {
       throw new B2ApiError(api, undefined, codeFromNodeError(err) === 'UNAVAILABLE' ? 'network' : undefined, `${api}: ${(err as Error).message}`, undefined, { cause: err });
     });
@@ -508,7 +546,7 @@ export class B2Storage extends BaseStorage {
     const disposition = download === undefined ? undefined : contentDisposition('attachment', download || undefined);
     // The authorization covers names starting with this one: exactly this file (and any name extending it).
     const auth = await this.call('b2_get_download_authorization', (sdk) =>
-      sdk.getDownloadAuthorization({ bucketId: this.bucketId!, fileNamePrefix: name, validDurationInSeconds: expiresIn, b2ContentDisposition: disposition, axiosOverride: requestSettings() }),
+      sdk.getDownloadAuthorization({ bucketId: this.bucketId!, fileNamePrefix: name, validDurationInSeconds: expiresIn, b2ContentDisposition: disposition, axiosOverride: this.settings() }),
     );
     const query = new URLSearchParams({ Authorization: auth.authorizationToken });
     if (disposition !== undefined) query.set('b2ContentDisposition', disposition);
@@ -602,7 +640,7 @@ export class B2Storage extends BaseStorage {
       hash: 'hex_digits_at_end',
       mime: body.contentType,
       info,
-      axiosOverride: requestSettings({ signal }),
+      axiosOverride: this.settings({ signal }),
     }).then(
       (res) => ({ res }),
       (error: unknown) => {
@@ -676,12 +714,49 @@ export class B2Storage extends BaseStorage {
           hash: body.sha1,
           mime: contentType,
           info,
-          axiosOverride: requestSettings({ signal }),
+          axiosOverride: this.settings({ signal }),
         }),
       signal,
       name,
       attemptsUsed,
     );
+  }
+
+  /**
+   * b2_start_large_file, retried like an upload. B2 may have started the file before a failure
+   * (an answer lost on the way back): such a file is found among the unfinished large files of the
+   * name (same file info, which includes the body's SHA-1 when there is room) and cancelled before
+   * the next try, so none is left behind.
+   */
+  private async startLargeFile(name: string, contentType: string, fileInfo: Record<string, string>, signal: AbortSignal | undefined): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const started = await this.call('b2_start_large_file', (sdk) =>
+          sdk.startLargeFile({ bucketId: this.bucketId!, fileName: name, contentType, axiosOverride: { ...this.settings(), data: { fileInfo } } }),
+        { idempotent: false });
+        return started.fileId;
+      } catch (err) {
+        if (!isTransient(err)) throw err;
+        await this.cancelUnfinished(name, fileInfo).catch(() => {
+          throw err;
+        });
+        if (attempt >= this.maxUploadAttempts || signal?.aborted) throw err;
+        await delay(backoffMs(attempt, err), signal);
+      }
+    }
+  }
+
+  /** Cancels the unfinished large files of exactly this name and file info. */
+  private async cancelUnfinished(name: string, fileInfo: Record<string, string>): Promise<void> {
+    const same = (info: Record<string, string> | undefined): boolean => {
+      const a = Object.entries(info ?? {}).sort();
+      const b = Object.entries(fileInfo).sort();
+      return a.length === b.length && a.every(([k, v], i) => k === b[i]![0] && v === b[i]![1]);
+    };
+    const page = await this.call<{ files: B2FileJson[] }>('b2_list_unfinished_large_files', (sdk) => this.postJson(sdk, 'b2_list_unfinished_large_files', { bucketId: this.bucketId, namePrefix: name, maxFileCount: 100 }));
+    for (const file of page.files.filter((f) => f.fileName === name && same(f.fileInfo))) {
+      await this.call('b2_cancel_large_file', (sdk) => sdk.cancelLargeFile({ fileId: file.fileId, axiosOverride: this.settings() }));
+    }
   }
 
   /** b2_start_large_file, the parts (each with its SHA-1, two at a time), b2_finish_large_file; cancelled on any failure. */
@@ -690,16 +765,14 @@ export class B2Storage extends BaseStorage {
     if (partCount > MAX_PARTS) throw new MediaStorageError('TOO_LARGE', `The body needs ${partCount} parts of ${body.partSize} bytes; B2 allows ${MAX_PARTS}: raise partSize`);
     // large_file_sha1 (Backblaze's recommendation, and our etag) when the 10 file info entries leave room.
     const fileInfo = Object.keys(info).length < 10 ? { ...info, large_file_sha1: body.sha1 } : info;
-    const started = await this.call('b2_start_large_file', (sdk) =>
-      sdk.startLargeFile({ bucketId: this.bucketId!, fileName: name, contentType, axiosOverride: { ...requestSettings(), data: { fileInfo } } }),
-    { idempotent: false });
-    const fileId = started.fileId;
+    const fileId = await this.startLargeFile(name, contentType, fileInfo, signal);
     // One failed part stops the others at once, so the cancel below is not raced by them.
     const stop = new AbortController();
     const partSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
     let firstError: unknown;
+    let finishing = false;
     try {
-      const fetchPartUrl = (): Promise<B2UploadTarget> => this.call('b2_get_upload_part_url', (sdk) => sdk.getUploadPartUrl({ fileId, axiosOverride: requestSettings() }));
+      const fetchPartUrl = (): Promise<B2UploadTarget> => this.call('b2_get_upload_part_url', (sdk) => sdk.getUploadPartUrl({ fileId, axiosOverride: this.settings() }));
       let next = 0;
       const worker = async (): Promise<void> => {
         // Each worker keeps its own part URL while it works, and gets a fresh one after a failure.
@@ -721,7 +794,7 @@ export class B2Storage extends BaseStorage {
                 data: body.slice(start, end),
                 contentLength: end - start,
                 hash: body.partSha1s[index]!,
-                axiosOverride: requestSettings({ signal: partSignal }),
+                axiosOverride: this.settings({ signal: partSignal }),
               }).then((res) => {
                 own = target;
                 return res;
@@ -741,10 +814,16 @@ export class B2Storage extends BaseStorage {
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw signal?.aborted ? abortedError('save', name, undefined, signal.reason) : (firstError ?? failed.reason);
       if (signal?.aborted) throw abortedError('save', name, undefined, signal.reason);
-      return await this.call('b2_finish_large_file', (sdk) => sdk.finishLargeFile({ fileId, partSha1Array: [...body.partSha1s], axiosOverride: requestSettings() }), { idempotent: false });
+      finishing = true;
+      return await this.call('b2_finish_large_file', (sdk) => sdk.finishLargeFile({ fileId, partSha1Array: [...body.partSha1s], axiosOverride: this.settings() }), { idempotent: false });
     } catch (err) {
+      // B2 may have finished the file before its answer was lost: then the save did succeed.
+      if (finishing && isTransient(err)) {
+        const stored = await this.currentVersion(name).catch(() => undefined);
+        if (stored?.fileId === fileId) return stored;
+      }
       // Leave no unfinished large file behind (they are billed and show in listings of versions).
-      await this.call('b2_cancel_large_file', (sdk) => sdk.cancelLargeFile({ fileId, axiosOverride: requestSettings() })).catch(() => undefined);
+      await this.call('b2_cancel_large_file', (sdk) => sdk.cancelLargeFile({ fileId, axiosOverride: this.settings() })).catch(() => undefined);
       throw err;
     }
   }

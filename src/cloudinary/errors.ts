@@ -29,7 +29,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  * Normalises every shape the SDK rejects with:
  * - the uploader's `{ message, http_code, name }` (the result's `error` field);
  * - the Admin API's `{ error: { message, http_code }, request_options, query_params }`;
- * - `{ error: Error }` for a socket error during an upload, and a bare Node error from the Admin API.
+ * - `{ error: Error }` for a socket error during an upload, and a bare Node error from the Admin API;
+ * - `{ message: Error, http_code }` when an Admin API answer breaks off after its status line.
  * Network errors come back as the Node error itself (its `code` decides the mapping).
  */
 export function fromSdkRejection(err: unknown): Error {
@@ -37,6 +38,8 @@ export function fromSdkRejection(err: unknown): Error {
   if (isRecord(err)) {
     const inner = err.error;
     if (inner instanceof Error) return inner;
+    // The Admin API's answer broke off midway: `{ message: <the socket error>, http_code: 200 }`.
+    if (!(err instanceof Error) && err.message instanceof Error) return err.message;
     if (isRecord(inner) && (typeof inner.message === 'string' || typeof inner.http_code === 'number')) {
       return new CloudinaryApiError(String(inner.message ?? 'Cloudinary error'), typeof inner.http_code === 'number' ? inner.http_code : undefined);
     }

@@ -16,6 +16,7 @@ import type { PreparedBody } from '../core/body.js';
 import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, isActiveContent, resolveContentType, sniffContentType, SNIFF_BYTES } from '../core/content-type.js';
 import { MediaStorageError, abortedError, type MediaStorageErrorCode } from '../core/errors.js';
 import { normalizeKey, normalizeLocation } from '../core/keys.js';
+import { failOnStall } from '../core/stall.js';
 import type { Capabilities, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
 import { configError, resolveConfig, type ResolvedConfig } from './config.js';
 import { CloudinaryApiError, fromSdkRejection, mapCloudinaryError } from './errors.js';
@@ -239,8 +240,20 @@ export class CloudinaryStorage extends BaseStorage {
 
   // ----------------------------------------------------------------- SDK plumbing
 
+  /**
+   * An agent for API calls whose sockets are destroyed after `timeout` ms without a byte either
+   * way. The SDK sets that timeout on Admin API requests but never acts on it, so a stalled
+   * answer would hang the call forever; a destroyed socket fails it (UNAVAILABLE) instead.
+   */
   private newAgent(keepAlive: boolean): http.Agent {
-    return this.config.uploadPrefix.startsWith('http:') ? new http.Agent({ keepAlive }) : new https.Agent({ keepAlive });
+    const agent = this.config.uploadPrefix.startsWith('http:') ? new http.Agent({ keepAlive }) : new https.Agent({ keepAlive });
+    const createConnection = agent.createConnection.bind(agent) as (...args: unknown[]) => import('node:net').Socket;
+    agent.createConnection = ((...args: unknown[]) => {
+      const socket = createConnection(...args);
+      socket.setTimeout(this.timeout, () => socket.destroy());
+      return socket;
+    }) as typeof agent.createConnection;
+    return agent;
   }
 
   /**
@@ -480,7 +493,9 @@ export class CloudinaryStorage extends BaseStorage {
         continue;
       }
       this.remember(key, ref === homes.media ? 'media' : 'raw');
-      const stream = res.body ? Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>) : Readable.from([]);
+      const body = res.body ? Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>) : Readable.from([]);
+      // A delivery that stops sending midway fails the read (UNAVAILABLE) instead of hanging it.
+      const stream = failOnStall(body, this.timeout, () => new DOMException(`no bytes from the delivery URL for ${this.timeout} ms`, 'TimeoutError'));
       // A server that ignored the Range header sent everything: cut the range out here.
       if (range && res.status === 200) {
         const sliced = sliceStream(range.start, range.end);
@@ -520,7 +535,7 @@ export class CloudinaryStorage extends BaseStorage {
       await discard(res);
       throw deliveryError(res, `checking "${key}"`);
     }
-    const head = await firstBytes(res, SNIFF_BYTES);
+    const head = await firstBytes(res, SNIFF_BYTES, this.timeout);
     this.remember(key, 'raw');
     return this.infoFromHeaders(key, res, resolveContentType(key, head));
   }

@@ -1,19 +1,31 @@
 /** Small stream helpers of the Cloudinary backend. */
 import { Readable, Transform } from 'node:stream';
 
-/** Up to `count` bytes of a response body, without reading the rest (a CDN may ignore Range). */
-export async function firstBytes(res: Response, count: number): Promise<Buffer> {
+/**
+ * Up to `count` bytes of a response body, without reading the rest (a CDN may ignore Range);
+ * fails with a TimeoutError when no bytes come for `timeoutMs`.
+ */
+export async function firstBytes(res: Response, count: number, timeoutMs: number): Promise<Buffer> {
   if (!res.body) return Buffer.alloc(0);
   const reader = res.body.getReader();
   const chunks: Uint8Array[] = [];
   let bytes = 0;
-  while (bytes < count) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    bytes += value.length;
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DOMException(`no bytes from the delivery URL for ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
+  });
+  try {
+    while (bytes < count) {
+      timer?.refresh();
+      const { done, value } = await Promise.race([reader.read(), stalled]);
+      if (done) break;
+      chunks.push(value);
+      bytes += value.length;
+    }
+  } finally {
+    clearTimeout(timer);
+    await reader.cancel().catch(() => undefined);
   }
-  await reader.cancel().catch(() => undefined);
   return Buffer.concat(chunks).subarray(0, count);
 }
 

@@ -97,7 +97,9 @@ export abstract class BaseStorage implements MediaStorage {
   protected async copyObject(from: string, to: string, options: CopyOptions): Promise<ObjectInfo> {
     const info = await this.statObject(from);
     if (!info) throw new MediaStorageError('NOT_FOUND', `No object under "${from}"`, { key: from });
-    const stream = await this.readObject(from, {});
+    // Wrapped, so that a read failing midway fails the copy with its own code (UNAVAILABLE for a
+    // broken connection), not as a bad body (INVALID_INPUT); the write stores nothing either way.
+    const stream = this.wrapReadStream(await this.readObject(from, {}), from);
     const body = await prepareBody(stream, to, { contentType: info.contentType, allowEmpty: true });
     return this.writeObject(to, body, { ifExists: options.ifExists ?? 'overwrite', cacheControl: info.cacheControl, metadata: info.metadata });
   }

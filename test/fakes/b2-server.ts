@@ -130,6 +130,8 @@ export class FakeB2Server extends EventEmitter {
   downloadUrl = '';
   /** The host only authorize is called on, like https://api.backblazeb2.com. */
   private authUrl = '';
+  /** What authorize and get_upload_url hand out instead of the real hosts (see {@link advertise}). */
+  private advertised: { apiUrl?: string; downloadUrl?: string } = {};
 
   /** Uploads that arrived on an upload URL another upload was still using (B2 allows one at a time). */
   sharedUploadUrlUses = 0;
@@ -190,6 +192,14 @@ export class FakeB2Server extends EventEmitter {
   }
 
   // ------------------------------------------------------------------ fault controls and views
+
+  /**
+   * Makes authorize (apiUrl, downloadUrl) and the upload URLs point at other hosts, e.g. proxies in
+   * front of this fake's API and content hosts, so that every later request crosses them too.
+   */
+  advertise(urls: { apiUrl?: string; downloadUrl?: string }): void {
+    this.advertised = { ...urls };
+  }
 
   /** Marks every account and upload token issued so far as expired (401 expired_auth_token). */
   expireTokens(): void {
@@ -429,8 +439,8 @@ export class FakeB2Server extends EventEmitter {
         bucketName: restricted?.bucketName ?? null,
         namePrefix: null,
       },
-      apiUrl: this.url,
-      downloadUrl: this.downloadUrl,
+      apiUrl: this.advertised.apiUrl ?? this.url,
+      downloadUrl: this.advertised.downloadUrl ?? this.downloadUrl,
       recommendedPartSize: this.recommendedPartSize,
       absoluteMinimumPartSize: this.absoluteMinimumPartSize,
       s3ApiUrl: this.url,
@@ -440,7 +450,7 @@ export class FakeB2Server extends EventEmitter {
   private issueUploadToken(urlPath: string, extra: { bucketId?: string; fileId?: string }): { uploadUrl: string; authorizationToken: string } {
     const authorizationToken = `4_upload_${randomBytes(18).toString('base64url')}`;
     this.uploadTokens.set(authorizationToken, { urlPath, expired: false, ...extra });
-    return { uploadUrl: `${this.downloadUrl}${urlPath}`, authorizationToken };
+    return { uploadUrl: `${this.advertised.downloadUrl ?? this.downloadUrl}${urlPath}`, authorizationToken };
   }
 
   private checkUploadToken(req: http.IncomingMessage, path: string): { bucketId?: string; fileId?: string } {

@@ -22,6 +22,8 @@ export interface ProxiedRequest {
   headers: IncomingHttpHeaders;
   /** The fault applied to it (`pass` when none). */
   fault: Fault['kind'];
+  /** Whether the fault took effect: answered 503, or the body reached `afterBytes` and was cut or stalled there. */
+  broke?: boolean;
 }
 
 export interface HttpFaultProxy {
@@ -70,9 +72,11 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
   const server = http.createServer((req, res) => {
     const info = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers };
     const chosen = choose(info);
-    requests.push({ ...info, fault: chosen.kind });
+    const record: ProxiedRequest = { ...info, fault: chosen.kind };
+    requests.push(record);
 
     if (chosen.kind === 'http503') {
+      record.broke = true;
       req.resume();
       req.once('end', () => {
         const body = Buffer.from(chosen.body ?? S3_SLOWDOWN);
@@ -98,6 +102,7 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
       if (cutUp) return;
       if (limited?.direction === 'upstream' && sentUp + chunk.length >= limited.afterBytes) {
         cutUp = true;
+        record.broke = true;
         breaking = true;
         const head = chunk.subarray(0, limited.afterBytes - sentUp);
         sentUp += head.length;
@@ -125,6 +130,7 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
         if (cutDown) return;
         if (limited?.direction === 'downstream' && sentDown + chunk.length >= limited.afterBytes) {
           cutDown = true;
+          record.broke = true;
           breaking = true;
           const head = chunk.subarray(0, limited.afterBytes - sentDown);
           sentDown += head.length;

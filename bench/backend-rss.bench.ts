@@ -1,0 +1,135 @@
+/**
+ * Peak RSS of a 1 GiB streamed save (length unknown up front) on each backend: local disk,
+ * Cloudinary (chunked upload) and B2 (spooled to a temp file, then the large-file API), the last
+ * two against their fakes. The fakes run in this process; each save runs in a fresh child process,
+ * so the child's RSS is the library's alone, not the 1 GiB the fake keeps.
+ *
+ * Run through `npm run bench` (or `npm run bench backend-rss`); `BENCH_RSS_BYTES` changes the size.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { B2Storage } from '../src/b2/index.js';
+import { CloudinaryStorage } from '../src/cloudinary/index.js';
+import type { MediaStorage } from '../src/core/types.js';
+import { LocalStorage } from '../src/local/index.js';
+import { startFakeB2 } from '../test/fakes/b2-server.js';
+import { FakeCloudinary } from '../test/fakes/cloudinary-server.js';
+import { generatedStream, machine, rssDuring, sizeLabel, writeResults, type Measurement } from './lib/harness.js';
+
+const RSS_BYTES = Number(process.env.BENCH_RSS_BYTES ?? 2 ** 30);
+const BACKENDS = ['local', 'cloudinary', 'b2'] as const;
+type Backend = (typeof BACKENDS)[number];
+const KEY = 'bench/big.bin';
+const CLOUD = { cloudName: 'bench-cloud', apiKey: '999999999999999', apiSecret: 'bench-secret-abcdefghijkl' };
+const B2_BUCKET = 'bench-bucket';
+
+/** Where the child finds its backend: a folder, or a fake's address and keys. */
+type Target = { backend: 'local'; root: string } | { backend: 'cloudinary'; url: string } | { backend: 'b2'; authorizeUrl: string; applicationKeyId: string; applicationKey: string };
+
+interface ChildResult {
+  startMiB: number;
+  peakMiB: number;
+  ms: number;
+}
+
+function storageFor(target: Target): MediaStorage & { close?: () => void } {
+  if (target.backend === 'local') return new LocalStorage({ root: target.root, warnOnEphemeralDisk: false });
+  // Default chunk, part and spool sizes: what a user gets.
+  if (target.backend === 'cloudinary') return new CloudinaryStorage({ ...CLOUD, uploadPrefix: target.url });
+  return new B2Storage({ applicationKeyId: target.applicationKeyId, applicationKey: target.applicationKey, bucketName: B2_BUCKET, apiUrl: target.authorizeUrl });
+}
+
+/** Child process: one streamed save; prints its RSS before and at peak, and its time. */
+async function child(target: Target): Promise<void> {
+  const storage = storageFor(target);
+  const started = performance.now();
+  let size = 0;
+  const { startMiB, peakMiB } = await rssDuring(async () => {
+    size = (await storage.save(KEY, generatedStream(RSS_BYTES))).size;
+  });
+  const ms = performance.now() - started;
+  storage.close?.();
+  if (size !== RSS_BYTES) throw new Error(`${target.backend} stored ${size} bytes, not ${RSS_BYTES}`);
+  process.stdout.write(`${JSON.stringify({ startMiB, peakMiB, ms } satisfies ChildResult)}\n`);
+}
+
+function runChild(target: Target): Promise<ChildResult> {
+  const self = fileURLToPath(import.meta.url);
+  const proc = spawn(process.execPath, [...process.execArgv, self, '--child'], { env: { ...process.env, BENCH_TARGET: JSON.stringify(target) }, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve, reject) => {
+    proc.once('error', reject);
+    proc.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!) as ChildResult) : reject(new Error(`${target.backend} child exited with ${code}`))));
+  });
+}
+
+/** Starts the backend (a folder or a fake in this process), runs the child, checks what was stored, cleans up. */
+async function measure(backend: Backend): Promise<ChildResult> {
+  if (backend === 'local') {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'bench-rss-local-'));
+    try {
+      const result = await runChild({ backend, root });
+      if ((await stat(path.join(root, KEY))).size !== RSS_BYTES) throw new Error('local stored the wrong size');
+      return result;
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  }
+  if (backend === 'cloudinary') {
+    const fake = await new FakeCloudinary([CLOUD]).start();
+    fake.maxFileSize = Number.MAX_SAFE_INTEGER;
+    try {
+      const result = await runChild({ backend, url: fake.url });
+      if (fake.asset(CLOUD.cloudName, 'raw', 'upload', KEY)?.bytes.length !== RSS_BYTES) throw new Error('the fake Cloudinary holds the wrong size');
+      return result;
+    } finally {
+      fake.assets.clear();
+      await fake.stop();
+    }
+  }
+  const fake = await startFakeB2({ buckets: { [B2_BUCKET]: 'allPrivate' } });
+  try {
+    const result = await runChild({ backend, authorizeUrl: fake.authorizeUrl, applicationKeyId: fake.applicationKeyId, applicationKey: fake.applicationKey });
+    if (fake.versionsOf(B2_BUCKET, KEY).at(-1)?.data.length !== RSS_BYTES) throw new Error('the fake B2 holds the wrong size');
+    if (fake.unfinishedLargeFiles().length) throw new Error('an unfinished large file was left at the fake B2');
+    return result;
+  } finally {
+    fake.versions.length = 0;
+    await fake.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const measurements: Measurement[] = [];
+  const size = sizeLabel(RSS_BYTES);
+  for (const backend of BACKENDS) {
+    const { startMiB, peakMiB, ms } = await measure(backend);
+    measurements.push({ case: `peak RSS during a ${size} streamed save`, subject: backend, value: peakMiB, unit: 'MiB' });
+    measurements.push({ case: `RSS growth during a ${size} streamed save`, subject: backend, value: peakMiB - startMiB, unit: 'MiB' });
+    measurements.push({ case: `time of a ${size} streamed save`, subject: backend, value: ms, unit: 'ms/op' });
+    process.stderr.write(`  ${backend}: RSS ${startMiB.toFixed(0)} -> ${peakMiB.toFixed(0)} MiB, ${(ms / 1000).toFixed(1)} s\n`);
+  }
+  const paths = writeResults({
+    name: 'backend-rss',
+    title: `Memory of a ${size} streamed save, per backend`,
+    baseline: 'local',
+    subjects: [...BACKENDS],
+    measurements,
+    machine: machine(),
+    notes: [
+      `One ${size} save per backend, of fresh 1 MiB chunks from a stream of unknown length, each in a fresh child process; RSS is sampled every 5 ms during the save. "Peak" includes Node and the loaded code; "growth" is peak minus RSS just before the save.`,
+      'Default settings: Cloudinary sends 20 MiB chunks (chunked upload protocol); B2 spools the body to a temp file while hashing it (SHA-1 per 100 MB part), then sends the parts through the large-file API.',
+      `Cloudinary and B2 are their fakes (test/fakes/), running in the parent process over loopback, so the ${size} they keep is not in the figures; times include the fakes' own work and are not what the real services take.`,
+      `One round (the save is long); took ${Math.round((Date.now() - started) / 1000)} s.`,
+    ],
+  });
+  process.stderr.write(`wrote ${paths.md}\n`);
+}
+
+if (process.argv.includes('--child')) await child(JSON.parse(process.env.BENCH_TARGET!) as Target);
+else await main();
