@@ -162,10 +162,11 @@ async function uploadParts(head: Buffer[], input: AsyncIterator<unknown>, plan: 
   const pool = new PartPool(plan.partSize, plan.queueSize + 1);
   const inFlight = new Set<Promise<void>>();
   const parts: CompletedPart[] = [];
+  let partsSent = 0;
   let size = 0;
 
   const send = (buffer: Buffer, length: number): void => {
-    const PartNumber = parts.length + inFlight.size + 1;
+    const PartNumber = ++partsSent;
     if (PartNumber > MAX_PARTS) {
       throw new MediaStorageError('TOO_LARGE', `The body of "${Key}" needs more than ${MAX_PARTS} parts of ${plan.partSize} bytes; raise partSize`, { operation: 'save' });
     }
