@@ -164,6 +164,27 @@ describe('S3 error mapping', () => {
   });
 });
 
+describe('S3 listing', () => {
+  it('fills a page of more than 1,000 keys from several ListObjectsV2 requests and returns S3\'s token as the cursor', async () => {
+    const { mock, storage } = mocked({ location: 'media/' });
+    const page = (from: number, count: number) => Array.from({ length: count }, (_, i) => ({ Key: `media/a/${String(from + i).padStart(5, '0')}.png`, Size: 1 }));
+    mock
+      .on(ListObjectsV2Command)
+      .resolvesOnce({ Contents: page(0, 1000), IsTruncated: true, NextContinuationToken: 't1' })
+      .resolvesOnce({ Contents: page(1000, 500), IsTruncated: true, NextContinuationToken: 't2' });
+    const result = await storage.list('a/', { limit: 1500 });
+    expect(result.items).toHaveLength(1500);
+    expect(result.items[0]).toMatchObject({ key: 'a/00000.png', contentType: 'image/png', size: 1 });
+    expect(result.cursor).toBe('t2');
+    const calls = mock.commandCalls(ListObjectsV2Command).map((c) => c.args[0].input);
+    expect(calls).toEqual([
+      { Bucket: 'crm-media', Prefix: 'media/a/', MaxKeys: 1000, ContinuationToken: undefined },
+      { Bucket: 'crm-media', Prefix: 'media/a/', MaxKeys: 500, ContinuationToken: 't1' },
+    ]);
+    mock.restore();
+  });
+});
+
 describe('S3 writes', () => {
   const mocks: Array<ReturnType<typeof mockClient>> = [];
   afterEach(() => {

@@ -14,7 +14,6 @@ import {
   type HeadObjectCommandOutput,
   type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
-import { createPresignedPost } from '@aws-sdk/s3-presigned-post';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PreparedBody } from '../core/body.js';
@@ -134,6 +133,15 @@ function positiveInteger(value: number | undefined, name: string, min = 1, max =
   }
 }
 
+/** @aws-sdk/s3-presigned-post, an optional dependency needed only for size-capped direct uploads. */
+async function loadPresignedPost(): Promise<typeof import('@aws-sdk/s3-presigned-post')> {
+  try {
+    return await import('@aws-sdk/s3-presigned-post');
+  } catch (err) {
+    throw new MediaStorageError('CONFIG', 'presignUpload with maxSize needs the package @aws-sdk/s3-presigned-post: npm install @aws-sdk/s3-presigned-post', { backend: 's3', cause: err });
+  }
+}
+
 function stripTrailingSlash(url: string): string {
   return url.replace(/\/+$/, '');
 }
@@ -250,6 +258,7 @@ export class S3Storage extends BaseStorage {
       }
       const fields: Record<string, string> = { ...headers };
       if (params.ACL) fields.acl = params.ACL;
+      const { createPresignedPost } = await loadPresignedPost();
       const conditions: Parameters<typeof createPresignedPost>[1]['Conditions'] = [['content-length-range', 1, options.maxSize]];
       for (const [name, value] of Object.entries(fields)) conditions.push({ [name]: value });
       const post = await createPresignedPost(this.client, { Bucket: this.bucket, Key: params.Key!, Conditions: conditions, Fields: fields, Expires: expiresIn });

@@ -148,8 +148,8 @@ class PartPool {
 }
 
 /**
- * Sends a body already known to be larger than the threshold in parts of `partSize`, at most
- * `queueSize` at a time, each with its Content-MD5. On any failure (the body's, a request's, or
+ * Sends a body already known to be larger than one part in parts of `partSize`, at most
+ * `queueSize` at a time (see CheckingSender for their checksums). On any failure (the body's, a request's, or
  * an abort) it stops reading and sending, waits for the requests in flight, aborts the multipart
  * upload and rethrows: no parts are left and nothing becomes visible under the key.
  */
@@ -162,12 +162,13 @@ async function uploadParts(head: Buffer[], input: AsyncIterator<unknown>, plan: 
   const pool = new PartPool(plan.partSize, plan.queueSize + 1);
   const inFlight = new Set<Promise<void>>();
   const parts: CompletedPart[] = [];
+  let partsSent = 0;
   let size = 0;
 
   const send = (buffer: Buffer, length: number): void => {
-    const PartNumber = parts.length + inFlight.size + 1;
+    const PartNumber = ++partsSent;
     if (PartNumber > MAX_PARTS) {
-      throw new MediaStorageError('TOO_LARGE', `The body of "${Key}" needs more than ${MAX_PARTS} parts of ${plan.partSize} bytes; raise partSize`, { operation: 'save' });
+      throw new MediaStorageError('TOO_LARGE', `The body needs more than ${MAX_PARTS} parts of ${plan.partSize} bytes; raise partSize`, { operation: 'save' });
     }
     const request = (async () => {
       try {
@@ -233,9 +234,8 @@ async function uploadParts(head: Buffer[], input: AsyncIterator<unknown>, plan: 
 /**
  * Uploads a body stream of any length with bounded memory: one PutObject for a body of known
  * length up to `multipartThreshold` or a stream that ends within one part; parts otherwise (see
- * {@link uploadParts}). Rejects
- * with the body's own error when the body was the cause (too large, aborted, broken), else with
- * the first failed request's.
+ * {@link uploadParts}). Rejects with the body's own error when the body was the cause (too large,
+ * aborted, broken), else with the first failed request's.
  */
 export async function uploadBody(body: PreparedBody, plan: UploadPlan): Promise<UploadOutcome> {
   const sender = new CheckingSender(plan.client, plan.signal, plan.contentMd5);
