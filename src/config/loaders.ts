@@ -8,7 +8,7 @@ export type BackendLoaders = Record<string, () => Promise<StorageClass>>;
 export const BACKEND_PACKAGES: Record<string, string[]> = {
   local: [],
   memory: [],
-  s3: ['@aws-sdk/client-s3', '@aws-sdk/s3-request-presigner', '@aws-sdk/lib-storage'],
+  s3: ['@aws-sdk/client-s3', '@aws-sdk/s3-request-presigner'],
   cloudinary: ['cloudinary'],
   b2: ['backblaze-b2'],
 };
