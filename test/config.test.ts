@@ -165,3 +165,11 @@ describe('createMediaStorage', () => {
     expect(shown).toEqual({ backend: 's3', bucket: 'b', credentials: { accessKeyId: 'AKIA***', secretAccessKey: '***' } });
   });
 });
+
+// Compile-time check that the configuration types stay subsets of the backends' own options.
+import type { B2StorageOptions } from '../src/b2/index.js';
+import type { CloudinaryStorageOptions } from '../src/cloudinary/index.js';
+import type { S3StorageOptions } from '../src/s3/index.js';
+import type { B2Config, CloudinaryConfig, S3Config } from '../src/config/index.js';
+type Assignable<T, U extends T> = U;
+export type ConfigTypesFitBackends = [Assignable<S3StorageOptions, S3Config>, Assignable<CloudinaryStorageOptions, CloudinaryConfig>, Assignable<B2StorageOptions, B2Config>];

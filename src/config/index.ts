@@ -12,6 +12,10 @@ export type StorageConfig =
   | ({ backend: 'cloudinary' } & CloudinaryConfig)
   | ({ backend: 'b2' } & B2Config);
 
+// The backends' option types are restated here, not imported: importing them would make the
+// main entry's type declarations depend on every backend SDK's types (an S3 user's compiler
+// would need cloudinary's). Each backend's options interface is a superset of these.
+
 /** The S3Storage options configuration can set (see `media-storage/s3` for all of them). */
 export interface S3Config {
   bucket: string;
