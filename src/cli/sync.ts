@@ -48,6 +48,7 @@ export interface SyncReport extends SyncProgress {
 }
 
 const RETRYABLE = new Set<string>(['UNAVAILABLE', 'UNKNOWN']);
+const WHOLE_READ_BYTES = 1024 * 1024;
 
 /** MD5 of an object: its etag when the backend's etags are MD5s (single-part), else read and hashed. */
 async function md5Of(storage: MediaStorage, info: ObjectInfo): Promise<string> {
@@ -89,7 +90,9 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
   const copyOne = async (info: ObjectInfo): Promise<void> => {
     for (let attempt = 1; ; attempt++) {
       try {
-        const body = await from.read(info.key, { signal: options.signal });
+        // Small files are read whole (memory stays under concurrency x 1 MiB): a known length lets
+        // the destination send one request without buffering; larger files stream.
+        const body = info.size <= WHOLE_READ_BYTES ? await from.readBuffer(info.key, { signal: options.signal }) : await from.read(info.key, { signal: options.signal });
         await to.save(info.key, body, { contentType: info.contentType, cacheControl: info.cacheControl, metadata: info.metadata, allowEmpty: true, signal: options.signal });
         return;
       } catch (err) {
