@@ -1,4 +1,5 @@
 import { describeStorageContract } from '../src/testing/index.js';
+import { HOSTILE_INPUT_OPTIONS } from './hostile/options.js';
 import { externalTarget, startS3Target, targetLabel } from './helpers/s3-target.js';
 
 // The whole contract against a real S3 server: s3rver started by the helper, or the server the
@@ -12,5 +13,5 @@ describeStorageContract(
   // s3rver serves any URL whatever its signature, so the tampered-URL test cannot pass there:
   // the signed URL tests skip visibly on it and run on servers that check signatures. s3rver also
   // writes objects in place, so a concurrent reader can see a torn one; real S3 servers cannot.
-  externalTarget ? {} : { capabilities: { signedUrls: false }, checkReadsDuringWrites: false },
+  { ...HOSTILE_INPUT_OPTIONS, ...(externalTarget ? {} : { capabilities: { signedUrls: false }, checkReadsDuringWrites: false }) },
 );
