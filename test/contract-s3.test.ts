@@ -23,8 +23,8 @@ describeStorageContract(
   // s3rver serves any URL whatever its signature, so the tampered-URL test cannot pass there:
   // the signed URL tests skip visibly on it and run on servers that check signatures. s3rver also
   // writes objects in place (fs.createWriteStream on the object's file), so a concurrent reader can
-  // see a torn object and concurrent writers of one key can leave a mix of their bodies, also with
-  // the raw S3Client; real S3 servers cannot. The one-key concurrency tests run on those.
+  // see a torn object and concurrent writers of one key can leave a mix of their bodies; real S3
+  // servers cannot. The one-key concurrency tests run on those.
   externalTarget
     ? HOSTILE_INPUT_OPTIONS
     : {
