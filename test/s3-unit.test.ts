@@ -197,6 +197,15 @@ describe('S3 writes', () => {
     return made;
   };
 
+  it('a key that fits alone but not with the location prefix (S3: 1,024 bytes) is INVALID_KEY in every operation, before any request', async () => {
+    const { mock, storage } = setup({ location: 'tenant-0123456789/media/' });
+    const key = `${'abcdefgh/'.repeat(111)}x.txt`; // 1,004 bytes: within the core's 1,024, over S3's with the prefix
+    for (const op of [() => storage.save(key, 'x'), () => storage.readBuffer(key), () => storage.stat(key), () => storage.exists(key), () => storage.delete(key), () => storage.url(key), () => storage.copy('a.txt', key)]) {
+      expect((await failure(op())).code).toBe('INVALID_KEY');
+    }
+    expect(mock.calls()).toHaveLength(0);
+  });
+
   it('a single put sends the type, ACL and encryption, and a Content-MD5 only with contentMd5', async () => {
     const { mock, storage } = setup({ visibility: 'public', serverSideEncryption: 'AES256', cacheControl: 'max-age=60' });
     mock.on(PutObjectCommand).resolves({ ETag: '"e"' });
