@@ -13,6 +13,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -196,6 +197,15 @@ describe('S3 writes', () => {
     return made;
   };
 
+  it('a key that fits alone but not with the location prefix (S3: 1,024 bytes) is INVALID_KEY in every operation, before any request', async () => {
+    const { mock, storage } = setup({ location: 'tenant-0123456789/media/' });
+    const key = `${'abcdefgh/'.repeat(111)}x.txt`; // 1,004 bytes: within the core's 1,024, over S3's with the prefix
+    for (const op of [() => storage.save(key, 'x'), () => storage.readBuffer(key), () => storage.stat(key), () => storage.exists(key), () => storage.delete(key), () => storage.url(key), () => storage.copy('a.txt', key)]) {
+      expect((await failure(op())).code).toBe('INVALID_KEY');
+    }
+    expect(mock.calls()).toHaveLength(0);
+  });
+
   it('a single put sends the type, ACL and encryption, and a Content-MD5 only with contentMd5', async () => {
     const { mock, storage } = setup({ visibility: 'public', serverSideEncryption: 'AES256', cacheControl: 'max-age=60' });
     mock.on(PutObjectCommand).resolves({ ETag: '"e"' });
@@ -279,6 +289,40 @@ describe('S3 writes', () => {
     expect(error.code).toBe('UNAVAILABLE');
     expect(error.message).toMatch(/does not match/);
     expect(mock.commandCalls(DeleteObjectCommand)).toHaveLength(1);
+  });
+
+  it('after the SDK retried CreateMultipartUpload, the upload a lost answer created is aborted, and only that one', async () => {
+    const { mock, storage } = setup();
+    mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'ours', $metadata: { attempts: 2 } });
+    const at = (ms: number): Date => new Date(Date.parse('2026-01-01T12:00:00Z') + ms);
+    const initiator = { ID: 'me' };
+    mock.on(ListMultipartUploadsCommand).resolves({
+      Uploads: [
+        { Key: 'big.bin', UploadId: 'ours', Initiated: at(0), Initiator: initiator },
+        { Key: 'big.bin', UploadId: 'lost', Initiated: at(-200), Initiator: initiator },
+        { Key: 'big.bin', UploadId: 'an hour older', Initiated: at(-3_600_000), Initiator: initiator },
+        { Key: 'big.bin', UploadId: 'someone else', Initiated: at(-200), Initiator: { ID: 'other' } },
+        { Key: 'big.bin.old', UploadId: 'another key', Initiated: at(-200), Initiator: initiator },
+      ],
+    });
+    mock.on(UploadPartCommand).resolves({ ETag: '"part"' });
+    mock.on(CompleteMultipartUploadCommand).resolves({ ETag: '"x-3"' });
+    mock.on(HeadObjectCommand).resolves({ ContentLength: 11 * MiB });
+    mock.on(AbortMultipartUploadCommand).resolves({});
+    await storage.save('big.bin', body(11 * MiB));
+    expect(mock.commandCalls(ListMultipartUploadsCommand)[0]!.args[0].input).toMatchObject({ Bucket: 'crm-media', Prefix: 'big.bin' });
+    expect(mock.commandCalls(AbortMultipartUploadCommand).map((c) => c.args[0].input.UploadId)).toEqual(['lost']);
+    expect(mock.commandCalls(CompleteMultipartUploadCommand)[0]!.args[0].input.UploadId).toBe('ours');
+  });
+
+  it('a first-try CreateMultipartUpload lists nothing', async () => {
+    const { mock, storage } = setup();
+    mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-5', $metadata: { attempts: 1 } });
+    mock.on(UploadPartCommand).resolves({ ETag: '"part"' });
+    mock.on(CompleteMultipartUploadCommand).resolves({ ETag: '"x-3"' });
+    mock.on(HeadObjectCommand).resolves({ ContentLength: 11 * MiB });
+    await storage.save('big.bin', body(11 * MiB));
+    expect(mock.commandCalls(ListMultipartUploadsCommand)).toHaveLength(0);
   });
 
   it('an empty ETag from CompleteMultipartUpload (Ceph RGW) is taken from HeadObject and checked', async () => {

@@ -31,6 +31,8 @@ const MiB = 1024 * 1024;
 /** S3's smallest part (except the last) and largest part. */
 const MIN_PART_SIZE = 5 * MiB;
 const MAX_PART_SIZE = 5 * 1024 * MiB;
+/** S3's longest object key (location prefix included), in UTF-8 bytes. */
+const S3_MAX_KEY_BYTES = 1024;
 /** S3 answers at most 1,000 keys per ListObjectsV2 request. */
 const MAX_KEYS_PER_REQUEST = 1000;
 /** Time to open a connection, and longest silence on an open one, before a request fails. */
@@ -400,8 +402,13 @@ export class S3Storage extends BaseStorage {
 
   // ----------------------------------------------------------------- helpers
 
+  /** The key in the bucket; the location prefix counts towards S3's limit, so a key valid alone may not fit. */
   private fullKey(key: string): string {
-    return this.location + key;
+    const fullKey = this.location + key;
+    if (Buffer.byteLength(fullKey, 'utf8') > S3_MAX_KEY_BYTES) {
+      throw new MediaStorageError('INVALID_KEY', `The key with the location "${this.location}" is longer than S3's ${S3_MAX_KEY_BYTES} bytes`, { key });
+    }
+    return fullKey;
   }
 
   /** HeadObject, or `undefined` when the object is absent. */

@@ -3,6 +3,7 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  ListMultipartUploadsCommand,
   PutObjectCommand,
   UploadPartCommand,
   type CompletedPart,
@@ -147,6 +148,33 @@ class PartPool {
   }
 }
 
+/** Slack for the server's clock resolution (RGW and AWS report whole seconds in places). */
+const CLOCK_SLACK_MS = 1000;
+
+/**
+ * After the SDK retried CreateMultipartUpload, an earlier try may have created an upload whose
+ * answer was lost: nobody knows its id, so nothing would ever abort it. Aborts the uploads of this
+ * key that this caller initiated in the moments before its own (best effort; a server without
+ * ListMultipartUploads leaves them to the bucket's lifecycle rule). Another writer's upload of the
+ * same key begun in that window would be aborted too: its save then fails with a typed error, and
+ * no object is lost or torn.
+ */
+async function abortLostUploads(client: S3Client, Bucket: string, Key: string, ours: string, tookMs: number): Promise<void> {
+  try {
+    const listed = await client.send(new ListMultipartUploadsCommand({ Bucket, Prefix: Key }));
+    const uploads = (listed.Uploads ?? []).filter((u) => u.Key === Key);
+    const own = uploads.find((u) => u.UploadId === ours);
+    if (!own?.Initiated) return;
+    const from = own.Initiated.getTime() - tookMs - CLOCK_SLACK_MS;
+    const lost = uploads.filter(
+      (u) => u.UploadId !== ours && u.Initiated && u.Initiated.getTime() >= from && u.Initiated.getTime() <= own.Initiated!.getTime() && u.Initiator?.ID === own.Initiator?.ID,
+    );
+    await Promise.all(lost.map((u) => client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: u.UploadId })).catch(() => undefined)));
+  } catch {
+    // Best effort (see above).
+  }
+}
+
 /**
  * Sends a body already known to be larger than one part in parts of `partSize`, at most
  * `queueSize` at a time (see CheckingSender for their checksums). On any failure (the body's, a request's, or
@@ -155,10 +183,12 @@ class PartPool {
  */
 async function uploadParts(head: Buffer[], input: AsyncIterator<unknown>, plan: UploadPlan, sender: CheckingSender): Promise<{ size: number; etag: string | undefined; parts: number }> {
   const { Bucket, Key, IfNoneMatch, ContentType, CacheControl, ContentDisposition, Metadata, ACL, ServerSideEncryption, SSEKMSKeyId } = plan.params;
+  const creating = Date.now();
   const created = (await sender.send(
     new CreateMultipartUploadCommand({ Bucket, Key, ContentType, CacheControl, ContentDisposition, Metadata, ACL, ServerSideEncryption, SSEKMSKeyId }),
-  )) as { UploadId?: string };
+  )) as { UploadId?: string; $metadata?: { attempts?: number } };
   const UploadId = created.UploadId;
+  if ((created.$metadata?.attempts ?? 1) > 1) await abortLostUploads(plan.client, Bucket!, Key!, UploadId!, Date.now() - creating);
   const pool = new PartPool(plan.partSize, plan.queueSize + 1);
   const inFlight = new Set<Promise<void>>();
   const parts: CompletedPart[] = [];

@@ -22,7 +22,11 @@ export interface ProxiedRequest {
   headers: IncomingHttpHeaders;
   /** The fault applied to it (`pass` when none). */
   fault: Fault['kind'];
-  /** Whether the fault took effect: answered 503, or the body reached `afterBytes` and was cut or stalled there. */
+  /**
+   * Whether the fault took effect: answered 503, or the body reached `afterBytes` and was cut or
+   * stalled there (with `afterBytes` 0: upstream, the request was not forwarded at all;
+   * downstream, the answer was dropped (reset) or its head alone sent (stall), body or not).
+   */
   broke?: boolean;
 }
 
@@ -87,6 +91,14 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
     }
 
     const limited = chosen.kind === 'reset' || chosen.kind === 'stall' ? chosen : undefined;
+    if (limited?.direction === 'upstream' && limited.afterBytes === 0) {
+      // Nothing of the request reaches the server, whether it has a body or not (a DELETE, a
+      // CopyObject): it never arrives. The client sees a reset, or silence.
+      record.broke = true;
+      req.resume();
+      if (limited.kind === 'reset') resetSoon(req.socket);
+      return;
+    }
     const upstream = http.request({ host: to.hostname, port: to.port, method: req.method, path: req.url, headers: forwardedHeaders(req.headers), agent });
     let breaking = false; // set when this proxy cuts the exchange on purpose
     upstream.on('error', () => {
@@ -123,6 +135,19 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
 
     // Response, server → client.
     upstream.on('response', (answer) => {
+      if (limited?.direction === 'downstream' && limited.afterBytes === 0) {
+        // The server carried the request out; nothing of its answer reaches the client (a reset),
+        // or only the head (a stall), also when the answer has no body (PutObject, DeleteObject).
+        record.broke = true;
+        breaking = true;
+        answer.resume();
+        if (limited.kind === 'reset') resetSoon(req.socket);
+        else {
+          res.writeHead(answer.statusCode ?? 502, answer.statusMessage, forwardedHeaders(answer.headers));
+          res.flushHeaders();
+        }
+        return;
+      }
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, forwardedHeaders(answer.headers));
       let sentDown = 0;
       let cutDown = false;
@@ -137,7 +162,6 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
           res.write(head, () => {
             if (limited.kind === 'reset') resetSoon(req.socket);
           });
-          if (limited.afterBytes === 0) res.flushHeaders();
           return;
         }
         sentDown += chunk.length;
