@@ -1,7 +1,7 @@
 import { B2Storage } from '../src/b2/index.js';
 import { describeStorageContract } from '../src/testing/index.js';
 import { startFakeB2 } from './fakes/b2-server.js';
-import { HOSTILE_INPUT_OPTIONS } from './hostile/options.js';
+import { HOSTILE_INPUT_OPTIONS } from '../src/testing/hostile-keys.js';
 
 // The hostile corpus and the full concurrency bar (64 saves to one key, 1,000 to distinct keys):
 // against the fake B2 on this 2-core machine the 1,000 saves take 2-3.5 s per run, the 217 odd

@@ -1,7 +1,7 @@
 import { CloudinaryStorage } from '../src/cloudinary/index.js';
 import { describeStorageContract } from '../src/testing/index.js';
 import { FakeCloudinary } from './fakes/cloudinary-server.js';
-import { HOSTILE_INPUT_OPTIONS } from './hostile/options.js';
+import { HOSTILE_INPUT_OPTIONS } from '../src/testing/hostile-keys.js';
 
 // The hostile corpus and the full concurrency bar (64 saves to one key, 1,000 to distinct keys):
 // against the fake Cloudinary on this 2-core machine the 1,000 saves take 2-3.5 s per run, the 217 odd

@@ -1,6 +1,6 @@
 import { LocalStorage } from '../src/local/index.js';
 import { describeStorageContract } from '../src/testing/index.js';
-import { HOSTILE_INPUT_OPTIONS } from './hostile/options.js';
+import { HOSTILE_INPUT_OPTIONS } from '../src/testing/hostile-keys.js';
 import { listen } from './helpers/http.js';
 import { tempDir } from './helpers/tmp.js';
 

@@ -1,5 +1,5 @@
 import { describeStorageContract } from '../src/testing/index.js';
-import { HOSTILE_INPUT_OPTIONS } from './hostile/options.js';
+import { HOSTILE_INPUT_OPTIONS } from '../src/testing/hostile-keys.js';
 import { externalTarget, serverMaxKeyBytes, startS3Target, targetLabel } from './helpers/s3-target.js';
 
 // s3rver keeps each object in a file named after the key's last segment plus "._S3rver_object"

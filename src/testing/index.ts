@@ -17,6 +17,7 @@ import { LYING_BODIES } from './bodies.js';
 import { HOSTILE_KEYS, SPECIAL_KEYS } from './keys.js';
 
 export { HOSTILE_KEYS, SPECIAL_KEYS } from './keys.js';
+export { HOSTILE_INPUT_OPTIONS, MUST_REJECT_KEYS, REJECT_OR_STORE_KEYS } from './hostile-keys.js';
 export { LYING_BODIES, type LyingBody } from './bodies.js';
 
 /** What the factory gives the suite. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { normalizeKey, tryNormalizeKey } from '../../src/core/keys.js';
 import { SPECIAL_KEYS } from '../../src/testing/keys.js';
-import { describeKey, MUST_REJECT_KEYS, REJECT_OR_STORE_KEYS } from './keys.js';
+import { describeKey, MUST_REJECT_KEYS, REJECT_OR_STORE_KEYS } from '../../src/testing/hostile-keys.js';
 
 function codeOf(fn: () => unknown): string {
   try {

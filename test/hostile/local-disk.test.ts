@@ -9,7 +9,7 @@ import { LocalStorage } from '../../src/local/index.js';
 import { LYING_BODIES } from '../../src/testing/index.js';
 import { listen } from '../helpers/http.js';
 import { tempDir } from '../helpers/tmp.js';
-import { describeKey, MUST_REJECT_KEYS, REJECT_OR_STORE_KEYS } from './keys.js';
+import { describeKey, MUST_REJECT_KEYS, REJECT_OR_STORE_KEYS } from '../../src/testing/hostile-keys.js';
 
 /** Every file and folder under `dir` (not following links) with a digest of each file's bytes. */
 async function snapshot(dir: string, skip?: string): Promise<Map<string, string>> {

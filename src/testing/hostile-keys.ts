@@ -184,3 +184,14 @@ export function describeKey(key: string): string {
   const shown = [...key].map((c) => (/[\p{L}\p{N}\p{P}\p{S} ]/u.test(c) && !/[\u2028\u2029]/.test(c) ? c : `<U+${hex(c)}>`)).join('');
   return shown.length > 60 ? `${shown.slice(0, 60)}… (${key.length} chars)` : shown;
 }
+
+/**
+ * The corpus and the concurrency bar the built-in backends meet, as contract-suite options:
+ * `describeStorageContract(name, factory, { ...HOSTILE_INPUT_OPTIONS })`.
+ */
+export const HOSTILE_INPUT_OPTIONS = {
+  extraHostileKeys: MUST_REJECT_KEYS,
+  rejectOrStoreKeys: REJECT_OR_STORE_KEYS,
+  concurrentSavesOneKey: 64,
+  concurrentSavesDistinctKeys: 1000,
+} as const;
