@@ -119,10 +119,21 @@ describe('LocalStorage error paths with an injected file system', () => {
         });
       }) as LocalFileSystem['createWriteStream'],
     };
+    // Bytes in memory are written in one call: that path meets a full disk too.
+    full.promises = {
+      ...fs.promises,
+      writeFile: (async (file: string, data: Buffer, opts: object) => {
+        await fs.promises.writeFile(file, data.subarray(0, 64 * 1024), opts as never);
+        throw errno('ENOSPC');
+      }) as unknown as LocalFileSystem['promises']['writeFile'],
+    };
     const s = new LocalStorage({ root: '/media', fs: full, warnOnEphemeralDisk: false });
-    const err = await s.save('big.bin', Buffer.alloc(256 * 1024)).catch((e: unknown) => e as { code: string; message: string });
-    expect(err).toMatchObject({ code: 'UNAVAILABLE', backend: 'local', key: 'big.bin' });
-    expect(vol.readdirSync('/media')).toEqual([]);
+    for (const body of [Readable.from([Buffer.alloc(256 * 1024)]), Buffer.alloc(256 * 1024)]) {
+      const err = await s.save('big.bin', body).catch((e: unknown) => e as { code: string; message: string });
+      expect(err).toMatchObject({ code: 'UNAVAILABLE', backend: 'local', key: 'big.bin' });
+      expect(vol.readdirSync('/media')).toEqual([]);
+    }
+    expect(written).toBeGreaterThan(64 * 1024);
   });
 
   it('permission denied on the folder gives PERMISSION', async () => {

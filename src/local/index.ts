@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PreparedBody } from '../core/body.js';
 import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, resolveContentType, SNIFF_BYTES } from '../core/content-type.js';
-import { MediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
+import { MediaStorageError, throwIfAborted, type MediaStorageErrorCode } from '../core/errors.js';
 import { warnEphemeralDiskOnce } from '../core/ephemeral.js';
 import { createMediaHandler, type MediaRequestHandler } from '../core/http-handler.js';
 import { encodeKeyPath } from '../core/keys.js';
@@ -15,7 +15,7 @@ import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlO
 
 /** The subset of `node:fs` LocalStorage uses; pass memfs's `fs` (or a wrapper) in tests. */
 export type LocalFileSystem = Pick<typeof nodeFs, 'createReadStream' | 'createWriteStream'> & {
-  promises: Pick<typeof nodeFs.promises, 'realpath' | 'mkdir' | 'stat' | 'lstat' | 'rename' | 'link' | 'unlink' | 'rmdir' | 'readdir' | 'open' | 'copyFile'>;
+  promises: Pick<typeof nodeFs.promises, 'realpath' | 'mkdir' | 'stat' | 'lstat' | 'rename' | 'link' | 'unlink' | 'rmdir' | 'readdir' | 'open' | 'copyFile' | 'writeFile'>;
 };
 
 export interface LocalStorageOptions {
@@ -150,6 +150,14 @@ export class LocalStorage extends BaseStorage {
     const realRoot = (await this.getRealRoot(true))!;
     const slash = key.lastIndexOf('/');
     if (slash < 0) return realRoot;
+    // Usually the folder exists already: one realpath answers for all its ancestors at once.
+    try {
+      const real = await this.fs.promises.realpath(path.join(realRoot, key.slice(0, slash)));
+      this.assertInside(realRoot, real, key);
+      if ((await this.fs.promises.stat(real)).isDirectory()) return real;
+    } catch (err) {
+      if (!isCode(err, 'ENOENT')) throw err;
+    }
     const segments = key.slice(0, slash).split('/');
     let current = realRoot;
     for (const segment of segments) {
@@ -214,7 +222,14 @@ export class LocalStorage extends BaseStorage {
     const target = path.join(dir, key.slice(key.lastIndexOf('/') + 1));
     const temp = this.tempPath(dir);
     try {
-      await pipeline(body.stream(), this.fs.createWriteStream(temp, { flags: 'wx', mode: 0o644 }));
+      if (body.buffer) {
+        // Bytes in memory passed the size checks in the core already: one write, no stream machinery.
+        throwIfAborted(options.signal, 'save', key);
+        await this.fs.promises.writeFile(temp, body.buffer, { flag: 'wx', mode: 0o644, signal: options.signal });
+        options.onProgress?.({ loaded: body.buffer.length, total: body.buffer.length });
+      } else {
+        await pipeline(body.stream(), this.fs.createWriteStream(temp, { flags: 'wx', mode: 0o644 }));
+      }
       if (this.options.fsync) {
         const handle = await this.fs.promises.open(temp, 'r+');
         try {
