@@ -5,8 +5,9 @@ import os from 'node:os';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { B2Storage, type B2StorageOptions } from '../src/b2/index.js';
-import { isMediaStorageError, type MediaStorageError } from '../src/core/errors.js';
+import type { MediaStorageError } from '../src/core/errors.js';
 import { startFakeB2, type FakeB2Server } from './fakes/b2-server.js';
+import { failure } from './helpers/failure.js';
 
 const require = createRequire(import.meta.url);
 const B2Sdk = require('backblaze-b2') as new (o: object) => {
@@ -42,15 +43,6 @@ function storage(extra: Partial<B2StorageOptions> = {}): B2Storage {
   });
 }
 
-async function failure(promise: Promise<unknown>): Promise<MediaStorageError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (!isMediaStorageError(err)) throw new Error(`not a MediaStorageError: ${String(err)}`, { cause: err });
-    return err;
-  }
-  throw new Error('expected a failure');
-}
 
 const uniq = (name: string): string => `t-${randomBytes(4).toString('hex')}/${name}`;
 const sha1 = (b: Buffer): string => createHash('sha1').update(b).digest('hex');

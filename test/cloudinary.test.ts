@@ -13,8 +13,9 @@ import {
   unescapePublicId,
   type CloudinaryStorageOptions,
 } from '../src/cloudinary/index.js';
-import { isMediaStorageError, MediaStorageError } from '../src/core/errors.js';
+import type { MediaStorageError } from '../src/core/errors.js';
 import { FakeCloudinary, deliverySignature } from './fakes/cloudinary-server.js';
+import { failure as errorOf, failureCode as codeOf } from './helpers/failure.js';
 
 const ACCOUNT = { cloudName: 'unit-cloud', apiKey: '111111111111111', apiSecret: 'unit-secret-0123456789abcd' };
 const OTHER = { cloudName: 'other-cloud', apiKey: '222222222222222', apiSecret: 'other-secret-9876543210zyxw' };
@@ -23,25 +24,7 @@ const PNG = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010806000
 const JPEG = Buffer.concat([Buffer.from('ffd8ffe000104a46494600010100000100010000', 'hex'), randomBytes(64)]);
 const MP4 = Buffer.concat([Buffer.from('0000001866747970', 'hex'), Buffer.from('isom0000', 'latin1'), randomBytes(64)]);
 
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (err) {
-    if (!isMediaStorageError(err)) throw err;
-    return err.code;
-  }
-  throw new Error('expected a failure');
-}
 
-async function errorOf(promise: Promise<unknown>): Promise<MediaStorageError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (!isMediaStorageError(err)) throw err;
-    return err;
-  }
-  throw new Error('expected a failure');
-}
 
 let fake: FakeCloudinary;
 const made: CloudinaryStorage[] = [];

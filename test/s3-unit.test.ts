@@ -22,9 +22,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isMediaStorageError, type MediaStorageError } from '../src/core/errors.js';
 import { S3Storage, type S3StorageOptions } from '../src/s3/index.js';
 import { listen } from './helpers/http.js';
+import { failure } from './helpers/failure.js';
 
 const SECRET = 'unit-test-secret-key-do-not-print';
 const MiB = 1024 * 1024;
@@ -35,15 +35,6 @@ function s3Error(name: string, status: number, message = `${name} happened`, hea
   return err;
 }
 
-async function failure(promise: Promise<unknown>): Promise<MediaStorageError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isMediaStorageError(err)) return err;
-    throw new Error(`expected a MediaStorageError, got ${String(err)}`, { cause: err });
-  }
-  throw new Error('expected the operation to fail');
-}
 
 function mocked(options: Partial<S3StorageOptions> = {}) {
   const client = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'AKIDUNIT', secretAccessKey: SECRET } });
@@ -65,16 +56,18 @@ function body(bytes: number): Readable {
   });
 }
 
+/** A mocked storage whose client mock is restored after each test. */
+const mocks: Array<ReturnType<typeof mockClient>> = [];
+afterEach(() => {
+  for (const m of mocks.splice(0)) m.restore();
+});
+function setup(options: Partial<S3StorageOptions> = {}): ReturnType<typeof mocked> {
+  const made = mocked(options);
+  mocks.push(made.mock);
+  return made;
+}
+
 describe('S3 error mapping', () => {
-  const mocks: Array<ReturnType<typeof mockClient>> = [];
-  afterEach(() => {
-    for (const m of mocks.splice(0)) m.restore();
-  });
-  const setup = (options: Partial<S3StorageOptions> = {}) => {
-    const made = mocked(options);
-    mocks.push(made.mock);
-    return made;
-  };
 
   const cases: Array<[string, number, string]> = [
     ['AccessDenied', 403, 'PERMISSION'],
@@ -187,15 +180,6 @@ describe('S3 listing', () => {
 });
 
 describe('S3 writes', () => {
-  const mocks: Array<ReturnType<typeof mockClient>> = [];
-  afterEach(() => {
-    for (const m of mocks.splice(0)) m.restore();
-  });
-  const setup = (options: Partial<S3StorageOptions> = {}) => {
-    const made = mocked(options);
-    mocks.push(made.mock);
-    return made;
-  };
 
   it('a key that fits alone but not with the location prefix (S3: 1,024 bytes) is INVALID_KEY in every operation, before any request', async () => {
     const { mock, storage } = setup({ location: 'tenant-0123456789/media/' });

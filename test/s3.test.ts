@@ -8,7 +8,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isMediaStorageError, type MediaStorageError } from '../src/core/errors.js';
 import type { S3Storage } from '../src/s3/index.js';
 import { SPECIAL_KEYS } from '../src/testing/keys.js';
 import { startFaultProxy, type ProxyAction } from './helpers/s3-decide-proxy.js';
@@ -21,19 +20,11 @@ import {
   targetLabel,
   type S3TestTarget,
 } from './helpers/s3-target.js';
+import { failure } from './helpers/failure.js';
 
 const MiB = 1024 * 1024;
 const PART = 5 * MiB;
 
-async function failure(promise: Promise<unknown>): Promise<MediaStorageError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isMediaStorageError(err)) return err;
-    throw new Error(`expected a MediaStorageError, got ${String(err)}`, { cause: err });
-  }
-  throw new Error('expected the operation to fail');
-}
 
 /** `total` pseudo-random bytes in 64 KiB chunks, with a pause every so often; its length is unknown to the reader. */
 function generated(total: number, seed = 1): { stream: () => Readable; sha256: string } {
