@@ -22,6 +22,13 @@ describe('sniffContentType', () => {
     expect(sniffContentType(Buffer.from('<?xml version="1.0"?>\n<svg>'))).toBe('image/svg+xml');
     expect(sniffContentType(Buffer.from('<script>alert(1)</script>'))).toBe('text/html');
   });
+  it('skips exactly the white space a latin1 trimStart would (tab, line breaks, space, NBSP) before the first tag', () => {
+    expect(sniffContentType(Buffer.from([0xef, 0xbb, 0xbf, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20, 0xa0, ...Buffer.from('<html>')]))).toBe('text/html');
+    expect(sniffContentType(Buffer.from(' \n <svg>'))).toBe('image/svg+xml');
+    expect(sniffContentType(Buffer.from('x<html>'))).toBeUndefined();
+    expect(sniffContentType(Buffer.from([0x1c, ...Buffer.from('<html>')]))).toBeUndefined();
+    expect(sniffContentType(Buffer.concat([Buffer.alloc(600, 0x20), Buffer.from('<html>')]))).toBeUndefined();
+  });
   it('says nothing about plain text', () => {
     expect(sniffContentType(Buffer.from('name,email\nAda,ada@example.com'))).toBeUndefined();
     expect(sniffContentType(Buffer.alloc(0))).toBeUndefined();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeKeyPath, normalizeKey, normalizeLocation, normalizePrefix, splitKey, tryNormalizeKey } from '../src/core/keys.js';
 import { HOSTILE_KEYS, SPECIAL_KEYS } from '../src/testing/keys.js';
+import { MediaStorageError } from '../src/core/errors.js';
 
 describe('normalizeKey', () => {
   it.each(HOSTILE_KEYS.map((k) => [JSON.stringify(k).slice(0, 60), k]))('rejects %s', (_label, key) => {
@@ -30,6 +31,24 @@ describe('normalizeKey', () => {
     } catch (err) {
       expect((err as Error).message.length).toBeLessThan(200);
     }
+  });
+});
+
+describe('printable ASCII keys (checked without the Unicode steps)', () => {
+  it('still get every structural check', () => {
+    for (const key of ['../a.jpg', 'a/../b.jpg', 'a/./b.jpg', '/a.jpg', 'a\\b.jpg', 'C:a.jpg', 'a//b.jpg', 'a/', 'a/ . /b', 'a/.../b', `${'a'.repeat(256)}.jpg`, `${'a/'.repeat(512)}a`]) {
+      expect(() => normalizeKey(key), key).toThrow(MediaStorageError);
+    }
+  });
+  it('accept the limits exactly', () => {
+    expect(normalizeKey(`${'a'.repeat(251)}.jpg`)).toHaveLength(255);
+    const longest = `${'a/'.repeat(511)}ab`;
+    expect(Buffer.byteLength(longest)).toBe(1024);
+    expect(normalizeKey(longest)).toBe(longest);
+    expect(normalizeKey(' ~!$&()+,;=@[]^_`{}.jpg')).toBe(' ~!$&()+,;=@[]^_`{}.jpg');
+  });
+  it('DEL and other controls at the edges of the printable range go through the full checks', () => {
+    for (const key of ['a\x7f.jpg', 'a\x1f.jpg', 'a\u0080.jpg']) expect(() => normalizeKey(key)).toThrow(/control characters/);
   });
 });
 

@@ -41,6 +41,16 @@ function ascii(head: Uint8Array, start: number, end: number): string {
   return start >= bytes.length ? '' : bytes.toString('latin1', start, Math.min(end, bytes.length));
 }
 
+/** Bytes that String.prototype.trimStart removes from latin1 text: tab, line breaks, space, NBSP. */
+const LEADING_SPACE = new Set([0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20, 0xa0]);
+
+/** Whether the first byte after a UTF-8 BOM and white space is `<`: only then can the body be markup. */
+function startsWithTag(head: Uint8Array): boolean {
+  let i = startsWith(head, [0xef, 0xbb, 0xbf]) ? 3 : 0;
+  while (i < head.length && i < SNIFF_BYTES && LEADING_SPACE.has(head[i]!)) i++;
+  return i < head.length && i < SNIFF_BYTES && head[i] === 0x3c;
+}
+
 /**
  * Guesses a content type from a body's first bytes (up to {@link SNIFF_BYTES}); `undefined` when
  * the bytes say nothing (plain text, CSV, unknown binary). Recognises the common image, audio,
@@ -64,6 +74,7 @@ export function sniffContentType(head: Uint8Array): string | undefined {
     return 'video/mp4';
   }
   // Markup: skip a BOM and leading white space, then look at the first tag.
+  if (!startsWithTag(head)) return undefined;
   let text = ascii(head, 0, Math.min(head.length, SNIFF_BYTES));
   if (text.startsWith('\xef\xbb\xbf')) text = text.slice(3);
   text = text.trimStart().toLowerCase();

@@ -12,6 +12,7 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 const BIDI = /[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/;
 // A Windows drive ("C:") or UNC start makes a key absolute on Windows hosts.
 const DRIVE = /^[a-zA-Z]:/;
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 
 function invalid(key: unknown, reason: string): MediaStorageError {
   const shown = typeof key === 'string' ? JSON.stringify(key.length > 80 ? `${key.slice(0, 80)}…` : key) : String(typeof key);
@@ -30,22 +31,27 @@ function invalid(key: unknown, reason: string): MediaStorageError {
 export function normalizeKey(key: unknown): string {
   if (typeof key !== 'string') throw invalid(key, 'a key must be a string');
   if (key.length === 0) throw invalid(key, 'a key must not be empty');
-  if (CONTROL.test(key)) throw invalid(key, 'control characters (NUL, newline, ...) are not allowed');
-  if (BIDI.test(key)) throw invalid(key, 'bidirectional control characters are not allowed');
+  // Printable ASCII (the usual `profile_images/abc.jpg`) has no controls, no bidi marks, is its own
+  // NFC and NFKC form, and takes one byte per character: the Unicode steps are skipped for it.
+  const ascii = PRINTABLE_ASCII.test(key);
+  if (!ascii && CONTROL.test(key)) throw invalid(key, 'control characters (NUL, newline, ...) are not allowed');
+  if (!ascii && BIDI.test(key)) throw invalid(key, 'bidirectional control characters are not allowed');
   if (key.includes('\\')) throw invalid(key, 'backslashes are not allowed; use "/" between folders');
   if (key.startsWith('/')) throw invalid(key, 'a key must be relative (no leading "/")');
   if (DRIVE.test(key)) throw invalid(key, 'a key must not start with a drive letter');
-  const nfc = key.normalize('NFC');
-  if (Buffer.byteLength(nfc, 'utf8') > MAX_KEY_BYTES) throw invalid(key, `longer than ${MAX_KEY_BYTES} bytes`);
+  const nfc = ascii ? key : key.normalize('NFC');
+  const bytes = (text: string): number => (ascii ? text.length : Buffer.byteLength(text, 'utf8'));
+  if (bytes(nfc) > MAX_KEY_BYTES) throw invalid(key, `longer than ${MAX_KEY_BYTES} bytes`);
   for (const segment of nfc.split('/')) {
     if (segment === '') throw invalid(key, 'empty path segment ("//" or a trailing "/")');
     if (segment === '.' || segment === '..') throw invalid(key, '"." and ".." segments are not allowed');
     // Windows drops trailing dots and spaces, so ".. " and "..." name the parent or this folder there.
     if (DOTS_AND_SPACES.test(segment)) throw invalid(key, 'a path segment must not be only dots and spaces');
-    if (Buffer.byteLength(segment, 'utf8') > MAX_SEGMENT_BYTES) {
+    if (bytes(segment) > MAX_SEGMENT_BYTES) {
       throw invalid(key, `a path segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
     }
   }
+  if (ascii) return nfc;
   // Look-alikes (fullwidth "．．／", "‥", "＼") turn into traversal under compatibility
   // normalisation, which some tools and Windows' best-fit code page conversion apply.
   const nfkc = nfc.normalize('NFKC');

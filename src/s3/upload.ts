@@ -47,7 +47,9 @@ function md5(data: Uint8Array): Buffer {
 }
 
 export function unquote(etag: string | undefined): string | undefined {
-  return etag?.replace(/^W\//, '').replace(/"/g, '');
+  if (etag === undefined) return undefined;
+  const strong = etag.startsWith('W/') ? etag.slice(2) : etag;
+  return strong.includes('"') ? strong.replaceAll('"', '') : strong;
 }
 
 /**
