@@ -1,12 +1,15 @@
 /**
  * S3 benchmark: put, head and get of 1 KB, 1 MB and 20 MB objects through S3Storage and through
- * the raw S3Client it wraps, on the same server in one run, interleaved round by round; medians of
- * the per-operation times and their ratio. Then a 1 GiB streamed save in a child process, whose
- * peak RSS is measured.
+ * the raw S3Client it wraps, on the same server in one run, alternating call by call; medians of
+ * the per-call times, their ratio and its bootstrap interval. Then a 1 GiB streamed save in a
+ * child process, whose peak RSS is measured.
  *
  *   npm run bench:s3                         # against an s3rver started here
  *   MEDIA_STORAGE_TEST_S3_ENDPOINT=... npm run bench:s3   # any S3 server (variables in docs/s3.md)
  *   BENCH_ROUNDS=9 BENCH_OUT=bench/results/s3.md npm run bench:s3
+ *
+ * The ops phase writes about 10 GB with the default 15 rounds (deleted as it goes); a store that
+ * keeps deleted bytes for a while needs that much room (Ceph RGW's memstore: S3_MEM_BYTES).
  *
  * Results are printed as Markdown and appended to BENCH_OUT when set.
  */
@@ -20,27 +23,33 @@ import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectComm
 import { startS3Target, targetLabel } from '../test/helpers/s3-target.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
 const STREAM_BYTES = Number(process.env.BENCH_STREAM_BYTES ?? 1024 ** 3);
 /** `ops`, `stream` or both (default): a store that keeps deleted bytes for a while (Ceph RGW's memstore) may need a restart between them. */
 const PHASES = (process.env.BENCH_PHASES ?? 'ops,stream').split(',');
-const SIZES: Array<{ label: string; bytes: number; perRound: number }> = [
-  { label: '1 KB', bytes: 1024, perRound: 40 },
-  { label: '1 MB', bytes: 1024 * 1024, perRound: 10 },
-  { label: '20 MB', bytes: 20 * 1024 * 1024, perRound: 3 },
+type Op = 'put' | 'head' | 'get';
+/**
+ * Calls per side per round of each operation. Single calls on loopback vary by ±50 % (p10 to p90),
+ * so a median needs hundreds of calls to settle within a percent or two; the counts are set so
+ * each operation gets about the same time. `put` also sets how many objects head and get cycle over.
+ */
+const SIZES: Array<{ label: string; bytes: number; calls: Record<Op, number> }> = [
+  { label: '1 KB', bytes: 1024, calls: { put: 100, head: 100, get: 40 } },
+  { label: '1 MB', bytes: 1024 * 1024, calls: { put: 40, head: 100, get: 80 } },
+  { label: '20 MB', bytes: 20 * 1024 * 1024, calls: { put: 8, head: 60, get: 16 } },
 ];
+
+/** 95 % interval of median(lib) / median(raw), from 2,000 bootstrap resamples of the calls. */
+function ratioInterval(raw: number[], lib: number[]): [number, number] {
+  const resample = (values: number[]): number[] => values.map(() => values[Math.floor(Math.random() * values.length)]!);
+  const ratios = Array.from({ length: 2000 }, () => median(resample(lib)) / median(resample(raw))).sort((a, b) => a - b);
+  return [ratios[Math.floor(ratios.length * 0.025)]!, ratios[Math.floor(ratios.length * 0.975)]!];
+}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-/** Mean time per call of `fn` over `n` sequential calls, in ms. */
-async function timeEach(n: number, fn: (i: number) => Promise<unknown>): Promise<number> {
-  const start = process.hrtime.bigint();
-  for (let i = 0; i < n; i++) await fn(i);
-  return Number(process.hrtime.bigint() - start) / 1e6 / n;
 }
 
 interface StreamResult {
@@ -68,73 +77,83 @@ async function main(): Promise<void> {
   };
   out(`## ${new Date().toISOString()} — ${targetLabel}`);
   out();
-  out(`Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} at start. ${ROUNDS} rounds; in each round S3Storage and the raw S3Client (the same client instance) alternate, each doing the operation n times in a row; figures are medians over rounds of the mean ms per operation.`);
+  out(`Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} at start.`);
   out();
   if (PHASES.includes('ops')) {
-    out('| size | op | n/round | raw S3Client ms | S3Storage ms | ratio | raw + Content-MD5 ms | ratio vs that |');
-    out('|---|---|---|---|---|---|---|---|');
+    out(`${ROUNDS} rounds after one warm-up round; in each round S3Storage and the raw S3Client (the same client instance) take turns call by call, the first of each turn rotating (puts also rotate with a raw put carrying a Content-MD5); figures are the median ms per call over every timed call (rounds × calls per side), and the ratio is S3Storage's median over the raw client's.`);
+    out();
+    out('| size | op | calls per side | raw S3Client ms | S3Storage ms | ratio | 95 % interval | raw + Content-MD5 ms | ratio vs that |');
+    out('|---|---|---|---|---|---|---|---|---|');
 
+    const ratios: Array<{ cell: string; ratio: number; high: number }> = [];
     for (const size of SIZES) {
       const data = randomBytes(size.bytes);
       const rawKey = (i: number): string => `${target.location}bench/raw-${size.label.replace(' ', '')}-${i}.bin`;
       const libKey = (i: number): string => `bench/lib-${size.label.replace(' ', '')}-${i}.bin`;
-      const times = { put: { raw: [] as number[], lib: [] as number[], rawMd5: [] as number[] }, head: { raw: [] as number[], lib: [] as number[] }, get: { raw: [] as number[], lib: [] as number[] } };
-      // Warm up connections and JIT for both paths.
-      await client.send(new PutObjectCommand({ Bucket: target.bucket, Key: rawKey(0), Body: data, ContentType: 'application/octet-stream' }));
-      await storage.save(libKey(0), data);
-      for (let round = 0; round < ROUNDS; round++) {
-        // Alternate which side goes first, so drift in the shared machine's load hits both.
-        const rawFirst = round % 2 === 0;
-        const put = {
-          raw: () => timeEach(size.perRound, (i) => client.send(new PutObjectCommand({ Bucket: target.bucket, Key: rawKey(i), Body: data, ContentType: 'application/octet-stream' }))),
-          lib: () => timeEach(size.perRound, (i) => storage.save(libKey(i), data)),
-        };
-        const head = {
-          raw: () => timeEach(size.perRound, (i) => client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: rawKey(i) }))),
-          lib: () => timeEach(size.perRound, (i) => storage.stat(libKey(i))),
-        };
-        const get = {
-          raw: () =>
-            timeEach(size.perRound, async (i) => {
-              const res = await client.send(new GetObjectCommand({ Bucket: target.bucket, Key: rawKey(i) }));
-              const chunks: Buffer[] = [];
-              for await (const chunk of res.Body as AsyncIterable<Buffer>) chunks.push(chunk);
-              if (Buffer.concat(chunks).length !== data.length) throw new Error('short read');
-            }),
-          lib: () =>
-            timeEach(size.perRound, async (i) => {
-              if ((await storage.readBuffer(libKey(i))).length !== data.length) throw new Error('short read');
-            }),
-        };
-        for (const [name, op] of [['put', put], ['head', head], ['get', get]] as const) {
-          if (rawFirst) {
-            times[name].raw.push(await op.raw());
-            times[name].lib.push(await op.lib());
-          } else {
-            times[name].lib.push(await op.lib());
-            times[name].raw.push(await op.raw());
+      type Side = 'raw' | 'lib' | 'rawMd5';
+      const times: Record<Op, Partial<Record<Side, number[]>>> = { put: {}, head: {}, get: {} };
+      const objects = size.calls.put;
+      const ops: Record<Op, Partial<Record<Side, (i: number) => Promise<unknown>>>> = {
+        put: {
+          raw: (i) => client.send(new PutObjectCommand({ Bucket: target.bucket, Key: rawKey(i), Body: data, ContentType: 'application/octet-stream' })),
+          lib: (i) => storage.save(libKey(i), data),
+          // What S3Storage's contentMd5 option adds: the raw put with a Content-MD5 (hashed per call).
+          rawMd5: (i) => client.send(new PutObjectCommand({ Bucket: target.bucket, Key: rawKey(i), Body: data, ContentType: 'application/octet-stream', ContentMD5: createHash('md5').update(data).digest('base64') })),
+        },
+        head: {
+          raw: (i) => client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: rawKey(i) })),
+          lib: (i) => storage.stat(libKey(i)),
+        },
+        get: {
+          raw: async (i) => {
+            const res = await client.send(new GetObjectCommand({ Bucket: target.bucket, Key: rawKey(i) }));
+            const chunks: Buffer[] = [];
+            for await (const chunk of res.Body as AsyncIterable<Buffer>) chunks.push(chunk);
+            if (Buffer.concat(chunks).length !== data.length) throw new Error('short read');
+          },
+          lib: async (i) => {
+            if ((await storage.readBuffer(libKey(i))).length !== data.length) throw new Error('short read');
+          },
+        },
+      };
+      // One round of one operation: the sides take turns call by call, the first of each turn
+      // rotating (raw, lib / lib, raw), so a change in the shared machine's load hits all alike.
+      // Every call's time is kept: a median over calls shrugs off the occasional stalled request
+      // (a 40 ms delayed ACK on loopback), which moves the mean of a round by several percent.
+      const pairedRound = async (name: Op, round: number, record: boolean): Promise<void> => {
+        const sides = Object.keys(ops[name]) as Side[];
+        for (let i = 0; i < size.calls[name]; i++) {
+          const first = (i + round) % sides.length;
+          for (const side of [...sides.slice(first), ...sides.slice(0, first)]) {
+            const start = process.hrtime.bigint();
+            await ops[name][side]!(i % objects);
+            if (record) (times[name][side] ??= []).push(Number(process.hrtime.bigint() - start) / 1e6);
           }
         }
-        times.put.rawMd5.push(
-          await timeEach(size.perRound, (i) =>
-            client.send(new PutObjectCommand({ Bucket: target.bucket, Key: rawKey(i), Body: data, ContentType: 'application/octet-stream', ContentMD5: createHash('md5').update(data).digest('base64') })),
-          ),
-        );
+      };
+      // A whole round first, not counted: connections, JIT and the server's caches warm up for all.
+      for (const name of ['put', 'head', 'get'] as const) await pairedRound(name, 0, false);
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const name of ['put', 'head', 'get'] as const) await pairedRound(name, round, true);
       }
       for (const name of ['put', 'head', 'get'] as const) {
-        const raw = median(times[name].raw);
-        const lib = median(times[name].lib);
-        const rawMd5 = name === 'put' ? median(times.put.rawMd5) : undefined;
-        out(`| ${size.label} | ${name} | ${size.perRound} | ${fmt(raw)} | ${fmt(lib)} | ${(lib / raw).toFixed(3)} | ${rawMd5 === undefined ? '' : fmt(rawMd5)} | ${rawMd5 === undefined ? '' : (lib / rawMd5).toFixed(3)} |`);
+        const raw = median(times[name].raw!);
+        const lib = median(times[name].lib!);
+        const rawMd5 = times[name].rawMd5 ? median(times[name].rawMd5) : undefined;
+        const [low, high] = ratioInterval(times[name].raw!, times[name].lib!);
+        ratios.push({ cell: `${size.label} ${name}`, ratio: lib / raw, high });
+        out(`| ${size.label} | ${name} | ${times[name].raw!.length} | ${fmt(raw)} | ${fmt(lib)} | ${(lib / raw).toFixed(3)} | ${low.toFixed(3)}–${high.toFixed(3)} | ${rawMd5 === undefined ? '' : fmt(rawMd5)} | ${rawMd5 === undefined ? '' : (lib / rawMd5).toFixed(3)} |`);
       }
       await Promise.all(
-        Array.from({ length: size.perRound }, (_, i) => [
+        Array.from({ length: objects }, (_, i) => [
           client.send(new DeleteObjectCommand({ Bucket: target.bucket, Key: rawKey(i) })),
           storage.delete(libKey(i)),
         ]).flat(),
       );
-  }
-
+    }
+    const worst = ratios.reduce((a, b) => (b.ratio > a.ratio ? b : a));
+    out();
+    out(`Largest ratio: ${worst.ratio.toFixed(3)} (${worst.cell}); ${ratios.filter((r) => r.ratio > 1.05).length} of ${ratios.length} cells over 1.05; ${ratios.filter((r) => r.high > 1.05).length} whose 95 % interval reaches past 1.05.`);
   }
 
   // The streamed saves run in their own processes (plain node on dist/), so each peak RSS is
