@@ -187,8 +187,11 @@ async function main(): Promise<void> {
     out('|---|---|---|---|---|---|---|');
     for (const r of streamed) {
       out(`| ${r.mode === 'raw' ? 'lib-storage Upload alone' : 'S3Storage.save'} | ${r.source === 'copy' ? 'new 64 KiB buffer each' : 'views of one buffer'} | ${r.seconds.toFixed(1)} | ${(r.bytes / 1024 ** 2 / r.seconds).toFixed(0)} | ${r.maxRssMb.toFixed(0)} | ${r.startRssMb.toFixed(0)} | ${r.sampledPeakRssMb.toFixed(0)} |`);
-  }
-  out();
+    }
+    out();
+    const own = streamed.filter((r) => r.mode === 'storage');
+    out(`S3Storage.save peak RSS: ${own.map((r) => `${r.maxRssMb.toFixed(0)} MB (${r.source === 'copy' ? 'allocating source' : 'non-allocating source'})`).join(', ')}; under 150 MB: ${own.map((r) => (r.maxRssMb < 150 ? 'yes' : 'no')).join(', ')}. Growth during the save: ${own.map((r) => `${(r.maxRssMb - r.startRssMb).toFixed(0)} MB`).join(', ')}.`);
+    out();
   }
   if (process.env.BENCH_OUT) await appendFile(process.env.BENCH_OUT, `${lines.join('\n')}\n\n`);
   await target.stop();
