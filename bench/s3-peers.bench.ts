@@ -1,7 +1,7 @@
 /**
  * S3 against its peers on one S3 server in one run: media-storage's S3Storage, the raw S3Client
  * (the floor), flydrive 2's S3 driver and flystorage's aws-s3 adapter, for save, read and exists
- * of 1 KiB, 1 MiB and 20 MiB; medians of rounds, ratios to the raw client. Every subject gets its
+ * of 1 KiB, 1 MiB and 20 MiB, taking turns call by call; medians over calls, ratios to the raw client. Every subject gets its
  * own S3Client configured alike (checksums only when required, as many S3-compatible servers need).
  *
  * Complements bench/s3.bench.ts (S3Storage vs the raw client with Content-MD5, and the 1 GiB
@@ -16,7 +16,7 @@ import { FileStorage } from '@flystorage/file-storage';
 import { Disk } from 'flydrive';
 import { S3Driver } from 'flydrive/drivers/s3';
 import { rawClient, startS3Target, targetLabel } from '../test/helpers/s3-target.js';
-import { machine, medianMs, sizeLabel, writeResults, type Measurement } from './lib/harness.js';
+import { machine, median, sizeLabel, turnTakingTimes, writeResults, type Measurement } from './lib/harness.js';
 
 interface Subject {
   name: string;
@@ -26,9 +26,9 @@ interface Subject {
 }
 
 const SIZES = [1024, 1024 * 1024, 20 * 1024 * 1024];
-/** Operations per round by size; few 20 MiB ones, since a store such as RGW's memstore keeps every byte written in RAM. */
-const ITERATIONS: Record<number, number> = { [1024]: 40, [1024 * 1024]: 8, [20 * 1024 * 1024]: 2 };
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+/** Calls per subject per round by size; few 20 MiB ones, since a store such as RGW's memstore keeps every byte written in RAM (about 3.5 GB in all with the defaults). */
+const ITERATIONS: Record<number, number> = { [1024]: 40, [1024 * 1024]: 16, [20 * 1024 * 1024]: 3 };
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 
 async function main(): Promise<void> {
   const started = Date.now();
@@ -82,20 +82,10 @@ async function main(): Promise<void> {
         [`exists ${sizeLabel(size)}`, (s) => s.exists(`check/${size}.bin`)],
       ];
       for (const [label, op] of cases) {
-        const rounds = new Map<string, number[]>(subjects.map((s) => [s.name, []]));
-        for (let r = 0; r < ROUNDS; r++) {
-          // Rotate who goes first, so drift in the shared machine's load does not favour one column.
-          for (let j = 0; j < subjects.length; j++) {
-            const s = subjects[(j + r) % subjects.length]!;
-            const { roundsMs } = await medianMs((i) => op(s, i), { rounds: 1, iterations, warmup: r === 0 ? 1 : 0 });
-            rounds.get(s.name)!.push(roundsMs[0]!);
-          }
-        }
-        for (const s of subjects) {
-          const values = rounds.get(s.name)!;
-          const sorted = [...values].sort((a, b) => a - b);
-          measurements.push({ case: label, subject: s.name, value: sorted[sorted.length >> 1]!, unit: 'ms/op', rounds: values });
-        }
+        const results = await turnTakingTimes(subjects, op, { rounds: ROUNDS, iterations });
+        subjects.forEach((s, k) => {
+          measurements.push({ case: label, subject: s.name, value: median(results[k]!.callsMs), unit: 'ms/op', rounds: results[k]!.roundMeansMs });
+        });
         process.stderr.write(`  ${label} done\n`);
       }
     }
@@ -112,7 +102,7 @@ async function main(): Promise<void> {
     measurements,
     machine: machine(),
     notes: [
-      `Against ${targetLabel === 's3rver' ? 'an s3rver started by the bench (a Node process on this machine: its own speed dominates the figures)' : targetLabel}. Median of ${ROUNDS} rounds; a round is ${ITERATIONS[1024]} (1 KiB), ${ITERATIONS[1024 * 1024]} (1 MiB) or ${ITERATIONS[20 * 1024 * 1024]} (20 MiB) sequential operations; subjects take turns within each round, the first one rotating.`,
+      `Against ${targetLabel === 's3rver' ? 'an s3rver started by the bench (a Node process on this machine: its own speed dominates the figures)' : targetLabel}. ${ROUNDS} rounds after a warm-up round, each of ${ITERATIONS[1024]} (1 KiB), ${ITERATIONS[1024 * 1024]} (1 MiB) or ${ITERATIONS[20 * 1024 * 1024]} (20 MiB) calls per subject; the subjects take turns call by call, the first of each turn rotating, and every call is timed. Figures are medians over all calls of a subject (a median over calls is not moved by the occasional stalled request, which moved the mean of a block of calls by 10-30 %).`,
       'Each subject has its own S3Client with the same settings (`requestChecksumCalculation`/`responseChecksumValidation: WHEN_REQUIRED`). `save` replaces one of 4 keys with a Buffer; `read` reads a whole object into memory; `exists` asks for an object that exists (HeadObject for all four).',
       'media-storage checks the key, sniffs the content type and sends one PutObject up to its multipart threshold (32 MiB); flystorage writes through lib-storage’s Upload; flydrive sends one PutObject.',
       `Took ${Math.round((Date.now() - started) / 1000)} s.`,

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { startS3Target, targetLabel } from '../test/helpers/s3-target.js';
+import { median, medianRatioInterval, turnTakingTimes } from './lib/harness.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
@@ -38,19 +39,6 @@ const SIZES: Array<{ label: string; bytes: number; calls: Record<Op, number> }> 
   { label: '1 MB', bytes: 1024 * 1024, calls: { put: 40, head: 100, get: 80 } },
   { label: '20 MB', bytes: 20 * 1024 * 1024, calls: { put: 8, head: 60, get: 16 } },
 ];
-
-/** 95 % interval of median(lib) / median(raw), from 2,000 bootstrap resamples of the calls. */
-function ratioInterval(raw: number[], lib: number[]): [number, number] {
-  const resample = (values: number[]): number[] => values.map(() => values[Math.floor(Math.random() * values.length)]!);
-  const ratios = Array.from({ length: 2000 }, () => median(resample(lib)) / median(resample(raw))).sort((a, b) => a - b);
-  return [ratios[Math.floor(ratios.length * 0.025)]!, ratios[Math.floor(ratios.length * 0.975)]!];
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 interface StreamResult {
   mode: string;
@@ -116,31 +104,18 @@ async function main(): Promise<void> {
           },
         },
       };
-      // One round of one operation: the sides take turns call by call, the first of each turn
-      // rotating (raw, lib / lib, raw), so a change in the shared machine's load hits all alike.
-      // Every call's time is kept: a median over calls shrugs off the occasional stalled request
-      // (a 40 ms delayed ACK on loopback), which moves the mean of a round by several percent.
-      const pairedRound = async (name: Op, round: number, record: boolean): Promise<void> => {
+      // The sides take turns call by call (see turnTakingTimes); the put's sides include the raw
+      // put with a Content-MD5. The puts go first, so head and get find every object.
+      for (const name of ['put', 'head', 'get'] as const) {
         const sides = Object.keys(ops[name]) as Side[];
-        for (let i = 0; i < size.calls[name]; i++) {
-          const first = (i + round) % sides.length;
-          for (const side of [...sides.slice(first), ...sides.slice(0, first)]) {
-            const start = process.hrtime.bigint();
-            await ops[name][side]!(i % objects);
-            if (record) (times[name][side] ??= []).push(Number(process.hrtime.bigint() - start) / 1e6);
-          }
-        }
-      };
-      // A whole round first, not counted: connections, JIT and the server's caches warm up for all.
-      for (const name of ['put', 'head', 'get'] as const) await pairedRound(name, 0, false);
-      for (let round = 0; round < ROUNDS; round++) {
-        for (const name of ['put', 'head', 'get'] as const) await pairedRound(name, round, true);
+        const results = await turnTakingTimes(sides, (side, i) => ops[name][side]!(i % objects), { rounds: ROUNDS, iterations: size.calls[name] });
+        sides.forEach((side, k) => (times[name][side] = results[k]!.callsMs));
       }
       for (const name of ['put', 'head', 'get'] as const) {
         const raw = median(times[name].raw!);
         const lib = median(times[name].lib!);
         const rawMd5 = times[name].rawMd5 ? median(times[name].rawMd5) : undefined;
-        const [low, high] = ratioInterval(times[name].raw!, times[name].lib!);
+        const [low, high] = medianRatioInterval(times[name].raw!, times[name].lib!);
         ratios.push({ cell: `${size.label} ${name}`, ratio: lib / raw, high });
         out(`| ${size.label} | ${name} | ${times[name].raw!.length} | ${fmt(raw)} | ${fmt(lib)} | ${(lib / raw).toFixed(3)} | ${low.toFixed(3)}–${high.toFixed(3)} | ${rawMd5 === undefined ? '' : fmt(rawMd5)} | ${rawMd5 === undefined ? '' : (lib / rawMd5).toFixed(3)} |`);
       }

@@ -72,6 +72,45 @@ export async function medianMs(fn: (i: number) => Promise<unknown>, options: Tim
   return { medianMs: median(roundsMs), roundsMs };
 }
 
+/**
+ * For operations of a millisecond or more (network calls): the subjects take turns call by call,
+ * the first of each turn rotating, so a change in the shared machine's load hits all alike, and
+ * every call is timed. A median over all calls shrugs off the occasional stalled request, which
+ * moves the mean of a block of calls by several percent. Answers each subject's call times (ms)
+ * and its mean per round, in the order of `subjects`.
+ */
+export async function turnTakingTimes<S>(
+  subjects: readonly S[],
+  op: (subject: S, i: number) => Promise<unknown>,
+  options: { rounds: number; iterations: number; warmupRounds?: number },
+): Promise<Array<{ callsMs: number[]; roundMeansMs: number[] }>> {
+  const results = subjects.map(() => ({ callsMs: [] as number[], roundMeansMs: [] as number[] }));
+  const warmup = options.warmupRounds ?? 1;
+  for (let round = -warmup; round < options.rounds; round++) {
+    const sums = subjects.map(() => 0);
+    for (let i = 0; i < options.iterations; i++) {
+      for (let j = 0; j < subjects.length; j++) {
+        const k = (i + round + warmup + j) % subjects.length;
+        const start = performance.now();
+        await op(subjects[k]!, i);
+        const took = performance.now() - start;
+        if (round < 0) continue;
+        results[k]!.callsMs.push(took);
+        sums[k] = sums[k]! + took;
+      }
+    }
+    if (round >= 0) sums.forEach((sum, k) => results[k]!.roundMeansMs.push(sum / options.iterations));
+  }
+  return results;
+}
+
+/** 95 % interval of median(b) / median(a), from 2,000 bootstrap resamples of the calls. */
+export function medianRatioInterval(a: readonly number[], b: readonly number[]): [number, number] {
+  const resample = (values: readonly number[]): number[] => values.map(() => values[Math.floor(Math.random() * values.length)]!);
+  const ratios = Array.from({ length: 2000 }, () => median(resample(b)) / median(resample(a))).sort((x, y) => x - y);
+  return [ratios[Math.floor(ratios.length * 0.025)]!, ratios[Math.floor(ratios.length * 0.975)]!];
+}
+
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
