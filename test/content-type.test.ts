@@ -27,6 +27,8 @@ describe('sniffContentType', () => {
     expect(sniffContentType(Buffer.from(' \n <svg>'))).toBe('image/svg+xml');
     expect(sniffContentType(Buffer.from('x<html>'))).toBeUndefined();
     expect(sniffContentType(Buffer.from([0x1c, ...Buffer.from('<html>')]))).toBeUndefined();
+    // U+0085 (NEL) is not white space to trimStart, so it is not skipped either.
+    expect(sniffContentType(Buffer.from([0x85, ...Buffer.from('<html>')]))).toBeUndefined();
     expect(sniffContentType(Buffer.concat([Buffer.alloc(600, 0x20), Buffer.from('<html>')]))).toBeUndefined();
   });
   it('says nothing about plain text', () => {

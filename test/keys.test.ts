@@ -36,7 +36,7 @@ describe('normalizeKey', () => {
 
 describe('printable ASCII keys (checked without the Unicode steps)', () => {
   it('still get every structural check', () => {
-    for (const key of ['../a.jpg', 'a/../b.jpg', 'a/./b.jpg', '/a.jpg', 'a\\b.jpg', 'C:a.jpg', 'a//b.jpg', 'a/', 'a/ . /b', 'a/.../b', `${'a'.repeat(256)}.jpg`, `${'a/'.repeat(512)}a`]) {
+    for (const key of ['../a.jpg', 'a/../b.jpg', 'a/./b.jpg', '/a.jpg', 'a\\b.jpg', 'C:a.jpg', 'a//b.jpg', 'a/', 'a/ . /b', 'a/.../b', `${'a'.repeat(252)}.jpg`, `${'a/'.repeat(512)}a`]) {
       expect(() => normalizeKey(key), key).toThrow(MediaStorageError);
     }
   });

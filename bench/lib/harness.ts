@@ -1,6 +1,6 @@
 /**
- * The small harness every bench file uses: timing by medians of rounds, the machine's
- * description, and results written as JSON (for the runner) and Markdown (for people).
+ * The small harness every bench file uses: timing by medians of rounds (or, for network calls,
+ * of every call while the subjects take turns), the machine's description, and results written as JSON (for the runner) and Markdown (for people).
  *
  * A bench file is a script `bench/<name>.bench.ts` that measures, then calls
  * {@link writeResults}. `bench/run.ts` runs every bench file in its own process and builds the
@@ -76,7 +76,7 @@ export async function medianMs(fn: (i: number) => Promise<unknown>, options: Tim
  * For operations of a millisecond or more (network calls): the subjects take turns call by call,
  * the first of each turn rotating, so a change in the shared machine's load hits all alike, and
  * every call is timed. A median over all calls shrugs off the occasional stalled request, which
- * moves the mean of a block of calls by several percent. Answers each subject's call times (ms)
+ * can move the mean of a block of calls by tens of percent (one 40 ms stall in 40 calls of 2 ms). Answers each subject's call times (ms)
  * and its mean per round, in the order of `subjects`.
  */
 export async function turnTakingTimes<S>(
@@ -104,7 +104,11 @@ export async function turnTakingTimes<S>(
   return results;
 }
 
-/** 95 % interval of median(b) / median(a), from 2,000 bootstrap resamples of the calls. */
+/**
+ * 95 % interval of median(b) / median(a), from 2,000 bootstrap resamples of the calls (unseeded).
+ * The two sides are resampled independently although their calls were made in turns, which makes
+ * the interval somewhat wider than a paired one: conservative.
+ */
 export function medianRatioInterval(a: readonly number[], b: readonly number[]): [number, number] {
   const resample = (values: readonly number[]): number[] => values.map(() => values[Math.floor(Math.random() * values.length)]!);
   const ratios = Array.from({ length: 2000 }, () => median(resample(b)) / median(resample(a))).sort((x, y) => x - y);
@@ -126,7 +130,7 @@ export interface Measurement {
   /** The figure, in `unit`. */
   value: number;
   unit: 'ms/op' | 'MiB';
-  /** Individual rounds, for the JSON record. */
+  /** Per round, for the JSON record: the round's time per operation (its mean when `value` is a median over calls). */
   rounds?: number[];
 }
 
