@@ -9,6 +9,7 @@ import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
+  CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
@@ -318,6 +319,38 @@ describe('S3 writes', () => {
       expect(mock.commandCalls(PutObjectCommand)[0]!.args[0].input.ACL).toBeUndefined();
       mock.restore();
     }
+  });
+
+  it("an explicit acl is sent by a private storage too (Django's AWS_DEFAULT_ACL with signed URLs), on writes and copies", async () => {
+    const { mock, storage } = setup({ visibility: 'private', acl: 'public-read' });
+    mock.on(PutObjectCommand).resolves({});
+    mock.on(CopyObjectCommand).resolves({});
+    mock.on(HeadObjectCommand).resolves({ ContentLength: 1 });
+    await storage.save('a.txt', 'x');
+    await storage.copy('a.txt', 'b.txt');
+    expect(mock.commandCalls(PutObjectCommand)[0]!.args[0].input.ACL).toBe('public-read');
+    expect(mock.commandCalls(CopyObjectCommand)[0]!.args[0].input.ACL).toBe('public-read');
+    expect(await storage.url('a.txt')).toMatch(/X-Amz-Signature=/);
+  });
+
+  it('the ifExists option is the default of save (rename: a free name_abc1234.ext, as AWS_S3_FILE_OVERWRITE=False); save options still win', async () => {
+    const { mock, storage } = setup({ ifExists: 'rename' });
+    mock.on(HeadObjectCommand).rejects(s3Error('NotFound', 404, 'UnknownError'));
+    mock.on(HeadObjectCommand, { Key: 'p/a.png' }).resolves({ ContentLength: 1 });
+    mock.on(HeadBucketCommand).resolves({});
+    mock.on(PutObjectCommand).resolves({});
+    expect((await storage.save('p/a.png', 'x')).key).toMatch(/^p\/a_[a-z0-9]{7}\.png$/);
+    expect((await storage.save('p/a.png', 'x', { ifExists: 'overwrite' })).key).toBe('p/a.png');
+    expect((await storage.save('p/free.png', 'x')).key).toBe('p/free.png');
+    expect(() => new S3Storage({ bucket: 'b', ifExists: 'replace' as never })).toThrow(/ifExists must be/);
+  });
+
+  it("public URLs encode keys as boto3 on the bucket's own URL and as Django on a custom domain", async () => {
+    const key = "p/a b'()!*~+é.png";
+    const own = setup({ visibility: 'public', endpoint: 'https://objects.example.test' }).storage;
+    expect(await own.url(key)).toBe('https://objects.example.test/crm-media/p/a%20b%27%28%29%21%2A~%2B%C3%A9.png');
+    const cdn = setup({ visibility: 'public', publicBaseUrl: 'https://cdn.example.com/media/' }).storage;
+    expect(await cdn.url(key)).toBe("https://cdn.example.com/media/p/a%20b'()!*~%2B%C3%A9.png");
   });
 
   it('ifExists "fail" sends If-None-Match with conditionalWrites, and maps 412 to ALREADY_EXISTS', async () => {

@@ -70,12 +70,21 @@ export interface S3StorageOptions {
    * `public`: plain URLs, and objects are stored with the `acl` below.
    */
   visibility?: 'public' | 'private';
-  /** Canned ACL sent with writes of a public storage; default `public-read`. `false` sends none (R2, buckets with ACLs disabled). */
+  /**
+   * Canned ACL sent with every write and copy (Django's AWS_DEFAULT_ACL), whatever the visibility.
+   * Default: `public-read` for a public storage, none for a private one. `false` sends none (R2,
+   * buckets with ACLs disabled).
+   */
   acl?: string | false;
   /** Expiry of signed URLs, in seconds; default 3600. */
   defaultExpiresIn?: number;
   /** Cache-Control stored with every object unless `save` passes its own. */
   cacheControl?: string;
+  /**
+   * What `save` does with a taken key when its options do not say: `overwrite` (default, Django's
+   * AWS_S3_FILE_OVERWRITE = True), `rename` (a free `name_abc1234.ext`, Django's False) or `fail`.
+   */
+  ifExists?: 'overwrite' | 'rename' | 'fail';
   serverSideEncryption?: 'AES256' | 'aws:kms';
   /** KMS key for `serverSideEncryption: 'aws:kms'`; default the bucket's. */
   sseKmsKeyId?: string;
@@ -151,6 +160,11 @@ async function loadPresignedPost(): Promise<typeof import('@aws-sdk/s3-presigned
   }
 }
 
+/** A key as the AWS SDKs put it in a URL path: each segment RFC 3986-encoded, `'()!*` included. */
+function encodeKeyPathStrict(key: string): string {
+  return encodeKeyPath(key).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
 function stripTrailingSlash(url: string): string {
   return url.replace(/\/+$/, '');
 }
@@ -199,7 +213,11 @@ export class S3Storage extends BaseStorage {
     this.bucket = options.bucket;
     this.location = normalizeLocation(options.location);
     this.visibility = options.visibility ?? 'private';
-    this.acl = this.visibility === 'public' && options.acl !== false ? (options.acl ?? 'public-read') : undefined;
+    if (options.ifExists !== undefined && options.ifExists !== 'overwrite' && options.ifExists !== 'rename' && options.ifExists !== 'fail') {
+      throw new MediaStorageError('CONFIG', 'S3Storage: ifExists must be "overwrite", "rename" or "fail"', { backend: 's3' });
+    }
+    this.defaultIfExists = options.ifExists ?? 'overwrite';
+    this.acl = options.acl === false ? undefined : (options.acl ?? (this.visibility === 'public' ? 'public-read' : undefined));
     this.partSize = options.partSize ?? MIN_PART_SIZE;
     this.multipartThreshold = options.multipartThreshold ?? 32 * MiB;
     this.queueSize = options.queueSize ?? 4;
@@ -390,7 +408,11 @@ export class S3Storage extends BaseStorage {
     const fullKey = this.fullKey(key);
     const download = options.download === undefined || options.download === false ? undefined : options.download === true ? key.slice(key.lastIndexOf('/') + 1) : options.download;
     if (this.visibility === 'public' && options.expiresIn === undefined && download === undefined) {
-      return `${await this.publicBaseUrl()}/${encodeKeyPath(fullKey)}`;
+      // On a custom domain the key is encoded as Django's filepath_to_uri does ('()!*~ kept), on
+      // the bucket's own URL as boto3 and the SDK's presigner do (RFC 3986: '()!* escaped), so
+      // each URL is byte for byte the one a Django app gives for the same object.
+      const path = this.options.publicBaseUrl ? encodeKeyPath(fullKey) : encodeKeyPathStrict(fullKey);
+      return `${await this.publicBaseUrl()}/${path}`;
     }
     // Response overrides (the download's Content-Disposition) are honoured only on signed URLs.
     const expiresIn = Math.ceil(options.expiresIn ?? this.defaultExpiresIn);
