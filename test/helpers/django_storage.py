@@ -23,7 +23,11 @@ BOOLEANS = {'AWS_QUERYSTRING_AUTH', 'AWS_S3_FILE_OVERWRITE', 'AWS_S3_USE_SSL'}
 INTEGERS = {'AWS_QUERYSTRING_EXPIRE'}
 # Settings a settings.py would not take from the environment as such: django-storages reads
 # these from os.environ itself (storages.backends.s3boto3.S3Boto3Storage.*_names).
-ENV_ONLY = {'AWS_SESSION_TOKEN', 'AWS_SECURITY_TOKEN', 'AWS_DEFAULT_REGION', 'AWS_REGION'}
+# The credentials stay there too, so that its own lookup order (AWS_S3_ACCESS_KEY_ID first) decides.
+ENV_ONLY = {
+    'AWS_SESSION_TOKEN', 'AWS_SECURITY_TOKEN', 'AWS_DEFAULT_REGION', 'AWS_REGION',
+    'AWS_S3_ACCESS_KEY_ID', 'AWS_ACCESS_KEY_ID', 'AWS_S3_SECRET_ACCESS_KEY', 'AWS_SECRET_ACCESS_KEY',
+}
 
 
 def to_setting(name, value):
@@ -43,8 +47,7 @@ def main():
         if name.startswith('AWS_'):
             del os.environ[name]
     os.environ.update(env)
-    # Credentials stay in os.environ only, so django-storages' own lookup order decides.
-    settings = {name: to_setting(name, value) for name, value in env.items() if name not in ENV_ONLY and 'KEY' not in name}
+    settings = {name: to_setting(name, value) for name, value in env.items() if name not in ENV_ONLY}
     try:
         import boto3
         import django
