@@ -44,7 +44,10 @@ function checkRange(range: ReadOptions['range']): void {
   }
 }
 
-/** Suffix for `ifExists: 'rename'`: 7 lowercase base-36 characters, as Django does. */
+/**
+ * Suffix for `ifExists: 'rename'`: 7 characters, as Django's get_available_name adds (Django mixes
+ * cases; lowercase base-36 keeps two names distinct on a case-insensitive disk).
+ */
 function randomSuffix(): string {
   const bytes = randomBytes(7);
   let out = '';
@@ -61,6 +64,8 @@ function randomSuffix(): string {
 export abstract class BaseStorage implements MediaStorage {
   abstract readonly name: string;
   abstract readonly capabilities: Readonly<Capabilities>;
+  /** What `save` does with a taken key when its options do not say; a backend option may change it. */
+  protected defaultIfExists: NonNullable<SaveOptions['ifExists']> = 'overwrite';
 
   // ----------------------------------------------------------------- driver interface
 
@@ -118,7 +123,7 @@ export abstract class BaseStorage implements MediaStorage {
 
   async save(key: string, body: Body, options: SaveOptions = {}): Promise<ObjectInfo> {
     const normalized = normalizeKey(key);
-    const ifExists = options.ifExists ?? 'overwrite';
+    const ifExists = options.ifExists ?? this.defaultIfExists;
     if (ifExists !== 'overwrite' && ifExists !== 'fail' && ifExists !== 'rename') {
       throw invalidInput(`ifExists must be "overwrite", "fail" or "rename", not ${JSON.stringify(ifExists)}`);
     }
