@@ -26,6 +26,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { S3Storage, type S3StorageOptions } from '../src/s3/index.js';
 import { listen } from './helpers/http.js';
+import { CauseSummary } from '../src/core/errors.js';
 import { failure } from './helpers/failure.js';
 
 const SECRET = 'unit-test-secret-key-do-not-print';
@@ -96,7 +97,10 @@ describe('S3 error mapping', () => {
       expect(error.code).toBe(code);
       expect(error.backend).toBe('s3');
       expect(error.key).toBe('a/b.txt');
-      expect(error.cause).toBeInstanceOf(S3ServiceException);
+      // The SDK's error is kept as its summary (no $response, no request), with what support needs.
+      expect(error.cause).toBeInstanceOf(CauseSummary);
+      expect(error.cause).toMatchObject({ name, status, message: `${name} happened` });
+      expect(Object.keys(error.cause as object)).not.toContain('$response');
     });
   }
 

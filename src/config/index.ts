@@ -1,4 +1,4 @@
-import { MediaStorageError } from '../core/errors.js';
+import { MediaStorageError, redactUrls } from '../core/errors.js';
 import type { MediaStorage } from '../core/types.js';
 import type { LocalStorageOptions } from '../local/index.js';
 import type { MemoryStorageOptions } from '../memory/index.js';
@@ -83,12 +83,33 @@ function parseVisibility(value: string, name: string): 'public' | 'private' {
   return value;
 }
 
-/** A URL with any password replaced by `***`, for messages and the doctor's report. */
+/**
+ * A storage URL with its secrets masked, for messages and reports: the password (`KEY:SECRET@`
+ * becomes `KEY***:***@`, up to the last `@` before the query, so that a secret with an unencoded
+ * `/` or `@` is masked whole), secret query parameters (`?secret=`, signatures, tokens), and the
+ * part after `:` of an authority without `@` (`cloudinary://KEY:SECRET`, a URL missing its host).
+ */
 export function maskUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^@/?#]*)@/i, (_m, scheme: string, userinfo: string) => {
-    const user = userinfo.split(':')[0] ?? '';
-    return `${scheme}${user ? `${maskValue(decodeURIComponentSafe(user))}:` : ''}***@`;
-  });
+  const match = /^([a-z][a-z0-9+.-]*:\/\/)([\s\S]*)$/i.exec(url);
+  if (!match) return redactUrls(url);
+  const scheme = match[1]!;
+  const rest = match[2]!;
+  const authorityEnd = rest.search(/[/?#]/);
+  const authority = authorityEnd === -1 ? rest : rest.slice(0, authorityEnd);
+  // Where the parser would see no credentials, a path may hold an `@`; else the last `@` before
+  // the query ends them, as a secret with an unencoded `/` or `@` is meant.
+  const beforeQuery = rest.replace(/[?#][\s\S]*$/, '');
+  const at = !authority.includes('@') && URL.canParse(url) ? -1 : beforeQuery.lastIndexOf('@');
+  if (at !== -1) {
+    const user = rest.slice(0, at).split(':')[0] ?? '';
+    return `${scheme}${user ? `${maskValue(decodeURIComponentSafe(user))}:` : ''}***@${redactUrls(rest.slice(at + 1))}`;
+  }
+  const colon = authority.indexOf(':');
+  if (colon !== -1 && !/^\d{0,5}$/.test(authority.slice(colon + 1))) {
+    const user = authority.slice(0, colon);
+    return `${scheme}${user ? maskValue(decodeURIComponentSafe(user)) : ''}:***${redactUrls(rest.slice(authority.length))}`;
+  }
+  return `${scheme}${redactUrls(rest)}`;
 }
 
 function decodeURIComponentSafe(s: string): string {
@@ -362,7 +383,8 @@ export function describeConfig(config: StorageConfig): Record<string, unknown> {
     if (typeof value === 'string') {
       if (SECRET_FIELDS.has(field)) return '***';
       if (ID_FIELDS.has(field)) return maskValue(value);
-      return value;
+      // An endpoint or base URL may carry credentials or a signature too.
+      return /^[a-z][a-z0-9+.-]*:/i.test(value) ? maskUrl(value) : value;
     }
     if (value && typeof value === 'object' && !Buffer.isBuffer(value)) {
       return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, mask(v, k)]));
