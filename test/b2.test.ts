@@ -916,6 +916,27 @@ describe('fake B2 models restricted keys, the authorize shapes and the file info
     expect(start.status).toBe(400);
   });
 
+  it('refuses a second upload on an upload URL while the first is in flight (auth_token_limit)', async () => {
+    const target = await uploadTarget(await token());
+    const body = Buffer.from('first upload body');
+    const url = new URL(target.uploadUrl);
+    const first = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { Authorization: target.authorizationToken, 'X-Bz-File-Name': 'raw/first.txt', 'Content-Type': 'text/plain', 'X-Bz-Content-Sha1': sha1(body), 'Content-Length': body.length } });
+    const firstStatus = new Promise<number>((resolve, reject) => {
+      first.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      first.on('error', reject);
+    });
+    first.write(body.subarray(0, 5));
+    await new Promise((r) => setTimeout(r, 100));
+    const second = await upload(target, 'raw/second.txt');
+    expect(second.status).toBe(400);
+    expect(await second.json()).toMatchObject({ code: 'auth_token_limit' });
+    first.end(body.subarray(5));
+    expect(await firstStatus).toBe(200);
+  });
+
   it('sends Retry-After with an injected 429 when asked', async () => {
     const auth = await token();
     fake.failCall('b2_list_file_names', { status: 429, retryAfter: 7 });

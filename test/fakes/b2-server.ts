@@ -649,6 +649,19 @@ export class FakeB2Server extends EventEmitter {
     return entry;
   }
 
+  /**
+   * One upload at a time per upload URL and token: a second one while the first is in flight gets
+   * 400 auth_token_limit, as B2 answers (b2sdk's UploadTokenUsedConcurrently matches that message).
+   */
+  private claimUploadUrl(req: http.IncomingMessage, path: string): void {
+    if (this.uploadsInFlight.has(path)) {
+      this.sharedUploadUrlUses++;
+      throw new B2Error(400, 'auth_token_limit', `more than one upload using auth token ${String(req.headers.authorization)}`);
+    }
+    this.uploadsInFlight.add(path);
+    req.once('close', () => this.uploadsInFlight.delete(path));
+  }
+
   private latestVersion(bucketId: string, fileName: string): FileVersion | undefined {
     for (let i = this.versions.length - 1; i >= 0; i--) {
       const v = this.versions[i]!;
@@ -660,9 +673,7 @@ export class FakeB2Server extends EventEmitter {
   private async uploadFile(req: http.IncomingMessage, res: http.ServerResponse, path: string, fault: Fault | undefined): Promise<void> {
     if (req.method !== 'POST') throw new B2Error(405, 'method_not_allowed', 'POST required');
     const { bucketId, key } = this.checkUploadToken(req, path);
-    if (this.uploadsInFlight.has(path)) this.sharedUploadUrlUses++;
-    this.uploadsInFlight.add(path);
-    req.once('close', () => this.uploadsInFlight.delete(path));
+    this.claimUploadUrl(req, path);
     const forbidden = FORBIDDEN_UPLOAD_HEADERS.find((h) => req.headers[h] !== undefined);
     if (forbidden) throw new B2Error(400, 'bad_request', `The ${forbidden} header must not be sent with b2_upload_file; use b2-* file info`);
     const fileName = this.validFileName(decodeHeaderValue(String(req.headers['x-bz-file-name'] ?? ''), 'X-Bz-File-Name'));
@@ -691,9 +702,7 @@ export class FakeB2Server extends EventEmitter {
   private async uploadPart(req: http.IncomingMessage, res: http.ServerResponse, path: string, fault: Fault | undefined): Promise<void> {
     if (req.method !== 'POST') throw new B2Error(405, 'method_not_allowed', 'POST required');
     const { fileId } = this.checkUploadToken(req, path);
-    if (this.uploadsInFlight.has(path)) this.sharedUploadUrlUses++;
-    this.uploadsInFlight.add(path);
-    req.once('close', () => this.uploadsInFlight.delete(path));
+    this.claimUploadUrl(req, path);
     const large = this.unfinished.get(fileId!);
     if (!large) throw new B2Error(400, 'bad_request', 'No such unfinished large file');
     const partNumber = Number(req.headers['x-bz-part-number']);
@@ -864,7 +873,8 @@ export class FakeB2Server extends EventEmitter {
       const fileName = this.validFileName(p.fileName);
       this.allow(key, 'writeFiles', bucket.bucketId, fileName);
       const latest = this.latestVersion(bucket.bucketId, fileName);
-      if (!latest) throw new B2Error(404, 'no_such_file', `File not present: ${fileName}`);
+      // hide_file answers 400 no_such_file (b2sdk's interpret_b2_error notes the same).
+      if (!latest) throw new B2Error(400, 'no_such_file', `File not present: ${fileName}`);
       if (latest.action === 'hide') throw new B2Error(400, 'already_hidden', `File already hidden: ${fileName}`);
       const marker: FileVersion = { fileId: this.nextId('4_z'), fileName, bucketId: bucket.bucketId, action: 'hide', contentType: 'application/x-bz-hide-marker', contentSha1: '', fileInfo: {}, infoHeaders: {}, uploadTimestamp: Date.now(), data: Buffer.alloc(0) };
       this.versions.push(marker);
