@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { resolveAvatars } from '../src/avatar/resolve.js';
 import { B2Storage, type B2StorageOptions } from '../src/b2/index.js';
 import type { MediaStorageError } from '../src/core/errors.js';
 import { startFakeB2, type FakeB2Server } from './fakes/b2-server.js';
@@ -740,6 +741,14 @@ describe('B2Storage: a misspelled bucket is CONFIG on exists and stat too', () =
     expect(await right.exists('people/none-1.jpg')).toBe(false);
     expect(await right.exists('people/none-2.jpg')).toBe(false);
     expect(fake.count('b2_list_buckets') - before).toBe(1);
+  });
+
+  it('resolveAvatars reports it through onError instead of showing every default avatar silently', async () => {
+    const s = storage({ bucketId: fake.bucket(BUCKET).bucketId, bucketName: 'crm-mediaa' });
+    const errors: Array<{ code: string; path: string }> = [];
+    const results = await resolveAvatars(s, ['people/a.jpg', 'people/b.jpg'], { default: '/default.png', onError: (err, path) => errors.push({ code: (err as MediaStorageError).code, path }) });
+    expect(results.map((r) => r.src)).toEqual(['/default.png', '/default.png']);
+    expect(errors.map((e) => e.code)).toEqual(['CONFIG', 'CONFIG']);
   });
 
   it('a key restricted to a bucket whose ID is not the bucketName is CONFIG', async () => {
