@@ -81,6 +81,9 @@ interface ChunkSession {
 const SIGNATURE_WINDOW_SECONDS = 3600;
 const MAX_RESULTS_LIMIT = 500;
 const MAX_PUBLIC_ID_CHARS = 255;
+const MIN_CHUNK_BYTES = 5 * 1024 * 1024;
+/** The delivery types an upload may have (private and authenticated need signed URLs). */
+const DELIVERY_TYPES = new Set(['upload', 'private', 'authenticated']);
 /** CDN cache lifetimes: a successful answer (Cache-Control max-age, 30 days), the first cached 40x, the longest. */
 const CDN_OK_TTL_MS = 30 * 24 * 3600_000;
 const CDN_FIRST_ERROR_TTL_MS = 60_000;
@@ -483,6 +486,8 @@ export class FakeCloudinary {
       this.counts.uploadChunks++;
       const m = /^bytes (\d+)-(\d+)\/(-1|\d+)$/.exec(range);
       if (!m || Number(m[2]) - Number(m[1]) + 1 !== data.length) return this.json(res, 400, { error: { message: `Invalid Content-Range ${range}` } });
+      // Every chunk but the last is at least 5 MB (the SDKs' smallest chunk_size).
+      if (m[3] === '-1' && data.length < MIN_CHUNK_BYTES) return this.json(res, 400, { error: { message: `Chunk of ${data.length} bytes is smaller than the minimum of ${MIN_CHUNK_BYTES}` } });
       const session: ChunkSession = this.chunkSessions.get(uniqueId) ?? { parts: new Map() };
       this.chunkSessions.set(uniqueId, session);
       session.parts.set(Number(m[1]), data);
@@ -516,6 +521,7 @@ export class FakeCloudinary {
       format = f;
     }
     const type = fields.type || 'upload';
+    if (!DELIVERY_TYPES.has(type)) return this.json(res, 400, { error: { message: `Invalid type ${type}` } });
     const named = this.nameUpload(account, rt, fields, body.filename);
     if ('error' in named) return this.json(res, 400, { error: { message: named.error } });
     const { publicId, assetFolder } = named;
