@@ -291,7 +291,6 @@ export class FakeCloudinary {
   async start(): Promise<this> {
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
-        if (process.env.FAKE_DEBUG) console.error("FAKE ERROR", err);
         if (!res.headersSent) this.json(res, 500, { error: { message: `fake: ${String(err)}` } });
         else res.destroy();
       });
