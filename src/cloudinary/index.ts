@@ -13,7 +13,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PreparedBody } from '../core/body.js';
-import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, isActiveContent, resolveContentType, sniffContentType, SNIFF_BYTES } from '../core/content-type.js';
+import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, resolveContentType, sniffContentType, SNIFF_BYTES } from '../core/content-type.js';
+import { isExecutableContentType, type ServingOptions } from '../core/serving.js';
 import { MediaStorageError, abortedError, type MediaStorageErrorCode } from '../core/errors.js';
 import { normalizeKey, normalizeLocation } from '../core/keys.js';
 import { failOnStall } from '../core/stall.js';
@@ -26,7 +27,7 @@ import { MEDIA_FORMATS, contentTypeMatches, escapePublicId, homeFor, homesOf, ke
 export { CloudinaryApiError, fromSdkRejection, mapCloudinaryError, rateLimitRetryAfter } from './errors.js';
 export { MEDIA_FORMATS, MAX_PUBLIC_ID_LENGTH, escapePublicId, unescapePublicId, homesOf, homeFor, keyOf, mediaFormatOf, type AssetRef, type KeyHomes, type ResourceType } from './mapping.js';
 
-export interface CloudinaryStorageOptions {
+export interface CloudinaryStorageOptions extends ServingOptions {
   /** Cloud name; default from `cloudinaryUrl`. */
   cloudName?: string;
   /** API key; default from `cloudinaryUrl`. */
@@ -190,7 +191,7 @@ export class CloudinaryStorage extends BaseStorage {
   private sdkProxy: boolean | undefined;
 
   constructor(options: CloudinaryStorageOptions = {}) {
-    super();
+    super(options);
     this.config = resolveConfig(options);
     this.deliveryType = options.deliveryType ?? 'upload';
     if (this.deliveryType !== 'upload' && this.deliveryType !== 'authenticated') throw configError('deliveryType must be "upload" or "authenticated"');
@@ -420,9 +421,10 @@ export class CloudinaryStorage extends BaseStorage {
       // key's format (text named .jpg is a raw file; Cloudinary would refuse it as an image).
       const sniffed = sniffContentType(reader.head(SNIFF_BYTES));
       // Cloudinary serves files inline from its own domain with a type it picks from the format
-      // or extension, and cannot be told to send them as attachments: active content is refused.
-      // (PDF is kept: browsers render it in a sandboxed viewer, and CRMs store documents.)
-      if ([body.contentType, sniffed, contentTypeFromKey(key)].some((type) => isActiveContent(type) && type !== 'application/pdf')) {
+      // or extension, and cannot be told to send them as attachments or under another type:
+      // executable kinds, by their bytes or their name, are refused unless the app listed them
+      // in inlineContentTypes. (PDF is kept: browsers render it in a sandboxed viewer.)
+      if ([sniffed, contentTypeFromKey(key)].some((type) => isExecutableContentType(type) && !this.servingRule.isInline(type!))) {
         throw new MediaStorageError('UNSUPPORTED', `"${key}" is active content (HTML, SVG, XML or script), which Cloudinary would serve inline; store it elsewhere or as a different type`, { key });
       }
       const target = homeFor(homes, sniffed ?? '');
@@ -451,7 +453,8 @@ export class CloudinaryStorage extends BaseStorage {
       return {
         key,
         size: result.bytes,
-        contentType: body.contentType,
+        // Cloudinary keeps no content type: the one the bytes and the name give, as stat reports.
+        contentType: body.detectedContentType,
         ...(result.etag ? { etag: result.etag } : {}),
         ...(result.created_at ? { lastModified: new Date(result.created_at) } : {}),
       };
@@ -537,7 +540,7 @@ export class CloudinaryStorage extends BaseStorage {
     }
     const head = await firstBytes(res, SNIFF_BYTES, this.timeout);
     this.remember(key, 'raw');
-    return this.infoFromHeaders(key, res, resolveContentType(key, head));
+    return this.infoFromHeaders(key, res, this.servingRule.contentTypeFor(resolveContentType(key, head), head));
   }
 
   private infoFromHeaders(key: string, res: Response, contentType: string): ObjectInfo {
