@@ -1,5 +1,6 @@
 // The serving rules (src/core/serving.ts), the sniffer's view of markup, explicit content types,
 // the headers the media handler sends, and the canonical form of signed-URL signatures.
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { normalizeContentType, sniffContentType } from '../src/core/content-type.js';
 import { createMediaHandler } from '../src/core/http-handler.js';
@@ -120,6 +121,19 @@ describe('sniffing markup', () => {
     const be = Buffer.from(Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from('<!-- x --><svg>', 'utf16le').swap16()]));
     expect(sniffContentType(le)).toBe('text/html');
     expect(sniffContentType(be)).toBe('image/svg+xml');
+  });
+  it('does not take binary data that starts with "<" for markup', () => {
+    expect(sniffContentType(Buffer.from('<p>\u0000\u0001\u0002binary'))).toBeUndefined();
+    let markup = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const head = randomBytes(512);
+      head[0] = 0x3c; // "<"
+      head[1] = 0x61 + (i % 26); // a letter: a tag, were this text
+      if (sniffContentType(head) !== undefined) markup++;
+    }
+    expect(markup).toBe(0);
+    // A comment opening is HTML whatever follows, as in the WHATWG table.
+    expect(sniffContentType(Buffer.concat([Buffer.from('<!-- '), randomBytes(100)]))).toBe('text/html');
   });
   it.each(['<3 you', '< html>', 'a<html>', '1 < 2', 'plain words'])('%j is not markup', (body) => {
     expect(sniffContentType(Buffer.from(body))).toBeUndefined();

@@ -60,10 +60,14 @@ function leadingText(head: Uint8Array): string {
   return window.toString('latin1', startsWith(window, [0xef, 0xbb, 0xbf]) ? 3 : 0);
 }
 
+// The WHATWG sniffing standard's binary data bytes (vertical tab aside, which is skipped as space).
+const BINARY_BYTE = /[\x00-\x08\x0e-\x1a\x1c-\x1f]/;
+
 /**
  * Markup as a browser would sniff it: after white space and any number of `<!-- comments -->`,
- * a tag (`<` and a letter, `!`, `?` or `/`). A body that opens a comment is HTML even when the
- * comment runs past the sniffed window, as in the WHATWG sniffing table.
+ * a tag (`<` and a letter, `!`, `?` or `/`) in text (no binary bytes in the window, so random
+ * or compressed data that happens to start with `<` is not markup). A body that opens a comment
+ * is HTML even when the comment runs past the sniffed window, as in the WHATWG sniffing table.
  */
 function sniffMarkup(head: Uint8Array): string | undefined {
   const text = leadingText(head);
@@ -77,6 +81,7 @@ function sniffMarkup(head: Uint8Array): string | undefined {
     if (close < 0) return 'text/html';
     i = close + 3;
   }
+  if (BINARY_BYTE.test(text)) return comment ? 'text/html' : undefined;
   const rest = text.slice(i).toLowerCase();
   if (rest.startsWith('<?xml')) return /<svg[\s>/]|<!doctype\s+svg/.test(rest) ? 'image/svg+xml' : 'application/xml';
   if (/^<svg[\s>/]|^<!doctype\s+svg/.test(rest)) return 'image/svg+xml';
