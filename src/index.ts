@@ -20,6 +20,8 @@ export {
   isNotFound,
   isAbortError,
   redact,
+  CauseSummary,
+  summarizeCause,
   type MediaStorageErrorCode,
   type MediaStorageErrorOptions,
 } from './core/errors.js';

@@ -6,8 +6,11 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteBucketCommand, HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveAvatars } from '../src/avatar/index.js';
+import { runDoctor } from '../src/cli/doctor.js';
+import type { MediaStorageError } from '../src/core/errors.js';
 import type { S3Storage } from '../src/s3/index.js';
 import { SPECIAL_KEYS } from '../src/testing/keys.js';
 import { startFaultProxy, type ProxyAction } from './helpers/s3-decide-proxy.js';
@@ -194,13 +197,71 @@ describe(`S3Storage against ${targetLabel}`, () => {
       }
     });
 
-    it('a missing bucket gives CONFIG with a message that names it', async () => {
+    it('a missing bucket gives CONFIG with a message that names it, for exists and stat too', async () => {
       const bucket = `media-storage-missing-${randomBytes(4).toString('hex')}`;
       const missing = target.storage({ bucket });
-      for (const attempt of [() => missing.save('a.txt', 'x'), () => missing.list('')]) {
+      for (const attempt of [() => missing.save('a.txt', 'x'), () => missing.list(''), () => missing.exists('a.txt'), () => missing.stat('a.txt'), () => missing.readBuffer('a.txt')]) {
         const error = await failure(attempt());
         expect(error.code).toBe('CONFIG');
-        expect(error.message).toContain(`"${bucket}"`);
+        expect(error.message).toContain(`the bucket "${bucket}" does not exist`);
+      }
+    });
+
+    it('a missing bucket reaches resolveAvatars through onError, and the doctor names it', async () => {
+      const bucket = `media-storage-missing-${randomBytes(4).toString('hex')}`;
+      const missing = target.storage({ bucket });
+      const errors: Array<[MediaStorageError, string]> = [];
+      const avatars = await resolveAvatars(missing, ['profile_images/a.jpg', 'profile_images/b.jpg', null], { onError: (err, path) => errors.push([err as MediaStorageError, path]) });
+      expect(avatars.map((a) => a.isDefault)).toEqual([true, true, true]);
+      expect(errors.map(([err, path]) => [err.code, path])).toEqual([
+        ['CONFIG', 'profile_images/a.jpg'],
+        ['CONFIG', 'profile_images/b.jpg'],
+      ]);
+      expect(errors[0]![0].message).toContain(`"${bucket}"`);
+      const report = await runDoctor({ storage: missing, env: {} });
+      expect(report.healthy).toBe(false);
+      expect(report.checks.find((c) => c.level === 'fail')?.detail).toContain(`the bucket "${bucket}" does not exist`);
+    });
+
+    it('one request per exists in the usual case: a HeadBucket only on the first 404, and a bucket created later is seen', async () => {
+      /** The commands a storage's client sends, in order. */
+      const sentBy = (storage: S3Storage): string[] => {
+        const names: string[] = [];
+        storage.client.middlewareStack.add((next, context) => (args) => {
+          names.push(context.commandName!);
+          return next(args);
+        }, { step: 'build' });
+        return names;
+      };
+      const counted = target.storage();
+      const sent = sentBy(counted);
+      const k = key('present.txt');
+      await counted.save(k, 'here');
+      sent.length = 0;
+      for (let i = 0; i < 20; i++) expect(await counted.exists(k)).toBe(true);
+      for (let i = 0; i < 20; i++) expect(await counted.exists(key(`absent-${i}.txt`))).toBe(false);
+      // A found object proves the bucket exists: even the first 404 needed no HeadBucket here.
+      expect(sent.filter((c) => c === 'HeadObjectCommand')).toHaveLength(40);
+      expect(sent.filter((c) => c === 'HeadBucketCommand')).toHaveLength(0);
+
+      const fresh = target.storage();
+      const freshSent = sentBy(fresh);
+      for (let i = 0; i < 20; i++) expect(await fresh.exists(key(`absent-${i}.txt`))).toBe(false);
+      expect(freshSent.filter((c) => c === 'HeadBucketCommand')).toHaveLength(1);
+      expect(freshSent).toHaveLength(21);
+
+      // Missing, then created: the next save succeeds and from then on a missing key is just absent.
+      const bucket = `media-storage-later-${randomBytes(4).toString('hex')}`;
+      const later = target.storage({ bucket, location: '' });
+      expect((await failure(later.exists('a.txt'))).code).toBe('CONFIG');
+      await target.client.send(new CreateBucketCommand({ Bucket: bucket }));
+      try {
+        await later.save('a.txt', 'x');
+        expect(await later.exists('b.txt')).toBe(false);
+        expect(await later.exists('a.txt')).toBe(true);
+        await later.delete('a.txt');
+      } finally {
+        await target.client.send(new DeleteBucketCommand({ Bucket: bucket }));
       }
     });
   });

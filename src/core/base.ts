@@ -62,7 +62,10 @@ function formatSeconds(seconds: number): string {
   return `${seconds} seconds`;
 }
 
-/** Suffix for `ifExists: 'rename'`: 7 lowercase base-36 characters, as Django does. */
+/**
+ * Suffix for `ifExists: 'rename'`: 7 characters, as Django's get_available_name adds (Django mixes
+ * cases; lowercase base-36 keeps two names distinct on a case-insensitive disk).
+ */
 function randomSuffix(): string {
   const bytes = randomBytes(7);
   let out = '';
@@ -89,6 +92,8 @@ export abstract class BaseStorage implements MediaStorage {
   constructor(options?: ServingOptions) {
     this.servingRule = new ServingRule({ inlineContentTypes: options?.inlineContentTypes });
   }
+  /** What `save` does with a taken key when its options do not say; a backend option may change it. */
+  protected defaultIfExists: NonNullable<SaveOptions['ifExists']> = 'overwrite';
 
   // ----------------------------------------------------------------- driver interface
 
@@ -161,7 +166,7 @@ export abstract class BaseStorage implements MediaStorage {
     const normalized = this.checkedKey(key);
     // Checked here, before any I/O: a type with a line break would forge headers wherever it is sent.
     if (options.contentType !== undefined) options = { ...options, contentType: normalizeContentType(options.contentType) };
-    const ifExists = options.ifExists ?? 'overwrite';
+    const ifExists = options.ifExists ?? this.defaultIfExists;
     if (ifExists !== 'overwrite' && ifExists !== 'fail' && ifExists !== 'rename') {
       throw invalidInput(`ifExists must be "overwrite", "fail" or "rename", not ${JSON.stringify(ifExists)}`);
     }
