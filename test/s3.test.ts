@@ -24,6 +24,7 @@ import {
   type S3TestTarget,
 } from './helpers/s3-target.js';
 import { failure } from './helpers/failure.js';
+import { makePng } from './helpers/png.js';
 
 const MiB = 1024 * 1024;
 const PART = 5 * MiB;
@@ -306,16 +307,50 @@ describe(`S3Storage against ${targetLabel}`, () => {
       }
     });
 
-    it('stores active content as an attachment, so browsers do not render it from the bucket', async () => {
+    it('stores active content as a binary attachment, so browsers neither render nor run it from the bucket', async () => {
       const k = key('avatar.svg');
       const pub = target.storage({ visibility: 'public' });
       await pub.save(k, '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>');
       const head = await target.client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: target.location + k }));
-      expect(head.ContentType).toBe('image/svg+xml');
-      expect(head.ContentDisposition).toBe('attachment');
+      expect(head.ContentType).toBe('application/octet-stream');
+      expect(head.ContentDisposition).toBe(`attachment; filename="avatar.svg"; filename*=UTF-8''avatar.svg`);
       const res = await fetch(await pub.url(k));
       expect(res.headers.get('content-disposition')).toMatch(/^attachment/);
       await res.arrayBuffer();
+    });
+
+    it('stores the serving rule\'s headers: raster images inline, other types as attachments, executable kinds as binary', async () => {
+      const stored: Record<string, { type?: string; disposition?: string }> = {};
+      for (const [name, body, contentType] of [
+        ['photo.png', makePng(2, 2), undefined],
+        ['notes.txt', 'words', undefined],
+        ['doc.pdf', '%PDF-1.7 body', undefined],
+        ['app.js', 'window.__pwned = 1', undefined],
+        ['js-as.jpg', 'window.__pwned = 1', 'application/x-javascript'],
+        ['style.css', 'body{}', undefined],
+        ['comment.jpg', '<!-- x --><html><script>alert(1)</script></html>', undefined],
+      ] as const) {
+        const k = key(name);
+        const info = await storage.save(k, body, contentType ? { contentType } : {});
+        const head = await target.client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: target.location + k }));
+        expect(info.contentType).toBe(head.ContentType);
+        stored[name] = { type: head.ContentType, disposition: head.ContentDisposition?.replace(/;.*/, '') };
+      }
+      expect(stored).toEqual({
+        'photo.png': { type: 'image/png', disposition: undefined },
+        'notes.txt': { type: 'text/plain', disposition: 'attachment' },
+        'doc.pdf': { type: 'application/pdf', disposition: 'attachment' },
+        'app.js': { type: 'application/octet-stream', disposition: 'attachment' },
+        'js-as.jpg': { type: 'application/octet-stream', disposition: 'attachment' },
+        'style.css': { type: 'application/octet-stream', disposition: 'attachment' },
+        'comment.jpg': { type: 'application/octet-stream', disposition: 'attachment' },
+      });
+      // An app that opts PDF in gets it inline.
+      const k = key('inline.pdf');
+      await target.storage({ inlineContentTypes: ['application/pdf'] }).save(k, '%PDF-1.7 body');
+      const head = await target.client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: target.location + k }));
+      expect(head).toMatchObject({ ContentType: 'application/pdf' });
+      expect(head.ContentDisposition).toBeUndefined();
     });
 
     it('keeps objects under the location prefix and lists them relative to it', async () => {
@@ -337,6 +372,29 @@ describe(`S3Storage against ${targetLabel}`, () => {
       await res.arrayBuffer();
       expect((await storage.readBuffer(k)).toString()).toBe('uploaded by a browser');
       expect((await storage.stat(k)).contentType).toBe('image/png');
+    });
+
+    it('a presigned PUT of an executable kind must send it as a binary attachment, and is stored so', async () => {
+      const k = key('direct.js');
+      const request = await storage.presignUpload(k, { contentType: 'text/javascript' });
+      expect(request.headers['Content-Type']).toBe('application/octet-stream');
+      expect(request.headers['Content-Disposition']).toBe(`attachment; filename="direct.js"; filename*=UTF-8''direct.js`);
+      expect(await failure(storage.presignUpload(key('bad.png'), { contentType: 'image/png\r\nX-Injected: 1' }))).toMatchObject({ code: 'INVALID_INPUT' });
+      const res = await fetch(request.url, { method: 'PUT', headers: request.headers, body: 'window.__pwned = 1' });
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+      const head = await target.client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: target.location + k }));
+      expect(head).toMatchObject({ ContentType: 'application/octet-stream', ContentDisposition: request.headers['Content-Disposition'] });
+    });
+
+    it.skipIf(!serverChecksSignatures)('a presigned PUT refuses to go without its Content-Disposition [needs a server that checks signatures]', async () => {
+      const k = key('direct-no-disposition.html');
+      const request = await storage.presignUpload(k);
+      const { 'Content-Disposition': _dropped, ...headers } = request.headers;
+      const res = await fetch(request.url, { method: 'PUT', headers, body: '<html><script>alert(1)</script>' });
+      expect(res.status).toBe(403);
+      await res.arrayBuffer();
+      expect(await storage.exists(k)).toBe(false);
     });
 
     it.skipIf(!serverChecksSignatures)('a presigned PUT refuses another content type [needs a server that checks signatures]', async () => {

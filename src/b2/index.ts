@@ -20,7 +20,7 @@ import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PreparedBody } from '../core/body.js';
 import { MediaStorageError, abortedError, isMediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
 import { codeFromNodeError, codeFromStatus, retryAfterFromHeader } from '../core/error-mapping.js';
-import { contentDisposition, dispositionForStoredObject } from '../core/http-handler.js';
+import { contentDisposition, type ServingOptions } from '../core/serving.js';
 import { encodeKeyPath, joinPrefix, normalizeLocation } from '../core/keys.js';
 import { failOnStall } from '../core/stall.js';
 import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
@@ -29,7 +29,7 @@ import { HEADER_LIMIT, HEADER_LIMIT_ENCRYPTED_OR_LOCKED, MAX_INFO_ENTRIES, check
 import { API_TIMEOUT_MS, loadB2Sdk, requestSettings, type B2BucketJson, type B2FileJson, type B2Sdk, type B2UploadTarget, type SdkResponse } from './sdk.js';
 import { spoolBody, type SpooledBody } from './spool.js';
 
-export interface B2StorageOptions {
+export interface B2StorageOptions extends ServingOptions {
   /** Application key ID (or the account ID for the master key). */
   applicationKeyId: string;
   /**
@@ -240,7 +240,7 @@ export class B2Storage extends BaseStorage {
   private renewal?: { staleToken: string | null | undefined; promise: Promise<void> };
 
   constructor(options: B2StorageOptions) {
-    super();
+    super(options);
     for (const field of ['applicationKeyId', 'applicationKey', 'bucketName'] as const) {
       if (typeof options?.[field] !== 'string' || options[field] === '') throw new MediaStorageError('CONFIG', `B2Storage needs ${field}`, { backend: 'b2' });
     }
@@ -696,8 +696,8 @@ export class B2Storage extends BaseStorage {
       await this.ensureAuthorized();
       return `${this.sdk!.downloadUrl}/file/${encodeURIComponent(this.options.bucketName)}/${path}`;
     }
+    // The core has checked expiresIn against capabilities.maxExpiresIn (B2's validDurationInSeconds: seven days).
     const expiresIn = Math.ceil(options.expiresIn ?? this.options.defaultExpiresIn ?? DEFAULT_EXPIRES_IN);
-    if (expiresIn > MAX_EXPIRES_IN) throw new MediaStorageError('INVALID_INPUT', `B2 download authorizations last at most ${MAX_EXPIRES_IN} seconds (7 days)`, { key });
     const disposition = download === undefined ? undefined : contentDisposition('attachment', download || undefined);
     await this.allowed(['shareFiles'], `make a private URL for "${key}"`, key, name);
     // The authorization covers names starting with this one: exactly this file (and any name extending it).
@@ -714,7 +714,7 @@ export class B2Storage extends BaseStorage {
   protected async writeObject(key: string, body: PreparedBody, options: WriteOptions): Promise<ObjectInfo> {
     const { signal } = options;
     const name = this.fileName(key);
-    const info = this.fileInfo(options, key, body.contentType);
+    const info = this.fileInfo(options);
     await this.allowed(options.ifExists === 'fail' ? ['writeFiles', 'readFiles'] : ['writeFiles'], `save "${key}"`, key, name);
     checkFileInfoLimits(name, info, body.contentType, await this.headerLimitFor(fileInfoHeaderBytes(name, info, body.contentType)), key);
     if (options.ifExists === 'fail' && (await this.currentFile(key))) {
@@ -739,9 +739,9 @@ export class B2Storage extends BaseStorage {
 
   /**
    * File info sent with an upload: Cache-Control, custom metadata (lower-cased keys, as B2 keeps
-   * them), and for active content a Content-Disposition that makes B2 serve it as a download.
+   * them), and the serving rule's Content-Disposition, which B2 sends when it serves the file.
    */
-  private fileInfo(options: WriteOptions, key: string, contentType: string): Record<string, string> {
+  private fileInfo(options: WriteOptions): Record<string, string> {
     const info: Record<string, string> = {};
     for (const [k, v] of Object.entries(options.metadata ?? {})) {
       if (!/^[A-Za-z0-9_-]+$/.test(k) || RESERVED_INFO.test(k.toLowerCase())) throw new MediaStorageError('INVALID_INPUT', `Metadata key ${JSON.stringify(k)} is not allowed on B2: use letters, digits, "-" and "_", not starting with "b2-"`);
@@ -749,8 +749,10 @@ export class B2Storage extends BaseStorage {
       info[k.toLowerCase()] = v;
     }
     if (options.cacheControl) info['b2-cache-control'] = options.cacheControl;
-    const disposition = dispositionForStoredObject(key, contentType);
-    if (disposition) info['b2-content-disposition'] = disposition;
+    // B2 keeps ten entries in all; with no room left the disposition gives way to the app's own
+    // metadata. That is safe: executable kinds arrive as application/octet-stream, which browsers
+    // download whatever its disposition, and the rest (text, PDF) renders inert on B2's origin.
+    if (options.contentDisposition && Object.keys(info).length < MAX_INFO_ENTRIES) info['b2-content-disposition'] = options.contentDisposition;
     return info;
   }
 

@@ -18,7 +18,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PreparedBody } from '../core/body.js';
-import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, isActiveContent, resolveContentType, sniffContentType, SNIFF_BYTES } from '../core/content-type.js';
+import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, resolveContentType, sniffContentType, SNIFF_BYTES } from '../core/content-type.js';
+import { isExecutableContentType, type ServingOptions } from '../core/serving.js';
 import { MediaStorageError, abortedError, type MediaStorageErrorCode } from '../core/errors.js';
 import { normalizeKey, normalizeLocation } from '../core/keys.js';
 import { failOnStall } from '../core/stall.js';
@@ -33,7 +34,7 @@ export { CloudinaryApiError, fromSdkRejection, mapCloudinaryError, rateLimitRetr
 export { MEDIA_FORMATS, MAX_PUBLIC_ID_LENGTH, escapePublicId, unescapePublicId, publicIdPrefix, homesOf, homeFor, keyOf, mediaFormatOf, type AssetRef, type KeyHomes, type ResourceType } from './mapping.js';
 export { djangoCloudinaryStorage, type AdoptNames, type AdoptedAsset, type DjangoCloudinaryStorageNames } from './adopt.js';
 
-export interface CloudinaryStorageOptions {
+export interface CloudinaryStorageOptions extends ServingOptions {
   /** Cloud name; default from `cloudinaryUrl`. */
   cloudName?: string;
   /** API key; default from `cloudinaryUrl`. */
@@ -253,7 +254,7 @@ export class CloudinaryStorage extends BaseStorage {
   private sdkProxy: boolean | undefined;
 
   constructor(options: CloudinaryStorageOptions = {}) {
-    super();
+    super(options);
     this.config = resolveConfig(options);
     this.deliveryType = options.deliveryType ?? 'upload';
     if (this.deliveryType !== 'upload' && this.deliveryType !== 'authenticated') throw configError('deliveryType must be "upload" or "authenticated"');
@@ -542,9 +543,10 @@ export class CloudinaryStorage extends BaseStorage {
       // key's format (text named .jpg is a raw file; Cloudinary would refuse it as an image).
       const sniffed = sniffContentType(reader.head(SNIFF_BYTES));
       // Cloudinary serves files inline from its own domain with a type it picks from the format
-      // or extension, and cannot be told to send them as attachments: active content is refused.
-      // (PDF is kept: browsers render it in a sandboxed viewer, and CRMs store documents.)
-      if ([body.contentType, sniffed, contentTypeFromKey(key)].some((type) => isActiveContent(type) && type !== 'application/pdf')) {
+      // or extension, and cannot be told to send them as attachments or under another type:
+      // executable kinds, by their bytes or their name, are refused unless the app listed them
+      // in inlineContentTypes. (PDF is kept: browsers render it in a sandboxed viewer.)
+      if ([sniffed, contentTypeFromKey(key)].some((type) => isExecutableContentType(type) && !this.servingRule.isInline(type!))) {
         throw new MediaStorageError('UNSUPPORTED', `"${key}" is active content (HTML, SVG, XML or script), which Cloudinary would serve inline; store it elsewhere or as a different type`, { key });
       }
       const target = homeFor(homes, sniffed ?? '');
@@ -577,7 +579,8 @@ export class CloudinaryStorage extends BaseStorage {
       return {
         key,
         size: result.bytes,
-        contentType: body.contentType,
+        // Cloudinary keeps no content type: the one the bytes and the name give, as stat reports.
+        contentType: body.detectedContentType,
         ...(result.etag ? { etag: result.etag } : {}),
         ...(result.created_at ? { lastModified: new Date(result.created_at) } : {}),
       };
@@ -681,17 +684,18 @@ export class CloudinaryStorage extends BaseStorage {
     const res = await this.deliveryRequest(found, { range: `bytes=0-${SNIFF_BYTES - 1}` });
     if (res.status === 401 || res.status === 403 || res.status === 416) {
       await discard(res);
-      return contentTypeFromKey(key) ?? DEFAULT_CONTENT_TYPE;
+      return this.servingRule.typeFromKey(key);
     }
     if (!res.ok) {
       await discard(res);
       throw deliveryError(res, `checking "${key}"`);
     }
-    return resolveContentType(key, await firstBytes(res, SNIFF_BYTES, this.timeout));
+    const head = await firstBytes(res, SNIFF_BYTES, this.timeout);
+    return this.servingRule.contentTypeFor(resolveContentType(key, head), head);
   }
 
   private infoFromResource(key: string, r: AdminResource): ObjectInfo {
-    const contentType = r.resource_type !== 'raw' && r.format && MEDIA_FORMATS[r.format] ? MEDIA_FORMATS[r.format]!.contentTypes[0]! : contentTypeFromKey(key) ?? DEFAULT_CONTENT_TYPE;
+    const contentType = r.resource_type !== 'raw' && r.format && MEDIA_FORMATS[r.format] ? MEDIA_FORMATS[r.format]!.contentTypes[0]! : this.servingRule.typeFromKey(key);
     return {
       key,
       size: r.bytes,

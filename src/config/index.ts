@@ -1,4 +1,5 @@
 import { MediaStorageError, redactUrls } from '../core/errors.js';
+import type { ServingOptions } from '../core/serving.js';
 import type { MediaStorage } from '../core/types.js';
 import type { LocalStorageOptions } from '../local/index.js';
 import type { MemoryStorageOptions } from '../memory/index.js';
@@ -8,9 +9,9 @@ import { BACKEND_LOADERS, type BackendLoaders } from './loaders.js';
 export type StorageConfig =
   | ({ backend: 'local' } & LocalStorageOptions)
   | ({ backend: 'memory' } & MemoryStorageOptions)
-  | ({ backend: 's3' } & S3Config)
-  | ({ backend: 'cloudinary' } & CloudinaryConfig)
-  | ({ backend: 'b2' } & B2Config);
+  | ({ backend: 's3' } & S3Config & ServingOptions)
+  | ({ backend: 'cloudinary' } & CloudinaryConfig & ServingOptions)
+  | ({ backend: 'b2' } & B2Config & ServingOptions);
 
 // The backends' option types are restated here, not imported: importing them would make the
 // main entry's type declarations depend on every backend SDK's types (an S3 user's compiler

@@ -18,9 +18,9 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PreparedBody } from '../core/body.js';
-import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, isActiveContent } from '../core/content-type.js';
+import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, normalizeContentType } from '../core/content-type.js';
 import { MediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
-import { contentDisposition } from '../core/http-handler.js';
+import { contentDisposition, type ServingOptions } from '../core/serving.js';
 import { encodeKeyPath, normalizeKey, normalizeLocation } from '../core/keys.js';
 import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
 import { mapS3Error, MissingBucketError } from './errors.js';
@@ -50,7 +50,7 @@ const BUCKET_MISSING_TTL_MS = 10_000;
 
 export type ChecksumMode = 'WHEN_REQUIRED' | 'WHEN_SUPPORTED';
 
-export interface S3StorageOptions {
+export interface S3StorageOptions extends ServingOptions {
   /** The bucket's name. */
   bucket: string;
   /** The region; default `us-east-1` when an endpoint is set, else the SDK's (AWS_REGION...). */
@@ -195,7 +195,6 @@ export class S3Storage extends BaseStorage {
   private bucketCheck: Promise<boolean> | undefined;
 
   constructor(options: S3StorageOptions) {
-    super();
     if (!options || typeof options.bucket !== 'string' || options.bucket.trim() === '') {
       throw new MediaStorageError('CONFIG', 'S3Storage needs a bucket name', { backend: 's3' });
     }
@@ -203,6 +202,7 @@ export class S3Storage extends BaseStorage {
     positiveInteger(options.multipartThreshold, 'multipartThreshold', 1, MAX_PART_SIZE);
     positiveInteger(options.queueSize, 'queueSize', 1, 64);
     positiveInteger(options.defaultExpiresIn, 'defaultExpiresIn', 1, MAX_EXPIRES_IN);
+    super(options);
     if (options.visibility !== undefined && options.visibility !== 'public' && options.visibility !== 'private') {
       throw new MediaStorageError('CONFIG', 'S3Storage: visibility must be "public" or "private"', { backend: 's3' });
     }
@@ -255,8 +255,9 @@ export class S3Storage extends BaseStorage {
   /**
    * A request a browser can send to upload one file straight to the bucket, without passing
    * through the app: a presigned PUT, or with `maxSize` a POST policy that caps the size. The key
-   * follows the key rules; active content (HTML, SVG...) must be sent with the returned
-   * Content-Disposition, as `save` would store it.
+   * follows the key rules, and the serving rules decide the Content-Type and Content-Disposition
+   * the browser must send (both are signed), as `save` would store them: executable kinds as
+   * `application/octet-stream`, everything not shown inline as an attachment.
    */
   async presignUpload(key: string, options: PresignUploadOptions = {}): Promise<PresignedUpload> {
     const normalized = normalizeKey(key);
@@ -267,9 +268,10 @@ export class S3Storage extends BaseStorage {
     if (options.maxSize !== undefined && !(Number.isInteger(options.maxSize) && options.maxSize > 0)) {
       throw new MediaStorageError('INVALID_INPUT', 'maxSize must be a positive whole number of bytes', { key: normalized });
     }
-    const contentType = options.contentType ?? contentTypeFromKey(normalized) ?? DEFAULT_CONTENT_TYPE;
+    const claimed = options.contentType !== undefined ? normalizeContentType(options.contentType) : (contentTypeFromKey(normalized) ?? DEFAULT_CONTENT_TYPE);
+    const contentType = this.servingRule.decide(claimed).contentType;
     return this.run('presignUpload', normalized, async () => {
-      const params = this.writeParams(this.fullKey(normalized), contentType, undefined, undefined);
+      const params = this.writeParams(this.fullKey(normalized), contentType, undefined, undefined, this.servingRule.storedDisposition(normalized, contentType));
       const expiresAt = new Date(Date.now() + expiresIn * 1000);
       // Headers the browser sends itself (x-amz-acl goes in the query string of a PUT URL).
       const headers: Record<string, string> = { 'Content-Type': contentType };
@@ -281,8 +283,8 @@ export class S3Storage extends BaseStorage {
       if (options.maxSize === undefined) {
         const url = await getSignedUrl(this.client, new PutObjectCommand(params), {
           expiresIn,
-          // The presigner leaves Content-Type unsigned unless asked: sign it, so the type is enforced.
-          signableHeaders: new Set(['content-type']),
+          // The presigner leaves these unsigned unless asked: signed, the browser must send them as given.
+          signableHeaders: new Set(params.ContentDisposition ? ['content-type', 'content-disposition'] : ['content-type']),
         });
         return { method: 'PUT', url, headers, key: normalized, expiresAt };
       }
@@ -304,7 +306,7 @@ export class S3Storage extends BaseStorage {
     if (options.ifExists === 'fail' && !conditional && (await this.head(fullKey))) {
       throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
     }
-    const params = this.writeParams(fullKey, body.contentType, options.cacheControl, options.metadata);
+    const params = this.writeParams(fullKey, body.contentType, options.cacheControl, options.metadata, options.contentDisposition);
     if (conditional) params.IfNoneMatch = '*';
     const sent = await uploadBody(body, {
       client: this.client,
@@ -375,7 +377,7 @@ export class S3Storage extends BaseStorage {
           key,
           size: object.Size ?? 0,
           // Listings carry no content type: guessed from the extension (stat gives the stored one).
-          contentType: contentTypeFromKey(key) ?? DEFAULT_CONTENT_TYPE,
+          contentType: this.servingRule.typeFromKey(key),
           etag: unquote(object.ETag),
           lastModified: object.LastModified,
         });
@@ -415,8 +417,8 @@ export class S3Storage extends BaseStorage {
       return `${await this.publicBaseUrl()}/${path}`;
     }
     // Response overrides (the download's Content-Disposition) are honoured only on signed URLs.
+    // The core has checked expiresIn against capabilities.maxExpiresIn (S3's seven days).
     const expiresIn = Math.ceil(options.expiresIn ?? this.defaultExpiresIn);
-    if (expiresIn > MAX_EXPIRES_IN) throw new MediaStorageError('INVALID_INPUT', `S3 signed URLs expire after at most ${MAX_EXPIRES_IN} seconds (7 days)`, { key });
     const command = new GetObjectCommand({
       Bucket: this.bucket,
       Key: fullKey,
@@ -511,15 +513,16 @@ export class S3Storage extends BaseStorage {
     };
   }
 
-  /** The parameters every write sends: type, caching, ACL, encryption, and attachment for active content. */
-  private writeParams(fullKey: string, contentType: string, cacheControl: string | undefined, metadata: Record<string, string> | undefined): PutObjectCommandInput {
+  /** The parameters every write sends: type, caching, ACL, encryption, and the serving rule's disposition. */
+  private writeParams(fullKey: string, contentType: string, cacheControl: string | undefined, metadata: Record<string, string> | undefined, disposition: string | undefined): PutObjectCommandInput {
     const params: PutObjectCommandInput = { Bucket: this.bucket, Key: fullKey, ContentType: contentType };
     const cache = cacheControl ?? this.options.cacheControl;
     if (cache) params.CacheControl = cache;
     if (metadata && Object.keys(metadata).length > 0) params.Metadata = metadata;
-    // A bucket serves bytes with their stored type: HTML or SVG shown inline would run in the
-    // bucket's origin. Stored as attachments, browsers download them instead.
-    if (isActiveContent(contentType)) params.ContentDisposition = 'attachment';
+    // A bucket serves bytes with their stored type and disposition, and cannot send nosniff or a
+    // CSP: everything but the inline list is stored as an attachment (executable kinds arrive
+    // here as application/octet-stream already).
+    if (disposition) params.ContentDisposition = disposition;
     if (this.acl) params.ACL = this.acl as PutObjectCommandInput['ACL'];
     if (this.options.serverSideEncryption) params.ServerSideEncryption = this.options.serverSideEncryption;
     if (this.options.sseKmsKeyId) params.SSEKMSKeyId = this.options.sseKmsKeyId;
