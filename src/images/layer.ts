@@ -194,6 +194,7 @@ export class ImageStorage extends StorageLayer {
       release();
     }
 
+    if (this.delivery === 'cloudinary' && this.variants.size > 0) checkCloudinaryName(normalized, contentType);
     const info = await this.inner.save(normalized, data, { ...options, contentType, maxSize: undefined, onProgress: undefined, allowEmpty: false });
     if (rendered.length > 0) {
       // Generations of the old photo that are still running finish first; these variants land after them.
@@ -335,23 +336,25 @@ export class ImageStorage extends StorageLayer {
       if (!(await this.inner.exists(normalized))) throw new MediaStorageError('NOT_FOUND', `No object under "${normalized}"`, { key: normalized, backend: this.name });
       return densities.map(() => ({ key: normalized, generated: false }));
     }
-    return Promise.all(
-      densities.map(async (variant) => {
-        const before = this.stats.generated;
-        const info = await this.generate(normalized, variant);
-        return { key: info.key, generated: this.stats.generated > before };
-      }),
-    );
+    return Promise.all(densities.map(async (variant) => {
+      const { info, generated } = await this.generate(normalized, variant);
+      return { key: info.key, generated };
+    }));
   }
 
-  /** One generation per variant key at a time; inside it, the variant is looked for again (another caller may have just stored it). */
-  private generate(original: string, variant: ResolvedVariant): Promise<ObjectInfo> {
+  /**
+   * One generation per variant key at a time; inside it, the variant is looked for again (another
+   * caller, or another process, may have just stored it). `generated` is true for the one caller
+   * whose call generated it.
+   */
+  private async generate(original: string, variant: ResolvedVariant): Promise<{ info: ObjectInfo; generated: boolean }> {
     const variantKey = variantKeyOf(original, variant);
     const running = this.inFlight.get(variantKey);
     if (running) {
       this.stats.joined++;
-      return running;
+      return { info: await running, generated: false };
     }
+    let generated = false;
     const flight = (async () => {
       try {
         return await this.inner.stat(variantKey);
@@ -370,14 +373,29 @@ export class ImageStorage extends StorageLayer {
       }
       const info = await this.inner.save(variantKey, data, { contentType: variant.contentType });
       this.stats.generated++;
+      generated = true;
       return info;
     })();
     this.inFlight.set(variantKey, flight);
-    const forget = (): void => {
+    try {
+      return { info: await flight, generated };
+    } finally {
       if (this.inFlight.get(variantKey) === flight) this.inFlight.delete(variantKey);
-    };
-    flight.then(forget, forget);
-    return flight;
+    }
+  }
+}
+
+const CLOUDINARY_EXTENSIONS: Record<string, string> = { 'image/jpeg': '.jpg', 'image/png': '.png', 'image/webp': '.webp', 'image/gif': '.gif', 'image/avif': '.avif', 'image/tiff': '.tiff' };
+
+/**
+ * Cloudinary renders variants of image assets only, and a key is an image asset only when its
+ * extension is the format's Cloudinary name (`.jpg`, not `.jpeg`; see docs/cloudinary.md): any
+ * other key would be stored as a raw file with no variants, so it is refused before it is.
+ */
+function checkCloudinaryName(key: string, contentType: string): void {
+  const expected = CLOUDINARY_EXTENSIONS[contentType];
+  if (expected && !key.endsWith(expected)) {
+    throw new MediaStorageError('INVALID_KEY', `"${key}" holds a ${contentType} image: on Cloudinary its key must end with "${expected}" for its variants to be rendered`, { key, operation: 'save' });
   }
 }
 

@@ -7,7 +7,7 @@ import { MediaStorageError } from '../core/errors.js';
 import { normalizeKey } from '../core/keys.js';
 
 /**
- * The folder every stored variant lives under: `_variants/<original key>/<name>-<digest>.<ext>`.
+ * The folder every stored variant lives under: `_variants/<original key>/<name>-<digest>[-<density>x].<ext>`.
  * `withImages` refuses saves and copies to keys under it (INVALID_KEY) and hides it from listings,
  * so a user key can never be, or be shadowed by, a variant. It is fixed rather than configurable
  * so that `sync`, the CLI and every app agree on it.
@@ -61,7 +61,7 @@ export interface ResolvedVariant {
   background: string;
   /** 8 hex digits of the definition: a changed definition gets new keys, so no stale variant is served. */
   digest: string;
-  /** File name under the original's variant folder: `avatar-1a2b3c4d.webp`, `avatar@2x-5e6f7a8b.webp`. */
+  /** File name under the original's variant folder: `avatar-1a2b3c4d.webp`, `avatar-5e6f7a8b-2x.webp`. */
   fileName: string;
   contentType: string;
 }
@@ -131,8 +131,9 @@ export function resolveVariant(name: string, definition: VariantDefinition): Var
     // Everything that changes the pixels; a new field must be added here only when it does.
     const canonical = JSON.stringify({ v: 1, w, h, fit, position, format, quality, withoutEnlargement, background: fit === 'contain' || format === 'jpeg' ? background.toLowerCase() : undefined });
     const digest = createHash('sha256').update(canonical).digest('hex').slice(0, 8);
-    const suffix = density === 1 ? '' : `@${density}x`;
-    return { name, density, width: w, height: h, fit, position, format, quality, withoutEnlargement, background, digest, fileName: `${name}${suffix}-${digest}.${EXTENSIONS[format]}`, contentType: CONTENT_TYPES[format] };
+    // No "@" (as in avatar@2x): some S3 implementations mishandle it in a copy's source.
+    const suffix = density === 1 ? '' : `-${density}x`;
+    return { name, density, width: w, height: h, fit, position, format, quality, withoutEnlargement, background, digest, fileName: `${name}-${digest}${suffix}.${EXTENSIONS[format]}`, contentType: CONTENT_TYPES[format] };
   });
   return { name, width, height, densities: resolved };
 }
@@ -152,7 +153,7 @@ export function isReservedKey(key: string): boolean {
   return key === VARIANTS_PREFIX.slice(0, -1) || key.startsWith(VARIANTS_PREFIX);
 }
 
-const VARIANT_FILE = /^([A-Za-z0-9][A-Za-z0-9_-]{0,39}?)(?:@(\d(?:\.\d{1,2})?)x)?-([0-9a-f]{8})\.(webp|avif|jpg|png)$/;
+const VARIANT_FILE = /^([A-Za-z0-9][A-Za-z0-9_-]{0,39})-([0-9a-f]{8})(?:-(\d(?:\.\d{1,2})?)x)?\.(webp|avif|jpg|png)$/;
 
 /** A stored variant key taken apart: the original's key and the variant's file name parts; `undefined` for any other key. */
 export function parseVariantKey(key: string): { original: string; name: string; density: number; digest: string } | undefined {
@@ -162,5 +163,5 @@ export function parseVariantKey(key: string): { original: string; name: string; 
   if (slash <= 0) return undefined;
   const match = VARIANT_FILE.exec(rest.slice(slash + 1));
   if (!match) return undefined;
-  return { original: rest.slice(0, slash), name: match[1]!, density: match[2] ? Number(match[2]) : 1, digest: match[3]! };
+  return { original: rest.slice(0, slash), name: match[1]!, density: match[3] ? Number(match[3]) : 1, digest: match[2]! };
 }
