@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { tryNormalizeContentType } from '../core/content-type.js';
 import { isMediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
 import { prepareCacheControl, prepareMetadata } from '../core/metadata.js';
 import type { MediaStorage, ObjectInfo, SaveOptions, SkippedObject } from '../core/types.js';
@@ -153,7 +154,9 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
       report.warnings.push({ key: info.key, message: `copied without its Cache-Control: ${(err as Error).message}` });
       cacheControl = undefined;
     }
-    return { contentType: full.contentType, ...(cacheControl ? { cacheControl } : {}), ...(Object.keys(metadata).length > 0 ? { metadata } : {}) };
+    // A stored type the content-type rule would refuse (other software wrote it) is left to the destination to sniff.
+    const contentType = tryNormalizeContentType(full.contentType);
+    return { ...(contentType ? { contentType } : {}), ...(cacheControl ? { cacheControl } : {}), ...(Object.keys(metadata).length > 0 ? { metadata } : {}) };
   };
 
   await forEachConcurrent(from.listAll(prefix, { onSkipped: noteSkipped }), options.concurrency ?? 8, async (info) => {

@@ -10,6 +10,8 @@ export const MAX_SEGMENT_BYTES = 255;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 // Bidirectional overrides and isolates disguise extensions ("gpj.exe" shown as "exe.jpg").
 const BIDI = /[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/;
+// In a `u` regex, a surrogate pair is one code point: only unpaired halves match.
+const LONE_SURROGATE = /\p{Cs}/u;
 // A Windows drive ("C:") or UNC start makes a key absolute on Windows hosts.
 const DRIVE = /^[a-zA-Z]:/;
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
@@ -25,7 +27,7 @@ function invalid(key: unknown, reason: string): MediaStorageError {
  * Why `key` is not a valid storage key, or `undefined` when it is one. The rule: a relative POSIX
  * path such as `profile_images/abc.jpg`, with no traversal (`..`, `.`, segments of only dots and
  * spaces), no absolute path, drive letter or backslash, no empty segment (`//`, a trailing `/`),
- * no control, line-separator or bidi character, no look-alike of `/`, `\\` or `.` that becomes
+ * no control, line-separator or bidi character or unpaired surrogate, no look-alike of `/`, `\\` or `.` that becomes
  * traversal under NFKC, and at most {@link MAX_KEY_BYTES} bytes ({@link MAX_SEGMENT_BYTES} per
  * segment) in UTF-8.
  */
@@ -37,6 +39,9 @@ export function keyProblem(key: unknown): string | undefined {
   const ascii = PRINTABLE_ASCII.test(key);
   if (!ascii && CONTROL.test(key)) return 'control characters (NUL, newline, ...) are not allowed';
   if (!ascii && BIDI.test(key)) return 'bidirectional control characters are not allowed';
+  // A lone surrogate has no UTF-8 form: file systems store U+FFFD (so two keys alias), URLs
+  // cannot encode it (encodeURIComponent throws), and S3 refuses it.
+  if (!ascii && LONE_SURROGATE.test(key)) return 'not well-formed Unicode (an unpaired surrogate)';
   if (key.includes('\\')) return 'backslashes are not allowed; use "/" between folders';
   if (key.startsWith('/')) return 'a key must be relative (no leading "/")';
   if (DRIVE.test(key)) return 'a key must not start with a drive letter';
