@@ -14,14 +14,14 @@ const small = { spoolThreshold: 256 * 1024, largeFileThreshold: 6 * 1024 * 1024,
 describeStorageContract('b2 (private bucket, fake B2)', async () => {
   const fake = await startFakeB2({ buckets: { 'media-private': 'allPrivate' } });
   const storage = new B2Storage({ applicationKeyId: fake.applicationKeyId, applicationKey: fake.applicationKey, bucketName: 'media-private', location: 'media/', apiUrl: fake.authorizeUrl, ...small });
-  // Files an old B2 script uploaded with the backblaze-b2 SDK (large ones through the large-file API).
-  return { storage, seedForeign: b2Seeder(fake, 'media-private', 'media/'), cleanup: () => fake.close() };
+  // Files an old B2 script uploaded with the backblaze-b2 SDK (v2 authorize; large ones through the large-file API).
+  return { storage, seedForeign: b2Seeder({ ...fake, authorizeUrl: fake.authorizeUrlFor('v2') }, 'media-private', 'media/'), cleanup: () => fake.close() };
 }, HOSTILE_INPUT_OPTIONS);
 
 describeStorageContract('b2 (public bucket, fake B2)', async () => {
   const fake = await startFakeB2({ buckets: { 'media-public': 'allPublic' } });
   const storage = new B2Storage({ applicationKeyId: fake.applicationKeyId, applicationKey: fake.applicationKey, bucketName: 'media-public', visibility: 'public', apiUrl: fake.authorizeUrl, ...small });
-  return { storage, seedForeign: b2Seeder(fake, 'media-public'), cleanup: () => fake.close() };
+  return { storage, seedForeign: b2Seeder({ ...fake, authorizeUrl: fake.authorizeUrlFor('v2') }, 'media-public'), cleanup: () => fake.close() };
 }, HOSTILE_INPUT_OPTIONS);
 
 // The whole contract under a restricted application key, authorized through v4: one bucket, a name

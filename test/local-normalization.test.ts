@@ -14,6 +14,9 @@ import { foldingFs } from './helpers/folding-fs.js';
 import { tempDir } from './helpers/tmp.js';
 
 const NFC = 'Jos\u00e9.jpg';
+/** LocalStorage's own temp folder under the root (not an object). */
+const TEMP_FOLDER = '.media-storage-tmp';
+const stored = async (root: string): Promise<string[]> => (await readdir(root)).filter((name) => name !== TEMP_FOLDER);
 const NFD = 'Jose\u0301.jpg';
 
 async function code(promise: Promise<unknown>): Promise<string> {
@@ -90,7 +93,10 @@ describe('LocalStorage on a file system that folds Unicode normalisation (APFS)'
   it('leaves no probe file behind and lists nothing it did not store', async () => {
     const { folding, foldingRoot } = await storages();
     await folding.save(NFC, 'composed');
-    expect(await readdir(foldingRoot)).toEqual([NFC]);
+    await folding.exists(NFD);
+    expect(await stored(foldingRoot)).toEqual([NFC]);
+    expect(await readdir(path.join(foldingRoot, TEMP_FOLDER))).toEqual([]);
+    expect((await folding.list()).items.map((i) => i.key)).toEqual([NFC]);
   });
 });
 
@@ -99,7 +105,7 @@ describe('LocalStorage on a file system that keeps spellings apart (ext4)', () =
     const { plain, plainRoot } = await storages();
     await plain.save(NFC, 'composed');
     await plain.save(NFD, 'decomposed');
-    expect((await readdir(plainRoot)).sort()).toEqual([NFC, NFD].sort());
+    expect((await stored(plainRoot)).sort()).toEqual([NFC, NFD].sort());
     expect((await plain.readBuffer(NFD)).toString()).toBe('decomposed');
     expect((await plain.readBuffer(NFC)).toString()).toBe('composed');
     await plain.delete(NFD);
