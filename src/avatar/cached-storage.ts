@@ -31,8 +31,8 @@ export class CachedStorage implements MediaStorage {
   }
 
   async exists(key: string): Promise<boolean> {
-    const normalized = validateKey(key);
-    return this.cache.get(normalized, () => this.storage.exists(normalized));
+    const valid = validateKey(key);
+    return this.cache.get(valid, () => this.storage.exists(valid));
   }
 
   async save(key: string, body: Body, options?: SaveOptions): Promise<ObjectInfo> {
@@ -105,13 +105,13 @@ export class CachedStorage implements MediaStorage {
   }
 
   private learnFromError(key: string, err: unknown): void {
-    const normalized = tryValidateKey(key);
-    if (normalized !== undefined && isNotFound(err)) this.cache.set(normalized, false);
+    const valid = tryValidateKey(key);
+    if (valid !== undefined && isNotFound(err)) this.cache.set(valid, false);
   }
 
   private forget(key: string): void {
-    const normalized = tryValidateKey(key);
-    if (normalized !== undefined) this.cache.delete(normalized);
+    const valid = tryValidateKey(key);
+    if (valid !== undefined) this.cache.delete(valid);
   }
 }
 
