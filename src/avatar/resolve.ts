@@ -1,4 +1,4 @@
-import { tryNormalizeKey } from '../core/keys.js';
+import { tryValidateKey } from '../core/keys.js';
 import type { MediaStorage, UrlOptions } from '../core/types.js';
 import { CachedStorage } from './cached-storage.js';
 import type { ExistenceCache } from './existence-cache.js';
@@ -140,7 +140,7 @@ export async function resolveAvatars(storage: MediaStorage, inputs: readonly Ava
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new TypeError('concurrency must be a whole number >= 1');
   const lookup = lookupFor(storage, options.cache);
   const entries = inputs.map(toEntry);
-  const keys = entries.map((e) => (typeof e.path === 'string' && e.path !== '' ? tryNormalizeKey(e.path) : undefined));
+  const keys = entries.map((e) => (typeof e.path === 'string' && e.path !== '' ? tryValidateKey(e.path) : undefined));
 
   // Each distinct valid key once, with what a fresh cache entry already says about it.
   const distinct = new Map<string, boolean | undefined>();

@@ -2,7 +2,7 @@ import os from 'node:os';
 import type { Readable } from 'node:stream';
 import { prepareBody, streamToBuffer } from '../core/body.js';
 import { MediaStorageError, isMediaStorageError, isNotFound } from '../core/errors.js';
-import { normalizeKey, normalizePrefix } from '../core/keys.js';
+import { validateKey, validatePrefix } from '../core/keys.js';
 import type { Body, CopyOptions, ListOptions, ListPage, MediaStorage, ObjectInfo, ReadOptions, SaveOptions, UrlOptions } from '../core/types.js';
 import { Semaphore } from '../layers/concurrency.js';
 import { StorageLayer } from '../layers/layer.js';
@@ -142,7 +142,7 @@ export class ImageStorage extends StorageLayer {
 
   /** The key one density of a variant of `key` is stored under (`_variants/<key>/<name>-<digest>.<ext>`). */
   variantKey(key: string, name: string, density = 1): string {
-    return variantKeyOf(normalizeKey(key), this.variant(name, density));
+    return variantKeyOf(validateKey(key), this.variant(name, density));
   }
 
   private isImageKey(key: string): boolean {
@@ -167,7 +167,7 @@ export class ImageStorage extends StorageLayer {
   // ------------------------------------------------------------------------------- writes
 
   override async save(key: string, body: Body, options: SaveOptions = {}): Promise<ObjectInfo> {
-    const normalized = normalizeKey(key);
+    const normalized = validateKey(key);
     if (isReservedKey(normalized)) throw reservedKeyError(normalized);
     if (!this.appliesTo(normalized)) return this.inner.save(normalized, body, options);
     // Every derived key must be valid before anything is stored.
@@ -230,7 +230,7 @@ export class ImageStorage extends StorageLayer {
   }
 
   override async delete(key: string): Promise<void> {
-    const normalized = normalizeKey(key);
+    const normalized = validateKey(key);
     await this.inner.delete(normalized);
     if (this.delivery !== 'stored' || !this.isImageKey(normalized)) return;
     await this.settle(normalized);
@@ -242,10 +242,10 @@ export class ImageStorage extends StorageLayer {
   }
 
   override async copy(from: string, to: string, options: CopyOptions = {}): Promise<ObjectInfo> {
-    const target = normalizeKey(to);
+    const target = validateKey(to);
     if (isReservedKey(target)) throw reservedKeyError(target);
     const info = await this.inner.copy(from, target, options);
-    const source = normalizeKey(from);
+    const source = validateKey(from);
     if (!this.storesVariants(source) || !this.isImageKey(info.key)) return info;
     await this.settle(info.key);
     await Promise.all(
@@ -271,13 +271,13 @@ export class ImageStorage extends StorageLayer {
       return this.inner.url(key, rest);
     }
     const variant = this.variant(name, density ?? 1);
-    const normalized = normalizeKey(key);
+    const normalized = validateKey(key);
     if (this.delivery === 'cloudinary') return this.inner.url(normalized, { ...rest, transform: { ...cloudinaryTransformation(variant), ...rest.transform } });
     return this.inner.url(variantKeyOf(normalized, variant), rest);
   }
 
   override async list(prefix = '', options: ListOptions = {}): Promise<ListPage> {
-    const normalized = normalizePrefix(prefix);
+    const normalized = validatePrefix(prefix);
     const page = await this.inner.list(normalized, options);
     // Asked for explicitly, the variant folder is listed as it is; otherwise variants are not objects of their own.
     if (normalized.startsWith(VARIANTS_PREFIX)) return page;
@@ -330,7 +330,7 @@ export class ImageStorage extends StorageLayer {
    * On Cloudinary nothing is stored: it checks that the original exists.
    */
   async ensureVariant(key: string, name: string): Promise<EnsuredVariant[]> {
-    const normalized = normalizeKey(key);
+    const normalized = validateKey(key);
     const densities = this.variants.get(name)?.densities ?? [this.variant(name)];
     if (this.delivery === 'cloudinary') {
       if (!(await this.inner.exists(normalized))) throw new MediaStorageError('NOT_FOUND', `No object under "${normalized}"`, { key: normalized, backend: this.name });

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { MediaStorageError } from '../core/errors.js';
-import { normalizeKey } from '../core/keys.js';
+import { validateKey } from '../core/keys.js';
 
 /**
  * The folder every stored variant lives under: `_variants/<original key>/<name>-<digest>[-<density>x].<ext>`.
@@ -145,7 +145,7 @@ export function variantFolder(key: string): string {
 
 /** Where one density of a variant of `key` is stored. INVALID_KEY when that key would be too long. */
 export function variantKeyOf(key: string, variant: ResolvedVariant): string {
-  return normalizeKey(`${variantFolder(key)}${variant.fileName}`);
+  return validateKey(`${variantFolder(key)}${variant.fileName}`);
 }
 
 /** Whether a key is in the folder reserved for variants. */
