@@ -24,4 +24,5 @@ export {
   type VariantSet,
 } from './variants.js';
 export { cloudinaryTransformation } from './cloudinary.js';
+export { backfillVariants, type BackfillOptions, type BackfillProgress, type BackfillReport } from './backfill.js';
 export { stripJpeg, stripPng, stripWebp, stripGif, type StripResult } from './strip.js';

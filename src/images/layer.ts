@@ -343,6 +343,37 @@ export class ImageStorage extends StorageLayer {
   }
 
   /**
+   * Generates variants of `key` from its original in one read: those that are missing (or, with
+   * `force`, all), of the named variants (default all). For backfills; `ensureVariant` is the
+   * call for requests. Returns the keys written and their bytes. On Cloudinary, nothing to do.
+   */
+  async generateVariants(key: string, options: { names?: readonly string[]; force?: boolean; existing?: ReadonlySet<string> } = {}): Promise<{ written: string[]; bytes: number }> {
+    const original = validateKey(key);
+    if (this.delivery === 'cloudinary') return { written: [], bytes: 0 };
+    const wanted = (options.names ?? [...this.variants.keys()]).flatMap((name) => this.variants.get(name)?.densities ?? [this.variant(name)]);
+    const missing: ResolvedVariant[] = [];
+    for (const v of wanted) {
+      const variantKey = variantKeyOf(original, v);
+      const there = options.force ? false : options.existing ? options.existing.has(variantKey) : await this.inner.exists(variantKey);
+      if (!there) missing.push(v);
+    }
+    if (missing.length === 0) return { written: [], bytes: 0 };
+    const source = await this.inner.readBuffer(original);
+    const release = await this.semaphore.acquire({ operation: 'save', key: original, replayable: false });
+    let rendered: Array<{ variant: ResolvedVariant; data: Buffer }>;
+    try {
+      await this.withKey(original, inspectImage(source, this.processing));
+      rendered = await this.withKey(original, Promise.all(missing.map(async (variant) => ({ variant, data: await renderVariant(source, variant, this.processing) }))));
+    } finally {
+      release();
+    }
+    await this.settle(original);
+    await Promise.all(rendered.map((r) => this.inner.save(variantKeyOf(original, r.variant), r.data, { contentType: r.variant.contentType })));
+    this.stats.generated += rendered.length;
+    return { written: rendered.map((r) => variantKeyOf(original, r.variant)), bytes: rendered.reduce((sum, r) => sum + r.data.length, 0) };
+  }
+
+  /**
    * One generation per variant key at a time; inside it, the variant is looked for again (another
    * caller, or another process, may have just stored it). `generated` is true for the one caller
    * whose call generated it.
