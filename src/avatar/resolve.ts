@@ -1,3 +1,4 @@
+import { isNotFound } from '../core/errors.js';
 import { tryValidateKey } from '../core/keys.js';
 import type { MediaStorage, UrlOptions } from '../core/types.js';
 import { CachedStorage } from './cached-storage.js';
@@ -205,7 +206,14 @@ export async function resolveAvatars(storage: MediaStorage, inputs: readonly Ava
     const probe = probeKey(key);
     if (cached ?? (await lookup.exists(probe))) return true;
     if (probe === key || options.generateMissingVariants === false || !(await lookup.exists(key))) return false;
-    await source!.ensureVariant(key, options.variant!);
+    try {
+      await source!.ensureVariant(key, options.variant!);
+    } catch (err) {
+      // The photo went between the check and the generation: simply missing.
+      if (!isNotFound(err)) throw err;
+      lookup.learn(key, false);
+      return false;
+    }
     lookup.learn(probe, true);
     return true;
   };
