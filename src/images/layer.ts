@@ -7,7 +7,7 @@ import type { Body, CopyOptions, ListOptions, ListPage, MediaStorage, ObjectInfo
 import { Semaphore } from '../layers/concurrency.js';
 import { StorageLayer } from '../layers/layer.js';
 import { cloudinaryTransformation } from './cloudinary.js';
-import { DEFAULT_IMAGE_FORMATS, inspectImage, processOriginal, renderVariant, verifyDecodes, type ImageFormat, type OriginalOptions, type ProcessingOptions } from './process.js';
+import { checkFormat, DEFAULT_IMAGE_FORMATS, inspectImage, processOriginal, renderVariant, verifyDecodes, type ImageFormat, type OriginalOptions, type ProcessingOptions } from './process.js';
 import { isReservedKey, parseVariantKey, resolveVariant, variantFolder, variantKeyOf, VARIANTS_PREFIX, type ResolvedVariant, type VariantDefinition, type VariantSet } from './variants.js';
 
 export interface ImageOptions {
@@ -396,8 +396,8 @@ export class ImageStorage extends StorageLayer {
       const release = await this.semaphore.acquire({ operation: 'save', key: variantKey, replayable: false });
       let data: Buffer;
       try {
-        // The same checks as a save: an accepted format, within the pixel limit.
-        await this.withKey(original, inspectImage(source, this.processing));
+        // An accepted format (the bytes say, no decoder asked); the render itself refuses more pixels than maxPixels.
+        await this.withKey(original, Promise.resolve().then(() => checkFormat(source, this.processing.formats)));
         data = await this.withKey(original, renderVariant(source, variant, this.processing));
       } finally {
         release();

@@ -112,13 +112,9 @@ function baseOptions(options: ProcessingOptions, pages: number): SharpOptions {
   return { failOn: options.failOn, limitInputPixels: options.maxPixels, sequentialRead: true, ...(pages > 1 ? { pages: -1 } : {}) };
 }
 
-/**
- * Reads the header: the format (refusing text, SVG, formats not allowed, HEIC without a decoder)
- * and the size (refusing more pixels than `maxPixels`, TOO_LARGE, before anything is decoded).
- */
-export async function inspectImage(data: Buffer, options: Pick<ProcessingOptions, 'formats' | 'maxPixels'>): Promise<Inspection> {
+/** The format the first bytes say, when it is one of `allowed`; INVALID_INPUT naming what it is otherwise (text, SVG, HEIC...). */
+export function checkFormat(data: Buffer, allowed: readonly ImageFormat[]): ImageFormat {
   const sniffed = sniffImage(data);
-  const allowed = options.formats;
   if (sniffed === 'text') throw invalid(`Not an image: the bytes are text. Upload a ${formatList(allowed)} image`);
   if (sniffed === 'svg') throw invalid(`SVG is not accepted as a photo (it is a document that can carry script); upload a ${formatList(allowed)} image`);
   if (sniffed === 'heic' && !allowed.includes('heic')) {
@@ -126,6 +122,15 @@ export async function inspectImage(data: Buffer, options: Pick<ProcessingOptions
   }
   if (sniffed === 'other') throw invalid(`Not an image this storage accepts; upload a ${formatList(allowed)} image`);
   if (!allowed.includes(sniffed)) throw invalid(`${sniffed.toUpperCase()} images are not accepted here; upload a ${formatList(allowed)} image`);
+  return sniffed;
+}
+
+/**
+ * Reads the header: the format (refusing text, SVG, formats not allowed, HEIC without a decoder)
+ * and the size (refusing more pixels than `maxPixels`, TOO_LARGE, before anything is decoded).
+ */
+export async function inspectImage(data: Buffer, options: Pick<ProcessingOptions, 'formats' | 'maxPixels'>): Promise<Inspection> {
+  const sniffed = checkFormat(data, options.formats);
   const sharp = await loadSharp();
   let meta: Awaited<ReturnType<Sharp['metadata']>>;
   try {

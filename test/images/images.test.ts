@@ -257,6 +257,11 @@ for (const label of BACKEND_LABELS) {
       const missing = await fetch(`${b.origin}/media/${b.images.variantKey('legacy/none.jpg', 'avatar')}`);
       expect(missing.status).toBe(404);
       expect((await failure(b.images.ensureVariant('legacy/none.jpg', 'avatar'))).code).toBe('NOT_FOUND');
+      // A bomb stored before the layer is refused by the render too (its pixel limit), never decoded.
+      await b.raw.save('legacy/bomb.png', f.bomb);
+      expect((await fetch(`${b.origin}/media/${b.images.variantKey('legacy/bomb.png', 'avatar')}`)).status).toBe(404);
+      expect((await failure(b.images.ensureVariant('legacy/bomb.png', 'avatar'))).code).toBe('TOO_LARGE');
+      expect(await storedUnder(b, '_variants/legacy/bomb.png')).toEqual([]);
       // The legacy original itself is left as it was: lazily made variants never rewrite it.
       expect((await exifr.gps(await b.raw.readBuffer('legacy/old.jpg'))).latitude).toBeCloseTo(GPS.latitude, 4);
     });
