@@ -111,8 +111,9 @@ function minimalJfif(segment: Buffer, removed: string[]): Buffer {
   if (segment.length < 18) return segment;
   const thumbW = segment[16]!;
   const thumbH = segment[17]!;
-  if (thumbW === 0 && thumbH === 0 && segment.length === 20) return segment;
-  const out = Buffer.from(segment.subarray(0, 20));
+  // FF E0, length 16, "JFIF\0", version, units, densities, thumbnail size: 18 bytes.
+  if (thumbW === 0 && thumbH === 0 && segment.length === 18) return segment;
+  const out = Buffer.from(segment.subarray(0, 18));
   out.writeUInt16BE(16, 2);
   out[16] = 0;
   out[17] = 0;
