@@ -165,16 +165,18 @@ for (const label of BACKEND_LABELS) {
       expect(await sharp(stored).metadata()).toMatchObject({ format: 'jpeg', width: 800, height: 600 });
     });
 
-    for (const [what, fixture, key, code] of [
-      ['a 20,000×20,000 decompression bomb', 'bomb', 'refused/bomb.png', 'TOO_LARGE'],
-      ['a truncated JPEG', 'truncated', 'refused/cut.jpg', 'INVALID_INPUT'],
-      ['a text file named .jpg', 'text', 'refused/note.jpg', 'INVALID_INPUT'],
-      ['a HEIC photo (sharp\'s prebuilt libvips has no HEVC decoder)', 'heic', 'refused/iphone.jpg', 'INVALID_INPUT'],
+    for (const [what, fixture, key, code, message] of [
+      // Named from the header, before a pixel is decoded.
+      ['a 20,000×20,000 decompression bomb', 'bomb', 'refused/bomb.png', 'TOO_LARGE', /20000×20000 pixels \(400\.0 MP\), over the limit of 50\.0 MP/],
+      ['a truncated JPEG', 'truncated', 'refused/cut.jpg', 'INVALID_INPUT', /Not a decodable JPEG image \(truncated\)/],
+      ['a text file named .jpg', 'text', 'refused/note.jpg', 'INVALID_INPUT', /Not an image: the bytes are text/],
+      ['a HEIC photo (sharp\'s prebuilt libvips has no HEVC decoder)', 'heic', 'refused/iphone.jpg', 'INVALID_INPUT', /HEIC photos are not accepted/],
     ] as const) {
       it(`refuses ${what} with ${code}, storing nothing`, async () => {
         const started = performance.now();
         const err = await failure(b.images.save(key, f[fixture]));
         expect(isMediaStorageError(err) && { code: err.code, key: err.key }).toEqual({ code, key });
+        expect(err.message).toMatch(message);
         expect(performance.now() - started).toBeLessThan(fixture === 'bomb' ? 2000 : 20_000);
         expect(await b.raw.exists(key)).toBe(false);
         expect(await storedUnder(b, key)).toEqual([]);
