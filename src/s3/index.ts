@@ -259,7 +259,7 @@ export class S3Storage extends BaseStorage {
     const params = this.writeParams(this.fullKey(key), contentType, undefined, undefined, plan.contentDisposition);
     const expiresAt = new Date(Date.now() + expiresIn * 1000);
     const enforced = { key: true, contentType: true, maxSize: maxSize !== undefined, expiry: true };
-    // Headers the browser sends itself (x-amz-acl goes in the query string of a PUT URL).
+    // Headers the browser sends itself.
     const headers: Record<string, string> = { 'Content-Type': contentType };
     if (params.CacheControl) headers['Cache-Control'] = params.CacheControl;
     if (params.ContentDisposition) headers['Content-Disposition'] = params.ContentDisposition;
@@ -267,12 +267,16 @@ export class S3Storage extends BaseStorage {
     if (params.SSEKMSKeyId) headers['x-amz-server-side-encryption-aws-kms-key-id'] = params.SSEKMSKeyId;
 
     if (maxSize === undefined) {
+      // The ACL is a signed header too: left in the query string (where the presigner would hoist
+      // it), Ceph RGW ignores it and the object is stored private.
+      const putHeaders = params.ACL ? { ...headers, 'x-amz-acl': params.ACL } : headers;
       const url = await getSignedUrl(this.client, new PutObjectCommand(params), {
         expiresIn,
         // The presigner leaves these unsigned unless asked: signed, the browser must send them as given.
-        signableHeaders: new Set(params.ContentDisposition ? ['content-type', 'content-disposition'] : ['content-type']),
+        signableHeaders: new Set(['content-type', ...(params.ContentDisposition ? ['content-disposition'] : []), ...(params.ACL ? ['x-amz-acl'] : [])]),
+        unhoistableHeaders: new Set(params.ACL ? ['x-amz-acl'] : []),
       });
-      return { method: 'PUT', url, headers, key, contentType, expiresAt, enforced };
+      return { method: 'PUT', url, headers: putHeaders, key, contentType, expiresAt, enforced };
     }
     const fields: Record<string, string> = { ...headers };
     if (params.ACL) fields.acl = params.ACL;
