@@ -213,9 +213,10 @@ export interface DirectUploadEnforcement {
 
 /**
  * A request a browser sends to upload one file straight to the store, without streaming it
- * through the app: the same shape on every backend. `PUT`: the file is the body, sent with
- * `headers`. `POST`: a multipart/form-data body of `fields` (in order), then the file under
- * `fileField`. `media-storage/browser` sends it (with progress and abort); any HTTP client can.
+ * through the app: the same shape on every backend. Without `fields`, the file is the body of a
+ * `method` request sent with `headers` (S3's presigned PUT, B2's b2_upload_file POST); with
+ * `fields`, the body is multipart/form-data: `fields` in order, then the file under `fileField`
+ * (S3's POST policy, Cloudinary's signed upload). `media-storage/browser` sends it (with progress and abort); any HTTP client can.
  * The object is visible under `key` only once the whole file arrived.
  */
 export interface DirectUpload {
@@ -223,9 +224,9 @@ export interface DirectUpload {
   url: string;
   /** Headers to send exactly as given (some are part of a signature). */
   headers: Record<string, string>;
-  /** POST: form fields to send before the file, exactly as given. */
+  /** Form fields to send before the file, exactly as given: present when the body is multipart/form-data. */
   fields?: Record<string, string>;
-  /** POST: the form field the file goes in; default `file`. */
+  /** With `fields`: the form field the file goes in; default `file`. */
   fileField?: string;
   /**
    * Headers whose value the sender computes from the file's bytes, by algorithm: B2's

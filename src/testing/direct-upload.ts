@@ -12,8 +12,8 @@ export interface SendDirectUploadOptions {
 }
 
 /**
- * Sends a {@link DirectUpload} from Node as a browser would (Node's fetch and FormData): a PUT of
- * the bytes with `headers`, or a multipart POST of `fields` and then the file; `digestHeaders` are
+ * Sends a {@link DirectUpload} from Node as a browser would (Node's fetch and FormData): the bytes
+ * as the body with `headers`, or a multipart form of `fields` and then the file; `digestHeaders` are
  * computed from the bytes. For tests of apps that hand out direct uploads, and for the contract
  * suite.
  */
@@ -27,8 +27,8 @@ export async function sendDirectUpload(upload: DirectUpload, bytes: Uint8Array, 
   }
   const retype = (values: Record<string, string>): Record<string, string> =>
     Object.fromEntries(Object.entries(values).map(([name, value]) => [name, name.toLowerCase() === 'content-type' && options.contentType !== undefined ? contentType : value]));
-  if (upload.method === 'PUT') {
-    return doFetch(upload.url, { method: 'PUT', headers: { ...retype(upload.headers), ...digests }, body });
+  if (!upload.fields) {
+    return doFetch(upload.url, { method: upload.method, headers: { ...retype(upload.headers), ...digests }, body });
   }
   const form = new FormData();
   for (const [name, value] of Object.entries(retype(upload.fields ?? {}))) form.append(name, value);
