@@ -14,6 +14,7 @@ export default defineConfig({
     'b2/index': 'src/b2/index.ts',
     'layers/index': 'src/layers/index.ts',
     's3/index': 'src/s3/index.ts',
+    'browser/index': 'src/browser/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,
