@@ -72,7 +72,10 @@ export function mapAzureError(err: unknown, target: AzureTarget): AzureErrorMapp
   const e = err as { code?: unknown; statusCode?: unknown; message?: unknown; name?: unknown; details?: { errorCode?: unknown } };
   const status = typeof e.statusCode === 'number' ? e.statusCode : undefined;
   const azureCode = [e.code, e.details?.errorCode].find((c): c is string => typeof c === 'string' && c in CODES);
-  const code = (azureCode ? CODES[azureCode] : undefined) ?? codeFromStatus(status) ?? codeFromNodeError(err);
+  let code = (azureCode ? CODES[azureCode] : undefined) ?? codeFromStatus(status) ?? codeFromNodeError(err);
+  // Azurite answers a bad signature with AuthorizationFailure (Azure: AuthenticationFailed); its
+  // message says which it is. A HEAD answer has no message, and stays PERMISSION.
+  if (azureCode === 'AuthorizationFailure' && typeof e.message === 'string' && /failed to authenticate/i.test(e.message)) code = 'AUTH';
   if (!code) return undefined;
   const detail = azureCode ? explain(azureCode, target) : undefined;
   // The SDK's message can hold the whole response: its first line says what failed.
