@@ -124,7 +124,7 @@ afterAll(async () => {
 });
 
 /** A storage whose every request (API and delivery) crosses the proxies; `direct` bypasses them, for checking. */
-function storage(folder: string, direct = false, detectFolderMode = false): CloudinaryStorage {
+function storage(folder: string, direct = false, detectFolderMode = false, timeout = 2_000): CloudinaryStorage {
   const origin = direct ? fake.url : chain.url;
   const s = new CloudinaryStorage({
     ...(detectFolderMode ? {} : { folderMode: 'fixed' as const }),
@@ -132,9 +132,10 @@ function storage(folder: string, direct = false, detectFolderMode = false): Clou
     fetch: (url, init) => fetch(url.replace(/^https?:\/\/res\.cloudinary\.com\//, `${origin}/`), init),
     folder,
     chunkSize: CHUNK,
-    // Stalls fail after this much idle time: long enough that a loaded CI machine (load 10 on two
-    // cores) does not time out a healthy request before the fault is reached, which 750 ms did.
-    timeout: 2_000,
+    // Stalls fail after this much idle time. Rows that inject no stall get a long one: on a loaded
+    // machine a healthy 5 MB chunk can sit unanswered past any short timeout before the fault is
+    // reached (chunk 1 of the chunk-2 rows did, at 750 ms and at 2 s, load 10 on two cores).
+    timeout,
   });
   made.push(s);
   return s;
@@ -158,7 +159,7 @@ describe('Cloudinary under injected faults (proxies between the SDK and the fake
       const image = row.op === 'save-image' || row.op === 'url';
       const key = image ? 'people/agent.png' : 'docs/object.bin';
       const copyTo = 'docs/copy.bin';
-      const s = storage(folder, false, row.detectFolderMode);
+      const s = storage(folder, false, row.detectFolderMode, row.fault.kind === 'stall' ? 2_000 : DEADLINE_MS);
       const direct = storage(folder, true);
       // An image key's old object is a raw file, so a save moves it between homes.
       const old = image && row.op === 'url' ? png(10_000) : randomBytes(10_000);
@@ -188,7 +189,7 @@ describe('Cloudinary under injected faults (proxies between the SDK and the fake
       } finally {
         await chain.heal();
       }
-      expect(chain.broke(), 'the fault took effect').toBe(true);
+      expect(chain.broke(), `the fault took effect (outcome ${result.outcome}: ${result.message ?? ''})`).toBe(true);
       expect(row.expect, `outcome ${result.outcome}: ${result.message ?? ''}`).toContain(result.outcome);
 
       if (result.outcome === 'ok') {
