@@ -32,6 +32,8 @@ const BUCKET = 'bench-bucket';
 interface FakeInfo {
   url: string;
   authorizeUrl: string;
+  /** v2 endpoint: the flat answer shape the raw SDK reads. */
+  authorizeUrlV2: string;
   applicationKeyId: string;
   applicationKey: string;
 }
@@ -93,7 +95,7 @@ async function runScenario(scenario: string, fake: FakeInfo): Promise<void> {
 async function rawSdkUpload(fake: FakeInfo, key: string): Promise<void> {
   const B2 = createRequire(import.meta.url)('backblaze-b2');
   const b2 = new B2({ applicationKeyId: fake.applicationKeyId, applicationKey: fake.applicationKey });
-  await b2.authorize({ axiosOverride: { url: fake.authorizeUrl } });
+  await b2.authorize({ axiosOverride: { url: fake.authorizeUrlV2 } });
   const { data: buckets } = await b2.getBucket({ bucketName: BUCKET });
   const bucketId = buckets.buckets[0].bucketId;
   const { data: started } = await b2.startLargeFile({ bucketId, fileName: key, contentType: 'application/octet-stream' });

@@ -20,11 +20,13 @@ export {
   isNotFound,
   isAbortError,
   redact,
+  CauseSummary,
+  summarizeCause,
   type MediaStorageErrorCode,
   type MediaStorageErrorOptions,
 } from './core/errors.js';
 export { codeFromStatus, codeFromNodeError, toMediaStorageError, type ErrorContext } from './core/error-mapping.js';
-export { BaseStorage, DEFAULT_LIST_LIMIT, type WriteOptions } from './core/base.js';
+export { BaseStorage, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXPIRES_IN, type WriteOptions } from './core/base.js';
 export { prepareBody, streamToBuffer, type PreparedBody } from './core/body.js';
 export {
   normalizeKey,
@@ -41,10 +43,22 @@ export {
   sniffContentType,
   contentTypeFromKey,
   resolveContentType,
-  isActiveContent,
+  normalizeContentType,
+  tryNormalizeContentType,
+  contentTypeEssence,
   DEFAULT_CONTENT_TYPE,
-  USER_CONTENT_CSP,
+  MAX_CONTENT_TYPE_LENGTH,
 } from './core/content-type.js';
+export {
+  ServingRule,
+  DEFAULT_SERVING_RULE,
+  DEFAULT_INLINE_CONTENT_TYPES,
+  isExecutableContentType,
+  isActiveContent,
+  USER_CONTENT_CSP,
+  type ServingOptions,
+  type ServingDecision,
+} from './core/serving.js';
 export { UrlSigner, type SignedParams } from './core/signed-url.js';
 export {
   createMediaHandler,

@@ -1,9 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { resolveAvatars } from '../src/avatar/resolve.js';
 import { B2Storage, type B2StorageOptions } from '../src/b2/index.js';
 import type { MediaStorageError } from '../src/core/errors.js';
 import { startFakeB2, type FakeB2Server } from './fakes/b2-server.js';
@@ -22,7 +25,7 @@ const BUCKET = 'crm-media';
 let fake: FakeB2Server;
 
 beforeAll(async () => {
-  fake = await startFakeB2({ buckets: { [BUCKET]: 'allPrivate', 'crm-public': 'allPublic' } });
+  fake = await startFakeB2({ buckets: { [BUCKET]: 'allPrivate', 'crm-public': 'allPublic', 'crm-locked': { type: 'allPrivate', fileLock: true }, 'crm-other': 'allPrivate' } });
 });
 afterAll(() => fake.close());
 afterEach(() => {
@@ -50,7 +53,8 @@ const sha1 = (b: Buffer): string => createHash('sha1').update(b).digest('hex');
 /** A raw SDK client on the fake, for what the tests do behind the storage's back. */
 async function rawSdk(): Promise<InstanceType<typeof B2Sdk>> {
   const sdk = new B2Sdk({ applicationKeyId: fake.applicationKeyId, applicationKey: fake.applicationKey });
-  await sdk.authorize({ axiosOverride: { url: fake.authorizeUrl } });
+  // backblaze-b2 reads only the v2 answer shape.
+  await sdk.authorize({ axiosOverride: { url: fake.authorizeUrlFor('v2') } });
   return sdk;
 }
 
@@ -565,5 +569,389 @@ describe('fake B2 checks what arrives', () => {
     expect(await goodEnd.json()).toMatchObject({ fileName: 'raw.txt', contentLength: 5, contentSha1: sha1(body) });
     const wrongToken = await fetch(target.uploadUrl, { method: 'POST', headers: { Authorization: 'nope', 'X-Bz-File-Name': 'raw.txt', 'X-Bz-Content-Sha1': sha1(body) }, body: new Uint8Array(body) });
     expect(wrongToken.status).toBe(401);
+  });
+});
+
+/** A storage on the fake under another application key (see fake.createKey). */
+function storageWithKey(key: { applicationKeyId: string; applicationKey: string }, extra: Partial<B2StorageOptions> = {}): B2Storage {
+  return storage({ applicationKeyId: key.applicationKeyId, applicationKey: key.applicationKey, ...extra });
+}
+
+describe('B2Storage: b2_authorize_account v4 (and v3, v2)', () => {
+  for (const version of ['v4', 'v3', 'v2'] as const) {
+    it(`works with the ${version} answer shape: save, exists, stat, read, list, url, copy, delete`, async () => {
+      const s = storage({ apiUrl: fake.authorizeUrlFor(version) });
+      const key = uniq(`${version}.txt`);
+      await s.save(key, `through ${version}`, { metadata: { owner: 'ana' } });
+      expect(await s.exists(key)).toBe(true);
+      expect(await s.stat(key)).toMatchObject({ size: `through ${version}`.length, metadata: { owner: 'ana' } });
+      expect((await s.readBuffer(key)).toString()).toBe(`through ${version}`);
+      expect((await s.list(key.split('/')[0] + '/')).items.map((i) => i.key)).toEqual([key]);
+      expect(await (await fetch(await s.url(key))).text()).toBe(`through ${version}`);
+      await s.copy(key, `${key}.copy`);
+      await s.delete(key);
+      expect(await s.exists(key)).toBe(false);
+    });
+  }
+
+  it('authorizes through v4 by default', async () => {
+    const calls: string[] = [];
+    const proxy = http.createServer((req, res) => {
+      calls.push(req.url ?? '');
+      res.writeHead(401, { 'Content-Type': 'application/json' }).end(JSON.stringify({ status: 401, code: 'unauthorized', message: 'no' }));
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      // Only the host is replaced, as a proxy in front of api.backblazeb2.com would be.
+      const { DEFAULT_AUTHORIZE_URL } = await import('../src/b2/auth.js');
+      expect(DEFAULT_AUTHORIZE_URL).toBe('https://api.backblazeb2.com/b2api/v4/b2_authorize_account');
+      const s = storage({ apiUrl: DEFAULT_AUTHORIZE_URL.replace('https://api.backblazeb2.com', `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`) });
+      expect((await failure(s.exists('a.txt'))).code).toBe('AUTH');
+      expect(calls).toEqual(['/b2api/v4/b2_authorize_account']);
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it('a multi-bucket key works through v4, and is CONFIG (not INVALID_INPUT) through v2', async () => {
+    const key = fake.createKey({ buckets: [BUCKET, 'crm-other'] });
+    const lookups = fake.count('b2_list_buckets');
+    for (const bucketName of [BUCKET, 'crm-other']) {
+      const s = storageWithKey(key, { bucketName });
+      const k = uniq('multi.txt');
+      await s.save(k, bucketName);
+      expect((await s.readBuffer(k)).toString()).toBe(bucketName);
+    }
+    // The buckets and their IDs came with the authorization: no lookup.
+    expect(fake.count('b2_list_buckets')).toBe(lookups);
+    const old = await failure(storageWithKey(key, { apiUrl: fake.authorizeUrlFor('v2') }).exists('a.txt'));
+    expect(old.code).toBe('CONFIG');
+    expect(old.message).toMatch(/v4/);
+  });
+
+  it('an authorize answer without usable URLs is CONFIG at once, not a transient "Invalid URL"', async () => {
+    let hits = 0;
+    const server = http.createServer((_req, res) => {
+      hits++;
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ accountId: 'a', authorizationToken: 't', apiInfo: { storageApi: { apiUrl: 'not a url' } } }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const err = await failure(storage({ apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/b2api/v4/b2_authorize_account` }).exists('a.txt'));
+      expect(err.code).toBe('CONFIG');
+      expect(err.message).toMatch(/apiUrl, downloadUrl/);
+      expect(hits).toBe(1);
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('B2Storage: restricted application keys', () => {
+  it('a key restricted to another bucket is PERMISSION naming the buckets it has, before any lookup', async () => {
+    const key = fake.createKey({ buckets: ['crm-other'] });
+    const lookups = fake.count('b2_list_buckets');
+    const err = await failure(storageWithKey(key).exists('a.txt'));
+    expect(err.code).toBe('PERMISSION');
+    expect(err.message).toContain('"crm-other"');
+    expect(err.message).toContain(`"${BUCKET}"`);
+    expect(fake.count('b2_list_buckets')).toBe(lookups);
+  });
+
+  it('a name prefix: keys outside it are PERMISSION before any request, keys inside work', async () => {
+    const key = fake.createKey({ buckets: [BUCKET], namePrefix: 'media/people/' });
+    const s = storageWithKey(key);
+    const inside = `people/${uniq('ana.jpg')}`;
+    await s.save(inside, 'inside');
+    expect(await s.exists(inside)).toBe(true);
+    await s.copy(inside, `${inside}.copy`);
+    const outside = uniq('company.jpg');
+    const before = { uploads: fake.count('b2_get_upload_url') + fake.count('b2_upload_file'), heads: fake.count('download_head'), downloads: fake.count('download'), versions: fake.count('b2_list_file_versions'), shares: fake.count('b2_get_download_authorization'), copies: fake.count('b2_copy_file') };
+    const operations: Array<[string, () => Promise<unknown>]> = [
+      ['save', () => s.save(outside, 'x')],
+      ['exists', () => s.exists(outside)],
+      ['stat', () => s.stat(outside)],
+      ['read', () => s.readBuffer(outside)],
+      ['delete', () => s.delete(outside)],
+      ['url', () => s.url(outside)],
+      ['copy from', () => s.copy(outside, `people/${uniq('x.jpg')}`)],
+      ['copy to', () => s.copy(inside, outside)],
+    ];
+    for (const [name, op] of operations) {
+      const err = await failure(op());
+      expect(err.code, name).toBe('PERMISSION');
+      expect(err.message, name).toContain('"media/people/"');
+    }
+    expect({ uploads: fake.count('b2_get_upload_url') + fake.count('b2_upload_file'), heads: fake.count('download_head'), downloads: fake.count('download'), versions: fake.count('b2_list_file_versions'), shares: fake.count('b2_get_download_authorization'), copies: fake.count('b2_copy_file') }).toEqual(before);
+    // Listing a parent shows what the key can see; a disjoint prefix is PERMISSION.
+    expect((await s.list('')).items.map((i) => i.key)).toContain(inside);
+    expect((await failure(s.list('company/'))).code).toBe('PERMISSION');
+  });
+
+  const missing: Array<[string, string[], (s: B2Storage, key: string) => Promise<unknown>, string]> = [
+    ['deleteFiles', ['listBuckets', 'listFiles', 'readFiles', 'shareFiles', 'writeFiles'], (s, k) => s.delete(k), 'b2_list_file_versions'],
+    ['listFiles', ['listBuckets', 'readFiles', 'shareFiles', 'writeFiles', 'deleteFiles'], (s) => s.list('people/'), 'b2_list_file_names'],
+    ['writeFiles', ['listBuckets', 'listFiles', 'readFiles', 'shareFiles', 'deleteFiles'], (s, k) => s.save(k, 'x'), 'b2_get_upload_url'],
+    ['readFiles', ['listBuckets', 'listFiles', 'shareFiles', 'writeFiles', 'deleteFiles'], (s, k) => s.exists(k), 'download_head'],
+    ['shareFiles', ['listBuckets', 'listFiles', 'readFiles', 'writeFiles', 'deleteFiles'], (s, k) => s.url(k), 'b2_get_download_authorization'],
+    ['listBuckets', ['listFiles', 'readFiles', 'shareFiles', 'writeFiles', 'deleteFiles'], (s, k) => s.exists(k), 'b2_list_buckets'],
+  ];
+  for (const [capability, capabilities, op, call] of missing) {
+    it(`a key without ${capability} gets PERMISSION naming it, without calling ${call}`, async () => {
+      const s = storageWithKey(fake.createKey({ capabilities }));
+      const before = fake.count(call);
+      const err = await failure(op(s, uniq('p.txt')));
+      expect(err.code).toBe('PERMISSION');
+      expect(err.message).toContain(`"${capability}"`);
+      expect(fake.count(call)).toBe(before);
+    });
+  }
+
+  it('PERMISSION from a 401 the service answers names the capability the call needs', async () => {
+    const s = storage({ maxUploadAttempts: 1 });
+    await s.exists('warm-up.txt');
+    fake.failCall('b2_delete_file_version', { status: 401, code: 'unauthorized' });
+    const key = uniq('refused.txt');
+    await s.save(key, 'x');
+    const err = await failure(s.delete(key));
+    expect(err.code).toBe('PERMISSION');
+    expect(err.message).toContain('"deleteFiles"');
+    // A HEAD's 401 carries no body: after a fresh token it is PERMISSION, not AUTH (the key is valid).
+    fake.failCall('download_head', { status: 401, code: 'unauthorized', times: 3 });
+    const head = await failure(s.exists(key));
+    expect(head.code).toBe('PERMISSION');
+    expect(head.message).toContain('"readFiles"');
+  });
+});
+
+describe('B2Storage: a misspelled bucket is CONFIG on exists and stat too', () => {
+  it('with the bucketId option, a bucketName that is not that bucket fails CONFIG, checked once', async () => {
+    const s = storage({ bucketId: fake.bucket(BUCKET).bucketId, bucketName: 'crm-mediaa' });
+    const lookups = fake.count('b2_list_buckets');
+    for (const op of [() => s.exists('people/a.jpg'), () => s.stat('people/a.jpg'), () => s.readBuffer('people/a.jpg')]) {
+      const err = await failure(op());
+      expect(err.code).toBe('CONFIG');
+      expect(err.message).toContain('"crm-mediaa"');
+      expect(err.message).toContain(`"${BUCKET}"`);
+    }
+    expect(fake.count('b2_list_buckets') - lookups).toBe(1);
+    // The right pair: a missing key is just absent, and the pair is checked once.
+    const right = storage({ bucketId: fake.bucket(BUCKET).bucketId });
+    const before = fake.count('b2_list_buckets');
+    expect(await right.exists('people/none-1.jpg')).toBe(false);
+    expect(await right.exists('people/none-2.jpg')).toBe(false);
+    expect(fake.count('b2_list_buckets') - before).toBe(1);
+  });
+
+  it('resolveAvatars reports it through onError instead of showing every default avatar silently', async () => {
+    const s = storage({ bucketId: fake.bucket(BUCKET).bucketId, bucketName: 'crm-mediaa' });
+    const errors: Array<{ code: string; path: string }> = [];
+    const results = await resolveAvatars(s, ['people/a.jpg', 'people/b.jpg'], { default: '/default.png', onError: (err, path) => errors.push({ code: (err as MediaStorageError).code, path }) });
+    expect(results.map((r) => r.src)).toEqual(['/default.png', '/default.png']);
+    expect(errors.map((e) => e.code)).toEqual(['CONFIG', 'CONFIG']);
+  });
+
+  it('a key restricted to a bucket whose ID is not the bucketName is CONFIG', async () => {
+    const key = fake.createKey({ buckets: [BUCKET] });
+    const err = await failure(storageWithKey(key, { bucketId: fake.bucket(BUCKET).bucketId, bucketName: 'crm-mediaa' }).stat('a.jpg'));
+    expect(err.code).toBe('CONFIG');
+  });
+});
+
+describe('B2Storage: file info limits, before any request', () => {
+  const uploads = (): number => fake.count('b2_upload_file') + fake.count('b2_start_large_file');
+
+  it('name and info past 7,000 bytes of headers (percent-encoded) are INVALID_INPUT; just under, they save', async () => {
+    const s = storage();
+    const key = uniq('big-meta.txt');
+    const before = uploads();
+    // 1,200 "é" are 2,400 UTF-8 bytes, 7,200 once percent-encoded as the header carries them.
+    for (const metadata of [{ note: 'é'.repeat(1200) }, { note: 'x'.repeat(6900) }]) {
+      const err = await failure(s.save(key, 'x', { metadata }));
+      expect(err.code).toBe('INVALID_INPUT');
+      expect(err.message).toMatch(/7000/);
+    }
+    expect((await failure(s.save(key, Readable.from([randomBytes(7_000_000)]), { metadata: { note: 'x'.repeat(6900) } }))).code).toBe('INVALID_INPUT');
+    expect(uploads()).toBe(before);
+    const fits = { a: 'y'.repeat(3000), b: 'z'.repeat(3000) };
+    await s.save(key, 'x', { metadata: fits });
+    expect((await s.stat(key)).metadata).toEqual(fits);
+  });
+
+  it('an Object Lock bucket allows 2,048 bytes', async () => {
+    const locked = storage({ bucketName: 'crm-locked' });
+    const key = uniq('locked.txt');
+    const before = uploads();
+    const err = await failure(locked.save(key, 'x', { metadata: { note: 'x'.repeat(2000) } }));
+    expect(err.code).toBe('INVALID_INPUT');
+    expect(err.message).toMatch(/2048 on a bucket with server-side encryption or Object Lock/);
+    expect(uploads()).toBe(before);
+    await locked.save(key, 'x', { metadata: { note: 'x'.repeat(1000) } });
+    // With the bucketId given (no lookup at start), the bucket's settings are looked up when needed.
+    const byId = storage({ bucketName: 'crm-locked', bucketId: fake.bucket('crm-locked').bucketId });
+    expect((await failure(byId.save(key, 'x', { metadata: { note: 'x'.repeat(2000) } }))).code).toBe('INVALID_INPUT');
+    expect(uploads()).toBe(before + 1);
+  });
+
+  it('info keys over 50 bytes and an 11th entry are INVALID_INPUT', async () => {
+    const s = storage();
+    const before = uploads();
+    expect((await failure(s.save(uniq('k.txt'), 'x', { metadata: { ['k'.repeat(51)]: 'v' } }))).code).toBe('INVALID_INPUT');
+    await s.save(uniq('k50.txt'), 'x', { metadata: { ['k'.repeat(50)]: 'v' } });
+    const ten = Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`m${i}`, 'v']));
+    await s.save(uniq('ten.txt'), 'x', { metadata: ten, cacheControl: 'max-age=60' });
+    const err = await failure(s.save(uniq('eleven.txt'), 'x', { metadata: { ...ten, m9: 'v' }, cacheControl: 'max-age=60' }));
+    expect(err.code).toBe('INVALID_INPUT');
+    expect(err.message).toMatch(/at most 10/);
+    expect(uploads()).toBe(before + 2);
+  });
+
+  it('a stored X-Bz-Info value that is not valid percent-encoding reads, never throws', async () => {
+    const s = storage();
+    const key = uniq('foreign.jpg');
+    fake.seedFile(BUCKET, `media/${key}`, Buffer.from('foreign'), { contentType: 'image/jpeg', infoHeaders: { discount: '100%', city: 'S%C3%A3o Paulo', broken: '%E9t%C3', plus: 'a+b' } });
+    expect(await s.exists(key)).toBe(true);
+    expect((await s.stat(key)).metadata).toEqual({ discount: '100%', city: 'São Paulo', broken: '\uFFFDt\uFFFD', plus: 'a b' });
+  });
+});
+
+describe('B2Storage: Retry-After', () => {
+  it('waits what Retry-After says (seconds or an HTTP date) before the retry', async () => {
+    const s = storage();
+    await s.exists('warm-up.txt');
+    fake.failCall('b2_list_file_names', { status: 429, retryAfter: 1 });
+    let started = Date.now();
+    await s.list('people/');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    fake.failCall('b2_upload_file', { status: 503, retryAfter: new Date(Date.now() + 2000).toUTCString() });
+    started = Date.now();
+    await s.save(uniq('after-503.txt'), 'x');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+
+  it('a Retry-After longer than it waits fails at once with UNAVAILABLE and retryAfter', async () => {
+    const s = storage();
+    await s.exists('warm-up.txt');
+    const before = fake.count('b2_list_file_names');
+    fake.failCall('b2_list_file_names', { status: 429, retryAfter: 120, times: 5 });
+    const started = Date.now();
+    const err = await failure(s.list('people/'));
+    fake.clearFaults();
+    expect(err.code).toBe('UNAVAILABLE');
+    expect(err.status).toBe(429);
+    expect(err.retryAfter!.getTime() - started).toBeGreaterThan(110_000);
+    expect(fake.count('b2_list_file_names') - before).toBe(1);
+    expect(Date.now() - started).toBeLessThan(5000);
+  }, 10_000);
+});
+
+describe('fake B2 models restricted keys, the authorize shapes and the file info rules', () => {
+  const basic = (key: { applicationKeyId: string; applicationKey: string }): string => `Basic ${Buffer.from(`${key.applicationKeyId}:${key.applicationKey}`).toString('base64')}`;
+  const master = (): { applicationKeyId: string; applicationKey: string } => ({ applicationKeyId: fake.applicationKeyId, applicationKey: fake.applicationKey });
+  async function authorize(version: 'v2' | 'v3' | 'v4', key = master()): Promise<Response> {
+    return fetch(fake.authorizeUrlFor(version), { headers: { Authorization: basic(key) } });
+  }
+  async function token(key = master()): Promise<string> {
+    return ((await (await authorize('v4', key)).json()) as { authorizationToken: string }).authorizationToken;
+  }
+  async function api(name: string, auth: string, body: unknown): Promise<Response> {
+    return fetch(`${fake.url}/b2api/v2/${name}`, { method: 'POST', headers: { Authorization: auth }, body: JSON.stringify(body) });
+  }
+  async function uploadTarget(auth: string, bucket = BUCKET): Promise<{ uploadUrl: string; authorizationToken: string }> {
+    return (await (await api('b2_get_upload_url', auth, { bucketId: fake.bucket(bucket).bucketId })).json()) as { uploadUrl: string; authorizationToken: string };
+  }
+  async function upload(target: { uploadUrl: string; authorizationToken: string }, fileName: string, headers: Record<string, string> = {}): Promise<Response> {
+    const body = Buffer.from('bytes');
+    return fetch(target.uploadUrl, { method: 'POST', headers: { Authorization: target.authorizationToken, 'X-Bz-File-Name': encodeURIComponent(fileName), 'Content-Type': 'text/plain', 'X-Bz-Content-Sha1': sha1(body), ...headers }, body: new Uint8Array(body) });
+  }
+
+  it('answers authorize in the v2, v3 and v4 shapes, and refuses a multi-bucket key before v4', async () => {
+    const key = fake.createKey({ buckets: [BUCKET], namePrefix: 'media/', capabilities: ['listFiles', 'readFiles'] });
+    const v2 = (await (await authorize('v2', key)).json()) as Record<string, any>;
+    expect(v2).toMatchObject({ apiUrl: fake.url, downloadUrl: fake.downloadUrl, allowed: { bucketId: fake.bucket(BUCKET).bucketId, bucketName: BUCKET, namePrefix: 'media/', capabilities: ['listFiles', 'readFiles'] } });
+    const v3 = (await (await authorize('v3', key)).json()) as Record<string, any>;
+    expect(v3.apiUrl).toBeUndefined();
+    expect(v3.apiInfo.storageApi).toMatchObject({ apiUrl: fake.url, downloadUrl: fake.downloadUrl, bucketId: fake.bucket(BUCKET).bucketId, bucketName: BUCKET, namePrefix: 'media/', infoType: 'storageApi' });
+    const v4 = (await (await authorize('v4', key)).json()) as Record<string, any>;
+    expect(v4.apiInfo.storageApi.bucketId).toBeUndefined();
+    expect(v4.apiInfo.storageApi.allowed).toEqual({ buckets: [{ id: fake.bucket(BUCKET).bucketId, name: BUCKET }], capabilities: ['listFiles', 'readFiles'], namePrefix: 'media/' });
+    const multi = fake.createKey({ buckets: [BUCKET, 'crm-other'] });
+    expect((await authorize('v3', multi)).status).toBe(400);
+    expect((await authorize('v4', multi)).status).toBe(200);
+  });
+
+  it('enforces capabilities, bucket restrictions and the name prefix with 401 unauthorized', async () => {
+    const restricted = await token(fake.createKey({ buckets: [BUCKET], namePrefix: 'media/people/', capabilities: ['listBuckets', 'listFiles', 'readFiles', 'writeFiles'] }));
+    const bucketId = fake.bucket(BUCKET).bucketId;
+    // b2_list_buckets: a restricted key must name its bucket.
+    expect((await api('b2_list_buckets', restricted, { accountId: fake.accountId })).status).toBe(401);
+    expect((await api('b2_list_buckets', restricted, { accountId: fake.accountId, bucketName: BUCKET })).status).toBe(200);
+    expect((await api('b2_list_buckets', restricted, { accountId: fake.accountId, bucketName: 'crm-other' })).status).toBe(401);
+    expect((await api('b2_get_upload_url', restricted, { bucketId: fake.bucket('crm-other').bucketId })).status).toBe(401);
+    expect((await api('b2_list_file_names', restricted, { bucketId, prefix: 'media/' })).status).toBe(401);
+    expect((await api('b2_list_file_names', restricted, { bucketId, prefix: 'media/people/' })).status).toBe(200);
+    const denied = await api('b2_get_download_authorization', restricted, { bucketId, fileNamePrefix: 'media/people/a', validDurationInSeconds: 60 });
+    expect(denied.status).toBe(401);
+    expect(await denied.json()).toMatchObject({ code: 'unauthorized', message: expect.stringContaining('shareFiles') });
+    const target = await uploadTarget(restricted);
+    expect((await upload(target, 'media/other.txt')).status).toBe(401);
+    expect((await upload(target, 'media/people/ok.txt')).status).toBe(200);
+    expect((await fetch(`${fake.downloadUrl}/file/${BUCKET}/media/people/ok.txt`, { headers: { Authorization: restricted } })).status).toBe(200);
+    fake.seedFile(BUCKET, 'media/secret.txt', Buffer.from('s'));
+    expect((await fetch(`${fake.downloadUrl}/file/${BUCKET}/media/secret.txt`, { headers: { Authorization: restricted } })).status).toBe(401);
+  });
+
+  it('checks the file info rules on upload: 10 entries, 50-byte keys, percent-encoding, headers within 7,000 (2,048 with Object Lock)', async () => {
+    const auth = await token();
+    const target = await uploadTarget(auth);
+    const info = (n: number): Record<string, string> => Object.fromEntries(Array.from({ length: n }, (_, i) => [`X-Bz-Info-k${i}`, 'v']));
+    expect((await upload(target, 'raw/ten.txt', info(10))).status).toBe(200);
+    expect((await upload(target, 'raw/eleven.txt', info(11))).status).toBe(400);
+    expect((await upload(target, 'raw/long-key.txt', { [`X-Bz-Info-${'k'.repeat(51)}`]: 'v' })).status).toBe(400);
+    expect((await upload(target, 'raw/b2-unknown.txt', { 'X-Bz-Info-b2-whatever': 'v' })).status).toBe(400);
+    expect((await upload(target, 'raw/bad-percent.txt', { 'X-Bz-Info-note': '100%' })).status).toBe(400);
+    expect((await upload(target, 'raw/disposition.txt', { 'Content-Disposition': 'attachment' })).status).toBe(400);
+    const big = await upload(target, 'raw/big.txt', { 'X-Bz-Info-note': 'x'.repeat(6900) });
+    expect(big.status).toBe(400);
+    expect(((await big.json()) as { message: string }).message).toMatch(/limit is 7000/);
+    expect((await upload(target, 'raw/fits.txt', { 'X-Bz-Info-note': 'x'.repeat(6000) })).status).toBe(200);
+    expect((await upload(await uploadTarget(auth, 'crm-locked'), 'raw/locked.txt', { 'X-Bz-Info-note': 'x'.repeat(2000) })).status).toBe(400);
+    // Values come back as they were sent, and keys lower-cased.
+    expect((await upload(target, 'raw/as-sent.txt', { 'X-Bz-Info-City': 'S%c3%a3o+Paulo' })).status).toBe(200);
+    const head = await fetch(`${fake.downloadUrl}/file/${BUCKET}/raw/as-sent.txt`, { method: 'HEAD', headers: { Authorization: auth } });
+    expect(head.headers.get('x-bz-info-city')).toBe('S%c3%a3o+Paulo');
+    // b2_start_large_file applies the same rules to its JSON fileInfo.
+    const start = await api('b2_start_large_file', auth, { bucketId: fake.bucket(BUCKET).bucketId, fileName: 'raw/large.bin', contentType: 'b2/x-auto', fileInfo: { note: 'x'.repeat(7000) } });
+    expect(start.status).toBe(400);
+  });
+
+  it('refuses a second upload on an upload URL while the first is in flight (auth_token_limit)', async () => {
+    const target = await uploadTarget(await token());
+    const body = Buffer.from('first upload body');
+    const url = new URL(target.uploadUrl);
+    const first = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { Authorization: target.authorizationToken, 'X-Bz-File-Name': 'raw/first.txt', 'Content-Type': 'text/plain', 'X-Bz-Content-Sha1': sha1(body), 'Content-Length': body.length } });
+    const firstStatus = new Promise<number>((resolve, reject) => {
+      first.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      first.on('error', reject);
+    });
+    first.write(body.subarray(0, 5));
+    await new Promise((r) => setTimeout(r, 100));
+    const second = await upload(target, 'raw/second.txt');
+    expect(second.status).toBe(400);
+    expect(await second.json()).toMatchObject({ code: 'auth_token_limit' });
+    first.end(body.subarray(5));
+    expect(await firstStatus).toBe(200);
+  });
+
+  it('sends Retry-After with an injected 429 when asked', async () => {
+    const auth = await token();
+    fake.failCall('b2_list_file_names', { status: 429, retryAfter: 7 });
+    const res = await api('b2_list_file_names', auth, { bucketId: fake.bucket(BUCKET).bucketId });
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('7');
+    expect(await res.json()).toMatchObject({ status: 429, code: 'too_many_requests' });
   });
 });

@@ -390,7 +390,7 @@ describe('authentication at the fake', () => {
     await s.save('secure/p.png', PNG);
     await s.save('secure/q.png', PNG);
     const url = await s.url('secure/p.png', { transform: { width: 128, height: 128, crop: 'thumb', gravity: 'face' } });
-    expect(url).toMatch(/\/image\/authenticated\/s--[A-Za-z0-9_-]{8}--\/c_thumb,g_face,h_128,w_128\/v1\//);
+    expect(url).toMatch(/\/image\/authenticated\/s--[A-Za-z0-9_-]{8}--\/c_thumb,g_face,h_128,w_128\/v\d+\//);
     const ok = await fake.fetch(url);
     expect(ok.status).toBe(200);
     expect(Buffer.from(await ok.arrayBuffer()).equals(PNG)).toBe(true);
@@ -409,7 +409,7 @@ describe('authentication at the fake', () => {
     }
     expect(fake.counts.rejectedSignatures - rejected).toBe(forgeries.length);
     // The fake computes the same signature the SDK wrote.
-    const toSign = url.split(/\/s--[A-Za-z0-9_-]+--\//)[1]!.replace(/\/v1\//, '/');
+    const toSign = url.split(/\/s--[A-Za-z0-9_-]+--\//)[1]!.replace(/\/v\d+\//, '/');
     expect(url).toContain(`s--${deliverySignature(toSign, ACCOUNT.apiSecret)}--`);
   });
 
@@ -425,15 +425,17 @@ describe('authentication at the fake', () => {
 });
 
 describe('accounts that block delivery of some files', () => {
-  it('answers PERMISSION, naming the reason, when the account refuses to deliver a file (PDF/ZIP setting); existsVia "admin" still sees it', async () => {
+  it('reads of a file the account refuses to deliver (PDF/ZIP setting) answer PERMISSION, naming the reason; exists and stat still see it', async () => {
     const s = storage();
     await s.save('blocked/cv.pdf', '%PDF-1.4 minimal');
     fake.denyDelivery = /\.pdf$/;
     try {
-      const err = await errorOf(s.exists('blocked/cv.pdf'));
+      const err = await errorOf(s.read('blocked/cv.pdf'));
       expect(err.code).toBe('PERMISSION');
       expect(err.message).toMatch(/deny or ACL failure/);
-      expect(await codeOf(s.read('blocked/cv.pdf'))).toBe('PERMISSION');
+      // Existence comes from the Upload API, which the delivery setting does not touch.
+      expect(await s.exists('blocked/cv.pdf')).toBe(true);
+      expect(await s.stat('blocked/cv.pdf')).toMatchObject({ size: 16, contentType: 'application/pdf' });
       const viaAdmin = storage({ existsVia: 'admin', folder: s.folder.slice(0, -1) });
       expect(await viaAdmin.exists('blocked/cv.pdf')).toBe(true);
     } finally {
@@ -443,9 +445,11 @@ describe('accounts that block delivery of some files', () => {
 });
 
 describe('exists, stat and the Admin API budget', () => {
-  it('exists, stat, read, url, save and delete make no Admin API call by default (counted at the fake)', async () => {
+  it('exists, stat, read, url, save and delete make no Admin API call by default besides the one folder-mode lookup (counted at the fake)', async () => {
     const s = storage();
     const before = fake.counts.admin;
+    const explicitBefore = fake.counts.explicit;
+    const headsBefore = fake.counts.deliveryHead;
     await s.save('budget/p.png', PNG);
     await s.save('budget/t.txt', 'text');
     expect(await s.exists('budget/p.png')).toBe(true);
@@ -456,8 +460,12 @@ describe('exists, stat and the Admin API budget', () => {
     await s.url('budget/p.png');
     await s.delete('budget/p.png');
     expect(await s.exists('budget/p.png')).toBe(false);
-    expect(fake.counts.admin - before).toBe(0);
-    expect(fake.counts.deliveryHead).toBeGreaterThan(0);
+    // GET /config once, at the first save; existence never from a delivery URL.
+    expect(fake.counts.admin - before).toBe(1);
+    expect(fake.counts.explicit - explicitBefore).toBeGreaterThan(0);
+    expect(fake.counts.deliveryHead - headsBefore).toBe(0);
+    await storage({ folderMode: 'fixed' }).save('budget/q.png', PNG);
+    expect(fake.counts.admin - before).toBe(1);
   });
 
   it('existsVia "admin" asks the Admin API instead', async () => {
@@ -565,8 +573,9 @@ describe('error shapes', () => {
     const hanging = (_url: string, init?: RequestInit): Promise<Response> =>
       new Promise((_resolve, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal!.reason)));
     const s = storage({ fetch: hanging, timeout: 200 });
+    await s.save('slow.txt', 'never delivered');
     const started = Date.now();
-    const err = await errorOf(s.exists('slow.txt'));
+    const err = await errorOf(s.read('slow.txt'));
     expect(err.code).toBe('UNAVAILABLE');
     expect(Date.now() - started).toBeLessThan(5000);
   });
@@ -580,18 +589,20 @@ describe('error shapes', () => {
 });
 
 describe('urls', () => {
-  it('gives stable public URLs with avatar transformations and no analytics parameter', async () => {
+  it('gives stable public URLs, with the asset version, avatar transformations and no analytics parameter', async () => {
     const s = storage();
-    await s.save('av/agent.png', PNG);
+    const version = await s.save('av/agent.png', PNG).then(() => fake.asset(ACCOUNT.cloudName, 'image', 'upload', `${s.folder}av/agent`)!.version);
     const avatar = { width: 128, height: 128, crop: 'thumb', gravity: 'face' };
     const url = await s.url('av/agent.png', { transform: avatar });
-    expect(url).toBe(`https://res.cloudinary.com/${ACCOUNT.cloudName}/image/upload/c_thumb,g_face,h_128,w_128/v1/${s.folder}av/agent.png`);
+    expect(url).toBe(`https://res.cloudinary.com/${ACCOUNT.cloudName}/image/upload/c_thumb,g_face,h_128,w_128/v${version}/${s.folder}av/agent.png`);
     expect(url).not.toContain('_a=');
     expect(await s.url('av/agent.png', { transform: avatar })).toBe(url);
     const res = await fake.fetch(url);
     expect(res.status).toBe(200);
     expect(res.headers.get('x-fake-transformation')).toBe('c_thumb,g_face,h_128,w_128');
-    expect(await s.url('av/agent.png')).toBe(`https://res.cloudinary.com/${ACCOUNT.cloudName}/image/upload/v1/${s.folder}av/agent.png`);
+    expect(await s.url('av/agent.png')).toBe(`https://res.cloudinary.com/${ACCOUNT.cloudName}/image/upload/v${version}/${s.folder}av/agent.png`);
+    // Another instance (nothing remembered) looks the version up and gives the same URL.
+    expect(await storage({ folder: s.folder.slice(0, -1) }).url('av/agent.png')).toBe(`https://res.cloudinary.com/${ACCOUNT.cloudName}/image/upload/v${version}/${s.folder}av/agent.png`);
   });
 
   it('uses a custom delivery domain when configured', async () => {

@@ -109,6 +109,61 @@ describe('configFromEnv', () => {
       acl: false,
     });
   });
+  describe('as django-storages 1.13 reads the AWS_* settings (checked against it in test/django-interop.test.ts)', () => {
+    const bucket = { AWS_STORAGE_BUCKET_NAME: 'crm-media' };
+    it('region: AWS_S3_REGION_NAME, then AWS_REGION, then AWS_DEFAULT_REGION, then eu-central-1', () => {
+      expect(configFromEnv({ ...bucket, AWS_S3_REGION_NAME: 'eu-west-1', AWS_REGION: 'us-west-2', AWS_DEFAULT_REGION: 'ap-south-1' })).toMatchObject({ region: 'eu-west-1' });
+      expect(configFromEnv({ ...bucket, AWS_REGION: 'us-west-2', AWS_DEFAULT_REGION: 'ap-south-1' })).toMatchObject({ region: 'us-west-2' });
+      expect(configFromEnv({ ...bucket, AWS_DEFAULT_REGION: 'ap-south-1' })).toMatchObject({ region: 'ap-south-1' });
+      expect(configFromEnv(bucket)).toMatchObject({ region: 'eu-central-1' });
+    });
+    it("credentials: django-storages' AWS_S3_* names first, each on its own; AWS_SESSION_TOKEN, then AWS_SECURITY_TOKEN", () => {
+      expect(configFromEnv({ ...bucket, AWS_S3_ACCESS_KEY_ID: 'AKIAS3', AWS_ACCESS_KEY_ID: 'AKIAPLAIN', AWS_S3_SECRET_ACCESS_KEY: 's3-secret', AWS_SECRET_ACCESS_KEY: 'plain-secret' })).toMatchObject({
+        credentials: { accessKeyId: 'AKIAS3', secretAccessKey: 's3-secret' },
+      });
+      expect(configFromEnv({ ...bucket, AWS_ACCESS_KEY_ID: 'AKIAPLAIN', AWS_S3_SECRET_ACCESS_KEY: 's3-secret', AWS_SECURITY_TOKEN: 'old-token' })).toMatchObject({
+        credentials: { accessKeyId: 'AKIAPLAIN', secretAccessKey: 's3-secret', sessionToken: 'old-token' },
+      });
+      expect(configFromEnv({ ...bucket, AWS_ACCESS_KEY_ID: 'AKIA', AWS_SECRET_ACCESS_KEY: 'x', AWS_SESSION_TOKEN: 'new', AWS_SECURITY_TOKEN: 'old' })).toMatchObject({ credentials: { sessionToken: 'new' } });
+      // The aliases alone say S3 was meant.
+      expect(configError(() => configFromEnv({ AWS_S3_ACCESS_KEY_ID: 'AKIA', AWS_S3_SECRET_ACCESS_KEY: 'shh-secret' })).message).toContain('AWS_STORAGE_BUCKET_NAME is not set (AWS_S3_ACCESS_KEY_ID is');
+    });
+    it('AWS_S3_CUSTOM_DOMAIN gives plain URLs on the domain whatever AWS_QUERYSTRING_AUTH says, with AWS_S3_URL_PROTOCOL', () => {
+      for (const auth of [undefined, 'True', 'False']) {
+        expect(configFromEnv({ ...bucket, AWS_S3_CUSTOM_DOMAIN: 'cdn.example.com', ...(auth ? { AWS_QUERYSTRING_AUTH: auth } : {}) })).toMatchObject({ publicBaseUrl: 'https://cdn.example.com', visibility: 'public', acl: false });
+      }
+      expect(configFromEnv({ ...bucket, AWS_S3_CUSTOM_DOMAIN: 'cdn.example.com', AWS_S3_URL_PROTOCOL: 'http:' })).toMatchObject({ publicBaseUrl: 'http://cdn.example.com' });
+      expect(configFromEnv({ ...bucket, AWS_S3_CUSTOM_DOMAIN: 'cdn.example.com', AWS_S3_URL_PROTOCOL: 'http' })).toMatchObject({ publicBaseUrl: 'http://cdn.example.com' });
+      expect(configFromEnv(bucket)).toMatchObject({ visibility: 'private' });
+    });
+    it('AWS_DEFAULT_ACL is sent with signed URLs too; AWS_S3_FILE_OVERWRITE=False renames; AWS_S3_ADDRESSING_STYLE', () => {
+      expect(configFromEnv({ ...bucket, AWS_DEFAULT_ACL: 'public-read' })).toMatchObject({ visibility: 'private', acl: 'public-read' });
+      expect(configFromEnv({ ...bucket, AWS_DEFAULT_ACL: 'None' })).toMatchObject({ acl: false });
+      expect(configFromEnv({ ...bucket, AWS_S3_FILE_OVERWRITE: 'False' })).toMatchObject({ ifExists: 'rename' });
+      expect(configFromEnv({ ...bucket, AWS_S3_FILE_OVERWRITE: 'True' })).not.toHaveProperty('ifExists');
+      expect(configFromEnv({ ...bucket, AWS_S3_ENDPOINT_URL: 'https://s3.example.test' })).toMatchObject({ forcePathStyle: true });
+      expect(configFromEnv({ ...bucket, AWS_S3_ENDPOINT_URL: 'https://s3.example.test', AWS_S3_ADDRESSING_STYLE: 'virtual' })).toMatchObject({ forcePathStyle: false });
+      expect(configFromEnv({ ...bucket, AWS_S3_ADDRESSING_STYLE: 'path' })).toMatchObject({ forcePathStyle: true });
+      expect(configFromEnv({ ...bucket, AWS_S3_ADDRESSING_STYLE: 'auto' })).not.toHaveProperty('forcePathStyle');
+      expect(configFromEnv({ ...bucket, AWS_S3_SIGNATURE_VERSION: 's3v4' })).toMatchObject({ backend: 's3' });
+    });
+    it.each([
+      [{ AWS_S3_SESSION_PROFILE: 'prod' }, 'AWS_S3_SESSION_PROFILE is not supported: set AWS_PROFILE'],
+      [{ AWS_S3_CUSTOM_DOMAIN: 'd1234.cloudfront.net', AWS_CLOUDFRONT_KEY_ID: 'K123' }, 'signed CloudFront URLs are not supported'],
+      [{ AWS_S3_URL_PROTOCOL: 'ftp:' }, 'AWS_S3_URL_PROTOCOL must be'],
+      [{ AWS_S3_ADDRESSING_STYLE: 'dns' }, 'AWS_S3_ADDRESSING_STYLE must be'],
+      [{ AWS_S3_SIGNATURE_VERSION: 's3v5' }, 'AWS_S3_SIGNATURE_VERSION must be "s3v4"'],
+      [{ AWS_S3_FILE_OVERWRITE: 'sometimes' }, 'AWS_S3_FILE_OVERWRITE must be true or false'],
+      [{ AWS_S3_ACCESS_KEY_ID: 'AKIA' }, "AWS_SECRET_ACCESS_KEY is not set (AWS_S3_ACCESS_KEY_ID is; django-storages' AWS_S3_SECRET_ACCESS_KEY works too)"],
+    ])('refuses what it cannot honour: %j', (extra, message) => {
+      const err = configError(() => configFromEnv({ ...bucket, ...extra }));
+      expect(err.code).toBe('CONFIG');
+      expect(err.message).toContain(message);
+    });
+    it('a CloudFront key with plain URLs (AWS_QUERYSTRING_AUTH=False) is not used by django-storages either: accepted', () => {
+      expect(configFromEnv({ ...bucket, AWS_S3_CUSTOM_DOMAIN: 'd1234.cloudfront.net', AWS_CLOUDFRONT_KEY_ID: 'K123', AWS_QUERYSTRING_AUTH: 'False' })).toMatchObject({ visibility: 'public' });
+    });
+  });
   it('reads CLOUDINARY_URL and B2_*', () => {
     expect(configFromEnv({ CLOUDINARY_URL: 'cloudinary://1:2@demo' })).toEqual({ backend: 'cloudinary', cloudName: 'demo', apiKey: '1', apiSecret: '2' });
     expect(configFromEnv({ B2_APPLICATION_KEY_ID: 'id', B2_APPLICATION_KEY: 'key', B2_BUCKET_NAME: 'bkt' })).toEqual({ backend: 'b2', bucketName: 'bkt', applicationKeyId: 'id', applicationKey: 'key' });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isActiveContent, resolveContentType, sniffContentType } from '../src/core/content-type.js';
+import { resolveContentType, sniffContentType } from '../src/core/content-type.js';
+import { isActiveContent } from '../src/core/serving.js';
 
 const hex = (h: string): Buffer => Buffer.from(h, 'hex');
 

@@ -21,3 +21,12 @@ describeStorageContract('b2 (public bucket, fake B2)', async () => {
   const storage = new B2Storage({ applicationKeyId: fake.applicationKeyId, applicationKey: fake.applicationKey, bucketName: 'media-public', visibility: 'public', apiUrl: fake.authorizeUrl, ...small });
   return { storage, cleanup: () => fake.close() };
 }, HOSTILE_INPUT_OPTIONS);
+
+// The whole contract under a restricted application key, authorized through v4: one bucket, a name
+// prefix equal to the location, and only the six file capabilities the backend documents.
+describeStorageContract('b2 (restricted key: one bucket, name prefix, v4 authorize, fake B2)', async () => {
+  const fake = await startFakeB2({ buckets: { 'media-restricted': 'allPrivate', 'someone-else': 'allPrivate' } });
+  const key = fake.createKey({ buckets: ['media-restricted'], namePrefix: 'media/', capabilities: ['listBuckets', 'listFiles', 'readFiles', 'shareFiles', 'writeFiles', 'deleteFiles'] });
+  const storage = new B2Storage({ ...key, bucketName: 'media-restricted', location: 'media/', apiUrl: fake.authorizeUrlFor('v4'), ...small });
+  return { storage, cleanup: () => fake.close() };
+});

@@ -10,9 +10,17 @@ import { HOSTILE_INPUT_OPTIONS } from '../src/testing/hostile-keys.js';
 // The official SDK signs and sends every call to the fake Cloudinary (upload_prefix in the
 // CLOUDINARY_URL, as a user behind a proxy would configure it); delivery URLs, which the SDK writes
 // for res.cloudinary.com, reach the fake through the injected fetch.
-for (const deliveryType of ['upload', 'authenticated'] as const) {
-  describeStorageContract(`cloudinary (${deliveryType}, fake Cloudinary)`, async () => {
-    const fake = await new FakeCloudinary([{ cloudName: 'contract-cloud', apiKey: '123456789012345', apiSecret: 'contract-secret-abcdefghijkl' }]).start();
+// Both folder modes: fixed (accounts made before June 2024) and dynamic (the default since), the
+// storage finding out which one by itself. The fake's CDN caches every delivery answer per exact URL.
+const RUNS = [
+  { deliveryType: 'upload', folderMode: 'fixed' },
+  { deliveryType: 'authenticated', folderMode: 'fixed' },
+  { deliveryType: 'upload', folderMode: 'dynamic' },
+] as const;
+
+for (const { deliveryType, folderMode } of RUNS) {
+  describeStorageContract(`cloudinary (${deliveryType}, ${folderMode} folders, fake Cloudinary)`, async () => {
+    const fake = await new FakeCloudinary([{ cloudName: 'contract-cloud', apiKey: '123456789012345', apiSecret: 'contract-secret-abcdefghijkl', folderMode }]).start();
     // An account with a larger Admin API budget than the free plan's 500 calls an hour: the hostile
     // corpus lists each of its 217 odd keys (3 Admin API calls each, one per resource type). Running
     // out of budget is tested in cloudinary.test.ts.

@@ -183,5 +183,38 @@ describe.skipIf(!haveBrowser)(`examples/crm in Chromium${haveBrowser ? '' : ` (s
     expect(requests.filter((u) => u.endsWith('/media/also-missing.svg'))).toHaveLength(1);
     await page.close();
   });
+
+  // Issue 12, point 6: a refused photo answers at once, and the form shows why.
+  for (const [what, file, status, alert] of [
+    ['a photo over the 5 MB limit', { name: 'big.png', mimeType: 'image/png', buffer: Buffer.concat([makePng(8, 8), Buffer.alloc(6 * 1024 * 1024)]) }, 413, 'That photo is too large: photos are limited to 5 MB'],
+    ['a text file named note.jpg', { name: 'note.jpg', mimeType: 'image/jpeg', buffer: Buffer.from('Call Ada about the engine on Monday.\n'.repeat(40)) }, 415, 'That file is not an image: upload a PNG, JPEG, GIF, WebP or AVIF photo'],
+  ] as const) {
+    it(`the upload form answers ${what} with ${status} and shows the message, at once`, async () => {
+      problems.length = 0;
+      const page = await context.newPage();
+      await page.goto(`${app.url}/`);
+      await settled(page);
+      const card = page.locator('li.person', { has: page.locator('strong.name', { hasText: 'Grace Hopper' }) });
+      const before = await avatarOf(page, 'Grace Hopper').getAttribute('src');
+      await card.locator('input[type=file]').setInputFiles(file);
+      const started = Date.now();
+      // Before the fix the form never navigated: the short timeout turns that into a failure.
+      const [response] = await Promise.all([
+        page.waitForResponse((r) => r.request().method() === 'POST' && /\/people\/[^/]+\/photo$/.test(new URL(r.url()).pathname), { timeout: 15_000 }),
+        page.waitForURL(/\/people\/[^/]+\/photo$/, { timeout: 15_000 }),
+        card.locator('button[type=submit]', { hasText: 'Upload' }).click(),
+      ]);
+      const elapsed = Date.now() - started;
+      expect(response.status()).toBe(status);
+      await expect.poll(() => page.locator('[role=alert]').textContent(), { timeout: 5000 }).toBe(alert);
+      await page.screenshot({ path: path.join(ARTIFACTS, `crm-refused-${status}.png`), fullPage: true });
+      // The page is the list with the message, not a bare error: the photo did not change.
+      await settled(page);
+      expect(await avatarOf(page, 'Grace Hopper').getAttribute('src')).toBe(before);
+      expect(elapsed, `the answer took ${elapsed} ms`).toBeLessThan(3000);
+      expect(problems).toEqual([]);
+      await page.close();
+    });
+  }
 });
 

@@ -1,4 +1,6 @@
 import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCrmExample, type RunningExample } from './helpers/crm-example.js';
@@ -83,7 +85,6 @@ describe('examples/crm over HTTP', () => {
     const res = await upload(person.id, new Blob([svg], { type: 'image/svg+xml' }), 'evil.png');
     expect(res.status).toBe(415);
     expect((await people()).find((p) => p.id === person.id)!.photo).toBe('');
-    const { readdir } = await import('node:fs/promises');
     const stored = await readdir(path.join(app.mediaDir, 'profile_images')).catch(() => [] as string[]);
     expect(stored.filter((f) => f.startsWith(person.id))).toEqual([]);
   });
@@ -94,5 +95,100 @@ describe('examples/crm over HTTP', () => {
     form.append('photo', new Blob([]), '');
     const res = await fetch(`${app.url}/people/${person.id}/photo`, { method: 'POST', body: form, redirect: 'manual' });
     expect(res.status).toBe(400);
+  });
+});
+
+describe('examples/crm refuses bad uploads at once (issue 12, point 6)', () => {
+  let app: RunningExample;
+  const FIVE_MB = 5 * 1024 * 1024;
+  const personId = async (name: string): Promise<string> => ((await (await fetch(`${app.url}/api/people`)).json()) as ApiPerson[]).find((p) => p.name === name)!.id;
+  const storedFor = async (id: string): Promise<string[]> => (await readdir(path.join(app.mediaDir, 'profile_images')).catch(() => [] as string[])).filter((f) => f.startsWith(id));
+  /** A PNG signature followed by zeros: an "image" of `size` bytes, for the size checks. */
+  const pngOf = (size: number): Uint8Array => {
+    const bytes = new Uint8Array(size);
+    bytes.set(makePng(8, 8));
+    return bytes;
+  };
+  const rssKiB = async (pid: number): Promise<number> => Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))![1]);
+
+  beforeAll(async () => {
+    app = await startCrmExample();
+  }, 180_000);
+  afterAll(async () => app?.stop());
+
+  it('answers a photo over 5 MB with 413 and a clear message within a second, storing nothing', async () => {
+    const id = await personId('Grace Hopper');
+    const form = new FormData();
+    form.append('photo', new Blob([pngOf(FIVE_MB + 1024 * 1024) as Uint8Array<ArrayBuffer>], { type: 'image/png' }), 'big.png');
+    const started = performance.now();
+    // Before the fix this request got no answer for minutes: the timeout makes that a quick failure.
+    const res = await fetch(`${app.url}/people/${id}/photo`, { method: 'POST', body: form, redirect: 'manual', signal: AbortSignal.timeout(15_000) });
+    const text = await res.text();
+    const elapsed = performance.now() - started;
+    expect(res.status).toBe(413);
+    expect(text).toBe('That photo is too large: photos are limited to 5 MB');
+    expect(elapsed).toBeLessThan(1000);
+    expect(await storedFor(id)).toEqual([]);
+    // The connection and the app are fine afterwards.
+    expect((await fetch(`${app.url}/api/people`)).status).toBe(200);
+  });
+
+  it('holds an upload of unannounced size (chunked) to the limit as it streams: 413 while the client still sends, and the rest dropped, not kept', async () => {
+    const id = await personId('Ada Lovelace');
+    const boundary = 'crmboundary7MA4YWxk';
+    const rssBefore = await rssKiB(app.pid);
+    // A socket speaking HTTP/1.1 itself: Node's http client stops sending once it has a whole
+    // answer, and this test is about what the server does while the client goes on sending.
+    const { port, hostname } = new URL(app.url);
+    const socket = net.connect(Number(port), hostname);
+    socket.on('error', () => undefined);
+    let answer = '';
+    let answeredAt = 0;
+    socket.on('data', (d: Buffer) => {
+      answer += d.toString('latin1');
+      if (!answeredAt && /\r\n\r\n/.test(answer)) answeredAt = performance.now();
+    });
+    const send = async (data: Buffer): Promise<void> => {
+      socket.write(`${data.length.toString(16)}\r\n`);
+      socket.write(data);
+      if (!socket.write('\r\n')) await new Promise((r) => socket.once('drain', r));
+    };
+    socket.write(`POST /people/${id}/photo HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+    await send(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="photo"; filename="huge.png"\r\nContent-Type: image/png\r\n\r\n`));
+    const chunk = Buffer.alloc(256 * 1024);
+    Buffer.from(makePng(8, 8)).copy(chunk);
+    let overLimitAt = 0;
+    for (let sent = 0; sent < 6 * 1024 * 1024; sent += chunk.length) {
+      await send(chunk);
+      chunk.fill(0, 0, 64);
+      if (!overLimitAt && sent + chunk.length > FIVE_MB) overLimitAt = performance.now();
+    }
+    // The client keeps the request open: the answer must not wait for its end.
+    for (let waited = 0; !answer.includes('limited to 5 MB') && waited < 5000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer).toContain('That photo is too large: photos are limited to 5 MB');
+    // Within a second of the limit being passed.
+    expect(answeredAt - overLimitAt).toBeLessThan(1000);
+    // 100 MB more arrive after the answer: the server reads them off the socket and drops them,
+    // so its memory grows by far less than that (what it grows by is garbage not yet collected).
+    const after = 100 * 1024 * 1024;
+    for (let sent = 0; sent < after; sent += chunk.length) await send(chunk);
+    const rssAfter = await rssKiB(app.pid);
+    socket.destroy();
+    expect((rssAfter - rssBefore) * 1024, `server RSS grew from ${rssBefore} KiB to ${rssAfter} KiB`).toBeLessThan(after / 2);
+    console.log(`[crm] refused upload: server RSS ${rssBefore} KiB before, ${rssAfter} KiB after 106 MB sent`);
+    expect(await storedFor(id)).toEqual([]);
+  });
+
+  it('refuses a file that is not an image by its bytes, whatever its name says', async () => {
+    const id = await personId('Grace Hopper');
+    const photoBefore = ((await (await fetch(`${app.url}/api/people`)).json()) as ApiPerson[]).find((p) => p.id === id)!.photo;
+    const form = new FormData();
+    form.append('photo', new Blob(['Call Ada about the engine on Monday.\n'.repeat(40)], { type: 'image/jpeg' }), 'note.jpg');
+    const res = await fetch(`${app.url}/people/${id}/photo`, { method: 'POST', body: form, redirect: 'manual', signal: AbortSignal.timeout(15_000) });
+    expect(res.status).toBe(415);
+    expect(await res.text()).toBe('That file is not an image: upload a PNG, JPEG, GIF, WebP or AVIF photo');
+    expect(await storedFor(id)).toEqual([]);
+    expect(((await (await fetch(`${app.url}/api/people`)).json()) as ApiPerson[]).find((p) => p.id === id)!.photo).toBe(photoBefore);
   });
 });

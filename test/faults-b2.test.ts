@@ -105,6 +105,9 @@ const MATRIX: Row[] = [
   { op: 'exists', at: 'every HEAD reset', inject: { host: 'content', layer: 'tcp', fault: reset('upstream', 0), times: FOREVER }, expect: DOWN },
   { op: 'list', at: 'list_file_names reset inside the answer', inject: { host: 'api', layer: 'http', match: call('b2_list_file_names'), fault: reset('downstream', 20) }, expect: OK },
   { op: 'list', at: 'list_file_names stalled', inject: { host: 'api', layer: 'http', match: call('b2_list_file_names'), fault: stall('downstream', 0) }, expect: OK },
+  // Retry-After (B2 may send it with 429 and 503): waited out when short, reported at once when long.
+  { op: 'list', at: 'list_file_names answered 503 with Retry-After: 1', inject: { host: 'api', layer: 'http', match: call('b2_list_file_names'), fault: { ...unavailable, retryAfterSeconds: 1 } }, expect: OK },
+  { op: 'list', at: 'list_file_names answered 503 with Retry-After: 120', inject: { host: 'api', layer: 'http', match: call('b2_list_file_names'), fault: { ...unavailable, retryAfterSeconds: 120 } }, expect: DOWN },
   { op: 'list', at: 'every API connection reset', inject: { host: 'api', layer: 'tcp', fault: reset('upstream', 0), times: FOREVER }, expect: DOWN },
   // copy (b2_copy_file: not repeated, B2 may have copied)
   { op: 'copy', at: 'the source lookup answered 503', inject: { host: 'content', layer: 'tcp', fault: unavailable }, expect: OK },
@@ -143,7 +146,7 @@ function storage(): B2Storage {
     applicationKeyId: fake.applicationKeyId,
     applicationKey: fake.applicationKey,
     bucketName: BUCKET,
-    apiUrl: `${chains.auth.url}/b2api/v2/b2_authorize_account`,
+    apiUrl: `${chains.auth.url}/b2api/v4/b2_authorize_account`,
     location: 'media',
     spoolThreshold: 32 * 1024,
     largeFileThreshold: 2 * PART,

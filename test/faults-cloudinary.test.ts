@@ -28,6 +28,8 @@ interface Row {
   match?: RequestMatch;
   /** Requests (http) or connections (tcp) to break; default 1. */
   times?: number;
+  /** The storage is not told its folder mode, so its first save asks the Admin API. */
+  detectFolderMode?: boolean;
   expect: readonly Outcome[];
 }
 
@@ -36,6 +38,8 @@ const upload: RequestMatch = (req) => req.method === 'POST' && /^\/v1_1\/[^/]+\/
 const chunkAt = (offset: number): RequestMatch => (req) => upload(req) && String(req.headers['content-range']).startsWith(`bytes ${offset}-`);
 const lastChunk: RequestMatch = (req) => upload(req) && /^bytes \d+-\d+\/\d+$/.test(String(req.headers['content-range']));
 const destroy: RequestMatch = (req) => req.method === 'POST' && req.url.includes('/destroy');
+const explicit: RequestMatch = (req) => req.method === 'POST' && req.url.includes('/explicit');
+const folderModeLookup: RequestMatch = (req) => req.url.startsWith(`/v1_1/${ACCOUNT.cloudName}/config`);
 const admin: RequestMatch = (req) => req.url.startsWith(`/v1_1/${ACCOUNT.cloudName}/resources`);
 const deliveryGet: RequestMatch = (req) => req.method === 'GET' && req.url.startsWith(`/${ACCOUNT.cloudName}/`);
 /** A whole read (stat asks for the first bytes only, with a Range). */
@@ -56,9 +60,12 @@ const MATRIX: Row[] = [
   { op: 'save', at: 'at completion: stored, the answer lost', layer: 'http', match: upload, fault: reset('downstream', 0), expect: DOWN },
   { op: 'save', at: 'at completion: stored, the answer stalled', layer: 'http', match: upload, fault: stall('downstream', 0), expect: DOWN },
   { op: 'save-stream', at: 'inside a stream of unknown length: reset', layer: 'http', match: upload, fault: reset('upstream', 10_000), expect: DOWN },
+  // the one-time folder-mode lookup is best effort: the save goes on without asset_folder
+  { op: 'save', at: 'the folder-mode lookup reset', layer: 'http', match: folderModeLookup, fault: reset('downstream', 0), detectFolderMode: true, expect: ['ok'] },
+  { op: 'save', at: 'the folder-mode lookup answered 503', layer: 'http', match: folderModeLookup, fault: unavailable, detectFolderMode: true, expect: ['ok'] },
   // an image: a probe of its media home, the upload, then the raw home's copy destroyed
-  { op: 'save-image', at: 'before it: the media-home probe reset', layer: 'tcp', fault: reset('downstream', 30), expect: DOWN },
-  { op: 'save-image', at: 'before it: the media-home probe stalled', layer: 'tcp', fault: stall('downstream', 0), expect: DOWN },
+  { op: 'save-image', at: 'before it: the media-home lookup reset', layer: 'tcp', fault: reset('downstream', 30), expect: DOWN },
+  { op: 'save-image', at: 'before it: the media-home lookup stalled', layer: 'tcp', fault: stall('downstream', 0), expect: DOWN },
   { op: 'save-image', at: 'inside the image upload: reset', layer: 'http', match: upload, fault: reset('upstream', 5000), expect: DOWN },
   { op: 'save-image', at: 'after the upload: destroying the old home fails', layer: 'http', match: destroy, fault: reset('upstream', 0), expect: DOWN },
   // the chunked upload protocol: 5 MiB chunks, the asset appears with the last one
@@ -76,8 +83,11 @@ const MATRIX: Row[] = [
   { op: 'read', at: 'inside the body: stall after 5,000 bytes', layer: 'http', match: deliveryRead, fault: stall('downstream', 5000), expect: DOWN },
   { op: 'stat', at: 'the first bytes reset', layer: 'http', match: deliveryGet, fault: reset('downstream', 100), expect: DOWN },
   { op: 'stat', at: 'the first bytes stalled', layer: 'http', match: deliveryGet, fault: stall('downstream', 100), expect: DOWN },
-  { op: 'exists', at: 'HEAD answered 503', layer: 'tcp', fault: unavailable, expect: DOWN },
-  { op: 'exists', at: 'HEAD reset inside the answer', layer: 'tcp', fault: reset('downstream', 30), expect: DOWN },
+  // exists and stat ask the Upload API (explicit), never a delivery URL
+  { op: 'exists', at: 'the lookup answered 503', layer: 'tcp', fault: unavailable, expect: DOWN },
+  { op: 'exists', at: 'the lookup reset inside the answer', layer: 'tcp', fault: reset('downstream', 30), expect: DOWN },
+  { op: 'exists', at: 'the lookup stalled', layer: 'http', match: explicit, fault: stall('downstream', 0), expect: DOWN },
+  { op: 'stat', at: 'the lookup reset', layer: 'http', match: explicit, fault: reset('downstream', 0), expect: DOWN },
   // the Admin API
   { op: 'list', at: 'Admin API reset inside the answer', layer: 'http', match: admin, fault: reset('downstream', 5), expect: DOWN },
   { op: 'list', at: 'Admin API stalled', layer: 'http', match: admin, fault: stall('downstream', 0), expect: DOWN },
@@ -89,9 +99,9 @@ const MATRIX: Row[] = [
   // delete
   { op: 'delete', at: 'destroy never arrives', layer: 'http', match: destroy, fault: reset('upstream', 0), expect: DOWN },
   { op: 'delete', at: 'destroyed, the answer lost', layer: 'http', match: destroy, fault: reset('downstream', 0), expect: DOWN },
-  // url of an image key not seen before (its home is probed), then fetched
-  { op: 'url', at: 'the home probe answered 503', layer: 'tcp', fault: unavailable, expect: DOWN },
-  { op: 'url', at: 'the home probe reset', layer: 'tcp', fault: reset('downstream', 30), expect: DOWN },
+  // url of an image key not seen before (its home and version are looked up), then fetched
+  { op: 'url', at: 'the lookup answered 503', layer: 'tcp', fault: unavailable, expect: DOWN },
+  { op: 'url', at: 'the lookup reset', layer: 'tcp', fault: reset('downstream', 30), expect: DOWN },
 ];
 
 const PNG_HEAD = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
@@ -114,9 +124,10 @@ afterAll(async () => {
 });
 
 /** A storage whose every request (API and delivery) crosses the proxies; `direct` bypasses them, for checking. */
-function storage(folder: string, direct = false): CloudinaryStorage {
+function storage(folder: string, direct = false, detectFolderMode = false): CloudinaryStorage {
   const origin = direct ? fake.url : chain.url;
   const s = new CloudinaryStorage({
+    ...(detectFolderMode ? {} : { folderMode: 'fixed' as const }),
     cloudinaryUrl: `cloudinary://${ACCOUNT.apiKey}:${ACCOUNT.apiSecret}@${ACCOUNT.cloudName}?upload_prefix=${encodeURIComponent(origin)}`,
     fetch: (url, init) => fetch(url.replace(/^https?:\/\/res\.cloudinary\.com\//, `${origin}/`), init),
     folder,
@@ -146,7 +157,7 @@ describe('Cloudinary under injected faults (proxies between the SDK and the fake
       const image = row.op === 'save-image' || row.op === 'url';
       const key = image ? 'people/agent.png' : 'docs/object.bin';
       const copyTo = 'docs/copy.bin';
-      const s = storage(folder);
+      const s = storage(folder, false, row.detectFolderMode);
       const direct = storage(folder, true);
       // An image key's old object is a raw file, so a save moves it between homes.
       const old = image && row.op === 'url' ? png(10_000) : randomBytes(10_000);

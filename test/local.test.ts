@@ -62,6 +62,7 @@ describe('LocalStorage on a real disk', () => {
     expect(await codeOf(s.save('a/b.bin', failing, { signal: controller.signal }))).toBe('ABORTED');
     expect(await codeOf(s.save('a/c.bin', Readable.from([Buffer.alloc(5000)]), { maxSize: 100 }))).toBe('TOO_LARGE');
     expect(await allFiles(root)).toEqual([]);
+    expect(await readdir(path.join(root, '.media-storage-tmp'))).toEqual([]);
   });
 
   it('writes files with the exact bytes at the expected path, and removes emptied folders on delete', async () => {
@@ -69,7 +70,9 @@ describe('LocalStorage on a real disk', () => {
     await s.save('profile_images/abc.jpg', Buffer.from([0xff, 0xd8, 0xff, 0x00]));
     expect(await allFiles(root)).toEqual([path.join('profile_images', 'abc.jpg')]);
     await s.delete('profile_images/abc.jpg');
-    expect(await readdir(root)).toEqual([]);
+    // Only the (empty) temp folder stays.
+    expect(await readdir(root)).toEqual(['.media-storage-tmp']);
+    expect(await readdir(path.join(root, '.media-storage-tmp'))).toEqual([]);
   });
 
   it('reports a folder at the key as INVALID_KEY, not as an overwrite', async () => {
@@ -131,7 +134,8 @@ describe('LocalStorage error paths with an injected file system', () => {
     for (const body of [Readable.from([Buffer.alloc(256 * 1024)]), Buffer.alloc(256 * 1024)]) {
       const err = await s.save('big.bin', body).catch((e: unknown) => e as { code: string; message: string });
       expect(err).toMatchObject({ code: 'UNAVAILABLE', backend: 'local', key: 'big.bin' });
-      expect(vol.readdirSync('/media')).toEqual([]);
+      expect(vol.readdirSync('/media')).toEqual(['.media-storage-tmp']);
+      expect(vol.readdirSync('/media/.media-storage-tmp')).toEqual([]);
     }
     expect(written).toBeGreaterThan(64 * 1024);
   });

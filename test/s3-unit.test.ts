@@ -9,9 +9,11 @@ import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
+  CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -21,9 +23,10 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { S3Storage, type S3StorageOptions } from '../src/s3/index.js';
 import { listen } from './helpers/http.js';
+import { CauseSummary } from '../src/core/errors.js';
 import { failure } from './helpers/failure.js';
 
 const SECRET = 'unit-test-secret-key-do-not-print';
@@ -94,7 +97,10 @@ describe('S3 error mapping', () => {
       expect(error.code).toBe(code);
       expect(error.backend).toBe('s3');
       expect(error.key).toBe('a/b.txt');
-      expect(error.cause).toBeInstanceOf(S3ServiceException);
+      // The SDK's error is kept as its summary (no $response, no request), with what support needs.
+      expect(error.cause).toBeInstanceOf(CauseSummary);
+      expect(error.cause).toMatchObject({ name, status, message: `${name} happened` });
+      expect(Object.keys(error.cause as object)).not.toContain('$response');
     });
   }
 
@@ -158,6 +164,111 @@ describe('S3 error mapping', () => {
   });
 });
 
+describe('S3 missing bucket: a HEAD 404 cannot tell NoSuchBucket from a missing key', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+  const notFound = (): S3ServiceException => s3Error('NotFound', 404, 'UnknownError');
+  const heads = (mock: ReturnType<typeof mockClient>): number => mock.commandCalls(HeadObjectCommand).length;
+  const bucketChecks = (mock: ReturnType<typeof mockClient>): number => mock.commandCalls(HeadBucketCommand).length;
+
+  it('exists and stat fail with CONFIG naming the bucket when HeadBucket also answers 404', async () => {
+    const { mock, storage } = setup();
+    mock.on(HeadObjectCommand).rejects(notFound());
+    mock.on(HeadBucketCommand).rejects(notFound());
+    for (const attempt of [() => storage.exists('a.jpg'), () => storage.stat('a.jpg')]) {
+      const error = await failure(attempt());
+      expect(error.code).toBe('CONFIG');
+      expect(error.message).toContain('the bucket "crm-media" does not exist');
+      expect(error.key).toBe('a.jpg');
+      expect(error.status).toBe(404);
+      expect(error.message).not.toContain(SECRET);
+    }
+    // The answer is remembered: the second call sent no second HeadBucket.
+    expect(bucketChecks(mock)).toBe(1);
+  });
+
+  it('a missing key in an existing bucket costs one HeadBucket for the first 404, then one request per call', async () => {
+    const { mock, storage } = setup();
+    mock.on(HeadObjectCommand).rejects(notFound());
+    mock.on(HeadBucketCommand).resolves({});
+    for (let i = 0; i < 50; i++) expect(await storage.exists(`missing-${i}.jpg`)).toBe(false);
+    expect(heads(mock)).toBe(50);
+    expect(bucketChecks(mock)).toBe(1);
+  });
+
+  it('a found object costs one request and answers the bucket question too', async () => {
+    const { mock, storage } = setup();
+    mock.on(HeadObjectCommand, { Key: 'here.jpg' }).resolves({ ContentLength: 3 }).on(HeadObjectCommand, { Key: 'gone.jpg' }).rejects(notFound());
+    expect(await storage.exists('here.jpg')).toBe(true);
+    expect(await storage.exists('gone.jpg')).toBe(false);
+    expect(bucketChecks(mock)).toBe(0);
+  });
+
+  it('concurrent 404s share one HeadBucket', async () => {
+    const { mock, storage } = setup();
+    mock.on(HeadObjectCommand).rejects(notFound());
+    mock.on(HeadBucketCommand).callsFake(() => new Promise((resolve) => setTimeout(() => resolve({}), 20)));
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => storage.exists(`p${i}.jpg`)));
+    expect(answers).toEqual(Array(8).fill(false));
+    expect(bucketChecks(mock)).toBe(1);
+  });
+
+  it('HeadBucket refused (403: no s3:ListBucket) counts as an existing bucket', async () => {
+    const { mock, storage } = setup();
+    mock.on(HeadObjectCommand).rejects(notFound());
+    mock.on(HeadBucketCommand).rejects(s3Error('403', 403, 'UnknownError'));
+    expect(await storage.exists('a.jpg')).toBe(false);
+    expect(await storage.exists('b.jpg')).toBe(false);
+    expect(bucketChecks(mock)).toBe(1);
+  });
+
+  it('HeadBucket failing (unreachable, 5xx) decides nothing: the key is absent and the next 404 asks again', async () => {
+    const { mock, storage } = setup();
+    mock.on(HeadObjectCommand).rejects(notFound());
+    mock.on(HeadBucketCommand).rejectsOnce(Object.assign(new Error('connect ECONNRESET'), { code: 'ECONNRESET' })).rejects(notFound());
+    expect(await storage.exists('a.jpg')).toBe(false);
+    expect((await failure(storage.exists('b.jpg'))).code).toBe('CONFIG');
+    expect(bucketChecks(mock)).toBe(2);
+  });
+
+  it('the answer is re-checked after a while, so a bucket created later works and a deleted one is noticed', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const { mock, storage } = setup();
+    mock.on(HeadObjectCommand).rejects(notFound());
+    mock.on(HeadBucketCommand).rejectsOnce(notFound()).resolves({});
+    expect((await failure(storage.exists('a.jpg'))).code).toBe('CONFIG');
+    vi.advanceTimersByTime(5_000);
+    expect((await failure(storage.exists('a.jpg'))).code).toBe('CONFIG');
+    expect(bucketChecks(mock)).toBe(1);
+    // Created meanwhile: after 10 s absence is checked again.
+    vi.advanceTimersByTime(6_000);
+    expect(await storage.exists('a.jpg')).toBe(false);
+    expect(bucketChecks(mock)).toBe(2);
+    // Existence is trusted for a minute, then checked again on a 404.
+    vi.advanceTimersByTime(59_000);
+    expect(await storage.exists('a.jpg')).toBe(false);
+    expect(bucketChecks(mock)).toBe(2);
+    mock.on(HeadBucketCommand).rejects(notFound());
+    vi.advanceTimersByTime(2_000);
+    expect((await failure(storage.exists('a.jpg'))).code).toBe('CONFIG');
+    expect(bucketChecks(mock)).toBe(3);
+  });
+
+  it('a NoSuchBucket met by another call (a save) settles it for HEADs without a HeadBucket; a successful save settles it back', async () => {
+    const { mock, storage } = setup();
+    mock.on(HeadObjectCommand).rejects(notFound());
+    mock.on(HeadBucketCommand).resolves({});
+    expect(await storage.exists('a.jpg')).toBe(false);
+    mock.on(PutObjectCommand).rejectsOnce(s3Error('NoSuchBucket', 404, 'The specified bucket does not exist')).resolves({ ETag: '"e"' });
+    expect((await failure(storage.save('b.jpg', 'x'))).code).toBe('CONFIG');
+    expect((await failure(storage.exists('a.jpg'))).code).toBe('CONFIG');
+    await storage.save('b.jpg', 'x');
+    expect(await storage.exists('a.jpg')).toBe(false);
+    expect(bucketChecks(mock)).toBe(1);
+  });
+});
+
 describe('S3 listing', () => {
   it('fills a page of more than 1,000 keys from several ListObjectsV2 requests and returns S3\'s token as the cursor', async () => {
     const { mock, storage } = mocked({ location: 'media/' });
@@ -212,6 +323,38 @@ describe('S3 writes', () => {
       expect(mock.commandCalls(PutObjectCommand)[0]!.args[0].input.ACL).toBeUndefined();
       mock.restore();
     }
+  });
+
+  it("an explicit acl is sent by a private storage too (Django's AWS_DEFAULT_ACL with signed URLs), on writes and copies", async () => {
+    const { mock, storage } = setup({ visibility: 'private', acl: 'public-read' });
+    mock.on(PutObjectCommand).resolves({});
+    mock.on(CopyObjectCommand).resolves({});
+    mock.on(HeadObjectCommand).resolves({ ContentLength: 1 });
+    await storage.save('a.txt', 'x');
+    await storage.copy('a.txt', 'b.txt');
+    expect(mock.commandCalls(PutObjectCommand)[0]!.args[0].input.ACL).toBe('public-read');
+    expect(mock.commandCalls(CopyObjectCommand)[0]!.args[0].input.ACL).toBe('public-read');
+    expect(await storage.url('a.txt')).toMatch(/X-Amz-Signature=/);
+  });
+
+  it('the ifExists option is the default of save (rename: a free name_abc1234.ext, as AWS_S3_FILE_OVERWRITE=False); save options still win', async () => {
+    const { mock, storage } = setup({ ifExists: 'rename' });
+    mock.on(HeadObjectCommand).rejects(s3Error('NotFound', 404, 'UnknownError'));
+    mock.on(HeadObjectCommand, { Key: 'p/a.png' }).resolves({ ContentLength: 1 });
+    mock.on(HeadBucketCommand).resolves({});
+    mock.on(PutObjectCommand).resolves({});
+    expect((await storage.save('p/a.png', 'x')).key).toMatch(/^p\/a_[a-z0-9]{7}\.png$/);
+    expect((await storage.save('p/a.png', 'x', { ifExists: 'overwrite' })).key).toBe('p/a.png');
+    expect((await storage.save('p/free.png', 'x')).key).toBe('p/free.png');
+    expect(() => new S3Storage({ bucket: 'b', ifExists: 'replace' as never })).toThrow(/ifExists must be/);
+  });
+
+  it("public URLs encode keys as boto3 on the bucket's own URL and as Django on a custom domain", async () => {
+    const key = "p/a b'()!*~+é.png";
+    const own = setup({ visibility: 'public', endpoint: 'https://objects.example.test' }).storage;
+    expect(await own.url(key)).toBe('https://objects.example.test/crm-media/p/a%20b%27%28%29%21%2A~%2B%C3%A9.png');
+    const cdn = setup({ visibility: 'public', publicBaseUrl: 'https://cdn.example.com/media/' }).storage;
+    expect(await cdn.url(key)).toBe("https://cdn.example.com/media/p/a%20b'()!*~%2B%C3%A9.png");
   });
 
   it('ifExists "fail" sends If-None-Match with conditionalWrites, and maps 412 to ALREADY_EXISTS', async () => {

@@ -6,8 +6,11 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteBucketCommand, HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveAvatars } from '../src/avatar/index.js';
+import { runDoctor } from '../src/cli/doctor.js';
+import type { MediaStorageError } from '../src/core/errors.js';
 import type { S3Storage } from '../src/s3/index.js';
 import { SPECIAL_KEYS } from '../src/testing/keys.js';
 import { startFaultProxy, type ProxyAction } from './helpers/s3-decide-proxy.js';
@@ -21,6 +24,7 @@ import {
   type S3TestTarget,
 } from './helpers/s3-target.js';
 import { failure } from './helpers/failure.js';
+import { makePng } from './helpers/png.js';
 
 const MiB = 1024 * 1024;
 const PART = 5 * MiB;
@@ -193,13 +197,71 @@ describe(`S3Storage against ${targetLabel}`, () => {
       }
     });
 
-    it('a missing bucket gives CONFIG with a message that names it', async () => {
+    it('a missing bucket gives CONFIG with a message that names it, for exists and stat too', async () => {
       const bucket = `media-storage-missing-${randomBytes(4).toString('hex')}`;
       const missing = target.storage({ bucket });
-      for (const attempt of [() => missing.save('a.txt', 'x'), () => missing.list('')]) {
+      for (const attempt of [() => missing.save('a.txt', 'x'), () => missing.list(''), () => missing.exists('a.txt'), () => missing.stat('a.txt'), () => missing.readBuffer('a.txt')]) {
         const error = await failure(attempt());
         expect(error.code).toBe('CONFIG');
-        expect(error.message).toContain(`"${bucket}"`);
+        expect(error.message).toContain(`the bucket "${bucket}" does not exist`);
+      }
+    });
+
+    it('a missing bucket reaches resolveAvatars through onError, and the doctor names it', async () => {
+      const bucket = `media-storage-missing-${randomBytes(4).toString('hex')}`;
+      const missing = target.storage({ bucket });
+      const errors: Array<[MediaStorageError, string]> = [];
+      const avatars = await resolveAvatars(missing, ['profile_images/a.jpg', 'profile_images/b.jpg', null], { onError: (err, path) => errors.push([err as MediaStorageError, path]) });
+      expect(avatars.map((a) => a.isDefault)).toEqual([true, true, true]);
+      expect(errors.map(([err, path]) => [err.code, path])).toEqual([
+        ['CONFIG', 'profile_images/a.jpg'],
+        ['CONFIG', 'profile_images/b.jpg'],
+      ]);
+      expect(errors[0]![0].message).toContain(`"${bucket}"`);
+      const report = await runDoctor({ storage: missing, env: {} });
+      expect(report.healthy).toBe(false);
+      expect(report.checks.find((c) => c.level === 'fail')?.detail).toContain(`the bucket "${bucket}" does not exist`);
+    });
+
+    it('one request per exists in the usual case: a HeadBucket only on the first 404, and a bucket created later is seen', async () => {
+      /** The commands a storage's client sends, in order. */
+      const sentBy = (storage: S3Storage): string[] => {
+        const names: string[] = [];
+        storage.client.middlewareStack.add((next, context) => (args) => {
+          names.push(context.commandName!);
+          return next(args);
+        }, { step: 'build' });
+        return names;
+      };
+      const counted = target.storage();
+      const sent = sentBy(counted);
+      const k = key('present.txt');
+      await counted.save(k, 'here');
+      sent.length = 0;
+      for (let i = 0; i < 20; i++) expect(await counted.exists(k)).toBe(true);
+      for (let i = 0; i < 20; i++) expect(await counted.exists(key(`absent-${i}.txt`))).toBe(false);
+      // A found object proves the bucket exists: even the first 404 needed no HeadBucket here.
+      expect(sent.filter((c) => c === 'HeadObjectCommand')).toHaveLength(40);
+      expect(sent.filter((c) => c === 'HeadBucketCommand')).toHaveLength(0);
+
+      const fresh = target.storage();
+      const freshSent = sentBy(fresh);
+      for (let i = 0; i < 20; i++) expect(await fresh.exists(key(`absent-${i}.txt`))).toBe(false);
+      expect(freshSent.filter((c) => c === 'HeadBucketCommand')).toHaveLength(1);
+      expect(freshSent).toHaveLength(21);
+
+      // Missing, then created: the next save succeeds and from then on a missing key is just absent.
+      const bucket = `media-storage-later-${randomBytes(4).toString('hex')}`;
+      const later = target.storage({ bucket, location: '' });
+      expect((await failure(later.exists('a.txt'))).code).toBe('CONFIG');
+      await target.client.send(new CreateBucketCommand({ Bucket: bucket }));
+      try {
+        await later.save('a.txt', 'x');
+        expect(await later.exists('b.txt')).toBe(false);
+        expect(await later.exists('a.txt')).toBe(true);
+        await later.delete('a.txt');
+      } finally {
+        await target.client.send(new DeleteBucketCommand({ Bucket: bucket }));
       }
     });
   });
@@ -245,16 +307,50 @@ describe(`S3Storage against ${targetLabel}`, () => {
       }
     });
 
-    it('stores active content as an attachment, so browsers do not render it from the bucket', async () => {
+    it('stores active content as a binary attachment, so browsers neither render nor run it from the bucket', async () => {
       const k = key('avatar.svg');
       const pub = target.storage({ visibility: 'public' });
       await pub.save(k, '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>');
       const head = await target.client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: target.location + k }));
-      expect(head.ContentType).toBe('image/svg+xml');
-      expect(head.ContentDisposition).toBe('attachment');
+      expect(head.ContentType).toBe('application/octet-stream');
+      expect(head.ContentDisposition).toBe(`attachment; filename="avatar.svg"; filename*=UTF-8''avatar.svg`);
       const res = await fetch(await pub.url(k));
       expect(res.headers.get('content-disposition')).toMatch(/^attachment/);
       await res.arrayBuffer();
+    });
+
+    it('stores the serving rule\'s headers: raster images inline, other types as attachments, executable kinds as binary', async () => {
+      const stored: Record<string, { type?: string; disposition?: string }> = {};
+      for (const [name, body, contentType] of [
+        ['photo.png', makePng(2, 2), undefined],
+        ['notes.txt', 'words', undefined],
+        ['doc.pdf', '%PDF-1.7 body', undefined],
+        ['app.js', 'window.__pwned = 1', undefined],
+        ['js-as.jpg', 'window.__pwned = 1', 'application/x-javascript'],
+        ['style.css', 'body{}', undefined],
+        ['comment.jpg', '<!-- x --><html><script>alert(1)</script></html>', undefined],
+      ] as const) {
+        const k = key(name);
+        const info = await storage.save(k, body, contentType ? { contentType } : {});
+        const head = await target.client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: target.location + k }));
+        expect(info.contentType).toBe(head.ContentType);
+        stored[name] = { type: head.ContentType, disposition: head.ContentDisposition?.replace(/;.*/, '') };
+      }
+      expect(stored).toEqual({
+        'photo.png': { type: 'image/png', disposition: undefined },
+        'notes.txt': { type: 'text/plain', disposition: 'attachment' },
+        'doc.pdf': { type: 'application/pdf', disposition: 'attachment' },
+        'app.js': { type: 'application/octet-stream', disposition: 'attachment' },
+        'js-as.jpg': { type: 'application/octet-stream', disposition: 'attachment' },
+        'style.css': { type: 'application/octet-stream', disposition: 'attachment' },
+        'comment.jpg': { type: 'application/octet-stream', disposition: 'attachment' },
+      });
+      // An app that opts PDF in gets it inline.
+      const k = key('inline.pdf');
+      await target.storage({ inlineContentTypes: ['application/pdf'] }).save(k, '%PDF-1.7 body');
+      const head = await target.client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: target.location + k }));
+      expect(head).toMatchObject({ ContentType: 'application/pdf' });
+      expect(head.ContentDisposition).toBeUndefined();
     });
 
     it('keeps objects under the location prefix and lists them relative to it', async () => {
@@ -276,6 +372,29 @@ describe(`S3Storage against ${targetLabel}`, () => {
       await res.arrayBuffer();
       expect((await storage.readBuffer(k)).toString()).toBe('uploaded by a browser');
       expect((await storage.stat(k)).contentType).toBe('image/png');
+    });
+
+    it('a presigned PUT of an executable kind must send it as a binary attachment, and is stored so', async () => {
+      const k = key('direct.js');
+      const request = await storage.presignUpload(k, { contentType: 'text/javascript' });
+      expect(request.headers['Content-Type']).toBe('application/octet-stream');
+      expect(request.headers['Content-Disposition']).toBe(`attachment; filename="direct.js"; filename*=UTF-8''direct.js`);
+      expect(await failure(storage.presignUpload(key('bad.png'), { contentType: 'image/png\r\nX-Injected: 1' }))).toMatchObject({ code: 'INVALID_INPUT' });
+      const res = await fetch(request.url, { method: 'PUT', headers: request.headers, body: 'window.__pwned = 1' });
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+      const head = await target.client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: target.location + k }));
+      expect(head).toMatchObject({ ContentType: 'application/octet-stream', ContentDisposition: request.headers['Content-Disposition'] });
+    });
+
+    it.skipIf(!serverChecksSignatures)('a presigned PUT refuses to go without its Content-Disposition [needs a server that checks signatures]', async () => {
+      const k = key('direct-no-disposition.html');
+      const request = await storage.presignUpload(k);
+      const { 'Content-Disposition': _dropped, ...headers } = request.headers;
+      const res = await fetch(request.url, { method: 'PUT', headers, body: '<html><script>alert(1)</script>' });
+      expect(res.status).toBe(403);
+      await res.arrayBuffer();
+      expect(await storage.exists(k)).toBe(false);
     });
 
     it.skipIf(!serverChecksSignatures)('a presigned PUT refuses another content type [needs a server that checks signatures]', async () => {

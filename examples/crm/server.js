@@ -4,8 +4,9 @@
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PassThrough } from 'node:stream';
 import busboy from 'busboy';
-import { createAvatarHandler, createMediaHandler, initialsAvatar, isMediaStorageError, resolveAvatars, withExistenceCache } from 'media-storage';
+import { createAvatarHandler, createMediaHandler, initialsAvatar, isMediaStorageError, resolveAvatars, sniffContentType, withExistenceCache } from 'media-storage';
 import { PeopleStore, ROLES } from './people.js';
 import { createStorage } from './storage.js';
 import { CSS, pageHtml } from './views.js';
@@ -13,6 +14,15 @@ import { CSS, pageHtml } from './views.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const MAX_PHOTO_BYTES = 5 * 1024 * 1024;
 const IMAGE_TYPES = { 'image/png': '.png', 'image/jpeg': '.jpg', 'image/gif': '.gif', 'image/webp': '.webp', 'image/avif': '.avif' };
+// Enough of the start of a file for the core's sniffer to tell what it is (it looks at 512 bytes).
+const HEAD_BYTES = 4096;
+// After refusing an upload, the rest of the request is read and thrown away (never kept), so that
+// the client, still sending, gets the answer instead of a reset connection; up to these limits,
+// after which the connection is cut.
+const DISCARD_BYTES = 128 * 1024 * 1024;
+const DISCARD_MS = 10_000;
+// What the upload form adds around the photo (part headers, boundaries, a few small fields).
+const FORM_OVERHEAD_BYTES = 64 * 1024;
 // Pages may only load what this server serves; no inline script or style. The inline-fallback
 // variant of the page additionally allows inline handlers, which is exactly what the strict one avoids.
 const STRICT_CSP = "default-src 'none'; img-src 'self'; script-src 'self'; style-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
@@ -62,7 +72,88 @@ export async function createApp(env = process.env) {
     return new URLSearchParams(body);
   }
 
-  /** Streams the `photo` field of a multipart upload into storage; resolves to the saved key. */
+  /** An error the upload route answers with `status` and `message` as they are. */
+  function refusal(status, message) {
+    return Object.assign(new Error(message), { status });
+  }
+
+  /** The first bytes of a stream (HEAD_BYTES, or all of a shorter one), leaving the rest unread. */
+  function readHead(stream) {
+    return new Promise((resolve, reject) => {
+      const chunks = [];
+      let size = 0;
+      const finish = (ended) => {
+        stream.off('data', onData);
+        stream.off('end', onEnd);
+        stream.off('error', reject);
+        if (!ended) stream.pause();
+        resolve({ head: Buffer.concat(chunks), ended });
+      };
+      const onData = (chunk) => {
+        chunks.push(chunk);
+        size += chunk.length;
+        if (size >= HEAD_BYTES) finish(false);
+      };
+      const onEnd = () => finish(true);
+      stream.on('data', onData);
+      stream.once('end', onEnd);
+      stream.once('error', reject);
+    });
+  }
+
+  /** Checks by its bytes that an uploaded file is a raster image, then streams it into storage. */
+  async function storePhoto(file, person) {
+    const { head, ended } = await readHead(file);
+    if (head.length === 0) throw refusal(400, 'Choose a photo to upload');
+    // Only raster images, whatever the file's name or the browser's claim: an SVG or HTML "photo"
+    // could carry script, and a text file named note.jpg is not a photo.
+    const type = sniffContentType(head);
+    if (!(type in IMAGE_TYPES)) throw refusal(415, 'That file is not an image: upload a PNG, JPEG, GIF, WebP or AVIF photo');
+    const key = `profile_images/${person.id}-${Date.now().toString(36)}${IMAGE_TYPES[type]}`;
+    // The storage reads a stream of our own: when it gives up (TOO_LARGE) it destroys that one,
+    // and busboy's is simply no longer read.
+    const body = new PassThrough();
+    body.write(head);
+    if (ended) body.end();
+    else file.pipe(body);
+    return storage.save(key, body, { maxSize: MAX_PHOTO_BYTES, contentType: type });
+  }
+
+  /**
+   * Reads the rest of a refused upload and drops it (never keeps it), so that the client, still
+   * sending, gets the answer rather than a reset connection. Resolves when the request has ended;
+   * a client that sends more than DISCARD_BYTES, or for longer than DISCARD_MS, has its connection
+   * cut instead.
+   */
+  function discardRest(req) {
+    req.unpipe();
+    if (req.readableEnded || req.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      let discarded = 0;
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const cut = () => {
+        req.socket.destroy();
+        done();
+      };
+      const timer = setTimeout(cut, DISCARD_MS);
+      timer.unref();
+      req.on('data', (chunk) => {
+        discarded += chunk.length;
+        if (discarded > DISCARD_BYTES) cut();
+      });
+      req.once('end', done);
+      req.once('close', done);
+      req.resume();
+    });
+  }
+
+  /**
+   * Streams the `photo` field of a multipart upload into storage; resolves to the saved object.
+   * A refusal (too large, not an image) rejects as soon as it is known, not when the upload ends.
+   */
   function receivePhoto(req, person) {
     return new Promise((resolve, reject) => {
       let parser;
@@ -73,42 +164,66 @@ export async function createApp(env = process.env) {
         return;
       }
       let saving;
+      let failed = false;
+      const fail = (err) => {
+        if (failed) return;
+        failed = true;
+        // Stop parsing; the caller answers at once and drops the rest of the request.
+        parser.on('error', () => undefined);
+        req.unpipe(parser);
+        reject(err);
+      };
       parser.on('file', (field, file, info) => {
         if (field !== 'photo' || saving || !info.filename) {
           file.resume();
           return;
         }
-        const declaredExt = path.extname(info.filename).toLowerCase();
-        const ext = Object.values(IMAGE_TYPES).includes(declaredExt) ? declaredExt : (IMAGE_TYPES[info.mimeType] ?? '.jpg');
-        const key = `profile_images/${person.id}-${Date.now().toString(36)}${ext}`;
-        saving = storage.save(key, file, { maxSize: MAX_PHOTO_BYTES }).catch((err) => {
-          file.resume(); // let the parser finish reading the request
-          throw err;
-        });
-        saving.catch(() => undefined);
+        saving = storePhoto(file, person);
+        saving.catch(fail);
       });
-      parser.on('error', (err) => reject(Object.assign(err, { status: 400 })));
+      parser.on('error', (err) => fail(Object.assign(err, { status: 400 })));
       parser.on('close', () => {
-        if (!saving) return reject(Object.assign(new Error('Choose a photo to upload'), { status: 400 }));
-        saving.then(resolve, reject);
+        if (!saving) return fail(refusal(400, 'Choose a photo to upload'));
+        saving.then(resolve, fail);
       });
       req.pipe(parser);
     });
   }
 
+  /**
+   * Answers a refused upload at once, while the client may still be sending: the whole answer
+   * (the page with the message for a browser's form, plain text otherwise) is written now, with
+   * its length, and the response is ended once the rest of the request has been read and dropped.
+   * Node stops reading a request whose response has ended, which would leave a client that is
+   * still sending stuck, or reset before it reads the answer.
+   */
+  async function refuseUpload(req, res, status, message) {
+    const drained = discardRest(req);
+    const html = /text\/html/.test(req.headers.accept ?? '');
+    const body = Buffer.from(html ? await renderPage({ error: message }) : message);
+    res.writeHead(status, {
+      ...(html ? pageHeaders('strict') : { 'Content-Type': 'text/plain; charset=utf-8' }),
+      'Content-Length': body.length,
+      Connection: 'close',
+    });
+    res.write(body);
+    await drained;
+    res.end();
+  }
+
   async function uploadPhoto(req, res, person) {
+    const tooLarge = `That photo is too large: photos are limited to ${MAX_PHOTO_BYTES / 1024 / 1024} MB`;
+    // Browsers announce the size of a form: one far over the limit is refused before it is read.
+    // A request without Content-Length (chunked) is held to the limit as it streams, by maxSize.
+    if (Number(req.headers['content-length']) > MAX_PHOTO_BYTES + FORM_OVERHEAD_BYTES) return refuseUpload(req, res, 413, tooLarge);
     let info;
     try {
       info = await receivePhoto(req, person);
     } catch (err) {
-      if (isMediaStorageError(err) && err.code === 'TOO_LARGE') return sendText(res, 413, `Photos are limited to ${MAX_PHOTO_BYTES / 1024 / 1024} MB`);
-      if (isMediaStorageError(err) && err.code === 'INVALID_INPUT') return sendText(res, 400, err.message);
+      if (isMediaStorageError(err) && err.code === 'TOO_LARGE') return refuseUpload(req, res, 413, tooLarge);
+      if (isMediaStorageError(err) && err.code === 'INVALID_INPUT') return refuseUpload(req, res, 400, err.message);
+      if (err.status) return refuseUpload(req, res, err.status, err.message);
       throw err;
-    }
-    if (!(info.contentType in IMAGE_TYPES)) {
-      // Only raster images: an SVG or HTML file "photo" could carry script.
-      await storage.delete(info.key);
-      return sendText(res, 415, `Not a PNG, JPEG, GIF, WebP or AVIF image (got ${info.contentType})`);
     }
     const previous = person.photo;
     people.update(person.id, { photo: info.key });
@@ -116,18 +231,30 @@ export async function createApp(env = process.env) {
     redirect(res, `Photo of ${person.name} uploaded`);
   }
 
+  function pageHeaders(variant) {
+    return {
+      'Content-Type': 'text/html; charset=utf-8',
+      'Content-Security-Policy': variant === 'inline' ? INLINE_CSP : STRICT_CSP,
+      'X-Content-Type-Options': 'nosniff',
+      'Cache-Control': 'no-store',
+    };
+  }
+
+  /** The list page, with a status message or an error. */
+  async function renderPage({ message, error, variant = 'strict' } = {}) {
+    const list = people.all();
+    const avatars = await avatarsFor(list);
+    return pageHtml({ people: list, avatars, storageDescription: describe, variant, message, error });
+  }
+
   async function route(req, res) {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const { pathname } = url;
     if (req.method === 'GET' && pathname === '/') {
-      const list = people.all();
-      const avatars = await avatarsFor(list);
       const variant = url.searchParams.get('fallback') === 'inline' ? 'inline' : 'strict';
-      res.setHeader('Content-Type', 'text/html; charset=utf-8');
-      res.setHeader('Content-Security-Policy', variant === 'inline' ? INLINE_CSP : STRICT_CSP);
-      res.setHeader('X-Content-Type-Options', 'nosniff');
-      res.setHeader('Cache-Control', 'no-store');
-      res.end(pageHtml({ people: list, avatars, storageDescription: describe, variant, message: url.searchParams.get('msg') }));
+      const html = await renderPage({ variant, message: url.searchParams.get('msg') });
+      res.writeHead(200, pageHeaders(variant));
+      res.end(html);
       return;
     }
     if (req.method === 'GET' && pathname === '/static/crm.css') {

@@ -31,7 +31,7 @@ function personCard(person, avatar, variant) {
 </li>`;
 }
 
-export function pageHtml({ people, avatars, storageDescription, variant, message }) {
+export function pageHtml({ people, avatars, storageDescription, variant, message, error }) {
   const sections = ROLES.map((role) => {
     const cards = people.map((p, i) => [p, avatars[i]]).filter(([p]) => p.role === role).map(([p, a]) => personCard(p, a, variant));
     return `<section><h2>${TITLES[role]}</h2><ul class="people">${cards.join('\n') || '<li class="empty">Nobody yet.</li>'}</ul></section>`;
@@ -48,6 +48,7 @@ ${variant === 'inline' ? '' : avatarFallbackScriptTag({ src: '/avatars/fallback.
 <body>
 <header><h1>CRM</h1><p>Photos: ${escapeHtml(storageDescription)} · fallback: ${variant === 'inline' ? 'inline onerror (<a href="/">strict CSP version</a>)' : 'strict CSP script (<a href="/?fallback=inline">inline version</a>)'}</p></header>
 ${message ? `<p class="message" role="status">${escapeHtml(message)}</p>` : ''}
+${error ? `<p class="message error" role="alert">${escapeHtml(error)}</p>` : ''}
 <form method="post" action="/people" class="add">
   <label>Name <input name="name" required maxlength="200"></label>
   <label>Role <select name="role">${ROLES.map((r) => `<option value="${r}">${r}</option>`).join('')}</select></label>
@@ -66,6 +67,7 @@ header p{color:#555}
 .details{display:flex;flex-direction:column;gap:.35rem;min-width:0}
 .photo-path code{font-size:.8rem;word-break:break-all}
 .message{background:#eef6ff;border:1px solid #b6d4fe;padding:.5rem;border-radius:.25rem}
+.message.error{background:#fdecea;border-color:#f5b8b1}
 .add{display:flex;gap:1rem;align-items:end;margin:1rem 0}
 form.upload,form.wipe{margin:0}
 `;

@@ -8,6 +8,10 @@
  * - retries with a fresh upload URL on 401/408/429/5xx or a broken connection (as Backblaze
  *   recommends), up to `maxUploadAttempts`;
  * - account tokens that expire (24 h): every call renews on 401 expired/bad token and retries once;
+ * - authorization through b2_authorize_account v4 (multi-bucket keys work only there), whose answer
+ *   backblaze-b2 cannot read: it is parsed here (./auth.ts) and handed to the SDK for its v2 calls;
+ * - restricted keys (buckets, a name prefix, capabilities): PERMISSION before the request;
+ * - file info limits (entries, key length, header bytes): INVALID_INPUT before the request (./file-info.ts);
  * - file versions: delete removes every version; hidden files count as absent;
  * - the large-file protocol above `largeFileThreshold`, cancelled on failure or abort.
  */
@@ -15,21 +19,30 @@ import { PassThrough, Transform, pipeline, type Readable } from 'node:stream';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PreparedBody } from '../core/body.js';
 import { MediaStorageError, abortedError, isMediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
-import { codeFromNodeError, codeFromStatus } from '../core/error-mapping.js';
-import { contentDisposition, dispositionForStoredObject } from '../core/http-handler.js';
+import { codeFromNodeError, codeFromStatus, retryAfterFromHeader } from '../core/error-mapping.js';
+import { contentDisposition, type ServingOptions } from '../core/serving.js';
 import { encodeKeyPath, joinPrefix, normalizeLocation } from '../core/keys.js';
 import { failOnStall } from '../core/stall.js';
 import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
-import { API_TIMEOUT_MS, loadB2Sdk, requestSettings, type B2FileJson, type B2Sdk, type B2UploadTarget, type SdkResponse } from './sdk.js';
+import { CAPABILITY_OF_CALL, DEFAULT_AUTHORIZE_URL, HEAD_API, listablePrefix, parseAuthorization, requireCapabilities, requireNameInPrefix, type B2Authorization, type B2Capability } from './auth.js';
+import { HEADER_LIMIT, HEADER_LIMIT_ENCRYPTED_OR_LOCKED, MAX_INFO_ENTRIES, checkFileInfoLimits, checkHeaderBytes, decodeInfoHeader, fileInfoHeaderBytes } from './file-info.js';
+import { API_TIMEOUT_MS, loadB2Sdk, requestSettings, type B2BucketJson, type B2FileJson, type B2Sdk, type B2UploadTarget, type SdkResponse } from './sdk.js';
 import { spoolBody, type SpooledBody } from './spool.js';
 
-export interface B2StorageOptions {
+export interface B2StorageOptions extends ServingOptions {
   /** Application key ID (or the account ID for the master key). */
   applicationKeyId: string;
-  /** Application key: needs listFiles, readFiles, writeFiles, deleteFiles and (private buckets) shareFiles. */
+  /**
+   * Application key: needs listFiles, readFiles, writeFiles, deleteFiles and (private buckets)
+   * shareFiles; listBuckets unless `bucketId` is given or the key is restricted to the bucket. An
+   * operation the key's capabilities or name prefix do not allow fails with PERMISSION.
+   */
   applicationKey: string;
   bucketName: string;
-  /** Skips the bucket lookup (b2_list_buckets) when given. */
+  /**
+   * Skips the bucket lookup (b2_list_buckets) when given. Downloads go by `bucketName`, so the first
+   * time one finds nothing the pair is checked once (with listBuckets): a mismatch is CONFIG.
+   */
   bucketId?: string;
   /** Key prefix inside the bucket, e.g. `media/`. */
   location?: string;
@@ -47,7 +60,10 @@ export interface B2StorageOptions {
   spoolThreshold?: number;
   /** Tries per upload (and per part), each with a fresh upload URL; default 5. */
   maxUploadAttempts?: number;
-  /** Override of the authorize endpoint (`https://api.backblazeb2.com/b2api/v2/b2_authorize_account`), for proxies and tests. */
+  /**
+   * Override of the authorize endpoint (default `https://api.backblazeb2.com/b2api/v4/b2_authorize_account`),
+   * for proxies and tests. Answers of v2, v3 and v4 are all understood.
+   */
   apiUrl?: string;
   /**
    * Milliseconds a request may sit idle (no bytes either way) before it fails as a broken
@@ -56,7 +72,6 @@ export interface B2StorageOptions {
   timeout?: number;
 }
 
-const DEFAULT_AUTHORIZE_URL = 'https://api.backblazeb2.com/b2api/v2/b2_authorize_account';
 const DEFAULT_LARGE_FILE_THRESHOLD = 200_000_000;
 const DEFAULT_SPOOL_THRESHOLD = 8 * 1024 * 1024;
 const DEFAULT_EXPIRES_IN = 3600;
@@ -67,6 +82,8 @@ const MAX_PARTS = 10_000;
 const MAX_NAME_BYTES = 1024;
 const MAX_SEGMENT_BYTES = 250;
 const PART_CONCURRENCY = 2;
+/** The longest Retry-After we wait out before a retry; a longer one fails at once, with `retryAfter` set. */
+const MAX_RETRY_AFTER_MS = 30_000;
 /** fileInfo keys B2 reserves or we set ourselves; not user metadata. */
 const RESERVED_INFO = /^(b2-|large_file_sha1$|src_last_modified_millis$)/;
 
@@ -122,8 +139,7 @@ async function toB2ApiError(api: string, err: unknown): Promise<unknown> {
   let body = response.data;
   if (body && typeof (body as NodeJS.ReadableStream).on === 'function') body = await readJsonStream(body as NodeJS.ReadableStream);
   const json = (body && typeof body === 'object' ? body : {}) as { code?: unknown; message?: unknown };
-  const retryAfterHeader = response.headers?.['retry-after'];
-  const retryAfter = retryAfterHeader !== undefined && /^\d+$/.test(String(retryAfterHeader)) ? new Date(Date.now() + Number(retryAfterHeader) * 1000) : undefined;
+  const retryAfter = retryAfterFromHeader(response.headers?.['retry-after']);
   const code = typeof json.code === 'string' ? json.code : undefined;
   const message = typeof json.message === 'string' && json.message ? json.message : `HTTP ${response.status}`;
   return new B2ApiError(api, response.status, code, `${api} answered ${response.status}${code ? ` ${code}` : ''}: ${message}`, retryAfter, { cause: err });
@@ -143,8 +159,6 @@ function isTransient(err: unknown): boolean {
 }
 
 /** HEAD requests get no error body, so their 401 cannot say whether the token expired. */
-const HEAD_API = 'b2_download_file_by_name (HEAD)';
-
 function isTokenFailure(err: unknown): boolean {
   if (!(err instanceof B2ApiError) || err.status !== 401) return false;
   return err.b2Code === 'expired_auth_token' || err.b2Code === 'bad_auth_token' || (err.api === HEAD_API && err.b2Code === undefined);
@@ -162,11 +176,25 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** Exponential backoff with full jitter, capped; honours Retry-After when B2 sends one. */
-function backoffMs(attempt: number, err: unknown): number {
+/**
+ * The wait before the next try: B2's Retry-After when it sent one, else exponential backoff with
+ * full jitter. Undefined when Retry-After asks for longer than we wait: the failure is then
+ * reported at once (its `retryAfter` says when to come back) rather than retried too early.
+ */
+function retryDelayMs(attempt: number, err: unknown): number | undefined {
   const retryAfter = err instanceof B2ApiError ? err.retryAfter : undefined;
-  if (retryAfter) return Math.min(Math.max(0, retryAfter.getTime() - Date.now()), 30_000);
+  if (retryAfter) {
+    const wait = Math.max(0, retryAfter.getTime() - Date.now());
+    return wait > MAX_RETRY_AFTER_MS ? undefined : wait;
+  }
   return Math.random() * Math.min(8000, 100 * 2 ** (attempt - 1));
+}
+
+/** Waits {@link retryDelayMs}, or rethrows `err` when it says not to retry. */
+async function waitToRetry(attempt: number, err: unknown, signal?: AbortSignal): Promise<void> {
+  const wait = retryDelayMs(attempt, err);
+  if (wait === undefined) throw err;
+  await delay(wait, signal);
 }
 
 /**
@@ -196,7 +224,15 @@ export class B2Storage extends BaseStorage {
   private readonly timeout: number;
   private readonly uploadUrls: UploadUrlPool;
   private sdk?: B2Sdk;
+  /** What the application key may do, from the last b2_authorize_account. */
+  private auth?: B2Authorization;
   private bucketId?: string;
+  /** Whether `bucketName` is known to be the bucket `bucketId` names (downloads go by name). */
+  private bucketNameChecked = false;
+  private bucketNameCheck?: Promise<void>;
+  /** The header limit for file name and info on this bucket, once known (see ./file-info.ts). */
+  private headerLimit?: number;
+  private headerLimitLookup?: Promise<number>;
   private recommendedPartSize = 100_000_000;
   private absoluteMinimumPartSize = 5_000_000;
   /** The authorization in progress or done; reset to renew. */
@@ -204,7 +240,7 @@ export class B2Storage extends BaseStorage {
   private renewal?: { staleToken: string | null | undefined; promise: Promise<void> };
 
   constructor(options: B2StorageOptions) {
-    super();
+    super(options);
     for (const field of ['applicationKeyId', 'applicationKey', 'bucketName'] as const) {
       if (typeof options?.[field] !== 'string' || options[field] === '') throw new MediaStorageError('CONFIG', `B2Storage needs ${field}`, { backend: 'b2' });
     }
@@ -272,21 +308,114 @@ export class B2Storage extends BaseStorage {
     const B2 = await loadB2Sdk();
     const sdk = this.sdk ?? new B2({ applicationKeyId: this.options.applicationKeyId, applicationKey: this.options.applicationKey });
     const res = await this.withRetries('b2_authorize_account', () => sdk.authorize({ axiosOverride: { url: this.authorizeUrl, ...this.settings() } }));
+    const auth = parseAuthorization(res.data);
+    // backblaze-b2 saved the v2 top-level fields, which a v3/v4 answer nests under apiInfo: it gets
+    // them from the parsed answer, and keeps making its (v2) calls with this token.
+    sdk.authorizationToken = auth.authorizationToken;
+    sdk.apiUrl = auth.apiUrl;
+    sdk.downloadUrl = auth.downloadUrl;
+    sdk.accountId = auth.accountId;
     this.sdk = sdk;
-    const auth = res.data;
+    this.auth = auth;
     if (auth.recommendedPartSize) this.recommendedPartSize = auth.recommendedPartSize;
     if (auth.absoluteMinimumPartSize) this.absoluteMinimumPartSize = auth.absoluteMinimumPartSize;
-    if (this.bucketId) return;
-    if (this.options.bucketId) {
-      this.bucketId = this.options.bucketId;
-    } else if (auth.allowed?.bucketName === this.options.bucketName && auth.allowed.bucketId) {
-      this.bucketId = auth.allowed.bucketId;
-    } else {
-      const found = await this.withRetries('b2_list_buckets', () => sdk.getBucket({ bucketName: this.options.bucketName, axiosOverride: this.settings() }));
-      const bucket = found.data.buckets.find((b) => b.bucketName === this.options.bucketName);
-      if (!bucket) throw new MediaStorageError('CONFIG', `B2 bucket "${this.options.bucketName}" does not exist or the application key cannot list it`, { backend: 'b2' });
-      this.bucketId = bucket.bucketId;
+    if (!this.bucketId) await this.findBucket(sdk, auth);
+  }
+
+  /** The bucket's ID: from the key's bucket restriction, the bucketId option, or b2_list_buckets. */
+  private async findBucket(sdk: B2Sdk, auth: B2Authorization): Promise<void> {
+    const { bucketName, bucketId } = this.options;
+    if (auth.buckets) {
+      const match = auth.buckets.find((b) => (bucketId ? b.id === bucketId : b.name === bucketName));
+      if (!match) {
+        const names = auth.buckets.map((b) => (b.name === null ? `${b.id} (deleted)` : `"${b.name}"`)).join(', ');
+        throw new MediaStorageError('PERMISSION', `The B2 application key is restricted to the bucket${auth.buckets.length === 1 ? '' : 's'} ${names}; "${bucketName}" is not one of them`, { backend: 'b2' });
+      }
+      if (match.name === null) throw new MediaStorageError('CONFIG', `The B2 bucket ${match.id} the application key is restricted to no longer exists`, { backend: 'b2' });
+      if (match.name !== bucketName) throw new MediaStorageError('CONFIG', `B2 bucketId ${match.id} is the bucket "${match.name}", not "${bucketName}"`, { backend: 'b2' });
+      this.bucketId = match.id;
+      this.bucketNameChecked = true;
+      return;
     }
+    if (bucketId) {
+      this.bucketId = bucketId;
+      return;
+    }
+    requireCapabilities(auth, ['listBuckets'], `look up the bucket "${bucketName}" (or pass the bucketId option)`);
+    const found = await this.withRetries('b2_list_buckets', () => sdk.getBucket({ bucketName, axiosOverride: this.settings() }));
+    const bucket = found.data.buckets.find((b) => b.bucketName === bucketName);
+    if (!bucket) throw new MediaStorageError('CONFIG', `B2 bucket "${bucketName}" does not exist or the application key cannot list it`, { backend: 'b2' });
+    this.bucketId = bucket.bucketId;
+    this.bucketNameChecked = true;
+    this.noteBucketSettings(bucket);
+  }
+
+  /**
+   * Called when a download by name found nothing: with the bucketId option, `bucketName` was never
+   * checked, and a misspelled one would make every object look absent. Checked once with
+   * b2_list_buckets (CONFIG on a mismatch, kept for every later call); a key without listBuckets
+   * cannot check, and the answer stays "absent".
+   */
+  private confirmBucketName(): Promise<void> {
+    if (this.bucketNameChecked) return Promise.resolve();
+    this.bucketNameCheck ??= (async () => {
+      if (this.auth?.capabilities && !this.auth.capabilities.has('listBuckets')) return;
+      let buckets: B2BucketJson[];
+      try {
+        buckets = (await this.call('b2_list_buckets', (sdk) => sdk.getBucket({ bucketId: this.bucketId, axiosOverride: this.settings() }))).buckets;
+      } catch (err) {
+        if (err instanceof B2ApiError && (err.status === 401 || err.status === 403)) return;
+        this.bucketNameCheck = undefined;
+        throw err;
+      }
+      const bucket = buckets.find((b) => b.bucketId === this.bucketId);
+      if (!bucket) throw new MediaStorageError('CONFIG', `No B2 bucket has the bucketId ${this.bucketId} (bucketName "${this.options.bucketName}")`, { backend: 'b2' });
+      if (bucket.bucketName !== this.options.bucketName) throw new MediaStorageError('CONFIG', `B2 bucketId ${this.bucketId} is the bucket "${bucket.bucketName}", not "${this.options.bucketName}"`, { backend: 'b2' });
+      this.bucketNameChecked = true;
+      this.noteBucketSettings(bucket);
+    })();
+    return this.bucketNameCheck;
+  }
+
+  /** The header limit from a bucket's settings, when the key may read them. */
+  private noteBucketSettings(bucket: B2BucketJson): void {
+    const lock = bucket.fileLockConfiguration;
+    const sse = bucket.defaultServerSideEncryption;
+    const locked = lock?.isClientAuthorizedToRead ? lock.value?.isFileLockEnabled === true : undefined;
+    const encrypted = sse?.isClientAuthorizedToRead ? !!sse.value?.mode && sse.value.mode !== 'none' : undefined;
+    if (locked || encrypted) this.headerLimit = HEADER_LIMIT_ENCRYPTED_OR_LOCKED;
+    else if (locked === false && encrypted === false) this.headerLimit = HEADER_LIMIT;
+  }
+
+  /**
+   * The limit that applies to file name and info headers of `bytes` bytes: only sizes between the
+   * two limits need the bucket's settings, looked up once (b2_list_buckets). When the key cannot
+   * read them, 7,000 is assumed and B2 itself answers for Object Lock buckets (400, INVALID_INPUT).
+   */
+  private async headerLimitFor(bytes: number): Promise<number> {
+    if (bytes <= HEADER_LIMIT_ENCRYPTED_OR_LOCKED || bytes > HEADER_LIMIT) return HEADER_LIMIT;
+    if (this.headerLimit !== undefined) return this.headerLimit;
+    this.headerLimitLookup ??= (async () => {
+      if (!this.auth?.capabilities || this.auth.capabilities.has('listBuckets')) {
+        const found = await this.call('b2_list_buckets', (sdk) => sdk.getBucket({ bucketId: this.bucketId, axiosOverride: this.settings() })).catch(() => undefined);
+        const bucket = found?.buckets.find((b) => b.bucketId === this.bucketId);
+        if (bucket) this.noteBucketSettings(bucket);
+      }
+      return this.headerLimit ?? HEADER_LIMIT;
+    })();
+    return this.headerLimitLookup;
+  }
+
+  /**
+   * Authorizes, then PERMISSION unless the key has the capabilities `what` needs and reaches
+   * `fileName` (when given). B2 would answer 401 for both; this says which capability or prefix.
+   */
+  private async allowed(needed: readonly B2Capability[], what: string, key: string | undefined, fileName?: string): Promise<B2Authorization> {
+    await this.ensureAuthorized();
+    const auth = this.auth!;
+    requireCapabilities(auth, needed, what, key);
+    if (fileName !== undefined) requireNameInPrefix(auth, fileName, key);
+    return auth;
   }
 
   /** Runs one SDK call, typing its failure and retrying transient ones (idempotent calls only). */
@@ -298,7 +427,7 @@ export class B2Storage extends BaseStorage {
       } catch (raw) {
         const err = await toB2ApiError(api, raw);
         if (isAbort(raw, options.signal) || !idempotent || !isTransient(err) || attempt >= this.maxUploadAttempts) throw err;
-        await delay(backoffMs(attempt, err), options.signal);
+        await waitToRetry(attempt, err, options.signal);
       }
     }
   }
@@ -361,7 +490,14 @@ export class B2Storage extends BaseStorage {
       let code: MediaStorageErrorCode | undefined;
       if (err.status === undefined) code = codeFromNodeError(err.cause) ?? 'UNAVAILABLE';
       else if (err.api === 'b2_authorize_account' && err.status === 401) code = 'AUTH';
-      else if (err.b2Code === 'unauthorized' || err.b2Code === 'access_denied') code = 'PERMISSION';
+      // authorize takes no input of ours: a 400 there is the endpoint or the key's version (multi-bucket keys need v4).
+      else if (err.api === 'b2_authorize_account' && err.status === 400) code = 'CONFIG';
+      // A HEAD's 401 has no body; it outlived a fresh token, so the key is valid but not allowed.
+      else if (err.b2Code === 'unauthorized' || err.b2Code === 'access_denied' || (err.api === HEAD_API && err.status === 401)) {
+        const capability = CAPABILITY_OF_CALL[err.api];
+        const hint = capability ? `the application key may lack the "${capability}" capability, or not reach this bucket or file name` : 'the application key is not allowed to do this';
+        return { code: 'PERMISSION', message: `B2 ${err.message} (${hint})`, status: err.status, retryAfter: err.retryAfter };
+      }
       else if (err.b2Code === 'file_not_present' || err.b2Code === 'no_such_file' || err.b2Code === 'not_found') code = 'NOT_FOUND';
       else if (err.b2Code === 'bad_bucket_id') code = 'CONFIG';
       else code = codeFromStatus(err.status);
@@ -378,8 +514,10 @@ export class B2Storage extends BaseStorage {
    * a class B transaction (ten times cheaper than b2_list_file_names, class C), which answers 404
    * for hidden and absent names alike.
    */
-  private currentFile(key: string): Promise<B2FileJson | undefined> {
-    return this.currentVersion(this.fileName(key));
+  private async currentFile(key: string): Promise<B2FileJson | undefined> {
+    const name = this.fileName(key);
+    await this.allowed(['readFiles'], `read "${key}"`, key, name);
+    return this.currentVersion(name);
   }
 
   /** {@link currentFile} by B2 file name. */
@@ -389,17 +527,23 @@ export class B2Storage extends BaseStorage {
       const res = await this.callResponse(HEAD_API, (sdk) => sdk.downloadFileByName({ bucketName: this.options.bucketName, fileName: name, axiosOverride: { method: 'HEAD', ...this.settings() } }));
       headers = res.headers;
     } catch (err) {
-      if (err instanceof B2ApiError && err.status === 404) return undefined;
+      if (err instanceof B2ApiError && err.status === 404) {
+        // A HEAD's 404 cannot tell a missing file from a misspelled bucket.
+        await this.confirmBucketName();
+        return undefined;
+      }
       throw err;
     }
     const header = (h: string): string | undefined => (typeof headers[h] === 'string' ? (headers[h] as string) : undefined);
     const fileInfo: Record<string, string> = {};
     for (const [h, v] of Object.entries(headers)) {
-      if (h.startsWith('x-bz-info-') && typeof v === 'string') fileInfo[h.slice('x-bz-info-'.length)] = decodeURIComponent(v.replace(/\+/g, ' '));
+      if (h.startsWith('x-bz-info-') && typeof v === 'string') fileInfo[h.slice('x-bz-info-'.length)] = decodeInfoHeader(v);
     }
-    // B2 serves b2-cache-control as Cache-Control instead of as an X-Bz-Info header.
+    // B2 serves b2-cache-control and b2-content-disposition as Cache-Control and Content-Disposition.
     const cacheControl = header('cache-control');
     if (cacheControl) fileInfo['b2-cache-control'] = cacheControl;
+    const disposition = header('content-disposition');
+    if (disposition) fileInfo['b2-content-disposition'] = disposition;
     return {
       action: 'upload',
       bucketId: this.bucketId!,
@@ -420,6 +564,8 @@ export class B2Storage extends BaseStorage {
 
   protected async readObject(key: string, options: ReadOptions): Promise<Readable> {
     const { range, signal } = options;
+    const name = this.fileName(key);
+    await this.allowed(['readFiles'], `read "${key}"`, key, name);
     const headers = range ? { Range: `bytes=${range.start}-${range.end ?? ''}` } : {};
     const data = await this.call(
       'download',
@@ -427,13 +573,16 @@ export class B2Storage extends BaseStorage {
         this.withHeadTimeout('download', signal, (requestSignal) =>
           sdk.downloadFileByName({
             bucketName: this.options.bucketName,
-            fileName: this.fileName(key),
+            fileName: name,
             responseType: 'stream',
             axiosOverride: { headers, ...this.settings({ signal: requestSignal, stream: true }) },
           }),
         ),
       { signal },
-    );
+    ).catch(async (err: unknown) => {
+      if (err instanceof B2ApiError && err.status === 404) await this.confirmBucketName();
+      throw err;
+    });
     // A server that stops sending mid-body fails the read (UNAVAILABLE) instead of hanging it.
     return failOnStall(data as unknown as Readable, this.timeout, () => new B2ApiError('download', undefined, 'ETIMEDOUT', `download: no bytes for ${this.timeout} ms`));
   }
@@ -456,7 +605,8 @@ export class B2Storage extends BaseStorage {
   }
 
   protected async listObjects(prefix: string, options: { cursor?: string; limit: number }): Promise<ListPage> {
-    const fullPrefix = this.prefix + prefix;
+    // A key restricted to a name prefix lists what it can see under the one asked for.
+    const fullPrefix = listablePrefix(await this.allowed(['listFiles'], 'list files', undefined), this.prefix + prefix);
     const start = options.cursor ? Buffer.from(options.cursor, 'base64url').toString('utf8') : fullPrefix;
     if (options.cursor && !start.startsWith(fullPrefix)) throw new MediaStorageError('INVALID_INPUT', 'The cursor does not belong to this listing');
     const page = await this.call('b2_list_file_names', (sdk) => sdk.listFileNames({ bucketId: this.bucketId!, prefix: fullPrefix, startFileName: start, maxFileCount: options.limit, axiosOverride: this.settings() }));
@@ -485,6 +635,7 @@ export class B2Storage extends BaseStorage {
 
   protected async deleteObject(key: string): Promise<void> {
     const name = this.fileName(key);
+    await this.allowed(['listFiles', 'deleteFiles'], `delete "${key}" (every version is listed, then deleted)`, key, name);
     // Deleting only the newest version would bring the previous one back: delete them all, oldest
     // first, so that a delete failing halfway leaves the newest version served, never an older one.
     // Unfinished large files ("start") belong to uploads in progress and are left to them.
@@ -502,10 +653,14 @@ export class B2Storage extends BaseStorage {
   // ------------------------------------------------------------------ copy and urls
 
   protected override async copyObject(from: string, to: string, options: CopyOptions): Promise<ObjectInfo> {
+    const name = this.fileName(to);
+    await this.allowed(['writeFiles'], `copy to "${to}"`, to, name);
     const source = await this.currentFile(from);
     if (!source) throw new MediaStorageError('NOT_FOUND', `No object under "${from}"`, { key: from });
     if (source.contentLength > MAX_SIMPLE_SIZE) return super.copyObject(from, to, options);
-    const name = this.fileName(to);
+    // The copy keeps the source's info under the new name, which must fit B2's header limit too.
+    const contentType = source.contentType ?? 'application/octet-stream';
+    checkHeaderBytes(name, source.fileInfo, contentType, await this.headerLimitFor(fileInfoHeaderBytes(name, source.fileInfo, contentType)), to);
     // backblaze-b2 has no b2_copy_file; the call goes to the apiUrl authorize gave, with the account token.
     const file = await this.call<B2FileJson>('b2_copy_file', (sdk) => this.postJson(sdk, 'b2_copy_file', { sourceFileId: source.fileId, fileName: name, metadataDirective: 'COPY' }), { idempotent: false });
     return this.toInfo(file);
@@ -541,9 +696,10 @@ export class B2Storage extends BaseStorage {
       await this.ensureAuthorized();
       return `${this.sdk!.downloadUrl}/file/${encodeURIComponent(this.options.bucketName)}/${path}`;
     }
+    // The core has checked expiresIn against capabilities.maxExpiresIn (B2's validDurationInSeconds: seven days).
     const expiresIn = Math.ceil(options.expiresIn ?? this.options.defaultExpiresIn ?? DEFAULT_EXPIRES_IN);
-    if (expiresIn > MAX_EXPIRES_IN) throw new MediaStorageError('INVALID_INPUT', `B2 download authorizations last at most ${MAX_EXPIRES_IN} seconds (7 days)`, { key });
     const disposition = download === undefined ? undefined : contentDisposition('attachment', download || undefined);
+    await this.allowed(['shareFiles'], `make a private URL for "${key}"`, key, name);
     // The authorization covers names starting with this one: exactly this file (and any name extending it).
     const auth = await this.call('b2_get_download_authorization', (sdk) =>
       sdk.getDownloadAuthorization({ bucketId: this.bucketId!, fileNamePrefix: name, validDurationInSeconds: expiresIn, b2ContentDisposition: disposition, axiosOverride: this.settings() }),
@@ -558,8 +714,9 @@ export class B2Storage extends BaseStorage {
   protected async writeObject(key: string, body: PreparedBody, options: WriteOptions): Promise<ObjectInfo> {
     const { signal } = options;
     const name = this.fileName(key);
-    const info = this.fileInfo(options, key, body.contentType);
-    await this.ensureAuthorized();
+    const info = this.fileInfo(options);
+    await this.allowed(options.ifExists === 'fail' ? ['writeFiles', 'readFiles'] : ['writeFiles'], `save "${key}"`, key, name);
+    checkFileInfoLimits(name, info, body.contentType, await this.headerLimitFor(fileInfoHeaderBytes(name, info, body.contentType)), key);
     if (options.ifExists === 'fail' && (await this.currentFile(key))) {
       throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
     }
@@ -582,9 +739,9 @@ export class B2Storage extends BaseStorage {
 
   /**
    * File info sent with an upload: Cache-Control, custom metadata (lower-cased keys, as B2 keeps
-   * them), and for active content a Content-Disposition that makes B2 serve it as a download.
+   * them), and the serving rule's Content-Disposition, which B2 sends when it serves the file.
    */
-  private fileInfo(options: WriteOptions, key: string, contentType: string): Record<string, string> {
+  private fileInfo(options: WriteOptions): Record<string, string> {
     const info: Record<string, string> = {};
     for (const [k, v] of Object.entries(options.metadata ?? {})) {
       if (!/^[A-Za-z0-9_-]+$/.test(k) || RESERVED_INFO.test(k.toLowerCase())) throw new MediaStorageError('INVALID_INPUT', `Metadata key ${JSON.stringify(k)} is not allowed on B2: use letters, digits, "-" and "_", not starting with "b2-"`);
@@ -592,9 +749,10 @@ export class B2Storage extends BaseStorage {
       info[k.toLowerCase()] = v;
     }
     if (options.cacheControl) info['b2-cache-control'] = options.cacheControl;
-    const disposition = dispositionForStoredObject(key, contentType);
-    if (disposition) info['b2-content-disposition'] = disposition;
-    if (Object.keys(info).length > 10) throw new MediaStorageError('INVALID_INPUT', 'B2 keeps at most 10 file info entries (metadata, Cache-Control and Content-Disposition)');
+    // B2 keeps ten entries in all; with no room left the disposition gives way to the app's own
+    // metadata. That is safe: executable kinds arrive as application/octet-stream, which browsers
+    // download whatever its disposition, and the rest (text, PDF) renders inert on B2's origin.
+    if (options.contentDisposition && Object.keys(info).length < MAX_INFO_ENTRIES) info['b2-content-disposition'] = options.contentDisposition;
     return info;
   }
 
@@ -616,7 +774,7 @@ export class B2Storage extends BaseStorage {
         // Any 401 on an upload URL (expired or bad upload token) means: get another URL.
         const retry = isTransient(err) || (err instanceof B2ApiError && err.status === 401);
         if (!retry || attempt >= this.maxUploadAttempts) throw err;
-        await delay(backoffMs(attempt, err), signal);
+        await waitToRetry(attempt, err, signal);
       }
     }
   }
@@ -692,7 +850,7 @@ export class B2Storage extends BaseStorage {
       const err = await toB2ApiError('b2_upload_file', outcome.error);
       const retry = spooled.size !== size || isTransient(err) || (err instanceof B2ApiError && err.status === 401);
       if (!retry || this.maxUploadAttempts < 2) throw err;
-      await delay(backoffMs(1, err), signal);
+      await waitToRetry(1, err, signal);
       return await this.uploadSimple(name, spooled, body.contentType, info, signal, 1);
     } finally {
       await spooled.dispose();
@@ -741,7 +899,7 @@ export class B2Storage extends BaseStorage {
           throw err;
         });
         if (attempt >= this.maxUploadAttempts || signal?.aborted) throw err;
-        await delay(backoffMs(attempt, err), signal);
+        await waitToRetry(attempt, err, signal);
       }
     }
   }
@@ -763,8 +921,10 @@ export class B2Storage extends BaseStorage {
   private async uploadLarge(name: string, body: SpooledBody, contentType: string, info: Record<string, string>, signal: AbortSignal | undefined): Promise<B2FileJson> {
     const partCount = body.partSha1s.length;
     if (partCount > MAX_PARTS) throw new MediaStorageError('TOO_LARGE', `The body needs ${partCount} parts of ${body.partSize} bytes; B2 allows ${MAX_PARTS}: raise partSize`);
-    // large_file_sha1 (Backblaze's recommendation, and our etag) when the 10 file info entries leave room.
-    const fileInfo = Object.keys(info).length < 10 ? { ...info, large_file_sha1: body.sha1 } : info;
+    // large_file_sha1 (Backblaze's recommendation, and our etag) when the 10 entries and the header limit leave room.
+    const withSha1 = { ...info, large_file_sha1: body.sha1 };
+    const bytes = fileInfoHeaderBytes(name, withSha1, contentType);
+    const fileInfo = Object.keys(info).length < MAX_INFO_ENTRIES && bytes <= (await this.headerLimitFor(bytes)) ? withSha1 : info;
     const fileId = await this.startLargeFile(name, contentType, fileInfo, signal);
     // One failed part stops the others at once, so the cancel below is not raced by them.
     const stop = new AbortController();

@@ -32,14 +32,15 @@ export interface B2FileJson {
   uploadTimestamp: number;
 }
 
-export interface B2AuthorizeJson {
-  accountId: string;
-  authorizationToken: string;
-  allowed?: { bucketId?: string | null; bucketName?: string | null; namePrefix?: string | null; capabilities?: string[] };
-  apiUrl: string;
-  downloadUrl: string;
-  recommendedPartSize?: number;
-  absoluteMinimumPartSize?: number;
+/** A bucket as b2_list_buckets describes it (the fields this backend reads). */
+export interface B2BucketJson {
+  bucketId: string;
+  bucketName: string;
+  bucketType: string;
+  /** Present when the key may read it (readBucketRetentions); `value` null otherwise. */
+  fileLockConfiguration?: { isClientAuthorizedToRead?: boolean; value?: { isFileLockEnabled?: boolean } | null };
+  /** Present when the key may read it (readBucketEncryption). */
+  defaultServerSideEncryption?: { isClientAuthorizedToRead?: boolean; value?: { mode?: string | null } | null };
 }
 
 export interface B2UploadTarget {
@@ -53,8 +54,9 @@ export interface B2Sdk {
   apiUrl: string | null;
   downloadUrl: string | null;
   accountId: string | null;
-  authorize: Call<object, B2AuthorizeJson>;
-  getBucket: Call<{ bucketName?: string; bucketId?: string }, { buckets: Array<{ bucketId: string; bucketName: string; bucketType: string }> }>;
+  /** The answer is any version's shape (see ./auth.ts); the SDK itself reads only v2's. */
+  authorize: Call<object, unknown>;
+  getBucket: Call<{ bucketName?: string; bucketId?: string }, { buckets: B2BucketJson[] }>;
   getUploadUrl: Call<{ bucketId: string }, B2UploadTarget & { bucketId: string }>;
   uploadFile: Call<{ uploadUrl: string; uploadAuthToken: string; fileName: string; data: unknown; contentLength: number; hash: string; mime: string; info?: Record<string, string> }, B2FileJson>;
   listFileNames: Call<{ bucketId: string; startFileName?: string; maxFileCount?: number; prefix?: string; delimiter?: string | null }, { files: B2FileJson[]; nextFileName: string | null }>;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { configFromEnv, createMediaStorage, describeConfig, parseStorageUrl, type StorageConfig } from '../config/index.js';
 import { detectEphemeralPlatform, isEphemeralProduction } from '../core/ephemeral.js';
-import { isMediaStorageError, type MediaStorageError } from '../core/errors.js';
+import { MediaStorageError, isMediaStorageError, redact } from '../core/errors.js';
 import type { MediaStorage } from '../core/types.js';
 
 export type CheckLevel = 'ok' | 'warn' | 'fail' | 'info';
@@ -34,7 +34,8 @@ export interface DoctorOptions {
 
 /** What a failure means, in plain words, by error code. */
 function explain(err: unknown, config: StorageConfig | undefined): string {
-  if (!isMediaStorageError(err)) return String(err);
+  // Messages of MediaStorageErrors are scrubbed already; anything else is scrubbed here.
+  if (!isMediaStorageError(err)) return redact(String(err));
   const e = err as MediaStorageError;
   const credentialHint: Record<string, string> = {
     s3: 'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the key in MEDIA_STORAGE_URL)',
@@ -116,10 +117,20 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
     const wantsSigned = !storage.capabilities.publicUrls;
     const url = await storage.url(key, wantsSigned ? { expiresIn: 300 } : {});
     const shown = url.replace(/\?.*$/, wantsSigned ? '?…(signed)' : '');
+    // A fetch that fails says which URL it could not reach (node-fetch: "request to <url> failed"):
+    // the signed URL works for minutes, so the failure reports the shown form only.
+    const fetchUrl = async (init?: RequestInit): Promise<Response> => {
+      try {
+        return await doFetch(url, init);
+      } catch (err) {
+        const message = (err instanceof Error ? err.message : String(err)).split(url).join(shown);
+        throw new MediaStorageError('UNAVAILABLE', `fetching ${shown} failed: ${message}`, { operation: 'doctor', cause: err }).withSecretsRedacted([url]);
+      }
+    };
     if (!/^https?:\/\//i.test(url)) {
       add('url', 'info', `URLs are relative (${shown}): your app serves them; mount storage.handler() under that path.`);
     } else {
-      const res = await doFetch(url);
+      const res = await fetchUrl();
       await res.arrayBuffer().catch(() => undefined);
       if (res.status === 200) {
         const type = res.headers.get('content-type') ?? '';
@@ -134,7 +145,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
         add('url', 'fail', `${shown} answers ${res.status}.`);
       }
       const origin = options.origin ?? 'https://example.com';
-      const cors = await doFetch(url, { headers: { Origin: origin } });
+      const cors = await fetchUrl({ headers: { Origin: origin } });
       await cors.arrayBuffer().catch(() => undefined);
       const allowed = cors.headers.get('access-control-allow-origin');
       if (allowed === '*' || allowed === origin) add('cors', 'ok', `cross-origin reads allowed (${allowed})`);

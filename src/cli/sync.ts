@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { tryNormalizeContentType } from '../core/content-type.js';
 import { isMediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
 import type { MediaStorage, ObjectInfo } from '../core/types.js';
 import { forEachConcurrent } from './pool.js';
@@ -93,7 +94,8 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
         // Small files are read whole (memory stays under concurrency x 1 MiB): a known length lets
         // the destination send one request without buffering; larger files stream.
         const body = info.size <= WHOLE_READ_BYTES ? await from.readBuffer(info.key, { signal: options.signal }) : await from.read(info.key, { signal: options.signal });
-        await to.save(info.key, body, { contentType: info.contentType, cacheControl: info.cacheControl, metadata: info.metadata, allowEmpty: true, signal: options.signal });
+        // A source's type the content-type rule would refuse (other software wrote it) is left to the destination to sniff.
+        await to.save(info.key, body, { contentType: tryNormalizeContentType(info.contentType), cacheControl: info.cacheControl, metadata: info.metadata, allowEmpty: true, signal: options.signal });
         return;
       } catch (err) {
         const code = isMediaStorageError(err) ? err.code : 'UNKNOWN';

@@ -5,6 +5,11 @@
  * gets this instance's cloud name, key, secret and API prefix as per-call options, and two
  * instances on different accounts never see each other's settings. How keys map to assets is in
  * ./mapping.ts and docs/cloudinary.md.
+ *
+ * Whether an object exists is asked of the Upload API (`explicit`, or the Admin API), never
+ * decided by a delivery URL: Cloudinary's CDN caches a 404 per exact URL (for a minute, doubling
+ * up to a day), so a URL probed before an upload would answer "missing" after it. Delivery URLs
+ * carry the asset's version, so every upload gets URLs no one has asked for before.
  */
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -13,7 +18,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PreparedBody } from '../core/body.js';
-import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, isActiveContent, resolveContentType, sniffContentType, SNIFF_BYTES } from '../core/content-type.js';
+import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, resolveContentType, sniffContentType, SNIFF_BYTES } from '../core/content-type.js';
+import { isExecutableContentType, type ServingOptions } from '../core/serving.js';
 import { MediaStorageError, abortedError, type MediaStorageErrorCode } from '../core/errors.js';
 import { normalizeKey, normalizeLocation } from '../core/keys.js';
 import { failOnStall } from '../core/stall.js';
@@ -21,12 +27,14 @@ import type { Capabilities, ListPage, ObjectInfo, ReadOptions, UrlOptions } from
 import { configError, resolveConfig, type ResolvedConfig } from './config.js';
 import { CloudinaryApiError, fromSdkRejection, mapCloudinaryError } from './errors.js';
 import { BodyReader, firstBytes, sliceStream } from './io.js';
-import { MEDIA_FORMATS, contentTypeMatches, escapePublicId, homeFor, homesOf, keyOf, type AssetRef, type KeyHomes, type ResourceType } from './mapping.js';
+import { djangoCloudinaryStorage, type AdoptNames } from './adopt.js';
+import { MEDIA_FORMATS, homeFor, homesOf, keyOf, publicIdPrefix, type AssetRef, type KeyHomes, type ResourceType } from './mapping.js';
 
 export { CloudinaryApiError, fromSdkRejection, mapCloudinaryError, rateLimitRetryAfter } from './errors.js';
-export { MEDIA_FORMATS, MAX_PUBLIC_ID_LENGTH, escapePublicId, unescapePublicId, homesOf, homeFor, keyOf, mediaFormatOf, type AssetRef, type KeyHomes, type ResourceType } from './mapping.js';
+export { MEDIA_FORMATS, MAX_PUBLIC_ID_LENGTH, escapePublicId, unescapePublicId, publicIdPrefix, homesOf, homeFor, keyOf, mediaFormatOf, type AssetRef, type KeyHomes, type ResourceType } from './mapping.js';
+export { djangoCloudinaryStorage, type AdoptNames, type AdoptedAsset, type DjangoCloudinaryStorageNames } from './adopt.js';
 
-export interface CloudinaryStorageOptions {
+export interface CloudinaryStorageOptions extends ServingOptions {
   /** Cloud name; default from `cloudinaryUrl`. */
   cloudName?: string;
   /** API key; default from `cloudinaryUrl`. */
@@ -47,8 +55,26 @@ export interface CloudinaryStorageOptions {
   defaultExpiresIn?: number;
   /** Bodies larger than this (or of unknown length that turn out larger) go through chunked upload, in chunks of this size. Default 20 MB; at least 5 MB (Cloudinary's minimum chunk). */
   chunkSize?: number;
-  /** How exists/stat learn about an object: a HEAD of its delivery URL (default, not rate-limited) or the Admin API (rate-limited, 500–2,000 calls an hour). */
-  existsVia?: 'delivery' | 'admin';
+  /**
+   * How exists, stat, read and url learn where an object is and which version it has: the Upload
+   * API's `explicit` (default; not rate-limited) or the Admin API (rate-limited, 500–2,000 calls an
+   * hour). Never a delivery URL: the CDN caches 404s.
+   */
+  existsVia?: 'upload-api' | 'admin';
+  /**
+   * The product environment's folder mode. In `dynamic` mode (every account made since June 2024)
+   * uploads also set `asset_folder` to the key's folder, so the Media Library shows the same tree;
+   * the public ID is the same in both modes. Default: asked once of the Admin API (`GET /config`)
+   * at the first save; if that fails, saves go without `asset_folder` and it is asked again later.
+   */
+  folderMode?: 'fixed' | 'dynamic';
+  /**
+   * Names another tool stored in your database, resolved to the assets it uploaded when a key is
+   * not found under this storage's own mapping: `'django-cloudinary-storage'` (prefix `media/`),
+   * {@link djangoCloudinaryStorage}`({ prefix })`, or your own rule. Used by exists, stat, read,
+   * url, copy and delete; saves always use the storage's own mapping, and listings show its keys only.
+   */
+  adopt?: 'django-cloudinary-storage' | AdoptNames;
   /** API base URL (`upload_prefix`); default `https://api.cloudinary.com`, or the `upload_prefix` in `cloudinaryUrl`. For proxies and tests. */
   uploadPrefix?: string;
   /** Custom delivery domain (CNAME) for HTTPS delivery URLs, e.g. `media.example.com`. */
@@ -70,11 +96,13 @@ interface CloudinarySdk {
   config(): Record<string, unknown>;
   uploader: {
     upload_stream(options: Record<string, unknown>, callback: (error: unknown, result?: UploadResult) => void): NodeJS.WritableStream & import('node:stream').Writable;
+    explicit(publicId: string, options: Record<string, unknown>): Promise<AdminResource>;
     destroy(publicId: string, options: Record<string, unknown>): Promise<{ result?: string }>;
   };
   api: {
     resource(publicId: string, options: Record<string, unknown>): Promise<AdminResource & RateLimitInfo>;
     resources(options: Record<string, unknown>): Promise<{ resources: AdminResource[]; next_cursor?: string } & RateLimitInfo>;
+    config(options: Record<string, unknown>): Promise<{ settings?: { folder_mode?: string } } & RateLimitInfo>;
   };
   utils: {
     url(publicId: string, options: Record<string, unknown>): string;
@@ -87,6 +115,7 @@ interface UploadResult {
   version?: number;
   format?: string;
   resource_type?: string;
+  type?: string;
   bytes: number;
   etag?: string;
   created_at?: string;
@@ -94,11 +123,13 @@ interface UploadResult {
   done?: boolean;
 }
 
+/** An asset as the Upload API's explicit and the Admin API describe it. */
 interface AdminResource {
   public_id: string;
   format?: string;
   resource_type: string;
   type?: string;
+  version?: number;
   bytes: number;
   created_at?: string;
   etag?: string;
@@ -113,6 +144,8 @@ const MIN_CHUNK_SIZE = 5 * 1024 * 1024;
 const DEFAULT_EXPIRES_IN = 3600;
 const ADMIN_PAGE_SIZE = 500;
 const LOCATION_CACHE_SIZE = 1000;
+/** After a failed folder-mode lookup, saves go without asset_folder for this long before asking again. */
+const FOLDER_MODE_RETRY_MS = 60_000;
 const RESOURCE_TYPES: readonly ResourceType[] = ['image', 'video', 'raw'];
 
 let sdkPromise: Promise<CloudinarySdk> | undefined;
@@ -144,7 +177,34 @@ async function discard(res: Response): Promise<void> {
   await res.body?.cancel().catch(() => undefined);
 }
 
-type MediaSlot = 'absent' | 'ours' | 'foreign';
+/** Where a key was found (one of its homes, or an adopted asset), with the asset's details. */
+interface Located {
+  /** The asset, with its format for images and videos. */
+  ref: AssetRef;
+  version?: number;
+  bytes?: number;
+  etag?: string;
+  createdAt?: string;
+}
+
+/** How an upload treats an existing asset, and (dynamic folder mode) which asset folder it goes in. */
+interface UploadPlan {
+  overwrite: boolean;
+  assetFolder?: string;
+}
+
+type MediaSlot = { state: 'absent' } | { state: 'ours'; asset: AdminResource } | { state: 'foreign' };
+
+/** Whether a failed lookup means "no such asset" (and not a wrong cloud name, key or secret). */
+function isMissingAsset(err: unknown): boolean {
+  return err instanceof CloudinaryApiError && err.httpCode === 404 && /not found/i.test(err.message);
+}
+
+/** The content type of an image or video format, including formats outside MEDIA_FORMATS (adopted assets). */
+function contentTypeOfFormat(format: string | undefined): string {
+  if (!format) return DEFAULT_CONTENT_TYPE;
+  return MEDIA_FORMATS[format]?.contentTypes[0] ?? contentTypeFromKey(`asset.${format}`) ?? DEFAULT_CONTENT_TYPE;
+}
 
 interface ListSourceState {
   /** Cloudinary's cursor of the current page; absent for the first page. */
@@ -167,8 +227,8 @@ interface ListSource {
 
 /**
  * Cloudinary as a MediaStorage. Objects live as image, video or raw assets (see ./mapping.ts);
- * exists and stat use a HEAD of the delivery URL by default, so they never spend the Admin API's
- * hourly budget; list uses the Admin API.
+ * exists, stat, read and url find them through the Upload API (not rate-limited) by default, and
+ * list uses the Admin API.
  */
 export class CloudinaryStorage extends BaseStorage {
   readonly name = 'cloudinary';
@@ -178,19 +238,23 @@ export class CloudinaryStorage extends BaseStorage {
   private readonly config: ResolvedConfig;
   private readonly chunkSize: number;
   private readonly defaultExpiresIn: number;
-  private readonly existsVia: 'delivery' | 'admin';
+  private readonly existsVia: 'upload-api' | 'admin';
+  private folderMode: 'fixed' | 'dynamic' | undefined;
+  private folderModeLookup: Promise<'fixed' | 'dynamic' | undefined> | undefined;
+  private folderModeRetryAt = 0;
+  private readonly adopt: AdoptNames | undefined;
   private readonly fetchImpl: (input: string, init?: RequestInit) => Promise<Response>;
   private readonly apiAgent: http.Agent;
   private readonly ownsAgent: boolean;
   private readonly timeout: number;
-  /** Where recently seen keys live (media or raw home), so url() rarely needs a probe. Bounded, oldest first out. */
-  private readonly locations = new Map<string, 'media' | 'raw'>();
+  /** Where recently seen keys live, and their versions, so url() rarely needs a lookup. Bounded, oldest first out. */
+  private readonly locations = new Map<string, Located>();
   /** The Admin API's reset time, as last reported on a successful call. */
   private lastRateLimitReset: Date | undefined;
   private sdkProxy: boolean | undefined;
 
   constructor(options: CloudinaryStorageOptions = {}) {
-    super();
+    super(options);
     this.config = resolveConfig(options);
     this.deliveryType = options.deliveryType ?? 'upload';
     if (this.deliveryType !== 'upload' && this.deliveryType !== 'authenticated') throw configError('deliveryType must be "upload" or "authenticated"');
@@ -199,8 +263,13 @@ export class CloudinaryStorage extends BaseStorage {
     if (!Number.isInteger(this.chunkSize) || this.chunkSize < MIN_CHUNK_SIZE) throw configError(`chunkSize must be a whole number of bytes, at least ${MIN_CHUNK_SIZE} (Cloudinary's smallest chunk)`);
     this.defaultExpiresIn = options.defaultExpiresIn ?? DEFAULT_EXPIRES_IN;
     if (!(Number.isFinite(this.defaultExpiresIn) && this.defaultExpiresIn > 0)) throw configError('defaultExpiresIn must be a positive number of seconds');
-    this.existsVia = options.existsVia ?? 'delivery';
-    if (this.existsVia !== 'delivery' && this.existsVia !== 'admin') throw configError('existsVia must be "delivery" or "admin"');
+    this.existsVia = options.existsVia ?? 'upload-api';
+    if (this.existsVia !== 'upload-api' && this.existsVia !== 'admin') throw configError('existsVia must be "upload-api" or "admin"');
+    this.folderMode = options.folderMode;
+    if (this.folderMode !== undefined && this.folderMode !== 'fixed' && this.folderMode !== 'dynamic') throw configError('folderMode must be "fixed" or "dynamic"');
+    if (options.adopt === 'django-cloudinary-storage') this.adopt = djangoCloudinaryStorage();
+    else if (typeof options.adopt === 'function' || options.adopt === undefined) this.adopt = options.adopt;
+    else throw configError('adopt must be "django-cloudinary-storage" or a function from a stored name to the assets it may be');
     this.fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
     this.timeout = options.timeout ?? 60_000;
     this.ownsAgent = !options.agent;
@@ -246,7 +315,10 @@ export class CloudinaryStorage extends BaseStorage {
    * answer would hang the call forever; a destroyed socket fails it (UNAVAILABLE) instead.
    */
   private newAgent(keepAlive: boolean): http.Agent {
-    const agent = this.config.uploadPrefix.startsWith('http:') ? new http.Agent({ keepAlive }) : new https.Agent({ keepAlive });
+    // `timeout` also lets the agent honour a server's Keep-Alive hint (it drops an idle socket a
+    // second before the server would), instead of reusing one the server is closing (ECONNRESET).
+    const agentOptions = { keepAlive, timeout: this.timeout };
+    const agent = this.config.uploadPrefix.startsWith('http:') ? new http.Agent(agentOptions) : new https.Agent(agentOptions);
     const createConnection = agent.createConnection.bind(agent) as (...args: unknown[]) => import('node:net').Socket;
     agent.createConnection = ((...args: unknown[]) => {
       const socket = createConnection(...args);
@@ -294,24 +366,30 @@ export class CloudinaryStorage extends BaseStorage {
     if (result.rate_limit_reset_at instanceof Date) this.lastRateLimitReset = result.rate_limit_reset_at;
   }
 
-  private remember(key: string, where: 'media' | 'raw' | undefined): void {
+  private remember(key: string, where: Located | undefined): void {
     this.locations.delete(key);
     if (!where) return;
     this.locations.set(key, where);
     if (this.locations.size > LOCATION_CACHE_SIZE) this.locations.delete(this.locations.keys().next().value!);
   }
 
-  /** A delivery URL. `format` undefined on a media asset asks for the original, as stored. */
-  private async deliveryUrl(ref: AssetRef, options: { format?: string; transform?: Record<string, unknown> } = {}): Promise<string> {
+  /**
+   * A delivery URL. With `version` it is an exact URL that did not exist before that upload, so
+   * no cached 404 (or older copy) can answer it; without one the SDK writes `v1` for paths with
+   * folders. `format` undefined on a media asset asks for the original, as stored.
+   */
+  private async deliveryUrl(ref: AssetRef, options: { version?: number; transform?: Record<string, unknown> } = {}): Promise<string> {
     const sdk = await loadSdk();
     const c = this.config;
+    const type = ref.type ?? this.deliveryType;
     return sdk.utils.url(ref.publicId, {
       resource_type: ref.resourceType,
-      type: this.deliveryType,
-      ...(options.format ? { format: options.format } : {}),
+      type,
+      ...(ref.resourceType !== 'raw' && ref.format ? { format: ref.format } : {}),
+      ...(options.version !== undefined ? { version: options.version } : {}),
       ...(options.transform ? { transformation: [{ ...options.transform }] } : {}),
       secure: true,
-      sign_url: this.deliveryType === 'authenticated',
+      sign_url: type === 'authenticated',
       cloud_name: c.cloudName,
       api_secret: c.apiSecret,
       signature_algorithm: c.signatureAlgorithm,
@@ -331,23 +409,23 @@ export class CloudinaryStorage extends BaseStorage {
       ref.resourceType === 'raw' ? undefined : ref.format,
       this.callOptions({
         resource_type: ref.resourceType,
-        type: this.deliveryType,
+        type: ref.type ?? this.deliveryType,
         expires_at: Math.floor(Date.now() / 1000) + Math.ceil(expiresIn),
         ...(attachment ? { attachment: true } : {}),
       }),
     );
   }
 
-  /** A delivery request; `timeout` bounds the wait for the response head, not the reading of a body. */
-  private async deliveryRequest(ref: AssetRef, method: 'HEAD' | 'GET', headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
-    const url = await this.deliveryUrl(ref);
+  /** A GET of a located asset's versioned delivery URL; `timeout` bounds the wait for the response head, not the reading of a body. */
+  private async deliveryRequest(found: Located, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
+    const url = await this.deliveryUrl(found.ref, { version: found.version });
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(new DOMException(`no answer from the delivery URL within ${this.timeout} ms`, 'TimeoutError')), this.timeout);
     const forward = (): void => controller.abort(signal?.reason);
     if (signal?.aborted) forward();
     signal?.addEventListener('abort', forward, { once: true });
     try {
-      return await this.fetchImpl(url, { method, headers, signal: controller.signal, redirect: 'follow' });
+      return await this.fetchImpl(url, { method: 'GET', headers, signal: controller.signal, redirect: 'follow' });
     } catch (err) {
       signal?.removeEventListener('abort', forward);
       throw err;
@@ -358,52 +436,97 @@ export class CloudinaryStorage extends BaseStorage {
 
   // ----------------------------------------------------------------- locating objects
 
-  /** Whether a key's media home holds this key's asset, another key's (same public ID, other format), or nothing. */
-  private async probeMedia(media: AssetRef): Promise<MediaSlot> {
-    if (this.existsVia === 'admin') {
-      const found = await this.adminResource(media);
-      if (!found) return 'absent';
-      return found.format === media.format ? 'ours' : 'foreign';
-    }
-    const res = await this.deliveryRequest(media, 'HEAD');
-    await discard(res);
-    if (res.status === 404) return 'absent';
-    if (!res.ok) throw deliveryError(res, `checking ${media.resourceType} "${media.publicId}"`);
-    return contentTypeMatches(media, res.headers.get('content-type')) ? 'ours' : 'foreign';
-  }
-
-  private async probeRaw(raw: AssetRef): Promise<boolean> {
-    if (this.existsVia === 'admin') return (await this.adminResource(raw)) !== undefined;
-    const res = await this.deliveryRequest(raw, 'HEAD');
-    await discard(res);
-    if (res.status === 404) return false;
-    if (!res.ok) throw deliveryError(res, `checking raw "${raw.publicId}"`);
-    return true;
-  }
-
-  private async adminResource(ref: AssetRef): Promise<AdminResource | undefined> {
+  /**
+   * An asset's details, or `undefined` when there is none: the Upload API's explicit (no action,
+   * not rate-limited) or the Admin API's resource. A wrong cloud name, key or secret is an error,
+   * never "absent".
+   */
+  private async lookup(ref: AssetRef): Promise<AdminResource | undefined> {
+    const options = this.callOptions({ resource_type: ref.resourceType, type: ref.type ?? this.deliveryType });
     try {
-      const found = await this.sdkCall((sdk) => sdk.api.resource(ref.publicId, this.callOptions({ resource_type: ref.resourceType, type: this.deliveryType })));
-      this.noteRateLimit(found);
-      return found;
+      if (this.existsVia === 'admin') {
+        const found = await this.sdkCall((sdk) => sdk.api.resource(ref.publicId, options));
+        this.noteRateLimit(found);
+        return found;
+      }
+      return await this.sdkCall((sdk) => sdk.uploader.explicit(ref.publicId, options));
     } catch (err) {
-      if (err instanceof CloudinaryApiError && err.httpCode === 404) return undefined;
+      if (isMissingAsset(err)) return undefined;
       throw err;
     }
   }
 
-  /** Which home holds the key: media first (when it holds this key's format), then raw. */
-  private async locate(key: string, homes: KeyHomes): Promise<AssetRef | undefined> {
-    if (homes.media && (await this.probeMedia(homes.media)) === 'ours') {
-      this.remember(key, 'media');
-      return homes.media;
+  /** Whether a key's media home holds this key's asset, another key's (same public ID, other format), or nothing. */
+  private async probeMedia(media: AssetRef): Promise<MediaSlot> {
+    const asset = await this.lookup(media);
+    if (!asset) return { state: 'absent' };
+    return asset.format === media.format ? { state: 'ours', asset } : { state: 'foreign' };
+  }
+
+  private located(ref: AssetRef, asset: Pick<AdminResource, 'version' | 'bytes' | 'etag' | 'created_at' | 'format'>): Located {
+    return {
+      ref: ref.resourceType === 'raw' ? ref : { ...ref, format: asset.format ?? ref.format },
+      version: asset.version,
+      bytes: asset.bytes,
+      etag: asset.etag,
+      createdAt: asset.created_at,
+    };
+  }
+
+  /** The assets an adopted name may be, leaving out the key's own homes (already looked at). */
+  private adoptedCandidates(key: string, homes: KeyHomes): AssetRef[] {
+    if (!this.adopt) return [];
+    const own = [homes.media, homes.raw].filter(Boolean).map((h) => `${h!.resourceType}|${h!.publicId}|${this.deliveryType}`);
+    return this.adopt(key)
+      .map((a) => ({ resourceType: a.resourceType, publicId: a.publicId, type: a.type ?? 'upload' }))
+      .filter((a) => !own.includes(`${a.resourceType}|${a.publicId}|${a.type}`));
+  }
+
+  /** Where the key is: its media home when that holds this key's format, then its raw home, then an adopted asset. */
+  private async locate(key: string, homes: KeyHomes): Promise<Located | undefined> {
+    let found: Located | undefined;
+    if (homes.media) {
+      const slot = await this.probeMedia(homes.media);
+      if (slot.state === 'ours') found = this.located(homes.media, slot.asset);
     }
-    if (await this.probeRaw(homes.raw)) {
-      this.remember(key, 'raw');
-      return homes.raw;
+    if (!found) {
+      const raw = await this.lookup(homes.raw);
+      if (raw) found = this.located(homes.raw, raw);
     }
-    this.remember(key, undefined);
-    return undefined;
+    for (const candidate of found ? [] : this.adoptedCandidates(key, homes)) {
+      const asset = await this.lookup(candidate);
+      if (asset) {
+        found = this.located(candidate, asset);
+        break;
+      }
+    }
+    this.remember(key, found);
+    return found;
+  }
+
+  /**
+   * The product environment's folder mode, asked once (Admin API `GET /config?settings=true`)
+   * unless configured. `undefined` when it cannot be known now: the upload then sets no
+   * asset_folder, which both modes accept.
+   */
+  private async currentFolderMode(): Promise<'fixed' | 'dynamic' | undefined> {
+    if (this.folderMode || Date.now() < this.folderModeRetryAt) return this.folderMode;
+    this.folderModeLookup ??= this.sdkCall((sdk) => sdk.api.config(this.callOptions({ settings: true })))
+      .then(
+        (answer) => {
+          this.noteRateLimit(answer);
+          this.folderMode = answer.settings?.folder_mode === 'dynamic' ? 'dynamic' : 'fixed';
+          return this.folderMode;
+        },
+        () => {
+          this.folderModeRetryAt = Date.now() + FOLDER_MODE_RETRY_MS;
+          return undefined;
+        },
+      )
+      .finally(() => {
+        this.folderModeLookup = undefined;
+      });
+    return this.folderModeLookup;
   }
 
   // ----------------------------------------------------------------- driver methods
@@ -420,38 +543,44 @@ export class CloudinaryStorage extends BaseStorage {
       // key's format (text named .jpg is a raw file; Cloudinary would refuse it as an image).
       const sniffed = sniffContentType(reader.head(SNIFF_BYTES));
       // Cloudinary serves files inline from its own domain with a type it picks from the format
-      // or extension, and cannot be told to send them as attachments: active content is refused.
-      // (PDF is kept: browsers render it in a sandboxed viewer, and CRMs store documents.)
-      if ([body.contentType, sniffed, contentTypeFromKey(key)].some((type) => isActiveContent(type) && type !== 'application/pdf')) {
+      // or extension, and cannot be told to send them as attachments or under another type:
+      // executable kinds, by their bytes or their name, are refused unless the app listed them
+      // in inlineContentTypes. (PDF is kept: browsers render it in a sandboxed viewer.)
+      if ([sniffed, contentTypeFromKey(key)].some((type) => isExecutableContentType(type) && !this.servingRule.isInline(type!))) {
         throw new MediaStorageError('UNSUPPORTED', `"${key}" is active content (HTML, SVG, XML or script), which Cloudinary would serve inline; store it elsewhere or as a different type`, { key });
       }
       const target = homeFor(homes, sniffed ?? '');
       const toMedia = target === homes.media;
-      const mediaSlot = homes.media ? await this.probeMedia(homes.media) : undefined;
+      const mediaSlot = homes.media ? (await this.probeMedia(homes.media)).state : undefined;
       if (toMedia && mediaSlot === 'foreign') throw this.collision(key, homes.media!);
-      if (options.ifExists === 'fail' && (mediaSlot === 'ours' || (toMedia && (await this.probeRaw(homes.raw))))) {
+      if (options.ifExists === 'fail' && (mediaSlot === 'ours' || (toMedia && (await this.lookup(homes.raw))))) {
         throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
       }
       // Replace only what is known to be this key's; a free media slot is claimed with overwrite=false,
       // so a concurrent save of a sibling key (a.jpg vs a.png) can never be overwritten silently.
-      const overwrite = options.ifExists === 'overwrite' && (!toMedia || mediaSlot === 'ours');
-      const { result: first, whole } = await this.upload(target, reader, body.size, overwrite, options.signal);
+      // Replacing sends invalidate=true, so CDN copies of the old asset do not outlive it.
+      const plan: UploadPlan = { overwrite: options.ifExists === 'overwrite' && (!toMedia || mediaSlot === 'ours'), assetFolder: await this.assetFolderOf(target) };
+      const { result: first, whole } = await this.upload(target, reader, body.size, plan, options.signal);
       let result = first;
       if (result.existing) {
         if (toMedia && result.format !== target.format) throw this.collision(key, target);
         if (options.ifExists === 'fail') throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
         // Another save of this same key claimed the slot between our check and our upload.
         if (!whole) throw new MediaStorageError('UNAVAILABLE', `A concurrent save of "${key}" finished first; try again`, { key });
-        result = whole.length > this.chunkSize ? await this.uploadChunked(target, Readable.from([whole]), true, options.signal) : await this.uploadStream(target, whole, true, options.signal);
+        const again: UploadPlan = { ...plan, overwrite: true };
+        result = whole.length > this.chunkSize ? await this.uploadChunked(target, Readable.from([whole]), again, options.signal) : await this.uploadStream(target, whole, again, options.signal);
       }
+      await this.checkStoredAs(key, target, result);
+      if (!plan.overwrite && !first.existing) await this.purgeCachedUrls(target);
       // A key lives in one home at a time: remove its copy in the other one.
       if (toMedia) await this.destroyAsset(homes.raw);
       else if (mediaSlot === 'ours') await this.destroyAsset(homes.media!);
-      this.remember(key, toMedia ? 'media' : 'raw');
+      this.remember(key, this.located(target, result));
       return {
         key,
         size: result.bytes,
-        contentType: body.contentType,
+        // Cloudinary keeps no content type: the one the bytes and the name give, as stat reports.
+        contentType: body.detectedContentType,
         ...(result.etag ? { etag: result.etag } : {}),
         ...(result.created_at ? { lastModified: new Date(result.created_at) } : {}),
       };
@@ -460,105 +589,113 @@ export class CloudinaryStorage extends BaseStorage {
     }
   }
 
+  /**
+   * Cloudinary answers with the public ID it stored. If its naming rules changed it (they "may
+   * change from time to time"), the key would read as missing: the asset is removed (unless it
+   * was someone else's, untouched) and the save fails, naming both.
+   */
+  private async checkStoredAs(key: string, target: AssetRef, result: UploadResult): Promise<void> {
+    const storedType = result.resource_type ?? target.resourceType;
+    if (result.public_id === target.publicId && storedType === target.resourceType) return;
+    if (!result.existing) await this.destroyAsset({ resourceType: storedType as ResourceType, publicId: result.public_id });
+    throw new MediaStorageError(
+      'INVALID_KEY',
+      `Cloudinary stored "${key}" as ${storedType} public ID "${result.public_id}" instead of ${target.resourceType} "${target.publicId}" (its naming rules changed?); it was removed and not saved`,
+      { key },
+    );
+  }
+
+  /**
+   * A free media slot is claimed with overwrite=false, which sends no invalidation; URLs asked for
+   * before the upload (by a browser, or built elsewhere without the version) may hold a cached
+   * 404, so they are purged now (explicit with invalidate). Best effort: the object is saved, and
+   * the URLs this storage gives carry the version and never hit those entries.
+   */
+  private async purgeCachedUrls(target: AssetRef): Promise<void> {
+    await this.sdkCall((sdk) => sdk.uploader.explicit(target.publicId, this.callOptions({ resource_type: target.resourceType, type: this.deliveryType, invalidate: true }))).catch(() => undefined);
+  }
+
+  /** The asset folder of an upload in dynamic folder mode: the folder part of its public ID. */
+  private async assetFolderOf(target: AssetRef): Promise<string | undefined> {
+    if ((await this.currentFolderMode()) !== 'dynamic') return undefined;
+    const slash = target.publicId.lastIndexOf('/');
+    return slash > 0 ? target.publicId.slice(0, slash) : undefined;
+  }
+
   protected override async keyTaken(key: string): Promise<boolean> {
     const homes = homesOf(key, this.folder);
     // A sibling key's asset in the media home (a.jpg when renaming a.png) blocks this name too.
-    if (homes.media && (await this.probeMedia(homes.media)) !== 'absent') return true;
-    return this.probeRaw(homes.raw);
+    if (homes.media && (await this.probeMedia(homes.media)).state !== 'absent') return true;
+    return (await this.lookup(homes.raw)) !== undefined;
   }
 
   protected async readObject(key: string, options: ReadOptions): Promise<Readable> {
-    const homes = homesOf(key, this.folder);
+    const found = await this.locate(key, homesOf(key, this.folder));
+    if (!found) throw new MediaStorageError('NOT_FOUND', `No object under "${key}"`, { key });
     const headers: Record<string, string> = {};
     const { range } = options;
     if (range) headers.range = `bytes=${range.start}-${range.end ?? ''}`;
-    const candidates: AssetRef[] = homes.media ? [homes.media, homes.raw] : [homes.raw];
-    for (const ref of candidates) {
-      const res = await this.deliveryRequest(ref, 'GET', headers, options.signal);
-      if (res.status === 404) {
-        await discard(res);
-        continue;
-      }
-      if (res.status === 416) {
-        await discard(res);
-        throw new MediaStorageError('INVALID_INPUT', `Range starts at ${range?.start}, past the end of "${key}"`, { key, status: 416 });
-      }
-      if (!res.ok) {
-        await discard(res);
-        throw deliveryError(res, `reading "${key}"`);
-      }
-      if (ref === homes.media && !contentTypeMatches(ref, res.headers.get('content-type'))) {
-        // Another key's asset (same public ID, other format).
-        await discard(res);
-        continue;
-      }
-      this.remember(key, ref === homes.media ? 'media' : 'raw');
-      const body = res.body ? Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>) : Readable.from([]);
-      // A delivery that stops sending midway fails the read (UNAVAILABLE) instead of hanging it.
-      const stream = failOnStall(body, this.timeout, () => new DOMException(`no bytes from the delivery URL for ${this.timeout} ms`, 'TimeoutError'));
-      // A server that ignored the Range header sent everything: cut the range out here.
-      if (range && res.status === 200) {
-        const sliced = sliceStream(range.start, range.end);
-        stream.once('error', (err) => sliced.destroy(err));
-        return stream.pipe(sliced);
-      }
-      return stream;
-    }
-    throw new MediaStorageError('NOT_FOUND', `No object under "${key}"`, { key });
-  }
-
-  protected async statObject(key: string): Promise<ObjectInfo | undefined> {
-    const homes = homesOf(key, this.folder);
-    if (this.existsVia === 'admin') return this.statViaAdmin(key, homes);
-    if (homes.media) {
-      const res = await this.deliveryRequest(homes.media, 'HEAD');
-      await discard(res);
-      if (res.ok && contentTypeMatches(homes.media, res.headers.get('content-type'))) {
-        this.remember(key, 'media');
-        return this.infoFromHeaders(key, res, res.headers.get('content-type') ?? DEFAULT_CONTENT_TYPE);
-      }
-      if (!res.ok && res.status !== 404) throw deliveryError(res, `checking "${key}"`);
-    }
-    // Raw files are served with a type guessed from their extension; read the first bytes so the
-    // type follows the core's rule (sniffed bytes first), as it did when the object was saved.
-    const res = await this.deliveryRequest(homes.raw, 'GET', { range: `bytes=0-${SNIFF_BYTES - 1}` });
+    const res = await this.deliveryRequest(found, headers, options.signal);
     if (res.status === 404) {
+      // Deleted since the lookup.
       await discard(res);
       this.remember(key, undefined);
-      return undefined;
+      throw new MediaStorageError('NOT_FOUND', `No object under "${key}"`, { key });
     }
     if (res.status === 416) {
       await discard(res);
-      return { key, size: 0, contentType: contentTypeFromKey(key) ?? DEFAULT_CONTENT_TYPE };
+      throw new MediaStorageError('INVALID_INPUT', `Range starts at ${range?.start}, past the end of "${key}"`, { key, status: 416 });
+    }
+    if (!res.ok) {
+      await discard(res);
+      throw deliveryError(res, `reading "${key}"`);
+    }
+    const body = res.body ? Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>) : Readable.from([]);
+    // A delivery that stops sending midway fails the read (UNAVAILABLE) instead of hanging it.
+    const stream = failOnStall(body, this.timeout, () => new DOMException(`no bytes from the delivery URL for ${this.timeout} ms`, 'TimeoutError'));
+    // A server that ignored the Range header sent everything: cut the range out here.
+    if (range && res.status === 200) {
+      const sliced = sliceStream(range.start, range.end);
+      stream.once('error', (err) => sliced.destroy(err));
+      return stream.pipe(sliced);
+    }
+    return stream;
+  }
+
+  protected async statObject(key: string): Promise<ObjectInfo | undefined> {
+    const found = await this.locate(key, homesOf(key, this.folder));
+    if (!found) return undefined;
+    const info: ObjectInfo = {
+      key,
+      size: found.bytes ?? 0,
+      contentType: found.ref.resourceType === 'raw' ? await this.rawContentType(key, found) : contentTypeOfFormat(found.ref.format),
+      ...(found.etag ? { etag: found.etag } : {}),
+      ...(found.createdAt ? { lastModified: new Date(found.createdAt) } : {}),
+    };
+    return info;
+  }
+
+  /**
+   * Raw files are served with a type guessed from their extension; the first bytes are read (a
+   * ranged GET of the versioned URL) so the type follows the core's rule (sniffed bytes first), as
+   * it did when the object was saved. A delivery the account refuses falls back to the extension.
+   */
+  private async rawContentType(key: string, found: Located): Promise<string> {
+    const res = await this.deliveryRequest(found, { range: `bytes=0-${SNIFF_BYTES - 1}` });
+    if (res.status === 401 || res.status === 403 || res.status === 416) {
+      await discard(res);
+      return this.servingRule.typeFromKey(key);
     }
     if (!res.ok) {
       await discard(res);
       throw deliveryError(res, `checking "${key}"`);
     }
     const head = await firstBytes(res, SNIFF_BYTES, this.timeout);
-    this.remember(key, 'raw');
-    return this.infoFromHeaders(key, res, resolveContentType(key, head));
-  }
-
-  private infoFromHeaders(key: string, res: Response, contentType: string): ObjectInfo {
-    const total = /\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
-    const size = total ? Number(total[1]) : Number(res.headers.get('content-length') ?? 0);
-    const etag = res.headers.get('etag')?.replace(/^W\//, '').replace(/"/g, '');
-    const modified = res.headers.get('last-modified');
-    return { key, size, contentType, ...(etag ? { etag } : {}), ...(modified ? { lastModified: new Date(modified) } : {}) };
-  }
-
-  private async statViaAdmin(key: string, homes: KeyHomes): Promise<ObjectInfo | undefined> {
-    if (homes.media) {
-      const found = await this.adminResource(homes.media);
-      if (found && found.format === homes.media.format) return this.infoFromResource(key, found);
-    }
-    const raw = await this.adminResource(homes.raw);
-    return raw ? this.infoFromResource(key, raw) : undefined;
+    return this.servingRule.contentTypeFor(resolveContentType(key, head), head);
   }
 
   private infoFromResource(key: string, r: AdminResource): ObjectInfo {
-    const contentType = r.resource_type !== 'raw' && r.format && MEDIA_FORMATS[r.format] ? MEDIA_FORMATS[r.format]!.contentTypes[0]! : contentTypeFromKey(key) ?? DEFAULT_CONTENT_TYPE;
+    const contentType = r.resource_type !== 'raw' && r.format && MEDIA_FORMATS[r.format] ? MEDIA_FORMATS[r.format]!.contentTypes[0]! : this.servingRule.typeFromKey(key);
     return {
       key,
       size: r.bytes,
@@ -575,14 +712,21 @@ export class CloudinaryStorage extends BaseStorage {
   protected async deleteObject(key: string): Promise<void> {
     const homes = homesOf(key, this.folder);
     // The media home may hold a sibling key's asset (a.png when deleting a.jpg): leave that alone.
-    if (homes.media && (await this.probeMedia(homes.media)) === 'ours') await this.destroyAsset(homes.media);
+    if (homes.media && (await this.probeMedia(homes.media)).state === 'ours') await this.destroyAsset(homes.media);
     await this.destroyAsset(homes.raw);
+    // An adopted name is deleted too, or exists() would still find it.
+    for (const candidate of this.adoptedCandidates(key, homes)) {
+      if (await this.lookup(candidate)) {
+        await this.destroyAsset(candidate);
+        break;
+      }
+    }
     this.remember(key, undefined);
   }
 
   private async destroyAsset(ref: AssetRef): Promise<void> {
     // invalidate: CDN copies must not outlive the asset.
-    const result = await this.sdkCall((sdk) => sdk.uploader.destroy(ref.publicId, this.callOptions({ resource_type: ref.resourceType, type: this.deliveryType, invalidate: true })));
+    const result = await this.sdkCall((sdk) => sdk.uploader.destroy(ref.publicId, this.callOptions({ resource_type: ref.resourceType, type: ref.type ?? this.deliveryType, invalidate: true })));
     if (result.result !== 'ok' && result.result !== 'not found') {
       throw new CloudinaryApiError(`destroy of "${ref.publicId}" answered ${JSON.stringify(result.result)}`, undefined);
     }
@@ -590,7 +734,10 @@ export class CloudinaryStorage extends BaseStorage {
 
   protected async objectUrl(key: string, options: UrlOptions): Promise<string> {
     const homes = homesOf(key, this.folder);
-    const ref = await this.urlHome(key, homes);
+    const signedApiUrl = options.download || options.expiresIn !== undefined || (this.deliveryType === 'authenticated' && !options.transform);
+    // A raw-only key served by the download API needs no lookup; everything else needs the asset's home and version.
+    const found: Pick<Located, 'ref' | 'version'> = signedApiUrl && !homes.media && !this.adopt ? { ref: homes.raw } : await this.urlTarget(key, homes);
+    const ref = found.ref;
     if (options.transform && ref.resourceType === 'raw') {
       throw new MediaStorageError('UNSUPPORTED', `"${key}" is stored as a raw file; Cloudinary applies transformations to images and videos only`, { key });
     }
@@ -604,17 +751,15 @@ export class CloudinaryStorage extends BaseStorage {
       }
       return this.downloadUrl(ref, options.expiresIn, false);
     }
-    if (this.deliveryType === 'authenticated' && !options.transform) return this.downloadUrl(ref, this.defaultExpiresIn, false);
+    if (this.deliveryType === 'authenticated' && !options.transform && (ref.type ?? this.deliveryType) === 'authenticated') return this.downloadUrl(ref, this.defaultExpiresIn, false);
     // Public delivery URL, or (authenticated) a signed delivery URL carrying the transformation.
-    return this.deliveryUrl(ref, { format: ref.format, transform: options.transform });
+    return this.deliveryUrl(ref, { version: found.version, transform: options.transform });
   }
 
-  /** The home a URL should point at: remembered, else probed; a key found nowhere gets its media home when it has one. */
-  private async urlHome(key: string, homes: KeyHomes): Promise<AssetRef> {
-    if (!homes.media) return homes.raw;
-    const known = this.locations.get(key);
-    if (known) return known === 'media' ? homes.media : homes.raw;
-    return (await this.locate(key, homes)) ?? homes.media;
+  /** Where a URL should point: remembered (with the version), else looked up; a key found nowhere gets its media home, or its raw one. */
+  private async urlTarget(key: string, homes: KeyHomes): Promise<Pick<Located, 'ref' | 'version'>> {
+    const found = this.locations.get(key) ?? (await this.locate(key, homes));
+    return found ?? { ref: homes.media ?? homes.raw };
   }
 
   // ----------------------------------------------------------------- uploads
@@ -631,14 +776,15 @@ export class CloudinaryStorage extends BaseStorage {
     );
   }
 
-  private uploadParams(target: AssetRef, overwrite: boolean): Record<string, unknown> {
+  private uploadParams(target: AssetRef, plan: UploadPlan): Record<string, unknown> {
     return this.callOptions({
       resource_type: target.resourceType,
       type: this.deliveryType,
       public_id: target.publicId,
-      overwrite,
-      // A replaced asset must not be served stale from the CDN.
-      invalidate: overwrite,
+      overwrite: plan.overwrite,
+      // A replaced asset must not be served stale from the CDN (nor a 404 cached before it).
+      invalidate: plan.overwrite,
+      ...(plan.assetFolder !== undefined ? { asset_folder: plan.assetFolder } : {}),
       unique_filename: false,
       use_filename: false,
       // Callbacks only: the SDK's promises are not needed and would outlive aborted uploads.
@@ -651,17 +797,17 @@ export class CloudinaryStorage extends BaseStorage {
    * protocol otherwise. A body of unknown length is read up to `chunkSize` bytes to decide, so
    * memory stays bounded (about one chunk read ahead) either way. `whole` is the body when it was read entirely.
    */
-  private async upload(target: AssetRef, reader: BodyReader, size: number | undefined, overwrite: boolean, signal?: AbortSignal): Promise<{ result: UploadResult; whole?: Buffer }> {
+  private async upload(target: AssetRef, reader: BodyReader, size: number | undefined, plan: UploadPlan, signal?: AbortSignal): Promise<{ result: UploadResult; whole?: Buffer }> {
     if (size !== undefined && size <= this.chunkSize) {
       const whole = reader.ended ? reader.whole() : undefined;
-      return { result: await this.uploadStream(target, whole ?? reader.stream(), overwrite, signal), whole };
+      return { result: await this.uploadStream(target, whole ?? reader.stream(), plan, signal), whole };
     }
     await reader.fill(this.chunkSize + 1);
     if (reader.ended) {
       const whole = reader.whole();
-      return { result: await this.uploadStream(target, whole, overwrite, signal), whole };
+      return { result: await this.uploadStream(target, whole, plan, signal), whole };
     }
-    return { result: await this.uploadChunked(target, reader.stream(), overwrite, signal) };
+    return { result: await this.uploadChunked(target, reader.stream(), plan, signal) };
   }
 
   /**
@@ -672,7 +818,7 @@ export class CloudinaryStorage extends BaseStorage {
    * chunk's pieces are written as they were read, and nothing is sent for a chunk until it is
    * complete, so a body that fails or is aborted never gets its last chunk.
    */
-  private async uploadChunked(target: AssetRef, source: Readable, overwrite: boolean, signal?: AbortSignal): Promise<UploadResult> {
+  private async uploadChunked(target: AssetRef, source: Readable, plan: UploadPlan, signal?: AbortSignal): Promise<UploadResult> {
     const uploadId = randomBytes(12).toString('hex');
     const iterator = source[Symbol.asyncIterator]();
     let pending: Buffer[] = [];
@@ -706,7 +852,7 @@ export class CloudinaryStorage extends BaseStorage {
       }
       pendingBytes -= take;
       const range = `bytes ${offset}-${offset + take - 1}/${last ? offset + take : -1}`;
-      const result = await this.uploadStream(target, parts, overwrite, signal, { content_range: range, x_unique_upload_id: uploadId }, last);
+      const result = await this.uploadStream(target, parts, plan, signal, { content_range: range, x_unique_upload_id: uploadId }, last);
       offset += take;
       if (last) return result;
     }
@@ -716,13 +862,13 @@ export class CloudinaryStorage extends BaseStorage {
    * One SDK upload_stream request, on its own agent so that an abort or a broken body can cut the
    * connection: the server then never sees the closing multipart boundary, and stores nothing.
    */
-  private async uploadStream(target: AssetRef, source: Readable | Buffer | Buffer[], overwrite: boolean, signal: AbortSignal | undefined, extra: Record<string, unknown> = {}, final = true): Promise<UploadResult> {
+  private async uploadStream(target: AssetRef, source: Readable | Buffer | Buffer[], plan: UploadPlan, signal: AbortSignal | undefined, extra: Record<string, unknown> = {}, final = true): Promise<UploadResult> {
     const sdk = await loadSdk();
     if (signal?.aborted) throw abortedError('save', undefined, this.name, signal.reason);
     // Behind the SDK's own proxy an abort cannot cut the socket; the body stays incomplete, so
     // nothing is stored either, and the request ends at the timeout.
     const agent = this.sdkUsesProxy(sdk) ? undefined : this.newAgent(false);
-    const params = { ...this.uploadParams(target, overwrite), ...(agent ? { agent } : {}), ...extra };
+    const params = { ...this.uploadParams(target, plan), ...(agent ? { agent } : {}), ...extra };
     try {
       return await new Promise<UploadResult>((resolve, reject) => {
         let settled = false;
@@ -847,6 +993,9 @@ export class CloudinaryStorage extends BaseStorage {
       }
       if (valid !== key) continue;
       items.push(this.infoFromResource(key, r));
+      // Its version too, so url() of a listed key needs no lookup.
+      const ref: AssetRef = r.resource_type === 'raw' ? { resourceType: 'raw', publicId: r.public_id } : { resourceType: r.resource_type as ResourceType, publicId: r.public_id, format: r.format };
+      this.remember(key, this.located(ref, r));
     }
     // Cloudinary sorts a prefixed listing by public ID; the key order can differ inside a page
     // (`a-b.jpg` < `a.jpg`, public IDs `a-b` > `a`), so each page is put in key order.
@@ -856,14 +1005,13 @@ export class CloudinaryStorage extends BaseStorage {
 
   /** The public-ID prefix covering every key under `prefix` for a resource type. */
   private cloudinaryPrefix(prefix: string, type: ResourceType): string {
-    let path = this.folder + prefix.replace(/ +$/, '');
+    let path = this.folder + prefix;
     if (type !== 'raw') {
       // Media public IDs lack the extension: a prefix reaching into one ("a.j") must stop before its dot.
       const slash = path.lastIndexOf('/');
       const dot = path.lastIndexOf('.');
       if (dot > slash) path = path.slice(0, dot);
     }
-    // The same escaping as a public ID, except that a trailing space was cut above (filtered by key instead).
-    return escapePublicId(path);
+    return publicIdPrefix(path);
   }
 }

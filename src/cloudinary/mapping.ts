@@ -15,9 +15,11 @@
  * its raw home otherwise (HTML named `.jpg` is never an image). Going back: an image or video
  * asset is the key `public_id + "." + format`; a raw asset is the key `public_id`.
  *
- * Characters Cloudinary forbids in public IDs (`? & # \ % < >`) and `~` itself are written as
- * `~XX` (hex), and so are a leading or trailing space, so every valid key has exactly one public
- * ID and back.
+ * Public IDs hold only what Cloudinary keeps as given (its "permitted naming" rules: letters of
+ * any language, digits, `.`, `-`, `_`, `/`); every other character of a key (space, `~`, `+`, `?`,
+ * emoji, ...) is written as `_x<hex code point>_`, and so is a `_` that would otherwise read as
+ * the start of such an escape, and the `v` of a folder named `v` + digits. So every valid key has
+ * exactly one public ID and back, and Cloudinary never changes one.
  */
 import { MediaStorageError } from '../core/errors.js';
 import { splitKey } from '../core/keys.js';
@@ -30,6 +32,8 @@ export interface AssetRef {
   publicId: string;
   /** The format (extension) for image and video assets; raw assets keep theirs in the public ID. */
   format?: string;
+  /** Delivery type when it is not the storage's own (an adopted asset uploaded as `upload`). */
+  type?: string;
 }
 
 /** Both homes of a key: `media` only when its extension is an image or video format. */
@@ -67,33 +71,74 @@ export const MEDIA_FORMATS: Readonly<Record<string, { resourceType: 'image' | 'v
   m4a: { resourceType: 'video', contentTypes: ['audio/mp4', 'audio/x-m4a'] },
 };
 
-// Forbidden in public IDs by Cloudinary, plus the escape character itself.
-const ESCAPED = /[~?&#\\%<>]/g;
+// What Cloudinary keeps in a public ID as given ("Permitted naming conventions", read strictly:
+// letters and marks of any language, decimal digits, `.`, `-`, `_`, and `/` between folders).
+// It refuses `?&#\%<>+` and turns every other character into `_`.
+const KEPT = /^[\p{L}\p{M}\p{Nd}._-]$/u;
+/** The continuation after a `_` that makes it an escape: `x`, hex digits, `_`. */
+const ESCAPE_TAIL = /^x[0-9a-f]+_/;
+const ESCAPE = /^_x([0-9a-f]{1,6})_/;
+/** A folder Cloudinary would read as a version ("you can't use 'v' followed by numeric characters as the name of a folder"). */
+const VERSION_LIKE = /^v\p{Nd}+$/u;
 
 function escapeChar(ch: string): string {
-  return `~${ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`;
+  return `_x${ch.codePointAt(0)!.toString(16)}_`;
 }
 
-/** A key path (folder included) as a public ID. */
-export function escapePublicId(path: string): string {
-  let out = path.replace(ESCAPED, escapeChar);
-  if (out.startsWith(' ')) out = `~20${out.slice(1)}`;
-  if (out.endsWith(' ')) out = `${out.slice(0, -1)}~20`;
+function escapeSegment(segment: string, isFolder: boolean): string {
+  const chars = Array.from(segment);
+  // Right to left, so each `_` is judged by what finally follows it.
+  let out = '';
+  for (let i = chars.length - 1; i >= 0; i--) {
+    const ch = chars[i]!;
+    const literal = KEPT.test(ch) && !(ch === '_' && ESCAPE_TAIL.test(out)) && !(i === 0 && isFolder && VERSION_LIKE.test(segment));
+    out = (literal ? ch : escapeChar(ch)) + out;
+  }
   return out;
+}
+
+/** A key path (folder included) as a public ID: only characters Cloudinary keeps. */
+export function escapePublicId(path: string): string {
+  const segments = path.split('/');
+  return segments.map((segment, i) => escapeSegment(segment, i < segments.length - 1)).join('/');
 }
 
 /** The inverse of {@link escapePublicId}; `undefined` when the public ID was not written by it. */
 export function unescapePublicId(publicId: string): string | undefined {
-  if (/[?&#\\%<>]/.test(publicId)) return undefined;
-  let bad = false;
-  const out = publicId.replace(/~([0-9A-F]{2})|~/g, (whole, hex: string | undefined) => {
-    if (!hex) {
-      bad = true;
-      return whole;
+  let out = '';
+  for (let i = 0; i < publicId.length; ) {
+    const escape = publicId[i] === '_' ? ESCAPE.exec(publicId.slice(i, i + 10)) : null;
+    if (escape) {
+      const codePoint = parseInt(escape[1]!, 16);
+      if (codePoint > 0x10ffff || (codePoint >= 0xd800 && codePoint <= 0xdfff)) return undefined;
+      out += String.fromCodePoint(codePoint);
+      i += escape[0].length;
+      continue;
     }
-    return String.fromCharCode(parseInt(hex, 16));
-  });
-  return bad ? undefined : out;
+    const ch = String.fromCodePoint(publicId.codePointAt(i)!);
+    if (ch !== '/' && !KEPT.test(ch)) return undefined;
+    out += ch;
+    i += ch.length;
+  }
+  // Only the one spelling this mapping writes gives a key back (not `_x41_` for `A`).
+  return escapePublicId(out) === publicId ? out : undefined;
+}
+
+/**
+ * The public-ID prefix of every key path starting with `path`. The end of a partial path can
+ * still change how it is written (`a_x1` + `f_`, a folder `v2` + `/`): that part is left out, and
+ * listings filter by key afterwards.
+ */
+export function publicIdPrefix(path: string): string {
+  let stable = path;
+  for (let before = ''; before !== stable; ) {
+    before = stable;
+    const lastSlash = stable.lastIndexOf('/');
+    if (/^v\p{Nd}*$/u.test(stable.slice(lastSlash + 1))) stable = stable.slice(0, lastSlash + 1);
+    const open = /_(x[0-9a-f]*)?$/.exec(stable);
+    if (open) stable = stable.slice(0, open.index);
+  }
+  return escapePublicId(stable);
 }
 
 /** The content types that belong in a key's media home; `undefined` when the key has none. */

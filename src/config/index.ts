@@ -1,4 +1,5 @@
-import { MediaStorageError } from '../core/errors.js';
+import { MediaStorageError, redactUrls } from '../core/errors.js';
+import type { ServingOptions } from '../core/serving.js';
 import type { MediaStorage } from '../core/types.js';
 import type { LocalStorageOptions } from '../local/index.js';
 import type { MemoryStorageOptions } from '../memory/index.js';
@@ -8,9 +9,9 @@ import { BACKEND_LOADERS, type BackendLoaders } from './loaders.js';
 export type StorageConfig =
   | ({ backend: 'local' } & LocalStorageOptions)
   | ({ backend: 'memory' } & MemoryStorageOptions)
-  | ({ backend: 's3' } & S3Config)
-  | ({ backend: 'cloudinary' } & CloudinaryConfig)
-  | ({ backend: 'b2' } & B2Config);
+  | ({ backend: 's3' } & S3Config & ServingOptions)
+  | ({ backend: 'cloudinary' } & CloudinaryConfig & ServingOptions)
+  | ({ backend: 'b2' } & B2Config & ServingOptions);
 
 // The backends' option types are restated here, not imported: importing them would make the
 // main entry's type declarations depend on every backend SDK's types (an S3 user's compiler
@@ -29,6 +30,7 @@ export interface S3Config {
   acl?: string | false;
   defaultExpiresIn?: number;
   cacheControl?: string;
+  ifExists?: 'overwrite' | 'rename' | 'fail';
 }
 
 /** The CloudinaryStorage options configuration can set. */
@@ -82,12 +84,33 @@ function parseVisibility(value: string, name: string): 'public' | 'private' {
   return value;
 }
 
-/** A URL with any password replaced by `***`, for messages and the doctor's report. */
+/**
+ * A storage URL with its secrets masked, for messages and reports: the password (`KEY:SECRET@`
+ * becomes `KEY***:***@`, up to the last `@` before the query, so that a secret with an unencoded
+ * `/` or `@` is masked whole), secret query parameters (`?secret=`, signatures, tokens), and the
+ * part after `:` of an authority without `@` (`cloudinary://KEY:SECRET`, a URL missing its host).
+ */
 export function maskUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^@/?#]*)@/i, (_m, scheme: string, userinfo: string) => {
-    const user = userinfo.split(':')[0] ?? '';
-    return `${scheme}${user ? `${maskValue(decodeURIComponentSafe(user))}:` : ''}***@`;
-  });
+  const match = /^([a-z][a-z0-9+.-]*:\/\/)([\s\S]*)$/i.exec(url);
+  if (!match) return redactUrls(url);
+  const scheme = match[1]!;
+  const rest = match[2]!;
+  const authorityEnd = rest.search(/[/?#]/);
+  const authority = authorityEnd === -1 ? rest : rest.slice(0, authorityEnd);
+  // Where the parser would see no credentials, a path may hold an `@`; else the last `@` before
+  // the query ends them, as a secret with an unencoded `/` or `@` is meant.
+  const beforeQuery = rest.replace(/[?#][\s\S]*$/, '');
+  const at = !authority.includes('@') && URL.canParse(url) ? -1 : beforeQuery.lastIndexOf('@');
+  if (at !== -1) {
+    const user = rest.slice(0, at).split(':')[0] ?? '';
+    return `${scheme}${user ? `${maskValue(decodeURIComponentSafe(user))}:` : ''}***@${redactUrls(rest.slice(at + 1))}`;
+  }
+  const colon = authority.indexOf(':');
+  if (colon !== -1 && !/^\d{0,5}$/.test(authority.slice(colon + 1))) {
+    const user = authority.slice(0, colon);
+    return `${scheme}${user ? maskValue(decodeURIComponentSafe(user)) : ''}:***${redactUrls(rest.slice(authority.length))}`;
+  }
+  return `${scheme}${redactUrls(rest)}`;
 }
 
 function decodeURIComponentSafe(s: string): string {
@@ -218,6 +241,75 @@ export function parseStorageUrl(input: string, source = 'storage URL'): StorageC
   }
 }
 
+/** The first of the names that is set, django-storages style (`AWS_S3_ACCESS_KEY_ID`, then `AWS_ACCESS_KEY_ID`). */
+function firstSet(get: (name: string) => string | undefined, names: readonly string[]): { name: string; value: string } | undefined {
+  for (const name of names) {
+    const value = get(name);
+    if (value !== undefined) return { name, value };
+  }
+  return undefined;
+}
+
+// django-storages 1.13/1.14 (storages/backends/s3boto3.py): its own names first, then boto3's.
+const ACCESS_KEY_NAMES = ['AWS_S3_ACCESS_KEY_ID', 'AWS_ACCESS_KEY_ID'] as const;
+const SECRET_KEY_NAMES = ['AWS_S3_SECRET_ACCESS_KEY', 'AWS_SECRET_ACCESS_KEY'] as const;
+const SESSION_TOKEN_NAMES = ['AWS_SESSION_TOKEN', 'AWS_SECURITY_TOKEN'] as const;
+// AWS_S3_REGION_NAME is django-storages'; boto3 reads AWS_DEFAULT_REGION, the other AWS SDKs AWS_REGION first.
+const REGION_NAMES = ['AWS_S3_REGION_NAME', 'AWS_REGION', 'AWS_DEFAULT_REGION'] as const;
+/** The region when none of REGION_NAMES is set. */
+const DEFAULT_DJANGO_REGION = 'eu-central-1';
+
+/**
+ * The S3 configuration django-storages' AWS_* settings (S3Boto3Storage) describe, with the same
+ * meaning (the table in docs/s3.md).
+ */
+function s3FromDjangoEnv(get: (name: string) => string | undefined): StorageConfig {
+  const bucket = get('AWS_STORAGE_BUCKET_NAME');
+  const key = firstSet(get, ACCESS_KEY_NAMES);
+  const secret = firstSet(get, SECRET_KEY_NAMES);
+  if (!bucket) throw configError(`AWS_STORAGE_BUCKET_NAME is not set (${(key ?? secret)!.name} is, so S3 was meant)`);
+  if (key && !secret) throw configError(`AWS_SECRET_ACCESS_KEY is not set (${key.name} is; django-storages' AWS_S3_SECRET_ACCESS_KEY works too)`);
+  if (secret && !key) throw configError(`AWS_ACCESS_KEY_ID is not set (${secret.name} is; django-storages' AWS_S3_ACCESS_KEY_ID works too)`);
+  if (get('AWS_S3_SESSION_PROFILE')) throw configError('AWS_S3_SESSION_PROFILE is not supported: set AWS_PROFILE to the profile instead (the AWS SDK reads it) and unset AWS_S3_SESSION_PROFILE');
+  const endpoint = get('AWS_S3_ENDPOINT_URL');
+  if (endpoint && !/^https?:\/\//i.test(endpoint)) throw configError('AWS_S3_ENDPOINT_URL must be an http(s) URL');
+  const querystring = get('AWS_QUERYSTRING_AUTH');
+  const querystringAuth = querystring === undefined || parseBoolean(querystring, 'AWS_QUERYSTRING_AUTH');
+  const customDomain = get('AWS_S3_CUSTOM_DOMAIN');
+  if (customDomain && querystringAuth && get('AWS_CLOUDFRONT_KEY_ID')) {
+    throw configError('AWS_CLOUDFRONT_KEY_ID: signed CloudFront URLs are not supported; unset it (URLs on AWS_S3_CUSTOM_DOMAIN are then plain) or set AWS_QUERYSTRING_AUTH=False');
+  }
+  const protocol = (get('AWS_S3_URL_PROTOCOL') ?? 'https:').toLowerCase().replace(/:?$/, ':');
+  if (protocol !== 'https:' && protocol !== 'http:') throw configError('AWS_S3_URL_PROTOCOL must be "https:" or "http:"');
+  const style = get('AWS_S3_ADDRESSING_STYLE')?.toLowerCase();
+  if (style !== undefined && style !== 'auto' && style !== 'path' && style !== 'virtual') throw configError('AWS_S3_ADDRESSING_STYLE must be "auto", "path" or "virtual"');
+  const signature = get('AWS_S3_SIGNATURE_VERSION');
+  // Every request and URL is signed with SigV4; boto3's 's3' (SigV2) is accepted and signed with SigV4 too.
+  if (signature !== undefined && signature !== 's3v4' && signature !== 's3') throw configError('AWS_S3_SIGNATURE_VERSION must be "s3v4" (media-storage signs with SigV4)');
+  const acl = get('AWS_DEFAULT_ACL');
+  const expire = get('AWS_QUERYSTRING_EXPIRE');
+  const overwrite = get('AWS_S3_FILE_OVERWRITE');
+  const token = firstSet(get, SESSION_TOKEN_NAMES);
+  return {
+    backend: 's3',
+    bucket,
+    region: firstSet(get, REGION_NAMES)?.value ?? DEFAULT_DJANGO_REGION,
+    ...(endpoint ? { endpoint } : {}),
+    // boto3's "auto" is path style for an endpoint of one's own and virtual-host style on AWS.
+    ...(style === 'path' || style === 'virtual' ? { forcePathStyle: style === 'path' } : endpoint ? { forcePathStyle: true } : {}),
+    ...(key && secret ? { credentials: { accessKeyId: key.value, secretAccessKey: secret.value, ...(token ? { sessionToken: token.value } : {}) } } : {}),
+    ...(get('AWS_LOCATION') ? { location: get('AWS_LOCATION') } : {}),
+    ...(customDomain ? { publicBaseUrl: /^https?:\/\//i.test(customDomain) ? customDomain : `${protocol}//${customDomain}` } : {}),
+    // As django-storages: URLs on a custom domain are plain whatever AWS_QUERYSTRING_AUTH says;
+    // elsewhere signed unless it is False. An ACL only when AWS_DEFAULT_ACL names one, sent with
+    // every write either way.
+    visibility: customDomain || !querystringAuth ? 'public' : 'private',
+    acl: acl && acl.toLowerCase() !== 'none' ? acl : false,
+    ...(expire ? { defaultExpiresIn: parsePositive(expire, 'AWS_QUERYSTRING_EXPIRE') } : {}),
+    ...(overwrite !== undefined && !parseBoolean(overwrite, 'AWS_S3_FILE_OVERWRITE') ? { ifExists: 'rename' as const } : {}),
+  };
+}
+
 /**
  * The configuration the environment asks for, in this order: MEDIA_STORAGE_URL; the AWS_* variables
  * django-storages users already have; CLOUDINARY_URL; B2_*; else the local disk (MEDIA_ROOT,
@@ -231,34 +323,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): StorageConf
   const url = get('MEDIA_STORAGE_URL');
   if (url) return parseStorageUrl(url, 'MEDIA_STORAGE_URL');
 
-  const bucket = get('AWS_STORAGE_BUCKET_NAME');
-  const awsKey = get('AWS_ACCESS_KEY_ID');
-  const awsSecret = get('AWS_SECRET_ACCESS_KEY');
-  if (bucket || ((awsKey || awsSecret) && !get('CLOUDINARY_URL') && !get('B2_BUCKET_NAME'))) {
-    if (!bucket) throw configError('AWS_STORAGE_BUCKET_NAME is not set (AWS credentials are, so S3 was meant)');
-    if (awsKey && !awsSecret) throw configError('AWS_SECRET_ACCESS_KEY is not set (AWS_ACCESS_KEY_ID is)');
-    if (awsSecret && !awsKey) throw configError('AWS_ACCESS_KEY_ID is not set (AWS_SECRET_ACCESS_KEY is)');
-    const customDomain = get('AWS_S3_CUSTOM_DOMAIN');
-    const querystringAuth = get('AWS_QUERYSTRING_AUTH');
-    const acl = get('AWS_DEFAULT_ACL');
-    const endpoint = get('AWS_S3_ENDPOINT_URL');
-    if (endpoint && !/^https?:\/\//i.test(endpoint)) throw configError('AWS_S3_ENDPOINT_URL must be an http(s) URL');
-    const expire = get('AWS_QUERYSTRING_EXPIRE');
-    return {
-      backend: 's3',
-      bucket,
-      // django-storages' default region convention for these settings
-      region: get('AWS_S3_REGION_NAME') ?? get('AWS_REGION') ?? 'eu-central-1',
-      ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
-      ...(awsKey && awsSecret ? { credentials: { accessKeyId: awsKey, secretAccessKey: awsSecret, ...(get('AWS_SESSION_TOKEN') ? { sessionToken: get('AWS_SESSION_TOKEN')! } : {}) } } : {}),
-      ...(get('AWS_LOCATION') ? { location: get('AWS_LOCATION') } : {}),
-      ...(customDomain ? { publicBaseUrl: /^https?:\/\//i.test(customDomain) ? customDomain : `https://${customDomain}` } : {}),
-      // As in django-storages: URLs are signed unless AWS_QUERYSTRING_AUTH is false; no ACL unless AWS_DEFAULT_ACL names one.
-      visibility: querystringAuth !== undefined && !parseBoolean(querystringAuth, 'AWS_QUERYSTRING_AUTH') ? 'public' : 'private',
-      acl: acl && acl.toLowerCase() !== 'none' ? acl : false,
-      ...(expire ? { defaultExpiresIn: parsePositive(expire, 'AWS_QUERYSTRING_EXPIRE') } : {}),
-    };
-  }
+  const awsCredentials = firstSet(get, ACCESS_KEY_NAMES) ?? firstSet(get, SECRET_KEY_NAMES);
+  if (get('AWS_STORAGE_BUCKET_NAME') || (awsCredentials && !get('CLOUDINARY_URL') && !get('B2_BUCKET_NAME'))) return s3FromDjangoEnv(get);
 
   const cloudinaryUrl = get('CLOUDINARY_URL');
   if (cloudinaryUrl) {
@@ -318,7 +384,8 @@ export function describeConfig(config: StorageConfig): Record<string, unknown> {
     if (typeof value === 'string') {
       if (SECRET_FIELDS.has(field)) return '***';
       if (ID_FIELDS.has(field)) return maskValue(value);
-      return value;
+      // An endpoint or base URL may carry credentials or a signature too.
+      return /^[a-z][a-z0-9+.-]*:/i.test(value) ? maskUrl(value) : value;
     }
     if (value && typeof value === 'object' && !Buffer.isBuffer(value)) {
       return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, mask(v, k)]));

@@ -3,7 +3,9 @@ import { Readable } from 'node:stream';
 import { prepareBody, streamToBuffer, type PreparedBody } from './body.js';
 import { MediaStorageError, isMediaStorageError, type MediaStorageErrorCode } from './errors.js';
 import { toMediaStorageError } from './error-mapping.js';
+import { normalizeContentType } from './content-type.js';
 import { normalizeKey, normalizePrefix, splitKey } from './keys.js';
+import { ServingRule, type ServingOptions } from './serving.js';
 import type {
   Body,
   Capabilities,
@@ -26,7 +28,16 @@ export interface WriteOptions {
   signal?: AbortSignal;
   /** Called with bytes sent, for backends whose SDK reports upload progress itself. */
   onProgress?: SaveOptions['onProgress'];
+  /**
+   * The Content-Disposition to store with the object, from the serving rule: `attachment;
+   * filename=...` for everything not shown inline, else undefined. Backends that serve objects
+   * themselves (S3, B2) store it.
+   */
+  contentDisposition?: string;
 }
+
+/** Longest `expiresIn` when a backend declares no `maxExpiresIn`: seven days, S3's limit. */
+export const DEFAULT_MAX_EXPIRES_IN = 7 * 24 * 3600;
 
 export const DEFAULT_LIST_LIMIT = 1000;
 const MAX_LIST_LIMIT = 10_000;
@@ -44,7 +55,17 @@ function checkRange(range: ReadOptions['range']): void {
   }
 }
 
-/** Suffix for `ifExists: 'rename'`: 7 lowercase base-36 characters, as Django does. */
+/** `604800` → `7 days`, for messages. */
+function formatSeconds(seconds: number): string {
+  if (seconds % 86400 === 0) return `${seconds / 86400} day${seconds === 86400 ? '' : 's'}`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} hour${seconds === 3600 ? '' : 's'}`;
+  return `${seconds} seconds`;
+}
+
+/**
+ * Suffix for `ifExists: 'rename'`: 7 characters, as Django's get_available_name adds (Django mixes
+ * cases; lowercase base-36 keeps two names distinct on a case-insensitive disk).
+ */
 function randomSuffix(): string {
   const bytes = randomBytes(7);
   let out = '';
@@ -61,6 +82,18 @@ function randomSuffix(): string {
 export abstract class BaseStorage implements MediaStorage {
   abstract readonly name: string;
   abstract readonly capabilities: Readonly<Capabilities>;
+  /**
+   * How this storage's objects may be served (see {@link ServingRule}): the Content-Type and
+   * disposition every save stores, and what the media handler sends.
+   */
+  readonly servingRule: ServingRule;
+
+  /** `options`: the serving options every backend accepts (`inlineContentTypes`). */
+  constructor(options?: ServingOptions) {
+    this.servingRule = new ServingRule({ inlineContentTypes: options?.inlineContentTypes });
+  }
+  /** What `save` does with a taken key when its options do not say; a backend option may change it. */
+  protected defaultIfExists: NonNullable<SaveOptions['ifExists']> = 'overwrite';
 
   // ----------------------------------------------------------------- driver interface
 
@@ -100,13 +133,26 @@ export abstract class BaseStorage implements MediaStorage {
     // Wrapped, so that a read failing midway fails the copy with its own code (UNAVAILABLE for a
     // broken connection), not as a bad body (INVALID_INPUT); the write stores nothing either way.
     const stream = this.wrapReadStream(await this.readObject(from, {}), from);
-    const body = await prepareBody(stream, to, { contentType: info.contentType, allowEmpty: true });
-    return this.writeObject(to, body, { ifExists: options.ifExists ?? 'overwrite', cacheControl: info.cacheControl, metadata: info.metadata });
+    const body = await prepareBody(stream, to, { contentType: info.contentType, allowEmpty: true }, this.servingRule);
+    return this.writeObject(to, body, { ifExists: options.ifExists ?? 'overwrite', cacheControl: info.cacheControl, metadata: info.metadata, contentDisposition: this.servingRule.storedDisposition(to, body.contentType) });
   }
 
   /** Maps a backend-specific error to a code (and optionally a message); `undefined` for the generic rules. */
   protected mapError(_err: unknown, _operation: string, _key?: string): { code: MediaStorageErrorCode; message?: string; status?: number; retryAfter?: Date } | undefined {
     return undefined;
+  }
+
+  /**
+   * Keys this backend reserves for itself, on top of the key rule: throws INVALID_KEY for them
+   * (LocalStorage: the names of its temp files). Default: none.
+   */
+  protected checkReservedKey(_key: string): void {}
+
+  /** The key rule, then the backend's reservations. */
+  private checkedKey(key: string): string {
+    const normalized = normalizeKey(key);
+    this.checkReservedKey(normalized);
+    return normalized;
   }
 
   /** Strings that must never appear in an error message (secrets, tokens). */
@@ -117,8 +163,10 @@ export abstract class BaseStorage implements MediaStorage {
   // ----------------------------------------------------------------- public API
 
   async save(key: string, body: Body, options: SaveOptions = {}): Promise<ObjectInfo> {
-    const normalized = normalizeKey(key);
-    const ifExists = options.ifExists ?? 'overwrite';
+    const normalized = this.checkedKey(key);
+    // Checked here, before any I/O: a type with a line break would forge headers wherever it is sent.
+    if (options.contentType !== undefined) options = { ...options, contentType: normalizeContentType(options.contentType) };
+    const ifExists = options.ifExists ?? this.defaultIfExists;
     if (ifExists !== 'overwrite' && ifExists !== 'fail' && ifExists !== 'rename') {
       throw invalidInput(`ifExists must be "overwrite", "fail" or "rename", not ${JSON.stringify(ifExists)}`);
     }
@@ -128,7 +176,7 @@ export abstract class BaseStorage implements MediaStorage {
     return this.run('save', normalized, async () => {
       let target = normalized;
       if (ifExists === 'rename') target = await this.availableKey(normalized);
-      const prepared = await prepareBody(body, target, options);
+      const prepared = await prepareBody(body, target, options, this.servingRule);
       const write = (k: string, p: PreparedBody): Promise<ObjectInfo> =>
         this.writeObject(k, p, {
           ifExists: ifExists === 'overwrite' ? 'overwrite' : 'fail',
@@ -136,6 +184,7 @@ export abstract class BaseStorage implements MediaStorage {
           metadata: options.metadata,
           signal: options.signal,
           onProgress: options.onProgress,
+          contentDisposition: this.servingRule.storedDisposition(k, p.contentType),
         });
       try {
         return await write(target, prepared);
@@ -143,7 +192,7 @@ export abstract class BaseStorage implements MediaStorage {
         // Lost a race for the free name: bytes in memory can be written again under another one.
         if (ifExists === 'rename' && prepared.buffer && isMediaStorageError(err) && err.code === 'ALREADY_EXISTS') {
           const again = await this.availableKey(normalized);
-          return write(again, await prepareBody(prepared.buffer, again, options));
+          return write(again, await prepareBody(prepared.buffer, again, options, this.servingRule));
         }
         throw err;
       }
@@ -151,32 +200,34 @@ export abstract class BaseStorage implements MediaStorage {
   }
 
   async url(key: string, options: UrlOptions = {}): Promise<string> {
-    const normalized = normalizeKey(key);
-    if (options.expiresIn !== undefined && !(Number.isFinite(options.expiresIn) && options.expiresIn > 0)) {
-      throw invalidInput('expiresIn must be a positive number of seconds');
+    const normalized = this.checkedKey(key);
+    const max = this.capabilities.maxExpiresIn ?? DEFAULT_MAX_EXPIRES_IN;
+    const { expiresIn } = options;
+    if (expiresIn !== undefined && !(typeof expiresIn === 'number' && expiresIn > 0 && Math.ceil(expiresIn) <= max)) {
+      throw invalidInput(`expiresIn must be a number of seconds from 1 to ${max} (${this.name} signs URLs for at most ${formatSeconds(max)}), not ${String(expiresIn)}`);
     }
     return this.run('url', normalized, () => this.objectUrl(normalized, options));
   }
 
   async delete(key: string): Promise<void> {
-    const normalized = normalizeKey(key);
+    const normalized = this.checkedKey(key);
     return this.run('delete', normalized, () => this.deleteObject(normalized));
   }
 
   async exists(key: string): Promise<boolean> {
-    const normalized = normalizeKey(key);
+    const normalized = this.checkedKey(key);
     return this.run('exists', normalized, () => this.existsObject(normalized));
   }
 
   async read(key: string, options: ReadOptions = {}): Promise<Readable> {
-    const normalized = normalizeKey(key);
+    const normalized = this.checkedKey(key);
     checkRange(options.range);
     const stream = await this.run('read', normalized, () => this.readObject(normalized, options));
     return this.wrapReadStream(stream, normalized);
   }
 
   async readBuffer(key: string, options: ReadOptions = {}): Promise<Buffer> {
-    const normalized = normalizeKey(key);
+    const normalized = this.checkedKey(key);
     checkRange(options.range);
     // Whole-object reads skip the read() wrapper (it costs ~20% on large bodies): a driver's
     // one-call read when it has one, else its stream collected directly.
@@ -184,7 +235,7 @@ export abstract class BaseStorage implements MediaStorage {
   }
 
   async stat(key: string): Promise<ObjectInfo> {
-    const normalized = normalizeKey(key);
+    const normalized = this.checkedKey(key);
     return this.run('stat', normalized, async () => {
       const info = await this.statObject(normalized);
       if (!info) throw new MediaStorageError('NOT_FOUND', `No object under "${normalized}"`, { key: normalized });
@@ -212,8 +263,8 @@ export abstract class BaseStorage implements MediaStorage {
   }
 
   async copy(from: string, to: string, options: CopyOptions = {}): Promise<ObjectInfo> {
-    const source = normalizeKey(from);
-    const target = normalizeKey(to);
+    const source = this.checkedKey(from);
+    const target = this.checkedKey(to);
     return this.run('copy', source, async () => {
       if (options.ifExists === 'fail' && (await this.existsObject(target))) {
         throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${target}"`, { key: target });

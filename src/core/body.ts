@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { MediaStorageError, abortedError, isMediaStorageError } from './errors.js';
 import { resolveContentType, SNIFF_BYTES } from './content-type.js';
+import { DEFAULT_SERVING_RULE, type ServingRule } from './serving.js';
 import type { Body, SaveOptions } from './types.js';
 
 /**
@@ -10,7 +11,13 @@ import type { Body, SaveOptions } from './types.js';
  * consume `stream()` (once) or `buffer` when the caller handed over bytes already in memory.
  */
 export interface PreparedBody {
+  /** The type to store and serve: the explicit option, else the bytes', else the extension's, through the serving rule. */
   readonly contentType: string;
+  /**
+   * The type from the bytes and the key alone, ignoring an explicit option, through the serving
+   * rule: what a backend that cannot keep a type (the local disk) serves, and so reports.
+   */
+  readonly detectedContentType: string;
   /** Length in bytes when known before reading (buffers, strings, Blobs). */
   readonly size: number | undefined;
   /** The whole body, when it was given in memory; the checks have already passed. */
@@ -69,9 +76,9 @@ function wrapSourceError(err: unknown, key: string): MediaStorageError {
 /**
  * Checks and wraps a body for `save`. Bodies of known length are checked against `maxSize` and
  * emptiness before any I/O; streams are checked as they flow, and the first bytes are read here
- * to sniff the content type.
+ * to sniff the content type, which `serving` (the storage's serving rule) then decides.
  */
-export async function prepareBody(body: Body, key: string, options: SaveOptions = {}): Promise<PreparedBody> {
+export async function prepareBody(body: Body, key: string, options: SaveOptions = {}, serving: ServingRule = DEFAULT_SERVING_RULE): Promise<PreparedBody> {
   if (options.signal?.aborted) throw abortedError('save', key, undefined, options.signal.reason);
 
   let head: Buffer[] = [];
@@ -121,12 +128,14 @@ export async function prepareBody(body: Body, key: string, options: SaveOptions 
     }
   }
 
-  const sniffHead = head.length === 1 ? head[0]! : Buffer.concat(head);
-  const contentType = resolveContentType(key, sniffHead.subarray(0, SNIFF_BYTES), options.contentType);
+  const sniffHead = (head.length === 1 ? head[0]! : Buffer.concat(head)).subarray(0, SNIFF_BYTES);
+  const detectedContentType = serving.contentTypeFor(resolveContentType(key, sniffHead), sniffHead);
+  const contentType = options.contentType ? serving.contentTypeFor(options.contentType, sniffHead) : detectedContentType;
 
   let used = false;
   return {
     contentType,
+    detectedContentType,
     size,
     buffer,
     stream(): Readable {

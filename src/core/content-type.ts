@@ -1,4 +1,5 @@
 import mime from 'mime-types';
+import { MediaStorageError } from './errors.js';
 
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 
@@ -42,20 +43,57 @@ function ascii(head: Uint8Array, start: number, end: number): string {
 }
 
 /** Bytes that String.prototype.trimStart removes from latin1 text: tab, line breaks, space, NBSP. */
-const LEADING_SPACE = new Set([0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20, 0xa0]);
+const LEADING_SPACE = /^[\t\n\v\f\r \xa0]*/;
 
-/** Whether the first byte after a UTF-8 BOM and white space is `<`: only then can the body be markup. */
-function startsWithTag(head: Uint8Array): boolean {
-  let i = startsWith(head, [0xef, 0xbb, 0xbf]) ? 3 : 0;
-  while (i < head.length && i < SNIFF_BYTES && LEADING_SPACE.has(head[i]!)) i++;
-  return i < head.length && i < SNIFF_BYTES && head[i] === 0x3c;
+/**
+ * The first bytes as text, without a byte order mark: UTF-16 (either order) is decoded, anything
+ * else is read as latin1, which keeps every ASCII tag where it is.
+ */
+function leadingText(head: Uint8Array): string {
+  const bytes = Buffer.isBuffer(head) ? head : Buffer.from(head.buffer, head.byteOffset, head.byteLength);
+  const window = bytes.subarray(0, SNIFF_BYTES);
+  if (startsWith(window, [0xff, 0xfe])) return window.subarray(2).toString('utf16le');
+  if (startsWith(window, [0xfe, 0xff])) {
+    const swapped = Buffer.from(window.subarray(2, 2 + ((window.length - 2) & ~1)));
+    return swapped.swap16().toString('utf16le');
+  }
+  return window.toString('latin1', startsWith(window, [0xef, 0xbb, 0xbf]) ? 3 : 0);
+}
+
+// The WHATWG sniffing standard's binary data bytes (vertical tab aside, which is skipped as space).
+const BINARY_BYTE = /[\x00-\x08\x0e-\x1a\x1c-\x1f]/;
+
+/**
+ * Markup as a browser would sniff it: after white space and any number of `<!-- comments -->`,
+ * a tag (`<` and a letter, `!`, `?` or `/`) in text (no binary bytes in the window, so random
+ * or compressed data that happens to start with `<` is not markup). A body that opens a comment
+ * is HTML even when the comment runs past the sniffed window, as in the WHATWG sniffing table.
+ */
+function sniffMarkup(head: Uint8Array): string | undefined {
+  const text = leadingText(head);
+  let i = 0;
+  let comment = false;
+  for (;;) {
+    i += LEADING_SPACE.exec(text.slice(i))![0].length;
+    if (!text.startsWith('<!--', i)) break;
+    comment = true;
+    const close = text.indexOf('-->', i + 4);
+    if (close < 0) return 'text/html';
+    i = close + 3;
+  }
+  if (BINARY_BYTE.test(text)) return comment ? 'text/html' : undefined;
+  const rest = text.slice(i).toLowerCase();
+  if (rest.startsWith('<?xml')) return /<svg[\s>/]|<!doctype\s+svg/.test(rest) ? 'image/svg+xml' : 'application/xml';
+  if (/^<svg[\s>/]|^<!doctype\s+svg/.test(rest)) return 'image/svg+xml';
+  if (/^<[a-z!?/]/.test(rest)) return 'text/html';
+  return comment ? 'text/html' : undefined;
 }
 
 /**
  * Guesses a content type from a body's first bytes (up to {@link SNIFF_BYTES}); `undefined` when
  * the bytes say nothing (plain text, CSV, unknown binary). Recognises the common image, audio,
- * video and document formats, and markup (HTML, SVG, XML) so active content is never mistaken for
- * an image.
+ * video and document formats, and markup (HTML, SVG, XML) after a byte order mark, white space
+ * and comments, so active content is never mistaken for an image.
  */
 export function sniffContentType(head: Uint8Array): string | undefined {
   for (const sig of SIGNATURES) if (startsWith(head, sig.bytes, sig.offset)) return sig.type;
@@ -73,16 +111,7 @@ export function sniffContentType(head: Uint8Array): string | undefined {
     if (brand.startsWith('M4A')) return 'audio/mp4';
     return 'video/mp4';
   }
-  // Markup: skip a BOM and leading white space, then look at the first tag.
-  if (!startsWithTag(head)) return undefined;
-  let text = ascii(head, 0, Math.min(head.length, SNIFF_BYTES));
-  if (text.startsWith('\xef\xbb\xbf')) text = text.slice(3);
-  text = text.trimStart().toLowerCase();
-  if (text.startsWith('<svg') || (text.startsWith('<?xml') && text.includes('<svg'))) return 'image/svg+xml';
-  if (text.startsWith('<!--') && text.includes('<svg')) return 'image/svg+xml';
-  if (/^<(!doctype html|html|head|body|script|iframe|div|p|a|img|style|title|meta)[\s>/]/.test(text)) return 'text/html';
-  if (text.startsWith('<?xml')) return 'application/xml';
-  return undefined;
+  return sniffMarkup(head);
 }
 
 /** Content type from a key's extension via mime-types, or `undefined`. */
@@ -99,33 +128,44 @@ export function resolveContentType(key: string, head: Uint8Array | undefined, ex
   return (head && head.length > 0 ? sniffContentType(head) : undefined) ?? contentTypeFromKey(key) ?? DEFAULT_CONTENT_TYPE;
 }
 
-const ACTIVE = new Set([
-  'text/html',
-  'application/xhtml+xml',
-  'image/svg+xml',
-  'application/xml',
-  'text/xml',
-  'application/javascript',
-  'text/javascript',
-  'application/ecmascript',
-  'text/ecmascript',
-  'application/x-shockwave-flash',
-  'application/pdf',
-  'application/wasm',
-  'text/xsl',
-  'application/xslt+xml',
-  'multipart/x-mixed-replace',
-]);
+// RFC 9110 tokens (type, subtype, parameter names) and parameter values (token or quoted string).
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const CONTENT_TYPE = new RegExp(`^(${TOKEN})/(${TOKEN})((?:[ ]*;[ ]*${TOKEN}=(?:${TOKEN}|"(?:[^"\\\\]|\\\\.)*"))*)[ ]*;?[ ]*$`);
+const PARAMETER = new RegExp(`;[ ]*(${TOKEN})=(${TOKEN}|"(?:[^"\\\\]|\\\\.)*")`, 'g');
+const ESSENCE = new RegExp(`^${TOKEN}/${TOKEN}$`);
+/** Longest content type accepted (RFC 6838 allows 127 characters each for type and subtype). */
+export const MAX_CONTENT_TYPE_LENGTH = 255;
 
 /**
- * True for content a browser may execute when shown inline (HTML, SVG, XML, scripts, PDF, ...).
- * Such objects are served as attachments under a sandboxing Content-Security-Policy.
+ * Validates an explicit content type and gives its canonical form: `type/subtype` in lower case,
+ * then any parameters as `; name=value` (names in lower case, values as given). Throws
+ * INVALID_INPUT for anything else: control characters (CR, LF, NUL...), characters outside
+ * printable ASCII, a missing subtype, a malformed parameter, or more than 255 characters.
  */
-export function isActiveContent(contentType: string | undefined): boolean {
-  if (!contentType) return false;
-  const base = contentType.split(';')[0]!.trim().toLowerCase();
-  return ACTIVE.has(base) || base.endsWith('+xml') || base.includes('javascript');
+export function normalizeContentType(value: unknown): string {
+  const shown = typeof value === 'string' ? JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value) : typeof value;
+  const invalid = (why: string): MediaStorageError => new MediaStorageError('INVALID_INPUT', `Invalid contentType ${shown}: ${why}`);
+  if (typeof value !== 'string') throw invalid('a content type is a string such as "image/jpeg"');
+  if (/[^\x20-\x7e]/.test(value)) throw invalid('control characters (CR, LF, NUL, ...) and characters outside printable ASCII are not allowed');
+  if (value.length > MAX_CONTENT_TYPE_LENGTH) throw invalid(`longer than ${MAX_CONTENT_TYPE_LENGTH} characters`);
+  const match = CONTENT_TYPE.exec(value.trim());
+  if (!match) throw invalid('not of the form type/subtype[; name=value]');
+  let out = `${match[1]!.toLowerCase()}/${match[2]!.toLowerCase()}`;
+  for (const [, name, paramValue] of match[3]!.matchAll(PARAMETER)) out += `; ${name!.toLowerCase()}=${paramValue}`;
+  return out;
 }
 
-/** The Content-Security-Policy sent with user content: no scripts, no plugins, sandboxed. */
-export const USER_CONTENT_CSP = "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox";
+/** Like {@link normalizeContentType} but answers `undefined` instead of throwing. */
+export function tryNormalizeContentType(value: unknown): string | undefined {
+  try {
+    return normalizeContentType(value);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `type/subtype` of a content type, in lower case, without parameters; `undefined` when it has no such form. */
+export function contentTypeEssence(contentType: string): string | undefined {
+  const essence = contentType.split(';')[0]!.trim().toLowerCase();
+  return ESSENCE.test(essence) ? essence : undefined;
+}

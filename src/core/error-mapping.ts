@@ -104,3 +104,15 @@ export function toMediaStorageError(err: unknown, context: ErrorContext, code?: 
     retryAfter: extra.retryAfter,
   });
 }
+
+/**
+ * A Retry-After header value (seconds, or an HTTP date; RFC 9110 section 10.2.3) as the time to
+ * retry at; undefined when absent or unreadable.
+ */
+export function retryAfterFromHeader(value: unknown, now = Date.now()): Date | undefined {
+  if (typeof value !== 'string' && typeof value !== 'number') return undefined;
+  const text = String(value).trim();
+  if (/^\d+$/.test(text)) return new Date(now + Number(text) * 1000);
+  const date = /[a-z]/i.test(text) ? new Date(text) : undefined;
+  return date && !Number.isNaN(date.getTime()) ? date : undefined;
+}

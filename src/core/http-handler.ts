@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { isActiveContent, USER_CONTENT_CSP } from './content-type.js';
 import { isMediaStorageError } from './errors.js';
 import { tryNormalizeKey } from './keys.js';
+import { contentDisposition, DEFAULT_SERVING_RULE, isExecutableContentType, ServingRule, USER_CONTENT_CSP } from './serving.js';
 import type { UrlSigner } from './signed-url.js';
 import type { ByteRange, MediaStorage, ObjectInfo } from './types.js';
 
@@ -15,6 +15,11 @@ export interface MediaHandlerOptions {
   requireSignature?: boolean;
   /** Cache-Control for public responses. Default `public, max-age=3600`. */
   cacheControl?: string;
+  /**
+   * Content types shown inline besides the defaults (see `ServingOptions`). Default: the
+   * storage's own (`inlineContentTypes` given to a built-in backend), else the default list.
+   */
+  inlineContentTypes?: readonly string[];
 }
 
 /** A Node `(req, res, next?)` handler: plain `http`, Express, Connect and Fastify (via middie or `raw`) all accept it. */
@@ -45,21 +50,22 @@ export function parseRangeHeader(header: string | undefined, size: number): Pars
   return { start, end };
 }
 
-/** `attachment; filename="x"; filename*=UTF-8''…` with a safe ASCII fallback. */
-export function contentDisposition(kind: 'attachment' | 'inline', filename: string | undefined): string {
-  if (!filename) return kind;
-  const ascii = filename.replace(/[^\x20-\x7e]|["\\]/g, '_');
-  const encoded = encodeURIComponent(filename).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-  return `${kind}; filename="${ascii}"; filename*=UTF-8''${encoded}`;
-}
+export { contentDisposition } from './serving.js';
 
 /**
- * The Content-Disposition a store should keep with an object so that, served from the store's
- * own domain, active content (HTML, SVG, ...) downloads instead of running: `undefined` for
- * passive content. Backends that serve objects themselves (S3, B2) store it at upload.
+ * @deprecated The serving rule decides this for every backend (`ServingRule.storedDisposition`).
+ * The Content-Disposition a store keeps with an object under the default rule: `attachment;
+ * filename=...` for everything not shown inline, `undefined` for inline types.
  */
 export function dispositionForStoredObject(key: string, contentType: string): string | undefined {
-  return isActiveContent(contentType) ? contentDisposition('attachment', key.slice(key.lastIndexOf('/') + 1)) : undefined;
+  return DEFAULT_SERVING_RULE.storedDisposition(key, contentType);
+}
+
+/** The rule a handler applies: its own option, else the storage's, else the default. */
+function servingRuleFor(storage: MediaStorage, inlineContentTypes: readonly string[] | undefined): ServingRule {
+  if (inlineContentTypes) return new ServingRule({ inlineContentTypes });
+  const own = (storage as { servingRule?: unknown }).servingRule;
+  return own instanceof ServingRule ? own : DEFAULT_SERVING_RULE;
 }
 
 function etagMatches(header: string, etag: string | undefined): boolean {
@@ -82,12 +88,15 @@ function send(res: ServerResponse, status: number, message: string): void {
 
 /**
  * Serves a storage's objects over HTTP, the way a CDN would: Content-Type, ETag and 304,
- * Last-Modified, Range and 206, Cache-Control, `nosniff`, and active content (HTML, SVG, ...)
- * only as a sandboxed attachment.
+ * Last-Modified, Range and 206, Cache-Control and `nosniff`, under the serving rules: only the
+ * inline list (raster images, audio, video, and what the app adds) is shown inline; everything
+ * else is a sandboxed attachment, and executable kinds (HTML, SVG, XML, JavaScript, CSS,
+ * WebAssembly...) are sent as `application/octet-stream`, whatever the storage reports.
  */
 export function createMediaHandler(storage: MediaStorage, options: MediaHandlerOptions): MediaRequestHandler {
   const basePath = `/${options.basePath.replace(/^\/+|\/+$/g, '')}`.replace(/^\/$/, '');
   const cacheControl = options.cacheControl ?? 'public, max-age=3600';
+  const rule = servingRuleFor(storage, options.inlineContentTypes);
 
   return (req, res, next) => {
     const notMine = (): void => (next ? next() : send(res, 404, 'Not found'));
@@ -120,31 +129,32 @@ export function createMediaHandler(storage: MediaStorage, options: MediaHandlerO
     if (!signed && options.requireSignature) return send(res, 403, 'Forbidden: this file needs a signed URL');
 
     serve(storage, key, req, res, {
+      rule,
       cacheControl: signed ? 'private, max-age=60' : cacheControl,
       download: url.searchParams.has('download') ? (url.searchParams.get('download') ?? '') : undefined,
     }).catch((err: unknown) => {
-      if (isMediaStorageError(err) && err.code === 'NOT_FOUND') return send(res, 404, 'Not found');
+      // INVALID_KEY: a name the backend reserves for itself (the local disk's temp files).
+      if (isMediaStorageError(err) && (err.code === 'NOT_FOUND' || err.code === 'INVALID_KEY')) return send(res, 404, 'Not found');
       if (next && !res.headersSent) return next(err);
       send(res, 500, 'Internal error');
     });
   };
 }
 
-async function serve(storage: MediaStorage, key: string, req: IncomingMessage, res: ServerResponse, opts: { cacheControl: string; download: string | undefined }): Promise<void> {
+async function serve(storage: MediaStorage, key: string, req: IncomingMessage, res: ServerResponse, opts: { rule: ServingRule; cacheControl: string; download: string | undefined }): Promise<void> {
   const info: ObjectInfo = await storage.stat(key);
-  res.setHeader('Content-Type', info.contentType);
+  const decision = opts.rule.decide(info.contentType);
+  res.setHeader('Content-Type', decision.contentType);
   res.setHeader('X-Content-Type-Options', 'nosniff');
   res.setHeader('Accept-Ranges', 'bytes');
   res.setHeader('Cache-Control', info.cacheControl ?? opts.cacheControl);
   if (info.etag) res.setHeader('ETag', `"${info.etag}"`);
   if (info.lastModified) res.setHeader('Last-Modified', info.lastModified.toUTCString());
   const filename = key.slice(key.lastIndexOf('/') + 1);
-  if (isActiveContent(info.contentType)) {
-    res.setHeader('Content-Security-Policy', USER_CONTENT_CSP);
-    res.setHeader('Content-Disposition', contentDisposition('attachment', opts.download || filename));
-  } else if (opts.download !== undefined) {
-    res.setHeader('Content-Disposition', contentDisposition('attachment', opts.download || filename));
-  }
+  const attachment = decision.disposition === 'attachment' || opts.download !== undefined;
+  if (attachment) res.setHeader('Content-Disposition', contentDisposition('attachment', opts.download || filename));
+  // Markup an app chose to show inline is still sandboxed: it renders, and runs nothing.
+  if (attachment || isExecutableContentType(decision.contentType)) res.setHeader('Content-Security-Policy', USER_CONTENT_CSP);
 
   const ifNoneMatch = req.headers['if-none-match'];
   const ifModifiedSince = req.headers['if-modified-since'];

@@ -10,6 +10,8 @@ export const MAX_SEGMENT_BYTES = 255;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 // Bidirectional overrides and isolates disguise extensions ("gpj.exe" shown as "exe.jpg").
 const BIDI = /[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/;
+// In a `u` regex, a surrogate pair is one code point: only unpaired halves match.
+const LONE_SURROGATE = /\p{Cs}/u;
 // A Windows drive ("C:") or UNC start makes a key absolute on Windows hosts.
 const DRIVE = /^[a-zA-Z]:/;
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
@@ -25,7 +27,7 @@ function invalid(key: unknown, reason: string): MediaStorageError {
  * Validates and normalises a storage key: a relative POSIX path such as `profile_images/abc.jpg`.
  * Returns the NFC form, which is what every backend stores. Throws INVALID_KEY for traversal
  * (`..`, `.`, and segments of only dots and spaces), absolute paths, drive letters, backslashes,
- * empty segments, control, line-separator and bidi characters, look-alikes of `/`, `\` and `.`
+ * empty segments, control, line-separator and bidi characters, unpaired surrogates, look-alikes of `/`, `\` and `.`
  * that become traversal under NFKC, and over-long keys or segments.
  */
 export function normalizeKey(key: unknown): string {
@@ -36,6 +38,9 @@ export function normalizeKey(key: unknown): string {
   const ascii = PRINTABLE_ASCII.test(key);
   if (!ascii && CONTROL.test(key)) throw invalid(key, 'control characters (NUL, newline, ...) are not allowed');
   if (!ascii && BIDI.test(key)) throw invalid(key, 'bidirectional control characters are not allowed');
+  // A lone surrogate has no UTF-8 form: file systems store U+FFFD (so two keys alias), URLs
+  // cannot encode it (encodeURIComponent throws), and S3 refuses it.
+  if (!ascii && LONE_SURROGATE.test(key)) throw invalid(key, 'not well-formed Unicode (an unpaired surrogate)');
   if (key.includes('\\')) throw invalid(key, 'backslashes are not allowed; use "/" between folders');
   if (key.startsWith('/')) throw invalid(key, 'a key must be relative (no leading "/")');
   if (DRIVE.test(key)) throw invalid(key, 'a key must not start with a drive letter');

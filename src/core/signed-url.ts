@@ -14,7 +14,7 @@ export interface SignedParams {
 /**
  * Signs and verifies expiring URLs for backends that serve files themselves (local disk,
  * memory), like Active Storage's signed blob URLs: an HMAC over the key, the expiry and the
- * download choice, compared in constant time.
+ * download choice, compared in constant time and in one canonical spelling.
  */
 export class UrlSigner {
   private readonly secret: Buffer;
@@ -56,13 +56,10 @@ export class UrlSigner {
     if (!expires || !signature || !/^\d{1,12}$/.test(expires)) return false;
     if (Number(expires) * 1000 < now) return false;
     const download = params.has('download') ? (params.get('download') ?? '') : undefined;
-    const expected = this.mac(key, expires, download);
-    let given: Buffer;
-    try {
-      given = Buffer.from(signature, 'base64url');
-    } catch {
-      return false;
-    }
+    // Compared as text in the one form sign() writes (unpadded base64url): decoding first would
+    // also accept padding and other spellings of the same bytes.
+    const expected = Buffer.from(this.mac(key, expires, download).toString('base64url'), 'latin1');
+    const given = Buffer.from(signature, 'latin1');
     return given.length === expected.length && timingSafeEqual(given, expected);
   }
 }

@@ -23,7 +23,13 @@ export interface SaveProgress {
 }
 
 export interface SaveOptions {
-  /** Content type; by default sniffed from the first bytes, then guessed from the extension. */
+  /**
+   * Content type, `type/subtype[; name=value]`; anything else (control characters, no subtype)
+   * is INVALID_INPUT. By default sniffed from the first bytes, then guessed from the extension.
+   * The serving rules apply either way: executable kinds (HTML, SVG, XML, JavaScript, CSS,
+   * WebAssembly...) are stored as `application/octet-stream`. Backends without the `metadata`
+   * capability (the local disk) keep no type and report the one they serve.
+   */
   contentType?: string;
   /** Cache-Control sent when the object is served (backends with the `metadata` capability). */
   cacheControl?: string;
@@ -47,7 +53,7 @@ export interface ObjectInfo {
   key: string;
   /** Size in bytes. */
   size: number;
-  /** Content type as the backend will serve it. */
+  /** Content type as the backend will serve it: `save`, `stat` and the served Content-Type agree. */
   contentType: string;
   /** Entity tag or checksum, when the backend has one (quotes removed). */
   etag?: string;
@@ -61,8 +67,10 @@ export interface ObjectInfo {
 
 export interface UrlOptions {
   /**
-   * Make a signed URL that expires after this many seconds. Without it, a public storage gives
-   * its plain public URL and a private storage a signed URL with its default expiry.
+   * Make a signed URL that expires after this many seconds, from 1 to the backend's
+   * `capabilities.maxExpiresIn` (seven days by default); outside that, INVALID_INPUT. Without it,
+   * a public storage gives its plain public URL and a private storage a signed URL with its
+   * default expiry.
    */
   expiresIn?: number;
   /** Ask the browser to download rather than display: `true`, or the file name to save as. */
@@ -123,6 +131,12 @@ export interface Capabilities {
    * (Cloudinary refuses empty files) declares false and answers UNSUPPORTED, storing nothing.
    */
   emptyObjects?: boolean;
+  /**
+   * Longest `expiresIn` that `url()` accepts, in seconds; longer is INVALID_INPUT. Absent means
+   * seven days (604,800, the limit of S3 and B2), which every built-in backend keeps, so that code
+   * moving between backends keeps working.
+   */
+  maxExpiresIn?: number;
 }
 
 /**

@@ -5,7 +5,9 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PreparedBody } from '../core/body.js';
-import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, resolveContentType, SNIFF_BYTES } from '../core/content-type.js';
+import { resolveContentType, SNIFF_BYTES } from '../core/content-type.js';
+import { DEFAULT_MAX_EXPIRES_IN } from '../core/base.js';
+import type { ServingOptions } from '../core/serving.js';
 import { MediaStorageError, throwIfAborted, type MediaStorageErrorCode } from '../core/errors.js';
 import { warnEphemeralDiskOnce } from '../core/ephemeral.js';
 import { createMediaHandler, type MediaRequestHandler } from '../core/http-handler.js';
@@ -18,7 +20,7 @@ export type LocalFileSystem = Pick<typeof nodeFs, 'createReadStream' | 'createWr
   promises: Pick<typeof nodeFs.promises, 'realpath' | 'mkdir' | 'stat' | 'lstat' | 'rename' | 'link' | 'unlink' | 'rmdir' | 'readdir' | 'open' | 'copyFile' | 'writeFile'>;
 };
 
-export interface LocalStorageOptions {
+export interface LocalStorageOptions extends ServingOptions {
   /** Folder the files live in; created on first write. */
   root: string;
   /** URL prefix the files are served under: `/media` (default) or an absolute URL such as `https://cdn.example.com/media`. */
@@ -39,8 +41,15 @@ export interface LocalStorageOptions {
   fs?: LocalFileSystem;
 }
 
-/** Temp files live beside their target (so rename is atomic) and are hidden from listings. */
-const TEMP_PREFIX = '.media-storage-tmp-';
+/**
+ * Saves are written to a temp file in `<root>/.media-storage-tmp/`, then renamed into place, so
+ * nothing partial is ever under a key. Every name starting with this prefix is reserved: such
+ * keys are INVALID_KEY, listings skip them, and the handler never serves them.
+ */
+const TEMP_PREFIX = '.media-storage-tmp';
+const TEMP_DIR = TEMP_PREFIX;
+/** Temp files untouched for this long are left over from a crashed process: removed on the first save. */
+const STALE_TEMP_MS = 24 * 3600 * 1000;
 
 function isCode(err: unknown, ...codes: string[]): boolean {
   return typeof err === 'object' && err !== null && codes.includes((err as { code?: string }).code ?? '');
@@ -70,9 +79,11 @@ export class LocalStorage extends BaseStorage {
   private readonly signer: UrlSigner | undefined;
   private readonly options: LocalStorageOptions;
   private realRoot: string | undefined;
+  /** The temp folder, made (and swept of stale temp files) once per instance, on the first write. */
+  private tempDir: Promise<string> | undefined;
 
   constructor(options: LocalStorageOptions) {
-    super();
+    super(options);
     if (!options || typeof options.root !== 'string' || options.root === '') {
       throw new MediaStorageError('CONFIG', 'LocalStorage needs a root folder: new LocalStorage({ root: "./media" })', { backend: 'local' });
     }
@@ -83,6 +94,10 @@ export class LocalStorage extends BaseStorage {
     this.signer = options.secret !== undefined ? new UrlSigner(options.secret) : undefined;
     if (options.visibility === 'private' && !this.signer) {
       throw new MediaStorageError('CONFIG', 'A private LocalStorage needs a secret to sign its URLs', { backend: 'local' });
+    }
+    const expiry = options.defaultExpiresIn;
+    if (expiry !== undefined && !(Number.isInteger(expiry) && expiry >= 1 && expiry <= DEFAULT_MAX_EXPIRES_IN)) {
+      throw new MediaStorageError('CONFIG', `LocalStorage: defaultExpiresIn must be a whole number of seconds from 1 to ${DEFAULT_MAX_EXPIRES_IN}`, { backend: 'local' });
     }
     this.capabilities = Object.freeze({
       publicUrls: options.visibility !== 'private',
@@ -173,11 +188,65 @@ export class LocalStorage extends BaseStorage {
     return current;
   }
 
-  private tempPath(dir: string): string {
-    return path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+  // ----------------------------------------------------------------- temp files
+
+  /** Keys naming the temp folder or a temp file are the backend's own. */
+  protected override checkReservedKey(key: string): void {
+    if (key.split('/').some((segment) => segment.startsWith(TEMP_PREFIX))) {
+      throw new MediaStorageError('INVALID_KEY', `Invalid key ${JSON.stringify(key)}: names starting with "${TEMP_PREFIX}" are reserved for LocalStorage's temp files`, { key });
+    }
   }
 
-  /** Makes a finished temp file visible under the key: rename to replace, link to refuse replacing. */
+  /** A fresh temp file name in the temp folder, which is made (and swept) on first use. */
+  private async tempPath(): Promise<string> {
+    this.tempDir ??= this.prepareTempDir();
+    this.tempDir.catch(() => {
+      this.tempDir = undefined;
+    });
+    return path.join(await this.tempDir, randomBytes(12).toString('hex'));
+  }
+
+  /** Makes the temp folder and removes temp files a crashed process left there (untouched for a day). */
+  private async prepareTempDir(): Promise<string> {
+    const realRoot = (await this.getRealRoot(true))!;
+    const dir = path.join(realRoot, TEMP_DIR);
+    await this.fs.promises.mkdir(dir, { recursive: true });
+    const stale = Date.now() - STALE_TEMP_MS;
+    for (const name of await this.fs.promises.readdir(dir).catch(() => [] as string[])) {
+      const file = path.join(dir, String(name));
+      const st = await this.fs.promises.lstat(file).catch(() => undefined);
+      if (st?.isFile() && st.mtimeMs < stale) await this.fs.promises.unlink(file).catch(() => undefined);
+    }
+    return dir;
+  }
+
+  /**
+   * Moves a finished temp file under the key. A folder of the root on another file system (a
+   * mount point) cannot take a rename from the temp folder: the file is copied to a reserved
+   * name beside its target first, from where the move is atomic again.
+   */
+  private async commitTemp(temp: string, target: string, key: string, ifExists: 'overwrite' | 'fail'): Promise<void> {
+    try {
+      await this.commit(temp, target, key, ifExists);
+    } catch (err) {
+      if (!isCode(err, 'EXDEV')) throw err;
+      const beside = path.join(path.dirname(target), `${TEMP_PREFIX}-${randomBytes(12).toString('hex')}`);
+      try {
+        await this.fs.promises.copyFile(temp, beside);
+        await this.commit(beside, target, key, ifExists);
+      } finally {
+        await this.fs.promises.unlink(beside).catch(() => undefined);
+      }
+    } finally {
+      // Gone after a rename; still there after a link, or after a failure.
+      await this.fs.promises.unlink(temp).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Makes a finished temp file visible under the key: rename to replace, link to refuse
+   * replacing (the caller removes the temp file after a link).
+   */
   private async commit(temp: string, target: string, key: string, ifExists: 'overwrite' | 'fail'): Promise<void> {
     if (ifExists === 'overwrite') {
       await this.fs.promises.rename(temp, target);
@@ -188,8 +257,6 @@ export class LocalStorage extends BaseStorage {
     } catch (err) {
       if (isCode(err, 'EEXIST')) throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
       throw err;
-    } finally {
-      await this.fs.promises.unlink(temp).catch(() => undefined);
     }
   }
 
@@ -201,7 +268,7 @@ export class LocalStorage extends BaseStorage {
       try {
         const head = Buffer.alloc(Math.min(SNIFF_BYTES, st.size));
         const { bytesRead } = await handle.read(head, 0, head.length, 0);
-        contentType = resolveContentType(key, head.subarray(0, bytesRead));
+        contentType = this.detectContentType(key, head.subarray(0, bytesRead));
       } finally {
         await handle.close();
       }
@@ -209,10 +276,19 @@ export class LocalStorage extends BaseStorage {
     return {
       key,
       size: st.size,
-      contentType: contentType ?? contentTypeFromKey(key) ?? DEFAULT_CONTENT_TYPE,
+      contentType: contentType ?? this.detectContentType(key, undefined),
       etag: `${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}`,
       lastModified: st.mtime,
     };
+  }
+
+  /**
+   * The one type this backend serves for a file, and so reports from save and stat: the disk
+   * keeps no type, so it comes from the bytes and the name (an explicit `contentType` is not
+   * kept), through the serving rule.
+   */
+  private detectContentType(key: string, head: Uint8Array | undefined): string {
+    return this.servingRule.contentTypeFor(resolveContentType(key, head), head);
   }
 
   // ----------------------------------------------------------------- driver
@@ -220,7 +296,7 @@ export class LocalStorage extends BaseStorage {
   protected async writeObject(key: string, body: PreparedBody, options: WriteOptions): Promise<ObjectInfo> {
     const dir = await this.ensureParent(key);
     const target = path.join(dir, key.slice(key.lastIndexOf('/') + 1));
-    const temp = this.tempPath(dir);
+    const temp = await this.tempPath();
     try {
       if (body.buffer) {
         // Bytes in memory passed the size checks in the core already: one write, no stream machinery.
@@ -238,13 +314,13 @@ export class LocalStorage extends BaseStorage {
           await handle.close();
         }
       }
-      await this.commit(temp, target, key, options.ifExists);
+      await this.commitTemp(temp, target, key, options.ifExists);
     } catch (err) {
       await this.fs.promises.unlink(temp).catch(() => undefined);
       throw err;
     }
     const info = await this.infoFromStat(key, target, false);
-    return { ...info, contentType: body.contentType };
+    return { ...info, contentType: body.detectedContentType };
   }
 
   protected async readObject(key: string, options: ReadOptions): Promise<Readable> {
@@ -282,7 +358,11 @@ export class LocalStorage extends BaseStorage {
   }
 
   protected override async existsObject(key: string): Promise<boolean> {
-    const real = await this.existingPath(key);
+    // A link out of the root is not an object of this storage: false, as for a missing one.
+    const real = await this.existingPath(key).catch((err: unknown) => {
+      if (err instanceof MediaStorageError && err.code === 'PERMISSION') return undefined;
+      throw err;
+    });
     if (!real) return false;
     return (await this.fs.promises.stat(real)).isFile();
   }
@@ -322,6 +402,7 @@ export class LocalStorage extends BaseStorage {
     if (!realRoot) return { items: [] };
     const after = options.cursor ? cursorCodec.decode(options.cursor) : undefined;
     const startDir = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+    if (!(await this.folderInsideRoot(realRoot, startDir))) return { items: [] };
     const items: ObjectInfo[] = [];
     let more = false;
     for await (const [key, full] of this.walk(realRoot, startDir, prefix, after)) {
@@ -331,13 +412,28 @@ export class LocalStorage extends BaseStorage {
       }
       try {
         const st = await this.fs.promises.stat(full);
-        items.push({ key, size: st.size, contentType: contentTypeFromKey(key) ?? DEFAULT_CONTENT_TYPE, etag: `${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}`, lastModified: st.mtime });
+        items.push({ key, size: st.size, contentType: this.servingRule.typeFromKey(key), etag: `${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}`, lastModified: st.mtime });
       } catch (err) {
         if (!isCode(err, 'ENOENT')) throw err; // deleted while listing
       }
     }
     const last = items[items.length - 1];
     return more && last ? { items, cursor: cursorCodec.encode(last.key) } : { items };
+  }
+
+  /**
+   * Whether a listing may start in this folder: it exists and resolves inside the root. (The walk
+   * below never follows a link; this catches a prefix that names one, `list('link/')`.)
+   */
+  private async folderInsideRoot(realRoot: string, dirKey: string): Promise<boolean> {
+    if (dirKey === '') return true;
+    try {
+      const real = await this.fs.promises.realpath(path.join(realRoot, dirKey));
+      return real.startsWith(realRoot + path.sep);
+    } catch (err) {
+      if (isCode(err, 'ENOENT', 'ENOTDIR')) return false;
+      throw err;
+    }
   }
 
   /**
@@ -373,10 +469,10 @@ export class LocalStorage extends BaseStorage {
     if (!source || !(await this.fs.promises.stat(source)).isFile()) throw notFound(from);
     const dir = await this.ensureParent(to);
     const target = path.join(dir, to.slice(to.lastIndexOf('/') + 1));
-    const temp = this.tempPath(dir);
+    const temp = await this.tempPath();
     try {
       await this.fs.promises.copyFile(source, temp);
-      await this.commit(temp, target, to, options.ifExists ?? 'overwrite');
+      await this.commitTemp(temp, target, to, options.ifExists ?? 'overwrite');
     } catch (err) {
       await this.fs.promises.unlink(temp).catch(() => undefined);
       throw err;

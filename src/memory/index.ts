@@ -5,10 +5,11 @@ import { streamToBuffer, type PreparedBody } from '../core/body.js';
 import { MediaStorageError } from '../core/errors.js';
 import { createMediaHandler, type MediaRequestHandler } from '../core/http-handler.js';
 import { encodeKeyPath } from '../core/keys.js';
+import type { ServingOptions } from '../core/serving.js';
 import { UrlSigner } from '../core/signed-url.js';
 import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
 
-export interface MemoryStorageOptions {
+export interface MemoryStorageOptions extends ServingOptions {
   /** URL prefix for `url()`; serve it with {@link MemoryStorage.handler}. Default `/media`. */
   baseUrl?: string;
   /** HMAC secret for signed URLs (16+ bytes). Default: a fixed test secret, so signed URLs work out of the box. */
@@ -37,7 +38,7 @@ export class MemoryStorage extends BaseStorage {
   private readonly visibility: 'public' | 'private';
 
   constructor(options: MemoryStorageOptions = {}) {
-    super();
+    super(options);
     this.baseUrl = (options.baseUrl ?? '/media').replace(/\/+$/, '');
     this.signer = new UrlSigner(options.secret ?? TEST_SECRET);
     this.visibility = options.visibility ?? 'public';

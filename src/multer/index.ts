@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import type { MediaStorage, SaveOptions, UrlOptions } from '../core/types.js';
 
 /** What multer hands a storage engine for each file (a subset of `Express.Multer.File`). */
@@ -57,7 +57,9 @@ function defaultKey(_req: IncomingMessage, file: MulterIncomingFile): string {
 /**
  * A multer storage engine that streams each uploaded file into a MediaStorage, the way
  * multer-s3 does for S3 alone: `multer({ storage: mediaStorageEngine({ storage }) })`. Nothing
- * is buffered; size limits, content sniffing and atomic writes come from the storage.
+ * is buffered; size limits, content sniffing and atomic writes come from the storage. A failed
+ * save reaches multer, and so the app's error handler, as the `MediaStorageError` itself (answer
+ * `TOO_LARGE` with 413).
  */
 export function mediaStorageEngine(options: MediaStorageEngineOptions): MulterStorageEngine {
   if (!options?.storage) throw new TypeError('mediaStorageEngine needs { storage }');
@@ -65,10 +67,10 @@ export function mediaStorageEngine(options: MediaStorageEngineOptions): MulterSt
   const keyFor = options.key ?? defaultKey;
   const urlOptions = options.url === undefined || options.url === true ? {} : options.url === false ? undefined : options.url;
 
-  async function store(req: IncomingMessage, file: MulterIncomingFile): Promise<MediaStorageFileInfo> {
+  async function store(req: IncomingMessage, file: MulterIncomingFile, body: Readable): Promise<MediaStorageFileInfo> {
     const key = await keyFor(req, file);
     const saveOptions = typeof options.save === 'function' ? await options.save(req, file) : (options.save ?? {});
-    const info = await storage.save(key, file.stream, saveOptions);
+    const info = await storage.save(key, body, saveOptions);
     const url = urlOptions ? await storage.url(info.key, urlOptions) : undefined;
     return {
       key: info.key,
@@ -81,10 +83,27 @@ export function mediaStorageEngine(options: MediaStorageEngineOptions): MulterSt
 
   return {
     _handleFile(req, file, callback) {
-      store(req, file).then(
-        (info) => callback(null, info),
+      // The storage reads a stream of its own in front of busboy's. A save that fails midway
+      // (TOO_LARGE) destroys the stream it was given; had that been busboy's, busboy would stall
+      // and multer would see the destroy's AbortError first and report that instead of ours.
+      const body = new PassThrough();
+      body.on('error', () => undefined);
+      const forwardError = (err: Error): void => {
+        body.destroy(err);
+      };
+      file.stream.once('error', forwardError);
+      file.stream.pipe(body);
+      store(req, file, body).then(
+        (info) => {
+          file.stream.off('error', forwardError);
+          callback(null, info);
+        },
         (err: unknown) => {
-          // Drain what is left of this file so the multipart parser can finish the request.
+          // Discard what is left of this file so the multipart parser can finish the request,
+          // and hand multer (and so the app's error handler) the MediaStorageError itself.
+          file.stream.off('error', forwardError);
+          file.stream.unpipe(body);
+          body.destroy();
           file.stream.resume();
           callback(err);
         },

@@ -69,6 +69,19 @@ function where(target: S3Target): string {
   return target.endpoint ? `at ${target.endpoint}` : target.region ? `in AWS region ${target.region}` : 'on AWS';
 }
 
+/**
+ * Stands for the NoSuchBucket a HEAD cannot carry: a HEAD answer has no body, so a HeadObject on a
+ * missing bucket is a bare 404, like a missing key. S3Storage throws it once HeadBucket has said
+ * the bucket is absent; {@link mapS3Error} maps it as S3's own NoSuchBucket.
+ */
+export class MissingBucketError extends Error {
+  override readonly name = 'NoSuchBucket';
+  readonly $metadata = { httpStatusCode: 404 };
+  constructor(cause: unknown) {
+    super('HeadObject answered 404 and HeadBucket says the bucket does not exist', { cause });
+  }
+}
+
 /** Extra words for the codes whose fix is not obvious from S3's own message. */
 function explain(s3Code: string, target: S3Target): string | undefined {
   switch (s3Code) {

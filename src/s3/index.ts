@@ -7,6 +7,7 @@ import {
   CopyObjectCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -17,12 +18,12 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PreparedBody } from '../core/body.js';
-import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, isActiveContent } from '../core/content-type.js';
+import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, normalizeContentType } from '../core/content-type.js';
 import { MediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
-import { contentDisposition } from '../core/http-handler.js';
+import { contentDisposition, type ServingOptions } from '../core/serving.js';
 import { encodeKeyPath, normalizeKey, normalizeLocation } from '../core/keys.js';
 import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
-import { mapS3Error } from './errors.js';
+import { mapS3Error, MissingBucketError } from './errors.js';
 import { unquote, uploadBody } from './upload.js';
 
 export { mapS3Error, type S3ErrorMapping, type S3Target } from './errors.js';
@@ -40,10 +41,16 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const IDLE_TIMEOUT_MS = 120_000;
 /** S3's limit for presigned URLs: seven days. */
 const MAX_EXPIRES_IN = 7 * 24 * 3600;
+/**
+ * How long HeadBucket's answer is trusted after a HeadObject 404. Existence is re-checked now and
+ * then (a bucket can be deleted); absence sooner, so a bucket created after the error is seen.
+ */
+const BUCKET_EXISTS_TTL_MS = 60_000;
+const BUCKET_MISSING_TTL_MS = 10_000;
 
 export type ChecksumMode = 'WHEN_REQUIRED' | 'WHEN_SUPPORTED';
 
-export interface S3StorageOptions {
+export interface S3StorageOptions extends ServingOptions {
   /** The bucket's name. */
   bucket: string;
   /** The region; default `us-east-1` when an endpoint is set, else the SDK's (AWS_REGION...). */
@@ -63,12 +70,21 @@ export interface S3StorageOptions {
    * `public`: plain URLs, and objects are stored with the `acl` below.
    */
   visibility?: 'public' | 'private';
-  /** Canned ACL sent with writes of a public storage; default `public-read`. `false` sends none (R2, buckets with ACLs disabled). */
+  /**
+   * Canned ACL sent with every write and copy (Django's AWS_DEFAULT_ACL), whatever the visibility.
+   * Default: `public-read` for a public storage, none for a private one. `false` sends none (R2,
+   * buckets with ACLs disabled).
+   */
   acl?: string | false;
   /** Expiry of signed URLs, in seconds; default 3600. */
   defaultExpiresIn?: number;
   /** Cache-Control stored with every object unless `save` passes its own. */
   cacheControl?: string;
+  /**
+   * What `save` does with a taken key when its options do not say: `overwrite` (default, Django's
+   * AWS_S3_FILE_OVERWRITE = True), `rename` (a free `name_abc1234.ext`, Django's False) or `fail`.
+   */
+  ifExists?: 'overwrite' | 'rename' | 'fail';
   serverSideEncryption?: 'AES256' | 'aws:kms';
   /** KMS key for `serverSideEncryption: 'aws:kms'`; default the bucket's. */
   sseKmsKeyId?: string;
@@ -144,6 +160,11 @@ async function loadPresignedPost(): Promise<typeof import('@aws-sdk/s3-presigned
   }
 }
 
+/** A key as the AWS SDKs put it in a URL path: each segment RFC 3986-encoded, `'()!*` included. */
+function encodeKeyPathStrict(key: string): string {
+  return encodeKeyPath(key).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
 function stripTrailingSlash(url: string): string {
   return url.replace(/\/+$/, '');
 }
@@ -169,9 +190,11 @@ export class S3Storage extends BaseStorage {
   readonly queueSize: number;
   private readonly defaultExpiresIn: number;
   private publicBase: Promise<string> | undefined;
+  /** What is known about the bucket's existence, and until when (see {@link bucketMissing}). */
+  private bucketKnown: { exists: boolean; until: number } | undefined;
+  private bucketCheck: Promise<boolean> | undefined;
 
   constructor(options: S3StorageOptions) {
-    super();
     if (!options || typeof options.bucket !== 'string' || options.bucket.trim() === '') {
       throw new MediaStorageError('CONFIG', 'S3Storage needs a bucket name', { backend: 's3' });
     }
@@ -179,6 +202,7 @@ export class S3Storage extends BaseStorage {
     positiveInteger(options.multipartThreshold, 'multipartThreshold', 1, MAX_PART_SIZE);
     positiveInteger(options.queueSize, 'queueSize', 1, 64);
     positiveInteger(options.defaultExpiresIn, 'defaultExpiresIn', 1, MAX_EXPIRES_IN);
+    super(options);
     if (options.visibility !== undefined && options.visibility !== 'public' && options.visibility !== 'private') {
       throw new MediaStorageError('CONFIG', 'S3Storage: visibility must be "public" or "private"', { backend: 's3' });
     }
@@ -189,7 +213,11 @@ export class S3Storage extends BaseStorage {
     this.bucket = options.bucket;
     this.location = normalizeLocation(options.location);
     this.visibility = options.visibility ?? 'private';
-    this.acl = this.visibility === 'public' && options.acl !== false ? (options.acl ?? 'public-read') : undefined;
+    if (options.ifExists !== undefined && options.ifExists !== 'overwrite' && options.ifExists !== 'rename' && options.ifExists !== 'fail') {
+      throw new MediaStorageError('CONFIG', 'S3Storage: ifExists must be "overwrite", "rename" or "fail"', { backend: 's3' });
+    }
+    this.defaultIfExists = options.ifExists ?? 'overwrite';
+    this.acl = options.acl === false ? undefined : (options.acl ?? (this.visibility === 'public' ? 'public-read' : undefined));
     this.partSize = options.partSize ?? MIN_PART_SIZE;
     this.multipartThreshold = options.multipartThreshold ?? 32 * MiB;
     this.queueSize = options.queueSize ?? 4;
@@ -227,8 +255,9 @@ export class S3Storage extends BaseStorage {
   /**
    * A request a browser can send to upload one file straight to the bucket, without passing
    * through the app: a presigned PUT, or with `maxSize` a POST policy that caps the size. The key
-   * follows the key rules; active content (HTML, SVG...) must be sent with the returned
-   * Content-Disposition, as `save` would store it.
+   * follows the key rules, and the serving rules decide the Content-Type and Content-Disposition
+   * the browser must send (both are signed), as `save` would store them: executable kinds as
+   * `application/octet-stream`, everything not shown inline as an attachment.
    */
   async presignUpload(key: string, options: PresignUploadOptions = {}): Promise<PresignedUpload> {
     const normalized = normalizeKey(key);
@@ -239,9 +268,10 @@ export class S3Storage extends BaseStorage {
     if (options.maxSize !== undefined && !(Number.isInteger(options.maxSize) && options.maxSize > 0)) {
       throw new MediaStorageError('INVALID_INPUT', 'maxSize must be a positive whole number of bytes', { key: normalized });
     }
-    const contentType = options.contentType ?? contentTypeFromKey(normalized) ?? DEFAULT_CONTENT_TYPE;
+    const claimed = options.contentType !== undefined ? normalizeContentType(options.contentType) : (contentTypeFromKey(normalized) ?? DEFAULT_CONTENT_TYPE);
+    const contentType = this.servingRule.decide(claimed).contentType;
     return this.run('presignUpload', normalized, async () => {
-      const params = this.writeParams(this.fullKey(normalized), contentType, undefined, undefined);
+      const params = this.writeParams(this.fullKey(normalized), contentType, undefined, undefined, this.servingRule.storedDisposition(normalized, contentType));
       const expiresAt = new Date(Date.now() + expiresIn * 1000);
       // Headers the browser sends itself (x-amz-acl goes in the query string of a PUT URL).
       const headers: Record<string, string> = { 'Content-Type': contentType };
@@ -253,8 +283,8 @@ export class S3Storage extends BaseStorage {
       if (options.maxSize === undefined) {
         const url = await getSignedUrl(this.client, new PutObjectCommand(params), {
           expiresIn,
-          // The presigner leaves Content-Type unsigned unless asked: sign it, so the type is enforced.
-          signableHeaders: new Set(['content-type']),
+          // The presigner leaves these unsigned unless asked: signed, the browser must send them as given.
+          signableHeaders: new Set(params.ContentDisposition ? ['content-type', 'content-disposition'] : ['content-type']),
         });
         return { method: 'PUT', url, headers, key: normalized, expiresAt };
       }
@@ -276,7 +306,7 @@ export class S3Storage extends BaseStorage {
     if (options.ifExists === 'fail' && !conditional && (await this.head(fullKey))) {
       throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
     }
-    const params = this.writeParams(fullKey, body.contentType, options.cacheControl, options.metadata);
+    const params = this.writeParams(fullKey, body.contentType, options.cacheControl, options.metadata, options.contentDisposition);
     if (conditional) params.IfNoneMatch = '*';
     const sent = await uploadBody(body, {
       client: this.client,
@@ -289,6 +319,7 @@ export class S3Storage extends BaseStorage {
       signal: options.signal,
       onProgress: options.onProgress,
     });
+    this.noteBucket(true);
     const info: ObjectInfo = {
       key,
       size: sent.size,
@@ -346,7 +377,7 @@ export class S3Storage extends BaseStorage {
           key,
           size: object.Size ?? 0,
           // Listings carry no content type: guessed from the extension (stat gives the stored one).
-          contentType: contentTypeFromKey(key) ?? DEFAULT_CONTENT_TYPE,
+          contentType: this.servingRule.typeFromKey(key),
           etag: unquote(object.ETag),
           lastModified: object.LastModified,
         });
@@ -379,11 +410,15 @@ export class S3Storage extends BaseStorage {
     const fullKey = this.fullKey(key);
     const download = options.download === undefined || options.download === false ? undefined : options.download === true ? key.slice(key.lastIndexOf('/') + 1) : options.download;
     if (this.visibility === 'public' && options.expiresIn === undefined && download === undefined) {
-      return `${await this.publicBaseUrl()}/${encodeKeyPath(fullKey)}`;
+      // On a custom domain the key is encoded as Django's filepath_to_uri does ('()!*~ kept), on
+      // the bucket's own URL as boto3 and the SDK's presigner do (RFC 3986: '()!* escaped), so
+      // each URL is byte for byte the one a Django app gives for the same object.
+      const path = this.options.publicBaseUrl ? encodeKeyPath(fullKey) : encodeKeyPathStrict(fullKey);
+      return `${await this.publicBaseUrl()}/${path}`;
     }
     // Response overrides (the download's Content-Disposition) are honoured only on signed URLs.
+    // The core has checked expiresIn against capabilities.maxExpiresIn (S3's seven days).
     const expiresIn = Math.ceil(options.expiresIn ?? this.defaultExpiresIn);
-    if (expiresIn > MAX_EXPIRES_IN) throw new MediaStorageError('INVALID_INPUT', `S3 signed URLs expire after at most ${MAX_EXPIRES_IN} seconds (7 days)`, { key });
     const command = new GetObjectCommand({
       Bucket: this.bucket,
       Key: fullKey,
@@ -393,6 +428,10 @@ export class S3Storage extends BaseStorage {
   }
 
   protected override mapError(err: unknown): { code: MediaStorageErrorCode; message?: string; status?: number; retryAfter?: Date } | undefined {
+    const e = err as { name?: unknown; Code?: unknown } | null;
+    // Any request that met NoSuchBucket (a save, list or read) settles the question for HEADs too.
+    // (Not our own MissingBucketError: that answer is already remembered, and must expire.)
+    if (e && !(err instanceof MissingBucketError) && (e.name === 'NoSuchBucket' || e.Code === 'NoSuchBucket')) this.noteBucket(false);
     return mapS3Error(err, { bucket: this.bucket, endpoint: this.options.endpoint, region: this.options.region });
   }
 
@@ -411,14 +450,55 @@ export class S3Storage extends BaseStorage {
     return fullKey;
   }
 
-  /** HeadObject, or `undefined` when the object is absent. */
+  /**
+   * HeadObject, or `undefined` when the object is absent. A HEAD's 404 has no body, so a missing
+   * bucket looks like a missing key: the first 404 asks HeadBucket (once, shared by concurrent
+   * calls, remembered for a while), and a missing bucket fails as NoSuchBucket (CONFIG) instead of
+   * answering "absent" for every key. A found object costs one request, as does a missing key
+   * while the answer is remembered.
+   */
   private async head(fullKey: string): Promise<HeadObjectCommandOutput | undefined> {
     try {
-      return await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: fullKey }));
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: fullKey }));
+      this.noteBucket(true);
+      return head;
     } catch (err) {
-      if (mapS3Error(err, { bucket: this.bucket })?.code === 'NOT_FOUND') return undefined;
-      throw err;
+      if (mapS3Error(err, { bucket: this.bucket })?.code !== 'NOT_FOUND') throw err;
+      if (await this.bucketMissing()) throw new MissingBucketError(err);
+      return undefined;
     }
+  }
+
+  /** Whether the bucket is missing: the remembered answer while fresh, else HeadBucket's. */
+  private async bucketMissing(): Promise<boolean> {
+    const known = this.bucketKnown;
+    if (known && Date.now() < known.until) return !known.exists;
+    this.bucketCheck ??= this.checkBucket().finally(() => {
+      this.bucketCheck = undefined;
+    });
+    return this.bucketCheck;
+  }
+
+  private async checkBucket(): Promise<boolean> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      this.noteBucket(true);
+      return false;
+    } catch (err) {
+      const code = mapS3Error(err, { bucket: this.bucket })?.code;
+      if (code === 'NOT_FOUND' || (err as { name?: unknown }).name === 'NoSuchBucket') {
+        this.noteBucket(false);
+        return true;
+      }
+      // 403: the bucket exists but these credentials may not HeadBucket it (s3:ListBucket).
+      if (code === 'PERMISSION' || code === 'AUTH') this.noteBucket(true);
+      // Anything else (unreachable, 5xx) decides nothing: the key's 404 stands, and the next 404 asks again.
+      return false;
+    }
+  }
+
+  private noteBucket(exists: boolean): void {
+    this.bucketKnown = { exists, until: Date.now() + (exists ? BUCKET_EXISTS_TTL_MS : BUCKET_MISSING_TTL_MS) };
   }
 
   private infoFromHead(key: string, head: HeadObjectCommandOutput): ObjectInfo {
@@ -433,15 +513,16 @@ export class S3Storage extends BaseStorage {
     };
   }
 
-  /** The parameters every write sends: type, caching, ACL, encryption, and attachment for active content. */
-  private writeParams(fullKey: string, contentType: string, cacheControl: string | undefined, metadata: Record<string, string> | undefined): PutObjectCommandInput {
+  /** The parameters every write sends: type, caching, ACL, encryption, and the serving rule's disposition. */
+  private writeParams(fullKey: string, contentType: string, cacheControl: string | undefined, metadata: Record<string, string> | undefined, disposition: string | undefined): PutObjectCommandInput {
     const params: PutObjectCommandInput = { Bucket: this.bucket, Key: fullKey, ContentType: contentType };
     const cache = cacheControl ?? this.options.cacheControl;
     if (cache) params.CacheControl = cache;
     if (metadata && Object.keys(metadata).length > 0) params.Metadata = metadata;
-    // A bucket serves bytes with their stored type: HTML or SVG shown inline would run in the
-    // bucket's origin. Stored as attachments, browsers download them instead.
-    if (isActiveContent(contentType)) params.ContentDisposition = 'attachment';
+    // A bucket serves bytes with their stored type and disposition, and cannot send nosniff or a
+    // CSP: everything but the inline list is stored as an attachment (executable kinds arrive
+    // here as application/octet-stream already).
+    if (disposition) params.ContentDisposition = disposition;
     if (this.acl) params.ACL = this.acl as PutObjectCommandInput['ACL'];
     if (this.options.serverSideEncryption) params.ServerSideEncryption = this.options.serverSideEncryption;
     if (this.options.sseKmsKeyId) params.SSEKMSKeyId = this.options.sseKmsKeyId;

@@ -78,6 +78,10 @@ const nfkcTraversal = [
   'ｃ:x.txt',
 ];
 
+// Strings that are not well-formed UTF-16: lone high and low surrogates, alone, in a name, in a
+// folder, and a pair in the wrong order. They have no UTF-8 form.
+const loneSurrogates = ['\ud800', '\udfff', 'a\ud800.jpg', 'a\udc00.jpg', '\ud83d/x.png', 'x/\ude00.png', '\ude00\ud83d.png', 'emoji-\ud83d\ud83d\ude00.png'];
+
 export const MUST_REJECT_KEYS: readonly string[] = [
   ...literalTraversal,
   ...backslashes,
@@ -89,6 +93,7 @@ export const MUST_REJECT_KEYS: readonly string[] = [
   ...emptyAndBlank,
   ...overLong,
   ...nfkcTraversal,
+  ...loneSurrogates,
 ];
 
 // ------------------------------------------------------------------------- reject or store

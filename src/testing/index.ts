@@ -10,7 +10,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isActiveContent } from '../core/content-type.js';
+import { DEFAULT_MAX_EXPIRES_IN } from '../core/base.js';
+import { DEFAULT_SERVING_RULE, isActiveContent, isExecutableContentType } from '../core/serving.js';
 import { isMediaStorageError, isNotFound, type MediaStorageErrorCode } from '../core/errors.js';
 import type { Capabilities, MediaStorage } from '../core/types.js';
 import { LYING_BODIES } from './bodies.js';
@@ -404,8 +405,10 @@ export function describeStorageContract(
           expect(await s.exists(key)).toBe(false);
           return;
         }
-        expect(info.contentType).toBe('text/html');
-        expect((await s.stat(key)).contentType).not.toMatch(/^image\//);
+        // Markup is stored under a type no browser renders or runs (application/octet-stream by the serving rules).
+        expect(info.contentType).not.toMatch(/^image\//);
+        expect(isExecutableContentType(info.contentType), info.contentType).toBe(false);
+        expect((await s.stat(key)).contentType).toBe(info.contentType);
       });
       it('guesses from the extension for plain text', async () => {
         const key = k('notes.txt');
@@ -419,6 +422,82 @@ export function describeStorageContract(
         expect(info.contentType).toBe('application/x-custom');
         expect(info.cacheControl).toBe('public, max-age=60');
         expect(info.metadata).toMatchObject({ owner: 'agent-7' });
+      });
+    });
+
+    describe('the content type is the truth', () => {
+      // What save answers is what stat reports and what the store serves, and no executable kind
+      // is ever stored or served under a type a browser would run or apply.
+      const script = 'window.__pwned = 1;';
+      const cases: Array<{ name: string; body: string | Buffer; contentType?: string; executable?: boolean }> = [
+        { name: 'photo.png', body: PNG_1PX },
+        { name: 'notes.txt', body: 'just some words' },
+        { name: 'custom.bin', body: 'payload', contentType: 'application/x-custom' },
+        { name: 'claimed.png', body: PNG_1PX, contentType: 'Image/PNG' },
+        { name: 'script.js', body: script, executable: true },
+        { name: 'js-as.jpg', body: script, contentType: 'text/javascript', executable: true },
+        { name: 'module.mjs', body: script, executable: true },
+        { name: 'style.css', body: 'body { color: red }', executable: true },
+        { name: 'page.html', body: '<!doctype html><script>alert(1)</script>', executable: true },
+        { name: 'comment.jpg', body: '<!-- x --><html><script>alert(1)</script></html>', executable: true },
+        { name: 'drawing.svg', body: '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', executable: true },
+        { name: 'feed.xml', body: '<?xml version="1.0"?><rss/>', executable: true },
+      ];
+      for (const c of cases) {
+        it(`save, stat and the served Content-Type agree for ${c.name}${c.contentType ? ` saved as ${c.contentType}` : ''}`, async () => {
+          const key = k(c.name);
+          let info: Awaited<ReturnType<MediaStorage['save']>>;
+          try {
+            info = await s.save(key, c.body, c.contentType ? { contentType: c.contentType } : {});
+          } catch (err) {
+            // A backend that cannot serve an executable kind safely may refuse it, storing nothing.
+            expect(c.executable && isMediaStorageError(err) && ['INVALID_INPUT', 'UNSUPPORTED'].includes(err.code), String(err)).toBe(true);
+            expect(await s.exists(key)).toBe(false);
+            return;
+          }
+          expect(isExecutableContentType(info.contentType), `save answered ${info.contentType}`).toBe(false);
+          expect((await s.stat(key)).contentType).toBe(info.contentType);
+          if (!(has('publicUrls') || has('signedUrls'))) return;
+          const res = await httpFetch(await s.url(key, has('publicUrls') ? {} : { expiresIn: 300 }));
+          await res.arrayBuffer();
+          expect(res.status).toBe(200);
+          expect(res.headers.get('content-type')).toBe(info.contentType);
+          // Shown inline only under a type no browser runs (a raster image, audio, video); else downloaded.
+          if (c.executable && !DEFAULT_SERVING_RULE.isInline(info.contentType)) expect(res.headers.get('content-disposition') ?? '', `${c.name} served inline`).toMatch(/^attachment/i);
+        });
+      }
+
+      it('an explicit contentType with control characters, or not type/subtype, is INVALID_INPUT before the body is read', async () => {
+        const bad = ['text/plain\r\nX-Injected: 1', 'text/html\u0000', 'text/plain\n', 'image/jpeg\t', 'image/png\u2028', 'tëxt/plain', 'jpeg', '', ' ', 'image/', '/png', 'image/png/x', 'image png', 'image/png; charset', 'image/png; =x', `image/${'x'.repeat(300)}`, 42 as unknown as string];
+        const failures: string[] = [];
+        for (const contentType of bad) {
+          const key = k('bad-type.txt');
+          let read = false;
+          const body = new Readable({
+            read() {
+              read = true;
+              this.push(null);
+            },
+          });
+          const code = await codeOf(s.save(key, body, { contentType })).catch((e: Error) => e.message);
+          if (code !== 'INVALID_INPUT') failures.push(`${JSON.stringify(contentType)}: ${code}`);
+          if (read) failures.push(`${JSON.stringify(contentType)}: the body was read`);
+          if (await s.exists(key)) failures.push(`${JSON.stringify(contentType)}: something was stored`);
+        }
+        expect(failures).toEqual([]);
+      });
+
+      it('rejects an expiresIn beyond what the backend can honour with INVALID_INPUT, and honours its longest', async () => {
+        const max = caps.maxExpiresIn ?? DEFAULT_MAX_EXPIRES_IN;
+        const key = k('expiry.png');
+        for (const expiresIn of [max + 1, 1e15, Number.POSITIVE_INFINITY, Number.NaN]) {
+          expect(await codeOf(s.url(key, { expiresIn })), String(expiresIn)).toBe('INVALID_INPUT');
+        }
+        if (!has('signedUrls')) return;
+        await s.save(key, PNG_1PX);
+        const res = await httpFetch(await s.url(key, { expiresIn: max }));
+        expect(res.status).toBe(200);
+        expect(Buffer.from(await res.arrayBuffer()).equals(PNG_1PX)).toBe(true);
       });
     });
 

@@ -46,4 +46,8 @@ export const HOSTILE_KEYS: readonly string[] = [
   'line\u2028separator.txt',
   '．．／escape.txt',
   '‥/escape.txt',
+  // Unpaired surrogates: no UTF-8 form, so disks would store U+FFFD (aliasing) and URLs cannot encode them.
+  'sur/\ud800x.jpg',
+  'sur/x\udfff.jpg',
+  'half-emoji-\ud83d.png',
 ];

@@ -1,22 +1,28 @@
 /**
  * A fake Cloudinary for tests, written from Cloudinary's Upload API, Admin API, authentication
- * (signatures) and delivery URL documentation. One HTTP server plays both hosts:
+ * (signatures), delivery URL and CDN documentation. One HTTP server plays both hosts:
  *
  * - the API host (what `upload_prefix` points at): `/v1_1/:cloud/:resource_type/upload` (multipart,
- *   chunked with X-Unique-Upload-Id and Content-Range), `/destroy`, `/download` (private download
- *   URLs with `expires_at`), and the Admin API `/v1_1/:cloud/resources/...` (Basic auth);
- * - the delivery host (res.cloudinary.com): `/:cloud/:resource_type/:type/[s--SIG--/][transformation/][vN/]public_id[.ext]`,
- *   GET and HEAD, Range, 404 with X-Cld-Error.
+ *   chunked with X-Unique-Upload-Id and Content-Range), `/explicit`, `/destroy`, `/download`
+ *   (private download URLs with `expires_at`), and the Admin API `/v1_1/:cloud/resources/...` and
+ *   `/v1_1/:cloud/config` (Basic auth);
+ * - the delivery host (res.cloudinary.com), behind a model of its CDN:
+ *   `/:cloud/:resource_type/:type/[s--SIG--/][transformation/][vN/]public_id[.ext]`, GET and HEAD,
+ *   Range, 404 with X-Cld-Error; every answer is cached per exact URL (40x answers for 1 minute,
+ *   doubling per repeated failure up to 24 hours), and `invalidate` purges an asset's URLs only
+ *   after a propagation delay.
  *
- * It checks what arrives the way Cloudinary does: the API signature (parameters sorted and joined
- * with `&`, the api_secret appended, SHA-1 or SHA-256 hex; `&` inside values escaped as `%26`,
- * signature version 2), the timestamp window (one hour), the api_key, Basic auth for the Admin
- * API, and delivery signatures (`s--` + 8 characters of the URL-safe Base64 SHA-1/SHA-256 of the
- * path and the secret, or 32 characters of SHA-256) for `authenticated` assets. It cannot render
- * transformations: it serves the original bytes and echoes the transformation it parsed in
- * `X-Fake-Transformation`, so tests can see what a URL asked for.
+ * It applies Cloudinary's public-ID naming rules (forbidden characters refused, other special
+ * characters replaced with `_`, no `v<digits>` folders), and models both folder modes (fixed:
+ * folders are public-ID paths; dynamic: `asset_folder` and `display_name` apart from the public
+ * ID). It checks what arrives the way Cloudinary does: API signatures (SHA-1 or SHA-256, signature
+ * version 2), the timestamp window, the api_key, Basic auth, and delivery signatures of
+ * `authenticated` assets. It cannot render transformations: it serves the original bytes and
+ * echoes the transformation it parsed in `X-Fake-Transformation`.
+ *
+ * Every behaviour, the page it comes from, and what is not modelled: ./cloudinary-server.md.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import busboy from 'busboy';
@@ -26,6 +32,8 @@ export interface FakeAccount {
   cloudName: string;
   apiKey: string;
   apiSecret: string;
+  /** `fixed` (public-ID paths are the folders; accounts made before June 2024) or `dynamic` (the default since). Default `fixed`. */
+  folderMode?: 'fixed' | 'dynamic';
 }
 
 export interface StoredAsset {
@@ -38,6 +46,31 @@ export interface StoredAsset {
   createdAt: Date;
   etag: string;
   context?: string;
+  /** Dynamic folder mode: the Media Library folder and name, apart from the public ID. */
+  assetFolder?: string;
+  displayName?: string;
+  /** The file name the upload carried (multipart `filename`), without extension. */
+  originalFilename?: string;
+}
+
+/** A delivery answer as the CDN keeps it: the status, and for a 200 the asset as it was then. */
+interface CdnEntry {
+  status: number;
+  headers: Record<string, string>;
+  asset?: StoredAsset;
+  disposition?: string;
+  transformation?: string;
+  cachedAt: number;
+  expiresAt: number;
+  /** The asset this URL names (`cloud|resource_type|type|public_id`): what an invalidation purges. */
+  surrogate?: string;
+}
+
+interface SignedForm {
+  fields: Record<string, string>;
+  file?: Buffer;
+  /** The file part's name (Content-Disposition filename), what `use_filename` builds on. */
+  filename?: string;
 }
 
 interface ChunkSession {
@@ -47,6 +80,16 @@ interface ChunkSession {
 
 const SIGNATURE_WINDOW_SECONDS = 3600;
 const MAX_RESULTS_LIMIT = 500;
+const MAX_PUBLIC_ID_CHARS = 255;
+const MIN_CHUNK_BYTES = 5 * 1024 * 1024;
+/** The delivery types an upload may have (private and authenticated need signed URLs). */
+const DELIVERY_TYPES = new Set(['upload', 'private', 'authenticated']);
+/** CDN cache lifetimes: a successful answer (Cache-Control max-age, 30 days), the first cached 40x, the longest. */
+const CDN_OK_TTL_MS = 30 * 24 * 3600_000;
+const CDN_FIRST_ERROR_TTL_MS = 60_000;
+const CDN_MAX_ERROR_TTL_MS = 24 * 3600_000;
+/** Default time an invalidation takes to reach the CDN ("a few minutes, up to an hour"). */
+const DEFAULT_INVALIDATION_DELAY_MS = 5 * 60_000;
 
 // Magic numbers of the formats the fake accepts as images and videos (Cloudinary refuses other
 // bytes with "Invalid image file").
@@ -58,6 +101,8 @@ const IMAGE_MAGIC: Array<[string, number[], number?]> = [
   ['tiff', [0x49, 0x49, 0x2a, 0x00]],
   ['tiff', [0x4d, 0x4d, 0x00, 0x2a]],
   ['ico', [0x00, 0x00, 0x01, 0x00]],
+  // Cloudinary accepts PDF documents as image assets (format pdf, one page per frame).
+  ['pdf', [0x25, 0x50, 0x44, 0x46, 0x2d]],
 ];
 
 function startsWith(data: Buffer, bytes: number[], offset = 0): boolean {
@@ -100,6 +145,7 @@ const FORMAT_TYPES: Record<string, string> = {
   tiff: 'image/tiff',
   ico: 'image/x-icon',
   heic: 'image/heic',
+  pdf: 'application/pdf',
   mp4: 'video/mp4',
   webm: 'video/webm',
   mov: 'video/quicktime',
@@ -138,6 +184,45 @@ function sdkEncodePath(decoded: string): string {
   return encodeURIComponent(decoded).replace(/%3A/g, ':').replace(/%2F/g, '/');
 }
 
+function truthy(value: string | undefined): boolean {
+  return value === 'true' || value === '1';
+}
+
+// Public-ID naming ("Permitted naming conventions"): `?&#\%<>+` are refused; letters of any
+// language, digits, `.`, `-` (and `_`, `/`) are kept; every other character is "special": replaced
+// with `_`, or cut off where it leads or trails. Read strictly: space, `~` and all other punctuation
+// and symbols are special.
+const FORBIDDEN = /[?&#\\%<>+]/u;
+const KEPT = /^[\p{L}\p{M}\p{Nd}._\-/]$/u;
+
+/**
+ * What Cloudinary makes of a requested public ID: the public ID it stores, or the 400 message.
+ * `extraSpecial` marks more characters special (the docs warn that these rules change).
+ */
+export function applyPublicIdRules(requested: string, extraSpecial?: RegExp): { publicId: string } | { error: string } {
+  const invalid = { error: `public_id (${requested}) is invalid` };
+  if (FORBIDDEN.test(requested)) return invalid;
+  const special = (ch: string): boolean => !KEPT.test(ch) || (extraSpecial?.test(ch) ?? false);
+  // Leading and trailing whitespace and slashes are omitted, then leading and trailing special characters.
+  let chars = Array.from(requested.replace(/^[\s/]+|[\s/]+$/gu, ''));
+  while (chars.length > 0 && chars[0] !== '/' && special(chars[0]!)) chars.shift();
+  while (chars.length > 0 && chars[chars.length - 1] !== '/' && special(chars[chars.length - 1]!)) chars.pop();
+  chars = chars.map((ch) => (ch !== '/' && special(ch) ? '_' : ch));
+  const publicId = chars.join('');
+  if (chars.length === 0 || chars.length > MAX_PUBLIC_ID_CHARS) return invalid;
+  const segments = publicId.split('/');
+  if (segments.some((seg) => seg === '')) return invalid;
+  // "You can't use 'v' followed by numeric characters as the name of a folder."
+  if (segments.slice(0, -1).some((seg) => /^v\p{Nd}+$/u.test(seg))) return { error: `public_id (${requested}) is invalid: a folder cannot be named v followed by digits` };
+  return { publicId };
+}
+
+/** Six random lowercase letters and digits, as `unique_filename` appends. */
+function uniqueSuffix(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  return Array.from(randomBytes(6), (b) => alphabet[b % alphabet.length]).join('');
+}
+
 export interface RateLimitState {
   limit: number;
   remaining: number;
@@ -152,8 +237,8 @@ export class FakeCloudinary {
   private server?: http.Server;
   url = '';
 
-  /** Requests counted by kind, for tests that must prove what was (not) called. */
-  readonly counts = { admin: 0, upload: 0, uploadChunks: 0, destroy: 0, download: 0, deliveryGet: 0, deliveryHead: 0, rejectedSignatures: 0, incompleteBodies: 0 };
+  /** Requests counted by kind, for tests that must prove what was (not) called. `cdnHits`: delivery requests the CDN answered from its cache. */
+  readonly counts = { admin: 0, upload: 0, uploadChunks: 0, explicit: 0, destroy: 0, download: 0, deliveryGet: 0, deliveryHead: 0, cdnHits: 0, rejectedSignatures: 0, incompleteBodies: 0 };
   /** Log of destroy calls: `invalidate` must be sent so CDN copies do not outlive an asset. */
   readonly destroys: Array<{ publicId: string; resourceType: string; type: string; invalidate: boolean }> = [];
   /** Admin API budget; every Admin API call spends one, and at zero the fake answers 420. */
@@ -168,9 +253,39 @@ export class FakeCloudinary {
   denyDelivery: RegExp | undefined;
   /** Largest file a single upload accepts (Cloudinary's plan limits); default 100 MB. */
   maxFileSize = 100 * 1024 * 1024;
+  /** More characters the naming rules treat as special (replaced with `_`), as if Cloudinary changed them. */
+  extraSpecialCharacters: RegExp | undefined;
+  /** How long an invalidation takes to reach the CDN (on the fake's clock); default 5 minutes. */
+  invalidationDelayMs = DEFAULT_INVALIDATION_DELAY_MS;
+
+  /** The CDN in front of delivery URLs: exact URL (path and query) → cached answer. */
+  private readonly cdn = new Map<string, CdnEntry>();
+  /** How long the last 40x of a URL was cached, so the next one lasts twice as long. */
+  private readonly errorTtls = new Map<string, number>();
+  private readonly pendingPurges: Array<{ surrogate: string; requestedAt: number; effectiveAt: number }> = [];
+  /** Last version given per asset address, so a public ID uploaded again never repeats one. */
+  private readonly lastVersions = new Map<string, number>();
+  /** Added to the real time for everything CDN (cache ages, invalidation delays); see advanceClock. */
+  private clockOffsetMs = 0;
 
   constructor(accounts: FakeAccount[]) {
     for (const a of accounts) this.accounts.set(a.cloudName, a);
+  }
+
+  /** The fake's clock for the CDN (ms). Signatures and expiring URLs use the real time the SDK signs with. */
+  now(): number {
+    return Date.now() + this.clockOffsetMs;
+  }
+
+  /** Moves the CDN's clock forward: cached answers age, invalidations propagate. */
+  advanceClock(ms: number): void {
+    this.clockOffsetMs += ms;
+  }
+
+  /** Cached delivery answers, by exact URL (for tests that check what the CDN holds). */
+  cachedAnswer(pathAndQuery: string): { status: number; expiresAt: number } | undefined {
+    const entry = this.cdn.get(pathAndQuery);
+    return entry && entry.expiresAt > this.now() ? { status: entry.status, expiresAt: entry.expiresAt } : undefined;
   }
 
   async start(): Promise<this> {
@@ -221,11 +336,17 @@ export class FakeCloudinary {
     if (parts[0] === 'v1_1') {
       const [, cloud, second, ...rest] = parts;
       const account = this.accounts.get(cloud ?? '');
-      if (!account) return this.json(res, 404, { error: { message: `Invalid cloud_name ${cloud}` } });
+      if (!account) {
+        // The API's answer to an unknown cloud name (after the body, so the client reads the answer).
+        await new Promise<void>((resolve) => req.resume().on('end', resolve).on('error', resolve));
+        return this.json(res, 401, { error: { message: `Invalid cloud_name ${cloud}` } });
+      }
       if (second === 'resources') return this.admin(account, req, res, rest, url);
+      if (second === 'config' && rest.length === 0) return this.config(account, req, res, url);
       const action = rest[0];
       const resourceType = second ?? '';
       if (req.method === 'POST' && action === 'upload') return this.upload(account, resourceType, req, res);
+      if (req.method === 'POST' && action === 'explicit') return this.explicit(account, resourceType, req, res);
       if (req.method === 'POST' && action === 'destroy') return this.destroy(account, resourceType, req, res);
       if (req.method === 'GET' && action === 'download') return this.download(account, resourceType, req, res, url);
       return this.json(res, 404, { error: { message: 'fake: unknown API route' } });
@@ -307,15 +428,17 @@ export class FakeCloudinary {
 
   // ------------------------------------------------------------------ Upload API
 
-  private parseMultipart(req: http.IncomingMessage): Promise<{ fields: Record<string, string>; file?: Buffer }> {
+  private parseMultipart(req: http.IncomingMessage): Promise<SignedForm> {
     return new Promise((resolve, reject) => {
       const fields: Record<string, string> = {};
       let file: Buffer | undefined;
+      let filename: string | undefined;
       const form = busboy({ headers: req.headers, limits: { fieldSize: 1024 * 1024 } });
       form.on('field', (name, value) => {
         fields[name] = value;
       });
-      form.on('file', (_name, stream) => {
+      form.on('file', (_name, stream, info) => {
+        filename = info.filename;
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', () => {
@@ -323,7 +446,7 @@ export class FakeCloudinary {
         });
       });
       // Only a complete body (closing boundary seen) counts; a cut connection is an error.
-      form.on('close', () => resolve({ fields, file }));
+      form.on('close', () => resolve({ fields, file, filename }));
       form.on('error', reject);
       req.on('aborted', () => reject(new Error('client aborted')));
       req.pipe(form);
@@ -331,8 +454,8 @@ export class FakeCloudinary {
   }
 
   /** A complete multipart Upload API request whose signature holds; `undefined` once answered (or the client is gone). */
-  private async signedForm(account: FakeAccount, req: http.IncomingMessage, res: http.ServerResponse): Promise<{ fields: Record<string, string>; file?: Buffer } | undefined> {
-    let body: { fields: Record<string, string>; file?: Buffer };
+  private async signedForm(account: FakeAccount, req: http.IncomingMessage, res: http.ServerResponse): Promise<SignedForm | undefined> {
+    let body: SignedForm;
     try {
       body = await this.parseMultipart(req);
     } catch {
@@ -362,6 +485,8 @@ export class FakeCloudinary {
       this.counts.uploadChunks++;
       const m = /^bytes (\d+)-(\d+)\/(-1|\d+)$/.exec(range);
       if (!m || Number(m[2]) - Number(m[1]) + 1 !== data.length) return this.json(res, 400, { error: { message: `Invalid Content-Range ${range}` } });
+      // Every chunk but the last is at least 5 MB (the SDKs' smallest chunk_size).
+      if (m[3] === '-1' && data.length < MIN_CHUNK_BYTES) return this.json(res, 400, { error: { message: `Chunk of ${data.length} bytes is smaller than the minimum of ${MIN_CHUNK_BYTES}` } });
       const session: ChunkSession = this.chunkSessions.get(uniqueId) ?? { parts: new Map() };
       this.chunkSessions.set(uniqueId, session);
       session.parts.set(Number(m[1]), data);
@@ -395,33 +520,81 @@ export class FakeCloudinary {
       format = f;
     }
     const type = fields.type || 'upload';
-    const publicId = fields.public_id || createHash('sha1').update(data).digest('hex').slice(0, 20);
+    if (!DELIVERY_TYPES.has(type)) return this.json(res, 400, { error: { message: `Invalid type ${type}` } });
+    const named = this.nameUpload(account, rt, fields, body.filename);
+    if ('error' in named) return this.json(res, 400, { error: { message: named.error } });
+    const { publicId, assetFolder } = named;
     const key = `${account.cloudName}|${rt}|${type}|${publicId}`;
     const existing = this.assets.get(key);
     // Signed uploads overwrite by default; overwrite=false returns the existing asset untouched.
-    if (existing && (fields.overwrite === 'false' || fields.overwrite === '0')) {
+    const overwrite = fields.overwrite === undefined || truthy(fields.overwrite);
+    if (existing && !overwrite) {
       return this.json(res, 200, { ...this.describe(account, existing), existing: true });
     }
+    const version = Math.max(Math.floor(Date.now() / 1000), (this.lastVersions.get(key) ?? 0) + 1);
+    this.lastVersions.set(key, version);
+    const dynamic = account.folderMode === 'dynamic';
     const asset: StoredAsset = {
       publicId,
       resourceType: rt,
       type,
       format,
       bytes: data,
-      version: Math.max(Math.floor(Date.now() / 1000), (existing?.version ?? 0) + 1),
+      version,
       createdAt: new Date(),
       etag: createHash('md5').update(data).digest('hex'),
       context: fields.context,
+      originalFilename: body.filename?.replace(/\.[^.]*$/, ''),
+      ...(dynamic ? { assetFolder: assetFolder ?? '', displayName: fields.display_name || publicId.split('/').pop()! } : {}),
     };
     this.assets.set(key, asset);
+    // The support article's recipe for URLs requested before the upload: overwrite and invalidate.
+    if (overwrite && truthy(fields.invalidate)) this.invalidate(key);
     this.json(res, 200, this.describe(account, asset));
+  }
+
+  /**
+   * The public ID (and, in dynamic folder mode, the asset folder) an upload gets: the `public_id`
+   * asked for, or one made from the file name (`use_filename`, with six random characters unless
+   * `unique_filename` is false), or a random one; prefixed by `folder` (both modes) or by
+   * `asset_folder` with `use_asset_folder_as_public_id_prefix` (dynamic); then the naming rules.
+   */
+  private nameUpload(account: FakeAccount, resourceType: 'image' | 'video' | 'raw', fields: Record<string, string>, filename: string | undefined): { publicId: string; assetFolder?: string } | { error: string } {
+    const dynamic = account.folderMode === 'dynamic';
+    const dynamicOnly = ['asset_folder', 'display_name', 'use_asset_folder_as_public_id_prefix', 'use_filename_as_display_name'].filter((f) => fields[f] !== undefined);
+    if (!dynamic && dynamicOnly.length > 0) return { error: `${dynamicOnly.join(', ')}: only for product environments in dynamic folder mode` };
+    if (fields.public_id_prefix !== undefined) return { error: 'fake: public_id_prefix is not modelled' };
+    let name: string;
+    if (fields.public_id) {
+      name = fields.public_id;
+    } else if (truthy(fields.use_filename) && filename && filename !== 'file') {
+      // Raw public IDs keep the extension; image and video ones drop it (the format is apart).
+      const base = filename.split('/').pop()!;
+      const dot = base.lastIndexOf('.');
+      const [stem, ext] = dot > 0 ? [base.slice(0, dot), base.slice(dot)] : [base, ''];
+      const suffix = fields.unique_filename === undefined || truthy(fields.unique_filename) ? `_${uniqueSuffix()}` : '';
+      name = resourceType === 'raw' ? `${stem}${suffix}${ext}` : `${stem}${suffix}`;
+    } else {
+      name = randomBytes(10).toString('hex');
+    }
+    let assetFolder = dynamic ? fields.asset_folder : undefined;
+    const folder = fields.folder?.replace(/^\/+|\/+$/g, '');
+    if (folder) {
+      name = `${folder}/${name}`;
+      // Dynamic folder mode keeps `folder` working as before: asset folder and public-ID prefix.
+      if (dynamic && assetFolder === undefined) assetFolder = folder;
+    } else if (dynamic && assetFolder && truthy(fields.use_asset_folder_as_public_id_prefix)) {
+      name = `${assetFolder}/${name}`;
+    }
+    const ruled = applyPublicIdRules(name, this.extraSpecialCharacters);
+    return 'error' in ruled ? ruled : { publicId: ruled.publicId, ...(assetFolder !== undefined ? { assetFolder } : {}) };
   }
 
   private describe(account: FakeAccount, a: StoredAsset): Record<string, unknown> {
     const file = a.resourceType === 'raw' ? a.publicId : `${a.publicId}.${a.format}`;
     const path = `${a.resourceType}/${a.type}/v${a.version}/${file}`;
     return {
-      asset_id: createHash('md5').update(`${account.cloudName}/${a.resourceType}/${a.type}/${a.publicId}`).digest('hex'),
+      asset_id: this.assetId(account, a),
       public_id: a.publicId,
       version: a.version,
       signature: hashHex(`public_id=${a.publicId}&version=${a.version}${account.apiSecret}`, 'sha1'),
@@ -434,7 +607,34 @@ export class FakeCloudinary {
       url: `http://res.cloudinary.com/${account.cloudName}/${path}`,
       secure_url: `https://res.cloudinary.com/${account.cloudName}/${path}`,
       ...(a.context ? { context: { custom: Object.fromEntries(a.context.split('|').map((kv) => kv.split('='))) } } : {}),
+      ...(a.originalFilename ? { original_filename: a.originalFilename } : {}),
+      // Dynamic folder mode answers with the asset's folder and display name.
+      ...(a.assetFolder !== undefined ? { asset_folder: a.assetFolder, display_name: a.displayName } : {}),
     };
+  }
+
+  /** The Upload API's explicit: actions on an existing asset; with none, its details (and it is not rate-limited). */
+  private async explicit(account: FakeAccount, resourceType: string, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const body = await this.signedForm(account, req, res);
+    if (!body) return;
+    this.counts.explicit++;
+    const { public_id: publicId = '', type = 'upload', invalidate, timestamp: _ts, api_key: _k, signature: _s, ...actions } = body.fields;
+    const unmodelled = Object.keys(actions);
+    if (unmodelled.length > 0) return this.json(res, 400, { error: { message: `fake: explicit with ${unmodelled.join(', ')} is not modelled` } });
+    const key = `${account.cloudName}|${resourceType}|${type}|${publicId}`;
+    const asset = this.assets.get(key);
+    if (!asset) return this.json(res, 404, { error: { message: `Resource not found - ${publicId}` } });
+    if (truthy(invalidate)) this.invalidate(key);
+    this.json(res, 200, this.describe(account, asset));
+  }
+
+  /** Admin API `GET /config`: the product environment, with `settings.folder_mode` when `settings=true`. */
+  private config(account: FakeAccount, req: http.IncomingMessage, res: http.ServerResponse, url: URL): void {
+    if (!this.adminAllowed(account, req, res)) return;
+    if (req.method !== 'GET') return this.json(res, 404, { error: { message: 'fake: only GET config is implemented' } }, this.rateLimitHeaders());
+    const body: Record<string, unknown> = { cloud_name: account.cloudName, created_at: new Date(0).toISOString() };
+    if (truthy(url.searchParams.get('settings') ?? undefined)) body.settings = { folder_mode: account.folderMode ?? 'fixed' };
+    this.json(res, 200, body, this.rateLimitHeaders());
   }
 
   private async destroy(account: FakeAccount, resourceType: string, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -442,8 +642,10 @@ export class FakeCloudinary {
     if (!body) return;
     this.counts.destroy++;
     const { public_id: publicId = '', type = 'upload', invalidate } = body.fields;
-    this.destroys.push({ publicId, resourceType, type, invalidate: invalidate === 'true' || invalidate === '1' });
-    const existed = this.assets.delete(`${account.cloudName}|${resourceType}|${type}|${publicId}`);
+    this.destroys.push({ publicId, resourceType, type, invalidate: truthy(invalidate) });
+    const key = `${account.cloudName}|${resourceType}|${type}|${publicId}`;
+    const existed = this.assets.delete(key);
+    if (truthy(invalidate)) this.invalidate(key);
     this.json(res, 200, { result: existed ? 'ok' : 'not found' });
   }
 
@@ -468,32 +670,63 @@ export class FakeCloudinary {
 
   // ------------------------------------------------------------------ Admin API
 
-  private admin(account: FakeAccount, req: http.IncomingMessage, res: http.ServerResponse, rest: string[], url: URL): void {
-    if (!this.checkBasicAuth(account, req, res)) return;
+  /** Basic auth and the hourly budget of the Admin API; answers and returns false when refused. */
+  private adminAllowed(account: FakeAccount, req: http.IncomingMessage, res: http.ServerResponse): boolean {
+    if (!this.checkBasicAuth(account, req, res)) return false;
     this.counts.admin++;
-    if (this.rateLimited.admin || this.rateLimit.remaining <= 0) return this.rateLimitedAnswer(res);
+    if (this.rateLimited.admin || this.rateLimit.remaining <= 0) {
+      this.rateLimitedAnswer(res);
+      return false;
+    }
     this.rateLimit.remaining--;
+    return true;
+  }
+
+  private admin(account: FakeAccount, req: http.IncomingMessage, res: http.ServerResponse, rest: string[], url: URL): void {
+    if (!this.adminAllowed(account, req, res)) return;
     const headers = this.rateLimitHeaders();
-    const [resourceType = 'image', type, encodedId] = rest;
     if (req.method !== 'GET') return this.json(res, 404, { error: { message: 'fake: only GET resources is implemented' } }, headers);
+    const [first = 'image', type, encodedId, ...extra] = rest;
+    if (extra.length > 0) return this.json(res, 404, { error: { message: 'fake: unknown Admin API route' } }, headers);
+    if (first === 'by_asset_folder' && type === undefined) {
+      // Dynamic folder mode only: the assets of one asset folder, newest first.
+      if (account.folderMode !== 'dynamic') return this.json(res, 400, { error: { message: 'by_asset_folder is only available in dynamic folder mode' } }, headers);
+      const folder = url.searchParams.get('asset_folder') ?? '';
+      const found = this.assetsOf(account).filter((a) => a.assetFolder === folder);
+      return this.page(account, res, url, found.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime()), false, headers);
+    }
+    if (/^[0-9a-f]{32}$/.test(first) && type === undefined) {
+      // GET /resources/:asset_id
+      const asset = this.assetsOf(account).find((a) => this.assetId(account, a) === first);
+      if (!asset) return this.json(res, 404, { error: { message: `Resource not found - ${first}` } }, headers);
+      return this.json(res, 200, this.describe(account, asset), headers);
+    }
+    const resourceType = first;
+    if (resourceType !== 'image' && resourceType !== 'video' && resourceType !== 'raw') {
+      return this.json(res, 400, { error: { message: `Invalid resource type ${resourceType}` } }, headers);
+    }
     if (encodedId !== undefined) {
       const publicId = decodeURIComponent(encodedId);
       const asset = this.asset(account.cloudName, resourceType, type ?? 'upload', publicId);
       if (!asset) return this.json(res, 404, { error: { message: `Resource not found - ${publicId}` } }, headers);
       return this.json(res, 200, this.describe(account, asset), headers);
     }
+    // With a prefix, Cloudinary sorts by public ID (also in dynamic folder mode: the prefix is of the public ID); without one, newest first.
     const prefix = url.searchParams.get('prefix') ?? '';
+    const byPublicId = prefix !== '';
+    const matching = this.assetsOf(account).filter((a) => a.resourceType === resourceType && (type === undefined || a.type === type) && a.publicId.startsWith(prefix));
+    matching.sort((a, b) => (byPublicId ? (a.publicId < b.publicId ? -1 : a.publicId > b.publicId ? 1 : 0) : b.createdAt.getTime() - a.createdAt.getTime()));
+    this.page(account, res, url, matching, byPublicId, headers);
+  }
+
+  /** One page of a listing (`max_results`, `next_cursor`). */
+  private page(account: FakeAccount, res: http.ServerResponse, url: URL, sorted: StoredAsset[], byPublicId: boolean, headers: Record<string, string>): void {
     const maxResults = Number(url.searchParams.get('max_results') ?? '10');
     if (!Number.isInteger(maxResults) || maxResults < 1 || maxResults > MAX_RESULTS_LIMIT) {
       return this.json(res, 400, { error: { message: `max_results must be from 1 to ${MAX_RESULTS_LIMIT}` } }, headers);
     }
     const after = url.searchParams.get('next_cursor');
     const start = after ? Buffer.from(after, 'base64url').toString('utf8') : undefined;
-    // With a prefix, Cloudinary sorts by public ID; without one, newest first (created_at desc).
-    const byPublicId = prefix !== '';
-    const sorted = [...this.assets.values()]
-      .filter((a) => a.resourceType === resourceType && (type === undefined || a.type === type) && a.publicId.startsWith(prefix))
-      .sort((a, b) => (byPublicId ? (a.publicId < b.publicId ? -1 : a.publicId > b.publicId ? 1 : 0) : b.createdAt.getTime() - a.createdAt.getTime()));
     const matching =
       start === undefined ? sorted : byPublicId ? sorted.filter((a) => a.publicId > start) : sorted.slice(sorted.findIndex((a) => a.publicId === start) + 1);
     const page = matching.slice(0, maxResults);
@@ -502,21 +735,87 @@ export class FakeCloudinary {
     this.json(res, 200, body, headers);
   }
 
-  // ------------------------------------------------------------------ delivery
+  private assetsOf(account: FakeAccount): StoredAsset[] {
+    const mine = `${account.cloudName}|`;
+    return [...this.assets].filter(([address]) => address.startsWith(mine)).map(([, a]) => a);
+  }
 
+  private assetId(account: FakeAccount, a: StoredAsset): string {
+    return createHash('md5').update(`${account.cloudName}/${a.resourceType}/${a.type}/${a.publicId}`).digest('hex');
+  }
+
+  // ------------------------------------------------------------------ delivery and its CDN
+
+  /** Schedules the purge of every cached URL of an asset; it reaches the CDN after `invalidationDelayMs`. */
+  private invalidate(surrogate: string): void {
+    const now = this.now();
+    this.pendingPurges.push({ surrogate, requestedAt: now, effectiveAt: now + this.invalidationDelayMs });
+  }
+
+  /** Purges whose propagation delay has passed remove what was cached before they were asked for. */
+  private applyPurges(): void {
+    const now = this.now();
+    for (let i = this.pendingPurges.length - 1; i >= 0; i--) {
+      const purge = this.pendingPurges[i]!;
+      if (purge.effectiveAt > now) continue;
+      this.pendingPurges.splice(i, 1);
+      for (const [url, entry] of this.cdn) {
+        if (entry.surrogate === purge.surrogate && entry.cachedAt <= purge.requestedAt) {
+          this.cdn.delete(url);
+          this.errorTtls.delete(url);
+        }
+      }
+    }
+  }
+
+  /**
+   * The CDN: an answer cached for this exact URL (path and query) is served as it is; otherwise
+   * the origin answers, and the answer is cached, a 200 for 30 days, a 40x for 1 minute the first
+   * time and twice as long each time the URL fails again, up to 24 hours.
+   */
   private deliver(req: http.IncomingMessage, res: http.ServerResponse, url: URL): void {
     if (req.method === 'HEAD') this.counts.deliveryHead++;
     else this.counts.deliveryGet++;
-    const notFound = (what: string): void => {
-      res.writeHead(404, { 'x-cld-error': headerSafe(`Resource not found - ${what}`), 'content-length': '0' }).end();
-    };
+    this.applyPurges();
+    const cacheKey = url.pathname + url.search;
+    const now = this.now();
+    let entry = this.cdn.get(cacheKey);
+    if (entry && entry.expiresAt > now) {
+      this.counts.cdnHits++;
+    } else {
+      const answer = this.origin(url);
+      let ttl: number | undefined;
+      if (answer.status === 200) {
+        ttl = CDN_OK_TTL_MS;
+        this.errorTtls.delete(cacheKey);
+      } else if (answer.status >= 400 && answer.status < 500) {
+        const last = this.errorTtls.get(cacheKey);
+        ttl = last === undefined ? CDN_FIRST_ERROR_TTL_MS : Math.min(last * 2, CDN_MAX_ERROR_TTL_MS);
+        this.errorTtls.set(cacheKey, ttl);
+      }
+      entry = { ...answer, cachedAt: now, expiresAt: now + (ttl ?? 0) };
+      if (ttl !== undefined) this.cdn.set(cacheKey, entry);
+      else this.cdn.delete(cacheKey);
+    }
+    if (entry.status !== 200 || !entry.asset) {
+      res.writeHead(entry.status, { ...entry.headers, 'content-length': '0' }).end();
+      return;
+    }
+    if (entry.transformation) res.setHeader('x-fake-transformation', entry.transformation);
+    this.sendAsset(req, res, entry.asset, entry.disposition);
+  }
+
+  /** What Cloudinary's delivery servers answer for a URL (the CDN caches it). */
+  private origin(url: URL): Omit<CdnEntry, 'cachedAt' | 'expiresAt'> {
+    const error = (status: number, reason: string, surrogate?: string): Omit<CdnEntry, 'cachedAt' | 'expiresAt'> => ({ status, headers: { 'x-cld-error': headerSafe(reason) }, surrogate });
     const segments = url.pathname.split('/').slice(1);
     const [cloud, resourceType, type, ...rest] = segments;
     const account = this.accounts.get(cloud ?? '');
-    if (!account || !resourceType || !type || rest.length === 0) return notFound(url.pathname);
+    if (!account || !resourceType || !type || rest.length === 0) return error(404, `Resource not found - ${url.pathname}`);
     let signature: string | undefined;
     if (/^s--[A-Za-z0-9_-]+--$/.test(rest[0]!)) signature = rest.shift()!.slice(3, -2);
-    // Transformation components come before the version; the version is never signed.
+    // Transformation components come before the version; the version is never signed, and its
+    // value is not checked (SDKs write v1 for every asset in a folder).
     const transformations: string[] = [];
     let versionIndex = rest.findIndex((s) => /^v\d+$/.test(s));
     if (versionIndex >= 0) {
@@ -529,6 +828,20 @@ export class FakeCloudinary {
     const decoded = sourceSegments.map((s) => decodeURIComponent(s)).join('/');
     const transformation = transformations.join('/');
 
+    // An image or video URL's last dot starts the format: `my.photo_abc123` asked for without an
+    // extension is public ID `my` in format `photo_abc123`. Raw URLs carry the whole public ID.
+    let publicId = decoded;
+    let requestedFormat: string | undefined;
+    if (resourceType !== 'raw') {
+      const slash = decoded.lastIndexOf('/');
+      const dot = decoded.lastIndexOf('.');
+      if (dot > slash + 1) {
+        publicId = decoded.slice(0, dot);
+        requestedFormat = decoded.slice(dot + 1);
+      }
+    }
+    const surrogate = `${account.cloudName}|${resourceType}|${type}|${publicId}`;
+
     if (type === 'authenticated' || signature !== undefined) {
       const toSign = [transformation, sdkEncodePath(decoded)].filter(Boolean).join('/');
       const ok =
@@ -538,48 +851,26 @@ export class FakeCloudinary {
           : signature === deliverySignature(toSign, account.apiSecret, 'sha1') || signature === deliverySignature(toSign, account.apiSecret, 'sha256'));
       if (!ok) {
         this.counts.rejectedSignatures++;
-        res.writeHead(401, { 'x-cld-error': 'Invalid signature', 'content-length': '0' }).end();
-        return;
+        return error(401, 'Invalid signature', surrogate);
       }
     }
 
-    let asset: StoredAsset | undefined;
-    let requestedFormat: string | undefined;
-    if (resourceType === 'raw') {
-      asset = this.asset(account.cloudName, 'raw', type, decoded);
-    } else {
-      const slash = decoded.lastIndexOf('/');
-      const dot = decoded.lastIndexOf('.');
-      const hasExt = dot > slash + 1;
-      const publicId = hasExt ? decoded.slice(0, dot) : decoded;
-      requestedFormat = hasExt ? decoded.slice(dot + 1) : undefined;
-      asset = this.asset(account.cloudName, resourceType, type, publicId);
-      // A public ID that itself contains a dot, asked for without an extension.
-      if (!asset && hasExt) {
-        asset = this.asset(account.cloudName, resourceType, type, decoded);
-        if (asset) requestedFormat = undefined;
-      }
-    }
-    if (!asset) return notFound(decoded);
-    if (this.denyDelivery?.test(asset.publicId)) {
-      res.writeHead(401, { 'x-cld-error': 'deny or ACL failure', 'content-length': '0' }).end();
-      return;
-    }
+    const asset = this.assets.get(surrogate);
+    if (!asset) return error(404, `Resource not found - ${decoded}`, surrogate);
+    if (this.denyDelivery?.test(asset.publicId)) return error(401, 'deny or ACL failure', surrogate);
     if (requestedFormat !== undefined && requestedFormat !== asset.format) {
       // Cloudinary would convert; the fake cannot, and says so rather than serve wrong bytes.
-      res.writeHead(400, { 'x-cld-error': `fake: format conversion ${asset.format} -> ${requestedFormat} is not implemented`, 'content-length': '0' }).end();
-      return;
+      return error(400, `fake: format conversion ${asset.format} -> ${requestedFormat} is not implemented`, surrogate);
     }
     if (resourceType === 'raw' && transformation && !/^fl_attachment(:[^/]*)?$/.test(transformation)) {
-      res.writeHead(400, { 'x-cld-error': 'Transformations are not supported for raw files', 'content-length': '0' }).end();
-      return;
+      return error(400, 'Transformations are not supported for raw files', surrogate);
     }
     const attachment = /(^|[,/])fl_attachment(:([^,/]*))?/.exec(transformation);
     const disposition = attachment
       ? `attachment; filename="${encodeURIComponent(attachment[3] ? `${attachment[3]}${asset.format ? `.${asset.format}` : ''}` : decoded.split('/').pop()!)}"`
       : undefined;
-    if (transformation) res.setHeader('x-fake-transformation', transformation);
-    this.sendAsset(req, res, asset, disposition);
+    // The asset as it is now: what the CDN keeps serving for this URL until it expires or is purged.
+    return { status: 200, headers: {}, asset: { ...asset }, disposition, transformation: transformation || undefined, surrogate };
   }
 
   private sendAsset(req: http.IncomingMessage, res: http.ServerResponse, asset: StoredAsset, disposition: string | undefined): void {

@@ -8,6 +8,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
 export interface RunningExample {
   url: string;
+  /** The example's process id. */
+  pid: number;
   mediaDir: string;
   dataDir: string;
   output: () => string;
@@ -46,6 +48,7 @@ export async function startCrmExample(): Promise<RunningExample> {
   });
   return {
     url,
+    pid: child.pid!,
     mediaDir: media.dir,
     dataDir: data.dir,
     output: () => output,
