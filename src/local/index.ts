@@ -3,22 +3,30 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BaseStorage, type WriteOptions } from '../core/base.js';
+import { BaseStorage, type ServableObject, type WriteOptions } from '../core/base.js';
 import type { PreparedBody } from '../core/body.js';
 import { resolveContentType, SNIFF_BYTES } from '../core/content-type.js';
 import { DEFAULT_MAX_EXPIRES_IN } from '../core/base.js';
 import type { ServingOptions } from '../core/serving.js';
 import { MediaStorageError, throwIfAborted, type MediaStorageErrorCode } from '../core/errors.js';
 import { warnEphemeralDiskOnce } from '../core/ephemeral.js';
-import { createMediaHandler, type MediaRequestHandler } from '../core/http-handler.js';
+import { createMediaHandler, type MediaHandlerTuning, type MediaRequestHandler } from '../core/http-handler.js';
 import { encodeKeyPath } from '../core/keys.js';
 import { UrlSigner } from '../core/signed-url.js';
 import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
 
-/** The subset of `node:fs` LocalStorage uses; pass memfs's `fs` (or a wrapper) in tests. */
+/**
+ * The subset of `node:fs` LocalStorage uses; pass memfs's `fs` (or a wrapper) in tests. The
+ * callback functions are optional: with all of them (node:fs has them) the handler serves a file
+ * in one lookup and lookups resolve paths without promise machinery; without them it uses the
+ * promise API.
+ */
 export type LocalFileSystem = Pick<typeof nodeFs, 'createReadStream' | 'createWriteStream'> & {
   promises: Pick<typeof nodeFs.promises, 'realpath' | 'mkdir' | 'stat' | 'lstat' | 'rename' | 'link' | 'unlink' | 'rmdir' | 'readdir' | 'open' | 'copyFile' | 'writeFile'>;
-};
+} & Partial<CallbackFileSystem>;
+
+/** The callback half of `node:fs` the serving path uses: a promise per call and no FileHandle, half the CPU of `fs.promises`. */
+type CallbackFileSystem = Pick<typeof nodeFs, 'open' | 'read' | 'close' | 'stat' | 'realpath'>;
 
 export interface LocalStorageOptions extends ServingOptions {
   /** Folder the files live in; created on first write. */
@@ -51,6 +59,16 @@ const TEMP_DIR = TEMP_PREFIX;
 /** Temp files untouched for this long are left over from a crashed process: removed on the first save. */
 const STALE_TEMP_MS = 24 * 3600 * 1000;
 
+/**
+ * Bodies up to this size are served from one read into memory (no stream, no file left open while
+ * the client downloads); larger ones stream from the file, 64 KiB at a time.
+ */
+const WHOLE_READ_BYTES = 64 * 1024;
+/** How many served content types are remembered, per file version (see `servedTypes`). */
+const SERVED_TYPES_MAX = 4096;
+/** Non-blocking, so that a FIFO swapped in for a file cannot hang a thread-pool thread on open. */
+const OPEN_FLAGS = nodeFs.constants.O_RDONLY | (nodeFs.constants.O_NONBLOCK ?? 0);
+
 function isCode(err: unknown, ...codes: string[]): boolean {
   return typeof err === 'object' && err !== null && codes.includes((err as { code?: string }).code ?? '');
 }
@@ -81,6 +99,14 @@ export class LocalStorage extends BaseStorage {
   private realRoot: string | undefined;
   /** The temp folder, made (and swept of stale temp files) once per instance, on the first write. */
   private tempDir: Promise<string> | undefined;
+  /** `this.fs` when it has the callback functions the serving path uses. */
+  private readonly callbackFs: CallbackFileSystem | undefined;
+  /**
+   * The content type served for a file, by device, inode, size, mtime and ctime (any write changes
+   * one of them) and key (whose extension decides when the bytes do not): a 304 or a Range request
+   * for a known file needs no read to sniff it. Oldest entries go first.
+   */
+  private readonly servedTypes = new Map<string, string>();
 
   constructor(options: LocalStorageOptions) {
     super(options);
@@ -91,6 +117,8 @@ export class LocalStorage extends BaseStorage {
     this.root = path.resolve(options.root);
     this.baseUrl = (options.baseUrl ?? '/media').replace(/\/+$/, '');
     this.fs = options.fs ?? nodeFs;
+    const { open, read, close, stat, realpath } = this.fs;
+    this.callbackFs = open && read && close && stat && realpath?.native ? { open, read, close, stat, realpath } : undefined;
     this.signer = options.secret !== undefined ? new UrlSigner(options.secret) : undefined;
     if (options.visibility === 'private' && !this.signer) {
       throw new MediaStorageError('CONFIG', 'A private LocalStorage needs a secret to sign its URLs', { backend: 'local' });
@@ -114,11 +142,13 @@ export class LocalStorage extends BaseStorage {
 
   /**
    * An HTTP handler that serves this folder under the path of `baseUrl`, honouring signatures,
-   * Range, ETag and 304. Mount it in Express with `app.use(storage.handler())`.
+   * Range, ETag and 304. Mount it in Express with `app.use(storage.handler())`. `options`:
+   * `sendTimeout` (see {@link MediaHandlerTuning}).
    */
-  handler(): MediaRequestHandler {
+  handler(options: MediaHandlerTuning = {}): MediaRequestHandler {
     const basePath = /^[a-z][a-z0-9+.-]*:\/\//i.test(this.baseUrl) ? new URL(this.baseUrl).pathname : this.baseUrl;
     return createMediaHandler(this, {
+      ...options,
       basePath,
       signer: this.signer,
       requireSignature: this.options.visibility === 'private',
@@ -146,13 +176,23 @@ export class LocalStorage extends BaseStorage {
     }
   }
 
-  /** The real path of an existing object, checked to be inside the root; undefined when absent. */
+  private realpath(file: string): Promise<string> {
+    const fs = this.callbackFs;
+    if (!fs) return this.fs.promises.realpath(file);
+    return new Promise((resolve, reject) => fs.realpath.native(file, (err, real) => (err ? reject(err) : resolve(real))));
+  }
+
+  /**
+   * The real path of an existing object, checked to be inside the root; undefined when absent, or
+   * when it resolves (through a link inside the root) to a temp file, which is never an object.
+   */
   private async existingPath(key: string): Promise<string | undefined> {
     const realRoot = await this.getRealRoot(false);
     if (!realRoot) return undefined;
     try {
-      const real = await this.fs.promises.realpath(path.join(realRoot, key));
+      const real = await this.realpath(path.join(realRoot, key));
       this.assertInside(realRoot, real, key);
+      if (real.slice(realRoot.length).split(path.sep).some((segment) => segment.startsWith(TEMP_PREFIX))) return undefined;
       return real;
     } catch (err) {
       if (isCode(err, 'ENOENT', 'ENOTDIR')) return undefined;
@@ -347,6 +387,75 @@ export class LocalStorage extends BaseStorage {
     } finally {
       await handle.close();
     }
+  }
+
+  /**
+   * The serving path: one realpath (the containment check) and one stat, then the type from
+   * `servedTypes` or from one read (the whole file when small, kept for the body). Bodies up to
+   * WHOLE_READ_BYTES are one open-read-close into a Buffer; larger ones stream from a file opened
+   * before the response starts, so a vanished file is still a clean 404.
+   */
+  protected override async openObjectForServing(key: string): Promise<ServableObject | undefined> {
+    const fs = this.callbackFs;
+    if (!fs) return undefined;
+    const real = await this.existingPath(key);
+    if (!real) throw notFound(key);
+    const st = await new Promise<nodeFs.Stats>((resolve, reject) => fs.stat(real, (err, stats) => (err ? reject(err) : resolve(stats))));
+    if (!st.isFile()) throw notFound(key);
+    const size = st.size;
+    const version = `${st.dev}:${st.ino}:${size}:${st.mtimeMs}:${st.ctimeMs}:${key}`;
+    let contentType = this.servedTypes.get(version);
+    let whole: Buffer | undefined;
+    if (contentType === undefined) {
+      let head: Buffer | undefined;
+      if (size > 0) {
+        head = await this.readAt(fs, real, size <= WHOLE_READ_BYTES ? size : SNIFF_BYTES, 0);
+        if (head.length === size) whole = head;
+      }
+      contentType = this.detectContentType(key, head?.subarray(0, SNIFF_BYTES));
+      if (this.servedTypes.size >= SERVED_TYPES_MAX) this.servedTypes.delete(this.servedTypes.keys().next().value!);
+      this.servedTypes.set(version, contentType);
+    }
+    const info: ObjectInfo = { key, size, contentType, etag: `${size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}`, lastModified: st.mtime };
+    return {
+      info,
+      body: async (range) => {
+        const start = range?.start ?? 0;
+        const end = range?.end ?? size - 1;
+        if (whole) return whole.subarray(start, end + 1);
+        const length = end - start + 1;
+        if (length <= WHOLE_READ_BYTES) {
+          const bytes = await this.readAt(fs, real, length, start);
+          if (bytes.length !== length) throw new MediaStorageError('UNAVAILABLE', `"${key}" changed while it was being served`, { key });
+          return bytes;
+        }
+        const fd = await new Promise<number>((resolve, reject) => fs.open(real, OPEN_FLAGS, (err, opened) => (err ? reject(err) : resolve(opened))));
+        return this.fs.createReadStream(real, { fd, start, end }) as Readable;
+      },
+    };
+  }
+
+  /** Up to `length` bytes from `position` (fewer at the end of the file), in one open, read and close. */
+  private readAt(fs: CallbackFileSystem, file: string, length: number, position: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      fs.open(file, OPEN_FLAGS, (openErr, fd) => {
+        if (openErr) return reject(openErr);
+        const buffer = Buffer.allocUnsafe(length);
+        const finish = (err: Error | null, filled: number): void => {
+          // Not awaited: the bytes are in hand, and a failed close of a read-only file loses nothing.
+          fs.close(fd, () => undefined);
+          if (err) reject(err);
+          else resolve(filled === length ? buffer : buffer.subarray(0, filled));
+        };
+        const readFrom = (filled: number): void => {
+          fs.read(fd, buffer, filled, length - filled, position + filled, (err, bytesRead) => {
+            if (err || bytesRead === 0 || filled + bytesRead === length) return finish(err, filled + bytesRead);
+            readFrom(filled + bytesRead);
+          });
+        };
+        readFrom(0);
+      });
+    });
   }
 
   protected async statObject(key: string): Promise<ObjectInfo | undefined> {
