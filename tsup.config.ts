@@ -14,6 +14,7 @@ export default defineConfig({
     'b2/index': 'src/b2/index.ts',
     'layers/index': 'src/layers/index.ts',
     's3/index': 'src/s3/index.ts',
+    'images/index': 'src/images/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,
@@ -23,5 +24,5 @@ export default defineConfig({
   platform: 'node',
   splitting: true,
   shims: true,
-  external: ['vitest', /^@aws-sdk\//, 'cloudinary', 'backblaze-b2'],
+  external: ['vitest', /^@aws-sdk\//, 'cloudinary', 'backblaze-b2', 'sharp'],
 });

@@ -4,6 +4,7 @@ export type {
   Capabilities,
   CopyOptions,
   IfExists,
+  ListAllOptions,
   ListOptions,
   ListPage,
   MediaStorage,
@@ -11,6 +12,7 @@ export type {
   ReadOptions,
   SaveOptions,
   SaveProgress,
+  SkippedObject,
   UrlOptions,
 } from './core/types.js';
 export {
@@ -26,9 +28,16 @@ export {
   type MediaStorageErrorOptions,
 } from './core/errors.js';
 export { codeFromStatus, codeFromNodeError, toMediaStorageError, type ErrorContext } from './core/error-mapping.js';
-export { BaseStorage, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXPIRES_IN, type WriteOptions } from './core/base.js';
+export { BaseStorage, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXPIRES_IN, screenListing, pageThrough, type WriteOptions } from './core/base.js';
+export { prepareMetadata, prepareCacheControl, encodeHeaderValue, decodeHeaderValue, type MetadataRules } from './core/metadata.js';
 export { prepareBody, streamToBuffer, type PreparedBody } from './core/body.js';
 export {
+  validateKey,
+  tryValidateKey,
+  validatePrefix,
+  keyProblem,
+  listedNameProblem,
+  normalizationTwins,
   normalizeKey,
   tryNormalizeKey,
   normalizePrefix,

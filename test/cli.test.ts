@@ -130,7 +130,7 @@ describe('audit', () => {
     expect(report).toMatchObject({ total: 5, distinct: 3, counts: { ok: 1, missing: 1, invalid: 1, error: 0 } });
     expect(formatAudit(report, 'text')).toContain('MISSING (1):\n  profile_images/gone.jpg  (x2)');
     expect(JSON.parse(formatAudit(report, 'json'))).toMatchObject({ counts: { missing: 1 }, problems: [{ path: 'profile_images/gone.jpg', status: 'missing', occurrences: 2 }, { path: '../../etc/passwd', status: 'invalid' }] });
-    expect(formatAudit(report, 'csv').split('\n')[0]).toBe('path,status,occurrences,error');
+    expect(formatAudit(report, 'csv').split('\n')[0]).toBe('path,status,occurrences,error,stored_as');
   });
 
   it('neutralises spreadsheet formulas in CSV output', async () => {

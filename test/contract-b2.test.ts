@@ -2,6 +2,7 @@ import { B2Storage } from '../src/b2/index.js';
 import { describeStorageContract } from '../src/testing/index.js';
 import { startFakeB2 } from './fakes/b2-server.js';
 import { HOSTILE_INPUT_OPTIONS } from '../src/testing/hostile-keys.js';
+import { b2Seeder } from './helpers/foreign-seeders.js';
 
 // The hostile corpus and the full concurrency bar (64 saves to one key, 1,000 to distinct keys):
 // against the fake B2 on this 2-core machine the 1,000 saves take 2-3.5 s per run, the 217 odd
@@ -13,13 +14,14 @@ const small = { spoolThreshold: 256 * 1024, largeFileThreshold: 6 * 1024 * 1024,
 describeStorageContract('b2 (private bucket, fake B2)', async () => {
   const fake = await startFakeB2({ buckets: { 'media-private': 'allPrivate' } });
   const storage = new B2Storage({ applicationKeyId: fake.applicationKeyId, applicationKey: fake.applicationKey, bucketName: 'media-private', location: 'media/', apiUrl: fake.authorizeUrl, ...small });
-  return { storage, cleanup: () => fake.close() };
+  // Files an old B2 script uploaded with the backblaze-b2 SDK (v2 authorize; large ones through the large-file API).
+  return { storage, seedForeign: b2Seeder({ ...fake, authorizeUrl: fake.authorizeUrlFor('v2') }, 'media-private', 'media/'), cleanup: () => fake.close() };
 }, HOSTILE_INPUT_OPTIONS);
 
 describeStorageContract('b2 (public bucket, fake B2)', async () => {
   const fake = await startFakeB2({ buckets: { 'media-public': 'allPublic' } });
   const storage = new B2Storage({ applicationKeyId: fake.applicationKeyId, applicationKey: fake.applicationKey, bucketName: 'media-public', visibility: 'public', apiUrl: fake.authorizeUrl, ...small });
-  return { storage, cleanup: () => fake.close() };
+  return { storage, seedForeign: b2Seeder({ ...fake, authorizeUrl: fake.authorizeUrlFor('v2') }, 'media-public'), cleanup: () => fake.close() };
 }, HOSTILE_INPUT_OPTIONS);
 
 // The whole contract under a restricted application key, authorized through v4: one bucket, a name

@@ -2,6 +2,9 @@ import { CloudinaryStorage } from '../src/cloudinary/index.js';
 import { describeStorageContract } from '../src/testing/index.js';
 import { FakeCloudinary } from './fakes/cloudinary-server.js';
 import { HOSTILE_INPUT_OPTIONS } from '../src/testing/hostile-keys.js';
+import http from 'node:http';
+import cloudinary from 'cloudinary';
+import { cloudinarySeeder } from './helpers/foreign-seeders.js';
 
 // The hostile corpus and the full concurrency bar (64 saves to one key, 1,000 to distinct keys):
 // against the fake Cloudinary on this 2-core machine the 1,000 saves take 2-3.5 s per run, the 217 odd
@@ -33,10 +36,19 @@ for (const { deliveryType, folderMode } of RUNS) {
       chunkSize: 6 * 1024 * 1024,
       fetch: fake.fetch,
     });
+    // Another app's uploads through the official SDK, signed with the same account.
+    const agent = new http.Agent();
+    const seedForeign = cloudinarySeeder(
+      cloudinary.v2 as never,
+      { cloud_name: 'contract-cloud', api_key: '123456789012345', api_secret: 'contract-secret-abcdefghijkl', upload_prefix: fake.url, type: deliveryType, agent },
+      'ms/',
+    );
     return {
       storage,
       fetch: fake.fetch,
+      seedForeign,
       cleanup: async () => {
+        agent.destroy();
         storage.close();
         await fake.stop();
       },

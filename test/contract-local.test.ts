@@ -1,6 +1,7 @@
 import { LocalStorage } from '../src/local/index.js';
 import { describeStorageContract } from '../src/testing/index.js';
 import { HOSTILE_INPUT_OPTIONS } from '../src/testing/hostile-keys.js';
+import { localSeeder } from './helpers/foreign-seeders.js';
 import { listen } from './helpers/http.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -11,6 +12,8 @@ describeStorageContract('local', async () => {
   storage = new LocalStorage({ root: tmp.dir, baseUrl: `${server.url}/media`, secret: 'contract-test-secret-0123456789' });
   return {
     storage,
+    // Files another program (a Django app, rsync from a Mac) left in the folder.
+    seedForeign: localSeeder(tmp.dir),
     cleanup: async () => {
       await server.close();
       await tmp.remove();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeKeyPath, normalizeKey, normalizeLocation, normalizePrefix, splitKey, tryNormalizeKey } from '../src/core/keys.js';
+import { encodeKeyPath, listedNameProblem, normalizationTwins, normalizeKey, normalizeLocation, normalizePrefix, splitKey, tryNormalizeKey, tryValidateKey, validateKey } from '../src/core/keys.js';
 import { HOSTILE_KEYS, SPECIAL_KEYS } from '../src/testing/keys.js';
 import { MediaStorageError } from '../src/core/errors.js';
 
@@ -8,10 +8,24 @@ describe('normalizeKey', () => {
     expect(() => normalizeKey(key)).toThrowError(expect.objectContaining({ code: 'INVALID_KEY' }));
   });
   it.each(SPECIAL_KEYS.map((k) => [k.slice(0, 60), k]))('accepts %s', (_label, key) => {
-    expect(normalizeKey(key)).toBe(key.normalize('NFC'));
+    expect(validateKey(key)).toBe(key);
   });
-  it('normalises to NFC', () => {
-    expect(normalizeKey('cafe\u0301.jpg')).toBe('caf\u00e9.jpg');
+  it('keeps keys byte-exact: NFD and NFC spellings are two keys', () => {
+    expect(validateKey('cafe\u0301.jpg')).toBe('cafe\u0301.jpg');
+    expect(validateKey('caf\u00e9.jpg')).toBe('caf\u00e9.jpg');
+    // The 0.1 name still answers, now without rewriting the key.
+    expect(normalizeKey('cafe\u0301.jpg')).toBe('cafe\u0301.jpg');
+    expect(normalizePrefix('cafe\u0301/')).toBe('cafe\u0301/');
+  });
+  it('names the other spellings of a key', () => {
+    expect(normalizationTwins('cafe\u0301.jpg')).toEqual(['caf\u00e9.jpg']);
+    expect(normalizationTwins('caf\u00e9.jpg')).toEqual(['cafe\u0301.jpg']);
+    expect(normalizationTwins('plain.jpg')).toEqual([]);
+    expect(normalizationTwins('\u65e5\u672c.jpg')).toEqual([]);
+  });
+  it('counts the bytes of the key as given (an NFD key is longer than its NFC twin)', () => {
+    expect(tryValidateKey('\u00e9'.repeat(127))).toBeDefined();
+    expect(tryValidateKey('e\u0301'.repeat(127))).toBeUndefined();
   });
   it('rejects non-strings', () => {
     for (const key of [undefined, null, 42, {}, ['a']]) expect(tryNormalizeKey(key)).toBeUndefined();
@@ -49,6 +63,18 @@ describe('printable ASCII keys (checked without the Unicode steps)', () => {
   });
   it('DEL and other controls at the edges of the printable range go through the full checks', () => {
     for (const key of ['a\x7f.jpg', 'a\x1f.jpg', 'a\u0080.jpg']) expect(() => normalizeKey(key)).toThrow(/control characters/);
+  });
+});
+
+describe('listed names that are not keys', () => {
+  it('calls an empty name ending in "/" a folder marker, and everything else that breaks the rule an invalid key', () => {
+    expect(listedNameProblem('profile_images/', 0)?.reason).toBe('folder-marker');
+    expect(listedNameProblem('', 0)?.reason).toBe('folder-marker');
+    expect(listedNameProblem('profile_images/', 12)?.reason).toBe('invalid-key');
+    expect(listedNameProblem('a//', 0)?.reason).toBe('invalid-key');
+    for (const name of ['./dot.jpg', '//double.jpg', 'a//b.jpg', 'ctl\u0001.txt', 'x'.repeat(1025)]) expect(listedNameProblem(name, 1)?.reason, name).toBe('invalid-key');
+    expect(listedNameProblem('Jose\u0301.jpg', 1)).toBeUndefined();
+    expect(listedNameProblem('ctl\u0001.txt', 1)?.message).toMatch(/control characters/);
   });
 });
 

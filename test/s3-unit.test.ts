@@ -283,8 +283,27 @@ describe('S3 listing', () => {
     expect(result.cursor).toBe('t2');
     const calls = mock.commandCalls(ListObjectsV2Command).map((c) => c.args[0].input);
     expect(calls).toEqual([
-      { Bucket: 'crm-media', Prefix: 'media/a/', MaxKeys: 1000, ContinuationToken: undefined },
-      { Bucket: 'crm-media', Prefix: 'media/a/', MaxKeys: 500, ContinuationToken: 't1' },
+      { Bucket: 'crm-media', Prefix: 'media/a/', MaxKeys: 1000, ContinuationToken: undefined, EncodingType: 'url' },
+      { Bucket: 'crm-media', Prefix: 'media/a/', MaxKeys: 500, ContinuationToken: 't1', EncodingType: 'url' },
+    ]);
+    mock.restore();
+  });
+
+  it('decodes URL-encoded names (a "+" is a space) and reports a name that is not UTF-8', async () => {
+    const { mock, storage } = mocked({ location: 'media/' });
+    mock.on(ListObjectsV2Command).resolves({
+      EncodingType: 'url',
+      Contents: [
+        { Key: 'media/Jose%CC%81+photo.jpg', Size: 1 },
+        { Key: 'media/ctl%01.txt', Size: 1 },
+        { Key: 'media/bad%FF.txt', Size: 1 },
+      ],
+    });
+    const page = await storage.list();
+    expect(page.items.map((i) => i.key)).toEqual(['Jose\u0301 photo.jpg']);
+    expect(page.skipped?.map((o) => [o.name, o.reason])).toEqual([
+      ['bad%FF.txt', 'invalid-key'],
+      ['ctl\u0001.txt', 'invalid-key'],
     ]);
     mock.restore();
   });

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { isNotFound } from '../core/errors.js';
-import { normalizeKey, tryNormalizeKey } from '../core/keys.js';
-import type { Body, CopyOptions, ListOptions, ListPage, MediaStorage, ObjectInfo, ReadOptions, SaveOptions, UrlOptions } from '../core/types.js';
+import { tryValidateKey, validateKey } from '../core/keys.js';
+import type { Body, CopyOptions, ListAllOptions, ListOptions, ListPage, MediaStorage, ObjectInfo, ReadOptions, SaveOptions, UrlOptions } from '../core/types.js';
 import { ExistenceCache, type ExistenceCacheOptions } from './existence-cache.js';
 
 /**
@@ -31,8 +31,8 @@ export class CachedStorage implements MediaStorage {
   }
 
   async exists(key: string): Promise<boolean> {
-    const normalized = normalizeKey(key);
-    return this.cache.get(normalized, () => this.storage.exists(normalized));
+    const valid = validateKey(key);
+    return this.cache.get(valid, () => this.storage.exists(valid));
   }
 
   async save(key: string, body: Body, options?: SaveOptions): Promise<ObjectInfo> {
@@ -53,7 +53,7 @@ export class CachedStorage implements MediaStorage {
       this.forget(key);
       throw err;
     }
-    this.cache.set(normalizeKey(key), false);
+    this.cache.set(validateKey(key), false);
   }
 
   async copy(from: string, to: string, options?: CopyOptions): Promise<ObjectInfo> {
@@ -90,7 +90,7 @@ export class CachedStorage implements MediaStorage {
     return this.storage.list(prefix, options);
   }
 
-  listAll(prefix?: string, options?: { pageSize?: number }): AsyncIterable<ObjectInfo> {
+  listAll(prefix?: string, options?: ListAllOptions): AsyncIterable<ObjectInfo> {
     return this.storage.listAll(prefix, options);
   }
 
@@ -105,13 +105,13 @@ export class CachedStorage implements MediaStorage {
   }
 
   private learnFromError(key: string, err: unknown): void {
-    const normalized = tryNormalizeKey(key);
-    if (normalized !== undefined && isNotFound(err)) this.cache.set(normalized, false);
+    const valid = tryValidateKey(key);
+    if (valid !== undefined && isNotFound(err)) this.cache.set(valid, false);
   }
 
   private forget(key: string): void {
-    const normalized = tryNormalizeKey(key);
-    if (normalized !== undefined) this.cache.delete(normalized);
+    const valid = tryValidateKey(key);
+    if (valid !== undefined) this.cache.delete(valid);
   }
 }
 

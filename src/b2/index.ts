@@ -22,6 +22,7 @@ import { MediaStorageError, abortedError, isMediaStorageError, type MediaStorage
 import { codeFromNodeError, codeFromStatus, retryAfterFromHeader } from '../core/error-mapping.js';
 import { contentDisposition, type ServingOptions } from '../core/serving.js';
 import { encodeKeyPath, joinPrefix, normalizeLocation } from '../core/keys.js';
+import type { MetadataRules } from '../core/metadata.js';
 import { failOnStall } from '../core/stall.js';
 import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
 import { CAPABILITY_OF_CALL, DEFAULT_AUTHORIZE_URL, HEAD_API, listablePrefix, parseAuthorization, requireCapabilities, requireNameInPrefix, type B2Authorization, type B2Capability } from './auth.js';
@@ -481,6 +482,11 @@ export class B2Storage extends BaseStorage {
       ...(info['b2-cache-control'] ? { cacheControl: info['b2-cache-control'] } : {}),
       ...(Object.keys(metadata).length ? { metadata } : {}),
     };
+  }
+
+  /** B2 file info names: letters, digits, "-" and "_" (the SDK refuses others), and not B2's own. */
+  protected override metadataRules(): MetadataRules {
+    return { name: { pattern: /^(?!b2-|large_file_sha1$|src_last_modified_millis$)[a-z0-9_-]+$/, description: 'use letters, digits, "-" and "_", not starting with "b2-"' } };
   }
 
   // ------------------------------------------------------------------ errors

@@ -1,14 +1,22 @@
 import { isMediaStorageError } from '../core/errors.js';
-import { tryNormalizeKey } from '../core/keys.js';
+import { normalizationTwins, tryValidateKey } from '../core/keys.js';
 import type { MediaStorage } from '../core/types.js';
 import { forEachConcurrent } from './pool.js';
+import { displayName } from './progress.js';
 
-export type AuditStatus = 'ok' | 'missing' | 'invalid' | 'error';
+/**
+ * `other-spelling`: no object under the path, but one under another Unicode spelling of it (the
+ * database says `José.jpg` composed, the file is `Jose\u0301.jpg` decomposed, as macOS names
+ * files). Keys are byte-exact, so the app's reads of the path miss it: rename one of the two.
+ */
+export type AuditStatus = 'ok' | 'missing' | 'other-spelling' | 'invalid' | 'error';
 
 export interface AuditEntry {
   /** The path as it was stored. */
   path: string;
   status: AuditStatus;
+  /** For `other-spelling`: the key the object is stored under. */
+  storedAs?: string;
   /** How many times the path was listed. */
   occurrences: number;
   /** For `error`: the error code and message. */
@@ -54,12 +62,18 @@ export async function auditKeys(storage: MediaStorage, paths: readonly string[],
   const entries = [...byPath.values()];
   let checked = 0;
   await forEachConcurrent(entries, options.concurrency ?? 16, async (entry) => {
-    const key = tryNormalizeKey(entry.path);
+    const key = tryValidateKey(entry.path);
     if (!key) {
       entry.status = 'invalid';
     } else {
       try {
         entry.status = (await storage.exists(key)) ? 'ok' : 'missing';
+        for (const twin of entry.status === 'missing' ? normalizationTwins(key) : []) {
+          if (!(await storage.exists(twin))) continue;
+          entry.status = 'other-spelling';
+          entry.storedAs = twin;
+          break;
+        }
       } catch (err) {
         entry.status = 'error';
         entry.error = isMediaStorageError(err) ? `${err.code}: ${err.message}` : String(err);
@@ -67,9 +81,16 @@ export async function auditKeys(storage: MediaStorage, paths: readonly string[],
     }
     options.onProgress?.(++checked, entries.length);
   });
-  const counts: Record<AuditStatus, number> = { ok: 0, missing: 0, invalid: 0, error: 0 };
+  const counts: Record<AuditStatus, number> = { ok: 0, missing: 0, 'other-spelling': 0, invalid: 0, error: 0 };
   for (const entry of entries) counts[entry.status]++;
   return { total: paths.length, distinct: entries.length, counts, entries };
+}
+
+/** A path with its non-ASCII characters escaped and its Unicode form named, so two spellings that look alike show apart. */
+function spelled(path: string): string {
+  const form = path === path.normalize('NFC') ? 'NFC' : path === path.normalize('NFD') ? 'NFD' : 'mixed';
+  const escaped = path.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return `"${escaped}" (${form})`;
 }
 
 function csvCell(value: string): string {
@@ -79,15 +100,20 @@ function csvCell(value: string): string {
 /** The report as text (problems only, then counts), JSON, or CSV (every path). */
 export function formatAudit(report: AuditReport, format: 'text' | 'json' | 'csv'): string {
   if (format === 'json') return `${JSON.stringify({ total: report.total, distinct: report.distinct, counts: report.counts, problems: report.entries.filter((e) => e.status !== 'ok') }, null, 2)}\n`;
-  if (format === 'csv') return `path,status,occurrences,error\n${report.entries.map((e) => [csvCell(e.path), e.status, String(e.occurrences), csvCell(e.error ?? '')].join(',')).join('\n')}\n`;
+  if (format === 'csv') return `path,status,occurrences,error,stored_as\n${report.entries.map((e) => [csvCell(e.path), e.status, String(e.occurrences), csvCell(e.error ?? ''), csvCell(e.storedAs ?? '')].join(',')).join('\n')}\n`;
   const lines: string[] = [];
-  for (const status of ['missing', 'invalid', 'error'] as const) {
+  const titles: Record<Exclude<AuditStatus, 'ok'>, string> = { missing: 'MISSING', 'other-spelling': 'STORED UNDER ANOTHER UNICODE SPELLING', invalid: 'INVALID', error: 'ERROR' };
+  for (const status of ['missing', 'other-spelling', 'invalid', 'error'] as const) {
     const group = report.entries.filter((e) => e.status === status);
     if (group.length === 0) continue;
-    lines.push(`${status.toUpperCase()} (${group.length}):`);
-    for (const e of group) lines.push(`  ${e.path}${e.occurrences > 1 ? `  (x${e.occurrences})` : ''}${e.error ? `  ${e.error}` : ''}`);
+    lines.push(`${titles[status]} (${group.length}):`);
+    for (const e of group) {
+      const stored = e.storedAs === undefined ? '' : `  ${spelled(e.path)} is stored as ${spelled(e.storedAs)}`;
+      lines.push(`  ${displayName(e.path)}${e.occurrences > 1 ? `  (x${e.occurrences})` : ''}${e.error ? `  ${e.error}` : ''}${stored}`);
+    }
   }
   const c = report.counts;
-  lines.push(`${report.total} paths, ${report.distinct} distinct: ${c.ok} ok, ${c.missing} missing, ${c.invalid} invalid, ${c.error} errors`);
+  const respelled = c['other-spelling'] > 0 ? `, ${c['other-spelling']} under another spelling` : '';
+  lines.push(`${report.total} paths, ${report.distinct} distinct: ${c.ok} ok, ${c.missing} missing${respelled}, ${c.invalid} invalid, ${c.error} errors`);
   return `${lines.join('\n')}\n`;
 }

@@ -4,17 +4,19 @@ import { configFromEnv, createMediaStorage, maskUrl, parseStorageUrl } from '../
 import { isMediaStorageError } from '../core/errors.js';
 import { auditKeys, formatAudit, parseKeyList } from './audit.js';
 import { formatDoctor, runDoctor } from './doctor.js';
-import { formatBytes, ProgressReporter } from './progress.js';
+import { displayName, formatBytes, ProgressReporter } from './progress.js';
 import { syncStorages } from './sync.js';
+import { runVariants, VARIANTS_USAGE } from './variants.js';
 
 const USAGE = `media-storage <command> [options]
 
 Commands:
   doctor [--url URL]                 check the configured storage end to end
   sync --from URL --to URL           copy objects that are missing or different
-       [--prefix P] [--concurrency N] [--dry-run] [--delete] [--checksum] [--quiet]
+       [--prefix P] [--concurrency N] [--dry-run] [--delete] [--checksum] [--strict] [--quiet]
   audit --keys FILE|- [--url URL]    list stored paths that have no object
        [--format text|json|csv] [--concurrency N] [--strip-prefix P] [--fail-on-missing]
+${VARIANTS_USAGE}
 
 Storage URLs: file:///var/app/media, s3://bucket/prefix?region=..., cloudinary://key:secret@cloud,
 b2://keyId:key@bucket/prefix, memory://, or "env" for the environment's configuration
@@ -71,6 +73,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
           'dry-run': { type: 'boolean' },
           delete: { type: 'boolean' },
           checksum: { type: 'boolean' },
+          strict: { type: 'boolean' },
           quiet: { type: 'boolean' },
         },
       });
@@ -91,13 +94,18 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       progress.finish({ label: dry ? 'checked' : 'synced', done: report.scanned, bytes: report.bytes, failed: report.failed });
       if (dry) for (const key of report.copiedKeys) io.stdout.write(`would copy ${key}\n`);
       if (dry) for (const key of report.deletedKeys) io.stdout.write(`would delete ${key}\n`);
-      for (const f of report.failures) io.stdout.write(`FAILED ${f.key}: ${f.code} ${f.message}\n`);
+      for (const f of report.failures) io.stdout.write(`FAILED ${displayName(f.key)}: ${f.code} ${f.message}\n`);
+      for (const o of report.notCopied) io.stdout.write(`NOT COPIED ${displayName(o.name)}: ${o.message}\n`);
+      for (const w of report.warnings) io.stdout.write(`WARNING ${displayName(w.key)}: ${w.message}\n`);
       const seconds = report.durationMs / 1000;
+      const notCopied = report.notCopied.length > 0 ? `, ${report.notCopied.length} not copied (no key names them; rename them at the source)` : '';
+      const markers = report.folderMarkers > 0 ? `, ${report.folderMarkers} folder marker${report.folderMarkers === 1 ? '' : 's'} ignored` : '';
       io.stdout.write(
-        `${report.scanned} objects: ${report.copied} ${dry ? 'to copy' : 'copied'} (${formatBytes(report.bytes)}), ${report.skipped} already there, ${report.deleted} ${dry ? 'to delete' : 'deleted'}, ${report.failed} failed, in ${seconds.toFixed(1)} s\n`,
+        `${report.scanned} objects: ${report.copied} ${dry ? 'to copy' : 'copied'} (${formatBytes(report.bytes)}), ${report.skipped} already there, ${report.deleted} ${dry ? 'to delete' : 'deleted'}, ${report.failed} failed${notCopied}${markers}, in ${seconds.toFixed(1)} s\n`,
       );
-      return report.failed > 0 ? 1 : 0;
+      return report.failed > 0 || (values.strict && report.notCopied.length > 0) ? 1 : 0;
     }
+    if (command === 'variants') return await runVariants(rest, io, (url) => storageFrom(url, io, '--url'));
     if (command === 'audit') {
       const { values } = parseArgs({
         args: rest,
@@ -124,7 +132,8 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       });
       progress.finish({ label: 'checked', done: report.distinct, total: report.distinct });
       io.stdout.write(formatAudit(report, format));
-      return report.counts.error > 0 || (values['fail-on-missing'] && report.counts.missing + report.counts.invalid > 0) ? 1 : 0;
+      // A path stored under another spelling is as good as missing for the app, which reads the path.
+      return report.counts.error > 0 || (values['fail-on-missing'] && report.counts.missing + report.counts['other-spelling'] + report.counts.invalid > 0) ? 1 : 0;
     }
     io.stderr.write(`Unknown command "${command}".\n\n${USAGE}`);
     return 2;

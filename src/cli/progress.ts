@@ -7,6 +7,17 @@ export interface ProgressState {
   failed?: number;
 }
 
+// Characters that would rewrite a terminal or a log when printed raw: controls (ANSI escapes,
+// line breaks), Unicode line separators and bidi overrides.
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/;
+const EVERY_UNPRINTABLE = new RegExp(UNPRINTABLE.source, 'g');
+
+/** A name other software wrote, safe to print on one line: as it is, or quoted with such characters escaped (`"a\u000ab"`). */
+export function displayName(name: string): string {
+  if (!UNPRINTABLE.test(name)) return name;
+  return `"${name.replace(/["\\]/g, '\\$&').replace(EVERY_UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}"`;
+}
+
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KB', 'MB', 'GB', 'TB'];
   let value = bytes;

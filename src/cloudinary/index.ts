@@ -23,7 +23,7 @@ import { isExecutableContentType, type ServingOptions } from '../core/serving.js
 import { MediaStorageError, abortedError, type MediaStorageErrorCode } from '../core/errors.js';
 import { normalizeKey, normalizeLocation } from '../core/keys.js';
 import { failOnStall } from '../core/stall.js';
-import type { Capabilities, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
+import type { Capabilities, ListPage, ObjectInfo, ReadOptions, SkippedObject, UrlOptions } from '../core/types.js';
 import { configError, resolveConfig, type ResolvedConfig } from './config.js';
 import { CloudinaryApiError, fromSdkRejection, mapCloudinaryError } from './errors.js';
 import { BodyReader, firstBytes, sliceStream } from './io.js';
@@ -222,6 +222,8 @@ interface ListSource {
   pageCursor?: string;
   consumed: number;
   items: ObjectInfo[];
+  /** Assets of the pages loaded for this listing call that no key names. */
+  skipped: SkippedObject[];
   next?: string;
 }
 
@@ -916,8 +918,10 @@ export class CloudinaryStorage extends BaseStorage {
     for (const type of RESOURCE_TYPES) {
       const s = state?.[type];
       if (s?.d) continue;
-      const source: ListSource = { type, pageCursor: s?.c, consumed: 0, items: [] };
+      const source: ListSource = { type, pageCursor: s?.c, consumed: 0, items: [], skipped: [] };
       await this.loadPage(source, prefix, s?.c);
+      // A resumed page was loaded (and its skipped assets reported) by the previous call.
+      if (s) source.skipped = [];
       source.items.splice(0, s?.n ?? 0);
       source.consumed = s?.n ?? 0;
       sources.push(source);
@@ -941,14 +945,16 @@ export class CloudinaryStorage extends BaseStorage {
       if (item.key !== lastKey) items.push(item);
       lastKey = item.key;
     }
+    const skipped = sources.flatMap((s) => s.skipped);
+    const reported = skipped.length > 0 ? { skipped } : {};
     const more = sources.some((s) => s.items.length > 0 || s.next !== undefined);
-    if (!more) return { items };
+    if (!more) return { items, ...reported };
     const next = {} as ListCursor;
     for (const type of RESOURCE_TYPES) {
       const source = sources.find((s) => s.type === type);
       next[type] = !source || (source.items.length === 0 && source.next === undefined) ? { n: 0, d: true } : { c: source.pageCursor, n: source.consumed };
     }
-    return { items, cursor: Buffer.from(JSON.stringify(next), 'utf8').toString('base64url') };
+    return { items, ...reported, cursor: Buffer.from(JSON.stringify(next), 'utf8').toString('base64url') };
   }
 
   private decodeCursor(cursor: string): ListCursor {
@@ -982,16 +988,16 @@ export class CloudinaryStorage extends BaseStorage {
     source.consumed = 0;
     source.next = page.next_cursor || undefined;
     const items: ObjectInfo[] = [];
+    const skipped: SkippedObject[] = [];
     for (const r of page.resources ?? []) {
       const key = keyOf({ resourceType: r.resource_type, publicId: r.public_id, format: r.format }, this.folder);
-      if (key === undefined || !key.startsWith(prefix)) continue;
-      let valid: string;
-      try {
-        valid = normalizeKey(key);
-      } catch {
+      if (key === undefined) {
+        // Inside the folder but not a key's asset (another tool's public ID): reported, not dropped.
+        if (r.public_id.startsWith(this.folder + prefix)) skipped.push({ name: `${r.public_id.slice(this.folder.length)}${r.format ? `.${r.format}` : ''}`, reason: 'unmapped', message: `the Cloudinary ${r.resource_type} asset with public ID ${JSON.stringify(r.public_id)} does not map back to a key`, size: r.bytes });
         continue;
       }
-      if (valid !== key) continue;
+      if (!key.startsWith(prefix)) continue;
+      // Names that are not keys are screened (and reported) by the core.
       items.push(this.infoFromResource(key, r));
       // Its version too, so url() of a listed key needs no lookup.
       const ref: AssetRef = r.resource_type === 'raw' ? { resourceType: 'raw', publicId: r.public_id } : { resourceType: r.resource_type as ResourceType, publicId: r.public_id, format: r.format };
@@ -1001,6 +1007,7 @@ export class CloudinaryStorage extends BaseStorage {
     // (`a-b.jpg` < `a.jpg`, public IDs `a-b` > `a`), so each page is put in key order.
     items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     source.items = items;
+    source.skipped.push(...skipped);
   }
 
   /** The public-ID prefix covering every key under `prefix` for a resource type. */

@@ -4,18 +4,21 @@ import { prepareBody, streamToBuffer, type PreparedBody } from './body.js';
 import { MediaStorageError, isMediaStorageError, type MediaStorageErrorCode } from './errors.js';
 import { toMediaStorageError } from './error-mapping.js';
 import { normalizeContentType } from './content-type.js';
-import { normalizeKey, normalizePrefix, splitKey } from './keys.js';
+import { listedNameProblem, splitKey, validateKey, validatePrefix } from './keys.js';
+import { prepareCacheControl, prepareMetadata, type MetadataRules } from './metadata.js';
 import { ServingRule, type ServingOptions } from './serving.js';
 import type {
   Body,
   Capabilities,
   CopyOptions,
+  ListAllOptions,
   ListOptions,
   ListPage,
   MediaStorage,
   ObjectInfo,
   ReadOptions,
   SaveOptions,
+  SkippedObject,
   UrlOptions,
 } from './types.js';
 
@@ -24,6 +27,7 @@ export interface WriteOptions {
   /** `fail`: the write must not replace an existing object (ALREADY_EXISTS). */
   ifExists: 'overwrite' | 'fail';
   cacheControl?: string;
+  /** Checked by the core (see `prepareMetadata`): names lower-cased, values exactly as given. */
   metadata?: Record<string, string>;
   signal?: AbortSignal;
   /** Called with bytes sent, for backends whose SDK reports upload progress itself. */
@@ -70,6 +74,33 @@ function checkRange(range: ReadOptions['range']): void {
   }
 }
 
+/**
+ * A driver's page as the public API gives it: the names that are not keys (see
+ * `listedNameProblem`) move from `items` to `skipped`, so every listed key works with every
+ * other method, and nothing is dropped without a word.
+ */
+export function screenListing(page: ListPage): ListPage {
+  const items: ObjectInfo[] = [];
+  const skipped: SkippedObject[] = [...(page.skipped ?? [])];
+  for (const item of page.items) {
+    const problem = listedNameProblem(item.key, item.size);
+    if (problem) skipped.push({ name: item.key, reason: problem.reason, message: problem.message, size: item.size });
+    else items.push(item);
+  }
+  return { items, ...(page.cursor ? { cursor: page.cursor } : {}), ...(skipped.length > 0 ? { skipped } : {}) };
+}
+
+/** Every item of every page `fetchPage` gives, following cursors; skipped objects go to `onSkipped`. */
+export async function* pageThrough(fetchPage: (cursor: string | undefined) => Promise<ListPage>, onSkipped?: (object: SkippedObject) => void): AsyncGenerator<ObjectInfo> {
+  let cursor: string | undefined;
+  do {
+    const page = await fetchPage(cursor);
+    if (onSkipped) for (const object of page.skipped ?? []) onSkipped(object);
+    yield* page.items;
+    cursor = page.cursor;
+  } while (cursor);
+}
+
 /** `604800` → `7 days`, for messages. */
 function formatSeconds(seconds: number): string {
   if (seconds % 86400 === 0) return `${seconds / 86400} day${seconds === 86400 ? '' : 's'}`;
@@ -91,8 +122,8 @@ function randomSuffix(): string {
 /**
  * The shared half of every backend: key rules, option checks, body preparation, overwrite
  * policies and error wrapping live here once. A backend extends this class and implements the
- * protected driver methods below, each of which receives keys that are already validated and
- * NFC-normalised (and relative to the backend's own prefix, if it has one).
+ * protected driver methods below, each of which receives keys that are already validated, exactly
+ * as the caller gave them (and relative to the backend's own prefix, if it has one).
  */
 export abstract class BaseStorage implements MediaStorage {
   abstract readonly name: string;
@@ -120,7 +151,10 @@ export abstract class BaseStorage implements MediaStorage {
   protected abstract statObject(key: string): Promise<ObjectInfo | undefined>;
   /** Removes the object; succeeds when it is already absent. */
   protected abstract deleteObject(key: string): Promise<void>;
-  /** One page of objects under the prefix, sorted by key. */
+  /**
+   * One page of objects under the prefix, sorted by name, with every name as stored: the core
+   * moves names that are not keys (folder markers, `a//b`, control characters...) to `skipped`.
+   */
   protected abstract listObjects(prefix: string, options: { cursor?: string; limit: number }): Promise<ListPage>;
   /** A URL for the object (see UrlOptions). */
   protected abstract objectUrl(key: string, options: UrlOptions): Promise<string>;
@@ -174,9 +208,14 @@ export abstract class BaseStorage implements MediaStorage {
 
   /** The key rule, then the backend's reservations. */
   private checkedKey(key: string): string {
-    const normalized = normalizeKey(key);
-    this.checkReservedKey(normalized);
-    return normalized;
+    const valid = validateKey(key);
+    this.checkReservedKey(valid);
+    return valid;
+  }
+
+  /** What this backend's metadata store allows beyond the core rule (see {@link MetadataRules}). */
+  protected metadataRules(): MetadataRules {
+    return {};
   }
 
   /** Strings that must never appear in an error message (secrets, tokens). */
@@ -187,7 +226,7 @@ export abstract class BaseStorage implements MediaStorage {
   // ----------------------------------------------------------------- public API
 
   async save(key: string, body: Body, options: SaveOptions = {}): Promise<ObjectInfo> {
-    const normalized = this.checkedKey(key);
+    const validKey = this.checkedKey(key);
     // Checked here, before any I/O: a type with a line break would forge headers wherever it is sent.
     if (options.contentType !== undefined) options = { ...options, contentType: normalizeContentType(options.contentType) };
     const ifExists = options.ifExists ?? this.defaultIfExists;
@@ -197,15 +236,18 @@ export abstract class BaseStorage implements MediaStorage {
     if (options.maxSize !== undefined && !(Number.isInteger(options.maxSize) && options.maxSize >= 0)) {
       throw invalidInput('maxSize must be a whole number of bytes');
     }
-    return this.run('save', normalized, async () => {
-      let target = normalized;
-      if (ifExists === 'rename') target = await this.availableKey(normalized);
+    // Refused here, before any request: a header S3 cannot carry would fail as AUTH or UNKNOWN there.
+    const metadata = prepareMetadata(options.metadata, this.metadataRules(), this.name);
+    const cacheControl = prepareCacheControl(options.cacheControl, this.name);
+    return this.run('save', validKey, async () => {
+      let target = validKey;
+      if (ifExists === 'rename') target = await this.availableKey(validKey);
       const prepared = await prepareBody(body, target, options, this.servingRule);
       const write = (k: string, p: PreparedBody): Promise<ObjectInfo> =>
         this.writeObject(k, p, {
           ifExists: ifExists === 'overwrite' ? 'overwrite' : 'fail',
-          cacheControl: options.cacheControl,
-          metadata: options.metadata,
+          cacheControl,
+          metadata,
           signal: options.signal,
           onProgress: options.onProgress,
           contentDisposition: this.servingRule.storedDisposition(k, p.contentType),
@@ -215,7 +257,7 @@ export abstract class BaseStorage implements MediaStorage {
       } catch (err) {
         // Lost a race for the free name: bytes in memory can be written again under another one.
         if (ifExists === 'rename' && prepared.buffer && isMediaStorageError(err) && err.code === 'ALREADY_EXISTS') {
-          const again = await this.availableKey(normalized);
+          const again = await this.availableKey(validKey);
           return write(again, await prepareBody(prepared.buffer, again, options, this.servingRule));
         }
         throw err;
@@ -224,38 +266,41 @@ export abstract class BaseStorage implements MediaStorage {
   }
 
   async url(key: string, options: UrlOptions = {}): Promise<string> {
-    const normalized = this.checkedKey(key);
+    const validKey = this.checkedKey(key);
+    if (options.variant !== undefined || options.density !== undefined) {
+      throw new MediaStorageError('UNSUPPORTED', `${this.name} knows no image variants: wrap the storage with withImages (media-storage/images) to use url(key, { variant })`, { key: validKey, backend: this.name, operation: 'url' });
+    }
     const max = this.capabilities.maxExpiresIn ?? DEFAULT_MAX_EXPIRES_IN;
     const { expiresIn } = options;
     if (expiresIn !== undefined && !(typeof expiresIn === 'number' && expiresIn > 0 && Math.ceil(expiresIn) <= max)) {
       throw invalidInput(`expiresIn must be a number of seconds from 1 to ${max} (${this.name} signs URLs for at most ${formatSeconds(max)}), not ${String(expiresIn)}`);
     }
-    return this.run('url', normalized, () => this.objectUrl(normalized, options));
+    return this.run('url', validKey, () => this.objectUrl(validKey, options));
   }
 
   async delete(key: string): Promise<void> {
-    const normalized = this.checkedKey(key);
-    return this.run('delete', normalized, () => this.deleteObject(normalized));
+    const validKey = this.checkedKey(key);
+    return this.run('delete', validKey, () => this.deleteObject(validKey));
   }
 
   async exists(key: string): Promise<boolean> {
-    const normalized = this.checkedKey(key);
-    return this.run('exists', normalized, () => this.existsObject(normalized));
+    const validKey = this.checkedKey(key);
+    return this.run('exists', validKey, () => this.existsObject(validKey));
   }
 
   async read(key: string, options: ReadOptions = {}): Promise<Readable> {
-    const normalized = this.checkedKey(key);
+    const validKey = this.checkedKey(key);
     checkRange(options.range);
-    const stream = await this.run('read', normalized, () => this.readObject(normalized, options));
-    return this.wrapReadStream(stream, normalized);
+    const stream = await this.run('read', validKey, () => this.readObject(validKey, options));
+    return this.wrapReadStream(stream, validKey);
   }
 
   async readBuffer(key: string, options: ReadOptions = {}): Promise<Buffer> {
-    const normalized = this.checkedKey(key);
+    const validKey = this.checkedKey(key);
     checkRange(options.range);
     // Whole-object reads skip the read() wrapper (it costs ~20% on large bodies): a driver's
     // one-call read when it has one, else its stream collected directly.
-    return this.run('read', normalized, async () => (await this.readObjectBuffer(normalized, options)) ?? streamToBuffer(await this.readObject(normalized, options)));
+    return this.run('read', validKey, async () => (await this.readObjectBuffer(validKey, options)) ?? streamToBuffer(await this.readObject(validKey, options)));
   }
 
   /**
@@ -271,31 +316,27 @@ export abstract class BaseStorage implements MediaStorage {
   }
 
   async stat(key: string): Promise<ObjectInfo> {
-    const normalized = this.checkedKey(key);
-    return this.run('stat', normalized, async () => {
-      const info = await this.statObject(normalized);
-      if (!info) throw new MediaStorageError('NOT_FOUND', `No object under "${normalized}"`, { key: normalized });
+    const validKey = this.checkedKey(key);
+    return this.run('stat', validKey, async () => {
+      const info = await this.statObject(validKey);
+      if (!info) throw new MediaStorageError('NOT_FOUND', `No object under "${validKey}"`, { key: validKey });
       return info;
     });
   }
 
   async list(prefix = '', options: ListOptions = {}): Promise<ListPage> {
-    const normalized = normalizePrefix(prefix);
+    const validPrefix = validatePrefix(prefix);
     const limit = options.limit ?? DEFAULT_LIST_LIMIT;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
       throw invalidInput(`limit must be a whole number from 1 to ${MAX_LIST_LIMIT}`);
     }
     if (options.cursor !== undefined && typeof options.cursor !== 'string') throw invalidInput('cursor must be a string');
-    return this.run('list', undefined, () => this.listObjects(normalized, { cursor: options.cursor || undefined, limit }));
+    const page = await this.run('list', undefined, () => this.listObjects(validPrefix, { cursor: options.cursor || undefined, limit }));
+    return screenListing(page);
   }
 
-  async *listAll(prefix = '', options: { pageSize?: number } = {}): AsyncGenerator<ObjectInfo> {
-    let cursor: string | undefined;
-    do {
-      const page = await this.list(prefix, { cursor, limit: options.pageSize ?? DEFAULT_LIST_LIMIT });
-      yield* page.items;
-      cursor = page.cursor;
-    } while (cursor);
+  async *listAll(prefix = '', options: ListAllOptions = {}): AsyncGenerator<ObjectInfo> {
+    yield* pageThrough((cursor) => this.list(prefix, { cursor, limit: options.pageSize ?? DEFAULT_LIST_LIMIT }), options.onSkipped);
   }
 
   async copy(from: string, to: string, options: CopyOptions = {}): Promise<ObjectInfo> {
@@ -325,7 +366,7 @@ export abstract class BaseStorage implements MediaStorage {
     if (!(await this.keyTaken(key))) return key;
     const { dir, stem, ext } = splitKey(key);
     for (let i = 0; i < RENAME_ATTEMPTS; i++) {
-      const candidate = normalizeKey(`${dir}${stem}_${randomSuffix()}${ext}`);
+      const candidate = validateKey(`${dir}${stem}_${randomSuffix()}${ext}`);
       if (!(await this.keyTaken(candidate))) return candidate;
     }
     throw new MediaStorageError('ALREADY_EXISTS', `No free name found for "${key}" after ${RENAME_ATTEMPTS} attempts`, { key });

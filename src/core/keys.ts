@@ -24,47 +24,63 @@ function invalid(key: unknown, reason: string): MediaStorageError {
 }
 
 /**
- * Validates and normalises a storage key: a relative POSIX path such as `profile_images/abc.jpg`.
- * Returns the NFC form, which is what every backend stores. Throws INVALID_KEY for traversal
- * (`..`, `.`, and segments of only dots and spaces), absolute paths, drive letters, backslashes,
- * empty segments, control, line-separator and bidi characters, unpaired surrogates, look-alikes of `/`, `\` and `.`
- * that become traversal under NFKC, and over-long keys or segments.
+ * Why `key` is not a valid storage key, or `undefined` when it is one. The rule: a relative POSIX
+ * path such as `profile_images/abc.jpg`, with no traversal (`..`, `.`, segments of only dots and
+ * spaces), no absolute path, drive letter or backslash, no empty segment (`//`, a trailing `/`),
+ * no control, line-separator or bidi character or unpaired surrogate, no look-alike of `/`, `\\` or `.` that becomes
+ * traversal under NFKC, and at most {@link MAX_KEY_BYTES} bytes ({@link MAX_SEGMENT_BYTES} per
+ * segment) in UTF-8.
  */
-export function normalizeKey(key: unknown): string {
-  if (typeof key !== 'string') throw invalid(key, 'a key must be a string');
-  if (key.length === 0) throw invalid(key, 'a key must not be empty');
+export function keyProblem(key: unknown): string | undefined {
+  if (typeof key !== 'string') return 'a key must be a string';
+  if (key.length === 0) return 'a key must not be empty';
   // Printable ASCII (the usual `profile_images/abc.jpg`) has no controls, no bidi marks, is its own
-  // NFC and NFKC form, and takes one byte per character: the Unicode steps are skipped for it.
+  // NFKC form, and takes one byte per character: the Unicode steps are skipped for it.
   const ascii = PRINTABLE_ASCII.test(key);
-  if (!ascii && CONTROL.test(key)) throw invalid(key, 'control characters (NUL, newline, ...) are not allowed');
-  if (!ascii && BIDI.test(key)) throw invalid(key, 'bidirectional control characters are not allowed');
+  if (!ascii && CONTROL.test(key)) return 'control characters (NUL, newline, ...) are not allowed';
+  if (!ascii && BIDI.test(key)) return 'bidirectional control characters are not allowed';
   // A lone surrogate has no UTF-8 form: file systems store U+FFFD (so two keys alias), URLs
   // cannot encode it (encodeURIComponent throws), and S3 refuses it.
-  if (!ascii && LONE_SURROGATE.test(key)) throw invalid(key, 'not well-formed Unicode (an unpaired surrogate)');
-  if (key.includes('\\')) throw invalid(key, 'backslashes are not allowed; use "/" between folders');
-  if (key.startsWith('/')) throw invalid(key, 'a key must be relative (no leading "/")');
-  if (DRIVE.test(key)) throw invalid(key, 'a key must not start with a drive letter');
-  const nfc = ascii ? key : key.normalize('NFC');
+  if (!ascii && LONE_SURROGATE.test(key)) return 'not well-formed Unicode (an unpaired surrogate)';
+  if (key.includes('\\')) return 'backslashes are not allowed; use "/" between folders';
+  if (key.startsWith('/')) return 'a key must be relative (no leading "/")';
+  if (DRIVE.test(key)) return 'a key must not start with a drive letter';
   const bytes = (text: string): number => (ascii ? text.length : Buffer.byteLength(text, 'utf8'));
-  if (bytes(nfc) > MAX_KEY_BYTES) throw invalid(key, `longer than ${MAX_KEY_BYTES} bytes`);
-  for (const segment of nfc.split('/')) {
-    if (segment === '') throw invalid(key, 'empty path segment ("//" or a trailing "/")');
-    if (segment === '.' || segment === '..') throw invalid(key, '"." and ".." segments are not allowed');
+  if (bytes(key) > MAX_KEY_BYTES) return `longer than ${MAX_KEY_BYTES} bytes`;
+  for (const segment of key.split('/')) {
+    if (segment === '') return 'empty path segment ("//" or a trailing "/")';
+    if (segment === '.' || segment === '..') return '"." and ".." segments are not allowed';
     // Windows drops trailing dots and spaces, so ".. " and "..." name the parent or this folder there.
-    if (DOTS_AND_SPACES.test(segment)) throw invalid(key, 'a path segment must not be only dots and spaces');
-    if (bytes(segment) > MAX_SEGMENT_BYTES) {
-      throw invalid(key, `a path segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
-    }
+    if (DOTS_AND_SPACES.test(segment)) return 'a path segment must not be only dots and spaces';
+    if (bytes(segment) > MAX_SEGMENT_BYTES) return `a path segment is longer than ${MAX_SEGMENT_BYTES} bytes`;
   }
-  if (ascii) return nfc;
+  if (ascii) return undefined;
   // Look-alikes (fullwidth "．．／", "‥", "＼") turn into traversal under compatibility
   // normalisation, which some tools and Windows' best-fit code page conversion apply.
-  const nfkc = nfc.normalize('NFKC');
-  if (nfkc !== nfc && compatibilityTraversal(nfkc)) {
-    throw invalid(key, 'look-alikes of "/", "\\" or "." make it a traversal or absolute path once NFKC-normalised');
+  const nfkc = key.normalize('NFKC');
+  if (nfkc !== key && compatibilityTraversal(nfkc)) {
+    return 'look-alikes of "/", "\\" or "." make it a traversal or absolute path once NFKC-normalised';
   }
-  return nfc;
+  return undefined;
 }
+
+/**
+ * Validates a storage key (see {@link keyProblem} for the rule) and returns it unchanged: keys are
+ * byte-exact identifiers. `cafe\u0301.jpg` (decomposed, as macOS writes names) and `caf\u00e9.jpg`
+ * (composed) are two keys, as they are two objects to S3, B2 and Linux file systems; no operation
+ * on one ever reads, replaces or deletes the other. Throws INVALID_KEY.
+ */
+export function validateKey(key: unknown): string {
+  const problem = keyProblem(key);
+  if (problem !== undefined) throw invalid(key, problem);
+  return key as string;
+}
+
+/**
+ * @deprecated Keys are no longer normalised (see {@link validateKey}); this is `validateKey`,
+ * kept for code written against 0.1, and returns the key unchanged.
+ */
+export const normalizeKey: (key: unknown) => string = validateKey;
 
 const DOTS_AND_SPACES = /^[.\s]+$/;
 
@@ -73,28 +89,54 @@ function compatibilityTraversal(nfkc: string): boolean {
   return nfkc.split('/').some((segment) => segment === '' || DOTS_AND_SPACES.test(segment));
 }
 
-/** Like {@link normalizeKey} but answers `undefined` instead of throwing. */
-export function tryNormalizeKey(key: unknown): string | undefined {
-  try {
-    return normalizeKey(key);
-  } catch {
-    return undefined;
+/** Like {@link validateKey} but answers `undefined` instead of throwing. */
+export function tryValidateKey(key: unknown): string | undefined {
+  return keyProblem(key) === undefined ? (key as string) : undefined;
+}
+
+/** @deprecated Use {@link tryValidateKey}; keys are no longer normalised. */
+export const tryNormalizeKey: (key: unknown) => string | undefined = tryValidateKey;
+
+/**
+ * The other Unicode spellings of a key: its NFC and NFD forms where they differ from it. Such a
+ * twin is another key; tools use this to find an object whose name was stored in another form
+ * than the one asked for (`media-storage audit`).
+ */
+export function normalizationTwins(key: string): string[] {
+  if (PRINTABLE_ASCII.test(key)) return [];
+  return [...new Set([key.normalize('NFC'), key.normalize('NFD')])].filter((form) => form !== key);
+}
+
+/**
+ * Why a name a backend listed is not given out as a key, or `undefined` when it is a key. A name
+ * ending in "/" is a folder marker (what the S3 console and many clients create for an empty
+ * folder): `folder-marker` when it holds no bytes.
+ */
+export function listedNameProblem(name: string, size: number): { reason: 'folder-marker' | 'invalid-key'; message: string } | undefined {
+  // "" is the marker of the storage's own prefix (S3's `media/` under location `media/`).
+  if (size === 0 && (name === '' || (name.endsWith('/') && keyProblem(name.slice(0, -1)) === undefined))) {
+    return { reason: 'folder-marker', message: 'a folder marker (an empty object whose name ends in "/"), not a file' };
   }
+  const problem = keyProblem(name);
+  return problem === undefined ? undefined : { reason: 'invalid-key', message: `not a valid key: ${problem}` };
 }
 
 /**
  * Validates a listing prefix: `""` (everything), a folder (`profile_images/`) or the start of a
  * name (`profile_images/ab`). The same rules as keys apply, except that it may be empty and may
- * end with "/".
+ * end with "/". Returned unchanged, like keys.
  */
-export function normalizePrefix(prefix: unknown): string {
+export function validatePrefix(prefix: unknown): string {
   if (prefix === undefined || prefix === '') return '';
   if (typeof prefix !== 'string') throw invalid(prefix, 'a prefix must be a string');
   const trailing = prefix.endsWith('/');
   const body = trailing ? prefix.slice(0, -1) : prefix;
   if (body === '') throw invalid(prefix, 'a prefix must not be "/"');
-  return normalizeKey(body) + (trailing ? '/' : '');
+  return validateKey(body) + (trailing ? '/' : '');
 }
+
+/** @deprecated Use {@link validatePrefix}; prefixes are no longer normalised. */
+export const normalizePrefix: (prefix: unknown) => string = validatePrefix;
 
 /** Percent-encodes each segment of a key for use in a URL path, keeping the "/" separators. */
 export function encodeKeyPath(key: string): string {
@@ -112,7 +154,7 @@ export function normalizeLocation(location: string | undefined): string {
   if (!location) return '';
   const trimmed = location.replace(/^\/+|\/+$/g, '');
   if (trimmed === '') return '';
-  return `${normalizeKey(trimmed)}/`;
+  return `${validateKey(trimmed)}/`;
 }
 
 /** `dir/name.ext` → `{ dir: 'dir/', stem: 'name', ext: '.ext' }`. */

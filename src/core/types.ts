@@ -33,7 +33,12 @@ export interface SaveOptions {
   contentType?: string;
   /** Cache-Control sent when the object is served (backends with the `metadata` capability). */
   cacheControl?: string;
-  /** Custom metadata (backends with the `metadata` capability). ASCII keys and values. */
+  /**
+   * Custom metadata (kept by backends with the `metadata` capability, checked on every backend).
+   * Names are HTTP tokens, stored lower-cased; values are any text without control characters or
+   * a leading or trailing space, given back by `stat` exactly. Anything else is INVALID_INPUT,
+   * before any request (see `prepareMetadata`).
+   */
   metadata?: Record<string, string>;
   /** Overwrite policy; default `overwrite`. */
   ifExists?: IfExists;
@@ -49,7 +54,7 @@ export interface SaveOptions {
 
 /** A stored object's description. */
 export interface ObjectInfo {
-  /** The key, NFC-normalised, relative to the storage's prefix. */
+  /** The key, exactly as stored (keys are byte-exact; see `validateKey`), relative to the storage's prefix. */
   key: string;
   /** Size in bytes. */
   size: number;
@@ -77,6 +82,14 @@ export interface UrlOptions {
   download?: boolean | string;
   /** Backend-specific delivery transformation (e.g. Cloudinary's `{ width: 128, crop: 'thumb' }`). */
   transform?: Record<string, unknown>;
+  /**
+   * A declared image variant (`media-storage/images`): the URL of that version of the photo
+   * instead of the original. Only a storage wrapped by `withImages` knows variants; every other
+   * storage answers UNSUPPORTED rather than give the original's URL.
+   */
+  variant?: string;
+  /** With `variant`: which of its declared pixel densities (1, 2...). Default 1. */
+  density?: number;
 }
 
 export interface ByteRange {
@@ -99,9 +112,43 @@ export interface ListOptions {
 }
 
 export interface ListPage {
+  /** Objects whose names are keys: every one works with exists, stat, read, url, copy and delete. */
   items: ObjectInfo[];
   /** Pass as `cursor` to get the next page; absent on the last page. */
   cursor?: string;
+  /**
+   * Objects of this page that are not in `items` because no key names them: folder markers and
+   * names other software wrote that break the key rule (`./x`, `a//b`, control characters, ...).
+   * Absent when there are none. `media-storage sync` and `audit` report them.
+   */
+  skipped?: SkippedObject[];
+}
+
+/** An object a listing left out of `items`, with the reason (see {@link ListPage.skipped}). */
+export interface SkippedObject {
+  /**
+   * Its name as the backend stores it, relative to the storage's prefix. It may hold characters
+   * no key can (line breaks, terminal escapes): escape it before printing (`JSON.stringify`).
+   */
+  name: string;
+  /**
+   * `folder-marker`: an empty object whose name ends in "/" (the S3 console's folders), not a file;
+   * `invalid-key`: a name the key rule refuses; `unmapped`: an object the backend cannot name by a
+   * key at all (a Cloudinary asset whose public ID does not map back to one).
+   */
+  reason: 'folder-marker' | 'invalid-key' | 'unmapped';
+  /** Why, in words. */
+  message: string;
+  /** Size in bytes, when the listing says. */
+  size?: number;
+}
+
+/** Options of `listAll`. */
+export interface ListAllOptions {
+  /** Page size; default 1000. */
+  pageSize?: number;
+  /** Called with each object a page skipped (see {@link ListPage.skipped}). */
+  onSkipped?: (object: SkippedObject) => void;
 }
 
 export interface CopyOptions {
@@ -140,7 +187,7 @@ export interface Capabilities {
 }
 
 /**
- * The contract every backend honours. Keys are relative POSIX paths (see `normalizeKey`); all
+ * The contract every backend honours. Keys are relative POSIX paths (see `validateKey`); all
  * failures are `MediaStorageError`s with a stable `code`.
  */
 export interface MediaStorage {
@@ -167,8 +214,8 @@ export interface MediaStorage {
   stat(key: string): Promise<ObjectInfo>;
   /** One page of objects whose keys start with `prefix`, in key order. */
   list(prefix?: string, options?: ListOptions): Promise<ListPage>;
-  /** Every object whose key starts with `prefix`, page after page. */
-  listAll(prefix?: string, options?: { pageSize?: number }): AsyncIterable<ObjectInfo>;
+  /** Every object whose key starts with `prefix`, page after page (objects no key names go to `onSkipped`). */
+  listAll(prefix?: string, options?: ListAllOptions): AsyncIterable<ObjectInfo>;
   /** Copies an object to another key. NOT_FOUND when the source is absent. */
   copy(from: string, to: string, options?: CopyOptions): Promise<ObjectInfo>;
 }

@@ -1,10 +1,11 @@
 import { pipeline, Transform, type Readable } from 'node:stream';
-import { DEFAULT_LIST_LIMIT } from '../core/base.js';
+import { DEFAULT_LIST_LIMIT, pageThrough } from '../core/base.js';
 import { abortedError } from '../core/errors.js';
 import type {
   Body,
   Capabilities,
   CopyOptions,
+  ListAllOptions,
   ListOptions,
   ListPage,
   MediaStorage,
@@ -106,13 +107,8 @@ export class StorageLayer implements MediaStorage {
     return this.intercept({ operation: 'list', key: prefix, replayable: true }, () => this.inner.list(prefix, options));
   }
 
-  async *listAll(prefix = '', options: { pageSize?: number } = {}): AsyncGenerator<ObjectInfo> {
-    let cursor: string | undefined;
-    do {
-      const page = await this.list(prefix, { cursor, limit: options.pageSize ?? DEFAULT_LIST_LIMIT });
-      yield* page.items;
-      cursor = page.cursor;
-    } while (cursor);
+  async *listAll(prefix = '', options: ListAllOptions = {}): AsyncGenerator<ObjectInfo> {
+    yield* pageThrough((cursor) => this.list(prefix, { cursor, limit: options.pageSize ?? DEFAULT_LIST_LIMIT }), options.onSkipped);
   }
 
   copy(from: string, to: string, options: CopyOptions = {}): Promise<ObjectInfo> {

@@ -11,9 +11,9 @@ import type { ServingOptions } from '../core/serving.js';
 import { MediaStorageError, throwIfAborted, type MediaStorageErrorCode } from '../core/errors.js';
 import { warnEphemeralDiskOnce } from '../core/ephemeral.js';
 import { createMediaHandler, type MediaHandlerTuning, type MediaRequestHandler } from '../core/http-handler.js';
-import { encodeKeyPath } from '../core/keys.js';
+import { encodeKeyPath, normalizationTwins } from '../core/keys.js';
 import { UrlSigner } from '../core/signed-url.js';
-import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
+import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, SkippedObject, UrlOptions } from '../core/types.js';
 
 /**
  * The subset of `node:fs` LocalStorage uses; pass memfs's `fs` (or a wrapper) in tests. The
@@ -97,6 +97,7 @@ export class LocalStorage extends BaseStorage {
   private readonly signer: UrlSigner | undefined;
   private readonly options: LocalStorageOptions;
   private realRoot: string | undefined;
+  private normalizationFolding: Promise<boolean> | undefined;
   /** The temp folder, made (and swept of stale temp files) once per instance, on the first write. */
   private tempDir: Promise<string> | undefined;
   /** `this.fs` when it has the callback functions the serving path uses. */
@@ -193,10 +194,96 @@ export class LocalStorage extends BaseStorage {
       const real = await this.realpath(path.join(realRoot, key));
       this.assertInside(realRoot, real, key);
       if (real.slice(realRoot.length).split(path.sep).some((segment) => segment.startsWith(TEMP_PREFIX))) return undefined;
+      // On APFS, "Jose\u0301.jpg" finds "José.jpg": that is another key's file, not this one's.
+      if (!(await this.spelledExactly(realRoot, key))) return undefined;
       return real;
     } catch (err) {
       if (isCode(err, 'ENOENT', 'ENOTDIR')) return undefined;
       throw err;
+    }
+  }
+
+  // ----------------------------------------------------------------- Unicode spellings
+
+  /**
+   * Whether this file system finds a name under another Unicode normalisation of it (macOS APFS
+   * and HFS+ do; ext4, XFS and NTFS do not). Keys are byte-exact, so there a key whose name has
+   * other spellings must be checked against the names the folder really holds. Found once, with a
+   * probe file; a root where no probe can be written is treated as folding (the checks are then
+   * only slower).
+   */
+  private foldsNormalization(): Promise<boolean> {
+    this.normalizationFolding ??= (async () => {
+      let stem: string;
+      try {
+        // In the temp folder, which is on the root's file system and hidden from listings.
+        stem = `${await this.tempPath()}-`;
+        await this.fs.promises.writeFile(`${stem}\u00e9`, '', { flag: 'wx' });
+      } catch {
+        return true;
+      }
+      try {
+        await this.fs.promises.lstat(`${stem}e\u0301`);
+        return true;
+      } catch {
+        return false;
+      } finally {
+        await this.fs.promises.unlink(`${stem}\u00e9`).catch(() => undefined);
+      }
+    })();
+    return this.normalizationFolding;
+  }
+
+  /** The names in a folder, as stored. */
+  private async entriesOf(dir: string): Promise<string[]> {
+    return (await this.fs.promises.readdir(dir)) as string[];
+  }
+
+  /** Whether every segment of the existing path of `key` is stored under exactly its spelling (see foldsNormalization). */
+  private async spelledExactly(realRoot: string, key: string): Promise<boolean> {
+    if (normalizationTwins(key).length === 0 || !(await this.foldsNormalization())) return true;
+    let dir = realRoot;
+    for (const segment of key.split('/')) {
+      if (normalizationTwins(segment).length > 0 && !(await this.entriesOf(dir)).includes(segment)) return false;
+      dir = path.join(dir, segment);
+    }
+    return true;
+  }
+
+  /**
+   * On a file system that folds normalisation, the stored name (file or folder) another spelling
+   * of `key` already holds: writing `key` would replace or enter it, so two keys would alias.
+   */
+  private async twinInTheWay(key: string): Promise<string | undefined> {
+    const realRoot = await this.getRealRoot(false);
+    if (!realRoot || normalizationTwins(key).length === 0 || !(await this.foldsNormalization())) return undefined;
+    let dir = realRoot;
+    const segments = key.split('/');
+    for (let i = 0; i < segments.length; i++) {
+      const segment = segments[i]!;
+      if (normalizationTwins(segment).length > 0) {
+        let names: string[];
+        try {
+          names = await this.entriesOf(dir);
+        } catch (err) {
+          if (isCode(err, 'ENOENT', 'ENOTDIR')) return undefined;
+          throw err;
+        }
+        if (!names.includes(segment)) {
+          const twin = names.find((name) => name.normalize('NFC') === segment.normalize('NFC'));
+          return twin === undefined ? undefined : [...segments.slice(0, i), twin].join('/');
+        }
+      }
+      dir = path.join(dir, segment);
+    }
+    return undefined;
+  }
+
+  /** ALREADY_EXISTS when another spelling of `key` holds its place on this file system. */
+  private async refuseTwin(key: string): Promise<void> {
+    const twin = await this.twinInTheWay(key);
+    if (twin !== undefined) {
+      throw new MediaStorageError('ALREADY_EXISTS', `${JSON.stringify(twin)} is stored under another Unicode spelling of "${key}", and this file system (APFS or HFS+) cannot hold both; nothing was written`, { key });
     }
   }
 
@@ -334,6 +421,7 @@ export class LocalStorage extends BaseStorage {
   // ----------------------------------------------------------------- driver
 
   protected async writeObject(key: string, body: PreparedBody, options: WriteOptions): Promise<ObjectInfo> {
+    await this.refuseTwin(key);
     const dir = await this.ensureParent(key);
     const target = path.join(dir, key.slice(key.lastIndexOf('/') + 1));
     const temp = await this.tempPath();
@@ -488,6 +576,8 @@ export class LocalStorage extends BaseStorage {
       throw err;
     }
     this.assertInside(realRoot, dir, key);
+    // Where the file system folds spellings, the name found may be another key's.
+    if (!(await this.spelledExactly(realRoot, key))) return;
     try {
       await this.fs.promises.unlink(path.join(dir, key.slice(slash + 1)));
     } catch (err) {
@@ -513,21 +603,30 @@ export class LocalStorage extends BaseStorage {
     const startDir = prefix.slice(0, prefix.lastIndexOf('/') + 1);
     if (!(await this.folderInsideRoot(realRoot, startDir))) return { items: [] };
     const items: ObjectInfo[] = [];
+    const skipped: SkippedObject[] = [];
     let more = false;
+    let last: string | undefined;
     for await (const [key, full] of this.walk(realRoot, startDir, prefix, after)) {
-      if (items.length === options.limit) {
+      if (items.length + skipped.length === options.limit) {
         more = true;
         break;
       }
       try {
         const st = await this.fs.promises.stat(full);
         items.push({ key, size: st.size, contentType: this.servingRule.typeFromKey(key), etag: `${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}`, lastModified: st.mtime });
+        last = key;
       } catch (err) {
-        if (!isCode(err, 'ENOENT')) throw err; // deleted while listing
+        if (!isCode(err, 'ENOENT')) throw err;
+        // A name that is not valid UTF-8 comes back from readdir with U+FFFD in it, and no path
+        // made from that finds the file; anything else was deleted while listing.
+        if (key.includes('\ufffd')) {
+          skipped.push({ name: key, reason: 'invalid-key', message: 'its file name is not valid UTF-8 (shown with U+FFFD)' });
+          last = key;
+        }
       }
     }
-    const last = items[items.length - 1];
-    return more && last ? { items, cursor: cursorCodec.encode(last.key) } : { items };
+    const page: ListPage = { items, ...(skipped.length > 0 ? { skipped } : {}) };
+    return more && last !== undefined ? { ...page, cursor: cursorCodec.encode(last) } : page;
   }
 
   /**
@@ -560,7 +659,8 @@ export class LocalStorage extends BaseStorage {
     }
     const named = entries
       .filter((e) => (e.isFile() || e.isDirectory()) && !e.name.startsWith(TEMP_PREFIX))
-      .map((e) => ({ entry: e, sortKey: dirKey + e.name.normalize('NFC') + (e.isDirectory() ? '/' : '') }))
+      // Names as stored: keys are byte-exact, so a decomposed "Jose\u0301.jpg" is listed as such.
+      .map((e) => ({ entry: e, sortKey: dirKey + e.name + (e.isDirectory() ? '/' : '') }))
       .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
     for (const { entry, sortKey } of named) {
       if (!(sortKey.startsWith(prefix) || prefix.startsWith(sortKey))) continue;
@@ -576,6 +676,7 @@ export class LocalStorage extends BaseStorage {
   protected override async copyObject(from: string, to: string, options: CopyOptions): Promise<ObjectInfo> {
     const source = await this.existingPath(from);
     if (!source || !(await this.fs.promises.stat(source)).isFile()) throw notFound(from);
+    await this.refuseTwin(to);
     const dir = await this.ensureParent(to);
     const target = path.join(dir, to.slice(to.lastIndexOf('/') + 1));
     const temp = await this.tempPath();
@@ -587,6 +688,11 @@ export class LocalStorage extends BaseStorage {
       throw err;
     }
     return this.infoFromStat(to, target, true);
+  }
+
+  /** A name another spelling holds (see twinInTheWay) is taken too, so `ifExists: 'rename'` picks another. */
+  protected override async keyTaken(key: string): Promise<boolean> {
+    return (await this.existsObject(key)) || (await this.twinInTheWay(key)) !== undefined;
   }
 
   protected async objectUrl(key: string, options: UrlOptions): Promise<string> {

@@ -64,6 +64,26 @@ export class MemoryStorage extends BaseStorage {
     this.objects.clear();
   }
 
+  /**
+   * Stores an object under any name, bypassing the key rules and the metadata checks, as other
+   * software can write to a real bucket (folder markers `x/`, `a//b`, control characters,
+   * decomposed Unicode...): for testing how an app and the tools treat objects this library would
+   * never create. `list()` leaves out the names that are not keys and reports them in `skipped`.
+   */
+  putForeignObject(name: string, data: Buffer | string, options: { contentType?: string; cacheControl?: string; metadata?: Record<string, string> } = {}): void {
+    const bytes = Buffer.from(data);
+    const info: ObjectInfo = {
+      key: name,
+      size: bytes.length,
+      contentType: options.contentType ?? 'application/octet-stream',
+      etag: createHash('md5').update(bytes).digest('hex'),
+      lastModified: new Date(),
+      ...(options.cacheControl ? { cacheControl: options.cacheControl } : {}),
+      ...(options.metadata ? { metadata: { ...options.metadata } } : {}),
+    };
+    this.objects.set(name, { data: bytes, info });
+  }
+
   /** Serves the objects over HTTP under the path of `baseUrl` (see LocalStorage.handler). */
   handler(options: MediaHandlerTuning = {}): MediaRequestHandler {
     const basePath = /^[a-z][a-z0-9+.-]*:\/\//i.test(this.baseUrl) ? new URL(this.baseUrl).pathname : this.baseUrl;

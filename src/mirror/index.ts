@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { streamToBuffer } from '../core/body.js';
 import { isNotFound, type MediaStorageError } from '../core/errors.js';
-import type { Body, Capabilities, CopyOptions, ListOptions, ListPage, MediaStorage, ObjectInfo, ReadOptions, SaveOptions, UrlOptions } from '../core/types.js';
+import type { Body, Capabilities, CopyOptions, ListAllOptions, ListOptions, ListPage, MediaStorage, ObjectInfo, ReadOptions, SaveOptions, UrlOptions } from '../core/types.js';
 
 export interface MirrorStorageOptions {
   /**
@@ -111,7 +111,7 @@ export class MirrorStorage implements MediaStorage {
     return this.primary.list(prefix, options);
   }
 
-  listAll(prefix?: string, options?: { pageSize?: number }): AsyncIterable<ObjectInfo> {
+  listAll(prefix?: string, options?: ListAllOptions): AsyncIterable<ObjectInfo> {
     return this.primary.listAll(prefix, options);
   }
 

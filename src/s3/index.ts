@@ -22,7 +22,8 @@ import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, normalizeContentType } from '
 import { MediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
 import { contentDisposition, type ServingOptions } from '../core/serving.js';
 import { encodeKeyPath, normalizeKey, normalizeLocation } from '../core/keys.js';
-import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
+import { decodeHeaderValue, encodeHeaderValue, type MetadataRules } from '../core/metadata.js';
+import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, SkippedObject, UrlOptions } from '../core/types.js';
 import { mapS3Error, MissingBucketError } from './errors.js';
 import { unquote, uploadBody } from './upload.js';
 
@@ -34,6 +35,8 @@ const MIN_PART_SIZE = 5 * MiB;
 const MAX_PART_SIZE = 5 * 1024 * MiB;
 /** S3's longest object key (location prefix included), in UTF-8 bytes. */
 const S3_MAX_KEY_BYTES = 1024;
+/** S3 keeps at most 2 KB of user metadata, names and values (as sent) together. */
+const MAX_METADATA_BYTES = 2048;
 /** S3 answers at most 1,000 keys per ListObjectsV2 request. */
 const MAX_KEYS_PER_REQUEST = 1000;
 /** Time to open a connection, and longest silence on an open one, before a request fails. */
@@ -157,6 +160,15 @@ async function loadPresignedPost(): Promise<typeof import('@aws-sdk/s3-presigned
     return await import('@aws-sdk/s3-presigned-post');
   } catch (err) {
     throw new MediaStorageError('CONFIG', 'presignUpload with maxSize needs the package @aws-sdk/s3-presigned-post: npm install @aws-sdk/s3-presigned-post', { backend: 's3', cause: err });
+  }
+}
+
+/** A listed name from a URL-encoded listing (`+` is a space, as S3 encodes it); undefined when it is not valid UTF-8. */
+function decodeListedName(encoded: string): string | undefined {
+  try {
+    return decodeURIComponent(encoded.replace(/\+/g, ' '));
+  } catch {
+    return undefined;
   }
 }
 
@@ -360,6 +372,7 @@ export class S3Storage extends BaseStorage {
 
   protected async listObjects(prefix: string, options: { cursor?: string; limit: number }): Promise<ListPage> {
     const items: ObjectInfo[] = [];
+    const skipped: SkippedObject[] = [];
     let token = options.cursor;
     do {
       const page = await this.client.send(
@@ -368,11 +381,21 @@ export class S3Storage extends BaseStorage {
           Prefix: this.location + prefix,
           MaxKeys: Math.min(MAX_KEYS_PER_REQUEST, options.limit - items.length),
           ContinuationToken: token,
+          // Names other software wrote may hold characters XML 1.0 cannot carry (U+0001...): asked
+          // URL-encoded, every name arrives, and the core decides which are keys.
+          EncodingType: 'url',
         }),
       );
+      // A server that ignores EncodingType (s3rver) says so by not echoing it.
+      const encoded = page.EncodingType === 'url';
       for (const object of page.Contents ?? []) {
-        if (!object.Key) continue;
-        const key = object.Key.slice(this.location.length);
+        if (object.Key === undefined) continue;
+        const name = encoded ? decodeListedName(object.Key) : object.Key;
+        if (name === undefined) {
+          skipped.push({ name: object.Key.slice(this.location.length), reason: 'invalid-key', message: 'its name is not valid UTF-8 (shown URL-encoded)', size: object.Size });
+          continue;
+        }
+        const key = name.slice(this.location.length);
         items.push({
           key,
           size: object.Size ?? 0,
@@ -384,7 +407,7 @@ export class S3Storage extends BaseStorage {
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token && items.length < options.limit);
-    return token ? { items, cursor: token } : { items };
+    return { items, ...(token ? { cursor: token } : {}), ...(skipped.length > 0 ? { skipped } : {}) };
   }
 
   protected override async copyObject(from: string, to: string, _options: CopyOptions): Promise<ObjectInfo> {
@@ -425,6 +448,10 @@ export class S3Storage extends BaseStorage {
       ResponseContentDisposition: download === undefined ? undefined : contentDisposition('attachment', download),
     });
     return getSignedUrl(this.client, command, { expiresIn });
+  }
+
+  protected override metadataRules(): MetadataRules {
+    return { maxTotalBytes: MAX_METADATA_BYTES, storedValue: encodeHeaderValue };
   }
 
   protected override mapError(err: unknown): { code: MediaStorageErrorCode; message?: string; status?: number; retryAfter?: Date } | undefined {
@@ -509,7 +536,7 @@ export class S3Storage extends BaseStorage {
       etag: unquote(head.ETag) || undefined,
       lastModified: head.LastModified,
       ...(head.CacheControl ? { cacheControl: head.CacheControl } : {}),
-      ...(head.Metadata && Object.keys(head.Metadata).length > 0 ? { metadata: { ...head.Metadata } } : {}),
+      ...(head.Metadata && Object.keys(head.Metadata).length > 0 ? { metadata: Object.fromEntries(Object.entries(head.Metadata).map(([k, v]) => [k, decodeHeaderValue(v)])) } : {}),
     };
   }
 
@@ -518,7 +545,8 @@ export class S3Storage extends BaseStorage {
     const params: PutObjectCommandInput = { Bucket: this.bucket, Key: fullKey, ContentType: contentType };
     const cache = cacheControl ?? this.options.cacheControl;
     if (cache) params.CacheControl = cache;
-    if (metadata && Object.keys(metadata).length > 0) params.Metadata = metadata;
+    // Values HTTP headers cannot carry travel as RFC 2047 words (what S3 itself returns for them).
+    if (metadata && Object.keys(metadata).length > 0) params.Metadata = Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, encodeHeaderValue(v)]));
     // A bucket serves bytes with their stored type and disposition, and cannot send nosniff or a
     // CSP: everything but the inline list is stored as an attachment (executable kinds arrive
     // here as application/octet-stream already).

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_EXPIRES_IN } from '../core/base.js';
 import { DEFAULT_SERVING_RULE, isActiveContent, isExecutableContentType } from '../core/serving.js';
 import { isMediaStorageError, isNotFound, type MediaStorageErrorCode } from '../core/errors.js';
-import type { Capabilities, MediaStorage } from '../core/types.js';
+import type { Capabilities, MediaStorage, SkippedObject } from '../core/types.js';
 import { LYING_BODIES } from './bodies.js';
 import { HOSTILE_KEYS, SPECIAL_KEYS } from './keys.js';
 
@@ -28,7 +28,26 @@ export interface StorageUnderTest {
   cleanup?: () => Promise<void> | void;
   /** How the suite fetches `url()` results; default the global fetch. Needed when URLs point at a host reachable only through a test proxy. */
   fetch?: (url: string, init?: RequestInit) => Promise<Response>;
+  /**
+   * Writes an object the way other software would, with the backend's native client and not
+   * through the storage (a raw S3Client, node:fs, the B2 or Cloudinary API): the foreign-object
+   * tests run only when it is given, and are reported as skipped otherwise. See {@link SeedForeign}.
+   */
+  seedForeign?: SeedForeign;
 }
+
+/**
+ * Stores `body` under `name` behind the storage's back. `name` is relative to the storage, like a
+ * key (the seeder adds the storage's own prefix, location or folder), but it need not be a valid
+ * key: it is written exactly, byte for byte (`Jose\u0301.jpg`, `x/`, `a//b`, `ctl\u0001.txt`).
+ * Bodies larger than the backend's part size go up through its native multipart (large-file,
+ * chunked) API, as the native tools send them. `metadata` is what the other software meant, and
+ * the seeder writes it the way that software does on this backend (S3: values outside printable
+ * ASCII as RFC 2047 words, as the S3 console and S3 itself do). Resolves to `false`, without
+ * writing anything, when the native store cannot hold this name as an object (a folder marker on
+ * a file system, `a//b` on B2): the suite then skips that case and says so.
+ */
+export type SeedForeign = (name: string, body: Buffer, options?: { contentType?: string; metadata?: Record<string, string> }) => Promise<boolean | void>;
 
 export interface ContractOptions {
   /** Capabilities to test; default the storage's own declaration. */
@@ -47,12 +66,17 @@ export interface ContractOptions {
   extraHostileKeys?: readonly string[];
   /**
    * Odd keys (encoded traversal, device names, look-alikes...) that a backend must either reject
-   * with INVALID_KEY in every operation, or store and give back exactly: same bytes, same NFC key
-   * in listings, and over its URL. Each is tried under the run's own prefix.
+   * with INVALID_KEY in every operation, or store and give back exactly: same bytes, the same key
+   * (byte for byte) in listings, and over its URL. Each is tried under the run's own prefix.
    */
   rejectOrStoreKeys?: readonly string[];
   /** Timeout for the slow tests (large bodies, listing), in ms; default 120 s. */
   slowTestTimeout?: number;
+  /**
+   * Size of the object the foreign-object tests seed through the backend's native multipart or
+   * large-file API; default 30,000,000 bytes. 0 leaves that test out (visibly).
+   */
+  foreignLargeObjectBytes?: number;
   /**
    * Set false only for a test server that writes objects in place (s3rver), so a reader can see a
    * half-written one, and concurrent writers of one key can leave a mix of their bodies, whatever
@@ -108,6 +132,11 @@ function failingStream(afterBytes: number): Readable {
       }
     },
   });
+}
+
+/** A long name cut for messages. */
+function shorten(text: string): string {
+  return text.length > 48 ? `${text.slice(0, 40)}…(${text.length} chars)` : text;
 }
 
 async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
@@ -423,6 +452,46 @@ export function describeStorageContract(
         expect(info.cacheControl).toBe('public, max-age=60');
         expect(info.metadata).toMatchObject({ owner: 'agent-7' });
       });
+      itWith('metadata', 'keeps metadata values outside printable ASCII exactly, with names lower-cased as S3 and B2 store them', async () => {
+        const key = k('meta-unicode.bin');
+        const given = { 'Uploaded-By': 'Jos\u00e9', note: '\u65e5\u672c\u8a9e\u306e\u30e1\u30e2', emoji: '\ud83d\ude00 ok', long: '\u00e9'.repeat(200), equals: 'a=b?c', nbsp: '\u00a0spaced\u00a0' };
+        const expected = { 'uploaded-by': 'Jos\u00e9', note: '\u65e5\u672c\u8a9e\u306e\u30e1\u30e2', emoji: '\ud83d\ude00 ok', long: '\u00e9'.repeat(200), equals: 'a=b?c', nbsp: '\u00a0spaced\u00a0' };
+        const saved = await s.save(key, 'payload', { metadata: given });
+        if (saved.metadata) expect(saved.metadata).toEqual(expected);
+        expect((await s.stat(key)).metadata).toEqual(expected);
+        const copy = k('meta-unicode-copy.bin');
+        await s.copy(key, copy);
+        expect((await s.stat(copy)).metadata).toEqual(expected);
+      });
+    });
+
+    describe('metadata a backend could not give back', () => {
+      const refused: Array<[string, unknown]> = [
+        ['a line break in a value', { note: 'a\nb' }],
+        ['a tab in a value', { note: 'a\tb' }],
+        ['NUL in a value', { note: 'a\u0000b' }],
+        ['a leading space', { note: ' padded' }],
+        ['a trailing space', { note: 'padded ' }],
+        ['an RFC 2047 encoded word', { note: '=?UTF-8?B?SGk=?=' }],
+        ['a lone surrogate', { note: 'a\ud800b' }],
+        ['a name with a space', { 'uploaded by': 'x' }],
+        ['a non-ASCII name', { 'na\u00efve': 'x' }],
+        ['an empty name', { '': 'x' }],
+        ['two names differing only in case', { Owner: 'a', owner: 'b' }],
+        ['a value that is not a string', { count: 3 }],
+        ['metadata that is not an object', 'owner=x'],
+      ];
+      it('refuses, on every backend, metadata that HTTP or S3 would change, with INVALID_INPUT and nothing stored', async () => {
+        for (const [label, metadata] of refused) {
+          const key = k('meta-refused.txt');
+          expect(await codeOf(s.save(key, 'payload', { metadata: metadata as Record<string, string> })), label).toBe('INVALID_INPUT');
+          expect(await s.exists(key), label).toBe(false);
+        }
+        const key = k('cache-refused.txt');
+        expect(await codeOf(s.save(key, 'payload', { cacheControl: 'max-age=60\r\nX-Evil: 1' }))).toBe('INVALID_INPUT');
+        expect(await codeOf(s.save(key, 'payload', { cacheControl: 'max-\u00e2ge' }))).toBe('INVALID_INPUT');
+        expect(await s.exists(key)).toBe(false);
+      });
     });
 
     describe('the content type is the truth', () => {
@@ -591,7 +660,8 @@ export function describeStorageContract(
           const key = `${prefix}${special}`;
           const body = Buffer.from(`content of ${special}`);
           const info = await s.save(key, body);
-          const stored = key.normalize('NFC');
+          // Keys are byte-exact: the key comes back as given, in whatever Unicode form it was.
+          const stored = key;
           expect(info.key).toBe(stored);
           expect(await s.exists(stored)).toBe(true);
           expect((await s.readBuffer(key)).equals(body)).toBe(true);
@@ -604,11 +674,37 @@ export function describeStorageContract(
           }
         });
       }
-      it('treats NFD and NFC spellings as one key', async () => {
-        const nfd = k('cafe\u0301.txt');
-        await s.save(nfd, 'accent');
-        expect(await s.exists(nfd.normalize('NFC'))).toBe(true);
-        expect((await s.readBuffer(nfd.normalize('NFC'))).toString()).toBe('accent');
+      it('keeps NFD and NFC spellings as two keys: an operation on one never reads, replaces or deletes the other', async () => {
+        const prefix = k('twins/');
+        const nfc = `${prefix}caf\u00e9.txt`;
+        const nfd = `${prefix}cafe\u0301.txt`;
+        await s.save(nfd, 'decomposed');
+        // Only the decomposed one exists so far: its composed spelling names nothing.
+        expect(await s.exists(nfc)).toBe(false);
+        expect(await codeOf(s.stat(nfc))).toBe('NOT_FOUND');
+        await s.delete(nfc);
+        expect((await s.readBuffer(nfd)).toString()).toBe('decomposed');
+        let both = true;
+        try {
+          await s.save(nfc, 'composed');
+        } catch (err) {
+          // A store that cannot hold both (a file system that folds normalisation, like APFS)
+          // refuses the second one, and keeps the first untouched.
+          expect(isMediaStorageError(err) && err.code === 'ALREADY_EXISTS', String(err)).toBe(true);
+          both = false;
+        }
+        expect((await s.readBuffer(nfd)).toString()).toBe('decomposed');
+        if (!both) {
+          expect(await s.exists(nfc)).toBe(false);
+          return;
+        }
+        expect((await s.readBuffer(nfc)).toString()).toBe('composed');
+        expect((await s.list(prefix)).items.map((i) => i.key).sort()).toEqual([nfc, nfd].sort());
+        await s.save(nfc, 'composed again');
+        expect((await s.readBuffer(nfd)).toString()).toBe('decomposed');
+        await s.delete(nfd);
+        expect(await s.exists(nfd)).toBe(false);
+        expect((await s.readBuffer(nfc)).toString()).toBe('composed again');
       });
       it('rejects hostile keys with INVALID_KEY in every operation, storing nothing', async () => {
         const hostile = [...HOSTILE_KEYS, ...(options.extraHostileKeys ?? [])];
@@ -663,25 +759,241 @@ export function describeStorageContract(
             continue;
           }
           stored++;
-          const nfc = key.normalize('NFC');
-          if (info.key !== nfc) failures.push(`save(${label}) answered key ${JSON.stringify(info.key)}`);
-          if (!(await s.exists(nfc))) failures.push(`exists(${label}) is false after save`);
-          const back = await s.readBuffer(nfc).catch((e: Error) => Buffer.from(`read failed: ${e.message}`));
+          const exact = key; // keys are byte-exact
+          if (info.key !== exact) failures.push(`save(${label}) answered key ${JSON.stringify(info.key)}`);
+          if (!(await s.exists(exact))) failures.push(`exists(${label}) is false after save`);
+          const back = await s.readBuffer(exact).catch((e: Error) => Buffer.from(`read failed: ${e.message}`));
           if (!back.equals(body)) failures.push(`readBuffer(${label}) gave other bytes: ${back.toString().slice(0, 80)}`);
           const listed = (await s.list(prefix)).items.map((i) => i.key);
-          if (listed.length !== 1 || listed[0] !== nfc) failures.push(`list under ${label} gave ${JSON.stringify(listed)}`);
+          if (listed.length !== 1 || listed[0] !== exact) failures.push(`list under ${label} gave ${JSON.stringify(listed)}`);
           if (has('publicUrls') || has('signedUrls')) {
-            const res = await httpFetch(await s.url(nfc, has('publicUrls') ? {} : { expiresIn: 300 }));
+            const res = await httpFetch(await s.url(exact, has('publicUrls') ? {} : { expiresIn: 300 }));
             const served = Buffer.from(await res.arrayBuffer());
             if (res.status !== 200 || !served.equals(body)) failures.push(`url(${label}) served ${res.status} with other bytes`);
           }
-          await s.delete(nfc);
-          if (await s.exists(nfc)) failures.push(`${label} still exists after delete`);
+          await s.delete(exact);
+          if (await s.exists(exact)) failures.push(`${label} still exists after delete`);
         }
         expect(failures).toEqual([]);
         // Both outcomes are allowed; the count shows in the test's output for the reader.
         console.info(`${name}: ${stored} of ${odd.length} odd keys stored and read back exactly, ${odd.length - stored} rejected with INVALID_KEY`);
       }, slow);
+    });
+
+    describe('objects other software wrote', () => {
+      /** `it` for the foreign-object tests: skipped, with the reason, when the factory gives no seeder. */
+      const itForeign = (title: string, fn: (seed: SeedForeign) => Promise<void>, timeout?: number): void => {
+        it(`${title} [seedForeign]`, async (ctx) => {
+          if (!sut.seedForeign) {
+            ctx.skip('the test factory gives no seedForeign');
+            return;
+          }
+          await fn(sut.seedForeign);
+        }, timeout ?? slow);
+      };
+
+      /**
+       * Seeds every case; answers the names the native store held. A name in `required` must be
+       * held; the others may be beyond what the store can hold (a folder marker on a file system,
+       * `a//b` on B2, a key longer than the server stores), which is printed, not hidden.
+       */
+      const seedAll = async (seed: SeedForeign, cases: Array<[string, Buffer]>, required: ReadonlySet<string>): Promise<Map<string, Buffer>> => {
+        const held = new Map<string, Buffer>();
+        const left: string[] = [];
+        for (const [foreign, body] of cases) {
+          let answer: boolean | void;
+          try {
+            answer = await seed(foreign, body);
+          } catch (err) {
+            if (required.has(foreign)) throw err;
+            left.push(`${JSON.stringify(shorten(foreign.slice(run.length)))} (${String(err).slice(0, 80)})`);
+            continue;
+          }
+          if (answer === false) {
+            if (required.has(foreign)) throw new Error(`seedForeign could not store ${JSON.stringify(foreign)}`);
+            left.push(`${JSON.stringify(shorten(foreign.slice(run.length)))} (not an object there)`);
+            continue;
+          }
+          held.set(foreign, body);
+        }
+        if (left.length > 0) console.info(`${name}: the native store cannot hold ${left.length} of the foreign names, so they are not tested here: ${left.join('; ')}`);
+        return held;
+      };
+
+      const readAll = async (stream: Promise<Readable>): Promise<Buffer> => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of await stream) chunks.push(Buffer.from(chunk as Buffer));
+        return Buffer.concat(chunks);
+      };
+
+      /**
+       * The invariant: every key `listAll(prefix)` gives is one that was stored, and exists, stat,
+       * read, url (fetched) and copy work on it and give its own bytes. Answers the listed keys and
+       * the problems found.
+       */
+      const checkListedKeys = async (prefix: string, stored: ReadonlyMap<string, Buffer>): Promise<{ listed: string[]; problems: string[] }> => {
+        const listed: string[] = [];
+        for await (const info of s.listAll(prefix)) listed.push(info.key);
+        const problems: string[] = [];
+        const copies = k('foreign-copies/');
+        let n = 0;
+        for (const key of listed) {
+          const body = stored.get(key);
+          const label = JSON.stringify(key.slice(prefix.length));
+          if (!body) {
+            problems.push(`list() gave ${label}, which is not a stored file`);
+            continue;
+          }
+          const digest = sha256(body);
+          const fail = (op: string) => (err: unknown): undefined => {
+            problems.push(`${op}(${label}) failed: ${isMediaStorageError(err) ? `${err.code} ${err.message}` : String(err)}`);
+            return undefined;
+          };
+          if ((await s.exists(key).catch(fail('exists'))) !== true) problems.push(`exists(${label}) is not true`);
+          const info = await s.stat(key).catch(fail('stat'));
+          if (info && (info.key !== key || info.size !== body.length)) problems.push(`stat(${label}) gave key ${JSON.stringify(info.key)} and size ${info.size}, not ${body.length}`);
+          const read = await readAll(s.read(key)).catch(fail('read'));
+          if (read && sha256(read) !== digest) problems.push(`read(${label}) gave other bytes (${read.length})`);
+          if (has('publicUrls') || has('signedUrls')) {
+            const url = await s.url(key, has('publicUrls') ? {} : { expiresIn: 300 }).catch(fail('url'));
+            if (url) {
+              const res = await httpFetch(url);
+              const served = Buffer.from(await res.arrayBuffer());
+              if (res.status !== 200 || sha256(served) !== digest) problems.push(`url(${label}) served ${res.status} with ${served.length} bytes`);
+            }
+          }
+          const target = `${copies}${++n}.bin`;
+          if (await s.copy(key, target).catch(fail('copy'))) {
+            const copied = await readAll(s.read(target)).catch(fail('read of the copy'));
+            if (copied && sha256(copied) !== digest) problems.push(`copy(${label}) wrote other bytes`);
+            await s.delete(target);
+          }
+        }
+        return { listed, problems };
+      };
+
+      itForeign('NFD and NFC twins written by other software are two objects, each usable by its own key and never by the other', async (seed) => {
+        const prefix = k('foreign-twins/');
+        const nfd = `${prefix}Jose\u0301.jpg`;
+        const nfc = `${prefix}Jos\u00e9.jpg`;
+        const folder = `${prefix}Rene\u0301e/photo.jpg`;
+        const stored = await seedAll(
+          seed,
+          [
+            [nfd, Buffer.from('decomposed, as macOS names files')],
+            [nfc, Buffer.from('composed, as most keyboards type it')],
+            [folder, Buffer.from('in a decomposed folder')],
+          ],
+          new Set([nfd, nfc, folder]),
+        );
+        const { listed, problems } = await checkListedKeys(prefix, stored);
+        expect(problems).toEqual([]);
+        expect(listed.sort()).toEqual([...stored.keys()].sort());
+        // The folder's composed spelling names nothing.
+        expect(await s.exists(`${prefix}Ren\u00e9e/photo.jpg`)).toBe(false);
+        // A save to one twin leaves the other as it was; so does a delete.
+        await s.save(nfc, 'replaced through the library');
+        expect((await s.readBuffer(nfd)).toString()).toBe('decomposed, as macOS names files');
+        await s.delete(nfd);
+        expect(await s.exists(nfd)).toBe(false);
+        expect((await s.readBuffer(nfc)).toString()).toBe('replaced through the library');
+        expect((await s.list(prefix)).items.map((i) => i.key).sort()).toEqual([folder, nfc].sort());
+      });
+
+      itForeign('names that are not keys are left out of list() and reported in skipped, and every listed key works', async (seed) => {
+        const prefix = k('foreign-odd/');
+        const valid = [`${prefix}ok.jpg`, `${prefix}folder/inside.jpg`, `${prefix}.hidden`, `${prefix}a b+c%d.txt`];
+        const marker = `${prefix}folder/`;
+        const invalid = [
+          marker,
+          `${prefix}empty-folder/`,
+          `${prefix}./dot.jpg`,
+          `${prefix}/double.jpg`,
+          `${prefix}a//b.jpg`,
+          `${prefix}ctl\u0001.txt`,
+          `${prefix}new\nline.txt`,
+          `${prefix}bidi\u202egpj.exe`,
+          `${prefix}${'s'.repeat(300)}.txt`,
+          `${prefix}${`${'d'.repeat(200)}/`.repeat(5)}deep.txt`,
+        ];
+        const body = (n: string): Buffer => (n.endsWith('/') ? Buffer.alloc(0) : Buffer.from(`bytes of ${JSON.stringify(n)}`));
+        const stored = await seedAll(seed, [...valid, ...invalid].map((n) => [n, body(n)] as [string, Buffer]), new Set(valid.slice(0, 2)));
+        const storedInvalid = invalid.filter((n) => stored.has(n));
+        const files = new Map([...stored].filter(([n]) => valid.includes(n)));
+        // Without an odd name to screen, the test would prove nothing about skipping.
+        expect(storedInvalid.length, 'seedForeign stored none of the odd names').toBeGreaterThan(0);
+
+        const skipped: SkippedObject[] = [];
+        const listed: string[] = [];
+        for await (const info of s.listAll(prefix, { onSkipped: (object) => skipped.push(object) })) listed.push(info.key);
+        const reported = (n: string): SkippedObject | undefined => skipped.find((o) => o.name === n);
+        // A file with a valid name is listed, unless the backend cannot map it back to a key at all
+        // (Cloudinary: a public ID its mapping never writes), and then it is reported as unmapped.
+        for (const n of files.keys()) {
+          if (!listed.includes(n)) expect(reported(n)?.reason, `${JSON.stringify(n)} is neither listed nor reported as unmapped`).toBe('unmapped');
+        }
+        for (const n of listed) expect(files.has(n), `list() gave ${JSON.stringify(n)}, which was not stored as a file`).toBe(true);
+        for (const n of storedInvalid) {
+          const report = reported(n);
+          expect(report, `${JSON.stringify(n)} is neither listed nor reported as skipped`).toBeDefined();
+          expect([n.endsWith('/') ? 'folder-marker' : 'invalid-key', 'unmapped'], JSON.stringify(n)).toContain(report!.reason);
+          expect(report!.message.length).toBeGreaterThan(0);
+        }
+        for (const object of skipped) expect(listed.includes(object.name), `${JSON.stringify(object.name)} is both listed and skipped`).toBe(false);
+        // Page by page, with one object a page, cursors go past skipped objects to the same result.
+        const paged: string[] = [];
+        const pagedSkipped: string[] = [];
+        let cursor: string | undefined;
+        let pages = 0;
+        do {
+          const page = await s.list(prefix, { cursor, limit: 1 });
+          paged.push(...page.items.map((i) => i.key));
+          pagedSkipped.push(...(page.skipped ?? []).map((o) => o.name));
+          cursor = page.cursor;
+        } while (cursor && ++pages < 100);
+        expect(paged.sort()).toEqual(listed.sort());
+        expect(pagedSkipped.sort()).toEqual(skipped.map((o) => o.name).sort());
+        // The tools can rely on it: a name skipped as not a key is refused by every per-key call,
+        // not half-served (an unmapped one is a key that names nothing: NOT_FOUND).
+        for (const object of skipped) expect(object.reason === 'unmapped' ? ['NOT_FOUND', 'INVALID_KEY'] : ['INVALID_KEY'], JSON.stringify(object.name)).toContain(await codeOf(s.stat(object.name)));
+
+        const { problems } = await checkListedKeys(prefix, files);
+        expect(problems).toEqual([]);
+        for (const key of listed) await s.delete(key);
+        expect((await s.list(prefix)).items).toEqual([]);
+      });
+
+      const largeBytes = options.foreignLargeObjectBytes ?? 30_000_000;
+      it.skipIf(largeBytes === 0)(`a ${(largeBytes / 1e6).toFixed(0)} MB object another client uploaded in parts is listed, read, served and copied byte-exact [seedForeign]`, async (ctx) => {
+        if (!sut.seedForeign) {
+          ctx.skip('the test factory gives no seedForeign');
+          return;
+        }
+        const prefix = k('foreign-large/');
+        const key = `${prefix}video.mp4`;
+        const data = randomBytes(largeBytes);
+        await sut.seedForeign(key, data, { contentType: 'video/mp4' });
+        const { listed, problems } = await checkListedKeys(prefix, new Map([[key, data]]));
+        expect(problems).toEqual([]);
+        expect(listed).toEqual([key]);
+        if (has('rangeReads')) {
+          const tail = await s.readBuffer(key, { range: { start: largeBytes - 100 } });
+          expect(tail.equals(data.subarray(largeBytes - 100))).toBe(true);
+        }
+        await s.delete(key);
+        expect(await s.exists(key)).toBe(false);
+      }, Math.max(slow, 300_000));
+
+      it('metadata other software wrote (non-ASCII as S3 and its console encode it) reads back as meant [capability metadata] [seedForeign]', async (ctx) => {
+        if (!has('metadata') || !sut.seedForeign) {
+          ctx.skip(!has('metadata') ? 'backend does not declare metadata' : 'the test factory gives no seedForeign');
+          return;
+        }
+        const key = k('foreign-meta.txt');
+        const meant = { 'uploaded-by': 'Jos\u00e9', note: '\u65e5\u672c\u8a9e', plain: 'agent-7' };
+        await sut.seedForeign(key, Buffer.from('with metadata'), { metadata: meant });
+        expect((await s.stat(key)).metadata).toMatchObject(meant);
+      });
     });
 
     describe('bodies that lie, are empty, or are too large', () => {

@@ -1,4 +1,4 @@
-/** Names that are legal and must survive save, list and a fetched URL unchanged (NFC-normalised). */
+/** Names that are legal and must survive save, list and a fetched URL unchanged, byte for byte. */
 export const SPECIAL_KEYS: readonly string[] = [
   'photo é.jpg',
   '中文/头像.png',

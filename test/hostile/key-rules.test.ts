@@ -28,7 +28,7 @@ describe('the hostile-key corpus against the core key rule', () => {
     for (const key of REJECT_OR_STORE_KEYS) {
       const out = tryNormalizeKey(key);
       if (out === undefined) continue;
-      expect(out, describeKey(key)).toBe(key.normalize('NFC'));
+      expect(out, describeKey(key)).toBe(key);
       // Whatever is accepted has no traversal segment, literally or after NFKC.
       for (const form of [out, out.normalize('NFKC')]) {
         expect(form.split('/').some((s) => s === '..' || s === '.'), describeKey(key)).toBe(false);
@@ -60,8 +60,8 @@ describe('key rules added for the corpus', () => {
 
   it('still accepts look-alikes that NFKC maps to harmless names, and every special key', () => {
     for (const key of ['a／b.txt', 'photo．jpg', '資料／2024.pdf', 'résumé/ﬁle-ligature.txt', '..∕etc∕passwd', '2024․report.txt']) {
-      expect(normalizeKey(key)).toBe(key.normalize('NFC'));
+      expect(normalizeKey(key)).toBe(key);
     }
-    for (const key of SPECIAL_KEYS) expect(normalizeKey(key)).toBe(key.normalize('NFC'));
+    for (const key of SPECIAL_KEYS) expect(normalizeKey(key)).toBe(key);
   });
 });
