@@ -142,12 +142,30 @@ describe('LocalStorage handler: links inside the root', () => {
     await writeFile(path.join(tmp.dir, 'media', '.media-storage-tmp', 'abc123'), 'half an upload');
     await symlink(path.join(tmp.dir, 'media', '.media-storage-tmp', 'abc123'), path.join(tmp.dir, 'media', 'people', 'to-temp.jpg'));
     await symlink(path.join(tmp.dir, 'media', 'people', 'a.jpg'), path.join(tmp.dir, 'media', 'people', 'alias.jpg'));
+    // Links out of the root: to a folder and to a file beside it.
+    await mkdir(path.join(tmp.dir, 'outside'), { recursive: true });
+    await writeFile(path.join(tmp.dir, 'outside', 'secret.jpg'), Buffer.concat([JPEG(100, 6), Buffer.from('SECRET')]));
+    await symlink(path.join(tmp.dir, 'outside'), path.join(tmp.dir, 'media', 'elsewhere'));
+    await symlink(path.join(tmp.dir, 'outside', 'secret.jpg'), path.join(tmp.dir, 'media', 'people', 'secret.jpg'));
     const handler = storage.handler();
     server = await listen((req, res) => handler(req, res));
   });
   afterAll(async () => {
     await server.close();
     await tmp.remove();
+  });
+
+  it('never answers for a file reached through a link out of the root: no bytes, no ETag, no 304, no range', async () => {
+    for (const target of ['/media/elsewhere/secret.jpg', '/media/people/secret.jpg']) {
+      for (const headers of [{}, { 'if-none-match': '*' }, { range: 'bytes=0-3' }]) {
+        const answer = await request(server.url, target, headers);
+        // An error answer (the handler's 500 for PERMISSION, or next(err) in an app): nothing of the file.
+        expect(answer.status, `${target} ${JSON.stringify(headers)}`).toBeGreaterThanOrEqual(400);
+        expect(answer.headers.etag).toBeUndefined();
+        expect(Buffer.from(answer.body, 'base64').toString()).not.toContain('SECRET');
+      }
+      expect((await request(server.url, target, {}, 'HEAD')).status).toBeGreaterThanOrEqual(400);
+    }
   });
 
   it('never serves a temp file through a link, and still serves a link to an object', async () => {

@@ -187,6 +187,30 @@ export class LocalStorage extends BaseStorage {
    * The real path of an existing object, checked to be inside the root; undefined when absent, or
    * when it resolves (through a link inside the root) to a temp file, which is never an object.
    */
+  /**
+   * The real path of an existing object (as {@link existingPath}) and its stats, in one thread-pool
+   * round trip instead of two: the stat goes out beside the realpath, and counts only once the
+   * realpath has put the file inside the root (a link out fails there, whatever the stat found).
+   * Both follow the same links, so they name the same file unless links in the root are being
+   * swapped during the call, a race a stat after the realpath has as well.
+   */
+  private async locate(key: string): Promise<{ real: string; st: nodeFs.Stats } | undefined> {
+    const realRoot = await this.getRealRoot(false);
+    if (!realRoot) return undefined;
+    const fs = this.callbackFs;
+    const joined = path.join(realRoot, key);
+    const statted = fs ? new Promise<nodeFs.Stats>((resolve, reject) => fs.stat(joined, (err, stats) => (err ? reject(err) : resolve(stats)))) : this.fs.promises.stat(joined);
+    statted.catch(() => undefined); // not unhandled when the realpath fails first
+    const real = await this.existingPath(key);
+    if (!real) return undefined;
+    try {
+      return { real, st: await statted };
+    } catch (err) {
+      if (isCode(err, 'ENOENT', 'ENOTDIR')) return undefined; // deleted in between
+      throw err;
+    }
+  }
+
   private async existingPath(key: string): Promise<string | undefined> {
     const realRoot = await this.getRealRoot(false);
     if (!realRoot) return undefined;
@@ -495,9 +519,9 @@ export class LocalStorage extends BaseStorage {
   protected override async openObjectForServing(key: string): Promise<ServableObject | undefined> {
     const fs = this.callbackFs;
     if (!fs) return undefined;
-    const real = await this.existingPath(key);
-    if (!real) throw notFound(key);
-    const st = await new Promise<nodeFs.Stats>((resolve, reject) => fs.stat(real, (err, stats) => (err ? reject(err) : resolve(stats))));
+    const located = await this.locate(key);
+    if (!located) throw notFound(key);
+    const { real, st } = located;
     if (!st.isFile()) throw notFound(key);
     const size = st.size;
     const version = `${st.dev}:${st.ino}:${size}:${st.mtimeMs}:${st.ctimeMs}:${key}`;
@@ -590,12 +614,11 @@ export class LocalStorage extends BaseStorage {
 
   protected override async existsObject(key: string): Promise<boolean> {
     // A link out of the root is not an object of this storage: false, as for a missing one.
-    const real = await this.existingPath(key).catch((err: unknown) => {
+    const located = await this.locate(key).catch((err: unknown) => {
       if (err instanceof MediaStorageError && err.code === 'PERMISSION') return undefined;
       throw err;
     });
-    if (!real) return false;
-    return (await this.fs.promises.stat(real)).isFile();
+    return located?.st.isFile() ?? false;
   }
 
   protected async deleteObject(key: string): Promise<void> {
