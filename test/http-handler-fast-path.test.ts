@@ -157,7 +157,7 @@ describe('LocalStorage handler: links inside the root', () => {
 
   it('never answers for a file reached through a link out of the root: no bytes, no ETag, no 304, no range', async () => {
     for (const target of ['/media/elsewhere/secret.jpg', '/media/people/secret.jpg']) {
-      for (const headers of [{}, { 'if-none-match': '*' }, { range: 'bytes=0-3' }]) {
+      for (const headers of [{}, { 'if-none-match': '*' }, { range: 'bytes=0-3' }] as Array<Record<string, string>>) {
         const answer = await request(server.url, target, headers);
         // An error answer (the handler's 500 for PERMISSION, or next(err) in an app): nothing of the file.
         expect(answer.status, `${target} ${JSON.stringify(headers)}`).toBeGreaterThanOrEqual(400);

@@ -19,8 +19,9 @@ Commands:
 ${VARIANTS_USAGE}
 
 Storage URLs: file:///var/app/media, s3://bucket/prefix?region=..., cloudinary://key:secret@cloud,
-b2://keyId:key@bucket/prefix, memory://, or "env" for the environment's configuration
-(MEDIA_STORAGE_URL, AWS_*, CLOUDINARY_URL, B2_*, else ./media).
+b2://keyId:key@bucket/prefix, azure://container/prefix (with AZURE_STORAGE_CONNECTION_STRING),
+memory://, or "env" for the environment's configuration
+(MEDIA_STORAGE_URL, AWS_*, CLOUDINARY_URL, B2_*, AZURE_STORAGE_*, else ./media).
 `;
 
 interface Io {
