@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { access, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -53,6 +53,35 @@ function subjects(rootOf: (name: string) => string): Subject[] {
       saveStream: (key, stream) => pipeline(stream, createWriteStream(path.join(rawRoot, key))),
     },
     {
+      // The floor of the same safety, done raw: a save is a temp file renamed into a folder whose
+      // real path was checked (atomic, contained); a read or exists resolves the real path (the
+      // containment and link check) first. No key rule, no content type, no error mapping, no info.
+      name: 'raw safe fs',
+      root: rootOf('raw-safe'),
+      save: async (key, data) => {
+        const root = rootOf('raw-safe');
+        const dir = await realpath(path.join(root, path.dirname(key)));
+        const temp = path.join(root, '.tmp', randomBytes(12).toString('hex'));
+        await writeFile(temp, data, { flag: 'wx' });
+        await rename(temp, path.join(dir, path.basename(key)));
+      },
+      read: async (key) => readFile(await realpath(path.join(rootOf('raw-safe'), key))),
+      exists: async (key) => {
+        try {
+          return (await stat(await realpath(path.join(rootOf('raw-safe'), key)))).isFile();
+        } catch {
+          return false;
+        }
+      },
+      saveStream: async (key, stream) => {
+        const root = rootOf('raw-safe');
+        const dir = await realpath(path.join(root, path.dirname(key)));
+        const temp = path.join(root, '.tmp', randomBytes(12).toString('hex'));
+        await pipeline(stream, createWriteStream(temp, { flags: 'wx' }));
+        await rename(temp, path.join(dir, path.basename(key)));
+      },
+    },
+    {
       name: 'media-storage',
       root: rootOf('media-storage'),
       save: (key, data) => media.save(key, data),
@@ -90,6 +119,7 @@ async function rssChild(subjectName: string): Promise<void> {
   try {
     const subject = subjects((n) => path.join(dir, n)).find((s) => s.name === subjectName)!;
     await mkdir(path.join(dir, 'raw'), { recursive: true });
+    await mkdir(path.join(dir, 'raw-safe', '.tmp'), { recursive: true });
     const { startMiB, peakMiB } = await rssDuring(() => subject.saveStream('big.bin', generatedStream(RSS_BYTES)));
     const file = path.join(subject.root, 'big.bin');
     const size = (await stat(file)).size;
@@ -106,8 +136,9 @@ async function main(): Promise<void> {
   const measurements: Measurement[] = [];
   try {
     const rootOf = (name: string): string => path.join(dir, name);
-    // raw fs gets its folders made up front: it is the floor, it does no mkdir per save.
+    // The raw floors get their folders made up front: they do no mkdir per save.
     for (const sub of ['check', 'save']) await mkdir(path.join(rootOf('raw'), sub), { recursive: true });
+    for (const sub of ['check', 'save', '.tmp']) await mkdir(path.join(rootOf('raw-safe'), sub), { recursive: true });
     const all = subjects(rootOf);
     for (const size of SIZES) {
       const data = randomBytes(size);
@@ -161,13 +192,14 @@ async function main(): Promise<void> {
     name: 'local-disk',
     title: 'Local disk: media-storage vs raw fs, flydrive and flystorage',
     baseline: 'raw fs',
-    subjects: ['raw fs', 'media-storage', 'flydrive 2 (fs)', 'flystorage (local-fs)'],
+    subjects: ['raw fs', 'raw safe fs', 'media-storage', 'flydrive 2 (fs)', 'flystorage (local-fs)'],
     measurements,
     machine: machine(),
     notes: [
       `Median of ${ROUNDS} rounds; a round is ${ITERATIONS[1024]} (1 KiB), ${ITERATIONS[1024 * 1024]} (1 MiB) or ${ITERATIONS[20 * 1024 * 1024]} (20 MiB) sequential operations; subjects take turns within each round, the first one rotating.`,
       '`save` replaces one of 8 keys with a Buffer; `read` reads a whole file into memory; `exists` asks for a file that exists.',
       'raw fs is `writeFile`/`readFile`/`access`: no temp file and rename (not atomic), no key checks, no content type. media-storage writes a temp file and renames it, so a reader never sees half a file.',
+      'raw safe fs is the floor of that safety done raw: save = realpath of the folder, `writeFile` of a temp file (`wx`), `rename`; read = `realpath` then `readFile`; exists = `realpath` then `stat`. media-storage against it is the cost of everything else (key rule, content type, errors, the info a save returns).',
       'RSS: one run per library, each in a fresh process that streams fresh 1 MiB chunks to one file; RSS is sampled every 5 ms during the save. "Peak" includes Node and the loaded code; "growth" is peak minus RSS just before the save. Flat growth means the body is streamed, not buffered.',
       `Took ${Math.round((Date.now() - started) / 1000)} s.`,
     ],

@@ -129,7 +129,8 @@ export interface Measurement {
   subject: string;
   /** The figure, in `unit`. */
   value: number;
-  unit: 'ms/op' | 'MiB' | 'bytes';
+  /** `req/s` is the one unit where higher is better. */
+  unit: 'ms/op' | 'MiB' | 'bytes' | 'req/s' | 'ms' | 'µs/req';
   /** Per round, for the JSON record: the round's time per operation (its mean when `value` is a median over calls). */
   rounds?: number[];
 }
@@ -151,6 +152,8 @@ export interface BenchResult {
 function formatValue(m: Measurement): string {
   if (m.unit === 'MiB') return `${m.value.toFixed(0)} MiB`;
   if (m.unit === 'bytes') return m.value >= 1e6 ? `${(m.value / 1e6).toFixed(2)} MB` : m.value >= 1e3 ? `${(m.value / 1e3).toFixed(1)} KB` : `${m.value.toFixed(0)} B`;
+  if (m.unit === 'req/s') return `${m.value.toFixed(0)} req/s`;
+  if (m.unit === 'µs/req') return `${m.value.toFixed(0)} µs CPU`;
   if (m.value >= 100) return `${m.value.toFixed(0)} ms`;
   if (m.value >= 1) return `${m.value.toFixed(2)} ms`;
   return `${(m.value * 1000).toFixed(0)} µs`;
@@ -183,7 +186,9 @@ export function toMarkdown(result: BenchResult, headingLevel = 2): string {
     '',
     `Machine: ${describeMachine(result.machine)}.`,
     '',
-    `Lower is better. Ratios are relative to **${result.baseline}**.`,
+    result.measurements.some((m) => m.unit === 'req/s')
+      ? `Requests per second: higher is better; everything else: lower is better. Ratios are relative to **${result.baseline}**.`
+      : `Lower is better. Ratios are relative to **${result.baseline}**.`,
     '',
     toMarkdownTable(result),
     '',

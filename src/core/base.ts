@@ -43,6 +43,21 @@ export interface WriteOptions {
   contentDisposition?: string;
 }
 
+/**
+ * One object opened for the media handler ({@link BaseStorage.openForServing}): what its headers
+ * need, and its bytes on demand. Holds nothing open until {@link ServableObject.body} is called.
+ */
+export interface ServableObject {
+  /** What `stat()` answers for the object: size, served content type, etag, last modified, Cache-Control. */
+  readonly info: ObjectInfo;
+  /**
+   * The bytes, all of them or the inclusive `range` (already checked against `info.size`), asked for
+   * at most once: a Buffer when they are in memory or small enough to read in one call, else a
+   * stream that releases what it holds (an open file) when it ends or is destroyed.
+   */
+  body(range?: { start: number; end: number }): Promise<Buffer | Readable>;
+}
+
 /** Longest `expiresIn` when a backend declares no `maxExpiresIn`: seven days, S3's limit. */
 export const DEFAULT_MAX_EXPIRES_IN = 7 * 24 * 3600;
 
@@ -152,6 +167,15 @@ export abstract class BaseStorage implements MediaStorage {
    * (one `readFile`); `undefined` to have `readBuffer` stream through {@link readObject}.
    */
   protected async readObjectBuffer(_key: string, _options: ReadOptions): Promise<Buffer | undefined> {
+    return undefined;
+  }
+
+  /**
+   * The object opened for serving, for backends that can answer the media handler in fewer steps
+   * than `stat()` then `read()` (one lookup, no stream for small bodies); `undefined` (the default)
+   * lets the handler use those. Throws NOT_FOUND (or an error mapError maps to it) when absent.
+   */
+  protected async openObjectForServing(_key: string): Promise<ServableObject | undefined> {
     return undefined;
   }
 
@@ -316,6 +340,18 @@ export abstract class BaseStorage implements MediaStorage {
     // Whole-object reads skip the read() wrapper (it costs ~20% on large bodies): a driver's
     // one-call read when it has one, else its stream collected directly.
     return this.run('read', validKey, async () => (await this.readObjectBuffer(validKey, options)) ?? streamToBuffer(await this.readObject(validKey, options)));
+  }
+
+  /**
+   * For the media handler (`createMediaHandler`): the object opened for serving, with the key rule,
+   * the backend's reservations and the errors of `read()`; `undefined` when the backend has no
+   * faster way than `stat()` then `read()`.
+   */
+  async openForServing(key: string): Promise<ServableObject | undefined> {
+    const normalized = this.checkedKey(key);
+    const servable = await this.run('read', normalized, () => this.openObjectForServing(normalized));
+    if (!servable) return undefined;
+    return { info: servable.info, body: (range) => this.run('read', normalized, () => servable.body(range)) };
   }
 
   async stat(key: string): Promise<ObjectInfo> {

@@ -3,23 +3,31 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BaseStorage, type WriteOptions } from '../core/base.js';
+import { BaseStorage, type ServableObject, type WriteOptions } from '../core/base.js';
 import type { PreparedBody } from '../core/body.js';
 import { resolveContentType, SNIFF_BYTES } from '../core/content-type.js';
 import { DEFAULT_MAX_EXPIRES_IN } from '../core/base.js';
 import type { ServingOptions } from '../core/serving.js';
 import { MediaStorageError, throwIfAborted, type MediaStorageErrorCode } from '../core/errors.js';
 import { warnEphemeralDiskOnce } from '../core/ephemeral.js';
-import { createMediaHandler, type MediaRequestHandler } from '../core/http-handler.js';
+import { createMediaHandler, type MediaHandlerTuning, type MediaRequestHandler } from '../core/http-handler.js';
 import { encodeKeyPath, normalizationTwins } from '../core/keys.js';
 import { UrlSigner } from '../core/signed-url.js';
 import { handlerUpload, type PresignPlan } from '../core/direct-upload.js';
 import type { Capabilities, CopyOptions, DirectUpload, ListPage, ObjectInfo, ReadOptions, SkippedObject, UrlOptions } from '../core/types.js';
 
-/** The subset of `node:fs` LocalStorage uses; pass memfs's `fs` (or a wrapper) in tests. */
+/**
+ * The subset of `node:fs` LocalStorage uses; pass memfs's `fs` (or a wrapper) in tests. The
+ * callback functions are optional: with all of them (node:fs has them) the handler serves a file
+ * in one lookup and lookups resolve paths without promise machinery; without them it uses the
+ * promise API.
+ */
 export type LocalFileSystem = Pick<typeof nodeFs, 'createReadStream' | 'createWriteStream'> & {
   promises: Pick<typeof nodeFs.promises, 'realpath' | 'mkdir' | 'stat' | 'lstat' | 'rename' | 'link' | 'unlink' | 'rmdir' | 'readdir' | 'open' | 'copyFile' | 'writeFile'>;
-};
+} & Partial<CallbackFileSystem>;
+
+/** The callback half of `node:fs` the serving path uses: a promise per call and no FileHandle, half the CPU of `fs.promises`. */
+type CallbackFileSystem = Pick<typeof nodeFs, 'open' | 'read' | 'close' | 'stat' | 'fstat' | 'realpath'>;
 
 export interface LocalStorageOptions extends ServingOptions {
   /** Folder the files live in; created on first write. */
@@ -52,6 +60,16 @@ const TEMP_DIR = TEMP_PREFIX;
 /** Temp files untouched for this long are left over from a crashed process: removed on the first save. */
 const STALE_TEMP_MS = 24 * 3600 * 1000;
 
+/**
+ * Bodies up to this size are served from one read into memory (no stream, no file left open while
+ * the client downloads); larger ones stream from the file, 64 KiB at a time.
+ */
+const WHOLE_READ_BYTES = 64 * 1024;
+/** How many served content types are remembered, per file version (see `servedTypes`). */
+const SERVED_TYPES_MAX = 4096;
+/** Non-blocking, so that a FIFO swapped in for a file cannot hang a thread-pool thread on open. */
+const OPEN_FLAGS = nodeFs.constants.O_RDONLY | (nodeFs.constants.O_NONBLOCK ?? 0);
+
 function isCode(err: unknown, ...codes: string[]): boolean {
   return typeof err === 'object' && err !== null && codes.includes((err as { code?: string }).code ?? '');
 }
@@ -83,6 +101,14 @@ export class LocalStorage extends BaseStorage {
   private normalizationFolding: Promise<boolean> | undefined;
   /** The temp folder, made (and swept of stale temp files) once per instance, on the first write. */
   private tempDir: Promise<string> | undefined;
+  /** `this.fs` when it has the callback functions the serving path uses. */
+  private readonly callbackFs: CallbackFileSystem | undefined;
+  /**
+   * The content type served for a file, by device, inode, size, mtime and ctime (any write changes
+   * one of them) and key (whose extension decides when the bytes do not): a 304 or a Range request
+   * for a known file needs no read to sniff it. Oldest entries go first.
+   */
+  private readonly servedTypes = new Map<string, string>();
 
   constructor(options: LocalStorageOptions) {
     super(options);
@@ -93,6 +119,8 @@ export class LocalStorage extends BaseStorage {
     this.root = path.resolve(options.root);
     this.baseUrl = (options.baseUrl ?? '/media').replace(/\/+$/, '');
     this.fs = options.fs ?? nodeFs;
+    const { open, read, close, stat, fstat, realpath } = this.fs;
+    this.callbackFs = open && read && close && stat && fstat && realpath?.native ? { open, read, close, stat, fstat, realpath } : undefined;
     this.signer = options.secret !== undefined ? new UrlSigner(options.secret) : undefined;
     if (options.visibility === 'private' && !this.signer) {
       throw new MediaStorageError('CONFIG', 'A private LocalStorage needs a secret to sign its URLs', { backend: 'local' });
@@ -118,11 +146,13 @@ export class LocalStorage extends BaseStorage {
 
   /**
    * An HTTP handler that serves this folder under the path of `baseUrl`, honouring signatures,
-   * Range, ETag and 304. Mount it in Express with `app.use(storage.handler())`.
+   * Range, ETag and 304. Mount it in Express with `app.use(storage.handler())`. `options`:
+   * `sendTimeout` (see {@link MediaHandlerTuning}).
    */
-  handler(): MediaRequestHandler {
+  handler(options: MediaHandlerTuning = {}): MediaRequestHandler {
     const basePath = /^[a-z][a-z0-9+.-]*:\/\//i.test(this.baseUrl) ? new URL(this.baseUrl).pathname : this.baseUrl;
     return createMediaHandler(this, {
+      ...options,
       basePath,
       signer: this.signer,
       requireSignature: this.options.visibility === 'private',
@@ -150,13 +180,47 @@ export class LocalStorage extends BaseStorage {
     }
   }
 
-  /** The real path of an existing object, checked to be inside the root; undefined when absent. */
+  private realpath(file: string): Promise<string> {
+    const fs = this.callbackFs;
+    if (!fs) return this.fs.promises.realpath(file);
+    return new Promise((resolve, reject) => fs.realpath.native(file, (err, real) => (err ? reject(err) : resolve(real))));
+  }
+
+  /**
+   * The real path of an existing object, checked to be inside the root; undefined when absent, or
+   * when it resolves (through a link inside the root) to a temp file, which is never an object.
+   */
+  /**
+   * The real path of an existing object (as {@link existingPath}) and its stats, in one thread-pool
+   * round trip instead of two: the stat goes out beside the realpath, and counts only once the
+   * realpath has put the file inside the root (a link out fails there, whatever the stat found).
+   * Both follow the same links, so they name the same file unless links in the root are being
+   * swapped during the call, a race a stat after the realpath has as well.
+   */
+  private async locate(key: string): Promise<{ real: string; st: nodeFs.Stats } | undefined> {
+    const realRoot = await this.getRealRoot(false);
+    if (!realRoot) return undefined;
+    const fs = this.callbackFs;
+    const joined = path.join(realRoot, key);
+    const statted = fs ? new Promise<nodeFs.Stats>((resolve, reject) => fs.stat(joined, (err, stats) => (err ? reject(err) : resolve(stats)))) : this.fs.promises.stat(joined);
+    statted.catch(() => undefined); // not unhandled when the realpath fails first
+    const real = await this.existingPath(key);
+    if (!real) return undefined;
+    try {
+      return { real, st: await statted };
+    } catch (err) {
+      if (isCode(err, 'ENOENT', 'ENOTDIR')) return undefined; // deleted in between
+      throw err;
+    }
+  }
+
   private async existingPath(key: string): Promise<string | undefined> {
     const realRoot = await this.getRealRoot(false);
     if (!realRoot) return undefined;
     try {
-      const real = await this.fs.promises.realpath(path.join(realRoot, key));
+      const real = await this.realpath(path.join(realRoot, key));
       this.assertInside(realRoot, real, key);
+      if (real.slice(realRoot.length).split(path.sep).some((segment) => segment.startsWith(TEMP_PREFIX))) return undefined;
       // On APFS, "Jose\u0301.jpg" finds "José.jpg": that is another key's file, not this one's.
       if (!(await this.spelledExactly(realRoot, key))) return undefined;
       return real;
@@ -316,8 +380,10 @@ export class LocalStorage extends BaseStorage {
    * name beside its target first, from where the move is atomic again.
    */
   private async commitTemp(temp: string, target: string, key: string, ifExists: 'overwrite' | 'fail'): Promise<void> {
+    let renamed = false;
     try {
       await this.commit(temp, target, key, ifExists);
+      renamed = ifExists === 'overwrite';
     } catch (err) {
       if (!isCode(err, 'EXDEV')) throw err;
       const beside = path.join(path.dirname(target), `${TEMP_PREFIX}-${randomBytes(12).toString('hex')}`);
@@ -328,8 +394,8 @@ export class LocalStorage extends BaseStorage {
         await this.fs.promises.unlink(beside).catch(() => undefined);
       }
     } finally {
-      // Gone after a rename; still there after a link, or after a failure.
-      await this.fs.promises.unlink(temp).catch(() => undefined);
+      // Still there after a link, or after a failure; gone after a rename (no unlink to fail then).
+      if (!renamed) await this.fs.promises.unlink(temp).catch(() => undefined);
     }
   }
 
@@ -431,6 +497,13 @@ export class LocalStorage extends BaseStorage {
     if (options.range) return undefined; // ranges keep their one implementation, in readObject
     const real = await this.existingPath(key);
     if (!real) throw notFound(key);
+    const fs = this.callbackFs;
+    if (fs) {
+      throwIfAborted(options.signal, 'read', key);
+      const whole = await this.readWhole(fs, real);
+      if (!whole) throw notFound(key);
+      return whole;
+    }
     const handle = await this.fs.promises.open(real, 'r');
     try {
       if (!(await handle.stat()).isFile()) throw notFound(key);
@@ -438,6 +511,100 @@ export class LocalStorage extends BaseStorage {
     } finally {
       await handle.close();
     }
+  }
+
+  /**
+   * The serving path: one realpath (the containment check) and one stat, then the type from
+   * `servedTypes` or from one read (the whole file when small, kept for the body). Bodies up to
+   * WHOLE_READ_BYTES are one open-read-close into a Buffer; larger ones stream from a file opened
+   * before the response starts, so a vanished file is still a clean 404.
+   */
+  protected override async openObjectForServing(key: string): Promise<ServableObject | undefined> {
+    const fs = this.callbackFs;
+    if (!fs) return undefined;
+    const located = await this.locate(key);
+    if (!located) throw notFound(key);
+    const { real, st } = located;
+    if (!st.isFile()) throw notFound(key);
+    const size = st.size;
+    const version = `${st.dev}:${st.ino}:${size}:${st.mtimeMs}:${st.ctimeMs}:${key}`;
+    let contentType = this.servedTypes.get(version);
+    let whole: Buffer | undefined;
+    if (contentType === undefined) {
+      let head: Buffer | undefined;
+      if (size > 0) {
+        head = await this.readAt(fs, real, size <= WHOLE_READ_BYTES ? size : SNIFF_BYTES, 0);
+        if (head.length === size) whole = head;
+      }
+      contentType = this.detectContentType(key, head?.subarray(0, SNIFF_BYTES));
+      if (this.servedTypes.size >= SERVED_TYPES_MAX) this.servedTypes.delete(this.servedTypes.keys().next().value!);
+      this.servedTypes.set(version, contentType);
+    }
+    const info: ObjectInfo = { key, size, contentType, etag: `${size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}`, lastModified: st.mtime };
+    return {
+      info,
+      body: async (range) => {
+        const start = range?.start ?? 0;
+        const end = range?.end ?? size - 1;
+        if (whole) return whole.subarray(start, end + 1);
+        const length = end - start + 1;
+        if (length <= WHOLE_READ_BYTES) {
+          const bytes = await this.readAt(fs, real, length, start);
+          if (bytes.length !== length) throw new MediaStorageError('UNAVAILABLE', `"${key}" changed while it was being served`, { key });
+          return bytes;
+        }
+        const fd = await new Promise<number>((resolve, reject) => fs.open(real, OPEN_FLAGS, (err, opened) => (err ? reject(err) : resolve(opened))));
+        return this.fs.createReadStream(real, { fd, start, end }) as Readable;
+      },
+    };
+  }
+
+  /** Up to `length` bytes from `position` (fewer at the end of the file), in one open, read and close. */
+  private readAt(fs: CallbackFileSystem, file: string, length: number, position: number): Promise<Buffer> {
+    return this.readOpened(fs, file, length, position) as Promise<Buffer>;
+  }
+
+  /**
+   * The whole of a regular file in one open, one fstat and (usually) one read; `undefined` when it
+   * is not a regular file. (A FileHandle's readFile costs a thread-pool round trip per 512 KiB.)
+   */
+  private readWhole(fs: CallbackFileSystem, file: string): Promise<Buffer | undefined> {
+    return this.readOpened(fs, file, 'whole', 0);
+  }
+
+  private readOpened(fs: CallbackFileSystem, file: string, length: number | 'whole', position: number): Promise<Buffer | undefined> {
+    return new Promise((resolve, reject) => {
+      fs.open(file, OPEN_FLAGS, (openErr, fd) => {
+        if (openErr) return reject(openErr);
+        // Not awaited: the bytes are in hand, and a failed close of a read-only file loses nothing.
+        const close = (): void => fs.close(fd, () => undefined);
+        const readBytes = (wanted: number): void => {
+          const buffer = Buffer.allocUnsafe(wanted);
+          const readFrom = (filled: number): void => {
+            if (filled === wanted) {
+              close();
+              return resolve(buffer);
+            }
+            fs.read(fd, buffer, filled, wanted - filled, position + filled, (err, bytesRead) => {
+              if (err || bytesRead === 0) {
+                close();
+                return err ? reject(err) : resolve(buffer.subarray(0, filled));
+              }
+              readFrom(filled + bytesRead);
+            });
+          };
+          readFrom(0);
+        };
+        if (length !== 'whole') return readBytes(length);
+        fs.fstat(fd, (err, st) => {
+          if (err || !st.isFile()) {
+            close();
+            return err ? reject(err) : resolve(undefined);
+          }
+          readBytes(st.size);
+        });
+      });
+    });
   }
 
   protected async statObject(key: string): Promise<ObjectInfo | undefined> {
@@ -450,12 +617,11 @@ export class LocalStorage extends BaseStorage {
 
   protected override async existsObject(key: string): Promise<boolean> {
     // A link out of the root is not an object of this storage: false, as for a missing one.
-    const real = await this.existingPath(key).catch((err: unknown) => {
+    const located = await this.locate(key).catch((err: unknown) => {
       if (err instanceof MediaStorageError && err.code === 'PERMISSION') return undefined;
       throw err;
     });
-    if (!real) return false;
-    return (await this.fs.promises.stat(real)).isFile();
+    return located?.st.isFile() ?? false;
   }
 
   protected async deleteObject(key: string): Promise<void> {

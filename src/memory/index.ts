@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { BaseStorage, type WriteOptions } from '../core/base.js';
+import { BaseStorage, type ServableObject, type WriteOptions } from '../core/base.js';
 import { streamToBuffer, type PreparedBody } from '../core/body.js';
 import { MediaStorageError } from '../core/errors.js';
-import { createMediaHandler, type MediaRequestHandler } from '../core/http-handler.js';
+import { createMediaHandler, type MediaHandlerTuning, type MediaRequestHandler } from '../core/http-handler.js';
 import { encodeKeyPath } from '../core/keys.js';
 import type { ServingOptions } from '../core/serving.js';
 import { UrlSigner } from '../core/signed-url.js';
@@ -87,9 +87,9 @@ export class MemoryStorage extends BaseStorage {
   }
 
   /** Serves the objects over HTTP under the path of `baseUrl` (see LocalStorage.handler). */
-  handler(): MediaRequestHandler {
+  handler(options: MediaHandlerTuning = {}): MediaRequestHandler {
     const basePath = /^[a-z][a-z0-9+.-]*:\/\//i.test(this.baseUrl) ? new URL(this.baseUrl).pathname : this.baseUrl;
-    return createMediaHandler(this, { basePath, signer: this.signer, requireSignature: this.visibility === 'private' });
+    return createMediaHandler(this, { ...options, basePath, signer: this.signer, requireSignature: this.visibility === 'private' });
   }
 
   protected async writeObject(key: string, body: PreparedBody, options: WriteOptions): Promise<ObjectInfo> {
@@ -128,6 +128,14 @@ export class MemoryStorage extends BaseStorage {
   protected async statObject(key: string): Promise<ObjectInfo | undefined> {
     const entry = this.objects.get(key);
     return entry ? { ...entry.info, ...(entry.info.metadata ? { metadata: { ...entry.info.metadata } } : {}) } : undefined;
+  }
+
+  /** Served straight from the stored Buffer: no copy, no stream. */
+  protected override async openObjectForServing(key: string): Promise<ServableObject> {
+    const entry = this.objects.get(key);
+    if (!entry) throw new MediaStorageError('NOT_FOUND', `No object under "${key}"`, { key });
+    const { data, info } = entry;
+    return { info: { ...info, ...(info.metadata ? { metadata: { ...info.metadata } } : {}) }, body: async (range) => (range ? data.subarray(range.start, range.end + 1) : data) };
   }
 
   protected override async existsObject(key: string): Promise<boolean> {
