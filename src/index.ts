@@ -37,6 +37,7 @@ export {
   validatePrefix,
   keyProblem,
   listedNameProblem,
+  compareKeys,
   normalizationTwins,
   normalizeKey,
   tryNormalizeKey,

@@ -4,7 +4,7 @@ import { BaseStorage, type WriteOptions } from '../core/base.js';
 import { streamToBuffer, type PreparedBody } from '../core/body.js';
 import { MediaStorageError } from '../core/errors.js';
 import { createMediaHandler, type MediaRequestHandler } from '../core/http-handler.js';
-import { encodeKeyPath } from '../core/keys.js';
+import { compareKeys, encodeKeyPath } from '../core/keys.js';
 import type { ServingOptions } from '../core/serving.js';
 import { UrlSigner } from '../core/signed-url.js';
 import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
@@ -138,7 +138,7 @@ export class MemoryStorage extends BaseStorage {
 
   protected async listObjects(prefix: string, options: { cursor?: string; limit: number }): Promise<ListPage> {
     const after = options.cursor ? Buffer.from(options.cursor, 'base64url').toString('utf8') : undefined;
-    const keys = [...this.objects.keys()].filter((k) => k.startsWith(prefix) && (after === undefined || k > after)).sort();
+    const keys = [...this.objects.keys()].filter((k) => k.startsWith(prefix) && (after === undefined || compareKeys(k, after) > 0)).sort(compareKeys);
     const page = keys.slice(0, options.limit);
     const items = page.map((k) => ({ ...this.objects.get(k)!.info }));
     return keys.length > options.limit ? { items, cursor: Buffer.from(page[page.length - 1]!, 'utf8').toString('base64url') } : { items };

@@ -259,6 +259,8 @@ export class S3Storage extends BaseStorage {
       atomicCreate: options.conditionalWrites === true,
       // SSE-KMS ETags are not MD5s of the bytes.
       md5Etag: options.serverSideEncryption !== 'aws:kms',
+      // ListObjectsV2 gives up to 1,000 keys a request, in UTF-8 byte order; HeadObject one.
+      listingAnswersExists: true,
     });
   }
 
