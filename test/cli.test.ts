@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { auditKeys, formatAudit, parseKeyList } from '../src/cli/audit.js';
 import { runDoctor } from '../src/cli/doctor.js';
 import { main } from '../src/cli/index.js';
-import { syncStorages } from '../src/cli/sync.js';
+import { syncStorages, type SyncEvent } from '../src/cli/sync.js';
 import { MediaStorageError } from '../src/core/errors.js';
 import type { Body, SaveOptions } from '../src/core/types.js';
 import { LocalStorage } from '../src/local/index.js';
@@ -76,8 +76,13 @@ describe('sync', () => {
     await source.save('profile_images/000.jpg', Buffer.alloc(500, 7));
     await dest.save('stale/old.jpg', 'left over');
     const before = dest.saves;
-    const dry = await syncStorages(source, dest, { dryRun: true, delete: true });
-    expect(dry).toMatchObject({ copied: 1, deleted: 1, copiedKeys: ['profile_images/000.jpg'], deletedKeys: ['stale/old.jpg'] });
+    const events: SyncEvent[] = [];
+    const dry = await syncStorages(source, dest, { dryRun: true, delete: true, onEvent: (e) => events.push(e) });
+    expect(dry).toMatchObject({ copied: 1, deleted: 1 });
+    expect(events).toEqual([
+      { type: 'copied', key: 'profile_images/000.jpg', size: 500 },
+      { type: 'deleted', key: 'stale/old.jpg' },
+    ]);
     expect(dest.saves).toBe(before);
     expect(await dest.exists('stale/old.jpg')).toBe(true);
     const prefixed = await syncStorages(source, dest, { prefix: 'docs/' });

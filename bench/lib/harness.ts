@@ -129,7 +129,8 @@ export interface Measurement {
   subject: string;
   /** The figure, in `unit`. */
   value: number;
-  unit: 'ms/op' | 'MiB';
+  /** `objects/s` is a rate: higher is better, unlike the others. */
+  unit: 'ms/op' | 'MiB' | 'objects/s';
   /** Per round, for the JSON record: the round's time per operation (its mean when `value` is a median over calls). */
   rounds?: number[];
 }
@@ -150,6 +151,7 @@ export interface BenchResult {
 
 function formatValue(m: Measurement): string {
   if (m.unit === 'MiB') return `${m.value.toFixed(0)} MiB`;
+  if (m.unit === 'objects/s') return `${Math.round(m.value).toLocaleString('en')}/s`;
   if (m.value >= 100) return `${m.value.toFixed(0)} ms`;
   if (m.value >= 1) return `${m.value.toFixed(2)} ms`;
   return `${(m.value * 1000).toFixed(0)} µs`;
@@ -182,7 +184,7 @@ export function toMarkdown(result: BenchResult, headingLevel = 2): string {
     '',
     `Machine: ${describeMachine(result.machine)}.`,
     '',
-    `Lower is better. Ratios are relative to **${result.baseline}**.`,
+    `Lower is better${result.measurements.some((m) => m.unit === 'objects/s') ? ' (rates in objects/s: higher is better)' : ''}. Ratios are relative to **${result.baseline}**.`,
     '',
     toMarkdownTable(result),
     '',
