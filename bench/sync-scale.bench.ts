@@ -11,8 +11,9 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { auditKeys } from '../src/cli/audit.js';
 import { syncStorages } from '../src/cli/sync.js';
-import { SyntheticStorage } from '../test/helpers/synthetic-storage.js';
+import { SyntheticStorage, syntheticKey } from '../test/helpers/synthetic-storage.js';
 import { machine, rssDuring, writeResults, type Measurement } from './lib/harness.js';
 
 const SIZES = (process.env.BENCH_SYNC_SIZES ?? '100000,250000,500000,1000000').split(',').map(Number);
@@ -29,6 +30,8 @@ interface ChildResult {
   noop: RunFigures;
   del: RunFigures;
   deleted: number;
+  audit: RunFigures;
+  lines: number;
 }
 
 async function timedRss(fn: () => Promise<unknown>): Promise<RunFigures> {
@@ -61,7 +64,27 @@ async function child(count: number): Promise<void> {
   });
   const expected = Math.ceil((count - 3) / 10) + Math.ceil(count / 100);
   if (deleted !== expected) throw new Error(`delete run deleted ${deleted}, not ${expected}`);
-  process.stdout.write(`${JSON.stringify({ copy, noop, del, deleted } satisfies ChildResult)}\n`);
+  // audit: as many paths as objects, in scrambled order, every tenth listed twice, a twentieth missing.
+  let lines = 0;
+  async function* paths(): AsyncGenerator<string> {
+    for (let j = 0; j < count; j++) {
+      const i = (j * 7919) % count;
+      const key = i % 20 === 7 ? `gone/${i}.jpg` : syntheticKey(i);
+      yield key;
+      lines++;
+      if (j % 10 === 0) {
+        yield key;
+        lines++;
+      }
+    }
+  }
+  const audit = await timedRss(async () => {
+    const report = await auditKeys(thinned, paths(), { concurrency: CONCURRENCY });
+    let missing = 0;
+    for (let i = 0; i < count; i++) if (i % 20 === 7 || i % 10 === 3) missing++;
+    if (report.distinct !== count || report.total !== lines || report.counts.missing !== missing) throw new Error(`audit: ${report.distinct} distinct, ${report.counts.missing} missing (not ${missing})`);
+  });
+  process.stdout.write(`${JSON.stringify({ copy, noop, del, deleted, audit, lines } satisfies ChildResult)}\n`);
 }
 
 function runChild(count: number): Promise<ChildResult> {
@@ -90,6 +113,8 @@ async function main(): Promise<void> {
     measurements.push({ case: 'RSS growth, first copy', subject, value: r.copy.peakMiB - r.copy.startMiB, unit: 'MiB' });
     measurements.push({ case: 'second run (nothing to copy), throughput', subject, value: count / (r.noop.ms / 1000), unit: 'objects/s' });
     measurements.push({ case: 'first copy, throughput', subject, value: count / (r.copy.ms / 1000), unit: 'objects/s' });
+    measurements.push({ case: 'peak RSS, audit of as many paths (scrambled, a tenth repeated)', subject, value: r.audit.peakMiB, unit: 'MiB' });
+    measurements.push({ case: 'audit, paths/s', subject, value: r.lines / (r.audit.ms / 1000), unit: 'objects/s' });
     noopRates.push(`${subject}: ${(r.noop.ms / 1000).toFixed(1)} s`);
     process.stderr.write(`  ${subject}: copy ${(r.copy.ms / 1000).toFixed(1)} s, peak ${r.copy.peakMiB.toFixed(0)} MiB; no-op ${(r.noop.ms / 1000).toFixed(1)} s, peak ${r.noop.peakMiB.toFixed(0)} MiB; delete ${r.deleted} in ${(r.del.ms / 1000).toFixed(1)} s, peak ${r.del.peakMiB.toFixed(0)} MiB\n`);
   }
@@ -103,6 +128,7 @@ async function main(): Promise<void> {
     notes: [
       `Each size in a fresh child process: a first copy into an empty destination, a second run over the finished copy, then a run with \`delete\` where the source lacks a tenth of the objects and the destination also holds stale objects (1 %); concurrency ${CONCURRENCY}. Every run's outcome is checked (each object saved once, nothing copied on the second run, exactly the stale objects deleted).`,
       'The backend is test/helpers/synthetic-storage.ts: it lists generated keys (`obj/00000042.jpg`, 100-1,123 bytes each, MD5-shaped etags) through BaseStorage, like any backend, and a destination records what arrives in one byte per object (1 MB at 1,000,000), which is in the figures. There is no network: the figures are the sync\'s own CPU and memory.',
+      'Audit: as many paths as objects, in scrambled order (so more than 100,000 are sorted through temp files), every tenth listed twice, checked with `exists` against the source of the delete run.',
       'RSS is sampled every 5 ms during each run and includes Node and the loaded code. Ratios against the smallest size show how memory grows with the bucket.',
       `Second-run times: ${noopRates.join('; ')}. Took ${Math.round((Date.now() - started) / 1000)} s.`,
     ],

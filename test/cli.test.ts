@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { auditKeys, formatAudit, parseKeyList } from '../src/cli/audit.js';
+import { auditKeys, formatAudit, parseKeyList, readKeyList } from '../src/cli/audit.js';
 import { runDoctor } from '../src/cli/doctor.js';
 import { main } from '../src/cli/index.js';
 import { syncStorages, type SyncEvent } from '../src/cli/sync.js';
@@ -133,14 +133,30 @@ describe('audit', () => {
     const report = await auditKeys(counting, paths, { stripPrefix: '/media/' });
     expect(checks).toBe(2);
     expect(report).toMatchObject({ total: 5, distinct: 3, counts: { ok: 1, missing: 1, invalid: 1, error: 0 } });
-    expect(formatAudit(report, 'text')).toContain('MISSING (1):\n  profile_images/gone.jpg  (x2)');
-    expect(JSON.parse(formatAudit(report, 'json'))).toMatchObject({ counts: { missing: 1 }, problems: [{ path: 'profile_images/gone.jpg', status: 'missing', occurrences: 2 }, { path: '../../etc/passwd', status: 'invalid' }] });
+    expect(formatAudit(report, 'text')).toContain('MISSING  profile_images/gone.jpg  (x2)\n');
+    // Problems in key order: "." (0x2e) before "p".
+    expect(JSON.parse(formatAudit(report, 'json'))).toMatchObject({ counts: { missing: 1 }, problems: [{ path: '../../etc/passwd', status: 'invalid' }, { path: 'profile_images/gone.jpg', status: 'missing', occurrences: 2 }] });
     expect(formatAudit(report, 'csv').split('\n')[0]).toBe('path,status,occurrences,error,stored_as');
   });
 
   it('neutralises spreadsheet formulas in CSV output', async () => {
     const report = await auditKeys(new MemoryStorage(), ['=HYPERLINK("x").jpg']);
     expect(formatAudit(report, 'csv')).toContain(`"'=HYPERLINK(""x"").jpg"`);
+  });
+
+  it('streams: reads a list in chunks that split lines and characters, and hands on each path in key order as it is checked', async () => {
+    const storage = new MemoryStorage();
+    await storage.save('b/\u00e9.jpg', 'x');
+    const text = 'c.jpg\r\nb/\u00e9.jpg\n\n"a.jpg"\nc.jpg\nb/\u00e9.jpg';
+    const bytes = Buffer.from(text, 'utf8');
+    // One byte at a time: CRLF and the two bytes of "\u00e9" arrive split.
+    const chunks = Array.from(bytes, (b) => Buffer.from([b]));
+    const seen: string[] = [];
+    const report = await auditKeys(storage, readKeyList(Readable.from(chunks)), { concurrency: 3, onEntry: (e) => seen.push(`${e.path}:${e.status}:${e.occurrences}`) });
+    expect(seen).toEqual(['a.jpg:missing:1', 'b/\u00e9.jpg:ok:2', 'c.jpg:missing:2']);
+    expect(report).toMatchObject({ total: 5, distinct: 3, counts: { ok: 1, missing: 2 } });
+    expect(report.problems.map((e) => e.path)).toEqual(['a.jpg', 'c.jpg']);
+    expect(await auditKeys(storage, ['x', 'y', 'z'], { maxProblems: 1 })).toMatchObject({ counts: { missing: 3 }, problems: [{ path: 'x' }] });
   });
 
   it('the CLI reads keys from a file or stdin', async () => {
@@ -154,7 +170,10 @@ describe('audit', () => {
     const strict = capture();
     strict.io.stdin = Readable.from(['b.jpg\n']);
     expect(await main(['audit', '--keys', '-', '--url', `file://${tmp.dir}`, '--fail-on-missing', '--quiet'], strict.io)).toBe(1);
-    expect(strict.out()).toContain('MISSING (1):\n  b.jpg');
+    expect(strict.out()).toContain('MISSING  b.jpg\n');
+    const csv = capture();
+    expect(await main(['audit', '--keys', list, '--url', `file://${tmp.dir}`, '--format', 'csv', '--quiet'], csv.io)).toBe(0);
+    expect(csv.out()).toBe('path,status,occurrences,error,stored_as\na.jpg,ok,1,,\nb.jpg,missing,1,,\n');
     await tmp.remove();
   });
 });

@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { configFromEnv, createMediaStorage, maskUrl, parseStorageUrl } from '../config/index.js';
 import { isMediaStorageError } from '../core/errors.js';
-import { auditKeys, formatAudit, parseKeyList } from './audit.js';
+import { auditFormatter, auditKeys, readKeyList } from './audit.js';
 import { formatDoctor, runDoctor } from './doctor.js';
 import { displayName, formatBytes, ProgressReporter } from './progress.js';
 import { syncStorages, type SyncEvent } from './sync.js';
@@ -33,10 +33,10 @@ function storageFrom(url: string | undefined, io: Io, label: string) {
   return createMediaStorage(parseStorageUrl(url, label));
 }
 
-async function readAll(stream: AsyncIterable<unknown>): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
-  return Buffer.concat(chunks).toString('utf8');
+/** The key list file, opened before the first check (a wrong path fails at once), read as it is checked. */
+async function openKeyList(file: string): Promise<AsyncIterable<unknown>> {
+  const handle = await open(file, 'r');
+  return handle.createReadStream();
 }
 
 /** The line `sync` prints for an event: what a dry run would do, and every problem; nothing for a plain copy or delete. */
@@ -128,16 +128,23 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       if (!values.keys) throw new Error('audit needs --keys FILE (or --keys - for standard input)');
       const format = (values.format ?? 'text') as 'text' | 'json' | 'csv';
       if (!['text', 'json', 'csv'].includes(format)) throw new Error('--format must be text, json or csv');
-      const text = values.keys === '-' ? await readAll(io.stdin) : await readFile(values.keys, 'utf8');
+      // Read a line at a time and written as checked: a list of millions of paths is never held whole.
       const storage = await storageFrom(values.url, io, '--url');
+      const input = values.keys === '-' ? io.stdin : await openKeyList(values.keys);
       const progress = new ProgressReporter(io.stderr, !values.quiet);
-      const report = await auditKeys(storage, parseKeyList(text), {
+      const output = auditFormatter(format);
+      io.stdout.write(output.start());
+      const report = await auditKeys(storage, readKeyList(input), {
         concurrency: positiveInt(values.concurrency, '--concurrency', 16),
         stripPrefix: values['strip-prefix'],
         onProgress: (done, total) => progress.update({ label: 'checked', done, total }),
+        onEntry: (entry) => {
+          const text = output.entry(entry);
+          if (text) io.stdout.write(text);
+        },
       });
-      progress.finish({ label: 'checked', done: report.distinct, total: report.distinct });
-      io.stdout.write(formatAudit(report, format));
+      progress.finish({ label: 'checked', done: report.total, total: report.total });
+      io.stdout.write(output.end(report));
       // A path stored under another spelling is as good as missing for the app, which reads the path.
       return report.counts.error > 0 || (values['fail-on-missing'] && report.counts.missing + report.counts['other-spelling'] + report.counts.invalid > 0) ? 1 : 0;
     }
