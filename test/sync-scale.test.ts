@@ -8,7 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { sortExternally } from '../src/cli/ordered.js';
 import { syncStorages, type SyncEvent } from '../src/cli/sync.js';
 import { compareKeys } from '../src/core/keys.js';
+import type { MediaStorage } from '../src/core/types.js';
 import { MemoryStorage } from '../src/memory/index.js';
+import { startS3Target, targetLabel } from './helpers/s3-target.js';
 import { SyntheticStorage, syntheticKey, syntheticSize } from './helpers/synthetic-storage.js';
 
 const N = 20_000;
@@ -131,4 +133,72 @@ describe('sortExternally', () => {
 it('synthetic keys are in key order', () => {
   expect(compareKeys(syntheticKey(9), syntheticKey(9, 'old'))).toBeLessThan(0);
   expect(compareKeys(syntheticKey(9, 'old'), syntheticKey(10))).toBeLessThan(0);
+});
+
+/**
+ * Keys whose UTF-8 order differs from JavaScript's UTF-16 order (U+FF21 and U+E000 sort before
+ * U+1F600 in UTF-8 bytes, after it in UTF-16 code units): a merge join that compared the two
+ * listings in the wrong order would copy, skip or delete the wrong objects.
+ */
+const ORDER_TRAPS = ['\uff21', '\ue000', '\u{1f600}', '\u{10348}', 'z', '\u00e9', ''];
+
+function trapKeys(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `p/${String(i % 97).padStart(2, '0')}${ORDER_TRAPS[i % ORDER_TRAPS.length]}-${i}.jpg`);
+}
+
+/** Wraps `storage`, counting saves per key. */
+function countingSaves(storage: MediaStorage): { storage: MediaStorage; saves: Map<string, number>; deletes: string[] } {
+  const saves = new Map<string, number>();
+  const deletes: string[] = [];
+  const wrapped = Object.assign(Object.create(storage) as MediaStorage, {
+    save: (key: string, body: Parameters<MediaStorage['save']>[1], options?: Parameters<MediaStorage['save']>[2]) => {
+      saves.set(key, (saves.get(key) ?? 0) + 1);
+      return storage.save(key, body, options);
+    },
+    delete: (key: string) => {
+      deletes.push(key);
+      return storage.delete(key);
+    },
+  });
+  return { storage: wrapped, saves, deletes };
+}
+
+async function syncWithOrderTraps(count: number, makeTarget: () => Promise<{ storage: MediaStorage; close: () => Promise<void> }>): Promise<void> {
+  const keys = trapKeys(count);
+  const source = new MemoryStorage();
+  const inSource = (i: number): boolean => i % 4 !== 1;
+  const inTarget = (i: number): boolean => i % 3 === 0;
+  for (let i = 0; i < count; i++) if (inSource(i)) await source.save(keys[i]!, `src ${i}`);
+  const { storage: raw, close } = await makeTarget();
+  try {
+    for (let i = 0; i < count; i++) if (inTarget(i)) await raw.save(keys[i]!, inSource(i) && i % 2 === 0 ? `src ${i}` : `stale ${i}!`);
+    const target = countingSaves(raw);
+    const report = await syncStorages(source, target.storage, { delete: true, concurrency: 8 });
+    const expectedCopies = keys.filter((_, i) => inSource(i) && !(inTarget(i) && i % 2 === 0));
+    const expectedDeletes = keys.filter((_, i) => !inSource(i) && inTarget(i));
+    expect(report).toMatchObject({ copied: expectedCopies.length, deleted: expectedDeletes.length, failed: 0, skipped: keys.filter((_, i) => inSource(i) && inTarget(i) && i % 2 === 0).length });
+    expect([...target.saves.keys()].sort()).toEqual([...expectedCopies].sort());
+    expect([...target.saves.values()].every((n) => n === 1)).toBe(true);
+    expect([...target.deletes].sort()).toEqual([...expectedDeletes].sort());
+    const after: string[] = [];
+    for await (const info of raw.listAll('p/')) after.push(info.key);
+    expect(after).toEqual(keys.filter((_, i) => inSource(i)).sort(compareKeys));
+    for (const [i, key] of keys.entries()) if (inSource(i) && i % 50 === 0) expect((await raw.readBuffer(key)).toString()).toBe(`src ${i}`);
+    expect(await syncStorages(source, raw, { delete: true })).toMatchObject({ copied: 0, deleted: 0 });
+  } finally {
+    await close();
+  }
+}
+
+describe('syncStorages with keys whose UTF-8 and UTF-16 orders differ (above U+FFFF)', () => {
+  it('memory to memory, 7,000 objects: each copied once, exactly the stale ones deleted', async () => {
+    await syncWithOrderTraps(7000, async () => ({ storage: new MemoryStorage(), close: async () => undefined }));
+  }, 120_000);
+
+  it(`memory to S3 (${targetLabel}), which lists in UTF-8 byte order itself`, async () => {
+    await syncWithOrderTraps(400, async () => {
+      const target = await startS3Target('sync-order');
+      return { storage: target.storage(), close: () => target.stop() };
+    });
+  }, 180_000);
 });
