@@ -77,7 +77,11 @@ async function child(target: Target): Promise<void> {
   let size = 0;
   let peakBuffersMiB = 0;
   let peakHeapMiB = 0;
+  // BENCH_RSS_LIVE=1: garbage collected before each sample, so the Buffer figure is what the
+  // save really holds (the RSS figures are then not comparable with a normal run).
+  const gc = (globalThis as { gc?: () => void }).gc;
   const breakdown = setInterval(() => {
+    gc?.();
     const m = process.memoryUsage();
     peakBuffersMiB = Math.max(peakBuffersMiB, m.arrayBuffers / 2 ** 20);
     peakHeapMiB = Math.max(peakHeapMiB, m.heapUsed / 2 ** 20);
@@ -93,7 +97,7 @@ async function child(target: Target): Promise<void> {
 
 function runChildWith(target: Target): Promise<ChildResult> {
   const self = fileURLToPath(import.meta.url);
-  const proc = spawn(process.execPath, [...process.execArgv, self, '--child'], { env: { ...process.env, BENCH_TARGET: JSON.stringify(target) }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [...process.execArgv, ...(process.env.BENCH_RSS_LIVE ? ['--expose-gc'] : []), self, '--child'], { env: { ...process.env, BENCH_TARGET: JSON.stringify(target) }, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
   return new Promise((resolve, reject) => {
@@ -181,7 +185,7 @@ async function main(): Promise<void> {
       'Subjects with a setting (`s3 queueSize=1`, `cloudinary chunkSize=5242880`) are the same backend with that one option changed: what a smaller buffer would save, and what it costs in time.',
       'Default settings: Cloudinary sends 20 MiB chunks (chunked upload protocol); B2 spools the body to a temp file while hashing it (SHA-1 per 100 MB part), then sends the parts through the large-file API; S3 sends 5 MiB parts, 4 at a time (multipart upload).',
       `Cloudinary and B2 are their fakes (test/fakes/), running in the parent process over loopback, so the ${size} they keep is not in the figures; times include the fakes' own work and are not what the real services take. S3 is ${process.env.MEDIA_STORAGE_TEST_S3_ENDPOINT ? 'the server MEDIA_STORAGE_TEST_S3_ENDPOINT names' : 'an s3rver in its own process, writing to a temp folder'}.`,
-      `One round (the save is long); took ${Math.round((Date.now() - started) / 1000)} s.`,
+      `${process.env.BENCH_RSS_LIVE ? 'BENCH_RSS_LIVE: garbage collected before every sample, so the Buffer figure is the live memory of the save. ' : ''}Took ${Math.round((Date.now() - started) / 1000)} s.`,
     ],
   });
   process.stderr.write(`wrote ${paths.md}\n`);
