@@ -14,6 +14,9 @@ export default defineConfig({
     'b2/index': 'src/b2/index.ts',
     'layers/index': 'src/layers/index.ts',
     's3/index': 'src/s3/index.ts',
+    'images/index': 'src/images/index.ts',
+    'azure/index': 'src/azure/index.ts',
+    'browser/index': 'src/browser/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,
@@ -23,5 +26,5 @@ export default defineConfig({
   platform: 'node',
   splitting: true,
   shims: true,
-  external: ['vitest', /^@aws-sdk\//, 'cloudinary', 'backblaze-b2'],
+  external: ['vitest', /^@aws-sdk\//, /^@azure\//, 'cloudinary', 'backblaze-b2', 'sharp'],
 });

@@ -2,10 +2,12 @@
  * Peak RSS of a 1 GiB streamed save (length unknown up front) on each backend: local disk,
  * Cloudinary (chunked upload), B2 (spooled to a temp file, then the large-file API), against their
  * fakes, and S3 (multipart) against an s3rver started here or the server the
- * MEDIA_STORAGE_TEST_S3_* variables name (its own process: its memory is not counted). The fakes run in this process; each save runs in a fresh child process,
+ * MEDIA_STORAGE_TEST_S3_* variables name (its own process: its memory is not counted), and Azure
+ * (blocks) against Azurite in its own process. The fakes run in this process; each save runs in a fresh child process,
  * so the child's RSS is the library's alone, not the 1 GiB the fake keeps.
  *
- * Run through `npm run bench` (or `npm run bench backend-rss`); `BENCH_RSS_BYTES` changes the size.
+ * Run through `npm run bench` (or `npm run bench backend-rss`); `BENCH_RSS_BYTES` changes the size,
+ * `BENCH_RSS_BACKENDS=local,azure` runs some backends only (results then go to backend-rss-local-azure.md).
  */
 import { spawn } from 'node:child_process';
 import { DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
@@ -13,6 +15,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AzureBlobStorage } from '../src/azure/index.js';
 import { B2Storage } from '../src/b2/index.js';
 import { CloudinaryStorage } from '../src/cloudinary/index.js';
 import type { MediaStorage } from '../src/core/types.js';
@@ -21,18 +24,21 @@ import { S3Storage } from '../src/s3/index.js';
 import { startFakeB2 } from '../test/fakes/b2-server.js';
 import { FakeCloudinary } from '../test/fakes/cloudinary-server.js';
 import { startS3Target } from '../test/helpers/s3-target.js';
+import { startAzurite } from '../test/helpers/azurite.js';
 import { generatedStream, machine, rssDuring, sizeLabel, writeResults, type Measurement } from './lib/harness.js';
 
 const RSS_BYTES = Number(process.env.BENCH_RSS_BYTES ?? 2 ** 30);
-const ALL_BACKENDS = ['local', 'cloudinary', 'b2', 's3'] as const;
+const ALL_BACKENDS = ['local', 'cloudinary', 'b2', 's3', 'azure'] as const;
 type Backend = (typeof ALL_BACKENDS)[number];
 /**
  * What is measured: each backend with its defaults, and variants with one option changed
  * (`s3 queueSize=1`): the memory each default costs beside what a smaller setting would save.
- * `BENCH_RSS_SUBJECTS=local,s3,s3 queueSize=1` measures only those (local first: the baseline).
+ * `BENCH_RSS_SUBJECTS=local,s3,s3 queueSize=1` measures only those (local first: the baseline);
+ * `BENCH_RSS_BACKENDS=local,azure` the defaults of some backends (results then go to backend-rss-local-azure.md).
  */
-const DEFAULT_SUBJECTS = ['local', 'cloudinary', 'cloudinary chunkSize=5242880', 'b2', 's3', 's3 queueSize=1'];
-const SUBJECTS: readonly string[] = process.env.BENCH_RSS_SUBJECTS ? process.env.BENCH_RSS_SUBJECTS.split(',') : DEFAULT_SUBJECTS;
+const DEFAULT_SUBJECTS = ['local', 'cloudinary', 'cloudinary chunkSize=5242880', 'b2', 's3', 's3 queueSize=1', 'azure'];
+const chosen = process.env.BENCH_RSS_BACKENDS?.split(',').map((b) => b.trim());
+const SUBJECTS: readonly string[] = process.env.BENCH_RSS_SUBJECTS ? process.env.BENCH_RSS_SUBJECTS.split(',') : chosen ? ALL_BACKENDS.filter((b) => chosen.includes(b)) : DEFAULT_SUBJECTS;
 /** Rounds per subject, each in a fresh child; the median is reported (GC timing makes single figures noisy). */
 const ROUNDS = Number(process.env.BENCH_RSS_ROUNDS ?? 3);
 
@@ -50,7 +56,8 @@ type Target = ({ options?: Record<string, number> }) & (
   | { backend: 'local'; root: string }
   | { backend: 'cloudinary'; url: string }
   | { backend: 'b2'; authorizeUrl: string; applicationKeyId: string; applicationKey: string }
-  | { backend: 's3'; endpoint: string; region: string; bucket: string; location: string; credentials: { accessKeyId: string; secretAccessKey: string } });
+  | { backend: 's3'; endpoint: string; region: string; bucket: string; location: string; credentials: { accessKeyId: string; secretAccessKey: string } }
+  | { backend: 'azure'; connectionString: string; container: string });
 
 interface ChildResult {
   startMiB: number;
@@ -66,6 +73,7 @@ function storageFor(target: Target): MediaStorage & { close?: () => void } {
   const o = target.options ?? {};
   if (target.backend === 'local') return new LocalStorage({ root: target.root, warnOnEphemeralDisk: false, ...o });
   if (target.backend === 'cloudinary') return new CloudinaryStorage({ ...CLOUD, uploadPrefix: target.url, ...o });
+  if (target.backend === 'azure') return new AzureBlobStorage({ connectionString: target.connectionString, container: target.container, ...o });
   if (target.backend === 's3') return new S3Storage({ bucket: target.bucket, endpoint: target.endpoint, region: target.region, credentials: target.credentials, location: target.location, ...o });
   return new B2Storage({ applicationKeyId: target.applicationKeyId, applicationKey: target.applicationKey, bucketName: B2_BUCKET, apiUrl: target.authorizeUrl, ...o });
 }
@@ -145,6 +153,18 @@ async function measure(subject: string): Promise<ChildResult> {
       await s3.stop();
     }
   }
+  if (backend === 'azure') {
+    const azurite = await startAzurite();
+    try {
+      const container = await azurite.container('bench-rss');
+      const result = await runChild({ backend, connectionString: azurite.connectionString, container });
+      const props = await azurite.service.getContainerClient(container).getBlockBlobClient(KEY).getProperties();
+      if (props.contentLength !== RSS_BYTES) throw new Error('Azurite holds the wrong size');
+      return result;
+    } finally {
+      await azurite.stop();
+    }
+  }
   const fake = await startFakeB2({ buckets: { [B2_BUCKET]: 'allPrivate' } });
   try {
     const result = await runChild({ backend, authorizeUrl: fake.authorizeUrl, applicationKeyId: fake.applicationKeyId, applicationKey: fake.applicationKey });
@@ -174,7 +194,7 @@ async function main(): Promise<void> {
     process.stderr.write(`  ${subject}: RSS growth ${growth.map((g) => g.toFixed(0)).join(', ')} MiB; Buffers at most ${rounds.map((x) => x.peakBuffersMiB.toFixed(0)).join(', ')} MiB; heap ${rounds.map((x) => x.peakHeapMiB.toFixed(0)).join(', ')} MiB; ${rounds.map((x) => (x.ms / 1000).toFixed(1)).join(', ')} s\n`);
   }
   const paths = writeResults({
-    name: 'backend-rss',
+    name: chosen || process.env.BENCH_RSS_SUBJECTS || process.env.BENCH_RSS_LIVE ? `backend-rss-${SUBJECTS.map((x) => x.replace(/[ =]/g, '-')).join('-')}${process.env.BENCH_RSS_LIVE ? '-live' : ''}` : 'backend-rss',
     title: `Memory of a ${size} streamed save, per backend`,
     baseline: 'local',
     subjects: [...SUBJECTS],
@@ -183,7 +203,8 @@ async function main(): Promise<void> {
     notes: [
       `One ${size} save per subject and round (${ROUNDS} rounds, the median shown), of fresh 1 MiB chunks from a stream of unknown length, each in a fresh child process; RSS is sampled every 5 ms during the save. "Peak" includes Node and the loaded code; "growth" is peak minus RSS just before the save; "Buffer memory" is process.memoryUsage().arrayBuffers at its highest: the body's bytes, live or not yet collected (V8 collects Buffers only after tens of MiB of them accumulate, which is most of local's growth).`,
       'Subjects with a setting (`s3 queueSize=1`, `cloudinary chunkSize=5242880`) are the same backend with that one option changed: what a smaller buffer would save, and what it costs in time.',
-      'Default settings: Cloudinary sends 20 MiB chunks (chunked upload protocol); B2 spools the body to a temp file while hashing it (SHA-1 per 100 MB part), then sends the parts through the large-file API; S3 sends 5 MiB parts, 4 at a time (multipart upload).',
+      'Default settings: Cloudinary sends 20 MiB chunks (chunked upload protocol); B2 spools the body to a temp file while hashing it (SHA-1 per 100 MB part), then sends the parts through the large-file API; S3 sends 5 MiB parts, 4 at a time (multipart upload); Azure stages 8 MiB blocks, 4 at a time, and commits them with one Put Block List.',
+      'Azure is Azurite (in memory, in its own process: its memory is not counted); its times are the emulator\'s, not the service\'s.',
       `Cloudinary and B2 are their fakes (test/fakes/), running in the parent process over loopback, so the ${size} they keep is not in the figures; times include the fakes' own work and are not what the real services take. S3 is ${process.env.MEDIA_STORAGE_TEST_S3_ENDPOINT ? 'the server MEDIA_STORAGE_TEST_S3_ENDPOINT names' : 'an s3rver in its own process, writing to a temp folder'}.`,
       `${process.env.BENCH_RSS_LIVE ? 'BENCH_RSS_LIVE: garbage collected before every sample, so the Buffer figure is the live memory of the save. ' : ''}Took ${Math.round((Date.now() - started) / 1000)} s.`,
     ],

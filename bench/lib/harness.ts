@@ -130,7 +130,7 @@ export interface Measurement {
   /** The figure, in `unit`. */
   value: number;
   /** `objects/s` is a rate: higher is better, unlike the others. */
-  unit: 'ms/op' | 'MiB' | 'objects/s';
+  unit: 'ms/op' | 'MiB' | 'bytes' | 'objects/s';
   /** Per round, for the JSON record: the round's time per operation (its mean when `value` is a median over calls). */
   rounds?: number[];
 }
@@ -152,6 +152,7 @@ export interface BenchResult {
 function formatValue(m: Measurement): string {
   if (m.unit === 'MiB') return `${m.value.toFixed(0)} MiB`;
   if (m.unit === 'objects/s') return `${Math.round(m.value).toLocaleString('en')}/s`;
+  if (m.unit === 'bytes') return m.value >= 1e6 ? `${(m.value / 1e6).toFixed(2)} MB` : m.value >= 1e3 ? `${(m.value / 1e3).toFixed(1)} KB` : `${m.value.toFixed(0)} B`;
   if (m.value >= 100) return `${m.value.toFixed(0)} ms`;
   if (m.value >= 1) return `${m.value.toFixed(2)} ms`;
   return `${(m.value * 1000).toFixed(0)} µs`;

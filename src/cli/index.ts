@@ -6,6 +6,7 @@ import { auditFormatter, auditKeys, readKeyList } from './audit.js';
 import { formatDoctor, runDoctor } from './doctor.js';
 import { displayName, formatBytes, ProgressReporter } from './progress.js';
 import { syncStorages, type SyncEvent } from './sync.js';
+import { runVariants, VARIANTS_USAGE } from './variants.js';
 
 const USAGE = `media-storage <command> [options]
 
@@ -15,10 +16,12 @@ Commands:
        [--prefix P] [--concurrency N] [--dry-run] [--delete] [--checksum] [--strict] [--quiet]
   audit --keys FILE|- [--url URL]    list stored paths that have no object
        [--format text|json|csv] [--concurrency N] [--strip-prefix P] [--fail-on-missing]
+${VARIANTS_USAGE}
 
 Storage URLs: file:///var/app/media, s3://bucket/prefix?region=..., cloudinary://key:secret@cloud,
-b2://keyId:key@bucket/prefix, memory://, or "env" for the environment's configuration
-(MEDIA_STORAGE_URL, AWS_*, CLOUDINARY_URL, B2_*, else ./media).
+b2://keyId:key@bucket/prefix, azure://container/prefix (with AZURE_STORAGE_CONNECTION_STRING),
+memory://, or "env" for the environment's configuration
+(MEDIA_STORAGE_URL, AWS_*, CLOUDINARY_URL, B2_*, AZURE_STORAGE_*, else ./media).
 `;
 
 interface Io {
@@ -112,6 +115,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       );
       return report.failed > 0 || (values.strict && report.notCopiedCount > 0) ? 1 : 0;
     }
+    if (command === 'variants') return await runVariants(rest, io, (url) => storageFrom(url, io, '--url'));
     if (command === 'audit') {
       const { values } = parseArgs({
         args: rest,

@@ -4,11 +4,18 @@ import { isMediaStorageError, type MediaStorageErrorCode } from '../core/errors.
 import { prepareCacheControl, prepareMetadata } from '../core/metadata.js';
 import type { MediaStorage, ObjectInfo, SaveOptions, SkippedObject } from '../core/types.js';
 import { compareKeys } from '../core/keys.js';
+import { isReservedKey, VARIANTS_PREFIX } from '../images/variants.js';
 import { keyOrdered, readAhead } from './ordered.js';
 
 export interface SyncOptions {
   /** Only keys starting with this prefix. */
   prefix?: string;
+  /**
+   * Image variants stored by `withImages` (under `_variants/`) go with their photos: with a
+   * prefix, `_variants/<prefix>` is synced too. They are left out when the destination makes its
+   * own (Cloudinary renders them on delivery; an image storage generates them on save). Default true.
+   */
+  variants?: boolean;
   /** Copies (and deletes) in flight at once; default 8. */
   concurrency?: number;
   /** Report what would be copied or deleted, change nothing. */
@@ -169,6 +176,17 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
   };
   const progress = (): void => options.onProgress?.({ scanned: report.scanned, copied: report.copied, skipped: report.skipped, failed: report.failed, bytes: report.bytes });
 
+  // Variants travel with their photos, unless the destination makes its own.
+  const destinationMakesVariants = to.name === 'cloudinary' || typeof (to as { ensureVariant?: unknown }).ensureVariant === 'function';
+  const withVariants = options.variants !== false && !destinationMakesVariants;
+  const scopes = withVariants && prefix !== '' && !prefix.startsWith(VARIANTS_PREFIX) ? [prefix, `${VARIANTS_PREFIX}${prefix}`] : [prefix];
+  const wanted = (key: string): boolean => withVariants || !isReservedKey(key);
+  /** One side's listing of one scope, in key order, without the keys this run leaves alone. */
+  async function* listed(storage: MediaStorage, scope: string, side: 'source' | 'destination'): AsyncGenerator<ObjectInfo> {
+    const ordered = keyOrdered(storage, scope, { side, tempDir: options.tempDir, ...(side === 'source' ? { onSkipped: noteSkipped } : {}) });
+    for await (const info of ordered) if (wanted(info.key)) yield info;
+  }
+
   const copyOne = async (info: ObjectInfo): Promise<void> => {
     let described: Awaited<ReturnType<typeof describe>> | undefined;
     for (let attempt = 1; ; attempt++) {
@@ -254,38 +272,43 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
     }
   };
 
-  const sources = readAhead(keyOrdered(from, prefix, { side: 'source', onSkipped: noteSkipped, tempDir: options.tempDir }), READ_AHEAD);
-  const targets = readAhead(keyOrdered(to, prefix, { side: 'destination', tempDir: options.tempDir }), READ_AHEAD);
   const tasks = new TaskSlots(options.concurrency ?? 8);
   const aborted = (): boolean => !!options.signal?.aborted;
-  try {
-    let source = await sources.next();
-    let target = await targets.next();
-    while (!(source.done && target.done) && !aborted()) {
-      const order = source.done ? 1 : target.done ? -1 : compareKeys(source.value.key, target.value.key);
-      if (order <= 0) {
-        const s = source.value as ObjectInfo;
-        const t = order === 0 ? (target.value as ObjectInfo) : undefined;
-        // Most objects of a second run are decided from the two listings alone: no task, no await.
-        const same = quickSame(from, to, s, t, checksum);
-        if (same === true) {
-          report.skipped++;
-          report.scanned++;
-          progress();
+  // Scopes are joined one after the other: `_variants/p/` sorts before `p/`, so their listings
+  // are key-ordered each, not one after the other.
+  for (const scope of scopes) {
+    if (aborted()) break;
+    const sources = readAhead(listed(from, scope, 'source'), READ_AHEAD);
+    const targets = readAhead(listed(to, scope, 'destination'), READ_AHEAD);
+    try {
+      let source = await sources.next();
+      let target = await targets.next();
+      while (!(source.done && target.done) && !aborted()) {
+        const order = source.done ? 1 : target.done ? -1 : compareKeys(source.value.key, target.value.key);
+        if (order <= 0) {
+          const s = source.value as ObjectInfo;
+          const t = order === 0 ? (target.value as ObjectInfo) : undefined;
+          // Most objects of a second run are decided from the two listings alone: no task, no await.
+          const same = quickSame(from, to, s, t, checksum);
+          if (same === true) {
+            report.skipped++;
+            report.scanned++;
+            progress();
+          } else {
+            await tasks.start(() => syncOne(s, t));
+          }
+          source = await sources.next();
+          if (order === 0) target = await targets.next();
         } else {
-          await tasks.start(() => syncOne(s, t));
+          const t = target.value as ObjectInfo;
+          if (options.delete) await tasks.start(() => deleteOne(t.key));
+          target = await targets.next();
         }
-        source = await sources.next();
-        if (order === 0) target = await targets.next();
-      } else {
-        const t = target.value as ObjectInfo;
-        if (options.delete) await tasks.start(() => deleteOne(t.key));
-        target = await targets.next();
       }
+    } finally {
+      await tasks.drain();
+      await Promise.all([sources.return(undefined), targets.return(undefined)]);
     }
-  } finally {
-    await tasks.drain();
-    await Promise.all([sources.return(undefined), targets.return(undefined)]);
   }
   if (aborted()) throw options.signal!.reason ?? new Error('aborted');
   report.durationMs = Date.now() - started;

@@ -11,7 +11,8 @@ export type StorageConfig =
   | ({ backend: 'memory' } & MemoryStorageOptions)
   | ({ backend: 's3' } & S3Config & ServingOptions)
   | ({ backend: 'cloudinary' } & CloudinaryConfig & ServingOptions)
-  | ({ backend: 'b2' } & B2Config & ServingOptions);
+  | ({ backend: 'b2' } & B2Config & ServingOptions)
+  | ({ backend: 'azure' } & AzureConfig & ServingOptions);
 
 // The backends' option types are restated here, not imported: importing them would make the
 // main entry's type declarations depend on every backend SDK's types (an S3 user's compiler
@@ -54,6 +55,18 @@ export interface B2Config {
   location?: string;
   visibility?: 'public' | 'private';
   publicBaseUrl?: string;
+}
+
+/** The AzureBlobStorage options configuration can set. */
+export interface AzureConfig {
+  container: string;
+  /** Default: AZURE_STORAGE_CONNECTION_STRING. */
+  connectionString?: string;
+  location?: string;
+  visibility?: 'public' | 'private';
+  publicBaseUrl?: string;
+  defaultExpiresIn?: number;
+  cacheControl?: string;
 }
 
 export interface CreateOptions {
@@ -133,6 +146,9 @@ const QUERY_OPTIONS: Record<string, Record<string, 'string' | 'boolean' | 'numbe
   // upload_prefix, secure_distribution and private_cdn are the SDK's own CLOUDINARY_URL parameters.
   cloudinary: { folder: 'string', deliveryType: 'string', upload_prefix: 'string', secure_distribution: 'string', private_cdn: 'boolean' },
   b2: { visibility: 'visibility', publicBaseUrl: 'string' },
+  // `endpoint`: the Blob service URL when the account and key are in the URL (Azurite's
+  // http://127.0.0.1:10000/devstoreaccount1, a sovereign cloud).
+  azure: { visibility: 'visibility', publicBaseUrl: 'string', defaultExpiresIn: 'number', cacheControl: 'string', endpoint: 'string' },
 };
 
 function queryOptions(backend: string, params: URLSearchParams, source: string): Record<string, unknown> {
@@ -176,14 +192,16 @@ function pathPrefix(url: URL): string | undefined {
 
 /**
  * Parses a storage URL: `file:///var/app/media?baseUrl=/media`, `s3://bucket/prefix?region=…`,
- * `cloudinary://key:secret@cloud`, `b2://keyId:key@bucket/prefix`, `memory://`.
+ * `cloudinary://key:secret@cloud`, `b2://keyId:key@bucket/prefix`, `azure://container/prefix` (the
+ * connection string from AZURE_STORAGE_CONNECTION_STRING, or `azure://ACCOUNT:KEY@container/prefix`
+ * with `?endpoint=` for another Blob endpoint than ACCOUNT.blob.core.windows.net), `memory://`.
  * `source` names where it came from (e.g. MEDIA_STORAGE_URL) in error messages.
  */
 export function parseStorageUrl(input: string, source = 'storage URL'): StorageConfig {
   const text = input.trim();
   if (text === '') throw configError(`${source} is empty`);
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(text)?.[1]?.toLowerCase();
-  if (!scheme) throw configError(`${source} must start with a scheme: file:, s3:, cloudinary:, b2: or memory:`);
+  if (!scheme) throw configError(`${source} must start with a scheme: file:, s3:, cloudinary:, b2:, azure: or memory:`);
   // file:./media and file:media are relative paths, which URL cannot hold.
   if (scheme === 'file' && !text.startsWith('file://')) {
     const [root, query = ''] = text.slice('file:'.length).split('?', 2) as [string, string?];
@@ -236,9 +254,31 @@ export function parseStorageUrl(input: string, source = 'storage URL'): StorageC
         ...queryOptions('b2', url.searchParams, source),
       } as StorageConfig;
     }
+    case 'azure': {
+      const container = decodeURIComponentSafe(url.hostname);
+      if (!container) throw configError(`${source}: azure:// needs a container, e.g. azure://media/uploads`);
+      if ((user && !password) || (!user && password)) throw configError(`${source}: give both the account name and key (azure://ACCOUNT:KEY@container) or neither (then AZURE_STORAGE_CONNECTION_STRING)`);
+      const { endpoint, ...rest } = queryOptions('azure', url.searchParams, source) as { endpoint?: string };
+      if (endpoint !== undefined && !user) throw configError(`${source}: the endpoint option goes with an account and key in the URL (azure://ACCOUNT:KEY@container?endpoint=...)`);
+      if (endpoint !== undefined && !/^https?:\/\//i.test(endpoint)) throw configError(`${source}: endpoint must be an http(s) URL, such as http://127.0.0.1:10000/devstoreaccount1`);
+      return {
+        backend: 'azure',
+        container,
+        ...(user && password ? { connectionString: azureConnectionString(user, password, endpoint) } : {}),
+        ...(pathPrefix(url) ? { location: pathPrefix(url) } : {}),
+        ...rest,
+      } as StorageConfig;
+    }
     default:
-      throw configError(`${source}: unknown scheme "${scheme}:"; use file:, s3:, cloudinary:, b2: or memory:`);
+      throw configError(`${source}: unknown scheme "${scheme}:"; use file:, s3:, cloudinary:, b2:, azure: or memory:`);
   }
+}
+
+/** A connection string for an account name and key (Azure's public cloud, or an explicit Blob endpoint). */
+function azureConnectionString(account: string, key: string, endpoint: string | undefined): string {
+  return endpoint
+    ? `DefaultEndpointsProtocol=${new URL(endpoint).protocol.replace(':', '')};AccountName=${account};AccountKey=${key};BlobEndpoint=${endpoint};`
+    : `DefaultEndpointsProtocol=https;AccountName=${account};AccountKey=${key};EndpointSuffix=core.windows.net`;
 }
 
 /** The first of the names that is set, django-storages style (`AWS_S3_ACCESS_KEY_ID`, then `AWS_ACCESS_KEY_ID`). */
@@ -312,7 +352,8 @@ function s3FromDjangoEnv(get: (name: string) => string | undefined): StorageConf
 
 /**
  * The configuration the environment asks for, in this order: MEDIA_STORAGE_URL; the AWS_* variables
- * django-storages users already have; CLOUDINARY_URL; B2_*; else the local disk (MEDIA_ROOT,
+ * django-storages users already have; CLOUDINARY_URL; B2_*; AZURE_STORAGE_CONNECTION_STRING with
+ * AZURE_STORAGE_CONTAINER (and AZURE_STORAGE_LOCATION, AZURE_STORAGE_VISIBILITY); else the local disk (MEDIA_ROOT,
  * default ./media, served under MEDIA_URL, default /media).
  */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): StorageConfig {
@@ -352,6 +393,21 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): StorageConf
     };
   }
 
+  const azureConnection = get('AZURE_STORAGE_CONNECTION_STRING');
+  const azureContainer = get('AZURE_STORAGE_CONTAINER');
+  if (azureConnection || azureContainer) {
+    if (!azureContainer) throw configError('AZURE_STORAGE_CONTAINER is not set (AZURE_STORAGE_CONNECTION_STRING is, so Azure was meant)');
+    if (!azureConnection) throw configError('AZURE_STORAGE_CONNECTION_STRING is not set (AZURE_STORAGE_CONTAINER is, so Azure was meant)');
+    const visibility = get('AZURE_STORAGE_VISIBILITY');
+    return {
+      backend: 'azure',
+      container: azureContainer,
+      connectionString: azureConnection,
+      ...(get('AZURE_STORAGE_LOCATION') ? { location: get('AZURE_STORAGE_LOCATION') } : {}),
+      ...(visibility ? { visibility: parseVisibility(visibility, 'AZURE_STORAGE_VISIBILITY') } : {}),
+    };
+  }
+
   return {
     backend: 'local',
     root: get('MEDIA_ROOT') ?? './media',
@@ -378,7 +434,7 @@ export async function createMediaStorageFromEnv(env: NodeJS.ProcessEnv = process
 
 /** The configuration with every secret masked, for logs and the doctor's report. */
 export function describeConfig(config: StorageConfig): Record<string, unknown> {
-  const SECRET_FIELDS = new Set(['secret', 'apiSecret', 'applicationKey', 'secretAccessKey', 'sessionToken', 'cloudinaryUrl']);
+  const SECRET_FIELDS = new Set(['secret', 'apiSecret', 'applicationKey', 'secretAccessKey', 'sessionToken', 'cloudinaryUrl', 'connectionString']);
   const ID_FIELDS = new Set(['accessKeyId', 'apiKey', 'applicationKeyId']);
   const mask = (value: unknown, field: string): unknown => {
     if (typeof value === 'string') {

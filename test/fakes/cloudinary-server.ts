@@ -17,8 +17,10 @@
  * folders are public-ID paths; dynamic: `asset_folder` and `display_name` apart from the public
  * ID). It checks what arrives the way Cloudinary does: API signatures (SHA-1 or SHA-256, signature
  * version 2), the timestamp window, the api_key, Basic auth, and delivery signatures of
- * `authenticated` assets. It cannot render transformations: it serves the original bytes and
- * echoes the transformation it parsed in `X-Fake-Transformation`.
+ * `authenticated` assets. It renders the image transformations media-storage/images uses
+ * (resizing, cropping, padding, format and quality: ./cloudinary-transform.ts); for any other
+ * transformation it serves the original bytes. Either way it echoes the transformation it parsed
+ * in `X-Fake-Transformation`.
  *
  * Every behaviour, the page it comes from, and what is not modelled: ./cloudinary-server.md.
  */
@@ -27,6 +29,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import busboy from 'busboy';
 import mime from 'mime-types';
+import { renderTransformation } from './cloudinary-transform.js';
 
 export interface FakeAccount {
   cloudName: string;
@@ -519,6 +522,12 @@ export class FakeCloudinary {
       if (!f) return this.json(res, 400, { error: { message: 'Unsupported video format or file' } });
       format = f;
     }
+    // allowed_formats: a file of any other format is refused (raw files: their extension).
+    if (fields.allowed_formats) {
+      const allowed = fields.allowed_formats.split(',').map((f) => f.trim().toLowerCase());
+      const actual = rt === 'raw' ? (/\.([^./]+)$/.exec(fields.public_id ?? body.filename ?? '')?.[1] ?? '').toLowerCase() : format;
+      if (!allowed.includes(actual)) return this.json(res, 400, { error: { message: `${rt === 'raw' ? 'File' : rt === 'image' ? 'Image' : 'Video'} file format ${actual || 'unknown'} not allowed` } });
+    }
     const type = fields.type || 'upload';
     if (!DELIVERY_TYPES.has(type)) return this.json(res, 400, { error: { message: `Invalid type ${type}` } });
     const named = this.nameUpload(account, rt, fields, body.filename);
@@ -802,7 +811,16 @@ export class FakeCloudinary {
       return;
     }
     if (entry.transformation) res.setHeader('x-fake-transformation', entry.transformation);
-    this.sendAsset(req, res, entry.asset, entry.disposition);
+    const { asset, disposition, transformation } = entry;
+    if (transformation && asset.resourceType === 'image') {
+      // The transformations media-storage/images asks for are rendered (./cloudinary-transform.ts); others serve the original.
+      renderTransformation(asset, transformation).then(
+        (rendered) => this.sendAsset(req, res, rendered ?? asset, disposition),
+        (err: Error) => res.writeHead(400, { 'x-cld-error': headerSafe(`fake: rendering failed: ${err.message.split('\n')[0]}`), 'content-length': '0' }).end(),
+      );
+      return;
+    }
+    this.sendAsset(req, res, asset, disposition);
   }
 
   /** What Cloudinary's delivery servers answer for a URL (the CDN caches it). */
