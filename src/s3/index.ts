@@ -100,7 +100,7 @@ export interface S3StorageOptions extends ServingOptions {
    * in parts, so their memory stays bounded whatever their length.
    */
   multipartThreshold?: number;
-  /** Part size of multipart uploads (5 MiB to 5 GiB); default 5 MiB, which allows streams up to 48 GiB. Memory per streamed upload is (queueSize + 1) × partSize. */
+  /** Part size of multipart uploads (5 MiB to 5 GiB); default 5 MiB, which allows streams up to 48 GiB. Memory per streamed upload is at least (queueSize + 1) × partSize (measured: about twice that; docs/performance.md). */
   partSize?: number;
   /** Parts sent at once; default 4. */
   queueSize?: number;
