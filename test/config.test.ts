@@ -47,6 +47,23 @@ describe('storage URLs', () => {
       privateCdn: true,
     });
   });
+  it('reads a CLOUDINARY_URL as the backend does: every SDK parameter and a private CDN path, with one parser', () => {
+    const url = 'cloudinary://1:2@demo/cdn.example.com?signature_algorithm=sha256&secure_distribution=img.example.com&folder=crm';
+    expect(configFromEnv({ CLOUDINARY_URL: url })).toEqual({
+      backend: 'cloudinary',
+      cloudName: 'demo',
+      apiKey: '1',
+      apiSecret: '2',
+      signatureAlgorithm: 'sha256',
+      privateCdn: true,
+      secureDistribution: 'img.example.com',
+      folder: 'crm',
+    });
+    expect(parseStorageUrl('cloudinary://1:2@demo/cdn.example.com')).toMatchObject({ privateCdn: true, secureDistribution: 'cdn.example.com' });
+    expect(() => parseStorageUrl('cloudinary://1:2@demo?signature_algorithm=md5')).toThrow(/signature_algorithm must be sha1 or sha256/);
+    expect(() => parseStorageUrl('cloudinary://1:2@demo?private_cdn=yes')).toThrow(/private_cdn must be true or false/);
+    expect(() => parseStorageUrl('cloudinary://1:2@demo?colour=blue')).toThrow(/unknown option "colour"/);
+  });
   it.each([
     ['', /is empty/],
     ['just-a-path', /must start with a scheme/],

@@ -1,3 +1,4 @@
+import { parseCloudinaryUrl } from '../cloudinary/config.js';
 import { MediaStorageError, redactUrls } from '../core/errors.js';
 import type { ServingOptions } from '../core/serving.js';
 import type { MediaStorage } from '../core/types.js';
@@ -39,6 +40,7 @@ export interface CloudinaryConfig {
   uploadPrefix?: string;
   secureDistribution?: string;
   privateCdn?: boolean;
+  signatureAlgorithm?: 'sha1' | 'sha256';
   cloudName?: string;
   apiKey?: string;
   apiSecret?: string;
@@ -143,8 +145,8 @@ const QUERY_OPTIONS: Record<string, Record<string, 'string' | 'boolean' | 'numbe
   local: { baseUrl: 'string', visibility: 'visibility', secret: 'string', defaultExpiresIn: 'number', cacheControl: 'string', fsync: 'boolean' },
   memory: { baseUrl: 'string', visibility: 'visibility' },
   s3: { region: 'string', endpoint: 'string', forcePathStyle: 'boolean', publicBaseUrl: 'string', visibility: 'visibility', acl: 'string', defaultExpiresIn: 'number', cacheControl: 'string' },
-  // upload_prefix, secure_distribution and private_cdn are the SDK's own CLOUDINARY_URL parameters.
-  cloudinary: { folder: 'string', deliveryType: 'string', upload_prefix: 'string', secure_distribution: 'string', private_cdn: 'boolean' },
+  // Besides these, the SDK's own CLOUDINARY_URL parameters, read by the backend's parser.
+  cloudinary: { folder: 'string', deliveryType: 'string' },
   b2: { visibility: 'visibility', publicBaseUrl: 'string' },
   // `endpoint`: the Blob service URL when the account and key are in the URL (Azurite's
   // http://127.0.0.1:10000/devstoreaccount1, a sovereign cloud).
@@ -164,14 +166,6 @@ function queryOptions(backend: string, params: URLSearchParams, source: string):
     else out[name] = raw;
   }
   if (backend === 's3' && (out.acl === 'none' || out.acl === 'false')) out.acl = false;
-  if (backend === 'cloudinary') {
-    for (const [sdkName, option] of [['upload_prefix', 'uploadPrefix'], ['secure_distribution', 'secureDistribution'], ['private_cdn', 'privateCdn']] as const) {
-      if (sdkName in out) {
-        out[option] = out[sdkName];
-        delete out[sdkName];
-      }
-    }
-  }
   if (backend === 'cloudinary' && out.deliveryType !== undefined && out.deliveryType !== 'upload' && out.deliveryType !== 'authenticated') {
     throw configError(`${source} option deliveryType must be "upload" or "authenticated"`);
   }
@@ -237,9 +231,9 @@ export function parseStorageUrl(input: string, source = 'storage URL'): StorageC
       } as StorageConfig;
     }
     case 'cloudinary': {
-      const cloudName = url.hostname;
-      if (!cloudName || !user || !password) throw configError(`${source}: cloudinary:// needs cloudinary://API_KEY:API_SECRET@CLOUD_NAME`);
-      return { backend: 'cloudinary', cloudName, apiKey: user, apiSecret: password, ...queryOptions('cloudinary', url.searchParams, source) } as StorageConfig;
+      const { ignored, cloudName, apiKey, apiSecret, ...sdkSettings } = parseCloudinaryUrl(text, source);
+      if (!cloudName || !apiKey || !apiSecret) throw configError(`${source}: cloudinary:// needs cloudinary://API_KEY:API_SECRET@CLOUD_NAME`);
+      return { backend: 'cloudinary', cloudName, apiKey, apiSecret, ...sdkSettings, ...queryOptions('cloudinary', ignored, source) } as StorageConfig;
     }
     case 'b2': {
       const bucketName = decodeURIComponentSafe(url.hostname);
