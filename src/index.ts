@@ -41,6 +41,7 @@ export {
   validatePrefix,
   keyProblem,
   listedNameProblem,
+  compareKeys,
   normalizationTwins,
   normalizeKey,
   tryNormalizeKey,

@@ -2,10 +2,10 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { auditKeys, formatAudit, parseKeyList } from '../src/cli/audit.js';
+import { auditKeys, formatAudit, parseKeyList, readKeyList } from '../src/cli/audit.js';
 import { runDoctor } from '../src/cli/doctor.js';
 import { main } from '../src/cli/index.js';
-import { syncStorages } from '../src/cli/sync.js';
+import { syncStorages, type SyncEvent } from '../src/cli/sync.js';
 import { MediaStorageError } from '../src/core/errors.js';
 import type { Body, SaveOptions } from '../src/core/types.js';
 import { LocalStorage } from '../src/local/index.js';
@@ -76,8 +76,13 @@ describe('sync', () => {
     await source.save('profile_images/000.jpg', Buffer.alloc(500, 7));
     await dest.save('stale/old.jpg', 'left over');
     const before = dest.saves;
-    const dry = await syncStorages(source, dest, { dryRun: true, delete: true });
-    expect(dry).toMatchObject({ copied: 1, deleted: 1, copiedKeys: ['profile_images/000.jpg'], deletedKeys: ['stale/old.jpg'] });
+    const events: SyncEvent[] = [];
+    const dry = await syncStorages(source, dest, { dryRun: true, delete: true, onEvent: (e) => events.push(e) });
+    expect(dry).toMatchObject({ copied: 1, deleted: 1 });
+    expect(events).toEqual([
+      { type: 'copied', key: 'profile_images/000.jpg', size: 500 },
+      { type: 'deleted', key: 'stale/old.jpg' },
+    ]);
     expect(dest.saves).toBe(before);
     expect(await dest.exists('stale/old.jpg')).toBe(true);
     const prefixed = await syncStorages(source, dest, { prefix: 'docs/' });
@@ -128,14 +133,30 @@ describe('audit', () => {
     const report = await auditKeys(counting, paths, { stripPrefix: '/media/' });
     expect(checks).toBe(2);
     expect(report).toMatchObject({ total: 5, distinct: 3, counts: { ok: 1, missing: 1, invalid: 1, error: 0 } });
-    expect(formatAudit(report, 'text')).toContain('MISSING (1):\n  profile_images/gone.jpg  (x2)');
-    expect(JSON.parse(formatAudit(report, 'json'))).toMatchObject({ counts: { missing: 1 }, problems: [{ path: 'profile_images/gone.jpg', status: 'missing', occurrences: 2 }, { path: '../../etc/passwd', status: 'invalid' }] });
+    expect(formatAudit(report, 'text')).toContain('MISSING  profile_images/gone.jpg  (x2)\n');
+    // Problems in key order: "." (0x2e) before "p".
+    expect(JSON.parse(formatAudit(report, 'json'))).toMatchObject({ counts: { missing: 1 }, problems: [{ path: '../../etc/passwd', status: 'invalid' }, { path: 'profile_images/gone.jpg', status: 'missing', occurrences: 2 }] });
     expect(formatAudit(report, 'csv').split('\n')[0]).toBe('path,status,occurrences,error,stored_as');
   });
 
   it('neutralises spreadsheet formulas in CSV output', async () => {
     const report = await auditKeys(new MemoryStorage(), ['=HYPERLINK("x").jpg']);
     expect(formatAudit(report, 'csv')).toContain(`"'=HYPERLINK(""x"").jpg"`);
+  });
+
+  it('streams: reads a list in chunks that split lines and characters, and hands on each path in key order as it is checked', async () => {
+    const storage = new MemoryStorage();
+    await storage.save('b/\u00e9.jpg', 'x');
+    const text = 'c.jpg\r\nb/\u00e9.jpg\n\n"a.jpg"\nc.jpg\nb/\u00e9.jpg';
+    const bytes = Buffer.from(text, 'utf8');
+    // One byte at a time: CRLF and the two bytes of "\u00e9" arrive split.
+    const chunks = Array.from(bytes, (b) => Buffer.from([b]));
+    const seen: string[] = [];
+    const report = await auditKeys(storage, readKeyList(Readable.from(chunks)), { concurrency: 3, onEntry: (e) => seen.push(`${e.path}:${e.status}:${e.occurrences}`) });
+    expect(seen).toEqual(['a.jpg:missing:1', 'b/\u00e9.jpg:ok:2', 'c.jpg:missing:2']);
+    expect(report).toMatchObject({ total: 5, distinct: 3, counts: { ok: 1, missing: 2 } });
+    expect(report.problems.map((e) => e.path)).toEqual(['a.jpg', 'c.jpg']);
+    expect(await auditKeys(storage, ['x', 'y', 'z'], { maxProblems: 1 })).toMatchObject({ counts: { missing: 3 }, problems: [{ path: 'x' }] });
   });
 
   it('the CLI reads keys from a file or stdin', async () => {
@@ -149,7 +170,10 @@ describe('audit', () => {
     const strict = capture();
     strict.io.stdin = Readable.from(['b.jpg\n']);
     expect(await main(['audit', '--keys', '-', '--url', `file://${tmp.dir}`, '--fail-on-missing', '--quiet'], strict.io)).toBe(1);
-    expect(strict.out()).toContain('MISSING (1):\n  b.jpg');
+    expect(strict.out()).toContain('MISSING  b.jpg\n');
+    const csv = capture();
+    expect(await main(['audit', '--keys', list, '--url', `file://${tmp.dir}`, '--format', 'csv', '--quiet'], csv.io)).toBe(0);
+    expect(csv.out()).toBe('path,status,occurrences,error,stored_as\na.jpg,ok,1,,\nb.jpg,missing,1,,\n');
     await tmp.remove();
   });
 });

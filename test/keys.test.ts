@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeKeyPath, listedNameProblem, normalizationTwins, normalizeKey, normalizeLocation, normalizePrefix, splitKey, tryNormalizeKey, tryValidateKey, validateKey } from '../src/core/keys.js';
+import { compareKeys, encodeKeyPath, listedNameProblem, normalizationTwins, normalizeKey, normalizeLocation, normalizePrefix, splitKey, tryNormalizeKey, tryValidateKey, validateKey } from '../src/core/keys.js';
 import { HOSTILE_KEYS, SPECIAL_KEYS } from '../src/testing/keys.js';
 import { MediaStorageError } from '../src/core/errors.js';
 
@@ -100,5 +100,20 @@ describe('prefixes and helpers', () => {
     expect(splitKey('a/b/c.tar.gz')).toEqual({ dir: 'a/b/', stem: 'c.tar', ext: '.gz' });
     expect(splitKey('.hidden')).toEqual({ dir: '', stem: '.hidden', ext: '' });
     expect(splitKey('noext')).toEqual({ dir: '', stem: 'noext', ext: '' });
+  });
+});
+
+describe('compareKeys', () => {
+  const utf8 = (a: string, b: string): number => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  it('orders by UTF-8 bytes where UTF-16 order disagrees (above U+FFFF against U+E000-U+FFFF)', () => {
+    expect('\u{1f600}' < '\uff21').toBe(true); // JavaScript's order
+    expect(compareKeys('\u{1f600}', '\uff21')).toBeGreaterThan(0);
+    expect(compareKeys('\ue000', '\u{10000}')).toBeLessThan(0);
+    expect(compareKeys('a/\u{1f600}.jpg', 'a/\uffff.jpg')).toBeGreaterThan(0);
+  });
+  it('agrees with a byte comparison on every pair of a mixed sample, and is 0 only for equal keys', () => {
+    const sample = ['', 'a', 'a-b', 'a.b', 'a/b', 'a0', 'B', 'b', '\u007f', '\u0080', '\u00e9', '\u07ff', '\u0800', '\ud7ff', '\ue000', '\uff21', '\uffff', '\u{10000}', '\u{1f600}', '\u{10ffff}', 'ab\u{1f600}', 'ab\uffee', 'ab'];
+    for (const a of sample) for (const b of sample) expect(Math.sign(compareKeys(a, b)), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`).toBe(Math.sign(utf8(a, b)));
+    expect([...sample].sort(compareKeys)).toEqual([...sample].sort(utf8));
   });
 });

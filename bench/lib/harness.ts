@@ -129,8 +129,8 @@ export interface Measurement {
   subject: string;
   /** The figure, in `unit`. */
   value: number;
-  /** `req/s` is the one unit where higher is better. */
-  unit: 'ms/op' | 'MiB' | 'bytes' | 'req/s' | 'ms' | 'µs/req';
+  /** `req/s` and `objects/s` are rates: higher is better, unlike the others. */
+  unit: 'ms/op' | 'MiB' | 'bytes' | 'req/s' | 'ms' | 'µs/req' | 'objects/s';
   /** Per round, for the JSON record: the round's time per operation (its mean when `value` is a median over calls). */
   rounds?: number[];
 }
@@ -151,6 +151,7 @@ export interface BenchResult {
 
 function formatValue(m: Measurement): string {
   if (m.unit === 'MiB') return `${m.value.toFixed(0)} MiB`;
+  if (m.unit === 'objects/s') return `${Math.round(m.value).toLocaleString('en')}/s`;
   if (m.unit === 'bytes') return m.value >= 1e6 ? `${(m.value / 1e6).toFixed(2)} MB` : m.value >= 1e3 ? `${(m.value / 1e3).toFixed(1)} KB` : `${m.value.toFixed(0)} B`;
   if (m.unit === 'req/s') return `${m.value.toFixed(0)} req/s`;
   if (m.unit === 'µs/req') return `${m.value.toFixed(0)} µs CPU`;
@@ -186,8 +187,8 @@ export function toMarkdown(result: BenchResult, headingLevel = 2): string {
     '',
     `Machine: ${describeMachine(result.machine)}.`,
     '',
-    result.measurements.some((m) => m.unit === 'req/s')
-      ? `Requests per second: higher is better; everything else: lower is better. Ratios are relative to **${result.baseline}**.`
+    result.measurements.some((m) => m.unit === 'req/s' || m.unit === 'objects/s')
+      ? `Rates (requests/s, objects/s): higher is better; everything else: lower is better. Ratios are relative to **${result.baseline}**.`
       : `Lower is better. Ratios are relative to **${result.baseline}**.`,
     '',
     toMarkdownTable(result),

@@ -3,7 +3,7 @@ import { isNotFound } from '../core/errors.js';
 import { tryValidateKey, validateKey } from '../core/keys.js';
 import { presignUploadOf } from '../core/direct-upload.js';
 import type { Body, CopyOptions, DirectUpload, DirectUploadOptions, ListAllOptions, ListOptions, ListPage, MediaStorage, ObjectInfo, ReadOptions, SaveOptions, UrlOptions } from '../core/types.js';
-import { ExistenceCache, type ExistenceCacheOptions } from './existence-cache.js';
+import { ExistenceCache, type ExistenceCacheOptions, type PrimeOptions, type PrimeResult } from './existence-cache.js';
 
 /**
  * A MediaStorage whose `exists` answers from an {@link ExistenceCache}. Everything else goes to
@@ -34,6 +34,16 @@ export class CachedStorage implements MediaStorage {
   async exists(key: string): Promise<boolean> {
     const valid = validateKey(key);
     return this.cache.get(valid, () => this.storage.exists(valid));
+  }
+
+  /**
+   * Lists `prefix` once so that `exists` answers the keys under it from the cache (see
+   * {@link ExistenceCache.prime}): `await storage.prime('profile_images/')` before rendering a
+   * page of avatars turns a check per photo into one or two listings. `resolveAvatars` primes by
+   * itself when a page has many photos in one folder, on backends whose listing answers `exists()`.
+   */
+  prime(prefix: string, options?: PrimeOptions): Promise<PrimeResult> {
+    return this.cache.prime(this.storage, prefix, options);
   }
 
   async save(key: string, body: Body, options?: SaveOptions): Promise<ObjectInfo> {

@@ -2,7 +2,7 @@ import { isNotFound } from '../core/errors.js';
 import { tryValidateKey } from '../core/keys.js';
 import type { MediaStorage, UrlOptions } from '../core/types.js';
 import { CachedStorage } from './cached-storage.js';
-import type { ExistenceCache } from './existence-cache.js';
+import type { ExistenceCache, PrimeForKeysOptions } from './existence-cache.js';
 import { initialsAvatarDataUrl, type AvatarPerson, type InitialsAvatarOptions } from './initials.js';
 
 /** The default avatar: a fixed URL, or a function of the person (see {@link initialsAvatar}). */
@@ -40,6 +40,13 @@ export interface ResolveAvatarOptions {
 export interface ResolveAvatarsOptions extends ResolveAvatarOptions {
   /** Most existence checks in flight at once. Default 8. */
   concurrency?: number;
+  /**
+   * With a cache, on a backend whose listing answers `exists()` (S3, B2): when at least
+   * `minKeys` (16) of the page's unknown photos share a folder, list that folder once (at most
+   * `maxObjects`, 5,000, in pages of 2,500) instead of checking each photo; see
+   * {@link ExistenceCache.primeForKeys}. The answers are the same either way. `false` turns it off.
+   */
+  prime?: boolean | PrimeForKeysOptions;
 }
 
 /** One entry of a list page: a stored path plus, optionally, who it is for (used by the default). */
@@ -114,6 +121,8 @@ interface Lookup {
   /** Synchronous answer from a fresh (or stale, revalidating) cache entry, if any. */
   peek(key: string): boolean | undefined;
   exists(key: string): Promise<boolean>;
+  /** Primes the cache by listing for these unknown keys, where that pays (see ExistenceCache.primeForKeys). */
+  prime?(keys: string[], options: PrimeForKeysOptions, onError: ResolveAvatarOptions['onError']): Promise<void>;
   /** Records what the resolver learnt by itself (a variant it just generated). */
   learn(key: string, exists: boolean): void;
 }
@@ -141,6 +150,10 @@ function lookupFor(storage: MediaStorage, cache: ExistenceCache | undefined): Lo
   if (!useCache) return { peek: () => undefined, exists: (key) => base.exists(key), learn: () => undefined };
   const check = (key: string) => (): Promise<boolean> => base.exists(key);
   return {
+    async prime(keys, options, onError) {
+      const { errors } = await useCache.primeForKeys(base, keys, options);
+      for (const { prefix, error } of errors) onError?.(error, prefix);
+    },
     peek(key) {
       const cached = useCache.peek(key);
       if (!cached) return undefined;
@@ -191,6 +204,12 @@ export async function resolveAvatars(storage: MediaStorage, inputs: readonly Ava
   // Each distinct valid key once, with what a fresh cache entry already says about it.
   const distinct = new Map<string, boolean | undefined>();
   for (const key of keys) if (key !== undefined && !distinct.has(key)) distinct.set(key, lookup.peek(probeKey(key)));
+  // Many unknown photos (or their variants) in one folder: one listing can answer them all.
+  const unknown = [...distinct].flatMap(([key, cached]) => (cached === undefined ? [key] : []));
+  if (lookup.prime && options.prime !== false && unknown.length > 1) {
+    await lookup.prime(unknown.map(probeKey), typeof options.prime === 'object' ? options.prime : {}, options.onError);
+    for (const key of unknown) distinct.set(key, lookup.peek(probeKey(key)));
+  }
   const tasks = [...distinct];
   // What to show for each key whose object exists; null when it is missing or the storage failed.
   const found = new Map<string, { src: string; srcset?: string } | null>();

@@ -173,6 +173,9 @@ export class AzureBlobStorage extends BaseStorage {
       atomicCreate: true,
       md5Etag: false,
       directUploads: canSign,
+      // Azurite lists by UTF-16 code units (U+1F600 before U+FF21), S3 and B2 by UTF-8 bytes, and
+      // Azure documents its order only as "lexicographical": sync sorts this side itself.
+      sortedListing: false,
     });
   }
 

@@ -273,6 +273,8 @@ export class B2Storage extends BaseStorage {
       // B2 has no conditional upload: ifExists "fail" checks first, so two racing saves can both land.
       atomicCreate: false,
       md5Etag: false,
+      // b2_list_file_names gives up to 10,000 names a call, in UTF-8 byte order, hidden files left out as exists() leaves them.
+      listingAnswersExists: true,
       directUploads: true,
       // An upload URL's token lives 24 hours, and B2 cannot be asked for less.
       maxUploadExpiresIn: UPLOAD_TOKEN_SECONDS,

@@ -1,7 +1,8 @@
+import { StringDecoder } from 'node:string_decoder';
 import { isMediaStorageError } from '../core/errors.js';
 import { normalizationTwins, tryValidateKey } from '../core/keys.js';
 import type { MediaStorage } from '../core/types.js';
-import { forEachConcurrent } from './pool.js';
+import { sortExternally } from './ordered.js';
 import { displayName } from './progress.js';
 
 /**
@@ -29,61 +30,123 @@ export interface AuditReport {
   /** Distinct paths checked. */
   distinct: number;
   counts: Record<AuditStatus, number>;
-  entries: AuditEntry[];
+  /**
+   * The first `maxProblems` paths that are not `ok`, in key order (all are counted in `counts`).
+   * Every path, ok ones included, goes to `onEntry` as it is checked.
+   */
+  problems: AuditEntry[];
 }
 
 export interface AuditOptions {
   concurrency?: number;
   /** Strip this prefix from each path first (e.g. a MEDIA_URL such as "/media/"). */
   stripPrefix?: string;
-  onProgress?: (checked: number, distinct: number) => void;
+  /** Called as paths are checked: lines done (each distinct path counts its occurrences) of all lines read. */
+  onProgress?: (done: number, total: number) => void;
+  /** Called with every distinct path's entry, in key order (UTF-8 bytes), as soon as it is checked. */
+  onEntry?: (entry: AuditEntry) => void;
+  /** How many problems the report keeps as examples; default 1,000. */
+  maxProblems?: number;
+  /** Where paths are sorted when there are more than 100,000 (temp files); default the OS temp folder. */
+  tempDir?: string;
+}
+
+/** One line of a key list as a stored path (CSV-style quotes removed), or `undefined` for a blank line. */
+function keyListLine(line: string): string | undefined {
+  const path = line.trim().replace(/^"(.*)"$/, '$1');
+  return path === '' ? undefined : path;
 }
 
 /** Reads one stored path per line; blank lines are ignored, CSV-style quotes removed. */
 export function parseKeyList(text: string): string[] {
-  return text
-    .split(/\r?\n/)
-    .map((line) => line.trim().replace(/^"(.*)"$/, '$1'))
-    .filter((line) => line !== '');
+  return text.split(/\r?\n/).flatMap((line) => keyListLine(line) ?? []);
 }
 
 /**
- * Checks which stored paths (say, a profile-image column exported from the database) have no
- * object behind them. Each distinct path is checked once, with bounded concurrency.
+ * {@link parseKeyList} over a stream (a file, standard input), a line at a time: a list of
+ * millions of paths is never held whole.
  */
-export async function auditKeys(storage: MediaStorage, paths: readonly string[], options: AuditOptions = {}): Promise<AuditReport> {
-  const byPath = new Map<string, AuditEntry>();
-  for (const raw of paths) {
-    const path = options.stripPrefix && raw.startsWith(options.stripPrefix) ? raw.slice(options.stripPrefix.length) : raw;
-    const entry = byPath.get(path);
-    if (entry) entry.occurrences++;
-    else byPath.set(path, { path, status: 'ok', occurrences: 1 });
-  }
-  const entries = [...byPath.values()];
-  let checked = 0;
-  await forEachConcurrent(entries, options.concurrency ?? 16, async (entry) => {
-    const key = tryValidateKey(entry.path);
-    if (!key) {
-      entry.status = 'invalid';
-    } else {
-      try {
-        entry.status = (await storage.exists(key)) ? 'ok' : 'missing';
-        for (const twin of entry.status === 'missing' ? normalizationTwins(key) : []) {
-          if (!(await storage.exists(twin))) continue;
-          entry.status = 'other-spelling';
-          entry.storedAs = twin;
-          break;
-        }
-      } catch (err) {
-        entry.status = 'error';
-        entry.error = isMediaStorageError(err) ? `${err.code}: ${err.message}` : String(err);
-      }
+export async function* readKeyList(input: AsyncIterable<unknown>): AsyncGenerator<string> {
+  const decoder = new StringDecoder('utf8');
+  let rest = '';
+  for await (const chunk of input) {
+    rest += typeof chunk === 'string' ? chunk : decoder.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array));
+    const lines = rest.split(/\r?\n/);
+    rest = lines.pop()!;
+    for (const line of lines) {
+      const path = keyListLine(line);
+      if (path !== undefined) yield path;
     }
-    options.onProgress?.(++checked, entries.length);
-  });
-  const counts: Record<AuditStatus, number> = { ok: 0, missing: 0, 'other-spelling': 0, invalid: 0, error: 0 };
-  for (const entry of entries) counts[entry.status]++;
-  return { total: paths.length, distinct: entries.length, counts, entries };
+  }
+  const last = keyListLine(rest + decoder.end());
+  if (last !== undefined) yield last;
+}
+
+/** Paths sorted in memory up to this many, beyond it through temp files. */
+const SORT_RUN = 100_000;
+
+/**
+ * Checks which stored paths (say, a profile-image column exported from the database) have no
+ * object behind them. The paths are sorted first (through temp files when there are many), so
+ * each distinct path is checked once without remembering the ones seen; checks run with bounded
+ * concurrency, and each entry goes to `onEntry` in key order as soon as it is known. Memory does
+ * not grow with the list.
+ */
+export async function auditKeys(storage: MediaStorage, paths: Iterable<string> | AsyncIterable<string>, options: AuditOptions = {}): Promise<AuditReport> {
+  const strip = options.stripPrefix;
+  const maxProblems = Math.max(0, options.maxProblems ?? 1000);
+  const concurrency = Math.max(1, options.concurrency ?? 16);
+  let total = 0;
+  async function* stripped(): AsyncGenerator<string> {
+    for await (const raw of paths) {
+      total++;
+      yield strip && raw.startsWith(strip) ? raw.slice(strip.length) : raw;
+    }
+  }
+  const report: AuditReport = { total: 0, distinct: 0, counts: { ok: 0, missing: 0, 'other-spelling': 0, invalid: 0, error: 0 }, problems: [] };
+  let done = 0;
+  const finish = (entry: AuditEntry): void => {
+    report.distinct++;
+    report.counts[entry.status]++;
+    if (entry.status !== 'ok' && report.problems.length < maxProblems) report.problems.push(entry);
+    options.onEntry?.(entry);
+    done += entry.occurrences;
+    options.onProgress?.(done, total);
+  };
+  // Checks start in key order and finish in any order; entries are handed on in key order.
+  const inFlight: Promise<AuditEntry>[] = [];
+  let group: AuditEntry | undefined;
+  const start = async (entry: AuditEntry): Promise<void> => {
+    if (inFlight.length >= concurrency) finish(await inFlight.shift()!);
+    inFlight.push(check(storage, entry));
+  };
+  for await (const path of sortExternally(stripped(), { key: (p) => p, runSize: SORT_RUN, tempDir: options.tempDir })) {
+    if (group?.path === path) {
+      group.occurrences++;
+      continue;
+    }
+    if (group) await start(group);
+    group = { path, status: 'ok', occurrences: 1 };
+  }
+  if (group) await start(group);
+  while (inFlight.length > 0) finish(await inFlight.shift()!);
+  report.total = total;
+  return report;
+}
+
+/** The entry of one distinct path, checked (a check never rejects: failures are `error` entries). */
+async function check(storage: MediaStorage, entry: AuditEntry): Promise<AuditEntry> {
+  const key = tryValidateKey(entry.path);
+  if (!key) return { ...entry, status: 'invalid' };
+  try {
+    if (await storage.exists(key)) return entry;
+    for (const twin of normalizationTwins(key)) {
+      if (await storage.exists(twin)) return { ...entry, status: 'other-spelling', storedAs: twin };
+    }
+    return { ...entry, status: 'missing' };
+  } catch (err) {
+    return { ...entry, status: 'error', error: isMediaStorageError(err) ? `${err.code}: ${err.message}` : String(err) };
+  }
 }
 
 /** A path with its non-ASCII characters escaped and its Unicode form named, so two spellings that look alike show apart. */
@@ -97,23 +160,62 @@ function csvCell(value: string): string {
   return /[",\n\r]/.test(value) || /^[=+\-@]/.test(value) ? `"${value.replace(/"/g, '""').replace(/^([=+\-@])/, "'$1")}"` : value;
 }
 
-/** The report as text (problems only, then counts), JSON, or CSV (every path). */
-export function formatAudit(report: AuditReport, format: 'text' | 'json' | 'csv'): string {
-  if (format === 'json') return `${JSON.stringify({ total: report.total, distinct: report.distinct, counts: report.counts, problems: report.entries.filter((e) => e.status !== 'ok') }, null, 2)}\n`;
-  if (format === 'csv') return `path,status,occurrences,error,stored_as\n${report.entries.map((e) => [csvCell(e.path), e.status, String(e.occurrences), csvCell(e.error ?? ''), csvCell(e.storedAs ?? '')].join(',')).join('\n')}\n`;
-  const lines: string[] = [];
-  const titles: Record<Exclude<AuditStatus, 'ok'>, string> = { missing: 'MISSING', 'other-spelling': 'STORED UNDER ANOTHER UNICODE SPELLING', invalid: 'INVALID', error: 'ERROR' };
-  for (const status of ['missing', 'other-spelling', 'invalid', 'error'] as const) {
-    const group = report.entries.filter((e) => e.status === status);
-    if (group.length === 0) continue;
-    lines.push(`${titles[status]} (${group.length}):`);
-    for (const e of group) {
-      const stored = e.storedAs === undefined ? '' : `  ${spelled(e.path)} is stored as ${spelled(e.storedAs)}`;
-      lines.push(`  ${displayName(e.path)}${e.occurrences > 1 ? `  (x${e.occurrences})` : ''}${e.error ? `  ${e.error}` : ''}${stored}`);
-    }
+const TITLES: Record<Exclude<AuditStatus, 'ok'>, string> = { missing: 'MISSING', 'other-spelling': 'OTHER SPELLING', invalid: 'INVALID', error: 'ERROR' };
+
+/** Writes an audit as it runs: `start`, then `entry` for each entry, then `end` with the report. */
+export interface AuditFormatter {
+  start(): string;
+  /** The output for one entry (`""` when the format leaves it out: ok paths in text and JSON). */
+  entry(entry: AuditEntry): string;
+  end(report: AuditReport): string;
+}
+
+/**
+ * The streaming form of an audit's output. `text`: a line per problem as it is found (`MISSING
+ * profile_images/a.jpg  (x2)`), then the counts. `json`: one object, `{ problems: [...], total,
+ * distinct, counts }`, its problems written as they come. `csv`: a row for every path.
+ */
+export function auditFormatter(format: 'text' | 'json' | 'csv'): AuditFormatter {
+  if (format === 'csv') {
+    return {
+      start: () => 'path,status,occurrences,error,stored_as\n',
+      entry: (e) => `${[csvCell(e.path), e.status, String(e.occurrences), csvCell(e.error ?? ''), csvCell(e.storedAs ?? '')].join(',')}\n`,
+      end: () => '',
+    };
   }
-  const c = report.counts;
-  const respelled = c['other-spelling'] > 0 ? `, ${c['other-spelling']} under another spelling` : '';
-  lines.push(`${report.total} paths, ${report.distinct} distinct: ${c.ok} ok, ${c.missing} missing${respelled}, ${c.invalid} invalid, ${c.error} errors`);
-  return `${lines.join('\n')}\n`;
+  if (format === 'json') {
+    let first = true;
+    return {
+      start: () => '{\n  "problems": [',
+      entry: (e) => {
+        if (e.status === 'ok') return '';
+        const line = `${first ? '' : ','}\n    ${JSON.stringify(e)}`;
+        first = false;
+        return line;
+      },
+      end: (r) => `${first ? '' : '\n  '}],\n  "total": ${r.total},\n  "distinct": ${r.distinct},\n  "counts": ${JSON.stringify(r.counts)}\n}\n`,
+    };
+  }
+  return {
+    start: () => '',
+    entry: (e) => {
+      if (e.status === 'ok') return '';
+      const stored = e.storedAs === undefined ? '' : `  ${spelled(e.path)} is stored as ${spelled(e.storedAs)}`;
+      return `${TITLES[e.status]}  ${displayName(e.path)}${e.occurrences > 1 ? `  (x${e.occurrences})` : ''}${e.error ? `  ${e.error}` : ''}${stored}\n`;
+    },
+    end: (r) => {
+      const c = r.counts;
+      const respelled = c['other-spelling'] > 0 ? `, ${c['other-spelling']} under another spelling` : '';
+      return `${r.total} paths, ${r.distinct} distinct: ${c.ok} ok, ${c.missing} missing${respelled}, ${c.invalid} invalid, ${c.error} errors\n`;
+    },
+  };
+}
+
+/**
+ * A finished report as text, JSON or CSV: {@link auditFormatter} over the problems the report
+ * kept (`maxProblems`; ok paths are in no report: use `onEntry` for a CSV of every path).
+ */
+export function formatAudit(report: AuditReport, format: 'text' | 'json' | 'csv'): string {
+  const formatter = auditFormatter(format);
+  return formatter.start() + report.problems.map((e) => formatter.entry(e)).join('') + formatter.end(report);
 }

@@ -1,11 +1,11 @@
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { configFromEnv, createMediaStorage, maskUrl, parseStorageUrl } from '../config/index.js';
 import { isMediaStorageError } from '../core/errors.js';
-import { auditKeys, formatAudit, parseKeyList } from './audit.js';
+import { auditFormatter, auditKeys, readKeyList } from './audit.js';
 import { formatDoctor, runDoctor } from './doctor.js';
 import { displayName, formatBytes, ProgressReporter } from './progress.js';
-import { syncStorages } from './sync.js';
+import { syncStorages, type SyncEvent } from './sync.js';
 import { runVariants, VARIANTS_USAGE } from './variants.js';
 
 const USAGE = `media-storage <command> [options]
@@ -36,10 +36,19 @@ function storageFrom(url: string | undefined, io: Io, label: string) {
   return createMediaStorage(parseStorageUrl(url, label));
 }
 
-async function readAll(stream: AsyncIterable<unknown>): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
-  return Buffer.concat(chunks).toString('utf8');
+/** The key list file, opened before the first check (a wrong path fails at once), read as it is checked. */
+async function openKeyList(file: string): Promise<AsyncIterable<unknown>> {
+  const handle = await open(file, 'r');
+  return handle.createReadStream();
+}
+
+/** The line `sync` prints for an event: what a dry run would do, and every problem; nothing for a plain copy or delete. */
+function syncEventLine(event: SyncEvent, dry: boolean): string | undefined {
+  if (event.type === 'copied') return dry ? `would copy ${displayName(event.key)}` : undefined;
+  if (event.type === 'deleted') return dry ? `would delete ${displayName(event.key)}` : undefined;
+  if (event.type === 'failed') return `FAILED ${displayName(event.failure.key)}: ${event.failure.code} ${event.failure.message}`;
+  if (event.type === 'not-copied') return `NOT COPIED ${displayName(event.object.name)}: ${event.object.message}`;
+  return `WARNING ${displayName(event.warning.key)}: ${event.warning.message}`;
 }
 
 function positiveInt(value: string | undefined, name: string, fallback: number): number {
@@ -91,20 +100,20 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
         delete: !!values.delete,
         checksum: !!values.checksum,
         onProgress: (p) => progress.update({ label: dry ? 'checked' : 'synced', done: p.scanned, bytes: p.bytes, failed: p.failed }),
+        // Printed as they happen: a run over millions of objects keeps none of them.
+        onEvent: (event) => {
+          const line = syncEventLine(event, dry);
+          if (line) io.stdout.write(`${line}\n`);
+        },
       });
       progress.finish({ label: dry ? 'checked' : 'synced', done: report.scanned, bytes: report.bytes, failed: report.failed });
-      if (dry) for (const key of report.copiedKeys) io.stdout.write(`would copy ${key}\n`);
-      if (dry) for (const key of report.deletedKeys) io.stdout.write(`would delete ${key}\n`);
-      for (const f of report.failures) io.stdout.write(`FAILED ${displayName(f.key)}: ${f.code} ${f.message}\n`);
-      for (const o of report.notCopied) io.stdout.write(`NOT COPIED ${displayName(o.name)}: ${o.message}\n`);
-      for (const w of report.warnings) io.stdout.write(`WARNING ${displayName(w.key)}: ${w.message}\n`);
       const seconds = report.durationMs / 1000;
-      const notCopied = report.notCopied.length > 0 ? `, ${report.notCopied.length} not copied (no key names them; rename them at the source)` : '';
+      const notCopied = report.notCopiedCount > 0 ? `, ${report.notCopiedCount} not copied (no key names them; rename them at the source)` : '';
       const markers = report.folderMarkers > 0 ? `, ${report.folderMarkers} folder marker${report.folderMarkers === 1 ? '' : 's'} ignored` : '';
       io.stdout.write(
         `${report.scanned} objects: ${report.copied} ${dry ? 'to copy' : 'copied'} (${formatBytes(report.bytes)}), ${report.skipped} already there, ${report.deleted} ${dry ? 'to delete' : 'deleted'}, ${report.failed} failed${notCopied}${markers}, in ${seconds.toFixed(1)} s\n`,
       );
-      return report.failed > 0 || (values.strict && report.notCopied.length > 0) ? 1 : 0;
+      return report.failed > 0 || (values.strict && report.notCopiedCount > 0) ? 1 : 0;
     }
     if (command === 'variants') return await runVariants(rest, io, (url) => storageFrom(url, io, '--url'));
     if (command === 'audit') {
@@ -123,16 +132,23 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       if (!values.keys) throw new Error('audit needs --keys FILE (or --keys - for standard input)');
       const format = (values.format ?? 'text') as 'text' | 'json' | 'csv';
       if (!['text', 'json', 'csv'].includes(format)) throw new Error('--format must be text, json or csv');
-      const text = values.keys === '-' ? await readAll(io.stdin) : await readFile(values.keys, 'utf8');
+      // Read a line at a time and written as checked: a list of millions of paths is never held whole.
       const storage = await storageFrom(values.url, io, '--url');
+      const input = values.keys === '-' ? io.stdin : await openKeyList(values.keys);
       const progress = new ProgressReporter(io.stderr, !values.quiet);
-      const report = await auditKeys(storage, parseKeyList(text), {
+      const output = auditFormatter(format);
+      io.stdout.write(output.start());
+      const report = await auditKeys(storage, readKeyList(input), {
         concurrency: positiveInt(values.concurrency, '--concurrency', 16),
         stripPrefix: values['strip-prefix'],
         onProgress: (done, total) => progress.update({ label: 'checked', done, total }),
+        onEntry: (entry) => {
+          const text = output.entry(entry);
+          if (text) io.stdout.write(text);
+        },
       });
-      progress.finish({ label: 'checked', done: report.distinct, total: report.distinct });
-      io.stdout.write(formatAudit(report, format));
+      progress.finish({ label: 'checked', done: report.total, total: report.total });
+      io.stdout.write(output.end(report));
       // A path stored under another spelling is as good as missing for the app, which reads the path.
       return report.counts.error > 0 || (values['fail-on-missing'] && report.counts.missing + report.counts['other-spelling'] + report.counts.invalid > 0) ? 1 : 0;
     }

@@ -292,6 +292,10 @@ export class CloudinaryStorage extends BaseStorage {
       atomicCreate: false,
       md5Etag: false,
       emptyObjects: false,
+      // The Admin API sorts by public ID (newest first without a prefix), and the key mapping does
+      // not keep that order (`a b.jpg` is `a_x20_b`); listings are also rate-limited, and adopted
+      // names are found by exists() but never listed.
+      sortedListing: false,
       directUploads: true,
       // A signed upload lives one hour after its timestamp, whatever else it says.
       maxUploadExpiresIn: SIGNATURE_WINDOW_SECONDS,

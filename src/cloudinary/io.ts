@@ -65,8 +65,17 @@ export class BodyReader {
     }
   }
 
+  /** The first `length` bytes read (fewer if the body is shorter), copying only the chunks they span. */
   head(length: number): Buffer {
-    return Buffer.concat(this.chunks).subarray(0, length);
+    const spanned: Buffer[] = [];
+    let bytes = 0;
+    for (const chunk of this.chunks) {
+      if (bytes >= length) break;
+      spanned.push(chunk);
+      bytes += chunk.length;
+    }
+    const first = spanned.length === 1 ? spanned[0]! : Buffer.concat(spanned);
+    return first.subarray(0, length);
   }
 
   /** The whole body; only once it has ended. */

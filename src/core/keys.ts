@@ -138,6 +138,33 @@ export function validatePrefix(prefix: unknown): string {
 /** @deprecated Use {@link validatePrefix}; prefixes are no longer normalised. */
 export const normalizePrefix: (prefix: unknown) => string = validatePrefix;
 
+/**
+ * The key order of every listing: by UTF-8 bytes, as S3, B2 and `LC_ALL=C sort` order names.
+ * JavaScript's `<` and `Array.prototype.sort` compare UTF-16 code units instead, which disagree
+ * where a character above U+FFFF (a surrogate pair, 0xD800-0xDFFF) meets one in U+E000-U+FFFF:
+ * `"\u{1F600}" < "\uFF21"` is true, yet its UTF-8 bytes (F0...) come after (EF...). Comparing code
+ * points gives the UTF-8 order without encoding anything. Negative when `a` sorts first, 0 when equal.
+ */
+export function compareKeys(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // Only where both units are 0xD800 or above can the two orders differ: surrogates (code points
+    // above U+FFFF) move after U+E000-U+FFFF.
+    if (x >= 0xd800 && y >= 0xd800) return codePointRank(x) - codePointRank(y);
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/** A UTF-16 unit of 0xD800 or more, ranked in code point order: surrogates after U+E000-U+FFFF. */
+function codePointRank(unit: number): number {
+  return unit >= 0xe000 ? unit - 0x800 : unit + 0x2000;
+}
+
 /** Percent-encodes each segment of a key for use in a URL path, keeping the "/" separators. */
 export function encodeKeyPath(key: string): string {
   return key.split('/').map(encodeURIComponent).join('/');

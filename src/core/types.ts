@@ -179,6 +179,21 @@ export interface Capabilities {
    */
   emptyObjects?: boolean;
   /**
+   * `list()` and `listAll()` give keys in key order (`compareKeys`: by UTF-8 bytes, as S3 and
+   * B2 do) across pages, each key once. Absent means true. A backend whose service lists in
+   * another order declares false (Cloudinary: by public ID, or newest first without a prefix);
+   * `syncStorages` then sorts that side's listing itself, in bounded memory (temp files).
+   */
+  sortedListing?: boolean;
+  /**
+   * A listing answers `exists()` for the keys under its prefix, and is the cheap way to ask about
+   * many: every key `exists()` finds is listed (no adopted names or followed links), listings are
+   * in key order, and one request gives a page of keys where `exists()` costs one per key (a
+   * network store such as S3 or B2). The avatar cache primes itself by listing only on such
+   * backends. Absent means false.
+   */
+  listingAnswersExists?: boolean;
+  /**
    * Longest `expiresIn` that `url()` accepts, in seconds; longer is INVALID_INPUT. Absent means
    * seven days (604,800, the limit of S3 and B2), which every built-in backend keeps, so that code
    * moving between backends keeps working.

@@ -78,6 +78,9 @@ function notFound(key: string): MediaStorageError {
   return new MediaStorageError('NOT_FOUND', `No object under "${key}"`, { key });
 }
 
+// The listing order, beside the list cursors it orders.
+import { compareKeys } from '../core/keys.js';
+
 /** Encodes/decodes list cursors; opaque so callers do not build them by hand. */
 const cursorCodec = {
   encode: (key: string): string => Buffer.from(key, 'utf8').toString('base64url'),
@@ -721,13 +724,13 @@ export class LocalStorage extends BaseStorage {
       .filter((e) => (e.isFile() || e.isDirectory()) && !e.name.startsWith(TEMP_PREFIX))
       // Names as stored: keys are byte-exact, so a decomposed "Jose\u0301.jpg" is listed as such.
       .map((e) => ({ entry: e, sortKey: dirKey + e.name + (e.isDirectory() ? '/' : '') }))
-      .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
+      .sort((a, b) => compareKeys(a.sortKey, b.sortKey));
     for (const { entry, sortKey } of named) {
       if (!(sortKey.startsWith(prefix) || prefix.startsWith(sortKey))) continue;
       if (entry.isDirectory()) {
-        if (after !== undefined && sortKey < after && !after.startsWith(sortKey)) continue;
+        if (after !== undefined && compareKeys(sortKey, after) < 0 && !after.startsWith(sortKey)) continue;
         yield* this.walk(realRoot, sortKey, prefix, after);
-      } else if (after === undefined || sortKey > after) {
+      } else if (after === undefined || compareKeys(sortKey, after) > 0) {
         yield [sortKey, path.join(realRoot, dirKey, entry.name)];
       }
     }

@@ -4,7 +4,7 @@ import { BaseStorage, type ServableObject, type WriteOptions } from '../core/bas
 import { streamToBuffer, type PreparedBody } from '../core/body.js';
 import { MediaStorageError } from '../core/errors.js';
 import { createMediaHandler, type MediaHandlerTuning, type MediaRequestHandler } from '../core/http-handler.js';
-import { encodeKeyPath } from '../core/keys.js';
+import { compareKeys, encodeKeyPath } from '../core/keys.js';
 import type { ServingOptions } from '../core/serving.js';
 import { UrlSigner } from '../core/signed-url.js';
 import { handlerUpload, type PresignPlan } from '../core/direct-upload.js';
@@ -148,7 +148,7 @@ export class MemoryStorage extends BaseStorage {
 
   protected async listObjects(prefix: string, options: { cursor?: string; limit: number }): Promise<ListPage> {
     const after = options.cursor ? Buffer.from(options.cursor, 'base64url').toString('utf8') : undefined;
-    const keys = [...this.objects.keys()].filter((k) => k.startsWith(prefix) && (after === undefined || k > after)).sort();
+    const keys = [...this.objects.keys()].filter((k) => k.startsWith(prefix) && (after === undefined || compareKeys(k, after) > 0)).sort(compareKeys);
     const page = keys.slice(0, options.limit);
     const items = page.map((k) => ({ ...this.objects.get(k)!.info }));
     return keys.length > options.limit ? { items, cursor: Buffer.from(page[page.length - 1]!, 'utf8').toString('base64url') } : { items };

@@ -100,7 +100,7 @@ export interface S3StorageOptions extends ServingOptions {
    * in parts, so their memory stays bounded whatever their length.
    */
   multipartThreshold?: number;
-  /** Part size of multipart uploads (5 MiB to 5 GiB); default 5 MiB, which allows streams up to 48 GiB. Memory per streamed upload is (queueSize + 1) × partSize. */
+  /** Part size of multipart uploads (5 MiB to 5 GiB); default 5 MiB, which allows streams up to 48 GiB. Memory per streamed upload is at least (queueSize + 1) × partSize (measured: about twice that; docs/performance.md). */
   partSize?: number;
   /** Parts sent at once; default 4. */
   queueSize?: number;
@@ -242,6 +242,8 @@ export class S3Storage extends BaseStorage {
       atomicCreate: options.conditionalWrites === true,
       // SSE-KMS ETags are not MD5s of the bytes.
       md5Etag: options.serverSideEncryption !== 'aws:kms',
+      // ListObjectsV2 gives up to 1,000 keys a request, in UTF-8 byte order; HeadObject one.
+      listingAnswersExists: true,
       directUploads: true,
     });
   }

@@ -621,6 +621,48 @@ export function describeStorageContract(
         expect(all.find((i) => i.key === `${base}b.txt`)?.size).toBe(4);
         expect((await s.list(k('nothing-here/'))).items).toEqual([]);
       });
+      it('lists every key once, in key order by UTF-8 bytes across pages (unless it declares sortedListing: false)', async () => {
+        const prefix = k('order/');
+        // Where UTF-16 order (JavaScript's `<`) and UTF-8 byte order disagree: characters above
+        // U+FFFF against U+E000-U+FFFF; and where a folder's "/" sorts after "-", "." and " ".
+        const names = ['a.txt', 'a-b.txt', 'a b.txt', 'a/x.txt', 'a0.txt', 'B.txt', 'b.txt', '\u00e9.txt', '\uff21.txt', '\ue000.txt', '\u{1f600}.txt', '\u{10000}.txt', '\uffee/y.txt', '\u{1f600}/z.txt'];
+        const keys = names.map((n) => `${prefix}${n}`);
+        await pool(keys, 8, async (key) => {
+          await s.save(key, 'x');
+        });
+        const utf8Order = [...keys].sort((x, y) => Buffer.compare(Buffer.from(x, 'utf8'), Buffer.from(y, 'utf8')));
+        const paged: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await s.list(prefix, { cursor, limit: 3 });
+          paged.push(...page.items.map((i) => i.key));
+          cursor = page.cursor;
+        } while (cursor);
+        const all: string[] = [];
+        for await (const info of s.listAll(prefix, { pageSize: 4 })) all.push(info.key);
+        if ((declared?.sortedListing ?? caps.sortedListing) === false) {
+          expect(new Set(paged).size).toBe(paged.length);
+          expect([...paged].sort()).toEqual([...keys].sort());
+          expect([...all].sort()).toEqual([...keys].sort());
+          return;
+        }
+        expect(paged).toEqual(utf8Order);
+        expect(all).toEqual(utf8Order);
+        // A name prefix inside a folder name keeps that order too.
+        expect((await s.list(`${prefix}a`)).items.map((i) => i.key)).toEqual(utf8Order.filter((key) => key.startsWith(`${prefix}a`)));
+      }, slow);
+      itWith('listingAnswersExists', 'a listing of a prefix shows exactly the keys exists() finds under it', async () => {
+        const prefix = k('listed/');
+        const stored = ['p1.jpg', 'p2.jpg', 'sub/p3.jpg', 'gone.jpg'].map((n) => `${prefix}${n}`);
+        for (const key of stored) await s.save(key, PNG_1PX);
+        await s.delete(`${prefix}gone.jpg`);
+        await s.save(`${prefix}p2.jpg`, PNG_1PX);
+        const listed: string[] = [];
+        for await (const info of s.listAll(prefix)) listed.push(info.key);
+        const found: string[] = [];
+        for (const key of [...stored, `${prefix}never.jpg`]) if (await s.exists(key)) found.push(key);
+        expect(listed).toEqual(found.sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))));
+      });
     });
 
     describe('copy', () => {

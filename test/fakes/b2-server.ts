@@ -837,7 +837,7 @@ export class FakeB2Server extends EventEmitter {
       const names = new Map<string, FileVersion>();
       for (const v of this.versions) if (v.bucketId === bucket.bucketId) names.set(v.fileName, v);
       // Only names whose latest version is an upload: hidden files are not listed.
-      const sorted = [...names.values()].filter((v) => v.action === 'upload' && v.fileName.startsWith(prefix) && v.fileName >= start).sort((a, b) => compareNames(a.fileName, b.fileName));
+      const sorted = [...names.values()].filter((v) => v.action === 'upload' && v.fileName.startsWith(prefix) && compareNames(v.fileName, start) >= 0).sort((a, b) => compareNames(a.fileName, b.fileName));
       const page = sorted.slice(0, max);
       return { files: page.map((v) => this.fileJson(v)), nextFileName: sorted.length > max ? sorted[max]!.fileName : null };
     },
