@@ -86,6 +86,44 @@ export async function auditKeys(storage: MediaStorage, paths: readonly string[],
   return { total: paths.length, distinct: entries.length, counts, entries };
 }
 
+/** A prefix that would turn invalid paths into keys, as {@link suggestStripPrefix} found it. */
+export interface StripPrefixSuggestion {
+  prefix: string;
+  /** How many invalid paths become keys without it. */
+  paths: number;
+  /** Of the paths tried (up to 10), how many have an object once it is stripped. */
+  found: number;
+  tried: number;
+}
+
+/**
+ * When invalid paths look like URLs of the files rather than keys (`/media/profile_images/a.jpg`,
+ * as an app that stored its `MEDIA_URL` with each path has them), the prefix `--strip-prefix`
+ * should remove. Each candidate (`/`, `/media/`, `https://host/media/`) is tried on up to 10 such
+ * paths, and the one under which most objects exist wins (the longer one when none exist).
+ */
+export async function suggestStripPrefix(storage: MediaStorage, report: AuditReport, sample = 10): Promise<StripPrefixSuggestion | undefined> {
+  const candidates = new Map<string, string[]>();
+  for (const entry of report.entries) {
+    if (entry.status !== 'invalid') continue;
+    const match = /^((?:[a-z][a-z0-9+.-]*:\/\/[^/]+)?\/+)((?:[^/]+\/)?)/i.exec(entry.path);
+    if (!match) continue;
+    for (const prefix of new Set([match[1]!, match[1]! + match[2]!])) {
+      const key = tryValidateKey(entry.path.slice(prefix.length));
+      if (key) candidates.set(prefix, [...(candidates.get(prefix) ?? []), key]);
+    }
+  }
+  let best: StripPrefixSuggestion | undefined;
+  for (const [prefix, keys] of candidates) {
+    const tried = keys.slice(0, sample);
+    let found = 0;
+    for (const key of tried) if (await storage.exists(key).catch(() => false)) found++;
+    const better = !best || found > best.found || (found === best.found && (keys.length > best.paths || (keys.length === best.paths && prefix.length > best.prefix.length)));
+    if (better) best = { prefix, paths: keys.length, found, tried: tried.length };
+  }
+  return best;
+}
+
 /** A path with its non-ASCII characters escaped and its Unicode form named, so two spellings that look alike show apart. */
 function spelled(path: string): string {
   const form = path === path.normalize('NFC') ? 'NFC' : path === path.normalize('NFD') ? 'NFD' : 'mixed';
@@ -97,10 +135,19 @@ function csvCell(value: string): string {
   return /[",\n\r]/.test(value) || /^[=+\-@]/.test(value) ? `"${value.replace(/"/g, '""').replace(/^([=+\-@])/, "'$1")}"` : value;
 }
 
-/** The report as text (problems only, then counts), JSON, or CSV (every path). */
-export function formatAudit(report: AuditReport, format: 'text' | 'json' | 'csv'): string {
+/** Options of {@link formatAudit}. */
+export interface FormatAuditOptions {
+  /** CSV: every path, the ok ones too (default: only the paths with a problem, as text and JSON give). */
+  all?: boolean;
+}
+
+/** The report as text (problems, then counts), JSON (problems and counts) or CSV (the problems; every path with `all`). */
+export function formatAudit(report: AuditReport, format: 'text' | 'json' | 'csv', options: FormatAuditOptions = {}): string {
   if (format === 'json') return `${JSON.stringify({ total: report.total, distinct: report.distinct, counts: report.counts, problems: report.entries.filter((e) => e.status !== 'ok') }, null, 2)}\n`;
-  if (format === 'csv') return `path,status,occurrences,error,stored_as\n${report.entries.map((e) => [csvCell(e.path), e.status, String(e.occurrences), csvCell(e.error ?? ''), csvCell(e.storedAs ?? '')].join(',')).join('\n')}\n`;
+  if (format === 'csv') {
+    const rows = options.all ? report.entries : report.entries.filter((e) => e.status !== 'ok');
+    return `path,status,occurrences,error,stored_as\n${rows.map((e) => `${[csvCell(e.path), e.status, String(e.occurrences), csvCell(e.error ?? ''), csvCell(e.storedAs ?? '')].join(',')}\n`).join('')}`;
+  }
   const lines: string[] = [];
   const titles: Record<Exclude<AuditStatus, 'ok'>, string> = { missing: 'MISSING', 'other-spelling': 'STORED UNDER ANOTHER UNICODE SPELLING', invalid: 'INVALID', error: 'ERROR' };
   for (const status of ['missing', 'other-spelling', 'invalid', 'error'] as const) {

@@ -64,6 +64,14 @@ export interface SyncReport extends SyncProgress {
   warnings: SyncWarning[];
   durationMs: number;
   dryRun: boolean;
+  /**
+   * The run was stopped by `signal` (Ctrl-C in the CLI): no object was started after it fired, the
+   * copies in flight were aborted (nothing partial is left: saves are atomic, and S3 multipart
+   * uploads are aborted), and `--delete` deleted nothing. The next run goes on from there.
+   */
+  interrupted: boolean;
+  /** Copies in flight when the run was interrupted, aborted: copied by the next run. */
+  interruptedKeys: string[];
 }
 
 const RETRYABLE = new Set<string>(['UNAVAILABLE', 'UNKNOWN']);
@@ -101,7 +109,8 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
   const prefix = options.prefix ?? '';
   const attempts = Math.max(1, options.attempts ?? 3);
   const baseDelay = options.retryDelayMs ?? 200;
-  const report: SyncReport = { scanned: 0, copied: 0, skipped: 0, failed: 0, bytes: 0, deleted: 0, copiedKeys: [], deletedKeys: [], failures: [], notCopied: [], folderMarkers: 0, warnings: [], durationMs: 0, dryRun: !!options.dryRun };
+  const report: SyncReport = { scanned: 0, copied: 0, skipped: 0, failed: 0, bytes: 0, deleted: 0, copiedKeys: [], deletedKeys: [], failures: [], notCopied: [], folderMarkers: 0, warnings: [], durationMs: 0, dryRun: !!options.dryRun, interrupted: false, interruptedKeys: [] };
+  const signal = options.signal;
   const noteSkipped = (object: SkippedObject): void => {
     if (object.reason === 'folder-marker') report.folderMarkers++;
     else report.notCopied.push(object);
@@ -109,7 +118,10 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
 
   // One listing of the destination instead of a request per object.
   const existing = new Map<string, ObjectInfo>();
-  for await (const info of to.listAll(prefix)) existing.set(info.key, info);
+  for await (const info of to.listAll(prefix)) {
+    if (signal?.aborted) break;
+    existing.set(info.key, info);
+  }
   const seen = options.delete ? new Set<string>() : undefined;
 
   const copyOne = async (info: ObjectInfo): Promise<void> => {
@@ -160,7 +172,6 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
   };
 
   await forEachConcurrent(from.listAll(prefix, { onSkipped: noteSkipped }), options.concurrency ?? 8, async (info) => {
-    if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted');
     report.scanned++;
     seen?.add(info.key);
     try {
@@ -173,13 +184,20 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
         report.copiedKeys.push(info.key);
       }
     } catch (err) {
-      report.failed++;
-      report.failures.push({ key: info.key, code: isMediaStorageError(err) ? err.code : 'UNKNOWN', message: err instanceof Error ? err.message : String(err) });
+      if (signal?.aborted) {
+        report.interruptedKeys.push(info.key);
+      } else {
+        report.failed++;
+        report.failures.push({ key: info.key, code: isMediaStorageError(err) ? err.code : 'UNKNOWN', message: err instanceof Error ? err.message : String(err) });
+      }
     }
     options.onProgress?.({ scanned: report.scanned, copied: report.copied, skipped: report.skipped, failed: report.failed, bytes: report.bytes });
-  });
+  }, signal);
+  report.interrupted = !!signal?.aborted;
 
-  if (seen) {
+  // An interrupted scan has not seen every source object: deleting what it did not see would
+  // delete objects the source has.
+  if (seen && !report.interrupted) {
     const extra = [...existing.keys()].filter((key) => !seen.has(key));
     await forEachConcurrent(extra, options.concurrency ?? 8, async (key) => {
       try {
@@ -190,9 +208,11 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
         report.failed++;
         report.failures.push({ key, code: isMediaStorageError(err) ? err.code : 'UNKNOWN', message: err instanceof Error ? err.message : String(err) });
       }
-    });
+    }, signal);
+    report.interrupted = !!signal?.aborted;
   }
   report.copiedKeys.sort();
+  report.interruptedKeys.sort();
   report.deletedKeys.sort();
   report.durationMs = Date.now() - started;
   return report;

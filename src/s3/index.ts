@@ -154,6 +154,36 @@ function positiveInteger(value: number | undefined, name: string, min = 1, max =
   }
 }
 
+/** An endpoint without its scheme (`127.0.0.1:9000`) makes the SDK fail every call with "Invalid URL": refused here, saying what to write. */
+function checkEndpoint(value: string | undefined, name: string): void {
+  if (value === undefined) return;
+  const ok = typeof value === 'string' && /^https?:\/\/[^/?#]/i.test(value.trim()) && URL.canParse(value.trim());
+  if (ok) return;
+  const hint = typeof value === 'string' && !/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? `; add the scheme, e.g. http://${value}` : '';
+  throw new MediaStorageError('CONFIG', `S3Storage: ${name} must be an http:// or https:// URL (got ${JSON.stringify(String(value))})${hint}`, { backend: 's3' });
+}
+
+/**
+ * Static credentials must be two non-empty strings: `{ accessKeyId: process.env.KEY }` with KEY
+ * unset otherwise reaches the SDK, which fails every call with "Resolved credential object is not valid".
+ */
+function checkCredentials(credentials: S3StorageOptions['credentials'] | undefined): void {
+  if (credentials === undefined || typeof credentials === 'function') return;
+  const given = credentials as Partial<Record<'accessKeyId' | 'secretAccessKey' | 'sessionToken', unknown>> | null;
+  const problems: string[] = [];
+  for (const field of ['accessKeyId', 'secretAccessKey'] as const) {
+    const value = given?.[field];
+    if (typeof value !== 'string' || value.trim() === '') problems.push(`credentials.${field} is ${value === undefined ? 'undefined' : typeof value === 'string' ? 'empty' : `a ${value === null ? 'null' : typeof value}`}`);
+  }
+  if (given && given.sessionToken !== undefined && typeof given.sessionToken !== 'string') problems.push('credentials.sessionToken is not a string');
+  if (problems.length === 0) return;
+  throw new MediaStorageError(
+    'CONFIG',
+    `S3Storage: ${problems.join(' and ')} (an environment variable that is not set?). Give both credentials.accessKeyId and credentials.secretAccessKey as strings, or leave credentials out to use the AWS SDK's own chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws, instance and task roles)`,
+    { backend: 's3' },
+  );
+}
+
 /** @aws-sdk/s3-presigned-post, an optional dependency needed only for size-capped direct uploads. */
 async function loadPresignedPost(): Promise<typeof import('@aws-sdk/s3-presigned-post')> {
   try {
@@ -218,6 +248,9 @@ export class S3Storage extends BaseStorage {
     if (options.visibility !== undefined && options.visibility !== 'public' && options.visibility !== 'private') {
       throw new MediaStorageError('CONFIG', 'S3Storage: visibility must be "public" or "private"', { backend: 's3' });
     }
+    checkEndpoint(options.endpoint, 'endpoint');
+    checkEndpoint(options.publicBaseUrl, 'publicBaseUrl');
+    checkCredentials(options.credentials);
     if (options.sseKmsKeyId && options.serverSideEncryption !== 'aws:kms') {
       throw new MediaStorageError('CONFIG', 'S3Storage: sseKmsKeyId needs serverSideEncryption: "aws:kms"', { backend: 's3' });
     }
@@ -490,10 +523,29 @@ export class S3Storage extends BaseStorage {
       this.noteBucket(true);
       return head;
     } catch (err) {
-      if (mapS3Error(err, { bucket: this.bucket })?.code !== 'NOT_FOUND') throw err;
+      const code = mapS3Error(err, { bucket: this.bucket })?.code;
+      if (code === 'PERMISSION') throw await this.whyForbidden(fullKey, err);
+      if (code !== 'NOT_FOUND') throw err;
       if (await this.bucketMissing()) throw new MissingBucketError(err);
       return undefined;
     }
+  }
+
+  /**
+   * A HEAD's 403 has no body, so it cannot say whether the secret is wrong (SignatureDoesNotMatch)
+   * or the key may not read (AccessDenied). A one-byte GET of the same object gets the answer with
+   * its error code; that error is thrown instead when it is one. Costs a request only on a 403.
+   */
+  private async whyForbidden(fullKey: string, headError: unknown): Promise<unknown> {
+    try {
+      const probe = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: fullKey, Range: 'bytes=0-0' }));
+      (probe.Body as Readable | undefined)?.destroy?.();
+    } catch (err) {
+      const e = err as { name?: unknown; Code?: unknown };
+      const named = [e.Code, e.name].some((c) => typeof c === 'string' && c !== 'Unknown' && c !== 'UnknownError' && c !== 'NoSuchKey' && !/^\d+$/.test(c));
+      if (named) return err;
+    }
+    return headError;
   }
 
   /** Whether the bucket is missing: the remembered answer while fresh, else HeadBucket's. */
