@@ -16,7 +16,7 @@ import { MediaStorageError } from '../src/core/errors.js';
 import type { Body, SaveOptions } from '../src/core/types.js';
 import { LocalStorage } from '../src/local/index.js';
 import { MemoryStorage } from '../src/memory/index.js';
-import { S3Storage } from '../src/s3/index.js';
+import { mapS3Error, S3Storage } from '../src/s3/index.js';
 import { tempDir } from './helpers/tmp.js';
 
 const run = promisify(execFile);
@@ -108,6 +108,12 @@ describe('storage URLs and options a new user gets wrong', () => {
     expect(missing).toMatchObject({ code: 'CONFIG', message: expect.stringContaining('credentials.accessKeyId is undefined') });
     expect(attempt({ accessKeyId: 'AKIA', secretAccessKey: '' })).toMatchObject({ code: 'CONFIG', message: expect.stringContaining('credentials.secretAccessKey is empty') });
     expect(attempt({ accessKeyId: 'AKIA', secretAccessKey: 'secret' })).toBeUndefined();
+  });
+
+  it('a HEAD\'s bare 403 (no body: the SDK says "Unknown") is explained, not "failed: Unknown"', () => {
+    const mapped = mapS3Error({ name: '403', message: 'Unknown', $metadata: { httpStatusCode: 403 } }, { bucket: 'b' });
+    expect(mapped?.code).toBe('PERMISSION');
+    expect(mapped?.message).toContain('HTTP 403 without an error body (a HEAD answer cannot say why): the credentials were rejected or may not read this object');
   });
 
   it('sync --to "" (an unset variable) says so and suggests --to env, not "sync needs --from and --to"', async () => {

@@ -3,28 +3,17 @@
  * B2's S3 endpoint, DigitalOcean Spaces, Ceph RGW). See docs/s3.md.
  */
 import type { Readable } from 'node:stream';
-import {
-  CopyObjectCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  type HeadObjectCommandOutput,
-  type PutObjectCommandInput,
-} from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { HeadObjectCommandOutput, PutObjectCommandInput } from '@aws-sdk/client-s3';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PreparedBody } from '../core/body.js';
 import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, normalizeContentType } from '../core/content-type.js';
-import { MediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
+import { MediaStorageError, missingPackageError, type MediaStorageErrorCode } from '../core/errors.js';
 import { contentDisposition, type ServingOptions } from '../core/serving.js';
 import { encodeKeyPath, normalizeKey, normalizeLocation } from '../core/keys.js';
 import { decodeHeaderValue, encodeHeaderValue, type MetadataRules } from '../core/metadata.js';
 import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, SkippedObject, UrlOptions } from '../core/types.js';
 import { mapS3Error, MissingBucketError } from './errors.js';
+import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from './sdk.js';
 import { unquote, uploadBody } from './upload.js';
 
 export { mapS3Error, type S3ErrorMapping, type S3Target } from './errors.js';
@@ -189,7 +178,19 @@ async function loadPresignedPost(): Promise<typeof import('@aws-sdk/s3-presigned
   try {
     return await import('@aws-sdk/s3-presigned-post');
   } catch (err) {
-    throw new MediaStorageError('CONFIG', 'presignUpload with maxSize needs the package @aws-sdk/s3-presigned-post: npm install @aws-sdk/s3-presigned-post', { backend: 's3', cause: err });
+    throw missingPackageError(err, '@aws-sdk/s3-presigned-post', 'presignUpload with maxSize', 's3') ?? err;
+  }
+}
+
+/**
+ * @aws-sdk/s3-request-presigner, loaded on the first signed URL: a public storage that never
+ * signs (plain URLs, no presigned uploads) runs without it.
+ */
+async function loadPresigner(what: string): Promise<typeof import('@aws-sdk/s3-request-presigner')> {
+  try {
+    return await import('@aws-sdk/s3-request-presigner');
+  } catch (err) {
+    throw missingPackageError(err, '@aws-sdk/s3-request-presigner', what, 's3') ?? err;
   }
 }
 
@@ -326,6 +327,7 @@ export class S3Storage extends BaseStorage {
       if (params.SSEKMSKeyId) headers['x-amz-server-side-encryption-aws-kms-key-id'] = params.SSEKMSKeyId;
 
       if (options.maxSize === undefined) {
+        const { getSignedUrl } = await loadPresigner('presignUpload');
         const url = await getSignedUrl(this.client, new PutObjectCommand(params), {
           expiresIn,
           // The presigner leaves these unsigned unless asked: signed, the browser must send them as given.
@@ -480,6 +482,7 @@ export class S3Storage extends BaseStorage {
       Key: fullKey,
       ResponseContentDisposition: download === undefined ? undefined : contentDisposition('attachment', download),
     });
+    const { getSignedUrl } = await loadPresigner('signed URLs (a private storage, expiresIn or download)');
     return getSignedUrl(this.client, command, { expiresIn });
   }
 
@@ -539,7 +542,7 @@ export class S3Storage extends BaseStorage {
   private async whyForbidden(fullKey: string, headError: unknown): Promise<unknown> {
     try {
       const probe = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: fullKey, Range: 'bytes=0-0' }));
-      (probe.Body as Readable | undefined)?.destroy?.();
+      (probe?.Body as Readable | undefined)?.destroy?.();
     } catch (err) {
       const e = err as { name?: unknown; Code?: unknown };
       const named = [e.Code, e.name].some((c) => typeof c === 'string' && c !== 'Unknown' && c !== 'UnknownError' && c !== 'NoSuchKey' && !/^\d+$/.test(c));
