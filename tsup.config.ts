@@ -3,15 +3,15 @@ import { defineConfig } from 'tsup';
 import type { Plugin } from 'esbuild';
 
 /**
- * src/s3/sdk.ts loads the AWS SDK with a top-level await, so that a missing package is an error
- * naming it; CommonJS has no top-level await, so its build takes src/s3/sdk-cjs.ts (require).
+ * src/s3/sdk-load.ts loads the AWS SDK with a top-level await, so that a missing package is an
+ * error naming it; CommonJS has no top-level await, so its build takes src/s3/sdk-load-cjs.ts (require).
  */
 const s3SdkPerFormat: Plugin = {
   name: 's3-sdk-per-format',
   setup(build) {
     // tsup builds CommonJS with splitting as ESM and converts it after: its define says which.
     if (build.initialOptions.define?.TSUP_FORMAT !== '"cjs"') return;
-    build.onResolve({ filter: /^\.\/sdk\.js$/ }, (args) => (path.basename(args.resolveDir) === 's3' ? { path: path.join(args.resolveDir, 'sdk-cjs.ts') } : undefined));
+    build.onResolve({ filter: /^\.\/sdk-load\.js$/ }, (args) => (path.basename(args.resolveDir) === 's3' ? { path: path.join(args.resolveDir, 'sdk-load-cjs.ts') } : undefined));
   },
 };
 

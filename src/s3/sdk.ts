@@ -1,18 +1,6 @@
-// The classes of @aws-sdk/client-s3 this backend uses, loaded so that a missing package is a CONFIG
-// error naming it (a static import would fail first, with a bare ERR_MODULE_NOT_FOUND, before any
-// of this package's code could say what to install). This is the ESM form: a top-level await.
-// The CommonJS build loads them with require instead (sdk-cjs.ts, swapped in by tsup.config.ts).
+// The classes of @aws-sdk/client-s3 this backend uses, from the SDK as sdk-load.ts loads it.
 import type * as ClientS3 from '@aws-sdk/client-s3';
-import { missingPackageError } from '../core/errors.js';
-
-const PACKAGE = '@aws-sdk/client-s3';
-
-let sdk: typeof ClientS3;
-try {
-  sdk = await import('@aws-sdk/client-s3');
-} catch (err) {
-  throw missingPackageError(err, PACKAGE, 'media-storage/s3 (S3Storage)', 's3') ?? err;
-}
+import { sdk } from './sdk-load.js';
 
 export const S3Client = sdk.S3Client;
 export type S3Client = ClientS3.S3Client;
