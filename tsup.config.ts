@@ -38,6 +38,9 @@ export default defineConfig({
   platform: 'node',
   splitting: true,
   shims: true,
+  // Keep `node:` in imports: a bundler or test runner that inlines the package (vitest on a linked
+  // package) must not resolve a bare "stream" as a file or a browser polyfill.
+  removeNodeProtocol: false,
   external: ['vitest', /^@aws-sdk\//, 'cloudinary', 'backblaze-b2'],
   esbuildPlugins: [s3SdkPerFormat],
 });

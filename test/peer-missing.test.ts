@@ -3,36 +3,12 @@
 // that never signs runs without @aws-sdk/s3-request-presigner. Against the built package (dist/),
 // copied into a project whose node_modules holds only what each case installs.
 import { execFile } from 'node:child_process';
-import { cp, mkdir, readdir, symlink } from 'node:fs/promises';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from './helpers/tmp.js';
+import { consumerProject } from './helpers/consumer.js';
 
 const run = promisify(execFile);
-const ROOT = path.resolve('.');
-
-/** A project with media-storage copied in and, linked from this repository, the packages `keep` allows. */
-async function project(label: string, keep: (name: string) => boolean): Promise<{ dir: string; remove: () => Promise<void> }> {
-  const tmp = await tempDir(label);
-  const modules = path.join(tmp.dir, 'node_modules');
-  await mkdir(path.join(modules, 'media-storage'), { recursive: true });
-  await cp(path.join(ROOT, 'dist'), path.join(modules, 'media-storage', 'dist'), { recursive: true });
-  await cp(path.join(ROOT, 'package.json'), path.join(modules, 'media-storage', 'package.json'));
-  for (const entry of await readdir(path.join(ROOT, 'node_modules'))) {
-    if (entry === 'media-storage' || entry.startsWith('.')) continue;
-    if (entry.startsWith('@')) {
-      for (const inner of await readdir(path.join(ROOT, 'node_modules', entry))) {
-        if (!keep(`${entry}/${inner}`)) continue;
-        await mkdir(path.join(modules, entry), { recursive: true });
-        await symlink(path.join(ROOT, 'node_modules', entry, inner), path.join(modules, entry, inner), 'dir');
-      }
-    } else if (keep(entry)) {
-      await symlink(path.join(ROOT, 'node_modules', entry), path.join(modules, entry), 'dir');
-    }
-  }
-  return tmp;
-}
+const project = (label: string, keep: (name: string) => boolean) => consumerProject(label, keep);
 
 const node = async (cwd: string, args: string[]): Promise<{ stdout: string; stderr: string; code: number }> => {
   try {
