@@ -29,6 +29,7 @@ export default defineConfig({
     'b2/index': 'src/b2/index.ts',
     'layers/index': 'src/layers/index.ts',
     's3/index': 'src/s3/index.ts',
+    'images/index': 'src/images/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,
@@ -41,6 +42,6 @@ export default defineConfig({
   // Keep `node:` in imports: a bundler or test runner that inlines the package (vitest on a linked
   // package) must not resolve a bare "stream" as a file or a browser polyfill.
   removeNodeProtocol: false,
-  external: ['vitest', /^@aws-sdk\//, 'cloudinary', 'backblaze-b2'],
+  external: ['vitest', /^@aws-sdk\//, 'cloudinary', 'backblaze-b2', 'sharp'],
   esbuildPlugins: [s3SdkPerFormat],
 });

@@ -1,11 +1,13 @@
 // End-to-end: the example CRM in a real headless Chromium (Debian's `chromium`). Skipped, visibly,
 // where /usr/bin/chromium is absent; MEDIA_STORAGE_REQUIRE_BROWSER=1 (set by .ci/run) makes that a failure.
 import { existsSync } from 'node:fs';
-import { mkdir, unlink } from 'node:fs/promises';
+import { mkdir, rm, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCrmExample, type RunningExample } from './helpers/crm-example.js';
+import { phonePhoto } from './images/fixtures.js';
 import { makePng } from './helpers/png.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -109,14 +111,17 @@ describe.skipIf(!haveBrowser)(`examples/crm in Chromium${haveBrowser ? '' : ` (s
       await Promise.all([page.waitForURL(/\/\?msg=/), card.locator('button[type=submit]', { hasText: 'Upload' }).click()]);
       if (variant === 'inline') await page.goto(pageUrl());
       await settled(page);
-      const uploaded = await avatarOf(page, person).evaluate((img: HTMLImageElement) => ({ src: img.src, naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight, complete: img.complete }));
-      expect(uploaded.src).toMatch(/\/media\/profile_images\/[^/]+\.png$/);
-      expect(uploaded).toMatchObject({ complete: true, naturalWidth: 96, naturalHeight: 96 });
+      const uploaded = await avatarOf(page, person).evaluate((img: HTMLImageElement) => ({ src: img.currentSrc, srcset: img.getAttribute('srcset'), naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight, complete: img.complete }));
+      // The 64 px avatar variant (webp), not the uploaded original; its 2x in the srcset.
+      expect(uploaded.src).toMatch(/\/media\/_variants\/profile_images\/[^/]+\.png\/avatar-[0-9a-f]{8}\.webp$/);
+      expect(uploaded.srcset).toMatch(/avatar-[0-9a-f]{8}\.webp 1x, \S+avatar-[0-9a-f]{8}-2x\.webp 2x$/);
+      expect(uploaded).toMatchObject({ complete: true, naturalWidth: 64, naturalHeight: 64 });
       await page.screenshot({ path: path.join(ARTIFACTS, `crm-${variant}-1-uploaded.png`), fullPage: true });
 
-      // Remove the stored file behind the app's back (its cache still believes the photo exists).
-      const key = decodeURIComponent(new URL(uploaded.src).pathname.replace(/^\/media\//, ''));
+      // Remove the stored photo and its variants behind the app's back (its cache still believes they exist).
+      const key = (await card.locator('.photo-path code').textContent())!;
       await unlink(path.join(app.mediaDir, key));
+      await rm(path.join(app.mediaDir, '_variants', key), { recursive: true });
       await page.reload();
       const after = await settled(page);
       const avatar = await avatarOf(page, person).evaluate((img: HTMLImageElement) => ({ src: img.src, naturalWidth: img.naturalWidth, complete: img.complete, applied: img.hasAttribute('data-avatar-fallback-applied'), fallback: img.getAttribute('data-avatar-fallback') }));
@@ -183,6 +188,66 @@ describe.skipIf(!haveBrowser)(`examples/crm in Chromium${haveBrowser ? '' : ` (s
     expect(requests.filter((u) => u.endsWith('/media/also-missing.svg'))).toHaveLength(1);
     await page.close();
   });
+
+  // Issue 16: what the list page costs. Four people get real phone photos (4032×3024 JPEGs of
+  // about 3.5 MB, uploaded through the app); the page is loaded at device pixel ratio 2, as on a
+  // phone or a laptop's high-density screen, and the bytes of every image it loads are recorded.
+  it('the list page loads each photo avatar as a small variant at 2x: bytes of every image, per avatar', async () => {
+    const photo = await phonePhoto();
+    const people = (await (await fetch(`${app.url}/api/people`)).json()) as Array<{ id: string; name: string }>;
+    const chosen = people.filter((p) => /^(Ada|Zhang|Σωκράτης|Madonna)/.test(p.name));
+    expect(chosen).toHaveLength(4);
+    for (const person of chosen) {
+      const form = new FormData();
+      form.append('photo', new Blob([new Uint8Array(photo)], { type: 'image/jpeg' }), 'IMG_0001.JPG');
+      const res = await fetch(`${app.url}/people/${encodeURIComponent(person.id)}/photo`, { method: 'POST', body: form, redirect: 'manual' });
+      expect(res.status, await res.text()).toBe(303);
+    }
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    try {
+      const hidpi = await browser.newContext({ deviceScaleFactor: 2, viewport: { width: 1200, height: 1400 } });
+      const page = await hidpi.newPage();
+      const loaded: Array<{ url: string; status: number; bytes: number }> = [];
+      const pending: Promise<void>[] = [];
+      page.on('response', (res) => {
+        if (res.request().resourceType() !== 'image') return;
+        pending.push(res.body().then((b) => void loaded.push({ url: res.url(), status: res.status(), bytes: b.length }), () => undefined));
+      });
+      await page.goto(`${app.url}/`);
+      await settled(page);
+      await Promise.all(pending);
+      const avatars = await page.$$eval('li.person img.avatar', (imgs) => imgs.map((img) => ({ src: (img as HTMLImageElement).currentSrc, isDefault: img.getAttribute('data-is-default'), naturalWidth: (img as HTMLImageElement).naturalWidth })));
+      const photoAvatars = avatars.filter((a) => a.isDefault === 'false');
+      const bytesOf = (url: string): number => loaded.filter((l) => l.url === url).reduce((sum, l) => sum + l.bytes, 0);
+      const photoBytes = photoAvatars.reduce((sum, a) => sum + bytesOf(a.src), 0);
+      const allBytes = loaded.reduce((sum, l) => sum + l.bytes, 0);
+      const figures = {
+        deviceScaleFactor: 2,
+        uploadedPhotoBytes: photo.length,
+        avatars: avatars.length,
+        photoAvatars: photoAvatars.length,
+        imageResponses: loaded.length,
+        bytesPerPhotoAvatar: Math.round(photoBytes / photoAvatars.length),
+        bytesPerAvatarAllImages: Math.round(allBytes / avatars.length),
+        totalImageBytes: allBytes,
+        loaded,
+      };
+      // Printed before any assertion, so a run against the code before the change reports its figures too.
+      console.log(`[crm list page] ${JSON.stringify({ ...figures, loaded: undefined })}`);
+      await writeFile(path.join(ARTIFACTS, 'crm-image-bytes.json'), `${JSON.stringify(figures, null, 2)}\n`);
+      expect(photoAvatars).toHaveLength(4);
+      for (const a of photoAvatars) {
+        expect(a.src).toMatch(/avatar-[0-9a-f]{8}-2x\.webp$/);
+        // naturalWidth is density-corrected (128 pixels at 2x); the file itself is 128×128.
+        expect(a.naturalWidth).toBe(64);
+        expect(await sharp(Buffer.from(await (await fetch(a.src)).arrayBuffer())).metadata()).toMatchObject({ format: 'webp', width: 128, height: 128 });
+        expect(bytesOf(a.src)).toBeLessThanOrEqual(10_000);
+      }
+      await hidpi.close();
+    } finally {
+      await browser.close();
+    }
+  }, 120_000);
 
   // Issue 12, point 6: a refused photo answers at once, and the form shows why.
   for (const [what, file, status, alert] of [

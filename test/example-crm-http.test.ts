@@ -2,16 +2,19 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import exifr from 'exifr';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCrmExample, type RunningExample } from './helpers/crm-example.js';
 import { makePng } from './helpers/png.js';
+import { fixtures } from './images/fixtures.js';
 
 interface ApiPerson {
   id: string;
   name: string;
   role: string;
   photo: string | null;
-  avatar: { src: string; fallback: string; isDefault: boolean; key?: string };
+  avatar: { src: string; srcset?: string; fallback: string; isDefault: boolean; key?: string };
 }
 
 describe('examples/crm over HTTP', () => {
@@ -58,9 +61,14 @@ describe('examples/crm over HTTP', () => {
     const after = (await people()).find((p) => p.id === person.id)!;
     expect(after.avatar.isDefault).toBe(false);
     expect(after.photo).toMatch(new RegExp(`^profile_images/${person.id}-[a-z0-9]+\\.png$`));
+    // The page shows the avatar variant (64 px WebP, 2x in srcset); the original is stored as sent.
     const served = await fetch(`${app.url}${after.avatar.src}`);
-    expect(served.headers.get('content-type')).toBe('image/png');
-    expect(Buffer.from(await served.arrayBuffer()).equals(png)).toBe(true);
+    expect(served.headers.get('content-type')).toBe('image/webp');
+    expect(await sharp(Buffer.from(await served.arrayBuffer())).metadata()).toMatchObject({ format: 'webp', width: 64, height: 64 });
+    expect(after.avatar.srcset).toMatch(/-2x\.webp 2x$/);
+    const original = await fetch(`${app.url}/media/${after.photo}`);
+    expect(original.headers.get('content-type')).toBe('image/png');
+    expect(Buffer.from(await original.arrayBuffer()).equals(png)).toBe(true);
     expect(existsSync(path.join(app.mediaDir, after.photo!))).toBe(true);
 
     const wipe = await fetch(`${app.url}/people/${person.id}/photo/wipe`, { method: 'POST', redirect: 'manual' });
@@ -77,6 +85,24 @@ describe('examples/crm over HTTP', () => {
     const fallback = await fetch(`${app.url}${after.avatar.fallback}`);
     expect(fallback.headers.get('content-type')).toBe('image/svg+xml; charset=utf-8');
     expect(await fallback.text()).toContain('aria-label="Avatar of Grace Hopper"');
+  });
+
+  it('refuses what only looks like a photo (a truncated JPEG: 415) and a decompression bomb (413), keeping nothing; keeps no GPS of a real one', async () => {
+    const person = (await people()).find((p) => p.name === 'Jean-Luc Picard')!;
+    const { photo, truncated, bomb } = await fixtures();
+    const cut = await upload(person.id, new Blob([new Uint8Array(truncated)], { type: 'image/jpeg' }), 'cut.jpg');
+    expect(cut.status).toBe(415);
+    expect(await cut.text()).toBe('That file is not an image: upload a PNG, JPEG, GIF, WebP or AVIF photo');
+    const big = await upload(person.id, new Blob([new Uint8Array(bomb)], { type: 'image/png' }), 'bomb.png');
+    expect(big.status).toBe(413);
+    expect(await big.text()).toBe('That photo is too large: photos are limited to 50 megapixels');
+    const stored = await readdir(path.join(app.mediaDir, 'profile_images')).catch(() => [] as string[]);
+    expect(stored.filter((f) => f.startsWith(person.id))).toEqual([]);
+    expect((await upload(person.id, new Blob([new Uint8Array(photo)], { type: 'image/jpeg' }), 'IMG_0001.JPG')).status).toBe(303);
+    const saved = (await people()).find((p) => p.id === person.id)!;
+    const bytes = await readFile(path.join(app.mediaDir, saved.photo!));
+    expect(await exifr.gps(bytes)).toBeUndefined();
+    expect(await sharp(bytes).metadata()).toMatchObject({ width: 3024, height: 4032 });
   });
 
   it('refuses an SVG "photo" and keeps nothing of it', async () => {

@@ -129,7 +129,7 @@ export interface Measurement {
   subject: string;
   /** The figure, in `unit`. */
   value: number;
-  unit: 'ms/op' | 'MiB';
+  unit: 'ms/op' | 'MiB' | 'bytes';
   /** Per round, for the JSON record: the round's time per operation (its mean when `value` is a median over calls). */
   rounds?: number[];
 }
@@ -150,6 +150,7 @@ export interface BenchResult {
 
 function formatValue(m: Measurement): string {
   if (m.unit === 'MiB') return `${m.value.toFixed(0)} MiB`;
+  if (m.unit === 'bytes') return m.value >= 1e6 ? `${(m.value / 1e6).toFixed(2)} MB` : m.value >= 1e3 ? `${(m.value / 1e3).toFixed(1)} KB` : `${m.value.toFixed(0)} B`;
   if (m.value >= 100) return `${m.value.toFixed(0)} ms`;
   if (m.value >= 1) return `${m.value.toFixed(2)} ms`;
   return `${(m.value * 1000).toFixed(0)} µs`;

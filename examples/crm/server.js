@@ -7,12 +7,15 @@ import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
 import busboy from 'busboy';
 import { createAvatarHandler, createMediaHandler, initialsAvatar, isMediaStorageError, resolveAvatars, sniffContentType, withExistenceCache } from 'media-storage';
+import { withImages } from 'media-storage/images';
+import imageOptions from './images.js';
 import { PeopleStore, ROLES } from './people.js';
 import { createStorage } from './storage.js';
 import { CSS, pageHtml } from './views.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const MAX_PHOTO_BYTES = 5 * 1024 * 1024;
+const NOT_AN_IMAGE = 'That file is not an image: upload a PNG, JPEG, GIF, WebP or AVIF photo';
 const IMAGE_TYPES = { 'image/png': '.png', 'image/jpeg': '.jpg', 'image/gif': '.gif', 'image/webp': '.webp', 'image/avif': '.avif' };
 // Enough of the start of a file for the core's sniffer to tell what it is (it looks at 512 bytes).
 const HEAD_BYTES = 4096;
@@ -30,12 +33,17 @@ const INLINE_CSP = STRICT_CSP.replace("script-src 'self'", "script-src 'self' 'u
 
 export async function createApp(env = process.env) {
   const { storage: rawStorage, servePath, describe } = await createStorage(env);
+  // Every photo is decoded and checked, turned upright, stripped of its EXIF (GPS, device, time),
+  // and its avatar variant is stored beside it (on Cloudinary: rendered from delivery URLs).
+  const images = withImages(rawStorage, imageOptions);
   // Existence answers are cached, and updated by the app's own saves and deletes; a file removed
   // behind the app's back shows as the default once its entry expires, and in the meantime the
   // browser-side fallback covers the 404.
-  const storage = withExistenceCache(rawStorage, { positiveTtl: 30_000, negativeTtl: 5_000, staleWhileRevalidate: 60_000 });
+  const storage = withExistenceCache(images, { positiveTtl: 30_000, negativeTtl: 5_000, staleWhileRevalidate: 60_000 });
   // Served through the cached storage, so the first 404 for a vanished photo also teaches the
-  // cache: the next page render shows the default without waiting for the TTL. no-cache makes
+  // cache: the next page render shows the default without waiting for the TTL. Through the image
+  // storage, a variant not made yet (a photo stored before withImages) is generated on its first
+  // request. no-cache makes
   // browsers revalidate (a cheap 304 by ETag), so a wiped file shows as the default at once in
   // this demo; keys are unique per upload, so production may cache much longer.
   const mediaHandler = servePath ? createMediaHandler(storage, { basePath: servePath, cacheControl: 'no-cache' }) : undefined;
@@ -47,7 +55,8 @@ export async function createApp(env = process.env) {
     return resolveAvatars(
       storage,
       list.map((p) => ({ path: p.photo, id: p.id, name: p.name })),
-      { default: defaultAvatar, concurrency: 8, onError: (err, key) => console.error(`avatar lookup failed for ${key}:`, err.message) },
+      // The 64 px avatar variant (1x and 2x in srcset), not the multi-megabyte original.
+      { variant: 'avatar', default: defaultAvatar, concurrency: 8, onError: (err, key) => console.error(`avatar lookup failed for ${key}:`, err.message) },
     );
   }
 
@@ -108,7 +117,7 @@ export async function createApp(env = process.env) {
     // Only raster images, whatever the file's name or the browser's claim: an SVG or HTML "photo"
     // could carry script, and a text file named note.jpg is not a photo.
     const type = sniffContentType(head);
-    if (!(type in IMAGE_TYPES)) throw refusal(415, 'That file is not an image: upload a PNG, JPEG, GIF, WebP or AVIF photo');
+    if (!(type in IMAGE_TYPES)) throw refusal(415, NOT_AN_IMAGE);
     const key = `profile_images/${person.id}-${Date.now().toString(36)}${IMAGE_TYPES[type]}`;
     // The storage reads a stream of our own: when it gives up (TOO_LARGE) it destroys that one,
     // and busboy's is simply no longer read.
@@ -220,8 +229,10 @@ export async function createApp(env = process.env) {
     try {
       info = await receivePhoto(req, person);
     } catch (err) {
-      if (isMediaStorageError(err) && err.code === 'TOO_LARGE') return refuseUpload(req, res, 413, tooLarge);
-      if (isMediaStorageError(err) && err.code === 'INVALID_INPUT') return refuseUpload(req, res, 400, err.message);
+      // Over 5 MB, or over the pixel limit (a decompression bomb is a tiny file of huge dimensions).
+      if (isMediaStorageError(err) && err.code === 'TOO_LARGE') return refuseUpload(req, res, 413, /pixels/.test(err.message) ? `That photo is too large: photos are limited to ${imageOptions.maxPixels / 1e6} megapixels` : tooLarge);
+      // Image bytes that do not decode (damaged, truncated, or only dressed as an image).
+      if (isMediaStorageError(err) && err.code === 'INVALID_INPUT') return refuseUpload(req, res, 415, NOT_AN_IMAGE);
       if (err.status) return refuseUpload(req, res, err.status, err.message);
       throw err;
     }
@@ -282,9 +293,9 @@ export async function createApp(env = process.env) {
       const person = people.get(decodeURIComponent(match[1]));
       if (!person) return sendText(res, 404, 'No such person');
       if (!match[2]) return uploadPhoto(req, res, person);
-      // Behind the app's back: straight to the backend, so the cache is not told (as when a
-      // redeploy wipes an ephemeral disk). The database row keeps pointing at the file.
-      if (person.photo) await rawStorage.delete(person.photo).catch(() => undefined);
+      // Behind the app's back: past the cache, so it is not told (as when a redeploy wipes an
+      // ephemeral disk): the photo and its variants go. The database row keeps pointing at the file.
+      if (person.photo) await images.delete(person.photo).catch(() => undefined);
       return redirect(res, `The file of ${person.name}'s photo was deleted behind the app's back`);
     }
     if (mediaHandler && pathname.startsWith(`${servePath}/`)) return mediaHandler(req, res);

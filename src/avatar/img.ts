@@ -65,6 +65,11 @@ export interface AvatarImgOptions {
   src: string | null | undefined;
   /** The default avatar to switch to when `src` fails to load (a resolver's `fallback`). */
   fallback: string;
+  /**
+   * Higher-density versions (a resolver's `srcset` for a variant: `"<url> 1x, <url> 2x"`).
+   * Candidates with an unsafe URL or a malformed descriptor are dropped. The fallback removes it.
+   */
+  srcset?: string | null;
   /** Text alternative, e.g. the person's name. Required: an avatar without one is invisible to screen readers. */
   alt: string;
   width?: number;
@@ -85,20 +90,38 @@ export interface AvatarImgOptions {
 const INLINE_ONERROR = `this.onerror=null;this.removeAttribute('srcset');this.setAttribute('${APPLIED_ATTRIBUTE}','');this.src=this.getAttribute('${AVATAR_FALLBACK_ATTRIBUTE}')`;
 const ATTRIBUTE_NAME = /^[a-zA-Z_:][-a-zA-Z0-9_:.]*$/;
 
-function checkedSources(options: AvatarImgOptions): { src: string; fallback: string | undefined } {
+/**
+ * `srcset` with only safe candidates: a URL `safeImageUrl` accepts, without whitespace, and a
+ * density (`2x`) or width (`128w`) descriptor; `undefined` when none is left.
+ */
+export function safeSrcset(srcset: string | null | undefined): string | undefined {
+  if (typeof srcset !== 'string') return undefined;
+  const candidates = srcset
+    .split(/,\s+/)
+    .map((candidate) => candidate.trim().split(/\s+/))
+    .filter((parts) => parts.length >= 1 && parts.length <= 2 && safeImageUrl(parts[0]) !== undefined && !parts[0]!.endsWith(',') && (parts[1] === undefined || /^(?:\d+(?:\.\d+)?x|\d+w)$/.test(parts[1])))
+    .map((parts) => parts.join(' '));
+  return candidates.length > 0 ? candidates.join(', ') : undefined;
+}
+
+function checkedSources(options: AvatarImgOptions): { src: string; fallback: string | undefined; srcset: string | undefined } {
   const fallback = safeImageUrl(options.fallback);
-  const src = safeImageUrl(options.src) ?? fallback ?? '';
-  return { src, fallback };
+  const safeSrc = safeImageUrl(options.src);
+  const src = safeSrc ?? fallback ?? '';
+  // A srcset only beside the photo it belongs to, never beside a substituted default.
+  return { src, fallback, srcset: safeSrc !== undefined ? safeSrcset(options.srcset) : undefined };
 }
 
 /**
  * An `<img>` as an HTML string, every attribute value escaped, that switches to the default
  * avatar once if its URL fails to load (a 404 after a deploy wiped the disk, a purged CDN).
+ * With a resolver's variant result, `srcset` (1x/2x), `width` and `height` are emitted too.
  */
 export function avatarImgHtml(options: AvatarImgOptions): string {
-  const { src, fallback } = checkedSources(options);
+  const { src, fallback, srcset } = checkedSources(options);
   const attrs: [string, string | number | boolean | null | undefined][] = [
     ['src', src],
+    ['srcset', srcset],
     ['alt', options.alt ?? ''],
     ['width', options.width],
     ['height', options.height],
@@ -131,6 +154,8 @@ interface ImageElementLike {
 /** Props for `<img {...avatarImgProps(...)} />` in React, Preact, Solid and the like. */
 export interface AvatarImgProps {
   src: string;
+  /** React's spelling of `srcset`. */
+  srcSet?: string;
   alt: string;
   width?: number;
   height?: number;
@@ -144,9 +169,10 @@ export interface AvatarImgProps {
 
 /** The props object for JSX (the framework escapes attribute values itself). */
 export function avatarImgProps(options: Omit<AvatarImgOptions, 'attributes' | 'csp'>): AvatarImgProps {
-  const { src, fallback } = checkedSources(options);
+  const { src, fallback, srcset } = checkedSources(options);
   return {
     src,
+    ...(srcset !== undefined ? { srcSet: srcset } : {}),
     alt: options.alt ?? '',
     ...(options.width !== undefined ? { width: options.width } : {}),
     ...(options.height !== undefined ? { height: options.height } : {}),

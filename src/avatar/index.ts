@@ -30,6 +30,7 @@ export {
   avatarImgProps,
   avatarFallbackScriptTag,
   safeImageUrl,
+  safeSrcset,
   AVATAR_FALLBACK_ATTRIBUTE,
   AVATAR_FALLBACK_SCRIPT,
   type AvatarImgOptions,

@@ -1,3 +1,4 @@
+import { isNotFound } from '../core/errors.js';
 import { tryValidateKey } from '../core/keys.js';
 import type { MediaStorage, UrlOptions } from '../core/types.js';
 import { CachedStorage } from './cached-storage.js';
@@ -22,6 +23,18 @@ export interface ResolveAvatarOptions {
    * person. Without it failures are silent: a page must render even when the store is down.
    */
   onError?: (err: unknown, path: string) => void;
+  /**
+   * A variant declared with `withImages` (media-storage/images), e.g. `avatar`: its URL instead of
+   * the original's, a `srcset` of its densities, and its width and height. The storage must be
+   * (or wrap, as an existence cache does) an image storage.
+   */
+  variant?: string;
+  /**
+   * With `variant`: when the variant of a stored photo is missing (photos saved before the
+   * layer), generate it now (`ensureVariant`, one generation per photo however many pages ask).
+   * Default true; false shows the default avatar until the variant exists (backfill with the CLI).
+   */
+  generateMissingVariants?: boolean;
 }
 
 export interface ResolveAvatarsOptions extends ResolveAvatarOptions {
@@ -46,6 +59,11 @@ export interface ResolvedAvatar {
   isDefault: boolean;
   /** The normalised key, when the path was a valid key. */
   key?: string;
+  /** With a variant of several densities: `"<1x url> 1x, <2x url> 2x"`, for `<img srcset>`. */
+  srcset?: string;
+  /** With a variant: its declared size in CSS pixels, for `<img width height>` (no layout shift). */
+  width?: number;
+  height?: number;
 }
 
 /**
@@ -96,11 +114,31 @@ interface Lookup {
   /** Synchronous answer from a fresh (or stale, revalidating) cache entry, if any. */
   peek(key: string): boolean | undefined;
   exists(key: string): Promise<boolean>;
+  /** Records what the resolver learnt by itself (a variant it just generated). */
+  learn(key: string, exists: boolean): void;
+}
+
+/** What the resolvers need of an image storage (media-storage/images' `ImageStorage`), found without importing it. */
+interface VariantSource {
+  readonly variants: ReadonlyMap<string, { width?: number; height?: number; densities: readonly { density: number }[] }>;
+  readonly delivery: 'stored' | 'cloudinary';
+  variantKey(key: string, name: string, density?: number): string;
+  ensureVariant(key: string, name: string): Promise<unknown>;
+}
+
+function variantSourceOf(storage: MediaStorage): VariantSource | undefined {
+  let current: unknown = storage;
+  for (let depth = 0; depth < 8 && current; depth++) {
+    const candidate = current as Partial<VariantSource> & { storage?: unknown };
+    if (typeof candidate.ensureVariant === 'function' && candidate.variants instanceof Map) return candidate as VariantSource;
+    current = candidate.storage;
+  }
+  return undefined;
 }
 
 function lookupFor(storage: MediaStorage, cache: ExistenceCache | undefined): Lookup {
   const [base, useCache] = cache ? [storage, cache] : storage instanceof CachedStorage ? [storage.storage, storage.cache] : [storage, undefined];
-  if (!useCache) return { peek: () => undefined, exists: (key) => base.exists(key) };
+  if (!useCache) return { peek: () => undefined, exists: (key) => base.exists(key), learn: () => undefined };
   const check = (key: string) => (): Promise<boolean> => base.exists(key);
   return {
     peek(key) {
@@ -112,6 +150,7 @@ function lookupFor(storage: MediaStorage, cache: ExistenceCache | undefined): Lo
       return cached.exists;
     },
     exists: (key) => useCache.get(key, check(key)),
+    learn: (key, exists) => useCache.set(key, exists),
   };
 }
 
@@ -142,36 +181,68 @@ export async function resolveAvatars(storage: MediaStorage, inputs: readonly Ava
   const entries = inputs.map(toEntry);
   const keys = entries.map((e) => (typeof e.path === 'string' && e.path !== '' ? tryValidateKey(e.path) : undefined));
 
+  const source = options.variant === undefined ? undefined : variantSourceOf(storage);
+  const variant = options.variant === undefined ? undefined : source?.variants.get(options.variant);
+  if (options.variant !== undefined && !source) throw new TypeError(`resolveAvatars: variant ${JSON.stringify(options.variant)} needs a storage wrapped by withImages (media-storage/images)`);
+  if (options.variant !== undefined && !variant) throw new TypeError(`resolveAvatars: no variant named ${JSON.stringify(options.variant)}; declared: ${[...source!.variants.keys()].join(', ') || 'none'}`);
+  // What decides whether a photo is shown: its variant's (1x) key when variants are stored, else its own.
+  const probeKey = (key: string): string => (variant && source!.delivery === 'stored' ? source!.variantKey(key, options.variant!, 1) : key);
+
   // Each distinct valid key once, with what a fresh cache entry already says about it.
   const distinct = new Map<string, boolean | undefined>();
-  for (const key of keys) if (key !== undefined && !distinct.has(key)) distinct.set(key, lookup.peek(key));
+  for (const key of keys) if (key !== undefined && !distinct.has(key)) distinct.set(key, lookup.peek(probeKey(key)));
   const tasks = [...distinct];
-  // The URL of each key whose object exists; null when it is missing or the storage failed.
-  const urls = new Map<string, string | null>();
+  // What to show for each key whose object exists; null when it is missing or the storage failed.
+  const found = new Map<string, { src: string; srcset?: string } | null>();
+
+  const urlsOf = async (key: string): Promise<{ src: string; srcset?: string }> => {
+    if (!variant) return { src: await storage.url(key, options.url) };
+    const urls = await Promise.all(variant.densities.map((d) => storage.url(key, { ...options.url, variant: options.variant, density: d.density })));
+    return variant.densities.length > 1 ? { src: urls[0]!, srcset: variant.densities.map((d, i) => `${urls[i]} ${d.density}x`).join(', ') } : { src: urls[0]! };
+  };
+
+  /** Whether the photo (its variant, when one is asked for) can be shown; a missing variant of a stored photo is generated. */
+  const available = async (key: string, cached: boolean | undefined): Promise<boolean> => {
+    const probe = probeKey(key);
+    if (cached ?? (await lookup.exists(probe))) return true;
+    if (probe === key || options.generateMissingVariants === false || !(await lookup.exists(key))) return false;
+    try {
+      await source!.ensureVariant(key, options.variant!);
+    } catch (err) {
+      // The photo went between the check and the generation: simply missing.
+      if (!isNotFound(err)) throw err;
+      lookup.learn(key, false);
+      return false;
+    }
+    lookup.learn(probe, true);
+    return true;
+  };
 
   // A fixed pool of workers taking keys in turn bounds the requests in flight (checks and URLs).
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < tasks.length) {
       const [key, cached] = tasks[next++]!;
-      let url: string | null = null;
+      let result: { src: string; srcset?: string } | null = null;
       try {
-        if (cached ?? (await lookup.exists(key))) url = await storage.url(key, options.url);
+        if (await available(key, cached)) result = await urlsOf(key);
       } catch (err) {
         options.onError?.(err, key);
       }
-      urls.set(key, url);
+      found.set(key, result);
     }
   };
   const workers: Promise<void>[] = [];
   for (let i = 0; i < Math.min(concurrency, tasks.length); i++) workers.push(worker());
   await Promise.all(workers);
 
+  const size = variant ? { ...(variant.width !== undefined ? { width: variant.width } : {}), ...(variant.height !== undefined ? { height: variant.height } : {}) } : {};
   return entries.map((entry, i) => {
     const fallback = defaultFor(options.default, entry);
     const key = keys[i];
-    const url = key === undefined ? null : (urls.get(key) ?? null);
-    return url === null ? { src: fallback, fallback, isDefault: true, ...(key !== undefined ? { key } : {}) } : { src: url, fallback, isDefault: false, key };
+    const shown = key === undefined ? null : (found.get(key) ?? null);
+    if (shown === null) return { src: fallback, fallback, isDefault: true, ...(key !== undefined ? { key } : {}), ...size };
+    return { src: shown.src, fallback, isDefault: false, key, ...(shown.srcset !== undefined ? { srcset: shown.srcset } : {}), ...size };
   });
 }
 

@@ -10,6 +10,7 @@ import { auditKeys, formatAudit, parseKeyList, suggestStripPrefix } from './audi
 import { DEFAULT_PROBE_TIMEOUT_MS, formatDoctorCheck, formatDoctorVerdict, runDoctor } from './doctor.js';
 import { displayName, formatBytes, ProgressReporter } from './progress.js';
 import { syncStorages } from './sync.js';
+import { runVariants } from './variants.js';
 
 /** Exit codes, as the help states them. */
 export const EXIT = { ok: 0, problems: 1, usage: 2, interrupted: 130 } as const;
@@ -18,6 +19,8 @@ interface OptionSpec {
   type: 'string' | 'boolean';
   /** What the value is, in the help: `URL`, `N`. */
   value?: string;
+  /** The option may be given more than once. */
+  multiple?: boolean;
   help: string;
 }
 
@@ -33,7 +36,7 @@ const COMMON: Record<string, OptionSpec> = {
   help: { type: 'boolean', help: 'show this help' },
 };
 
-const COMMANDS: Record<'doctor' | 'sync' | 'audit', CommandSpec> = {
+const COMMANDS: Record<'doctor' | 'sync' | 'audit' | 'variants', CommandSpec> = {
   doctor: {
     usage: 'media-storage doctor [--url URL] [--json] [--timeout SECONDS]',
     summary: 'check the configured storage end to end',
@@ -82,9 +85,25 @@ const COMMANDS: Record<'doctor' | 'sync' | 'audit', CommandSpec> = {
     },
     notes: ['Each distinct path is checked once. Exits 0 unless a check failed (1), or with --fail-on-missing a path has no object (1).'],
   },
+  variants: {
+    usage: 'media-storage variants --prefix P (--config FILE | --variant SPEC ...) [--url URL] [options]',
+    summary: 'generate the image variants photos stored before withImages lack',
+    options: {
+      prefix: { type: 'string', value: 'P', help: 'only photos whose keys start with P (--prefix "" for every photo)' },
+      config: { type: 'string', value: 'FILE', help: 'the module exporting your withImages options (export { variants })' },
+      variant: { type: 'string', value: 'SPEC', multiple: true, help: 'NAME=WxH[,fit][,format][,q=N][,densities=1+2], e.g. avatar=64x64,cover,webp; repeatable' },
+      url: { type: 'string', value: 'URL', help: 'the storage (default: the environment\'s)' },
+      only: { type: 'string', value: 'NAME,...', help: 'only these variants' },
+      concurrency: { type: 'string', value: 'N', help: 'photos processed at once (default 4)' },
+      'dry-run': { type: 'boolean', help: 'list what would be generated, store nothing' },
+      force: { type: 'boolean', help: 'generate again variants that exist' },
+      quiet: { type: 'boolean', help: 'no progress lines' },
+    },
+    notes: ['Cloudinary renders variants from delivery URLs, so there is nothing to generate there. Exits 0 when every photo was done, 1 when one failed.'],
+  },
 };
 
-const COMMAND_ORDER = ['doctor', 'sync', 'audit'] as const;
+const COMMAND_ORDER = ['doctor', 'sync', 'audit', 'variants'] as const;
 type CommandName = (typeof COMMAND_ORDER)[number];
 
 function optionLines(options: Record<string, OptionSpec>): string[] {
@@ -236,7 +255,7 @@ function positiveSeconds(value: string | undefined, name: string, fallbackMs: nu
 /** parseArgs for one command, with its errors turned into plain words. */
 function parseCommand(name: CommandName, args: string[]): Record<string, string | boolean | undefined> {
   const spec = COMMANDS[name];
-  const options = Object.fromEntries(Object.entries({ ...spec.options, ...COMMON }).map(([option, { type }]) => [option, { type }]));
+  const options = Object.fromEntries(Object.entries({ ...spec.options, ...COMMON }).map(([option, { type, multiple }]) => [option, { type, ...(multiple ? { multiple } : {}) }]));
   try {
     return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
   } catch (err) {
@@ -358,7 +377,16 @@ async function audit(values: Record<string, string | boolean | undefined>, io: I
   return report.counts.error > 0 || (values['fail-on-missing'] && missing > 0) ? EXIT.problems : EXIT.ok;
 }
 
-const RUN: Record<CommandName, (values: Record<string, string | boolean | undefined>, io: Io) => Promise<number>> = { doctor, sync, audit };
+type Values = Record<string, string | boolean | undefined>;
+
+/** Each command, given its checked options (and the arguments as typed, for variants' own parser). */
+const RUN: Record<CommandName, (values: Values, io: Io, args: string[]) => Promise<number>> = {
+  doctor,
+  sync,
+  audit,
+  // It writes the variants: a local disk there is a destination.
+  variants: (_values, io, args) => runVariants(args, io, (url) => storageFrom(url, io, '--url', 'destination')),
+};
 
 /** Runs the CLI; resolves to the exit code (0 ok, 1 problems found, 2 usage or configuration, 130 interrupted). */
 export async function main(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env }): Promise<number> {
@@ -391,7 +419,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       io.stdout.write(commandHelp(name));
       return EXIT.ok;
     }
-    return await RUN[name](values, io);
+    return await RUN[name](values, io, rest);
   } catch (err) {
     const usage = err instanceof UsageError;
     io.stderr.write(`media-storage ${command}: ${isMediaStorageError(err) ? `${err.code}: ` : ''}${err instanceof Error ? err.message : String(err)}\n`);

@@ -3,11 +3,18 @@ import { tryNormalizeContentType } from '../core/content-type.js';
 import { isMediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
 import { prepareCacheControl, prepareMetadata } from '../core/metadata.js';
 import type { MediaStorage, ObjectInfo, SaveOptions, SkippedObject } from '../core/types.js';
+import { isReservedKey, VARIANTS_PREFIX } from '../images/variants.js';
 import { forEachConcurrent } from './pool.js';
 
 export interface SyncOptions {
   /** Only keys starting with this prefix. */
   prefix?: string;
+  /**
+   * Image variants stored by `withImages` (under `_variants/`) go with their photos: with a
+   * prefix, `_variants/<prefix>` is synced too. They are left out when the destination makes its
+   * own (Cloudinary renders them on delivery; an image storage generates them on save). Default true.
+   */
+  variants?: boolean;
   /** Copies in flight at once; default 8. */
   concurrency?: number;
   /** Report what would be copied or deleted, change nothing. */
@@ -116,9 +123,18 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
     else report.notCopied.push(object);
   };
 
+  // Variants travel with their photos, unless the destination makes its own.
+  const destinationMakesVariants = to.name === 'cloudinary' || typeof (to as { ensureVariant?: unknown }).ensureVariant === 'function';
+  const withVariants = options.variants !== false && !destinationMakesVariants;
+  const scopes = withVariants && prefix !== '' && !prefix.startsWith(VARIANTS_PREFIX) ? [prefix, `${VARIANTS_PREFIX}${prefix}`] : [prefix];
+  const wanted = (key: string): boolean => withVariants || !isReservedKey(key);
+  async function* listScopes(storage: MediaStorage, listOptions?: Parameters<MediaStorage['listAll']>[1]): AsyncGenerator<ObjectInfo> {
+    for (const scope of scopes) for await (const info of storage.listAll(scope, listOptions)) if (wanted(info.key)) yield info;
+  }
+
   // One listing of the destination instead of a request per object.
   const existing = new Map<string, ObjectInfo>();
-  for await (const info of to.listAll(prefix)) {
+  for await (const info of listScopes(to)) {
     if (signal?.aborted) break;
     existing.set(info.key, info);
   }
@@ -171,7 +187,7 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
     return { ...(contentType ? { contentType } : {}), ...(cacheControl ? { cacheControl } : {}), ...(Object.keys(metadata).length > 0 ? { metadata } : {}) };
   };
 
-  await forEachConcurrent(from.listAll(prefix, { onSkipped: noteSkipped }), options.concurrency ?? 8, async (info) => {
+  await forEachConcurrent(listScopes(from, { onSkipped: noteSkipped }), options.concurrency ?? 8, async (info) => {
     report.scanned++;
     seen?.add(info.key);
     try {

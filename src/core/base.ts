@@ -243,6 +243,9 @@ export abstract class BaseStorage implements MediaStorage {
 
   async url(key: string, options: UrlOptions = {}): Promise<string> {
     const validKey = this.checkedKey(key);
+    if (options.variant !== undefined || options.density !== undefined) {
+      throw new MediaStorageError('UNSUPPORTED', `${this.name} knows no image variants: wrap the storage with withImages (media-storage/images) to use url(key, { variant })`, { key: validKey, backend: this.name, operation: 'url' });
+    }
     const max = this.capabilities.maxExpiresIn ?? DEFAULT_MAX_EXPIRES_IN;
     const { expiresIn } = options;
     if (expiresIn !== undefined && !(typeof expiresIn === 'number' && expiresIn > 0 && Math.ceil(expiresIn) <= max)) {

@@ -82,6 +82,14 @@ export interface UrlOptions {
   download?: boolean | string;
   /** Backend-specific delivery transformation (e.g. Cloudinary's `{ width: 128, crop: 'thumb' }`). */
   transform?: Record<string, unknown>;
+  /**
+   * A declared image variant (`media-storage/images`): the URL of that version of the photo
+   * instead of the original. Only a storage wrapped by `withImages` knows variants; every other
+   * storage answers UNSUPPORTED rather than give the original's URL.
+   */
+  variant?: string;
+  /** With `variant`: which of its declared pixel densities (1, 2...). Default 1. */
+  density?: number;
 }
 
 export interface ByteRange {

@@ -7,7 +7,7 @@ interface Waiter {
 }
 
 /** A counting semaphore whose waiters can give up through an AbortSignal. */
-class Semaphore {
+export class Semaphore {
   private active = 0;
   private readonly queue: Waiter[] = [];
 

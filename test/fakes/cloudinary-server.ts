@@ -17,8 +17,10 @@
  * folders are public-ID paths; dynamic: `asset_folder` and `display_name` apart from the public
  * ID). It checks what arrives the way Cloudinary does: API signatures (SHA-1 or SHA-256, signature
  * version 2), the timestamp window, the api_key, Basic auth, and delivery signatures of
- * `authenticated` assets. It cannot render transformations: it serves the original bytes and
- * echoes the transformation it parsed in `X-Fake-Transformation`.
+ * `authenticated` assets. It renders the image transformations media-storage/images uses
+ * (resizing, cropping, padding, format and quality: ./cloudinary-transform.ts); for any other
+ * transformation it serves the original bytes. Either way it echoes the transformation it parsed
+ * in `X-Fake-Transformation`.
  *
  * Every behaviour, the page it comes from, and what is not modelled: ./cloudinary-server.md.
  */
@@ -27,6 +29,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import busboy from 'busboy';
 import mime from 'mime-types';
+import { renderTransformation } from './cloudinary-transform.js';
 
 export interface FakeAccount {
   cloudName: string;
@@ -802,7 +805,16 @@ export class FakeCloudinary {
       return;
     }
     if (entry.transformation) res.setHeader('x-fake-transformation', entry.transformation);
-    this.sendAsset(req, res, entry.asset, entry.disposition);
+    const { asset, disposition, transformation } = entry;
+    if (transformation && asset.resourceType === 'image') {
+      // The transformations media-storage/images asks for are rendered (./cloudinary-transform.ts); others serve the original.
+      renderTransformation(asset, transformation).then(
+        (rendered) => this.sendAsset(req, res, rendered ?? asset, disposition),
+        (err: Error) => res.writeHead(400, { 'x-cld-error': headerSafe(`fake: rendering failed: ${err.message.split('\n')[0]}`), 'content-length': '0' }).end(),
+      );
+      return;
+    }
+    this.sendAsset(req, res, asset, disposition);
   }
 
   /** What Cloudinary's delivery servers answer for a URL (the CDN caches it). */
