@@ -28,6 +28,9 @@ const snippets = documentedFiles().flatMap(extractSnippets);
 const MAX_SKIPS = 10;
 
 const isCode = (s: Snippet): boolean => s.kind === 'ts' || s.kind === 'tsx' || s.kind === 'js';
+/** A shell block that only installs packages from the registry: checked against package.json, not run. */
+const isInstallBlock = (s: Snippet): boolean =>
+  s.kind === 'sh' && s.code.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).every((l) => /^npm (?:install|i)\s/.test(l));
 const isVitestFile = (s: Snippet): boolean => /from ['"]media-storage\/testing['"]/.test(s.code);
 /** JSX needs a UI library to run; it is compiled. */
 const runnable = (s: Snippet): boolean => isCode(s) && s.kind !== 'tsx' && !s.directive?.skip && !s.directive?.compileOnly;
@@ -247,6 +250,8 @@ describe('documentation snippets', () => {
     await writeFile(path.join(dir, 'media/profile_images/a.jpg'), Buffer.from('ffd8ffe000104a464946', 'hex'));
     // The photo column exported from the database, as the migration guide makes it.
     await writeFile(path.join(dir, 'paths.txt'), 'profile_images/a.jpg\nprofile_images/gone.jpg\n');
+    // The app's withImages options, as the variants command's --config reads them.
+    await writeFile(path.join(dir, 'images.config.js'), "export default { variants: { avatar: { width: 64, height: 64, fit: 'cover', format: 'webp', densities: [1, 2] } } };\n");
     return dir;
   }
 
@@ -272,7 +277,7 @@ describe('documentation snippets', () => {
     }
     expect(skips.length, skips.map((s) => `${s.id}: ${s.directive!.skip}`).join('\n')).toBeLessThanOrEqual(MAX_SKIPS);
     console.log(
-      `[snippets] ${snippets.length} blocks: ${snippets.filter(runnable).length} run, ${snippets.filter((s) => isCode(s) && !runnable(s) && !s.directive?.skip).length} compiled only, ${snippets.filter((s) => s.kind === 'sh' && !s.directive?.skip).length} shell run, ${snippets.filter((s) => s.kind === 'json').length} JSON parsed, ${snippets.filter((s) => s.kind === 'text').length} output samples or templates, ${skips.length} skipped:\n${skips.map((s) => `  ${s.id}: ${s.directive!.skip}`).join('\n')}`,
+      `[snippets] ${snippets.length} blocks: ${snippets.filter(runnable).length} run, ${snippets.filter((s) => isCode(s) && !runnable(s) && !s.directive?.skip).length} compiled only, ${snippets.filter((s) => s.kind === 'sh' && !s.directive?.skip && !isInstallBlock(s)).length} shell run, ${snippets.filter((s) => isInstallBlock(s) && !s.directive?.skip).length} installs checked against package.json, ${snippets.filter((s) => s.kind === 'json').length} JSON parsed, ${snippets.filter((s) => s.kind === 'text').length} output samples or templates, ${skips.length} skipped:\n${skips.map((s) => `  ${s.id}: ${s.directive!.skip}`).join('\n')}`,
     );
   });
 
@@ -304,6 +309,23 @@ describe('documentation snippets', () => {
       it(`${snippet.id} compiles under tsc --strict`, () => {
         expect(typeErrors.get(snippet.id) ?? [], (typeErrors.get(snippet.id) ?? []).join('\n')).toEqual([]);
       });
+    }
+
+    if (isInstallBlock(snippet)) {
+      // Installing from the registry is not run; what it installs must be this package or one it
+      // declares (an optional peer, or what the examples use), at a version range it accepts.
+      it(`${snippet.id} installs only media-storage and packages it declares`, () => {
+        const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as Record<string, Record<string, string> | undefined>;
+        const declared = new Set(['media-storage', ...Object.keys(pkg.peerDependencies ?? {}), ...Object.keys(pkg.devDependencies ?? {})]);
+        for (const line of snippet.code.split('\n')) {
+          for (const word of line.replace(/#.*/, '').trim().split(/\s+/).slice(2)) {
+            if (word.startsWith('-')) continue;
+            const name = word.replace(/^(@?[^@]+)@.*$/, '$1');
+            expect(declared, `${snippet.id}: npm install ${word}`).toContain(name);
+          }
+        }
+      });
+      continue;
     }
 
     if (snippet.kind === 'sh') {

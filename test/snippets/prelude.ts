@@ -15,8 +15,8 @@ export interface PreludeEntry {
   uses?: string[];
 }
 
-// A 1x1 JPEG: the docs' uploads are profile photos named .jpg.
-const JPEG_BASE64 = '/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP//////////////////////////////////////////////////////////////////////////////////////wgALCAABAAEBAREA/8QAFBABAAAAAAAAAAAAAAAAAAAAAP/aAAgBAQABPxA=';
+// An 8x8 JPEG (sharp decodes it: withImages checks what it stores): the docs' uploads are profile photos named .jpg.
+const JPEG_BASE64 = '/9j/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/2wBDARESEhgVGC8aGi9jQjhCY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2P/wAARCAAIAAgDASIAAhEBAxEB/8QAFQABAQAAAAAAAAAAAAAAAAAAAAX/xAAUEAEAAAAAAAAAAAAAAAAAAAAA/8QAFQEBAQAAAAAAAAAAAAAAAAAABAX/xAAUEQEAAAAAAAAAAAAAAAAAAAAA/9oADAMBAAIRAxEAPwCiAnnP/9k=';
 const PNG_BASE64 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg==';
 
 export const PRELUDE: PreludeEntry[] = [
@@ -59,6 +59,19 @@ export const PRELUDE: PreludeEntry[] = [
     name: 'agents',
     declaration:
       "interface __Agent { id: string; name: string; photo: string | null; profileImage: string | null }\nconst agents: __Agent[] = [{ id: '1', name: 'Ada Lovelace', photo: 'profile_images/abc.jpg', profileImage: 'profile_images/abc.jpg' }, { id: '2', name: 'Grace Hopper', photo: null, profileImage: null }];",
+  },
+  {
+    name: 'people',
+    uses: ['agents'],
+    declaration: 'const people = agents;',
+  },
+  { name: 'upload', imports: ["import { Readable as __Readable } from 'node:stream';"], uses: ['__jpeg'], declaration: 'const upload = __Readable.from([__jpeg]);' },
+  {
+    name: 'images',
+    imports: ["import { withImages as __withImages } from 'media-storage/images';", "import { MemoryStorage as __MemoryStorage } from 'media-storage/memory';"],
+    uses: ['__jpeg'],
+    declaration:
+      "// A storage through withImages (docs/images.md), holding Ada's photo.\nconst images = __withImages(new __MemoryStorage({ baseUrl: '/media' }), { variants: { avatar: { width: 64, height: 64, fit: 'cover', format: 'webp', densities: [1, 2] } } });\nawait images.save('profile_images/abc.jpg', __jpeg);",
   },
   { name: 'agent', declaration: "const agent = { id: '7', name: 'Ada Lovelace', profileImage: 'profile_images/abc.jpg', profile_image: 'media/profile_images/abc_x1y2z3' };" },
   {
@@ -108,6 +121,7 @@ export const PRELUDE_BY_FILE: Record<string, PreludeEntry[]> = {
       declaration: "// The storage of the page's first block (AWS_ENDPOINT_URL_S3 points the SDK at the test's S3 server).\nconst storage = new __S3Storage({ bucket: process.env.AWS_STORAGE_BUCKET_NAME!, region: 'eu-central-1', visibility: 'public' });",
     },
   ],
+  'docs/images.md': [{ name: 'storage', uses: ['images'], declaration: 'const storage = images;' }],
   'docs/cloudinary.md': [
     { name: 'storage', imports: ["import { CloudinaryStorage as __CloudinaryStorage } from 'media-storage/cloudinary';"], declaration: "const storage = new __CloudinaryStorage({ folder: 'media' });" },
   ],
