@@ -77,6 +77,7 @@ export {
   type MediaHandlerOptions,
   type MediaRequestHandler,
 } from './core/http-handler.js';
+export { toWebHandler, type WebHandlerOptions, type WebRequestHandler } from './core/web-handler.js';
 export { detectEphemeralPlatform, isEphemeralProduction } from './core/ephemeral.js';
 export {
   createMediaStorage,
