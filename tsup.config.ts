@@ -30,6 +30,8 @@ export default defineConfig({
     'layers/index': 'src/layers/index.ts',
     's3/index': 'src/s3/index.ts',
     'images/index': 'src/images/index.ts',
+    'azure/index': 'src/azure/index.ts',
+    'browser/index': 'src/browser/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,
@@ -42,6 +44,6 @@ export default defineConfig({
   // Keep `node:` in imports: a bundler or test runner that inlines the package (vitest on a linked
   // package) must not resolve a bare "stream" as a file or a browser polyfill.
   removeNodeProtocol: false,
-  external: ['vitest', /^@aws-sdk\//, 'cloudinary', 'backblaze-b2', 'sharp'],
+  external: ['vitest', /^@aws-sdk\//, /^@azure\//, 'cloudinary', 'backblaze-b2', 'sharp'],
   esbuildPlugins: [s3SdkPerFormat],
 });

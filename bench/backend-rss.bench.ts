@@ -2,10 +2,12 @@
  * Peak RSS of a 1 GiB streamed save (length unknown up front) on each backend: local disk,
  * Cloudinary (chunked upload), B2 (spooled to a temp file, then the large-file API), against their
  * fakes, and S3 (multipart) against an s3rver started here or the server the
- * MEDIA_STORAGE_TEST_S3_* variables name (its own process: its memory is not counted). The fakes run in this process; each save runs in a fresh child process,
+ * MEDIA_STORAGE_TEST_S3_* variables name (its own process: its memory is not counted), and Azure
+ * (blocks) against Azurite in its own process. The fakes run in this process; each save runs in a fresh child process,
  * so the child's RSS is the library's alone, not the 1 GiB the fake keeps.
  *
- * Run through `npm run bench` (or `npm run bench backend-rss`); `BENCH_RSS_BYTES` changes the size.
+ * Run through `npm run bench` (or `npm run bench backend-rss`); `BENCH_RSS_BYTES` changes the size,
+ * `BENCH_RSS_BACKENDS=local,azure` runs some backends only (results then go to backend-rss-local-azure.md).
  */
 import { spawn } from 'node:child_process';
 import { DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
@@ -13,6 +15,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AzureBlobStorage } from '../src/azure/index.js';
 import { B2Storage } from '../src/b2/index.js';
 import { CloudinaryStorage } from '../src/cloudinary/index.js';
 import type { MediaStorage } from '../src/core/types.js';
@@ -21,11 +24,14 @@ import { S3Storage } from '../src/s3/index.js';
 import { startFakeB2 } from '../test/fakes/b2-server.js';
 import { FakeCloudinary } from '../test/fakes/cloudinary-server.js';
 import { startS3Target } from '../test/helpers/s3-target.js';
+import { startAzurite } from '../test/helpers/azurite.js';
 import { generatedStream, machine, rssDuring, sizeLabel, writeResults, type Measurement } from './lib/harness.js';
 
 const RSS_BYTES = Number(process.env.BENCH_RSS_BYTES ?? 2 ** 30);
-const BACKENDS = ['local', 'cloudinary', 'b2', 's3'] as const;
-type Backend = (typeof BACKENDS)[number];
+const ALL_BACKENDS = ['local', 'cloudinary', 'b2', 's3', 'azure'] as const;
+type Backend = (typeof ALL_BACKENDS)[number];
+const chosen = process.env.BENCH_RSS_BACKENDS?.split(',').map((b) => b.trim());
+const BACKENDS: readonly Backend[] = chosen ? ALL_BACKENDS.filter((b) => chosen.includes(b)) : ALL_BACKENDS;
 const KEY = 'bench/big.bin';
 const CLOUD = { cloudName: 'bench-cloud', apiKey: '999999999999999', apiSecret: 'bench-secret-abcdefghijkl' };
 const B2_BUCKET = 'bench-bucket';
@@ -35,7 +41,8 @@ type Target =
   | { backend: 'local'; root: string }
   | { backend: 'cloudinary'; url: string }
   | { backend: 'b2'; authorizeUrl: string; applicationKeyId: string; applicationKey: string }
-  | { backend: 's3'; endpoint: string; region: string; bucket: string; location: string; credentials: { accessKeyId: string; secretAccessKey: string } };
+  | { backend: 's3'; endpoint: string; region: string; bucket: string; location: string; credentials: { accessKeyId: string; secretAccessKey: string } }
+  | { backend: 'azure'; connectionString: string; container: string };
 
 interface ChildResult {
   startMiB: number;
@@ -47,6 +54,7 @@ function storageFor(target: Target): MediaStorage & { close?: () => void } {
   if (target.backend === 'local') return new LocalStorage({ root: target.root, warnOnEphemeralDisk: false });
   // Default chunk, part and spool sizes: what a user gets.
   if (target.backend === 'cloudinary') return new CloudinaryStorage({ ...CLOUD, uploadPrefix: target.url });
+  if (target.backend === 'azure') return new AzureBlobStorage({ connectionString: target.connectionString, container: target.container });
   if (target.backend === 's3') return new S3Storage({ bucket: target.bucket, endpoint: target.endpoint, region: target.region, credentials: target.credentials, location: target.location });
   return new B2Storage({ applicationKeyId: target.applicationKeyId, applicationKey: target.applicationKey, bucketName: B2_BUCKET, apiUrl: target.authorizeUrl });
 }
@@ -113,6 +121,18 @@ async function measure(backend: Backend): Promise<ChildResult> {
       await s3.stop();
     }
   }
+  if (backend === 'azure') {
+    const azurite = await startAzurite();
+    try {
+      const container = await azurite.container('bench-rss');
+      const result = await runChild({ backend, connectionString: azurite.connectionString, container });
+      const props = await azurite.service.getContainerClient(container).getBlockBlobClient(KEY).getProperties();
+      if (props.contentLength !== RSS_BYTES) throw new Error('Azurite holds the wrong size');
+      return result;
+    } finally {
+      await azurite.stop();
+    }
+  }
   const fake = await startFakeB2({ buckets: { [B2_BUCKET]: 'allPrivate' } });
   try {
     const result = await runChild({ backend, authorizeUrl: fake.authorizeUrl, applicationKeyId: fake.applicationKeyId, applicationKey: fake.applicationKey });
@@ -137,7 +157,7 @@ async function main(): Promise<void> {
     process.stderr.write(`  ${backend}: RSS ${startMiB.toFixed(0)} -> ${peakMiB.toFixed(0)} MiB, ${(ms / 1000).toFixed(1)} s\n`);
   }
   const paths = writeResults({
-    name: 'backend-rss',
+    name: chosen ? `backend-rss-${BACKENDS.join('-')}` : 'backend-rss',
     title: `Memory of a ${size} streamed save, per backend`,
     baseline: 'local',
     subjects: [...BACKENDS],
@@ -145,7 +165,8 @@ async function main(): Promise<void> {
     machine: machine(),
     notes: [
       `One ${size} save per backend, of fresh 1 MiB chunks from a stream of unknown length, each in a fresh child process; RSS is sampled every 5 ms during the save. "Peak" includes Node and the loaded code; "growth" is peak minus RSS just before the save.`,
-      'Default settings: Cloudinary sends 20 MiB chunks (chunked upload protocol); B2 spools the body to a temp file while hashing it (SHA-1 per 100 MB part), then sends the parts through the large-file API; S3 sends 5 MiB parts, 4 at a time (multipart upload).',
+      'Default settings: Cloudinary sends 20 MiB chunks (chunked upload protocol); B2 spools the body to a temp file while hashing it (SHA-1 per 100 MB part), then sends the parts through the large-file API; S3 sends 5 MiB parts, 4 at a time (multipart upload); Azure stages 8 MiB blocks, 4 at a time, and commits them with one Put Block List.',
+      'Azure is Azurite (in memory, in its own process: its memory is not counted); its times are the emulator\'s, not the service\'s.',
       `Cloudinary and B2 are their fakes (test/fakes/), running in the parent process over loopback, so the ${size} they keep is not in the figures; times include the fakes' own work and are not what the real services take. S3 is ${process.env.MEDIA_STORAGE_TEST_S3_ENDPOINT ? 'the server MEDIA_STORAGE_TEST_S3_ENDPOINT names' : 'an s3rver in its own process, writing to a temp folder'}.`,
       `One round (the save is long); took ${Math.round((Date.now() - started) / 1000)} s.`,
     ],

@@ -3,6 +3,9 @@ export type {
   ByteRange,
   Capabilities,
   CopyOptions,
+  DirectUpload,
+  DirectUploadEnforcement,
+  DirectUploadOptions,
   IfExists,
   ListAllOptions,
   ListOptions,
@@ -29,6 +32,7 @@ export {
 } from './core/errors.js';
 export { codeFromStatus, codeFromNodeError, toMediaStorageError, type ErrorContext } from './core/error-mapping.js';
 export { BaseStorage, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXPIRES_IN, screenListing, pageThrough, type WriteOptions } from './core/base.js';
+export { presignUploadOf, DEFAULT_UPLOAD_EXPIRES_IN, type PresignPlan } from './core/direct-upload.js';
 export { prepareMetadata, prepareCacheControl, encodeHeaderValue, decodeHeaderValue, type MetadataRules } from './core/metadata.js';
 export { prepareBody, streamToBuffer, type PreparedBody } from './core/body.js';
 export {

@@ -11,6 +11,7 @@ import { B2Storage, type B2StorageOptions } from '../src/b2/index.js';
 import type { MediaStorageError } from '../src/core/errors.js';
 import { startFakeB2, type FakeB2Server } from './fakes/b2-server.js';
 import { failure } from './helpers/failure.js';
+import { sendDirectUpload } from '../src/testing/direct-upload.js';
 
 const require = createRequire(import.meta.url);
 const B2Sdk = require('backblaze-b2') as new (o: object) => {
@@ -953,5 +954,37 @@ describe('fake B2 models restricted keys, the authorize shapes and the file info
     expect(res.status).toBe(429);
     expect(res.headers.get('retry-after')).toBe('7');
     expect(await res.json()).toMatchObject({ status: 429, code: 'too_many_requests' });
+  });
+});
+
+describe('direct uploads (b2_get_upload_url)', () => {
+  it('gives a fresh upload URL and token with the file name, type and disposition headers; B2 checks the SHA-1 the sender computes', async () => {
+    const s = storage();
+    const upload = await s.presignUpload('people/ada lovelace.pdf', { contentType: 'application/pdf' });
+    expect(upload.method).toBe('POST');
+    expect(upload.fields).toBeUndefined();
+    expect(upload.headers).toMatchObject({ 'X-Bz-File-Name': 'media/people/ada%20lovelace.pdf', 'Content-Type': 'application/pdf' });
+    expect(decodeURIComponent(upload.headers['X-Bz-Info-b2-content-disposition']!)).toMatch(/^attachment; filename="ada lovelace.pdf"/);
+    expect(upload.digestHeaders).toEqual({ 'X-Bz-Content-Sha1': 'sha1-hex' });
+    expect(upload.enforced).toEqual({ key: false, contentType: false, maxSize: false, expiry: false });
+    expect(JSON.stringify(upload)).not.toContain(fake.applicationKey);
+    const pdf = Buffer.from('%PDF-1.4 direct upload');
+    // A body that is not the one the SHA-1 was computed from (corrupted on the way) is refused.
+    const wrongSha1 = await fetch(upload.url, { method: 'POST', headers: { ...upload.headers, 'X-Bz-Content-Sha1': createHash('sha1').update('other bytes').digest('hex') }, body: pdf });
+    expect(wrongSha1.status).toBe(400);
+    await wrongSha1.arrayBuffer();
+    expect(await s.exists('people/ada lovelace.pdf')).toBe(false);
+    const sent = await sendDirectUpload(upload, pdf);
+    expect(sent.status, await sent.text()).toBe(200);
+    expect((await s.readBuffer('people/ada lovelace.pdf')).equals(pdf)).toBe(true);
+    expect(fake.sha1Modes.at(-1)).toBe('given');
+  });
+
+  it('a key outside the application key\'s name prefix is PERMISSION before any upload URL is asked for', async () => {
+    const key = fake.createKey({ buckets: [BUCKET], namePrefix: 'media/people/', capabilities: ['listBuckets', 'listFiles', 'readFiles', 'writeFiles', 'deleteFiles'] });
+    const s = storage({ ...key });
+    const before = fake.calls.get('b2_get_upload_url') ?? 0;
+    expect((await failure(s.presignUpload('other/x.png'))).code).toBe('PERMISSION');
+    expect(fake.calls.get('b2_get_upload_url') ?? 0).toBe(before);
   });
 });

@@ -16,6 +16,7 @@ import {
 import type { MediaStorageError } from '../src/core/errors.js';
 import { FakeCloudinary, deliverySignature } from './fakes/cloudinary-server.js';
 import { failure as errorOf, failureCode as codeOf } from './helpers/failure.js';
+import { sendDirectUpload } from '../src/testing/direct-upload.js';
 
 const ACCOUNT = { cloudName: 'unit-cloud', apiKey: '111111111111111', apiSecret: 'unit-secret-0123456789abcd' };
 const OTHER = { cloudName: 'other-cloud', apiKey: '222222222222222', apiSecret: 'other-secret-9876543210zyxw' };
@@ -680,5 +681,59 @@ describe('configuration and isolation', () => {
     // The SDK was loaded without an upload_prefix, so it picked its https module; every call still
     // reached the fake over plain http, through the agent of the prefix's protocol each call carries.
     expect(v2.config().upload_prefix).toBeUndefined();
+  });
+});
+
+describe('direct uploads (signed Upload API parameters)', () => {
+  it('signs the public ID, overwrite and allowed_formats; an image of another format is refused by allowed_formats', async () => {
+    const s = storage();
+    const upload = await s.presignUpload('people/ada.png', { contentType: 'image/png' });
+    expect(upload.url).toBe(`${fake.url}/v1_1/${ACCOUNT.cloudName}/image/upload`);
+    expect(upload.fields).toMatchObject({ public_id: `t${run}/people/ada`, allowed_formats: 'png', overwrite: 'false', api_key: ACCOUNT.apiKey });
+    expect(upload.fields?.api_secret).toBeUndefined();
+    expect(JSON.stringify(upload)).not.toContain(ACCOUNT.apiSecret);
+    // A real image, but a JPEG: Cloudinary would store it as format jpg under the PNG key's public ID.
+    const refused = await sendDirectUpload(upload, JPEG, { contentType: 'image/png' });
+    expect(refused.status).toBe(400);
+    expect((await refused.json()) as unknown).toMatchObject({ error: { message: expect.stringMatching(/format jpg not allowed/) } });
+    expect(await s.exists('people/ada.png')).toBe(false);
+    const sent = await sendDirectUpload(upload, PNG);
+    expect(sent.status).toBe(200);
+    expect((await s.readBuffer('people/ada.png')).equals(PNG)).toBe(true);
+  });
+
+  it('a parameter the browser changes breaks the signature', async () => {
+    const s = storage();
+    const upload = await s.presignUpload('people/bob.png', { contentType: 'image/png' });
+    const rejected = fake.counts.rejectedSignatures;
+    const res = await sendDirectUpload({ ...upload, fields: { ...upload.fields!, overwrite: 'true' } }, PNG);
+    expect(res.status).toBe(401);
+    expect(fake.counts.rejectedSignatures).toBe(rejected + 1);
+  });
+
+  it('never replaces a sibling key\'s asset: a.png is refused while a.jpg is stored', async () => {
+    const s = storage();
+    await s.save('a.jpg', JPEG);
+    expect(await codeOf(s.presignUpload('a.png', { contentType: 'image/png' }))).toBe('ALREADY_EXISTS');
+  });
+
+  it('a key stored as a raw file is uploaded to its raw home again, so it never lives in both', async () => {
+    const s = storage();
+    await s.save('notes.jpg', 'text, not a JPEG');
+    const upload = await s.presignUpload('notes.jpg', { contentType: 'image/jpeg' });
+    expect(upload.url).toMatch(/\/raw\/upload$/);
+    expect(upload.enforced.contentType).toBe(false);
+    expect((await sendDirectUpload(upload, JPEG)).status).toBe(200);
+    expect((await s.readBuffer('notes.jpg')).equals(JPEG)).toBe(true);
+    expect((await s.list('')).items.map((i) => i.key)).toEqual(['notes.jpg']);
+  });
+
+  it('expires when asked: the timestamp is set back so that the hour Cloudinary allows ends then', async () => {
+    const s = storage();
+    const before = Math.floor(Date.now() / 1000);
+    const upload = await s.presignUpload('soon.png', { contentType: 'image/png', expiresIn: 120 });
+    expect(Number(upload.fields!.timestamp)).toBeGreaterThanOrEqual(before + 120 - 3600);
+    expect(upload.expiresAt.getTime()).toBe((Number(upload.fields!.timestamp) + 3600) * 1000);
+    expect(await codeOf(s.presignUpload('late.png', { expiresIn: 3601 }))).toBe('INVALID_INPUT');
   });
 });

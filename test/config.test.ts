@@ -47,6 +47,23 @@ describe('storage URLs', () => {
       privateCdn: true,
     });
   });
+  it('reads a CLOUDINARY_URL as the backend does: every SDK parameter and a private CDN path, with one parser', () => {
+    const url = 'cloudinary://1:2@demo/cdn.example.com?signature_algorithm=sha256&secure_distribution=img.example.com&folder=crm';
+    expect(configFromEnv({ CLOUDINARY_URL: url })).toEqual({
+      backend: 'cloudinary',
+      cloudName: 'demo',
+      apiKey: '1',
+      apiSecret: '2',
+      signatureAlgorithm: 'sha256',
+      privateCdn: true,
+      secureDistribution: 'img.example.com',
+      folder: 'crm',
+    });
+    expect(parseStorageUrl('cloudinary://1:2@demo/cdn.example.com')).toMatchObject({ privateCdn: true, secureDistribution: 'cdn.example.com' });
+    expect(() => parseStorageUrl('cloudinary://1:2@demo?signature_algorithm=md5')).toThrow(/signature_algorithm must be sha1 or sha256/);
+    expect(() => parseStorageUrl('cloudinary://1:2@demo?private_cdn=yes')).toThrow(/private_cdn must be true or false/);
+    expect(() => parseStorageUrl('cloudinary://1:2@demo?colour=blue')).toThrow(/unknown option "colour"/);
+  });
   it.each([
     ['', /is empty/],
     ['just-a-path', /must start with a scheme/],
@@ -228,3 +245,50 @@ import type { S3StorageOptions } from '../src/s3/index.js';
 import type { B2Config, CloudinaryConfig, S3Config } from '../src/config/index.js';
 type Assignable<T, U extends T> = U;
 export type ConfigTypesFitBackends = [Assignable<S3StorageOptions, S3Config>, Assignable<CloudinaryStorageOptions, CloudinaryConfig>, Assignable<B2StorageOptions, B2Config>];
+
+describe('Azure Blob Storage configuration', () => {
+  it('azure://container/prefix takes the connection string from the environment; azure://ACCOUNT:KEY@container builds one', () => {
+    expect(parseStorageUrl('azure://media/crm?visibility=public')).toEqual({ backend: 'azure', container: 'media', location: 'crm/', visibility: 'public' });
+    expect(parseStorageUrl('azure://acct:a2V5Kw%3D%3D@media')).toEqual({
+      backend: 'azure',
+      container: 'media',
+      connectionString: 'DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5Kw==;EndpointSuffix=core.windows.net',
+    });
+    expect(parseStorageUrl('azure://devstoreaccount1:KEY@media?endpoint=http://127.0.0.1:10000/devstoreaccount1')).toMatchObject({
+      connectionString: 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=KEY;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;',
+    });
+  });
+
+  it.each([
+    ['azure://', /needs a container/],
+    ['azure://acct@media', /both the account name and key/],
+    ['azure://media?endpoint=http://x', /goes with an account and key/],
+    ['azure://a:k@media?endpoint=ftp://x', /http\(s\) URL/],
+    ['azure://media?region=x', /unknown option "region"/],
+  ])('%s is CONFIG', (url, message) => {
+    expect(() => parseStorageUrl(url)).toThrow(message);
+  });
+
+  it('reads AZURE_STORAGE_CONNECTION_STRING with AZURE_STORAGE_CONTAINER, and names the one missing', () => {
+    const connectionString = 'DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=c2VjcmV0;EndpointSuffix=core.windows.net';
+    expect(configFromEnv({ AZURE_STORAGE_CONNECTION_STRING: connectionString, AZURE_STORAGE_CONTAINER: 'media', AZURE_STORAGE_LOCATION: 'crm/' })).toEqual({ backend: 'azure', container: 'media', connectionString, location: 'crm/' });
+    expect(() => configFromEnv({ AZURE_STORAGE_CONNECTION_STRING: connectionString })).toThrow(/AZURE_STORAGE_CONTAINER is not set/);
+    expect(() => configFromEnv({ AZURE_STORAGE_CONTAINER: 'media' })).toThrow(/AZURE_STORAGE_CONNECTION_STRING is not set/);
+  });
+
+  it('describeConfig masks the connection string whole; maskUrl the key in a URL', () => {
+    const described = describeConfig({ backend: 'azure', container: 'media', connectionString: 'AccountName=acct;AccountKey=c2VjcmV0' });
+    expect(described).toEqual({ backend: 'azure', container: 'media', connectionString: '***' });
+    expect(maskUrl('azure://acct1234:c2VjcmV0@media')).toBe('azure://acct***:***@media');
+  });
+
+  it('createMediaStorage loads AzureBlobStorage, and says which package to install when it is missing', async () => {
+    const { AzureBlobStorage } = await import('../src/azure/index.js');
+    const { loadBackend } = await import('../src/config/loaders.js');
+    const storage = await createMediaStorage({ backend: 'azure', container: 'media', connectionString: 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;' });
+    expect(storage).toBeInstanceOf(AzureBlobStorage);
+    const missing = Object.assign(new Error("Cannot find package '@azure/storage-blob' imported from /app/node_modules/media-storage/dist/azure/index.js"), { code: 'ERR_MODULE_NOT_FOUND' });
+    const err = await createMediaStorage('azure://media', { loaders: { azure: () => loadBackend('azure', () => Promise.reject(missing), 'AzureBlobStorage') } }).catch((e: { message: string }) => e);
+    expect((err as { message: string }).message).toBe('The azure backend needs the package "@azure/storage-blob", which is not installed: npm install @azure/storage-blob');
+  });
+});

@@ -199,7 +199,9 @@ describe('examples/crm refuses bad uploads at once (issue 12, point 6)', () => {
     const elapsed = performance.now() - started;
     expect(res.status).toBe(413);
     expect(text).toBe('That photo is too large: photos are limited to 5 MB');
-    expect(elapsed).toBeLessThan(1000);
+    // Well under a second on an idle machine; the bound leaves room for a loaded CI machine (2.9 s seen
+    // at load 11 on two cores), and still fails the behaviour before the fix: minutes with no answer.
+    expect(elapsed).toBeLessThan(5000);
     expect(await storedFor(id)).toEqual([]);
     // The connection and the app are fine afterwards.
     expect((await fetch(`${app.url}/api/people`)).status).toBe(200);

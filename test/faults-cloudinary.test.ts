@@ -132,8 +132,9 @@ function storage(folder: string, direct = false, detectFolderMode = false): Clou
     fetch: (url, init) => fetch(url.replace(/^https?:\/\/res\.cloudinary\.com\//, `${origin}/`), init),
     folder,
     chunkSize: CHUNK,
-    // Stalls fail after this much idle time.
-    timeout: 750,
+    // Stalls fail after this much idle time: long enough that a loaded CI machine (load 10 on two
+    // cores) does not time out a healthy request before the fault is reached, which 750 ms did.
+    timeout: 2_000,
   });
   made.push(s);
   return s;

@@ -57,3 +57,20 @@ describe('the built package', () => {
     for (const out of [esm, cjs]) expect(JSON.parse(out)).toEqual({ type: 'image/png', variants: 1 });
   });
 });
+
+// TypeScript's node10 resolution (moduleResolution "node", still the default of many projects)
+// ignores "exports"; typesVersions gives it each subpath's types. attw checks that they resolve;
+// this checks that no export was added without its typesVersions entry.
+it('maps every subpath export to its types for node10 resolution (typesVersions)', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const pkg = JSON.parse(await readFile(path.join(import.meta.dirname, '..', 'package.json'), 'utf8')) as {
+    exports: Record<string, string | { require: { types: string } }>;
+    typesVersions: Record<string, Record<string, string[]>>;
+  };
+  const expected = Object.fromEntries(
+    Object.entries(pkg.exports)
+      .filter(([subpath, target]) => subpath !== '.' && typeof target !== 'string')
+      .map(([subpath, target]) => [subpath.slice(2), [(target as { require: { types: string } }).require.types]]),
+  );
+  expect(pkg.typesVersions).toEqual({ '*': expected });
+});

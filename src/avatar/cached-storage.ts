@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
 import { isNotFound } from '../core/errors.js';
 import { tryValidateKey, validateKey } from '../core/keys.js';
-import type { Body, CopyOptions, ListAllOptions, ListOptions, ListPage, MediaStorage, ObjectInfo, ReadOptions, SaveOptions, UrlOptions } from '../core/types.js';
+import { presignUploadOf } from '../core/direct-upload.js';
+import type { Body, CopyOptions, DirectUpload, DirectUploadOptions, ListAllOptions, ListOptions, ListPage, MediaStorage, ObjectInfo, ReadOptions, SaveOptions, UrlOptions } from '../core/types.js';
 import { ExistenceCache, type ExistenceCacheOptions } from './existence-cache.js';
 
 /**
@@ -54,6 +55,13 @@ export class CachedStorage implements MediaStorage {
       throw err;
     }
     this.cache.set(validateKey(key), false);
+  }
+
+  /** The inner storage's direct upload; the key's cached answer is dropped, as the object appears later. */
+  async presignUpload(key: string, options?: DirectUploadOptions): Promise<DirectUpload> {
+    const upload = await presignUploadOf(this.storage, key, options);
+    this.forget(upload.key);
+    return upload;
   }
 
   async copy(from: string, to: string, options?: CopyOptions): Promise<ObjectInfo> {

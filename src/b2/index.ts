@@ -17,6 +17,7 @@
  */
 import { PassThrough, Transform, pipeline, type Readable } from 'node:stream';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
+import type { PresignPlan } from '../core/direct-upload.js';
 import type { PreparedBody } from '../core/body.js';
 import { MediaStorageError, abortedError, isMediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
 import { codeFromNodeError, codeFromStatus, retryAfterFromHeader } from '../core/error-mapping.js';
@@ -24,7 +25,7 @@ import { contentDisposition, type ServingOptions } from '../core/serving.js';
 import { encodeKeyPath, joinPrefix, normalizeLocation } from '../core/keys.js';
 import type { MetadataRules } from '../core/metadata.js';
 import { failOnStall } from '../core/stall.js';
-import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
+import type { Capabilities, CopyOptions, DirectUpload, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
 import { CAPABILITY_OF_CALL, DEFAULT_AUTHORIZE_URL, HEAD_API, listablePrefix, parseAuthorization, requireCapabilities, requireNameInPrefix, type B2Authorization, type B2Capability } from './auth.js';
 import { HEADER_LIMIT, HEADER_LIMIT_ENCRYPTED_OR_LOCKED, MAX_INFO_ENTRIES, checkFileInfoLimits, checkHeaderBytes, decodeInfoHeader, fileInfoHeaderBytes } from './file-info.js';
 import { API_TIMEOUT_MS, loadB2Sdk, requestSettings, type B2BucketJson, type B2FileJson, type B2Sdk, type B2UploadTarget, type SdkResponse } from './sdk.js';
@@ -77,6 +78,8 @@ const DEFAULT_LARGE_FILE_THRESHOLD = 200_000_000;
 const DEFAULT_SPOOL_THRESHOLD = 8 * 1024 * 1024;
 const DEFAULT_EXPIRES_IN = 3600;
 const MAX_EXPIRES_IN = 604_800;
+/** b2_get_upload_url: "An uploadUrl and upload authorizationToken are valid for 24 hours". */
+const UPLOAD_TOKEN_SECONDS = 86_400;
 /** b2_upload_file takes at most 5 GB; b2_copy_file likewise. */
 const MAX_SIMPLE_SIZE = 5_000_000_000;
 const MAX_PARTS = 10_000;
@@ -270,6 +273,9 @@ export class B2Storage extends BaseStorage {
       // B2 has no conditional upload: ifExists "fail" checks first, so two racing saves can both land.
       atomicCreate: false,
       md5Etag: false,
+      directUploads: true,
+      // An upload URL's token lives 24 hours, and B2 cannot be asked for less.
+      maxUploadExpiresIn: UPLOAD_TOKEN_SECONDS,
     });
   }
 
@@ -741,6 +747,43 @@ export class B2Storage extends BaseStorage {
     } finally {
       await spooled.dispose();
     }
+  }
+
+  /**
+   * A direct upload on B2's native API: a fresh upload URL and its token (b2_get_upload_url), and
+   * the headers b2_upload_file takes: the file name, the content type, the serving rule's
+   * Content-Disposition as `b2-content-disposition`, and `X-Bz-Content-Sha1`, which the sender
+   * computes from the file (`digestHeaders`) and B2 checks against the bytes it received.
+   *
+   * What B2 enforces is only that: the SHA-1 and Content-Length. The token is the bucket's (within
+   * this key's name prefix), valid 24 hours whatever `expiresIn` says, and binds no file name,
+   * type or size, so `enforced` is false for all four: whoever holds it can upload any name, of
+   * any type, during that time. Hand it only to users you would let write the whole prefix, or use
+   * S3Storage on B2's S3-compatible endpoint, whose presigned URLs bind all of them.
+   */
+  protected override async presignObjectUpload(key: string, plan: PresignPlan): Promise<DirectUpload> {
+    const name = this.fileName(key);
+    await this.allowed(['writeFiles'], `upload "${key}"`, key, name);
+    const info: Record<string, string> = plan.contentDisposition ? { 'b2-content-disposition': plan.contentDisposition } : {};
+    checkFileInfoLimits(name, info, plan.contentType, await this.headerLimitFor(fileInfoHeaderBytes(name, info, plan.contentType)), key);
+    // A URL of its own: B2 lets one upload at a time use an upload URL, and the browser keeps this one.
+    const target = await this.call('b2_get_upload_url', (sdk) => sdk.getUploadUrl({ bucketId: this.bucketId!, axiosOverride: this.settings() }));
+    const headers: Record<string, string> = {
+      Authorization: target.authorizationToken,
+      'X-Bz-File-Name': name.split('/').map(encodeURIComponent).join('/'),
+      'Content-Type': plan.contentType,
+    };
+    for (const [k, v] of Object.entries(info)) headers[`X-Bz-Info-${k}`] = encodeURIComponent(v);
+    return {
+      method: 'POST',
+      url: target.uploadUrl,
+      headers,
+      digestHeaders: { 'X-Bz-Content-Sha1': 'sha1-hex' },
+      key,
+      contentType: plan.contentType,
+      expiresAt: new Date(Date.now() + UPLOAD_TOKEN_SECONDS * 1000),
+      enforced: { key: false, contentType: false, maxSize: false, expiry: false },
+    };
   }
 
   /**

@@ -82,6 +82,7 @@ function explain(err: unknown, config: StorageConfig | undefined): string {
     s3: 'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the key in MEDIA_STORAGE_URL)',
     cloudinary: 'the API key and secret in CLOUDINARY_URL',
     b2: 'B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY',
+    azure: 'the AccountKey in AZURE_STORAGE_CONNECTION_STRING',
   };
   const backend = config?.backend ?? '';
   switch (e.code) {

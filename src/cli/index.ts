@@ -134,6 +134,7 @@ function storageUrlHelp(): string {
     s3: 's3://bucket/prefix (s3://KEY:SECRET@bucket/prefix; else the AWS SDK\'s credentials)',
     cloudinary: 'cloudinary://API_KEY:API_SECRET@CLOUD_NAME',
     b2: 'b2://KEY_ID:KEY@bucket/prefix',
+    azure: 'azure://container/prefix (with AZURE_STORAGE_CONNECTION_STRING; or azure://ACCOUNT:KEY@container/prefix)',
   };
   const lines = ['Storage URLs (--from, --to, --url; values URL-encoded, options after ?, joined with &):'];
   for (const [backend, example] of Object.entries(schemes)) {
@@ -142,7 +143,7 @@ function storageUrlHelp(): string {
   }
   lines.push(
     '  env: the storage the environment configures, in this order: MEDIA_STORAGE_URL; the django-storages',
-    '       AWS_* variables (AWS_STORAGE_BUCKET_NAME...); CLOUDINARY_URL; B2_*; else the local disk',
+    '       AWS_* variables (AWS_STORAGE_BUCKET_NAME...); CLOUDINARY_URL; B2_*; AZURE_STORAGE_*; else the local disk',
     '       (MEDIA_ROOT, default ./media). Misspelled variables are named (did you mean ...?).',
     '  Example: s3://media-bucket/media?endpoint=http://127.0.0.1:9000&region=us-east-1&visibility=public',
   );

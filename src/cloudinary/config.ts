@@ -16,8 +16,12 @@ export function configError(message: string): MediaStorageError {
   return new MediaStorageError('CONFIG', `cloudinary: ${message}`, { backend: 'cloudinary' });
 }
 
-/** Reads `cloudinary://key:secret@cloud?upload_prefix=...` the way the SDK does, without ever quoting it (it holds the secret). */
-export function parseCloudinaryUrl(value: string, source: string): Partial<ResolvedConfig> {
+/**
+ * Reads `cloudinary://key:secret@cloud[/private-cdn-host]?upload_prefix=...` the way the SDK does,
+ * without ever quoting it (it holds the secret). The one parser of these URLs: configuration from
+ * the environment uses it too. Parameters it does not know are left to the caller (`ignored`).
+ */
+export function parseCloudinaryUrl(value: string, source: string): Partial<ResolvedConfig> & { ignored: URLSearchParams } {
   let url: URL;
   try {
     url = new URL(value);
@@ -25,28 +29,43 @@ export function parseCloudinaryUrl(value: string, source: string): Partial<Resol
     throw configError(`${source} is not a valid URL; expected cloudinary://API_KEY:API_SECRET@CLOUD_NAME`);
   }
   if (url.protocol !== 'cloudinary:') throw configError(`${source} must start with cloudinary:// (got ${url.protocol}//)`);
-  const out: Partial<ResolvedConfig> = {
-    cloudName: url.hostname || undefined,
-    apiKey: url.username ? decodeURIComponent(url.username) : undefined,
-    apiSecret: url.password ? decodeURIComponent(url.password) : undefined,
+  const decode = (part: string): string | undefined => {
+    if (!part) return undefined;
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      return part;
+    }
   };
+  const out: Partial<ResolvedConfig> & { ignored: URLSearchParams } = {
+    cloudName: url.hostname || undefined,
+    apiKey: decode(url.username),
+    apiSecret: decode(url.password),
+    ignored: new URLSearchParams(),
+  };
+  // A path is the private CDN's host name, as the SDK reads it.
   if (url.pathname && url.pathname !== '/') {
     out.privateCdn = true;
     out.secureDistribution = url.pathname.slice(1);
   }
-  const q = url.searchParams;
-  if (q.get('upload_prefix')) out.uploadPrefix = q.get('upload_prefix')!;
-  if (q.get('secure_distribution')) out.secureDistribution = q.get('secure_distribution')!;
-  if (q.get('private_cdn')) out.privateCdn = q.get('private_cdn') === 'true';
-  const algorithm = q.get('signature_algorithm');
-  if (algorithm === 'sha1' || algorithm === 'sha256') out.signatureAlgorithm = algorithm;
+  for (const [name, raw] of url.searchParams) {
+    if (name === 'upload_prefix') out.uploadPrefix = raw;
+    else if (name === 'secure_distribution') out.secureDistribution = raw;
+    else if (name === 'private_cdn') {
+      if (raw !== 'true' && raw !== 'false') throw configError(`${source} parameter private_cdn must be true or false`);
+      out.privateCdn = raw === 'true';
+    } else if (name === 'signature_algorithm') {
+      if (raw !== 'sha1' && raw !== 'sha256') throw configError(`${source} parameter signature_algorithm must be sha1 or sha256`);
+      out.signatureAlgorithm = raw;
+    } else out.ignored.append(name, raw);
+  }
   return out;
 }
 
 export function resolveConfig(options: CloudinaryStorageOptions): ResolvedConfig {
   const source = options.cloudinaryUrl !== undefined ? 'the cloudinaryUrl option' : 'CLOUDINARY_URL';
   const urlValue = options.cloudinaryUrl ?? process.env.CLOUDINARY_URL;
-  const fromUrl = urlValue ? parseCloudinaryUrl(urlValue, source) : {};
+  const fromUrl: Partial<ResolvedConfig> = urlValue ? parseCloudinaryUrl(urlValue, source) : {};
   const cloudName = options.cloudName ?? fromUrl.cloudName;
   const apiKey = options.apiKey ?? fromUrl.apiKey;
   const apiSecret = options.apiSecret ?? fromUrl.apiSecret;

@@ -17,13 +17,14 @@ import https from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
+import type { PresignPlan } from '../core/direct-upload.js';
 import type { PreparedBody } from '../core/body.js';
 import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, resolveContentType, sniffContentType, SNIFF_BYTES } from '../core/content-type.js';
 import { isExecutableContentType, type ServingOptions } from '../core/serving.js';
 import { MediaStorageError, abortedError, type MediaStorageErrorCode } from '../core/errors.js';
 import { normalizeKey, normalizeLocation } from '../core/keys.js';
 import { failOnStall } from '../core/stall.js';
-import type { Capabilities, ListPage, ObjectInfo, ReadOptions, SkippedObject, UrlOptions } from '../core/types.js';
+import type { Capabilities, DirectUpload, ListPage, ObjectInfo, ReadOptions, SkippedObject, UrlOptions } from '../core/types.js';
 import { configError, resolveConfig, type ResolvedConfig } from './config.js';
 import { CloudinaryApiError, fromSdkRejection, mapCloudinaryError } from './errors.js';
 import { BodyReader, firstBytes, sliceStream } from './io.js';
@@ -107,6 +108,7 @@ interface CloudinarySdk {
   utils: {
     url(publicId: string, options: Record<string, unknown>): string;
     private_download_url(publicId: string, format: string | undefined, options: Record<string, unknown>): string;
+    sign_request(params: Record<string, unknown>, options: Record<string, unknown>): Record<string, unknown>;
   };
 }
 
@@ -147,6 +149,8 @@ const LOCATION_CACHE_SIZE = 1000;
 /** After a failed folder-mode lookup, saves go without asset_folder for this long before asking again. */
 const FOLDER_MODE_RETRY_MS = 60_000;
 const RESOURCE_TYPES: readonly ResourceType[] = ['image', 'video', 'raw'];
+/** Cloudinary accepts an upload signature for one hour after its timestamp (and no longer). */
+const SIGNATURE_WINDOW_SECONDS = 3600;
 
 let sdkPromise: Promise<CloudinarySdk> | undefined;
 
@@ -288,6 +292,9 @@ export class CloudinaryStorage extends BaseStorage {
       atomicCreate: false,
       md5Etag: false,
       emptyObjects: false,
+      directUploads: true,
+      // A signed upload lives one hour after its timestamp, whatever else it says.
+      maxUploadExpiresIn: SIGNATURE_WINDOW_SECONDS,
     });
   }
 
@@ -762,6 +769,68 @@ export class CloudinaryStorage extends BaseStorage {
   private async urlTarget(key: string, homes: KeyHomes): Promise<Pick<Located, 'ref' | 'version'>> {
     const found = this.locations.get(key) ?? (await this.locate(key, homes));
     return found ?? { ref: homes.media ?? homes.raw };
+  }
+
+  // ----------------------------------------------------------------- direct uploads
+
+  /**
+   * A signed Upload API request (multipart POST of the signed parameters and the file), as
+   * Cloudinary documents browser uploads. Cloudinary enforces what is signed: the public ID and
+   * resource type (so the key), `overwrite`, the delivery type, and for an image or video key
+   * `allowed_formats` (so bytes of another format are refused); it accepts the signature for one
+   * hour after its `timestamp`, so the timestamp is set `3600 - expiresIn` seconds in the past and
+   * the request expires when asked. It has no size limit to sign (only the plan's).
+   *
+   * The key's home follows the declared type: its image or video home when the type is the
+   * format's, else its raw home; a key already stored in one home is uploaded there again, so it
+   * never lives in both. As in `save`, a free media slot is claimed with `overwrite=false`, so
+   * another key's asset (`a.jpg` for `a.png`) is never replaced.
+   */
+  protected override async presignObjectUpload(key: string, plan: PresignPlan): Promise<DirectUpload> {
+    const homes = homesOf(key, this.folder);
+    const keyType = contentTypeFromKey(key);
+    if (isExecutableContentType(keyType) && !this.servingRule.isInline(keyType!)) {
+      throw new MediaStorageError('UNSUPPORTED', `"${key}" is active content (HTML, SVG, XML or script), which Cloudinary would serve inline; store it elsewhere`, { key });
+    }
+    const claimsMedia = homes.media !== undefined && (MEDIA_FORMATS[homes.media.format!]?.contentTypes ?? []).includes(plan.contentType.split(';')[0]!.trim().toLowerCase());
+    const current = await this.locate(key, homes);
+    const own = current && [homes.media, homes.raw].some((h) => h && h.resourceType === current.ref.resourceType && h.publicId === current.ref.publicId) ? current : undefined;
+    const target = own ? (own.ref.resourceType === 'raw' ? homes.raw : homes.media!) : claimsMedia ? homes.media! : homes.raw;
+    const toMedia = target === homes.media;
+    let overwrite = true;
+    if (toMedia) {
+      const slot = (await this.probeMedia(target)).state;
+      if (slot === 'foreign') throw this.collision(key, target);
+      overwrite = slot === 'ours';
+    }
+    // The upload lands behind this storage's back: forget where the key was.
+    this.remember(key, undefined);
+    const timestamp = Math.floor(Date.now() / 1000) + plan.expiresIn - SIGNATURE_WINDOW_SECONDS;
+    const assetFolder = await this.assetFolderOf(target);
+    const params: Record<string, string> = {
+      timestamp: String(timestamp),
+      public_id: target.publicId,
+      type: this.deliveryType,
+      overwrite: String(overwrite),
+      ...(overwrite ? { invalidate: 'true' } : {}),
+      ...(toMedia ? { allowed_formats: target.format! } : {}),
+      ...(assetFolder !== undefined ? { asset_folder: assetFolder } : {}),
+    };
+    const sdk = await loadSdk();
+    const c = this.config;
+    const signed = sdk.utils.sign_request(params, { api_key: c.apiKey, api_secret: c.apiSecret, signature_algorithm: c.signatureAlgorithm });
+    const fields = Object.fromEntries(Object.entries(signed).map(([name, value]) => [name, String(value)]));
+    return {
+      method: 'POST',
+      url: `${c.uploadPrefix.replace(/\/+$/, '')}/v1_1/${encodeURIComponent(c.cloudName)}/${target.resourceType}/upload`,
+      headers: {},
+      fields,
+      fileField: 'file',
+      key,
+      contentType: plan.contentType,
+      expiresAt: new Date((timestamp + SIGNATURE_WINDOW_SECONDS) * 1000),
+      enforced: { key: true, contentType: toMedia, maxSize: false, expiry: true },
+    };
   }
 
   // ----------------------------------------------------------------- uploads

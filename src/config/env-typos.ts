@@ -43,6 +43,10 @@ export const CONFIG_ENV_NAMES: readonly string[] = Object.freeze([
   'B2_LOCATION',
   'B2_PUBLIC_URL',
   'B2_VISIBILITY',
+  'AZURE_STORAGE_CONNECTION_STRING',
+  'AZURE_STORAGE_CONTAINER',
+  'AZURE_STORAGE_LOCATION',
+  'AZURE_STORAGE_VISIBILITY',
 ]);
 
 /**
@@ -50,6 +54,10 @@ export const CONFIG_ENV_NAMES: readonly string[] = Object.freeze([
  * Backblaze's tools): set on purpose, never typos, even when they look close to one of ours.
  */
 const OTHER_SOFTWARE = new Set([
+  // The Azure CLI's and SDK samples' own.
+  'AZURE_STORAGE_ACCOUNT',
+  'AZURE_STORAGE_KEY',
+  'AZURE_STORAGE_SAS_TOKEN',
   'AWS_PROFILE',
   'AWS_ENDPOINT_URL',
   'AWS_ENDPOINT_URL_S3',

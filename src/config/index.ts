@@ -1,3 +1,4 @@
+import { parseCloudinaryUrl } from '../cloudinary/config.js';
 import { MediaStorageError, redactUrls } from '../core/errors.js';
 import type { ServingOptions } from '../core/serving.js';
 import type { MediaStorage } from '../core/types.js';
@@ -14,7 +15,8 @@ export type StorageConfig =
   | ({ backend: 'memory' } & MemoryStorageOptions)
   | ({ backend: 's3' } & S3Config & ServingOptions)
   | ({ backend: 'cloudinary' } & CloudinaryConfig & ServingOptions)
-  | ({ backend: 'b2' } & B2Config & ServingOptions);
+  | ({ backend: 'b2' } & B2Config & ServingOptions)
+  | ({ backend: 'azure' } & AzureConfig & ServingOptions);
 
 // The backends' option types are restated here, not imported: importing them would make the
 // main entry's type declarations depend on every backend SDK's types (an S3 user's compiler
@@ -41,6 +43,7 @@ export interface CloudinaryConfig {
   uploadPrefix?: string;
   secureDistribution?: string;
   privateCdn?: boolean;
+  signatureAlgorithm?: 'sha1' | 'sha256';
   cloudName?: string;
   apiKey?: string;
   apiSecret?: string;
@@ -57,6 +60,18 @@ export interface B2Config {
   location?: string;
   visibility?: 'public' | 'private';
   publicBaseUrl?: string;
+}
+
+/** The AzureBlobStorage options configuration can set. */
+export interface AzureConfig {
+  container: string;
+  /** Default: AZURE_STORAGE_CONNECTION_STRING. */
+  connectionString?: string;
+  location?: string;
+  visibility?: 'public' | 'private';
+  publicBaseUrl?: string;
+  defaultExpiresIn?: number;
+  cacheControl?: string;
 }
 
 export interface CreateOptions {
@@ -203,6 +218,15 @@ export const STORAGE_URL_OPTIONS: Readonly<Record<string, Readonly<Record<string
     visibility: { kind: 'visibility', help: 'private (default) or public (an allPublic bucket)' },
     publicBaseUrl: { kind: 'http-url', help: 'CDN or custom domain of public URLs' },
   },
+  // `endpoint`: the Blob service URL when the account and key are in the URL (Azurite's
+  // http://127.0.0.1:10000/devstoreaccount1, a sovereign cloud).
+  azure: {
+    visibility: { kind: 'visibility', help: 'private (default): SAS-signed URLs; public: plain URLs (a public container)' },
+    publicBaseUrl: { kind: 'http-url', help: 'CDN or custom domain of public URLs' },
+    defaultExpiresIn: { kind: 'number', help: 'seconds a signed URL lives' },
+    cacheControl: { kind: 'string', help: 'Cache-Control stored with every blob' },
+    endpoint: { kind: 'http-url', help: 'the Blob service URL, e.g. http://127.0.0.1:10000/devstoreaccount1 (Azurite)' },
+  },
 };
 
 function queryOptions(backend: string, params: URLSearchParams, source: string): Record<string, unknown> {
@@ -219,14 +243,6 @@ function queryOptions(backend: string, params: URLSearchParams, source: string):
     else out[name] = raw;
   }
   if (backend === 's3' && (out.acl === 'none' || out.acl === 'false')) out.acl = false;
-  if (backend === 'cloudinary') {
-    for (const [sdkName, option] of [['upload_prefix', 'uploadPrefix'], ['secure_distribution', 'secureDistribution'], ['private_cdn', 'privateCdn']] as const) {
-      if (sdkName in out) {
-        out[option] = out[sdkName];
-        delete out[sdkName];
-      }
-    }
-  }
   if (backend === 'cloudinary' && out.deliveryType !== undefined && out.deliveryType !== 'upload' && out.deliveryType !== 'authenticated') {
     throw configError(`${source} option deliveryType must be "upload" or "authenticated"`);
   }
@@ -247,14 +263,16 @@ function pathPrefix(url: URL): string | undefined {
 
 /**
  * Parses a storage URL: `file:///var/app/media?baseUrl=/media`, `s3://bucket/prefix?region=…`,
- * `cloudinary://key:secret@cloud`, `b2://keyId:key@bucket/prefix`, `memory://`.
+ * `cloudinary://key:secret@cloud`, `b2://keyId:key@bucket/prefix`, `azure://container/prefix` (the
+ * connection string from AZURE_STORAGE_CONNECTION_STRING, or `azure://ACCOUNT:KEY@container/prefix`
+ * with `?endpoint=` for another Blob endpoint than ACCOUNT.blob.core.windows.net), `memory://`.
  * `source` names where it came from (e.g. MEDIA_STORAGE_URL) in error messages.
  */
 export function parseStorageUrl(input: string, source = 'storage URL'): StorageConfig {
   const text = input.trim();
   if (text === '') throw configError(`${source} is empty`);
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(text)?.[1]?.toLowerCase();
-  if (!scheme) throw configError(`${source} must start with a scheme: file:, s3:, cloudinary:, b2: or memory:`);
+  if (!scheme) throw configError(`${source} must start with a scheme: file:, s3:, cloudinary:, b2:, azure: or memory:`);
   // file:./media and file:media are relative paths, which URL cannot hold.
   if (scheme === 'file' && !text.startsWith('file://')) {
     const [root, query = ''] = text.slice('file:'.length).split('?', 2) as [string, string?];
@@ -290,9 +308,9 @@ export function parseStorageUrl(input: string, source = 'storage URL'): StorageC
       } as StorageConfig;
     }
     case 'cloudinary': {
-      const cloudName = url.hostname;
-      if (!cloudName || !user || !password) throw configError(`${source}: cloudinary:// needs cloudinary://API_KEY:API_SECRET@CLOUD_NAME`);
-      return { backend: 'cloudinary', cloudName, apiKey: user, apiSecret: password, ...queryOptions('cloudinary', url.searchParams, source) } as StorageConfig;
+      const { ignored, cloudName, apiKey, apiSecret, ...sdkSettings } = parseCloudinaryUrl(text, source);
+      if (!cloudName || !apiKey || !apiSecret) throw configError(`${source}: cloudinary:// needs cloudinary://API_KEY:API_SECRET@CLOUD_NAME`);
+      return { backend: 'cloudinary', cloudName, apiKey, apiSecret, ...sdkSettings, ...queryOptions('cloudinary', ignored, source) } as StorageConfig;
     }
     case 'b2': {
       const bucketName = decodeURIComponentSafe(url.hostname);
@@ -307,9 +325,31 @@ export function parseStorageUrl(input: string, source = 'storage URL'): StorageC
         ...queryOptions('b2', url.searchParams, source),
       } as StorageConfig;
     }
+    case 'azure': {
+      const container = decodeURIComponentSafe(url.hostname);
+      if (!container) throw configError(`${source}: azure:// needs a container, e.g. azure://media/uploads`);
+      if ((user && !password) || (!user && password)) throw configError(`${source}: give both the account name and key (azure://ACCOUNT:KEY@container) or neither (then AZURE_STORAGE_CONNECTION_STRING)`);
+      const { endpoint, ...rest } = queryOptions('azure', url.searchParams, source) as { endpoint?: string };
+      if (endpoint !== undefined && !user) throw configError(`${source}: the endpoint option goes with an account and key in the URL (azure://ACCOUNT:KEY@container?endpoint=...)`);
+      if (endpoint !== undefined && !/^https?:\/\//i.test(endpoint)) throw configError(`${source}: endpoint must be an http(s) URL, such as http://127.0.0.1:10000/devstoreaccount1`);
+      return {
+        backend: 'azure',
+        container,
+        ...(user && password ? { connectionString: azureConnectionString(user, password, endpoint) } : {}),
+        ...(pathPrefix(url) ? { location: pathPrefix(url) } : {}),
+        ...rest,
+      } as StorageConfig;
+    }
     default:
-      throw configError(`${source}: unknown scheme "${scheme}:"; use file:, s3:, cloudinary:, b2: or memory:`);
+      throw configError(`${source}: unknown scheme "${scheme}:"; use file:, s3:, cloudinary:, b2:, azure: or memory:`);
   }
+}
+
+/** A connection string for an account name and key (Azure's public cloud, or an explicit Blob endpoint). */
+function azureConnectionString(account: string, key: string, endpoint: string | undefined): string {
+  return endpoint
+    ? `DefaultEndpointsProtocol=${new URL(endpoint).protocol.replace(':', '')};AccountName=${account};AccountKey=${key};BlobEndpoint=${endpoint};`
+    : `DefaultEndpointsProtocol=https;AccountName=${account};AccountKey=${key};EndpointSuffix=core.windows.net`;
 }
 
 /** The first of the names that is set, django-storages style (`AWS_S3_ACCESS_KEY_ID`, then `AWS_ACCESS_KEY_ID`). */
@@ -383,7 +423,8 @@ function s3FromDjangoEnv(get: (name: string) => string | undefined): StorageConf
 
 /**
  * The configuration the environment asks for, in this order: MEDIA_STORAGE_URL; the AWS_* variables
- * django-storages users already have; CLOUDINARY_URL; B2_*; else the local disk (MEDIA_ROOT,
+ * django-storages users already have; CLOUDINARY_URL; B2_*; AZURE_STORAGE_CONNECTION_STRING with
+ * AZURE_STORAGE_CONTAINER (and AZURE_STORAGE_LOCATION, AZURE_STORAGE_VISIBILITY); else the local disk (MEDIA_ROOT,
  * default ./media, served under MEDIA_URL, default /media). A variable that looks like a misspelling
  * of one of these (`MEDIA_STORAGE_URI`, `CLOUDNARY_URL`, `AWS_S3_ENDPOINT`) is warned about
  * (see {@link ConfigFromEnvOptions.warn}).
@@ -426,6 +467,21 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env, options: Con
     };
   }
 
+  const azureConnection = get('AZURE_STORAGE_CONNECTION_STRING');
+  const azureContainer = get('AZURE_STORAGE_CONTAINER');
+  if (azureConnection || azureContainer) {
+    if (!azureContainer) throw configError('AZURE_STORAGE_CONTAINER is not set (AZURE_STORAGE_CONNECTION_STRING is, so Azure was meant)');
+    if (!azureConnection) throw configError('AZURE_STORAGE_CONNECTION_STRING is not set (AZURE_STORAGE_CONTAINER is, so Azure was meant)');
+    const visibility = get('AZURE_STORAGE_VISIBILITY');
+    return {
+      backend: 'azure',
+      container: azureContainer,
+      connectionString: azureConnection,
+      ...(get('AZURE_STORAGE_LOCATION') ? { location: get('AZURE_STORAGE_LOCATION') } : {}),
+      ...(visibility ? { visibility: parseVisibility(visibility, 'AZURE_STORAGE_VISIBILITY') } : {}),
+    };
+  }
+
   return {
     backend: 'local',
     root: get('MEDIA_ROOT') ?? './media',
@@ -452,7 +508,7 @@ export async function createMediaStorageFromEnv(env: NodeJS.ProcessEnv = process
 
 /** The configuration with every secret masked, for logs and the doctor's report. */
 export function describeConfig(config: StorageConfig): Record<string, unknown> {
-  const SECRET_FIELDS = new Set(['secret', 'apiSecret', 'applicationKey', 'secretAccessKey', 'sessionToken', 'cloudinaryUrl']);
+  const SECRET_FIELDS = new Set(['secret', 'apiSecret', 'applicationKey', 'secretAccessKey', 'sessionToken', 'cloudinaryUrl', 'connectionString']);
   const ID_FIELDS = new Set(['accessKeyId', 'apiKey', 'applicationKeyId']);
   const mask = (value: unknown, field: string): unknown => {
     if (typeof value === 'string') {

@@ -11,6 +11,7 @@ export const BACKEND_PACKAGES: Record<string, string[]> = {
   s3: ['@aws-sdk/client-s3', '@aws-sdk/s3-request-presigner'],
   cloudinary: ['cloudinary'],
   b2: ['backblaze-b2'],
+  azure: ['@azure/storage-blob'],
 };
 
 /** Turns "Cannot find package 'cloudinary'" into a CONFIG error that says what to install. */
@@ -43,6 +44,7 @@ export const BACKEND_LOADERS: BackendLoaders = {
   s3: () => load('s3', () => import('../s3/index.js'), 'S3Storage'),
   cloudinary: () => load('cloudinary', () => import('../cloudinary/index.js'), 'CloudinaryStorage'),
   b2: () => load('b2', () => import('../b2/index.js'), 'B2Storage'),
+  azure: () => load('azure', () => import('../azure/index.js'), 'AzureBlobStorage'),
 };
 
 export { load as loadBackend };

@@ -3,12 +3,15 @@ import { Readable } from 'node:stream';
 import { prepareBody, streamToBuffer, type PreparedBody } from './body.js';
 import { MediaStorageError, isMediaStorageError, type MediaStorageErrorCode } from './errors.js';
 import { toMediaStorageError } from './error-mapping.js';
-import { normalizeContentType } from './content-type.js';
 import { listedNameProblem, splitKey, validateKey, validatePrefix } from './keys.js';
 import { prepareCacheControl, prepareMetadata, type MetadataRules } from './metadata.js';
 import { ServingRule, type ServingOptions } from './serving.js';
+import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, normalizeContentType } from './content-type.js';
+import { DEFAULT_UPLOAD_EXPIRES_IN, type PresignPlan } from './direct-upload.js';
 import type {
   Body,
+  DirectUpload,
+  DirectUploadOptions,
   Capabilities,
   CopyOptions,
   ListAllOptions,
@@ -171,6 +174,19 @@ export abstract class BaseStorage implements MediaStorage {
     return this.writeObject(to, body, { ifExists: options.ifExists ?? 'overwrite', cacheControl: info.cacheControl, metadata: info.metadata, contentDisposition: this.servingRule.storedDisposition(to, body.contentType) });
   }
 
+  /**
+   * Signs a direct upload of `key` (see {@link DirectUpload}); backends declaring `directUploads`
+   * override it. The core has checked the key and the options, and decided the content type.
+   */
+  protected async presignObjectUpload(key: string, _plan: PresignPlan): Promise<DirectUpload> {
+    throw new MediaStorageError('UNSUPPORTED', `${this.name} has no direct uploads`, { key });
+  }
+
+  /** The lifetime of a direct upload when `presignUpload` is given no `expiresIn`. */
+  protected defaultUploadExpiresIn(): number {
+    return DEFAULT_UPLOAD_EXPIRES_IN;
+  }
+
   /** Maps a backend-specific error to a code (and optionally a message); `undefined` for the generic rules. */
   protected mapError(_err: unknown, _operation: string, _key?: string): { code: MediaStorageErrorCode; message?: string; status?: number; retryAfter?: Date } | undefined {
     return undefined;
@@ -252,6 +268,29 @@ export abstract class BaseStorage implements MediaStorage {
       throw invalidInput(`expiresIn must be a number of seconds from 1 to ${max} (${this.name} signs URLs for at most ${formatSeconds(max)}), not ${String(expiresIn)}`);
     }
     return this.run('url', validKey, () => this.objectUrl(validKey, options));
+  }
+
+  /**
+   * A request a browser sends to upload one file under `key` straight to the store, without
+   * streaming it through the app (see {@link DirectUpload}): the key rules apply, and the serving
+   * rules decide the content type and disposition it is stored with, as `save` would.
+   * UNSUPPORTED without the `directUploads` capability.
+   */
+  async presignUpload(key: string, options: DirectUploadOptions = {}): Promise<DirectUpload> {
+    const validKey = this.checkedKey(key);
+    if (!this.capabilities.directUploads) throw this.toError(new MediaStorageError('UNSUPPORTED', `${this.name} has no direct uploads`, { key: validKey }), 'presignUpload', validKey);
+    const max = this.capabilities.maxUploadExpiresIn ?? this.capabilities.maxExpiresIn ?? DEFAULT_MAX_EXPIRES_IN;
+    const expiresIn = options.expiresIn ?? Math.min(this.defaultUploadExpiresIn(), max);
+    if (!(Number.isInteger(expiresIn) && expiresIn > 0 && expiresIn <= max)) {
+      throw invalidInput(`expiresIn must be a whole number of seconds from 1 to ${max} (${this.name} signs uploads for at most ${formatSeconds(max)}), not ${String(expiresIn)}`);
+    }
+    if (options.maxSize !== undefined && !(Number.isInteger(options.maxSize) && options.maxSize > 0)) {
+      throw invalidInput('maxSize must be a positive whole number of bytes');
+    }
+    const claimed = options.contentType !== undefined ? normalizeContentType(options.contentType) : (contentTypeFromKey(validKey) ?? DEFAULT_CONTENT_TYPE);
+    const contentType = this.servingRule.decide(claimed).contentType;
+    const plan: PresignPlan = { contentType, contentDisposition: this.servingRule.storedDisposition(validKey, contentType), expiresIn, maxSize: options.maxSize };
+    return this.run('presignUpload', validKey, () => this.presignObjectUpload(validKey, plan));
   }
 
   async delete(key: string): Promise<void> {

@@ -4,12 +4,16 @@ import { isMediaStorageError } from './errors.js';
 import { tryNormalizeKey } from './keys.js';
 import { contentDisposition, DEFAULT_SERVING_RULE, isExecutableContentType, ServingRule, USER_CONTENT_CSP } from './serving.js';
 import type { UrlSigner } from './signed-url.js';
+import { handleSignedUpload } from './upload-handler.js';
 import type { ByteRange, MediaStorage, ObjectInfo } from './types.js';
 
 export interface MediaHandlerOptions {
   /** URL path the files are served under, e.g. `/media`. Requests outside it are passed to `next` or get 404. */
   basePath: string;
-  /** Verifies `?expires=&signature=` parameters; without it signed URLs are not accepted. */
+  /**
+   * Verifies `?expires=&signature=` parameters; without it signed URLs are not accepted. It also
+   * verifies signed uploads (`PUT` under the URL `presignUpload` gives; see upload-handler.ts).
+   */
   signer?: UrlSigner;
   /** Serve only requests with a valid signature (private storage). */
   requireSignature?: boolean;
@@ -107,6 +111,8 @@ export function createMediaHandler(storage: MediaStorage, options: MediaHandlerO
       return send(res, 400, 'Bad request');
     }
     if (!url.pathname.startsWith(`${basePath}/`)) return notMine();
+    // Direct uploads (presignUpload): the one write, kept apart from serving.
+    if (req.method === 'PUT') return handleSignedUpload(storage, options.signer, basePath, url, req, res);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       return send(res, 405, 'Method not allowed');

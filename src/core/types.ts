@@ -184,6 +184,71 @@ export interface Capabilities {
    * moving between backends keeps working.
    */
   maxExpiresIn?: number;
+  /**
+   * `presignUpload` gives requests a browser sends to upload one file straight to the store (see
+   * {@link DirectUpload}). Absent means false: `presignUpload` is then UNSUPPORTED.
+   */
+  directUploads?: boolean;
+  /** Longest `expiresIn` that `presignUpload` accepts, in seconds; absent means `maxExpiresIn`. */
+  maxUploadExpiresIn?: number;
+}
+
+/** Options of `presignUpload`. */
+export interface DirectUploadOptions {
+  /**
+   * The content type the browser declares; default from the key's extension. The serving rules
+   * decide the type stored, as for `save` (executable kinds become `application/octet-stream`
+   * attachments): the result's `contentType` is the one to send.
+   */
+  contentType?: string;
+  /** Largest accepted file, in bytes. Where the store enforces it, `enforced.maxSize` is true. */
+  maxSize?: number;
+  /** Seconds the request stays valid, from 1 to `capabilities.maxUploadExpiresIn`; default 3600 or the backend's. */
+  expiresIn?: number;
+}
+
+/** What the store itself refuses in a direct upload, whatever the browser sends. */
+export interface DirectUploadEnforcement {
+  /** Only `key` can be written: the request cannot be turned into an upload under another key. */
+  key: boolean;
+  /** A file of another content type (another declared type, or for Cloudinary other bytes) is refused. */
+  contentType: boolean;
+  /** A file larger than `maxSize` is refused (false when no `maxSize` was asked for). */
+  maxSize: boolean;
+  /** The request is refused after `expiresAt`. */
+  expiry: boolean;
+}
+
+/**
+ * A request a browser sends to upload one file straight to the store, without streaming it
+ * through the app: the same shape on every backend. Without `fields`, the file is the body of a
+ * `method` request sent with `headers` (S3's presigned PUT, B2's b2_upload_file POST); with
+ * `fields`, the body is multipart/form-data: `fields` in order, then the file under `fileField`
+ * (S3's POST policy, Cloudinary's signed upload). `media-storage/browser` sends it (with progress and abort); any HTTP client can.
+ * The object is visible under `key` only once the whole file arrived.
+ */
+export interface DirectUpload {
+  method: 'PUT' | 'POST';
+  url: string;
+  /** Headers to send exactly as given (some are part of a signature). */
+  headers: Record<string, string>;
+  /** Form fields to send before the file, exactly as given: present when the body is multipart/form-data. */
+  fields?: Record<string, string>;
+  /** With `fields`: the form field the file goes in; default `file`. */
+  fileField?: string;
+  /**
+   * Headers whose value the sender computes from the file's bytes, by algorithm: B2's
+   * `X-Bz-Content-Sha1` (`sha1-hex`), which the store checks against what arrived.
+   */
+  digestHeaders?: Record<string, 'sha1-hex'>;
+  /** The key the object will have. */
+  key: string;
+  /** The content type to declare (the file's `type`), decided by the serving rules. */
+  contentType: string;
+  /** When the request stops being valid (where `enforced.expiry` is false, the store's own limit). */
+  expiresAt: Date;
+  /** What the store enforces itself; the rest is only what the browser is asked to send. */
+  enforced: DirectUploadEnforcement;
 }
 
 /**
@@ -218,6 +283,11 @@ export interface MediaStorage {
   listAll(prefix?: string, options?: ListAllOptions): AsyncIterable<ObjectInfo>;
   /** Copies an object to another key. NOT_FOUND when the source is absent. */
   copy(from: string, to: string, options?: CopyOptions): Promise<ObjectInfo>;
+  /**
+   * A request a browser sends to upload one file under `key` straight to the store (see
+   * {@link DirectUpload}); backends with the `directUploads` capability. UNSUPPORTED elsewhere.
+   */
+  presignUpload?(key: string, options?: DirectUploadOptions): Promise<DirectUpload>;
 }
 
 export type { Readable };

@@ -1,10 +1,13 @@
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { DEFAULT_LIST_LIMIT, pageThrough } from '../core/base.js';
 import { abortedError } from '../core/errors.js';
+import { presignUploadOf } from '../core/direct-upload.js';
 import type {
   Body,
   Capabilities,
   CopyOptions,
+  DirectUpload,
+  DirectUploadOptions,
   ListAllOptions,
   ListOptions,
   ListPage,
@@ -16,9 +19,9 @@ import type {
 } from '../core/types.js';
 
 /** The operations of {@link MediaStorage} a layer sees (`listAll` is paged through `list`). */
-export type StorageOperation = 'save' | 'url' | 'delete' | 'exists' | 'read' | 'readBuffer' | 'stat' | 'list' | 'copy';
+export type StorageOperation = 'save' | 'url' | 'delete' | 'exists' | 'read' | 'readBuffer' | 'stat' | 'list' | 'copy' | 'presignUpload';
 
-export const STORAGE_OPERATIONS: readonly StorageOperation[] = ['save', 'url', 'delete', 'exists', 'read', 'readBuffer', 'stat', 'list', 'copy'];
+export const STORAGE_OPERATIONS: readonly StorageOperation[] = ['save', 'url', 'delete', 'exists', 'read', 'readBuffer', 'stat', 'list', 'copy', 'presignUpload'];
 
 /** What a layer knows about the call it intercepts. */
 export interface OperationCall {
@@ -113,6 +116,10 @@ export class StorageLayer implements MediaStorage {
 
   copy(from: string, to: string, options: CopyOptions = {}): Promise<ObjectInfo> {
     return this.intercept({ operation: 'copy', key: from, target: to, replayable: true }, () => this.inner.copy(from, to, options));
+  }
+
+  presignUpload(key: string, options: DirectUploadOptions = {}): Promise<DirectUpload> {
+    return this.intercept({ operation: 'presignUpload', key, replayable: true }, () => presignUploadOf(this.inner, key, options));
   }
 }
 

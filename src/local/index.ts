@@ -13,7 +13,8 @@ import { warnEphemeralDiskOnce } from '../core/ephemeral.js';
 import { createMediaHandler, type MediaRequestHandler } from '../core/http-handler.js';
 import { encodeKeyPath, normalizationTwins } from '../core/keys.js';
 import { UrlSigner } from '../core/signed-url.js';
-import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, SkippedObject, UrlOptions } from '../core/types.js';
+import { handlerUpload, type PresignPlan } from '../core/direct-upload.js';
+import type { Capabilities, CopyOptions, DirectUpload, ListPage, ObjectInfo, ReadOptions, SkippedObject, UrlOptions } from '../core/types.js';
 
 /** The subset of `node:fs` LocalStorage uses; pass memfs's `fs` (or a wrapper) in tests. */
 export type LocalFileSystem = Pick<typeof nodeFs, 'createReadStream' | 'createWriteStream'> & {
@@ -109,6 +110,8 @@ export class LocalStorage extends BaseStorage {
       metadata: false,
       atomicCreate: true,
       md5Etag: false,
+      // Signed PUTs to storage.handler(), which needs the secret to check them.
+      directUploads: this.signer !== undefined,
     });
     if (options.warnOnEphemeralDisk !== false) warnEphemeralDiskOnce(this.root);
   }
@@ -595,6 +598,12 @@ export class LocalStorage extends BaseStorage {
       throw new MediaStorageError('CONFIG', 'Signed URLs need a secret: new LocalStorage({ root, secret })', { key });
     }
     return this.signer.signUrl(plain, key, options.expiresIn ?? this.options.defaultExpiresIn ?? 3600, download);
+  }
+
+  /** A signed PUT to this file's URL, which {@link LocalStorage.handler} checks and saves (atomically, as `save`). */
+  protected override async presignObjectUpload(key: string, plan: PresignPlan): Promise<DirectUpload> {
+    if (!this.signer) throw new MediaStorageError('CONFIG', 'Direct uploads need a secret: new LocalStorage({ root, secret })', { key });
+    return handlerUpload(this.signer, `${this.baseUrl}/${encodeKeyPath(key)}`, key, plan);
   }
 
   protected override mapError(err: unknown, operation: string): { code: MediaStorageErrorCode; message?: string } | undefined {

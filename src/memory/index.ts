@@ -7,7 +7,8 @@ import { createMediaHandler, type MediaRequestHandler } from '../core/http-handl
 import { encodeKeyPath } from '../core/keys.js';
 import type { ServingOptions } from '../core/serving.js';
 import { UrlSigner } from '../core/signed-url.js';
-import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
+import { handlerUpload, type PresignPlan } from '../core/direct-upload.js';
+import type { Capabilities, CopyOptions, DirectUpload, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
 
 export interface MemoryStorageOptions extends ServingOptions {
   /** URL prefix for `url()`; serve it with {@link MemoryStorage.handler}. Default `/media`. */
@@ -51,6 +52,7 @@ export class MemoryStorage extends BaseStorage {
     metadata: true,
     atomicCreate: true,
     md5Etag: true,
+    directUploads: true,
     });
   }
 
@@ -153,6 +155,11 @@ export class MemoryStorage extends BaseStorage {
     const info = { ...entry.info, key: to, lastModified: new Date() };
     this.objects.set(to, { data: entry.data, info });
     return { ...info };
+  }
+
+  /** A signed PUT to this object's URL, which {@link MemoryStorage.handler} checks and saves. */
+  protected override async presignObjectUpload(key: string, plan: PresignPlan): Promise<DirectUpload> {
+    return handlerUpload(this.signer, `${this.baseUrl}/${encodeKeyPath(key)}`, key, plan);
   }
 
   protected async objectUrl(key: string, options: UrlOptions): Promise<string> {

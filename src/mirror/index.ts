@@ -34,7 +34,8 @@ export class MirrorStorage implements MediaStorage {
   }
 
   get capabilities(): Readonly<Capabilities> {
-    return this.primary.capabilities;
+    // A direct upload would reach the primary only: the mirror offers none.
+    return { ...this.primary.capabilities, directUploads: false };
   }
 
   private async mirror(operation: string, key: string, fn: (secondary: MediaStorage) => Promise<unknown>): Promise<void> {

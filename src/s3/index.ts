@@ -5,13 +5,14 @@
 import type { Readable } from 'node:stream';
 import type { HeadObjectCommandOutput, PutObjectCommandInput } from '@aws-sdk/client-s3';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
+import type { PresignPlan } from '../core/direct-upload.js';
 import type { PreparedBody } from '../core/body.js';
 import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, normalizeContentType } from '../core/content-type.js';
 import { MediaStorageError, missingPackageError, type MediaStorageErrorCode } from '../core/errors.js';
 import { contentDisposition, type ServingOptions } from '../core/serving.js';
-import { encodeKeyPath, normalizeKey, normalizeLocation } from '../core/keys.js';
+import { encodeKeyPath, normalizeLocation } from '../core/keys.js';
 import { decodeHeaderValue, encodeHeaderValue, type MetadataRules } from '../core/metadata.js';
-import type { Capabilities, CopyOptions, ListPage, ObjectInfo, ReadOptions, SkippedObject, UrlOptions } from '../core/types.js';
+import type { Capabilities, CopyOptions, DirectUpload, DirectUploadOptions, ListPage, ObjectInfo, ReadOptions, SkippedObject, UrlOptions } from '../core/types.js';
 import { mapS3Error, MissingBucketError } from './errors.js';
 import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from './sdk.js';
 import { unquote, uploadBody } from './upload.js';
@@ -114,28 +115,10 @@ export interface S3StorageOptions extends ServingOptions {
   responseChecksumValidation?: ChecksumMode;
 }
 
-/** A request a browser sends to upload straight to the bucket (see docs/s3.md). */
-export interface PresignedUpload {
-  /** `PUT`: send the file as the body with `headers`. `POST`: send multipart/form-data with `fields`, then the file as `file`. */
-  method: 'PUT' | 'POST';
-  url: string;
-  /** Headers the browser must send (PUT); they are part of the signature. */
-  headers: Record<string, string>;
-  /** Form fields to send before the file (POST). */
-  fields?: Record<string, string>;
-  /** The storage key the object will have. */
-  key: string;
-  expiresAt: Date;
-}
-
-export interface PresignUploadOptions {
-  /** The content type the browser must send; default from the key's extension. */
-  contentType?: string;
-  /** Seconds the request stays valid; default the storage's defaultExpiresIn. */
-  expiresIn?: number;
-  /** Largest accepted file in bytes: makes it a POST policy, which the store enforces (a presigned PUT cannot cap the size). */
-  maxSize?: number;
-}
+/** @deprecated Use `DirectUpload` from `media-storage` (the same shape on every backend). */
+export type PresignedUpload = DirectUpload;
+/** @deprecated Use `DirectUploadOptions` from `media-storage`. */
+export type PresignUploadOptions = DirectUploadOptions;
 
 function positiveInteger(value: number | undefined, name: string, min = 1, max = Number.MAX_SAFE_INTEGER): void {
   if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= max)) {
@@ -293,56 +276,54 @@ export class S3Storage extends BaseStorage {
       atomicCreate: options.conditionalWrites === true,
       // SSE-KMS ETags are not MD5s of the bytes.
       md5Etag: options.serverSideEncryption !== 'aws:kms',
+      directUploads: true,
     });
   }
 
   // ----------------------------------------------------------------- direct uploads
 
   /**
-   * A request a browser can send to upload one file straight to the bucket, without passing
-   * through the app: a presigned PUT, or with `maxSize` a POST policy that caps the size. The key
-   * follows the key rules, and the serving rules decide the Content-Type and Content-Disposition
-   * the browser must send (both are signed), as `save` would store them: executable kinds as
-   * `application/octet-stream`, everything not shown inline as an attachment.
+   * A direct upload straight to the bucket: a presigned PUT, or with `maxSize` a POST policy that
+   * caps the size (a presigned PUT cannot). The Content-Type and Content-Disposition the serving
+   * rules decided are signed (PUT headers, POST policy conditions), as are the key and the expiry:
+   * S3 enforces them all.
    */
-  async presignUpload(key: string, options: PresignUploadOptions = {}): Promise<PresignedUpload> {
-    const normalized = normalizeKey(key);
-    const expiresIn = options.expiresIn ?? this.defaultExpiresIn;
-    if (!(Number.isInteger(expiresIn) && expiresIn > 0 && expiresIn <= MAX_EXPIRES_IN)) {
-      throw new MediaStorageError('INVALID_INPUT', `expiresIn must be a whole number of seconds from 1 to ${MAX_EXPIRES_IN}`, { key: normalized });
-    }
-    if (options.maxSize !== undefined && !(Number.isInteger(options.maxSize) && options.maxSize > 0)) {
-      throw new MediaStorageError('INVALID_INPUT', 'maxSize must be a positive whole number of bytes', { key: normalized });
-    }
-    const claimed = options.contentType !== undefined ? normalizeContentType(options.contentType) : (contentTypeFromKey(normalized) ?? DEFAULT_CONTENT_TYPE);
-    const contentType = this.servingRule.decide(claimed).contentType;
-    return this.run('presignUpload', normalized, async () => {
-      const params = this.writeParams(this.fullKey(normalized), contentType, undefined, undefined, this.servingRule.storedDisposition(normalized, contentType));
-      const expiresAt = new Date(Date.now() + expiresIn * 1000);
-      // Headers the browser sends itself (x-amz-acl goes in the query string of a PUT URL).
-      const headers: Record<string, string> = { 'Content-Type': contentType };
-      if (params.CacheControl) headers['Cache-Control'] = params.CacheControl;
-      if (params.ContentDisposition) headers['Content-Disposition'] = params.ContentDisposition;
-      if (params.ServerSideEncryption) headers['x-amz-server-side-encryption'] = params.ServerSideEncryption;
-      if (params.SSEKMSKeyId) headers['x-amz-server-side-encryption-aws-kms-key-id'] = params.SSEKMSKeyId;
+  protected override async presignObjectUpload(key: string, plan: PresignPlan): Promise<DirectUpload> {
+    const { contentType, expiresIn, maxSize } = plan;
+    const params = this.writeParams(this.fullKey(key), contentType, undefined, undefined, plan.contentDisposition);
+    const expiresAt = new Date(Date.now() + expiresIn * 1000);
+    const enforced = { key: true, contentType: true, maxSize: maxSize !== undefined, expiry: true };
+    // Headers the browser sends itself.
+    const headers: Record<string, string> = { 'Content-Type': contentType };
+    if (params.CacheControl) headers['Cache-Control'] = params.CacheControl;
+    if (params.ContentDisposition) headers['Content-Disposition'] = params.ContentDisposition;
+    if (params.ServerSideEncryption) headers['x-amz-server-side-encryption'] = params.ServerSideEncryption;
+    if (params.SSEKMSKeyId) headers['x-amz-server-side-encryption-aws-kms-key-id'] = params.SSEKMSKeyId;
 
-      if (options.maxSize === undefined) {
-        const { getSignedUrl } = await loadPresigner('presignUpload');
-        const url = await getSignedUrl(this.client, new PutObjectCommand(params), {
-          expiresIn,
-          // The presigner leaves these unsigned unless asked: signed, the browser must send them as given.
-          signableHeaders: new Set(params.ContentDisposition ? ['content-type', 'content-disposition'] : ['content-type']),
-        });
-        return { method: 'PUT', url, headers, key: normalized, expiresAt };
-      }
-      const fields: Record<string, string> = { ...headers };
-      if (params.ACL) fields.acl = params.ACL;
-      const { createPresignedPost } = await loadPresignedPost();
-      const conditions: Parameters<typeof createPresignedPost>[1]['Conditions'] = [['content-length-range', 1, options.maxSize]];
-      for (const [name, value] of Object.entries(fields)) conditions.push({ [name]: value });
-      const post = await createPresignedPost(this.client, { Bucket: this.bucket, Key: params.Key!, Conditions: conditions, Fields: fields, Expires: expiresIn });
-      return { method: 'POST', url: post.url, headers: {}, fields: post.fields, key: normalized, expiresAt };
-    });
+    if (maxSize === undefined) {
+      // The ACL is a signed header too: left in the query string (where the presigner would hoist
+      // it), Ceph RGW ignores it and the object is stored private.
+      const putHeaders = params.ACL ? { ...headers, 'x-amz-acl': params.ACL } : headers;
+      const { getSignedUrl } = await loadPresigner('presignUpload');
+      const url = await getSignedUrl(this.client, new PutObjectCommand(params), {
+        expiresIn,
+        // The presigner leaves these unsigned unless asked: signed, the browser must send them as given.
+        signableHeaders: new Set(['content-type', ...(params.ContentDisposition ? ['content-disposition'] : []), ...(params.ACL ? ['x-amz-acl'] : [])]),
+        unhoistableHeaders: new Set(params.ACL ? ['x-amz-acl'] : []),
+      });
+      return { method: 'PUT', url, headers: putHeaders, key, contentType, expiresAt, enforced };
+    }
+    const fields: Record<string, string> = { ...headers };
+    if (params.ACL) fields.acl = params.ACL;
+    const { createPresignedPost } = await loadPresignedPost();
+    const conditions: Parameters<typeof createPresignedPost>[1]['Conditions'] = [['content-length-range', 1, maxSize]];
+    for (const [name, value] of Object.entries(fields)) conditions.push({ [name]: value });
+    const post = await createPresignedPost(this.client, { Bucket: this.bucket, Key: params.Key!, Conditions: conditions, Fields: fields, Expires: expiresIn });
+    return { method: 'POST', url: post.url, headers: {}, fields: post.fields, fileField: 'file', key, contentType, expiresAt, enforced };
+  }
+
+  protected override defaultUploadExpiresIn(): number {
+    return this.defaultExpiresIn;
   }
 
   // ----------------------------------------------------------------- driver

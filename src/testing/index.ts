@@ -13,13 +13,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_EXPIRES_IN } from '../core/base.js';
 import { DEFAULT_SERVING_RULE, isActiveContent, isExecutableContentType } from '../core/serving.js';
 import { isMediaStorageError, isNotFound, type MediaStorageErrorCode } from '../core/errors.js';
-import type { Capabilities, MediaStorage, SkippedObject } from '../core/types.js';
+import type { Capabilities, DirectUpload, DirectUploadEnforcement, MediaStorage, SkippedObject } from '../core/types.js';
 import { LYING_BODIES } from './bodies.js';
+import { sendDirectUpload } from './direct-upload.js';
 import { HOSTILE_KEYS, SPECIAL_KEYS } from './keys.js';
 
 export { HOSTILE_KEYS, SPECIAL_KEYS } from './keys.js';
 export { HOSTILE_INPUT_OPTIONS, MUST_REJECT_KEYS, REJECT_OR_STORE_KEYS } from './hostile-keys.js';
 export { LYING_BODIES, type LyingBody } from './bodies.js';
+export { sendDirectUpload, type SendDirectUploadOptions } from './direct-upload.js';
 
 /** What the factory gives the suite. */
 export interface StorageUnderTest {
@@ -84,6 +86,12 @@ export interface ContractOptions {
    * keys still run).
    */
   checkReadsDuringWrites?: boolean;
+  /**
+   * Set false only for a test server that checks no signatures (s3rver): the direct-upload tests
+   * of what the store enforces (key, type, size, expiry) are then skipped, visibly; the upload
+   * itself is still tested.
+   */
+  checkDirectUploadEnforcement?: boolean;
 }
 
 const PNG_1PX = Buffer.from(
@@ -181,7 +189,7 @@ export function describeStorageContract(
       return !!caps?.[cap];
     };
     /** `it` for a capability: registered as skipped (with the reason in its name) when the declaration lacks it. */
-    const itWith = (cap: keyof Capabilities, title: string, fn: () => Promise<void>, timeout?: number): void => {
+    const itWith = (cap: keyof Capabilities, title: string, fn: (ctx: { skip: (note?: string) => void }) => Promise<void>, timeout?: number): void => {
       // Declared capabilities decide at collection time; otherwise the test checks at run time.
       if (declared && declared[cap] === false) {
         it.skip(`${title} [needs capability ${cap}]`, fn);
@@ -192,7 +200,7 @@ export function describeStorageContract(
           ctx.skip(`backend does not declare ${cap}`);
           return;
         }
-        await fn();
+        await fn(ctx);
       }, timeout);
     };
 
@@ -1177,6 +1185,139 @@ export function describeStorageContract(
           expect(back.every((b) => b === i % 251)).toBe(true);
         });
       }, slow);
+    });
+
+    describe('direct uploads', () => {
+      // What a browser does with presignUpload's answer, sent over HTTP (fetch, FormData), then
+      // read back through the storage. The enforcement tests run where the backend says its
+      // store enforces that rule (`enforced`), and prove the store refuses, storing nothing.
+      const presign = (key: string, opts?: Parameters<NonNullable<MediaStorage['presignUpload']>>[1]): Promise<DirectUpload> => {
+        if (typeof s.presignUpload !== 'function') throw new Error(`${s.name} declares directUploads but has no presignUpload method`);
+        return s.presignUpload(key, opts);
+      };
+      const send = (upload: DirectUpload, bytes: Buffer, opts: { contentType?: string } = {}): Promise<Response> => sendDirectUpload(upload, bytes, { fetch: (url, init) => httpFetch(url, init), ...opts });
+      const refusedAndNothingStored = async (res: Response, ...keys: string[]): Promise<void> => {
+        await res.arrayBuffer();
+        expect(res.status, `the store accepted it (${res.status})`).toBeGreaterThanOrEqual(400);
+        for (const key of keys) expect(await s.exists(key), `something was stored under ${key}`).toBe(false);
+      };
+      const enforcing = (rule: keyof DirectUploadEnforcement, upload: DirectUpload, ctx: { skip: (note?: string) => void }): boolean => {
+        if (options.checkDirectUploadEnforcement === false) {
+          ctx.skip('the server under test is declared not to check signatures');
+          return false;
+        }
+        if (!upload.enforced[rule]) {
+          ctx.skip(`${s.name} does not enforce ${rule} in direct uploads (enforced.${rule} is false): only the browser is asked to`);
+          return false;
+        }
+        return true;
+      };
+
+      itWith('directUploads', 'a file sent with the presigned request is stored under its key, byte-exact, with the decided type', async () => {
+        const key = k('direct.png');
+        const upload = await presign(key, { contentType: 'image/png', expiresIn: 300 });
+        expect(upload.key).toBe(key);
+        expect(upload.contentType).toBe('image/png');
+        expect(['PUT', 'POST']).toContain(upload.method);
+        expect(upload.expiresAt.getTime()).toBeGreaterThan(Date.now());
+        expect(await s.exists(key)).toBe(false);
+        const res = await send(upload, PNG_1PX);
+        const text = await res.text();
+        expect(res.status, text).toBeLessThan(300);
+        expect((await s.readBuffer(key)).equals(PNG_1PX)).toBe(true);
+        expect((await s.stat(key)).contentType.split(';')[0]).toBe('image/png');
+        if (!(has('publicUrls') || has('signedUrls'))) return;
+        const served = await httpFetch(await s.url(key, has('publicUrls') ? {} : { expiresIn: 300 }));
+        expect(served.status).toBe(200);
+        expect(served.headers.get('content-type')?.split(';')[0]).toBe('image/png');
+        expect(Buffer.from(await served.arrayBuffer()).equals(PNG_1PX)).toBe(true);
+      });
+
+      itWith('directUploads', 'a second upload with a fresh request replaces the object', async () => {
+        const key = k('direct-again.png');
+        await s.save(key, PNG_1PX);
+        const bigger = Buffer.concat([PNG_1PX, Buffer.alloc(100, 1)]);
+        const res = await send(await presign(key, { contentType: 'image/png' }), bigger);
+        expect(res.status, await res.text()).toBeLessThan(300);
+        expect((await s.readBuffer(key)).equals(bigger)).toBe(true);
+      });
+
+      itWith('directUploads', 'the request cannot store under another key [where enforced.key]', async (ctx) => {
+        const key = k('mine.png');
+        const other = k('theirs.png');
+        const upload = await presign(key, { contentType: 'image/png', expiresIn: 300 });
+        if (!enforcing('key', upload, ctx)) return;
+        // The key's name, as the request carries it (a URL path, a form field, a public ID without its extension).
+        const name = key.slice(key.lastIndexOf('/') + 1);
+        const otherName = other.slice(other.lastIndexOf('/') + 1);
+        const forge = (text: string): string => text.split(name).join(otherName).split(name.replace(/\.png$/, '')).join(otherName.replace(/\.png$/, ''));
+        const forged: DirectUpload = {
+          ...upload,
+          url: forge(upload.url),
+          headers: Object.fromEntries(Object.entries(upload.headers).map(([h, v]) => [h, forge(v)])),
+          ...(upload.fields ? { fields: Object.fromEntries(Object.entries(upload.fields).map(([f, v]) => [f, forge(v)])) } : {}),
+        };
+        expect(JSON.stringify(forged), 'the request does not name the key').not.toBe(JSON.stringify(upload));
+        await refusedAndNothingStored(await send(forged, PNG_1PX), other, key);
+      });
+
+      itWith('directUploads', 'a file of another type is refused [where enforced.contentType]', async (ctx) => {
+        const key = k('typed.png');
+        const upload = await presign(key, { contentType: 'image/png', expiresIn: 300 });
+        if (!enforcing('contentType', upload, ctx)) return;
+        await refusedAndNothingStored(await send(upload, Buffer.from('<html><script>alert(1)</script></html>'), { contentType: 'text/html' }), key);
+      });
+
+      itWith('directUploads', 'a file over maxSize is refused, and one of maxSize bytes is stored [where enforced.maxSize]', async (ctx) => {
+        const key = k('capped.png');
+        const upload = await presign(key, { contentType: 'image/png', maxSize: 1000, expiresIn: 300 });
+        if (!enforcing('maxSize', upload, ctx)) return;
+        const padded = (size: number): Buffer => Buffer.concat([PNG_1PX, Buffer.alloc(size - PNG_1PX.length, 0)]);
+        await refusedAndNothingStored(await send(upload, padded(1001)), key);
+        const res = await send(await presign(key, { contentType: 'image/png', maxSize: 1000, expiresIn: 300 }), padded(1000));
+        expect(res.status, await res.text()).toBeLessThan(300);
+        expect((await s.stat(key)).size).toBe(1000);
+      });
+
+      itWith('directUploads', 'an expired request is refused [where enforced.expiry]', async (ctx) => {
+        const key = k('late.png');
+        const upload = await presign(key, { contentType: 'image/png', expiresIn: 1 });
+        if (!enforcing('expiry', upload, ctx)) return;
+        expect(upload.expiresAt.getTime() - Date.now()).toBeLessThanOrEqual(2000);
+        // Stores count in whole seconds: wait until the expiry is well past.
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, upload.expiresAt.getTime() - Date.now()) + 1500));
+        await refusedAndNothingStored(await send(upload, PNG_1PX), key);
+      });
+
+      itWith('directUploads', 'presignUpload checks the key and its options before signing anything', async () => {
+        const max = caps.maxUploadExpiresIn ?? caps.maxExpiresIn ?? DEFAULT_MAX_EXPIRES_IN;
+        expect(await codeOf(presign('../escape.png'))).toBe('INVALID_KEY');
+        expect(await codeOf(presign('a//b.png'))).toBe('INVALID_KEY');
+        for (const expiresIn of [0, -1, 1.5, max + 1, Number.NaN]) expect(await codeOf(presign(k('x.png'), { expiresIn })), String(expiresIn)).toBe('INVALID_INPUT');
+        for (const maxSize of [0, -1, 2.5]) expect(await codeOf(presign(k('x.png'), { maxSize })), String(maxSize)).toBe('INVALID_INPUT');
+        expect(await codeOf(presign(k('x.png'), { contentType: 'image/png\r\nX-Injected: 1' }))).toBe('INVALID_INPUT');
+        await expect(presign(k('longest.png'), { expiresIn: max })).resolves.toMatchObject({ method: expect.stringMatching(/^(PUT|POST)$/) });
+      });
+
+      itWith('directUploads', 'an executable kind is presigned under a type no browser runs, or refused', async () => {
+        let upload: DirectUpload;
+        try {
+          upload = await presign(k('page.html'), { contentType: 'text/html' });
+        } catch (err) {
+          expect(isMediaStorageError(err) && ['INVALID_INPUT', 'UNSUPPORTED'].includes(err.code), String(err)).toBe(true);
+          return;
+        }
+        expect(isExecutableContentType(upload.contentType), upload.contentType).toBe(false);
+      });
+
+      it('without directUploads, presignUpload is UNSUPPORTED', async (ctx) => {
+        if (has('directUploads')) {
+          ctx.skip('backend declares directUploads');
+          return;
+        }
+        if (typeof s.presignUpload !== 'function') return;
+        expect(await codeOf(s.presignUpload(k('x.png')))).toBe('UNSUPPORTED');
+      });
     });
 
     describe('urls over HTTP', () => {

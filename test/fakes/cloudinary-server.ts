@@ -522,6 +522,12 @@ export class FakeCloudinary {
       if (!f) return this.json(res, 400, { error: { message: 'Unsupported video format or file' } });
       format = f;
     }
+    // allowed_formats: a file of any other format is refused (raw files: their extension).
+    if (fields.allowed_formats) {
+      const allowed = fields.allowed_formats.split(',').map((f) => f.trim().toLowerCase());
+      const actual = rt === 'raw' ? (/\.([^./]+)$/.exec(fields.public_id ?? body.filename ?? '')?.[1] ?? '').toLowerCase() : format;
+      if (!allowed.includes(actual)) return this.json(res, 400, { error: { message: `${rt === 'raw' ? 'File' : rt === 'image' ? 'Image' : 'Video'} file format ${actual || 'unknown'} not allowed` } });
+    }
     const type = fields.type || 'upload';
     if (!DELIVERY_TYPES.has(type)) return this.json(res, 400, { error: { message: `Invalid type ${type}` } });
     const named = this.nameUpload(account, rt, fields, body.filename);

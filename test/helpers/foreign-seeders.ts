@@ -9,6 +9,8 @@ import { Readable } from 'node:stream';
 import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
+import type { ContainerClient } from '@azure/storage-blob';
+import { encodeMetadataName } from '../../src/azure/index.js';
 import type { MemoryStorage } from '../../src/memory/index.js';
 import type { SeedForeign } from '../../src/testing/index.js';
 
@@ -144,5 +146,34 @@ export function cloudinarySeeder(sdk: CloudinaryUploader, call: Record<string, u
       await sdk.uploader.destroy(result.public_id, { ...call, resource_type: 'raw' });
       return false;
     }
+  };
+}
+
+/**
+ * The raw @azure/storage-blob SDK, as another app or Azure Storage Explorer writes: Put Blob, or
+ * the SDK's own uploadData (parallel blocks) above 5 MB. Metadata names Azure can hold (C#
+ * identifiers) are written as they are, others the one way media-storage reads them (no other
+ * tool can write `uploaded-by` at all); values outside printable ASCII as RFC 2047 words. A name
+ * Azure refuses (a 400 from the service) was never an object there: the seeder says so.
+ */
+export function azureSeeder(container: ContainerClient, location: string): SeedForeign {
+  return async (name, body, options = {}) => {
+    // Two names no Azure client stores as given: "." and ".." segments, which the SDK's URL
+    // resolves away (./dot.jpg becomes dot.jpg), and characters XML 1.0 cannot carry (U+0001),
+    // which Azurite stores but then cannot list (its listing answers 500; Azure percent-encodes
+    // such names in listings, with Encoded="true").
+    // eslint-disable-next-line no-control-regex
+    if (name.split('/').some((s) => s === '.' || s === '..') || /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(name)) return false;
+    const blob = container.getBlockBlobClient(location + name);
+    const metadata = options.metadata ? Object.fromEntries(Object.entries(options.metadata).map(([k, v]) => [encodeMetadataName(k), consoleEncoded(v)])) : undefined;
+    const common = { blobHTTPHeaders: options.contentType ? { blobContentType: options.contentType } : undefined, metadata };
+    try {
+      if (body.length <= PART_BYTES) await blob.upload(body, body.length, common);
+      else await blob.uploadData(body, { ...common, blockSize: PART_BYTES, concurrency: 4 });
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 400) return false;
+      throw err;
+    }
+    return true;
   };
 }
