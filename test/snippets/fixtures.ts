@@ -2,6 +2,7 @@
 // Every snippet gets the default fixtures; a block that needs another says so with
 // `<!-- snippet: needs: NAME -->`, and NAME is registered here (a new backend's emulator, say).
 import { FakeCloudinary } from '../fakes/cloudinary-server.js';
+import { startAzurite } from '../helpers/azurite.js';
 import { startS3Target } from '../helpers/s3-target.js';
 
 export interface Fixture {
@@ -42,6 +43,12 @@ export const FIXTURES: Record<string, FixtureFactory> = {
     const fake = await new FakeCloudinary([account]).start();
     return { env: { CLOUDINARY_URL: fake.cloudinaryUrl(account.cloudName) }, stop: () => fake.stop() };
   },
+  /** Azure: Azurite (the tests' own, npm package azurite) with the docs' container "media", as AZURE_STORAGE_CONNECTION_STRING. */
+  azure: async () => {
+    const azurite = await startAzurite();
+    await azurite.service.getContainerClient('media').createIfNotExists();
+    return { env: { AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString }, stop: () => azurite.stop() };
+  },
   /**
    * B2's variables, with values of the right shape and no server: blocks that only configure B2
    * run; those that call B2 are compile-only (the fake B2 needs its URL passed as apiUrl).
@@ -52,4 +59,4 @@ export const FIXTURES: Record<string, FixtureFactory> = {
   }),
 };
 
-export const DEFAULT_FIXTURES = ['s3', 'cloudinary', 'b2-names'];
+export const DEFAULT_FIXTURES = ['s3', 'cloudinary', 'azure', 'b2-names'];

@@ -96,6 +96,8 @@ export const PRELUDE: PreludeEntry[] = [
   { name: 'accountId', declaration: "const accountId = '0123456789abcdef';" },
   { name: 'accessKeyId', declaration: "const accessKeyId = process.env.AWS_ACCESS_KEY_ID ?? 'AKIAEXAMPLE';" },
   { name: 'secretAccessKey', declaration: "const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY ?? 'secret';" },
+  { name: 'hmacAccessId', declaration: "const hmacAccessId = 'GOOG1EXAMPLEEXAMPLEEXAMPLE';" },
+  { name: 'hmacSecret', declaration: "const hmacSecret = 'bGoa+V7g/yqDXvKRqq+JTFn4uQZbPiQJo4pf9RzJ';" },
   { name: 'keyId', declaration: "const keyId = '0012345678abcdef0000000001';" },
   { name: 'applicationKeyId', declaration: "const applicationKeyId = '0012345678abcdef0000000001';" },
   { name: 'applicationKey', declaration: "const applicationKey = 'K001secretsecretsecretsecret';" },
@@ -119,6 +121,13 @@ export const PRELUDE_BY_FILE: Record<string, PreludeEntry[]> = {
       name: 'storage',
       imports: ["import { S3Storage as __S3Storage } from 'media-storage/s3';"],
       declaration: "// The storage of the page's first block (AWS_ENDPOINT_URL_S3 points the SDK at the test's S3 server).\nconst storage = new __S3Storage({ bucket: process.env.AWS_STORAGE_BUCKET_NAME!, region: 'eu-central-1', visibility: 'public' });",
+    },
+  ],
+  'docs/azure.md': [
+    {
+      name: 'storage',
+      imports: ["import { AzureBlobStorage as __AzureBlobStorage } from 'media-storage/azure';"],
+      declaration: "// The storage of the page's first block (AZURE_STORAGE_CONNECTION_STRING points at the test's Azurite).\nconst storage = new __AzureBlobStorage({ container: 'media', location: 'crm/' });",
     },
   ],
   'docs/images.md': [{ name: 'storage', uses: ['images'], declaration: 'const storage = images;' }],
