@@ -225,7 +225,7 @@ export const STORAGE_URL_OPTIONS: Readonly<Record<string, Readonly<Record<string
     publicBaseUrl: { kind: 'http-url', help: 'CDN or custom domain of public URLs' },
     defaultExpiresIn: { kind: 'number', help: 'seconds a signed URL lives' },
     cacheControl: { kind: 'string', help: 'Cache-Control stored with every blob' },
-    endpoint: { kind: 'http-url', help: 'the Blob service URL, e.g. http://127.0.0.1:10000/devstoreaccount1 (Azurite)' },
+    endpoint: { kind: 'string', help: 'the Blob service URL, e.g. http://127.0.0.1:10000/devstoreaccount1 (Azurite)' },
   },
 };
 
