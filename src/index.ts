@@ -82,6 +82,7 @@ export {
   type MediaHandlerOptions,
   type MediaRequestHandler,
 } from './core/http-handler.js';
+export { toWebHandler, type WebHandlerOptions, type WebRequestHandler } from './core/web-handler.js';
 export { detectEphemeralPlatform, isEphemeralProduction } from './core/ephemeral.js';
 export {
   createMediaStorage,

@@ -113,7 +113,7 @@ describe('sync', () => {
     expect(again.out()).toMatch(/51 objects: 0 copied \(0 B\), 51 already there/);
     const bad = capture();
     expect(await main(['sync', '--from', `file://${tmp.dir}`], bad.io)).toBe(2);
-    expect(bad.err()).toContain('sync needs --from and --to');
+    expect(bad.err()).toContain('sync needs --to: where to copy to');
     await copy.remove();
   });
 });

@@ -190,7 +190,7 @@ describe('configFromEnv', () => {
     [{ AWS_STORAGE_BUCKET_NAME: 'b', AWS_ACCESS_KEY_ID: 'AKIA' }, 'AWS_SECRET_ACCESS_KEY is not set'],
     [{ AWS_STORAGE_BUCKET_NAME: 'b', AWS_SECRET_ACCESS_KEY: 'shh-secret' }, 'AWS_ACCESS_KEY_ID is not set'],
     [{ AWS_STORAGE_BUCKET_NAME: 'b', AWS_QUERYSTRING_AUTH: 'perhaps' }, 'AWS_QUERYSTRING_AUTH must be true or false'],
-    [{ AWS_STORAGE_BUCKET_NAME: 'b', AWS_S3_ENDPOINT_URL: 'minio:9000' }, 'AWS_S3_ENDPOINT_URL must be an http(s) URL'],
+    [{ AWS_STORAGE_BUCKET_NAME: 'b', AWS_S3_ENDPOINT_URL: 'minio:9000' }, 'AWS_S3_ENDPOINT_URL must be an http:// or https:// URL (got "minio:9000"): add the scheme, e.g. http://minio:9000'],
     [{ CLOUDINARY_URL: 'https://shh-secret@example.com' }, 'CLOUDINARY_URL must look like'],
     [{ B2_APPLICATION_KEY_ID: 'id', B2_APPLICATION_KEY: 'shh-secret' }, 'B2_BUCKET_NAME is not set'],
     [{ MEDIA_STORAGE_URL: 'gopher://x' }, 'MEDIA_STORAGE_URL: unknown scheme'],

@@ -53,6 +53,50 @@ describe('examples/crm over HTTP', () => {
     expect(inline).toMatch(/\sonerror="/);
   });
 
+  it('edits a person (name and role) and deletes one with their photo and its variants', async () => {
+    await fetch(`${app.url}/people`, { method: 'POST', redirect: 'manual', body: new URLSearchParams({ name: 'Kathryn Janeway', role: 'lead' }) });
+    const janeway = (await people()).find((p) => p.name === 'Kathryn Janeway')!;
+    const edited = await fetch(`${app.url}/people/${janeway.id}`, { method: 'POST', redirect: 'manual', body: new URLSearchParams({ name: 'Kathryn Janeway (captain)', role: 'agent' }) });
+    expect(edited.status).toBe(303);
+    expect((await people()).find((p) => p.id === janeway.id)).toMatchObject({ name: 'Kathryn Janeway (captain)', role: 'agent' });
+    const refused = await fetch(`${app.url}/people/${janeway.id}`, { method: 'POST', redirect: 'manual', body: new URLSearchParams({ name: ' ', role: 'agent' }) });
+    expect(refused.status).toBe(400);
+
+    const added = await fetch(`${app.url}/people`, { method: 'POST', redirect: 'manual', body: new URLSearchParams({ name: 'Temp Person', role: 'lead' }) });
+    expect(added.status).toBe(303);
+    const temp = (await people()).find((p) => p.name === 'Temp Person')!;
+    expect((await upload(temp.id, new Blob([new Uint8Array(makePng(40, 40))], { type: 'image/png' }), 'temp.png')).status).toBe(303);
+    const withPhoto = (await people()).find((p) => p.id === temp.id)!;
+    expect(existsSync(path.join(app.mediaDir, withPhoto.photo!))).toBe(true);
+    expect(existsSync(path.join(app.mediaDir, '_variants', withPhoto.photo!))).toBe(true);
+
+    const deleted = await fetch(`${app.url}/people/${temp.id}/delete`, { method: 'POST', redirect: 'manual' });
+    expect(deleted.status).toBe(303);
+    expect((await people()).some((p) => p.id === temp.id)).toBe(false);
+    expect(existsSync(path.join(app.mediaDir, withPhoto.photo!))).toBe(false);
+    expect(existsSync(path.join(app.mediaDir, '_variants', withPhoto.photo!))).toBe(false);
+    expect((await fetch(`${app.url}/people/${temp.id}/delete`, { method: 'POST', redirect: 'manual' })).status).toBe(404);
+  });
+
+  it('the success banner is shown once (a one-shot cookie), never kept in the URL', async () => {
+    const added = await fetch(`${app.url}/people`, { method: 'POST', redirect: 'manual', body: new URLSearchParams({ name: 'Banner Test', role: 'lead' }) });
+    expect(added.headers.get('location')).toBe('/');
+    const cookie = added.headers.get('set-cookie')!.split(';')[0]!;
+    const first = await fetch(app.url, { headers: { cookie } });
+    expect(await first.text()).toContain('<p class="message" role="status">Banner Test added</p>');
+    expect(first.headers.get('set-cookie')).toMatch(/^crm_flash=; Path=\/; Max-Age=0/);
+    // A reload (the browser has dropped the cookie) shows no banner.
+    expect(await (await fetch(app.url)).text()).not.toContain('role="status"');
+  });
+
+  it('shows no storage keys on the page', async () => {
+    const list = await people();
+    const html = await (await fetch(app.url)).text();
+    for (const p of list) if (p.photo) expect(html).not.toContain(`>${p.photo}<`);
+    expect(html).not.toContain('<code>');
+    expect(html).not.toMatch(/profile_images\/[^"]*</);
+  });
+
   it('streams an upload into storage, serves it, and shows the default after the file is wiped', async () => {
     const person = (await people()).find((p) => p.name === 'Grace Hopper')!;
     const png = makePng(48, 48);
@@ -71,8 +115,10 @@ describe('examples/crm over HTTP', () => {
     expect(Buffer.from(await original.arrayBuffer()).equals(png)).toBe(true);
     expect(existsSync(path.join(app.mediaDir, after.photo!))).toBe(true);
 
-    const wipe = await fetch(`${app.url}/people/${person.id}/photo/wipe`, { method: 'POST', redirect: 'manual' });
+    // The demo control: a redeploy loses this person's photo file, the row still points at it.
+    const wipe = await fetch(`${app.url}/demo/redeploy`, { method: 'POST', redirect: 'manual', body: new URLSearchParams({ person: person.id }) });
     expect(wipe.status).toBe(303);
+    expect(wipe.headers.get('location')).toBe('/');
     expect(existsSync(path.join(app.mediaDir, after.photo!))).toBe(false);
     // Until someone requests the file, the cache still believes it exists (the browser fallback covers that)...
     expect((await people()).find((p) => p.id === person.id)!.avatar.isDefault).toBe(false);

@@ -119,6 +119,18 @@ describe('S3 error mapping', () => {
     expect((await failure(storage.exists('x.png'))).code).toBe('PERMISSION');
   });
 
+  it('a HEAD 403 asks a one-byte GET why: a wrong secret is AUTH, a refusal PERMISSION with S3\'s words', async () => {
+    const { mock, storage } = setup();
+    mock.on(HeadObjectCommand).rejects(s3Error('403', 403, 'UnknownError'));
+    mock.on(GetObjectCommand).rejects(s3Error('SignatureDoesNotMatch', 403, 'The request signature we calculated does not match'));
+    const wrongSecret = await failure(storage.exists('x.png'));
+    expect(wrongSecret.code).toBe('AUTH');
+    expect(wrongSecret.message).toContain('the S3 credentials were rejected (SignatureDoesNotMatch)');
+    expect(mock.commandCalls(GetObjectCommand)[0]!.args[0].input).toMatchObject({ Key: 'x.png', Range: 'bytes=0-0' });
+    mock.on(GetObjectCommand).rejects(s3Error('AccessDenied', 403, 'Access Denied'));
+    expect(await failure(storage.stat('x.png'))).toMatchObject({ code: 'PERMISSION', message: expect.stringContaining('Access Denied') });
+  });
+
   it('NoSuchBucket gives CONFIG with a message that names the bucket', async () => {
     const { mock, storage } = setup();
     mock.on(ListObjectsV2Command).rejects(s3Error('NoSuchBucket', 404, 'The specified bucket does not exist'));

@@ -197,6 +197,18 @@ describe(`S3Storage against ${targetLabel}`, () => {
       }
     });
 
+    it.skipIf(!serverChecksSignatures)('exists and stat with a wrong secret say the credentials were rejected (AUTH), never "failed: Unknown" [needs a server that checks signatures]', async () => {
+      const wrong = target.storage({ credentials: { accessKeyId: target.credentials.accessKeyId, secretAccessKey: 'this-is-the-wrong-secret-0123456789' } });
+      const present = key('present.txt');
+      await storage.save(present, 'x');
+      for (const attempt of [() => wrong.exists(present), () => wrong.stat(present), () => wrong.exists(key('absent.txt'))]) {
+        const error = await failure(attempt());
+        expect(error.code).toBe('AUTH');
+        expect(error.message).toContain('the S3 credentials were rejected (SignatureDoesNotMatch)');
+        expect(error.message).not.toMatch(/Unknown/);
+      }
+    });
+
     it('a missing bucket gives CONFIG with a message that names it, for exists and stat too', async () => {
       const bucket = `media-storage-missing-${randomBytes(4).toString('hex')}`;
       const missing = target.storage({ bucket });

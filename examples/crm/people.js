@@ -54,6 +54,14 @@ export class PeopleStore {
     return person;
   }
 
+  remove(id) {
+    const person = this.get(id);
+    if (!person) return undefined;
+    this.people = this.people.filter((p) => p.id !== id);
+    this.#write();
+    return person;
+  }
+
   #write() {
     const tmp = `${this.file}.${process.pid}.tmp`;
     writeFileSync(tmp, `${JSON.stringify(this.people, null, 2)}\n`);

@@ -11,7 +11,7 @@ import { withImages } from 'media-storage/images';
 import imageOptions from './images.js';
 import { PeopleStore, ROLES } from './people.js';
 import { createStorage } from './storage.js';
-import { CSS, pageHtml } from './views.js';
+import { CSS, pageHtml, SCRIPT } from './views.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const MAX_PHOTO_BYTES = 5 * 1024 * 1024;
@@ -28,7 +28,8 @@ const DISCARD_MS = 10_000;
 const FORM_OVERHEAD_BYTES = 64 * 1024;
 // Pages may only load what this server serves; no inline script or style. The inline-fallback
 // variant of the page additionally allows inline handlers, which is exactly what the strict one avoids.
-const STRICT_CSP = "default-src 'none'; img-src 'self'; script-src 'self'; style-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+// img-src blob: is the preview of a chosen photo, shown before it is uploaded (static/crm.js).
+const STRICT_CSP = "default-src 'none'; img-src 'self' blob:; script-src 'self'; style-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 const INLINE_CSP = STRICT_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'");
 
 export async function createApp(env = process.env) {
@@ -60,10 +61,26 @@ export async function createApp(env = process.env) {
     );
   }
 
+  // The success banner travels in a one-shot cookie, not in the URL: a reload or a bookmark of
+  // the page does not show "uploaded" again.
+  const FLASH = 'crm_flash';
   function redirect(res, message) {
     res.statusCode = 303;
-    res.setHeader('Location', message ? `/?msg=${encodeURIComponent(message)}` : '/');
+    res.setHeader('Location', '/');
+    if (message) res.setHeader('Set-Cookie', `${FLASH}=${encodeURIComponent(message.slice(0, 300))}; Path=/; Max-Age=60; HttpOnly; SameSite=Lax`);
     res.end();
+  }
+  /** The banner waiting for this request, if any (and the header that clears it). */
+  function takeFlash(req) {
+    const match = new RegExp(`(?:^|;\\s*)${FLASH}=([^;]*)`).exec(req.headers.cookie ?? '');
+    if (!match) return {};
+    let message;
+    try {
+      message = decodeURIComponent(match[1]);
+    } catch {
+      message = undefined;
+    }
+    return { message, clear: { 'Set-Cookie': `${FLASH}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax` } };
   }
 
   function sendText(res, status, text) {
@@ -263,14 +280,20 @@ export async function createApp(env = process.env) {
     const { pathname } = url;
     if (req.method === 'GET' && pathname === '/') {
       const variant = url.searchParams.get('fallback') === 'inline' ? 'inline' : 'strict';
-      const html = await renderPage({ variant, message: url.searchParams.get('msg') });
-      res.writeHead(200, pageHeaders(variant));
+      const flash = takeFlash(req);
+      const html = await renderPage({ variant, message: flash.message });
+      res.writeHead(200, { ...pageHeaders(variant), ...flash.clear });
       res.end(html);
       return;
     }
     if (req.method === 'GET' && pathname === '/static/crm.css') {
       res.setHeader('Content-Type', 'text/css; charset=utf-8');
       res.end(CSS);
+      return;
+    }
+    if (req.method === 'GET' && pathname === '/static/crm.js') {
+      res.setHeader('Content-Type', 'text/javascript; charset=utf-8');
+      res.end(SCRIPT);
       return;
     }
     if (req.method === 'GET' && pathname === '/api/people') {
@@ -288,15 +311,33 @@ export async function createApp(env = process.env) {
       people.add(name, role);
       return redirect(res, `${name} added`);
     }
-    const match = /^\/people\/([^/]+)\/photo(\/wipe)?$/.exec(pathname);
+    if (req.method === 'POST' && pathname === '/demo/redeploy') {
+      // The demo of what this library is for: a redeploy on an ephemeral disk loses the uploaded
+      // files while the database keeps pointing at them. Deleted behind the app's back (past the
+      // existence cache, which is not told), the photo and its variants go; the rows stay.
+      const form = await readForm(req);
+      const only = form.get('person');
+      const victims = people.all().filter((p) => p.photo && (!only || p.id === only));
+      for (const person of victims) await images.delete(person.photo).catch(() => undefined);
+      return redirect(res, `Redeploy simulated: ${victims.length} photo file${victims.length === 1 ? '' : 's'} lost from the disk; the people still point at them`);
+    }
+    const match = /^\/people\/([^/]+)(\/photo|\/delete)?$/.exec(pathname);
     if (req.method === 'POST' && match) {
       const person = people.get(decodeURIComponent(match[1]));
       if (!person) return sendText(res, 404, 'No such person');
-      if (!match[2]) return uploadPhoto(req, res, person);
-      // Behind the app's back: past the cache, so it is not told (as when a redeploy wipes an
-      // ephemeral disk): the photo and its variants go. The database row keeps pointing at the file.
-      if (person.photo) await images.delete(person.photo).catch(() => undefined);
-      return redirect(res, `The file of ${person.name}'s photo was deleted behind the app's back`);
+      if (match[2] === '/photo') return uploadPhoto(req, res, person);
+      if (match[2] === '/delete') {
+        people.remove(person.id);
+        // Through the app's storage: the cache forgets it, the variants go with it.
+        if (person.photo) await storage.delete(person.photo).catch((err) => console.error(`could not delete the photo of ${person.id}:`, err.message));
+        return redirect(res, `${person.name} deleted`);
+      }
+      const form = await readForm(req);
+      const name = (form.get('name') ?? '').trim().slice(0, 200);
+      const role = form.get('role');
+      if (!name || !ROLES.includes(role)) return sendText(res, 400, 'A name and a role (organiser, agent or lead) are needed');
+      people.update(person.id, { name, role });
+      return redirect(res, `${name} saved`);
     }
     if (mediaHandler && pathname.startsWith(`${servePath}/`)) return mediaHandler(req, res);
     if (pathname.startsWith('/avatars/')) return avatarHandler(req, res);

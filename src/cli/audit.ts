@@ -149,6 +149,44 @@ async function check(storage: MediaStorage, entry: AuditEntry): Promise<AuditEnt
   }
 }
 
+/** A prefix that would turn invalid paths into keys, as {@link suggestStripPrefix} found it. */
+export interface StripPrefixSuggestion {
+  prefix: string;
+  /** How many invalid paths become keys without it. */
+  paths: number;
+  /** Of the paths tried (up to 10), how many have an object once it is stripped. */
+  found: number;
+  tried: number;
+}
+
+/**
+ * When invalid paths look like URLs of the files rather than keys (`/media/profile_images/a.jpg`,
+ * as an app that stored its `MEDIA_URL` with each path has them), the prefix `--strip-prefix`
+ * should remove. Each candidate (`/`, `/media/`, `https://host/media/`) is tried on up to 10 such
+ * paths, and the one under which most objects exist wins (the longer one when none exist).
+ */
+export async function suggestStripPrefix(storage: MediaStorage, report: AuditReport, sample = 10): Promise<StripPrefixSuggestion | undefined> {
+  const candidates = new Map<string, string[]>();
+  for (const entry of report.problems) {
+    if (entry.status !== 'invalid') continue;
+    const match = /^((?:[a-z][a-z0-9+.-]*:\/\/[^/]+)?\/+)((?:[^/]+\/)?)/i.exec(entry.path);
+    if (!match) continue;
+    for (const prefix of new Set([match[1]!, match[1]! + match[2]!])) {
+      const key = tryValidateKey(entry.path.slice(prefix.length));
+      if (key) candidates.set(prefix, [...(candidates.get(prefix) ?? []), key]);
+    }
+  }
+  let best: StripPrefixSuggestion | undefined;
+  for (const [prefix, keys] of candidates) {
+    const tried = keys.slice(0, sample);
+    let found = 0;
+    for (const key of tried) if (await storage.exists(key).catch(() => false)) found++;
+    const better = !best || found > best.found || (found === best.found && (keys.length > best.paths || (keys.length === best.paths && prefix.length > best.prefix.length)));
+    if (better) best = { prefix, paths: keys.length, found, tried: tried.length };
+  }
+  return best;
+}
+
 /** A path with its non-ASCII characters escaped and its Unicode form named, so two spellings that look alike show apart. */
 function spelled(path: string): string {
   const form = path === path.normalize('NFC') ? 'NFC' : path === path.normalize('NFD') ? 'NFD' : 'mixed';
@@ -170,16 +208,22 @@ export interface AuditFormatter {
   end(report: AuditReport): string;
 }
 
+/** Options of {@link auditFormatter} and {@link formatAudit}. */
+export interface FormatAuditOptions {
+  /** CSV: every path, the ok ones too (default: only the paths with a problem, as text and JSON give). */
+  all?: boolean;
+}
+
 /**
  * The streaming form of an audit's output. `text`: a line per problem as it is found (`MISSING
  * profile_images/a.jpg  (x2)`), then the counts. `json`: one object, `{ problems: [...], total,
- * distinct, counts }`, its problems written as they come. `csv`: a row for every path.
+ * distinct, counts }`, its problems written as they come. `csv`: a row per problem (per path with `all`).
  */
-export function auditFormatter(format: 'text' | 'json' | 'csv'): AuditFormatter {
+export function auditFormatter(format: 'text' | 'json' | 'csv', options: FormatAuditOptions = {}): AuditFormatter {
   if (format === 'csv') {
     return {
       start: () => 'path,status,occurrences,error,stored_as\n',
-      entry: (e) => `${[csvCell(e.path), e.status, String(e.occurrences), csvCell(e.error ?? ''), csvCell(e.storedAs ?? '')].join(',')}\n`,
+      entry: (e) => (e.status === 'ok' && !options.all ? '' : `${[csvCell(e.path), e.status, String(e.occurrences), csvCell(e.error ?? ''), csvCell(e.storedAs ?? '')].join(',')}\n`),
       end: () => '',
     };
   }
@@ -215,7 +259,7 @@ export function auditFormatter(format: 'text' | 'json' | 'csv'): AuditFormatter 
  * A finished report as text, JSON or CSV: {@link auditFormatter} over the problems the report
  * kept (`maxProblems`; ok paths are in no report: use `onEntry` for a CSV of every path).
  */
-export function formatAudit(report: AuditReport, format: 'text' | 'json' | 'csv'): string {
-  const formatter = auditFormatter(format);
+export function formatAudit(report: AuditReport, format: 'text' | 'json' | 'csv', options: FormatAuditOptions = {}): string {
+  const formatter = auditFormatter(format, options);
   return formatter.start() + report.problems.map((e) => formatter.entry(e)).join('') + formatter.end(report);
 }

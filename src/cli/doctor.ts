@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { configFromEnv, createMediaStorage, describeConfig, parseStorageUrl, type StorageConfig } from '../config/index.js';
+import { configFromEnv, createMediaStorage, describeConfig, describeEnvTypo, findEnvTypos, parseStorageUrl, type StorageConfig } from '../config/index.js';
 import { detectEphemeralPlatform, isEphemeralProduction } from '../core/ephemeral.js';
 import { MediaStorageError, isMediaStorageError, redact } from '../core/errors.js';
 import type { MediaStorage } from '../core/types.js';
@@ -30,10 +30,51 @@ export interface DoctorOptions {
   origin?: string;
   /** Use this storage instead of creating one (for tests and plugins). */
   storage?: MediaStorage;
+  /** Called with each check as soon as it is known, so a slow probe does not hide the ones before it. */
+  onCheck?: (check: DoctorCheck) => void;
+  /** How long each probe (write, read, URL fetch, delete) may take, in ms; default 10,000. */
+  timeoutMs?: number;
+}
+
+/** The default time one probe may take. */
+export const DEFAULT_PROBE_TIMEOUT_MS = 10_000;
+
+/** A probe that got no answer in time. */
+class ProbeTimeout extends Error {
+  constructor(readonly probe: string, readonly ms: number) {
+    super(`${probe}: no answer within ${ms / 1000} s`);
+  }
+}
+
+/**
+ * Runs one probe with a deadline: the signal aborts what can be aborted (save, read, fetch), and
+ * the deadline rejects either way, so a server that accepts connections and never answers costs
+ * seconds, not the SDK's two-minute socket timeout.
+ */
+async function withDeadline<T>(probe: string, ms: number, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort(new ProbeTimeout(probe, ms));
+      reject(new ProbeTimeout(probe, ms));
+    }, ms);
+  });
+  try {
+    const work = run(controller.signal);
+    work.catch(() => undefined);
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** What a failure means, in plain words, by error code. */
 function explain(err: unknown, config: StorageConfig | undefined): string {
+  if (err instanceof ProbeTimeout || (isMediaStorageError(err) && err.code === 'ABORTED' && err.cause instanceof ProbeTimeout)) {
+    const timeout = err instanceof ProbeTimeout ? err : (err.cause as ProbeTimeout);
+    return `No answer within ${timeout.ms / 1000} s: the storage accepts connections but does not respond. Check the endpoint's host and port (is it the storage's API, not another service?) and any proxy or firewall in between.`;
+  }
   // Messages of MediaStorageErrors are scrubbed already; anything else is scrubbed here.
   if (!isMediaStorageError(err)) return redact(String(err));
   const e = err as MediaStorageError;
@@ -66,9 +107,12 @@ function explain(err: unknown, config: StorageConfig | undefined): string {
 export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorReport> {
   const env = options.env ?? process.env;
   const doFetch = options.fetch ?? fetch;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
   const checks: DoctorCheck[] = [];
   const add = (name: string, level: CheckLevel, detail: string): void => {
-    checks.push({ name, level, detail });
+    const check = { name, level, detail };
+    checks.push(check);
+    options.onCheck?.(check);
   };
   const finish = (report: Omit<DoctorReport, 'checks' | 'healthy'>): DoctorReport => ({ ...report, checks, healthy: !checks.some((c) => c.level === 'fail') });
 
@@ -76,7 +120,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   let storage = options.storage;
   if (!storage) {
     try {
-      config = options.url ? parseStorageUrl(options.url, '--url') : configFromEnv(env);
+      config = options.url ? parseStorageUrl(options.url, '--url') : configFromEnv(env, { warn: false });
       storage = await createMediaStorage(config);
     } catch (err) {
       add('configuration', 'fail', explain(err, config));
@@ -85,6 +129,10 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   }
   const settings = config ? describeConfig(config) : undefined;
   add('configuration', 'ok', `backend ${storage.name}${settings ? `: ${JSON.stringify(settings)}` : ''}`);
+  if (!options.url && !options.storage) {
+    // A misspelled variable that left its meant one unset changed what the app runs on.
+    for (const typo of findEnvTypos(env)) add('environment', typo.unsetSuggestion ? 'fail' : 'warn', describeEnvTypo(typo));
+  }
 
   if (storage.name === 'local') {
     const production = isEphemeralProduction(env);
@@ -101,14 +149,14 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   const key = `media-storage-doctor/probe-${randomBytes(6).toString('hex')}.txt`;
   const body = `media-storage doctor probe ${new Date().toISOString()}`;
   try {
-    await storage.save(key, body, { contentType: 'text/plain' });
+    await withDeadline('write', timeoutMs, (signal) => storage.save(key, body, { contentType: 'text/plain', signal }));
     add('write', 'ok', `saved ${key}`);
   } catch (err) {
     add('write', 'fail', explain(err, config));
     return finish({ backend: storage.name, settings });
   }
   try {
-    const back = (await storage.readBuffer(key)).toString();
+    const back = (await withDeadline('read', timeoutMs, (signal) => storage.readBuffer(key, { signal }))).toString();
     add('read', back === body ? 'ok' : 'fail', back === body ? 'read back the same bytes' : 'read back different bytes');
   } catch (err) {
     add('read', 'fail', explain(err, config));
@@ -116,14 +164,20 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
 
   try {
     const wantsSigned = !storage.capabilities.publicUrls;
-    const url = await storage.url(key, wantsSigned ? { expiresIn: 300 } : {});
+    const url = await withDeadline('url', timeoutMs, () => storage.url(key, wantsSigned ? { expiresIn: 300 } : {}));
     const shown = url.replace(/\?.*$/, wantsSigned ? '?…(signed)' : '');
     // A fetch that fails says which URL it could not reach (node-fetch: "request to <url> failed"):
     // the signed URL works for minutes, so the failure reports the shown form only.
     const fetchUrl = async (init?: RequestInit): Promise<Response> => {
       try {
-        return await doFetch(url, init);
+        return await withDeadline('url', timeoutMs, async (signal) => {
+          const res = await doFetch(url, { ...init, signal });
+          // The body is read within the deadline too: a server may send headers and stall.
+          const bytes = await res.arrayBuffer().catch(() => undefined);
+          return new Response(res.status === 304 || res.status === 204 ? null : bytes, { status: res.status, headers: res.headers });
+        });
       } catch (err) {
+        if (err instanceof ProbeTimeout) throw err;
         const message = (err instanceof Error ? err.message : String(err)).split(url).join(shown);
         throw new MediaStorageError('UNAVAILABLE', `fetching ${shown} failed: ${message}`, { operation: 'doctor', cause: err }).withSecretsRedacted([url]);
       }
@@ -157,8 +211,8 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   }
 
   try {
-    await storage.delete(key);
-    const still = await storage.exists(key);
+    await withDeadline('delete', timeoutMs, () => storage.delete(key));
+    const still = await withDeadline('delete', timeoutMs, () => storage.exists(key));
     add('delete', still ? 'fail' : 'ok', still ? 'the probe still exists after delete' : 'deleted the probe');
   } catch (err) {
     add('delete', 'fail', explain(err, config));
@@ -166,9 +220,17 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   return finish({ backend: storage.name, settings });
 }
 
-export function formatDoctor(report: DoctorReport): string {
+/** One check as the doctor prints it: `FAIL  write         ...`. */
+export function formatDoctorCheck(check: DoctorCheck): string {
   const mark: Record<CheckLevel, string> = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL', info: 'info' };
-  const lines = report.checks.map((c) => `${mark[c.level]}  ${c.name.padEnd(13)} ${c.detail}`);
-  lines.push(report.healthy ? 'No problems found.' : `${report.checks.filter((c) => c.level === 'fail').length} problem(s) found.`);
-  return `${lines.join('\n')}\n`;
+  return `${mark[check.level]}  ${check.name.padEnd(13)} ${check.detail}\n`;
+}
+
+/** The closing line: "No problems found." or "2 problem(s) found." */
+export function formatDoctorVerdict(report: DoctorReport): string {
+  return report.healthy ? 'No problems found.\n' : `${report.checks.filter((c) => c.level === 'fail').length} problem(s) found.\n`;
+}
+
+export function formatDoctor(report: DoctorReport): string {
+  return report.checks.map(formatDoctorCheck).join('') + formatDoctorVerdict(report);
 }

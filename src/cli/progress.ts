@@ -3,6 +3,8 @@ export interface ProgressState {
   label: string;
   done: number;
   total?: number;
+  /** Of `done`, how many were copied (sync), shown with `bytes` as what they weigh. */
+  copied?: number;
   bytes?: number;
   failed?: number;
 }
@@ -32,6 +34,8 @@ export function formatBytes(bytes: number): string {
 export class ProgressReporter {
   private readonly started = Date.now();
   private lastDraw = Date.now();
+  /** The counts of the last line printed, so the closing line does not repeat it. */
+  private lastPrinted: string | undefined;
   private readonly stream: NodeJS.WriteStream | { write(s: string): unknown; isTTY?: boolean };
   private readonly enabled: boolean;
 
@@ -43,7 +47,8 @@ export class ProgressReporter {
   private line(state: ProgressState): string {
     const seconds = Math.max((Date.now() - this.started) / 1000, 0.001);
     const parts = [`${state.label} ${state.done}${state.total !== undefined ? `/${state.total}` : ''} files`];
-    if (state.bytes !== undefined) parts.push(`${formatBytes(state.bytes)}`, `${formatBytes(state.bytes / seconds)}/s`);
+    if (state.copied !== undefined) parts.push(`copied ${state.copied} (${formatBytes(state.bytes ?? 0)}, ${formatBytes((state.bytes ?? 0) / seconds)}/s)`);
+    else if (state.bytes !== undefined) parts.push(`${formatBytes(state.bytes)}`, `${formatBytes(state.bytes / seconds)}/s`);
     parts.push(`${(state.done / seconds).toFixed(1)} files/s`);
     if (state.failed) parts.push(`${state.failed} failed`);
     return parts.join('  ');
@@ -54,7 +59,11 @@ export class ProgressReporter {
     const now = Date.now();
     const tty = !!this.stream.isTTY;
     if (!force && now - this.lastDraw < (tty ? 100 : 2000)) return;
+    const counts = JSON.stringify([state.done, state.total, state.copied, state.bytes, state.failed]);
+    // A log (not a TTY) gets a new line only when something changed since the last one.
+    if (!tty && force && counts === this.lastPrinted) return;
     this.lastDraw = now;
+    this.lastPrinted = counts;
     if (tty) {
       const width = 24;
       const ratio = state.total ? Math.min(1, state.done / state.total) : 0;

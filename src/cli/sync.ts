@@ -100,6 +100,15 @@ export interface SyncReport extends SyncProgress {
   warningCount: number;
   durationMs: number;
   dryRun: boolean;
+  /**
+   * The run was stopped by `signal` (Ctrl-C in the CLI): no object was started after it fired, the
+   * copies in flight were aborted (nothing partial is left: saves are atomic, and S3 multipart
+   * uploads are aborted), and `delete` started no delete after it (each one made before was of a key
+   * the source confirmed it has not). The next run goes on from there.
+   */
+  interrupted: boolean;
+  /** The first copies in flight when the run was interrupted, aborted: copied by the next run. */
+  interruptedKeys: string[];
 }
 
 const RETRYABLE = new Set<string>(['UNAVAILABLE', 'UNKNOWN']);
@@ -155,7 +164,7 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
   const baseDelay = options.retryDelayMs ?? 200;
   const maxReported = Math.max(0, options.maxReported ?? 100);
   const checksum = !!options.checksum;
-  const report: SyncReport = { scanned: 0, copied: 0, skipped: 0, failed: 0, bytes: 0, deleted: 0, failures: [], notCopied: [], notCopiedCount: 0, folderMarkers: 0, warnings: [], warningCount: 0, durationMs: 0, dryRun: !!options.dryRun };
+  const report: SyncReport = { scanned: 0, copied: 0, skipped: 0, failed: 0, bytes: 0, deleted: 0, failures: [], notCopied: [], notCopiedCount: 0, folderMarkers: 0, warnings: [], warningCount: 0, durationMs: 0, dryRun: !!options.dryRun, interrupted: false, interruptedKeys: [] };
   const emit = options.onEvent;
   const noteSkipped = (object: SkippedObject): void => {
     if (object.reason === 'folder-marker') {
@@ -246,7 +255,10 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
         emit?.({ type: 'copied', key: source.key, size: source.size });
       }
     } catch (err) {
-      fail(source.key, err);
+      // Stopped by the signal: aborted, not failed (the next run copies it).
+      if (options.signal?.aborted) {
+        if (report.interruptedKeys.length < maxReported) report.interruptedKeys.push(source.key);
+      } else fail(source.key, err);
     }
     report.scanned++;
     progress();
@@ -260,6 +272,7 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
     });
 
   const deleteOne = async (key: string): Promise<void> => {
+    if (options.signal?.aborted) return;
     try {
       // The source listing went past the key without it; the source confirms before anything is
       // deleted, so a listing that misorders (or an object uploaded meanwhile) never costs a copy.
@@ -310,7 +323,8 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
       await Promise.all([sources.return(undefined), targets.return(undefined)]);
     }
   }
-  if (aborted()) throw options.signal!.reason ?? new Error('aborted');
+  report.interrupted = aborted();
+  report.interruptedKeys.sort(compareKeys);
   report.durationMs = Date.now() - started;
   return report;
 }

@@ -13,10 +13,6 @@ import { withImages, type ImageOptions } from '../images/layer.js';
 import type { VariantDefinition } from '../images/variants.js';
 import { formatBytes, ProgressReporter } from './progress.js';
 
-export const VARIANTS_USAGE = `  variants --prefix P [--url URL]    generate the image variants photos stored before withImages lack
-       (--config FILE | --variant NAME=WxH[,fit][,format][,q=N][,densities=1+2] ...)
-       [--only NAME,...] [--concurrency N] [--dry-run] [--force] [--quiet]`;
-
 const FITS = new Set(['cover', 'contain', 'inside', 'fill']);
 const FORMATS = new Set(['webp', 'avif', 'jpeg', 'png']);
 

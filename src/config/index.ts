@@ -4,7 +4,10 @@ import type { ServingOptions } from '../core/serving.js';
 import type { MediaStorage } from '../core/types.js';
 import type { LocalStorageOptions } from '../local/index.js';
 import type { MemoryStorageOptions } from '../memory/index.js';
+import { describeEnvTypo, findEnvTypos } from './env-typos.js';
 import { BACKEND_LOADERS, type BackendLoaders } from './loaders.js';
+
+export { CONFIG_ENV_NAMES, describeEnvTypo, findEnvTypos, type EnvTypo } from './env-typos.js';
 
 /** Options of each backend, by name; `backend` picks the class. */
 export type StorageConfig =
@@ -76,6 +79,31 @@ export interface CreateOptions {
   loaders?: Partial<BackendLoaders>;
 }
 
+/** Options of {@link configFromEnv}. */
+export interface ConfigFromEnvOptions {
+  /**
+   * Told about each variable that looks like a misspelling of one configFromEnv reads
+   * (`MEDIA_STORAGE_URI`, `CLOUDNARY_URL`; see `findEnvTypos`). Default: a process warning
+   * (code `MEDIA_STORAGE_ENV_TYPO`), once per name; `false` for none.
+   */
+  warn?: ((message: string) => void) | false;
+}
+
+const warnedTypos = new Set<string>();
+
+function warnOfTypos(env: NodeJS.ProcessEnv, warn: ConfigFromEnvOptions['warn']): void {
+  if (warn === false) return;
+  for (const typo of findEnvTypos(env)) {
+    const message = describeEnvTypo(typo);
+    if (warn) {
+      warn(message);
+    } else if (!warnedTypos.has(typo.name)) {
+      warnedTypos.add(typo.name);
+      process.emitWarning(`media-storage: ${message}`, { code: 'MEDIA_STORAGE_ENV_TYPO' });
+    }
+  }
+}
+
 function configError(message: string): MediaStorageError {
   return new MediaStorageError('CONFIG', message, { operation: 'configure' });
 }
@@ -92,6 +120,17 @@ function parsePositive(value: string, name: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw configError(`${name} must be a positive number (got ${JSON.stringify(value)})`);
   return n;
+}
+
+/** An http(s) URL with a host; `host:port` alone (no scheme) is the usual slip, named as such. */
+export function parseHttpUrl(value: string, name: string): string {
+  const trimmed = value.trim();
+  if (!/^https?:\/\//i.test(trimmed)) {
+    const hint = /^[^/:]+:\d+/.test(trimmed) || /^[\w.-]+$/.test(trimmed) ? `: add the scheme, e.g. http://${trimmed}` : '';
+    throw configError(`${name} must be an http:// or https:// URL (got ${JSON.stringify(redactUrls(trimmed))})${hint}`);
+  }
+  if (!URL.canParse(trimmed) || new URL(trimmed).hostname === '') throw configError(`${name} is not a valid URL (got ${JSON.stringify(redactUrls(trimmed))})`);
+  return trimmed;
 }
 
 function parseVisibility(value: string, name: string): 'public' | 'private' {
@@ -141,28 +180,66 @@ export function maskValue(value: string): string {
   return value.length <= 4 ? '***' : `${value.slice(0, 4)}***`;
 }
 
-const QUERY_OPTIONS: Record<string, Record<string, 'string' | 'boolean' | 'number' | 'visibility'>> = {
-  local: { baseUrl: 'string', visibility: 'visibility', secret: 'string', defaultExpiresIn: 'number', cacheControl: 'string', fsync: 'boolean' },
-  memory: { baseUrl: 'string', visibility: 'visibility' },
-  s3: { region: 'string', endpoint: 'string', forcePathStyle: 'boolean', publicBaseUrl: 'string', visibility: 'visibility', acl: 'string', defaultExpiresIn: 'number', cacheControl: 'string' },
-  // Besides these, the SDK's own CLOUDINARY_URL parameters, read by the backend's parser.
-  cloudinary: { folder: 'string', deliveryType: 'string' },
-  b2: { visibility: 'visibility', publicBaseUrl: 'string' },
+type QueryKind = 'string' | 'boolean' | 'number' | 'visibility' | 'http-url';
+
+/** The `?name=value` options each storage URL scheme takes, with what they mean (shown by `media-storage --help`). */
+export const STORAGE_URL_OPTIONS: Readonly<Record<string, Readonly<Record<string, { kind: QueryKind; help: string }>>>> = {
+  local: {
+    baseUrl: { kind: 'string', help: 'URL path or origin the files are served under (default /media)' },
+    visibility: { kind: 'visibility', help: 'public (default) or private: signed URLs only' },
+    secret: { kind: 'string', help: 'key that signs URLs' },
+    defaultExpiresIn: { kind: 'number', help: 'seconds a signed URL lives' },
+    cacheControl: { kind: 'string', help: 'Cache-Control the handler sends' },
+    fsync: { kind: 'boolean', help: 'flush each file to disk before it is visible' },
+  },
+  memory: {
+    baseUrl: { kind: 'string', help: 'URL path the files are served under' },
+    visibility: { kind: 'visibility', help: 'public or private' },
+  },
+  s3: {
+    region: { kind: 'string', help: 'the bucket\'s region, e.g. eu-central-1' },
+    endpoint: { kind: 'http-url', help: 'an S3-compatible server, with its scheme: http://127.0.0.1:9000' },
+    forcePathStyle: { kind: 'boolean', help: 'endpoint/bucket/key URLs (default true with an endpoint)' },
+    publicBaseUrl: { kind: 'http-url', help: 'CDN or custom domain of public URLs' },
+    visibility: { kind: 'visibility', help: 'private (default): signed URLs; public: plain URLs' },
+    acl: { kind: 'string', help: 'canned ACL sent with every write (public-read...), or none' },
+    defaultExpiresIn: { kind: 'number', help: 'seconds a signed URL lives (default 3600)' },
+    cacheControl: { kind: 'string', help: 'Cache-Control stored with every object' },
+  },
+  // upload_prefix, secure_distribution and private_cdn are the SDK's own CLOUDINARY_URL parameters.
+  cloudinary: {
+    folder: { kind: 'string', help: 'folder every public ID goes under' },
+    deliveryType: { kind: 'string', help: 'upload (default) or authenticated' },
+    upload_prefix: { kind: 'http-url', help: 'API host (the SDK\'s own parameter)' },
+    secure_distribution: { kind: 'string', help: 'CDN host of delivery URLs' },
+    private_cdn: { kind: 'boolean', help: 'the account has a private CDN' },
+  },
+  b2: {
+    visibility: { kind: 'visibility', help: 'private (default) or public (an allPublic bucket)' },
+    publicBaseUrl: { kind: 'http-url', help: 'CDN or custom domain of public URLs' },
+  },
   // `endpoint`: the Blob service URL when the account and key are in the URL (Azurite's
   // http://127.0.0.1:10000/devstoreaccount1, a sovereign cloud).
-  azure: { visibility: 'visibility', publicBaseUrl: 'string', defaultExpiresIn: 'number', cacheControl: 'string', endpoint: 'string' },
+  azure: {
+    visibility: { kind: 'visibility', help: 'private (default): SAS-signed URLs; public: plain URLs (a public container)' },
+    publicBaseUrl: { kind: 'http-url', help: 'CDN or custom domain of public URLs' },
+    defaultExpiresIn: { kind: 'number', help: 'seconds a signed URL lives' },
+    cacheControl: { kind: 'string', help: 'Cache-Control stored with every blob' },
+    endpoint: { kind: 'string', help: 'the Blob service URL, e.g. http://127.0.0.1:10000/devstoreaccount1 (Azurite)' },
+  },
 };
 
 function queryOptions(backend: string, params: URLSearchParams, source: string): Record<string, unknown> {
-  const allowed = QUERY_OPTIONS[backend]!;
+  const allowed = STORAGE_URL_OPTIONS[backend]!;
   const out: Record<string, unknown> = {};
   for (const [name, raw] of params) {
-    const kind = allowed[name];
+    const kind = allowed[name]?.kind;
     if (!kind) throw configError(`${source}: unknown option "${name}" for ${backend} (known: ${Object.keys(allowed).join(', ')})`);
     const label = `${source} option ${name}`;
     if (kind === 'boolean') out[name] = parseBoolean(raw, label);
     else if (kind === 'number') out[name] = parsePositive(raw, label);
     else if (kind === 'visibility') out[name] = parseVisibility(raw, label);
+    else if (kind === 'http-url') out[name] = parseHttpUrl(raw, label);
     else out[name] = raw;
   }
   if (backend === 's3' && (out.acl === 'none' || out.acl === 'false')) out.acl = false;
@@ -305,8 +382,8 @@ function s3FromDjangoEnv(get: (name: string) => string | undefined): StorageConf
   if (key && !secret) throw configError(`AWS_SECRET_ACCESS_KEY is not set (${key.name} is; django-storages' AWS_S3_SECRET_ACCESS_KEY works too)`);
   if (secret && !key) throw configError(`AWS_ACCESS_KEY_ID is not set (${secret.name} is; django-storages' AWS_S3_ACCESS_KEY_ID works too)`);
   if (get('AWS_S3_SESSION_PROFILE')) throw configError('AWS_S3_SESSION_PROFILE is not supported: set AWS_PROFILE to the profile instead (the AWS SDK reads it) and unset AWS_S3_SESSION_PROFILE');
-  const endpoint = get('AWS_S3_ENDPOINT_URL');
-  if (endpoint && !/^https?:\/\//i.test(endpoint)) throw configError('AWS_S3_ENDPOINT_URL must be an http(s) URL');
+  const rawEndpoint = get('AWS_S3_ENDPOINT_URL');
+  const endpoint = rawEndpoint ? parseHttpUrl(rawEndpoint, 'AWS_S3_ENDPOINT_URL') : undefined;
   const querystring = get('AWS_QUERYSTRING_AUTH');
   const querystringAuth = querystring === undefined || parseBoolean(querystring, 'AWS_QUERYSTRING_AUTH');
   const customDomain = get('AWS_S3_CUSTOM_DOMAIN');
@@ -348,9 +425,12 @@ function s3FromDjangoEnv(get: (name: string) => string | undefined): StorageConf
  * The configuration the environment asks for, in this order: MEDIA_STORAGE_URL; the AWS_* variables
  * django-storages users already have; CLOUDINARY_URL; B2_*; AZURE_STORAGE_CONNECTION_STRING with
  * AZURE_STORAGE_CONTAINER (and AZURE_STORAGE_LOCATION, AZURE_STORAGE_VISIBILITY); else the local disk (MEDIA_ROOT,
- * default ./media, served under MEDIA_URL, default /media).
+ * default ./media, served under MEDIA_URL, default /media). A variable that looks like a misspelling
+ * of one of these (`MEDIA_STORAGE_URI`, `CLOUDNARY_URL`, `AWS_S3_ENDPOINT`) is warned about
+ * (see {@link ConfigFromEnvOptions.warn}).
  */
-export function configFromEnv(env: NodeJS.ProcessEnv = process.env): StorageConfig {
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env, options: ConfigFromEnvOptions = {}): StorageConfig {
+  warnOfTypos(env, options.warn);
   const get = (name: string): string | undefined => {
     const v = env[name];
     return v === undefined || v.trim() === '' ? undefined : v.trim();

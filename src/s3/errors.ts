@@ -107,6 +107,13 @@ function explain(s3Code: string, target: S3Target): string | undefined {
   }
 }
 
+/** What a status without an error body (a HEAD's answer) can be said to mean. */
+function bareStatusMessage(status: number): string {
+  if (status === 403) return 'HTTP 403 without an error body (a HEAD answer cannot say why): the credentials were rejected or may not read this object; check the access key id and secret key, and that they allow s3:GetObject and s3:ListBucket';
+  if (status === 400) return 'HTTP 400 without an error body: check the region and the endpoint';
+  return `HTTP ${status} without an error body`;
+}
+
 function retryAfterFrom(err: S3ErrorShape): Date | undefined {
   const header = err.$response?.headers?.['retry-after'];
   if (!header) return undefined;
@@ -129,7 +136,9 @@ export function mapS3Error(err: unknown, target: S3Target): S3ErrorMapping | und
   const code = (s3Code ? CODES[s3Code] : undefined) ?? codeFromStatus(status) ?? codeFromNodeError(err);
   if (!code) return undefined;
   const detail = s3Code ? explain(s3Code, target) : undefined;
-  const original = typeof e.message === 'string' && e.message && e.message !== 'UnknownError' ? e.message : (s3Code ?? e.name ?? `HTTP ${status}`);
+  const bare = typeof e.message !== 'string' || e.message === '' || e.message === 'UnknownError' || e.message === 'Unknown';
+  // A HEAD answer has no body: the SDK knows only the status and says "Unknown".
+  const original = !bare ? (e.message as string) : s3Code ? s3Code : status !== undefined ? bareStatusMessage(status) : (e.name ?? 'unknown error');
   return {
     code,
     message: detail ? `${detail} (${original})` : original,

@@ -3,29 +3,18 @@
  * B2's S3 endpoint, DigitalOcean Spaces, Ceph RGW). See docs/s3.md.
  */
 import type { Readable } from 'node:stream';
-import {
-  CopyObjectCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  type HeadObjectCommandOutput,
-  type PutObjectCommandInput,
-} from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { HeadObjectCommandOutput, PutObjectCommandInput } from '@aws-sdk/client-s3';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PresignPlan } from '../core/direct-upload.js';
 import type { PreparedBody } from '../core/body.js';
-import { DEFAULT_CONTENT_TYPE } from '../core/content-type.js';
-import { MediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
+import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, normalizeContentType } from '../core/content-type.js';
+import { MediaStorageError, missingPackageError, type MediaStorageErrorCode } from '../core/errors.js';
 import { contentDisposition, type ServingOptions } from '../core/serving.js';
 import { encodeKeyPath, normalizeLocation } from '../core/keys.js';
 import { decodeHeaderValue, encodeHeaderValue, type MetadataRules } from '../core/metadata.js';
 import type { Capabilities, CopyOptions, DirectUpload, DirectUploadOptions, ListPage, ObjectInfo, ReadOptions, SkippedObject, UrlOptions } from '../core/types.js';
 import { mapS3Error, MissingBucketError } from './errors.js';
+import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from './sdk.js';
 import { unquote, uploadBody } from './upload.js';
 
 export { mapS3Error, type S3ErrorMapping, type S3Target } from './errors.js';
@@ -137,12 +126,54 @@ function positiveInteger(value: number | undefined, name: string, min = 1, max =
   }
 }
 
+/** An endpoint without its scheme (`127.0.0.1:9000`) makes the SDK fail every call with "Invalid URL": refused here, saying what to write. */
+function checkEndpoint(value: string | undefined, name: string): void {
+  if (value === undefined) return;
+  const ok = typeof value === 'string' && /^https?:\/\/[^/?#]/i.test(value.trim()) && URL.canParse(value.trim());
+  if (ok) return;
+  const hint = typeof value === 'string' && !/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? `; add the scheme, e.g. http://${value}` : '';
+  throw new MediaStorageError('CONFIG', `S3Storage: ${name} must be an http:// or https:// URL (got ${JSON.stringify(String(value))})${hint}`, { backend: 's3' });
+}
+
+/**
+ * Static credentials must be two non-empty strings: `{ accessKeyId: process.env.KEY }` with KEY
+ * unset otherwise reaches the SDK, which fails every call with "Resolved credential object is not valid".
+ */
+function checkCredentials(credentials: S3StorageOptions['credentials'] | undefined): void {
+  if (credentials === undefined || typeof credentials === 'function') return;
+  const given = credentials as Partial<Record<'accessKeyId' | 'secretAccessKey' | 'sessionToken', unknown>> | null;
+  const problems: string[] = [];
+  for (const field of ['accessKeyId', 'secretAccessKey'] as const) {
+    const value = given?.[field];
+    if (typeof value !== 'string' || value.trim() === '') problems.push(`credentials.${field} is ${value === undefined ? 'undefined' : typeof value === 'string' ? 'empty' : `a ${value === null ? 'null' : typeof value}`}`);
+  }
+  if (given && given.sessionToken !== undefined && typeof given.sessionToken !== 'string') problems.push('credentials.sessionToken is not a string');
+  if (problems.length === 0) return;
+  throw new MediaStorageError(
+    'CONFIG',
+    `S3Storage: ${problems.join(' and ')} (an environment variable that is not set?). Give both credentials.accessKeyId and credentials.secretAccessKey as strings, or leave credentials out to use the AWS SDK's own chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws, instance and task roles)`,
+    { backend: 's3' },
+  );
+}
+
 /** @aws-sdk/s3-presigned-post, an optional dependency needed only for size-capped direct uploads. */
 async function loadPresignedPost(): Promise<typeof import('@aws-sdk/s3-presigned-post')> {
   try {
     return await import('@aws-sdk/s3-presigned-post');
   } catch (err) {
-    throw new MediaStorageError('CONFIG', 'presignUpload with maxSize needs the package @aws-sdk/s3-presigned-post: npm install @aws-sdk/s3-presigned-post', { backend: 's3', cause: err });
+    throw missingPackageError(err, '@aws-sdk/s3-presigned-post', 'presignUpload with maxSize', 's3') ?? err;
+  }
+}
+
+/**
+ * @aws-sdk/s3-request-presigner, loaded on the first signed URL: a public storage that never
+ * signs (plain URLs, no presigned uploads) runs without it.
+ */
+async function loadPresigner(what: string): Promise<typeof import('@aws-sdk/s3-request-presigner')> {
+  try {
+    return await import('@aws-sdk/s3-request-presigner');
+  } catch (err) {
+    throw missingPackageError(err, '@aws-sdk/s3-request-presigner', what, 's3') ?? err;
   }
 }
 
@@ -201,6 +232,9 @@ export class S3Storage extends BaseStorage {
     if (options.visibility !== undefined && options.visibility !== 'public' && options.visibility !== 'private') {
       throw new MediaStorageError('CONFIG', 'S3Storage: visibility must be "public" or "private"', { backend: 's3' });
     }
+    checkEndpoint(options.endpoint, 'endpoint');
+    checkEndpoint(options.publicBaseUrl, 'publicBaseUrl');
+    checkCredentials(options.credentials);
     if (options.sseKmsKeyId && options.serverSideEncryption !== 'aws:kms') {
       throw new MediaStorageError('CONFIG', 'S3Storage: sseKmsKeyId needs serverSideEncryption: "aws:kms"', { backend: 's3' });
     }
@@ -272,6 +306,7 @@ export class S3Storage extends BaseStorage {
       // The ACL is a signed header too: left in the query string (where the presigner would hoist
       // it), Ceph RGW ignores it and the object is stored private.
       const putHeaders = params.ACL ? { ...headers, 'x-amz-acl': params.ACL } : headers;
+      const { getSignedUrl } = await loadPresigner('presignUpload');
       const url = await getSignedUrl(this.client, new PutObjectCommand(params), {
         expiresIn,
         // The presigner leaves these unsigned unless asked: signed, the browser must send them as given.
@@ -430,6 +465,7 @@ export class S3Storage extends BaseStorage {
       Key: fullKey,
       ResponseContentDisposition: download === undefined ? undefined : contentDisposition('attachment', download),
     });
+    const { getSignedUrl } = await loadPresigner('signed URLs (a private storage, expiresIn or download)');
     return getSignedUrl(this.client, command, { expiresIn });
   }
 
@@ -473,10 +509,29 @@ export class S3Storage extends BaseStorage {
       this.noteBucket(true);
       return head;
     } catch (err) {
-      if (mapS3Error(err, { bucket: this.bucket })?.code !== 'NOT_FOUND') throw err;
+      const code = mapS3Error(err, { bucket: this.bucket })?.code;
+      if (code === 'PERMISSION') throw await this.whyForbidden(fullKey, err);
+      if (code !== 'NOT_FOUND') throw err;
       if (await this.bucketMissing()) throw new MissingBucketError(err);
       return undefined;
     }
+  }
+
+  /**
+   * A HEAD's 403 has no body, so it cannot say whether the secret is wrong (SignatureDoesNotMatch)
+   * or the key may not read (AccessDenied). A one-byte GET of the same object gets the answer with
+   * its error code; that error is thrown instead when it is one. Costs a request only on a 403.
+   */
+  private async whyForbidden(fullKey: string, headError: unknown): Promise<unknown> {
+    try {
+      const probe = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: fullKey, Range: 'bytes=0-0' }));
+      (probe?.Body as Readable | undefined)?.destroy?.();
+    } catch (err) {
+      const e = err as { name?: unknown; Code?: unknown };
+      const named = [e.Code, e.name].some((c) => typeof c === 'string' && c !== 'Unknown' && c !== 'UnknownError' && c !== 'NoSuchKey' && !/^\d+$/.test(c));
+      if (named) return err;
+    }
+    return headError;
   }
 
   /** Whether the bucket is missing: the remembered answer while fresh, else HeadBucket's. */

@@ -1,15 +1,6 @@
 import { createHash } from 'node:crypto';
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  ListMultipartUploadsCommand,
-  PutObjectCommand,
-  UploadPartCommand,
-  type CompletedPart,
-  type PutObjectCommandInput,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import type { CompletedPart, PutObjectCommandInput } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, PutObjectCommand, S3Client, UploadPartCommand } from './sdk.js';
 import type { PreparedBody } from '../core/body.js';
 import { abortedError, isMediaStorageError, MediaStorageError } from '../core/errors.js';
 import type { SaveOptions } from '../core/types.js';
