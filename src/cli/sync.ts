@@ -245,6 +245,8 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
 
   /** Copies the source object unless the destination already holds the same. */
   const syncOne = async (source: ObjectInfo, target: ObjectInfo | undefined): Promise<void> => {
+    // Its slot came free after the signal fired: nothing new starts (the next run takes it).
+    if (options.signal?.aborted) return;
     try {
       if (await sameContent(from, to, source, target, checksum)) {
         report.skipped++;

@@ -52,11 +52,16 @@ class ResponseCollector extends Writable {
   removeHeader(name: string): void {
     this.fields.delete(name.toLowerCase());
   }
-  writeHead(status: number, reason?: string | OutgoingHttpHeaders, headers?: OutgoingHttpHeaders): this {
+  writeHead(status: number, reason?: string | OutgoingHttpHeaders | string[], headers?: OutgoingHttpHeaders | string[]): this {
     this.statusCode = status;
     const fields = typeof reason === 'object' ? reason : headers;
     if (typeof reason === 'string') this.statusMessage = reason;
-    for (const [name, value] of Object.entries(fields ?? {})) if (value !== undefined) this.setHeader(name, value);
+    if (Array.isArray(fields)) {
+      // Node's raw form, which createMediaHandler uses: name, value, name, value, ...
+      for (let i = 0; i + 1 < fields.length; i += 2) this.setHeader(fields[i]!, fields[i + 1]!);
+    } else {
+      for (const [name, value] of Object.entries(fields ?? {})) if (value !== undefined) this.setHeader(name, value);
+    }
     this.sendHead();
     return this;
   }
@@ -74,7 +79,9 @@ class ResponseCollector extends Writable {
     }
     const empty = NULL_BODY.has(this.statusCode) || this.method === 'HEAD';
     if (empty) this.body.resume();
-    const body = empty ? null : (Readable.toWeb(this.body) as unknown as ReadableStream<Uint8Array>);
+    // Pulled a chunk at a time (Readable.toWeb reads ahead without limit, so a body the handler wrote
+    // whole would be queued and closed before a client's abort could stop it).
+    const body = empty ? null : (ReadableStream as unknown as { from(source: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> }).from(this.body);
     this.settle(new Response(body, { status: this.statusCode, ...(this.statusMessage ? { statusText: this.statusMessage } : {}), headers }));
   }
 
@@ -128,7 +135,8 @@ export function toWebHandler(handler: MediaRequestHandler, options: WebHandlerOp
     const res = new ResponseCollector(request.method);
     const onAbort = (): void => {
       (req as unknown as Readable).destroy();
-      res.destroy();
+      // With an error, so the body stops even when the handler already wrote all of it (one Buffer).
+      res.destroy(new Error('the client went away'));
     };
     request.signal?.addEventListener('abort', onAbort, { once: true });
     res.once('close', () => request.signal?.removeEventListener('abort', onAbort));
