@@ -84,6 +84,12 @@ export class ImageStorage extends StorageLayer {
   private readonly semaphore: Semaphore;
   /** Generations in flight, by variant key: concurrent requests for one missing variant share one. */
   private readonly inFlight = new Map<string, Promise<ObjectInfo>>();
+  /**
+   * Variants this layer just generated, for a few seconds: a request whose lookup missed while the
+   * generation ran, but that asks after it ended, takes this answer instead of starting another
+   * (which would read the original again). Any write through the layer forgets them.
+   */
+  private readonly justGenerated = new Map<string, { info: ObjectInfo; until: number }>();
   /** Generations this instance has run (counted for tests and monitoring). */
   readonly stats = { generated: 0, joined: 0 };
 
@@ -167,6 +173,7 @@ export class ImageStorage extends StorageLayer {
   // ------------------------------------------------------------------------------- writes
 
   override async save(key: string, body: Body, options: SaveOptions = {}): Promise<ObjectInfo> {
+    this.justGenerated.clear();
     const normalized = validateKey(key);
     if (isReservedKey(normalized)) throw reservedKeyError(normalized);
     if (!this.appliesTo(normalized)) return this.inner.save(normalized, body, options);
@@ -230,6 +237,7 @@ export class ImageStorage extends StorageLayer {
   }
 
   override async delete(key: string): Promise<void> {
+    this.justGenerated.clear();
     const normalized = validateKey(key);
     await this.inner.delete(normalized);
     if (this.delivery !== 'stored' || !this.isImageKey(normalized)) return;
@@ -242,6 +250,7 @@ export class ImageStorage extends StorageLayer {
   }
 
   override async copy(from: string, to: string, options: CopyOptions = {}): Promise<ObjectInfo> {
+    this.justGenerated.clear();
     const target = validateKey(to);
     if (isReservedKey(target)) throw reservedKeyError(target);
     const info = await this.inner.copy(from, target, options);
@@ -385,6 +394,11 @@ export class ImageStorage extends StorageLayer {
       this.stats.joined++;
       return { info: await running, generated: false };
     }
+    const recent = this.justGenerated.get(variantKey);
+    if (recent && recent.until > Date.now()) {
+      this.stats.joined++;
+      return { info: recent.info, generated: false };
+    }
     let generated = false;
     const flight = (async () => {
       try {
@@ -405,6 +419,8 @@ export class ImageStorage extends StorageLayer {
       const info = await this.inner.save(variantKey, data, { contentType: variant.contentType });
       this.stats.generated++;
       generated = true;
+      if (this.justGenerated.size >= 1000) this.justGenerated.clear();
+      this.justGenerated.set(variantKey, { info, until: Date.now() + JUST_GENERATED_MS });
       return info;
     })();
     this.inFlight.set(variantKey, flight);
@@ -415,6 +431,9 @@ export class ImageStorage extends StorageLayer {
     }
   }
 }
+
+/** How long a generated variant answers later lookups that missed it (see `justGenerated`). */
+const JUST_GENERATED_MS = 5_000;
 
 const CLOUDINARY_EXTENSIONS: Record<string, string> = { 'image/jpeg': '.jpg', 'image/png': '.png', 'image/webp': '.webp', 'image/gif': '.gif', 'image/avif': '.avif', 'image/tiff': '.tiff' };
 

@@ -248,7 +248,7 @@ for (const label of BACKEND_LABELS) {
       expect(await sharp(responses[0]!.bytes).metadata()).toMatchObject({ format: 'webp', width: 128, height: 128 });
       // Counted where the writes land: one save of the variant, one read of the original.
       expect(b.counted.saves.slice(savesBefore)).toEqual([variantKey]);
-      expect(b.counted.reads.filter((k) => k === 'legacy/old.jpg').length).toBe(1);
+      expect(b.counted.reads.filter((k) => k === 'legacy/old.jpg').length, `reads of the original on ${b.label}`).toBe(1);
 
       // ensureVariant makes what is still missing (the 1x), once however many ask at once.
       const ensured = await Promise.all(Array.from({ length: 50 }, () => b.images.ensureVariant('legacy/old.jpg', 'avatar')));
