@@ -4,6 +4,7 @@ import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMult
 import type { PreparedBody } from '../core/body.js';
 import { abortedError, isMediaStorageError, MediaStorageError } from '../core/errors.js';
 import type { SaveOptions } from '../core/types.js';
+import { PartPool } from '../core/part-pool.js';
 
 /** What {@link uploadBody} needs to know besides the bytes. */
 export interface UploadPlan {
@@ -107,39 +108,6 @@ class CheckingSender {
 
 /** S3 accepts at most this many parts in one upload. */
 const MAX_PARTS = 10_000;
-
-/**
- * Part buffers, allocated once (at most `count`) and reused: a part's buffer returns to the pool
- * when its request finished. Nothing part-sized becomes garbage, so the peak memory of an upload
- * of any length is `count × partSize` plus the process itself; fresh buffers per part (as
- * lib-storage allocates them) leave the garbage collector tens of megabytes behind.
- */
-class PartPool {
-  private readonly free: Buffer[] = [];
-  private allocated = 0;
-  private waiting: Array<(buffer: Buffer) => void> = [];
-
-  constructor(
-    private readonly partSize: number,
-    private readonly count: number,
-  ) {}
-
-  async take(): Promise<Buffer> {
-    const buffer = this.free.pop();
-    if (buffer) return buffer;
-    if (this.allocated < this.count) {
-      this.allocated++;
-      return Buffer.allocUnsafe(this.partSize);
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  give(buffer: Buffer): void {
-    const next = this.waiting.shift();
-    if (next) next(buffer);
-    else this.free.push(buffer);
-  }
-}
 
 /** Slack for the server's clock resolution (RGW and AWS report whole seconds in places). */
 const CLOCK_SLACK_MS = 1000;
