@@ -9,7 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CloudinaryStorage, homesOf } from '../src/cloudinary/index.js';
+import { CloudinaryStorage } from '../src/cloudinary/index.js';
+import { homesOf } from '../src/cloudinary/mapping.js';
 import type { Fault } from './helpers/fault-proxy.js';
 import { outcomeOf, sha256, startProxyChain, whichBody, type Layer, type Outcome, type ProxyChain, type RequestMatch } from './helpers/fault-matrix.js';
 import { FakeCloudinary } from './fakes/cloudinary-server.js';

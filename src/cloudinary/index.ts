@@ -1,9 +1,12 @@
 /**
  * `media-storage/cloudinary`: MediaStorage on Cloudinary through the official `cloudinary` SDK
  * (v2). The storage is in ./storage.ts; see docs/cloudinary.md.
+ *
+ * Only what an app uses is exported: the storage, its options, the types its methods return
+ * (`homesOf`) and the `adopt` helpers. The SDK plumbing, the key mapping's functions and the error
+ * mapping are internal.
  */
 export { CloudinaryStorage } from './storage.js';
 export type { CloudinaryStorageOptions } from './config.js';
-export { CloudinaryApiError, fromSdkRejection, mapCloudinaryError, rateLimitRetryAfter } from './errors.js';
-export { MEDIA_FORMATS, MAX_PUBLIC_ID_LENGTH, escapePublicId, unescapePublicId, publicIdPrefix, homesOf, homeFor, keyOf, mediaFormatOf, type AssetRef, type KeyHomes, type ResourceType } from './mapping.js';
+export type { AssetRef, KeyHomes, ResourceType } from './mapping.js';
 export { djangoCloudinaryStorage, type AdoptNames, type AdoptedAsset, type DjangoCloudinaryStorageNames } from './adopt.js';
