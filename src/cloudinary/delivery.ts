@@ -7,7 +7,7 @@
  * has asked for before, and reads of a located asset never meet a cached 404.
  */
 import { Transform } from 'node:stream';
-import { CloudinaryApiError } from './errors.js';
+import { CloudinaryApiError, retryHintOf } from './errors.js';
 import type { AssetRef } from './mapping.js';
 import { loadSdk, type CloudinaryClient } from './sdk.js';
 
@@ -84,7 +84,8 @@ export class Delivery {
 /** A delivery answer that is neither the object nor its absence. */
 export function deliveryError(res: Response, what: string): CloudinaryApiError {
   const reason = res.headers.get('x-cld-error');
-  return new CloudinaryApiError(`${what}: delivery answered ${res.status}${reason ? ` (${reason})` : ''}`, res.status, { source: 'delivery' });
+  const retryAfter = retryHintOf(res.status, { 'retry-after': res.headers.get('retry-after') ?? undefined, 'x-featureratelimit-reset': res.headers.get('x-featureratelimit-reset') ?? undefined });
+  return new CloudinaryApiError(`${what}: delivery answered ${res.status}${reason ? ` (${reason})` : ''}`, res.status, { source: 'delivery', retryAfter });
 }
 
 /** Drops a response's body unread. */

@@ -1,4 +1,4 @@
-import { codeFromStatus } from '../core/error-mapping.js';
+import { codeFromStatus, retryAfterFromHeader } from '../core/error-mapping.js';
 import type { MediaStorageErrorCode } from '../core/errors.js';
 
 /**
@@ -10,15 +10,34 @@ export class CloudinaryApiError extends Error {
   override readonly name = 'CloudinaryApiError';
   /** `delivery`: the answer of a delivery URL (res.cloudinary.com), not of the API. */
   readonly source: 'api' | 'delivery';
+  /** When the answer said to try again (its Retry-After, or a rate limit's X-FeatureRateLimit-Reset). */
+  retryAfter: Date | undefined;
   constructor(
     message: string,
     /** HTTP status (the SDK's `http_code`); 499 is the SDK's own request timeout. */
     readonly httpCode: number | undefined,
-    options?: { cause?: unknown; source?: 'api' | 'delivery' },
+    options?: { cause?: unknown; source?: 'api' | 'delivery'; retryAfter?: Date },
   ) {
     super(message, options);
     this.source = options?.source ?? 'api';
+    this.retryAfter = options?.retryAfter;
   }
+}
+
+/**
+ * When an answer's headers say to try again: `Retry-After` (RFC 9110; proxies and edges send it
+ * with 429 and 503), else, on a rate limit (420, 429), `X-FeatureRateLimit-Reset`, the time
+ * Cloudinary's Admin API renews its hourly budget (an HTTP date, sent on every Admin API answer).
+ */
+export function retryHintOf(status: number | undefined, headers: Record<string, string | string[] | undefined>, now = Date.now()): Date | undefined {
+  const retryAfter = retryAfterFromHeader(headers['retry-after'], now);
+  if (retryAfter) return retryAfter;
+  const reset = headers['x-featureratelimit-reset'];
+  if ((status === 420 || status === 429) && typeof reset === 'string') {
+    const at = new Date(reset);
+    if (!Number.isNaN(at.getTime()) && at.getTime() > now) return at;
+  }
+  return undefined;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -54,9 +73,10 @@ export function fromSdkRejection(err: unknown): Error {
 const UNITS: Record<string, number> = { second: 1000, minute: 60_000, hour: 3_600_000 };
 
 /**
- * When a rate-limited caller may try again: the wait the message states ("try again in 20
- * minutes"), else the reset time Cloudinary last reported in X-FeatureRateLimit-Reset (the SDK
- * exposes it on successful Admin API results only), else the next full hour, since the Admin API
+ * When a rate-limited caller may try again, when the answer's own headers did not say (see
+ * {@link retryHintOf}; the SDK drops them, ./sdk.ts reads them off the response): the wait the
+ * message states ("try again in 20 minutes"), else the reset time Cloudinary last reported in
+ * X-FeatureRateLimit-Reset on a successful call, else the next full hour, since the Admin API
  * budget is hourly.
  */
 export function rateLimitRetryAfter(message: string, lastKnownReset: Date | undefined, now = new Date()): Date {
@@ -82,7 +102,7 @@ export function mapCloudinaryError(err: unknown, lastKnownReset?: Date): MappedE
   const status = err.httpCode;
   const message = status === undefined ? err.message : `${err.message} (HTTP ${status})`;
   if (status === 420 || status === 429) {
-    return { code: 'UNAVAILABLE', message: `rate limited: ${message}`, status, retryAfter: rateLimitRetryAfter(err.message, lastKnownReset) };
+    return { code: 'UNAVAILABLE', message: `rate limited: ${message}`, status, retryAfter: err.retryAfter ?? rateLimitRetryAfter(err.message, lastKnownReset) };
   }
   if (status === 499) return { code: 'UNAVAILABLE', message, status };
   // Delivery URLs carry no credentials of ours: a 401 there is an access rule (a tampered or
@@ -93,5 +113,7 @@ export function mapCloudinaryError(err: unknown, lastKnownReset?: Date): MappedE
   if (err.source === 'api' && /invalid cloud_name/i.test(err.message)) return { code: 'CONFIG', message: `${message}: check the cloud name (cloudName or CLOUDINARY_URL)`, status };
   // A public ID Cloudinary refuses: the key cannot be stored as it is.
   if (status === 400 && /public_id .*is invalid/i.test(err.message)) return { code: 'INVALID_KEY', message, status };
-  return { code: codeFromStatus(status) ?? 'UNKNOWN', message, status };
+  const code = codeFromStatus(status) ?? 'UNKNOWN';
+  // A temporary failure (5xx, 408) keeps the server's Retry-After for the retry layer.
+  return { code, message, status, ...(code === 'UNAVAILABLE' && err.retryAfter ? { retryAfter: err.retryAfter } : {}) };
 }

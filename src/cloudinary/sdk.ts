@@ -7,12 +7,13 @@
  * ({@link CloudinaryClient.callOptions}), and two instances on different accounts never see each
  * other's settings.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import http from 'node:http';
 import https from 'node:https';
 import type { Writable } from 'node:stream';
 import { MediaStorageError } from '../core/errors.js';
 import type { ResolvedConfig } from './config.js';
-import { fromSdkRejection } from './errors.js';
+import { CloudinaryApiError, fromSdkRejection, retryHintOf } from './errors.js';
 
 /** The parts of the SDK this backend uses (typed loosely: the SDK's own types lag its behaviour). */
 export interface CloudinarySdk {
@@ -83,9 +84,35 @@ export function loadSdk(): Promise<CloudinarySdk> {
   return sdkPromise;
 }
 
+/** The response heads of the requests one SDK call made (the SDK keeps none of an error answer's headers). */
+interface CallResponses {
+  last?: { status: number | undefined; headers: http.IncomingHttpHeaders };
+}
+
+/** The call each request belongs to: requests are made inside {@link CloudinaryClient.call}. */
+const currentCall = new AsyncLocalStorage<CallResponses>();
+
+/**
+ * Makes the agent note each response's head in the SDK call that sent it, so a failure can carry
+ * the answer's retry hint (Retry-After, X-FeatureRateLimit-Reset). The agent's other behaviour is
+ * untouched: requests still go through its own `addRequest`.
+ */
+function noteResponses<A extends http.Agent>(agent: A): A {
+  const addRequest = (agent as unknown as { addRequest(req: http.ClientRequest, options: unknown): void }).addRequest;
+  const noting = Object.create(agent) as A & { addRequest(req: http.ClientRequest, options: unknown): void };
+  noting.addRequest = (req, options) => {
+    const call = currentCall.getStore();
+    if (call) req.once('response', (res: http.IncomingMessage) => (call.last = { status: res.statusCode, headers: res.headers }));
+    addRequest.call(agent, req, options);
+  };
+  return noting;
+}
+
 /** One storage's account settings, agents and rate-limit state, applied to every SDK call it makes. */
 export class CloudinaryClient {
   private readonly apiAgent: http.Agent;
+  /** The API agent as the SDK is given it (noting responses). */
+  private readonly sdkAgent: http.Agent;
   /** Whether the agent is ours to close (none was passed in). */
   readonly ownsAgent: boolean;
   private sdkProxy: boolean | undefined;
@@ -103,11 +130,17 @@ export class CloudinaryClient {
     // Passing an agent of the prefix's protocol makes the SDK's requests work whichever of
     // http/https it picked when it was first loaded (it decides once, from the global config).
     this.apiAgent = agent ?? this.newAgent(true);
+    this.sdkAgent = noteResponses(this.apiAgent);
   }
 
   /** Closes the keep-alive connections this client opened. */
   close(): void {
     if (this.ownsAgent) this.apiAgent.destroy();
+  }
+
+  /** The agent to hand the SDK for a request: `agent`, noting its responses for {@link call}. */
+  forSdk(agent: http.Agent): http.Agent {
+    return noteResponses(agent);
   }
 
   /**
@@ -148,19 +181,27 @@ export class CloudinaryClient {
       upload_prefix: c.uploadPrefix,
       signature_algorithm: c.signatureAlgorithm,
       timeout: this.timeout,
-      ...(this.sdkProxy && this.ownsAgent ? {} : { agent: this.apiAgent }),
+      ...(this.sdkProxy && this.ownsAgent ? {} : { agent: this.sdkAgent }),
       ...extra,
     };
   }
 
-  /** Runs an SDK call, its rejection normalised (and stripped of credentials) by {@link fromSdkRejection}. */
+  /**
+   * Runs an SDK call, its rejection normalised (and stripped of credentials) by
+   * {@link fromSdkRejection}, with the retry hint of the answer that failed it.
+   */
   async call<T>(fn: (sdk: CloudinarySdk) => Promise<T>): Promise<T> {
     const sdk = await loadSdk();
     this.sdkUsesProxy(sdk);
+    const responses: CallResponses = {};
     try {
-      return await fn(sdk);
+      return await currentCall.run(responses, () => fn(sdk));
     } catch (err) {
-      throw fromSdkRejection(err);
+      const failure = fromSdkRejection(err);
+      if (failure instanceof CloudinaryApiError && responses.last && failure.retryAfter === undefined) {
+        failure.retryAfter = retryHintOf(failure.httpCode, responses.last.headers);
+      }
+      throw failure;
     }
   }
 

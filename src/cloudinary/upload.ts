@@ -128,49 +128,50 @@ export class Uploader {
    * connection: the server then never sees the closing multipart boundary, and stores nothing.
    */
   private async uploadStream(target: AssetRef, source: Readable | Buffer | Buffer[], plan: UploadPlan, signal: AbortSignal | undefined, extra: Record<string, unknown> = {}, final = true): Promise<UploadResult> {
-    const sdk = await loadSdk();
-    if (signal?.aborted) throw abortedError('save', undefined, 'cloudinary', signal.reason);
-    // Behind the SDK's own proxy an abort cannot cut the socket; the body stays incomplete, so
-    // nothing is stored either, and the request ends at the timeout.
-    const agent = this.client.sdkUsesProxy(sdk) ? undefined : this.client.newAgent(false);
-    const params = { ...this.uploadParams(target, plan), ...(agent ? { agent } : {}), ...extra };
-    try {
-      return await new Promise<UploadResult>((resolve, reject) => {
-        let settled = false;
-        const settle = (err: unknown, result?: UploadResult): void => {
-          if (settled) return;
-          settled = true;
-          signal?.removeEventListener('abort', onAbort);
-          if (err) reject(err);
-          else resolve(result!);
-        };
-        const onAbort = (): void => {
-          agent?.destroy();
-          settle(abortedError('save', undefined, 'cloudinary', signal?.reason));
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-        const callback = (error: unknown, result?: UploadResult): void => {
-          if (error) settle(fromSdkRejection(error));
-          // Only the last chunk's answer describes the asset.
-          else if (final && (!result || typeof result.public_id !== 'string')) settle(new CloudinaryApiError('upload answered without a public_id', undefined));
-          else settle(undefined, result);
-        };
-        const sink = sdk.uploader.upload_stream(params, callback);
-        if (Buffer.isBuffer(source)) {
-          sink.end(source);
-        } else {
-          // Pieces go out as the socket takes them: queuing a whole chunk at once makes Node copy
-          // it into one native buffer for the socket write, which RSS shows and GC does not see.
-          pipeline(Array.isArray(source) ? Readable.from(source, { objectMode: false }) : source, sink).catch((err: unknown) => {
-            // Cut the request before the body is complete: nothing becomes visible.
+    return this.client.call(async (sdk) => {
+      if (signal?.aborted) throw abortedError('save', undefined, 'cloudinary', signal.reason);
+      // Behind the SDK's own proxy an abort cannot cut the socket; the body stays incomplete, so
+      // nothing is stored either, and the request ends at the timeout.
+      const agent = this.client.sdkUsesProxy(sdk) ? undefined : this.client.newAgent(false);
+      const params = { ...this.uploadParams(target, plan), ...(agent ? { agent: this.client.forSdk(agent) } : {}), ...extra };
+      try {
+        return await new Promise<UploadResult>((resolve, reject) => {
+          let settled = false;
+          const settle = (err: unknown, result?: UploadResult): void => {
+            if (settled) return;
+            settled = true;
+            signal?.removeEventListener('abort', onAbort);
+            if (err) reject(err);
+            else resolve(result!);
+          };
+          const onAbort = (): void => {
             agent?.destroy();
-            settle(err);
-          });
-        }
-      });
-    } finally {
-      agent?.destroy();
-    }
+            settle(abortedError('save', undefined, 'cloudinary', signal?.reason));
+          };
+          signal?.addEventListener('abort', onAbort, { once: true });
+          const callback = (error: unknown, result?: UploadResult): void => {
+            if (error) settle(fromSdkRejection(error));
+            // Only the last chunk's answer describes the asset.
+            else if (final && (!result || typeof result.public_id !== 'string')) settle(new CloudinaryApiError('upload answered without a public_id', undefined));
+            else settle(undefined, result);
+          };
+          const sink = sdk.uploader.upload_stream(params, callback);
+          if (Buffer.isBuffer(source)) {
+            sink.end(source);
+          } else {
+            // Pieces go out as the socket takes them: queuing a whole chunk at once makes Node copy
+            // it into one native buffer for the socket write, which RSS shows and GC does not see.
+            pipeline(Array.isArray(source) ? Readable.from(source, { objectMode: false }) : source, sink).catch((err: unknown) => {
+              // Cut the request before the body is complete: nothing becomes visible.
+              agent?.destroy();
+              settle(err);
+            });
+          }
+        });
+      } finally {
+        agent?.destroy();
+      }
+    });
   }
 
   /**

@@ -252,6 +252,14 @@ export class FakeCloudinary {
   uploadRequests = 0;
   /** The upload request with this number (see uploadRequests) answers 500: a server fault halfway through an upload. */
   failUploadRequest: number | undefined;
+  /**
+   * How the failing upload request (failUploadRequest) answers: its status (default 500 `General
+   * Error`), extra headers (a proxy's or edge's `Retry-After`), and `afterStore`: the upload is
+   * stored first, then the answer fails (a response lost after the work was done).
+   */
+  failUploadAnswer: { status?: number; message?: string; headers?: Record<string, string>; afterStore?: boolean } = {};
+  /** The X-Unique-Upload-Id of every chunk received, in order. */
+  readonly chunkUploadIds: string[] = [];
   /** Public IDs whose delivery the account refuses (Cloudinary blocks PDF and ZIP delivery on new accounts): 401 "deny or ACL failure". */
   denyDelivery: RegExp | undefined;
   /** Largest file a single upload accepts (Cloudinary's plan limits); default 100 MB. */
@@ -477,7 +485,9 @@ export class FakeCloudinary {
   private async upload(account: FakeAccount, resourceType: string, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const body = await this.signedForm(account, req, res);
     if (!body) return;
-    if (++this.uploadRequests === this.failUploadRequest) return this.json(res, 500, { error: { message: 'General Error' } });
+    const failing = ++this.uploadRequests === this.failUploadRequest;
+    const fail = (): void => this.json(res, this.failUploadAnswer.status ?? 500, { error: { message: this.failUploadAnswer.message ?? 'General Error' } }, this.failUploadAnswer.headers);
+    if (failing && !this.failUploadAnswer.afterStore) return fail();
     const { fields } = body;
     if (!body.file) return this.json(res, 400, { error: { message: 'Missing required parameter - file' } });
 
@@ -486,6 +496,7 @@ export class FakeCloudinary {
     const range = req.headers['content-range'];
     if (typeof uniqueId === 'string' && typeof range === 'string') {
       this.counts.uploadChunks++;
+      this.chunkUploadIds.push(uniqueId);
       const m = /^bytes (\d+)-(\d+)\/(-1|\d+)$/.exec(range);
       if (!m || Number(m[2]) - Number(m[1]) + 1 !== data.length) return this.json(res, 400, { error: { message: `Invalid Content-Range ${range}` } });
       // Every chunk but the last is at least 5 MB (the SDKs' smallest chunk_size).
@@ -559,6 +570,7 @@ export class FakeCloudinary {
     this.assets.set(key, asset);
     // The support article's recipe for URLs requested before the upload: overwrite and invalidate.
     if (overwrite && truthy(fields.invalidate)) this.invalidate(key);
+    if (failing) return fail();
     this.json(res, 200, this.describe(account, asset));
   }
 
