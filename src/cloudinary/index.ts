@@ -303,7 +303,7 @@ export class CloudinaryStorage extends BaseStorage {
   }
 
   /** Closes the keep-alive connections this storage opened. */
-  close(): void {
+  override async close(): Promise<void> {
     if (this.ownsAgent) this.apiAgent.destroy();
   }
 
