@@ -1,4 +1,5 @@
 import { MediaStorageError } from '../core/errors.js';
+import type { PeerPackage } from '../core/peer.js';
 import type { ServingOptions } from '../core/serving.js';
 import type { DirectUpload, DirectUploadOptions } from '../core/types.js';
 import type { S3Client } from './sdk.js';
@@ -65,8 +66,14 @@ export interface S3StorageOptions extends ServingOptions {
   serverSideEncryption?: 'AES256' | 'aws:kms';
   /** KMS key for `serverSideEncryption: 'aws:kms'`; default the bucket's. */
   sseKmsKeyId?: string;
-  /** An S3Client to reuse instead of creating one (then region, endpoint, credentials and checksum options are its own). */
+  /** An S3Client to reuse instead of creating one (then region, endpoint, credentials, checksum options and timeouts are its own, and `close()` leaves it open). */
   client?: S3Client;
+  /**
+   * Per-request timeout in ms: the longest silence on a connection (waiting for an answer, or
+   * between bytes of one) before the request fails as UNAVAILABLE; also caps the time to connect
+   * (10 s). Default 120,000. A whole large upload may take longer, as long as bytes keep moving.
+   */
+  timeout?: number;
   /**
    * Bodies whose length is known up front (Buffer, string, Blob, File) up to this many bytes go in
    * one PutObject; default 32 MiB. Streams go in one PutObject when they end within one part, else
@@ -119,6 +126,14 @@ export function checkEndpoint(value: string | undefined, name: string): void {
   throw new MediaStorageError('CONFIG', `S3Storage: ${name} must be an http:// or https:// URL (got ${JSON.stringify(String(value))})${hint}`, { backend: 's3' });
 }
 
+/** `timeout`: a positive number of milliseconds. */
+export function checkTimeout(value: unknown): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new MediaStorageError('CONFIG', `s3: timeout must be a positive number of milliseconds (got ${JSON.stringify(String(value))})`, { backend: 's3' });
+  }
+}
+
 /**
  * Static credentials must be two non-empty strings: `{ accessKeyId: process.env.KEY }` with KEY
  * unset otherwise reaches the SDK, which fails every call with "Resolved credential object is not valid".
@@ -139,3 +154,6 @@ export function checkCredentials(credentials: S3StorageOptions['credentials'] | 
     { backend: 's3' },
   );
 }
+
+/** The SDK S3Storage cannot load without (both forms of sdk-load.ts name it the same way). */
+export const S3_PEER: PeerPackage = { packages: '@aws-sdk/client-s3', usedBy: 'media-storage/s3 (S3Storage)', backend: 's3' };

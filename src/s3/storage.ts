@@ -4,13 +4,16 @@ import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PresignPlan } from '../core/direct-upload.js';
 import type { PreparedBody } from '../core/body.js';
 import { DEFAULT_CONTENT_TYPE } from '../core/content-type.js';
-import { MediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
+import type { ErrorMapping } from '../core/error-mapping.js';
+import { MediaStorageError } from '../core/errors.js';
+import { downloadFilename } from '../core/download.js';
 import { contentDisposition } from '../core/serving.js';
 import { encodeKeyPath, normalizeLocation } from '../core/keys.js';
 import { decodeHeaderValue, encodeHeaderValue, type MetadataRules } from '../core/metadata.js';
 import type { Capabilities, CopyOptions, DirectUpload, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
 import {
   checkCredentials,
+  checkTimeout,
   checkEndpoint,
   CONNECT_TIMEOUT_MS,
   IDLE_TIMEOUT_MS,
@@ -61,6 +64,7 @@ export class S3Storage extends BaseStorage {
   private publicBase: Promise<string> | undefined;
   /** HeadObject, with the bucket's existence behind its 404s. */
   private readonly heads: ObjectHeads;
+  private readonly ownsClient: boolean;
 
   constructor(options: S3StorageOptions) {
     if (!options || typeof options.bucket !== 'string' || options.bucket.trim() === '') {
@@ -77,6 +81,7 @@ export class S3Storage extends BaseStorage {
     checkEndpoint(options.endpoint, 'endpoint');
     checkEndpoint(options.publicBaseUrl, 'publicBaseUrl');
     checkCredentials(options.credentials);
+    checkTimeout(options.timeout);
     if (options.sseKmsKeyId && options.serverSideEncryption !== 'aws:kms') {
       throw new MediaStorageError('CONFIG', 'S3Storage: sseKmsKeyId needs serverSideEncryption: "aws:kms"', { backend: 's3' });
     }
@@ -93,6 +98,8 @@ export class S3Storage extends BaseStorage {
     this.multipartThreshold = options.multipartThreshold ?? 32 * MiB;
     this.queueSize = options.queueSize ?? 4;
     this.defaultExpiresIn = options.defaultExpiresIn ?? 3600;
+    this.ownsClient = options.client === undefined;
+    const timeout = options.timeout ?? IDLE_TIMEOUT_MS;
     this.client =
       options.client ??
       new S3Client({
@@ -103,9 +110,12 @@ export class S3Storage extends BaseStorage {
         requestChecksumCalculation: options.requestChecksumCalculation ?? 'WHEN_REQUIRED',
         responseChecksumValidation: options.responseChecksumValidation ?? 'WHEN_REQUIRED',
         // The SDK waits forever by default: a server that stops answering would hang a save.
-        // These fail the request instead (UNAVAILABLE after the SDK's retries).
+        // These fail the request instead, as UNAVAILABLE.
         // (requestTimeout would bound a whole request, however large its body: the idle time is the one to bound.)
-        requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, socketTimeout: IDLE_TIMEOUT_MS },
+        requestHandler: { connectionTimeout: Math.min(CONNECT_TIMEOUT_MS, timeout), socketTimeout: timeout },
+        // One attempt per call: retrying is the retry layer's (withRetry, in createMediaStorage's
+        // default stack). SDK retries under it would multiply the attempts (3 × 4 by default).
+        maxAttempts: 1,
       });
     this.heads = new ObjectHeads(this.client, this.bucket);
     this.capabilities = Object.freeze({
@@ -175,10 +185,8 @@ export class S3Storage extends BaseStorage {
 
   protected async writeObject(key: string, body: PreparedBody, options: WriteOptions): Promise<ObjectInfo> {
     const fullKey = this.fullKey(key);
+    // Without conditional writes the core has checked the key is free (check-then-write).
     const conditional = options.ifExists === 'fail' && this.options.conditionalWrites === true;
-    if (options.ifExists === 'fail' && !conditional && (await this.heads.head(fullKey))) {
-      throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
-    }
     const params = this.writeParams(fullKey, body.contentType, options.cacheControl, options.metadata, options.contentDisposition);
     if (conditional) params.IfNoneMatch = '*';
     const sent = await uploadBody(body, {
@@ -256,7 +264,7 @@ export class S3Storage extends BaseStorage {
 
   protected async objectUrl(key: string, options: UrlOptions): Promise<string> {
     const fullKey = this.fullKey(key);
-    const download = options.download === undefined || options.download === false ? undefined : options.download === true ? key.slice(key.lastIndexOf('/') + 1) : options.download;
+    const download = downloadFilename(options.download, key);
     if (this.visibility === 'public' && options.expiresIn === undefined && download === undefined) {
       // On a custom domain the key is encoded as Django's filepath_to_uri does ('()!*~ kept), on
       // the bucket's own URL as boto3 and the SDK's presigner do (RFC 3986: '()!* escaped), so
@@ -276,11 +284,16 @@ export class S3Storage extends BaseStorage {
     return getSignedUrl(this.client, command, { expiresIn });
   }
 
+  /** Closes the connections of the S3Client this storage made (a client passed in stays open). */
+  override async close(): Promise<void> {
+    if (this.ownsClient) this.client.destroy();
+  }
+
   protected override metadataRules(): MetadataRules {
     return { maxTotalBytes: MAX_METADATA_BYTES, storedValue: encodeHeaderValue };
   }
 
-  protected override mapError(err: unknown): { code: MediaStorageErrorCode; message?: string; status?: number; retryAfter?: Date } | undefined {
+  protected override mapError(err: unknown): ErrorMapping | undefined {
     const e = err as { name?: unknown; Code?: unknown } | null;
     // Any request that met NoSuchBucket (a save, list or read) settles the question for HEADs too.
     // (Not our own MissingBucketError: that answer is already remembered, and must expire.)
