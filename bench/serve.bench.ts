@@ -39,12 +39,16 @@ const queue = createRequire(import.meta.url)('autocannon/lib/pipelinedRequestsQu
 if (typeof queue.prototype.addBody !== 'function') throw new Error('autocannon changed: PipelinedRequestsQueue.addBody is gone; review the patch above');
 queue.prototype.addBody = function addBody(): void {};
 
-const SERVERS = [
+const ALL_SERVERS = [
   { kind: 'serve-static', label: 'serve-static 2' },
   { kind: 'local', label: 'media-storage local' },
   { kind: 'memory', label: 'media-storage memory' },
   { kind: 'plain', label: 'plain http (floor)' },
 ] as const;
+/** `BENCH_SERVE_SERVERS=serve-static,local` runs some servers only (the first named is still the baseline when present). */
+const SERVERS = process.env.BENCH_SERVE_SERVERS ? ALL_SERVERS.filter((s) => process.env.BENCH_SERVE_SERVERS!.split(',').includes(s.kind)) : ALL_SERVERS;
+/** `BENCH_SERVE_CASES="2 MiB full GET,40 KiB Range"` runs the cases whose label starts with one of these only. */
+const CASES = process.env.BENCH_SERVE_CASES?.split(',').map((c) => c.trim());
 
 const SIZES = [
   { bytes: 40 * 1024, files: 50, folder: 'small' },
@@ -202,6 +206,7 @@ async function main(): Promise<void> {
       for (const { mode, connections } of cases) {
         const what = mode === 'full' ? 'full GET' : mode === '304' ? 'GET → 304' : `Range ${sizeLabel(RANGE_BYTES)}`;
         const label = `${sizeLabel(size.bytes)} ${what}${connections === CONNECTIONS ? '' : `, ${connections} connections`}`;
+        if (CASES && !CASES.some((c) => label.startsWith(c))) continue;
         const rounds = new Map<Server, RoundResult[]>(servers.map((s) => [s, []]));
         // Servers take turns round by round, the first one rotating, so drift in the machine's
         // load does not favour one column.
@@ -232,7 +237,8 @@ async function main(): Promise<void> {
   }
 
   const paths = writeResults({
-    name: 'serve',
+    // A filtered run keeps the full run's results file.
+    name: process.env.BENCH_SERVE_SERVERS || CASES ? 'serve-partial' : 'serve',
     title: 'Serving files over HTTP: media-storage handler vs serve-static and a plain-http floor',
     baseline: 'serve-static 2',
     subjects: SERVERS.map((s) => s.label),

@@ -192,11 +192,13 @@ export class LocalTree {
     const realRoot = (await this.getRealRoot(true))!;
     const slash = key.lastIndexOf('/');
     if (slash < 0) return realRoot;
-    // Usually the folder exists already: one realpath answers for all its ancestors at once.
+    // Usually the folder exists already: one realpath answers for all its ancestors at once. No
+    // stat to see that it is a folder (a thread-pool round trip on every save): when it is a file,
+    // the rename or link into it fails with ENOTDIR, which is INVALID_KEY (errors.ts).
     try {
       const real = await this.fs.promises.realpath(path.join(realRoot, key.slice(0, slash)));
       this.assertInside(realRoot, real, key);
-      if ((await this.fs.promises.stat(real)).isDirectory()) return real;
+      return real;
     } catch (err) {
       if (!isCode(err, 'ENOENT')) throw err;
     }

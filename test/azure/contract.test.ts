@@ -3,11 +3,12 @@ import { describeStorageContract } from '../../src/testing/index.js';
 import { HOSTILE_INPUT_OPTIONS } from '../../src/testing/hostile-keys.js';
 import { azureSeeder } from '../support/foreign-seeders.js';
 import { startAzurite } from '../support/azurite.js';
+import { variants } from '../support/matrix.js';
 
 // The whole contract against Azurite (Microsoft's emulator, started by the helper), which checks
 // SharedKey signatures and SAS tokens: a private container (SAS URLs) and a public one (anonymous
 // blob reads), with objects other software (the raw SDK) wrote.
-for (const visibility of ['private', 'public'] as const) {
+for (const visibility of variants(['private', 'public'] as const)) {
   describeStorageContract(`azure (${visibility} container, Azurite)`, async () => {
     const azurite = await startAzurite();
     const container = await azurite.container(`contract-${visibility}`, visibility === 'public' ? 'blob' : undefined);

@@ -5,6 +5,7 @@ import { HOSTILE_INPUT_OPTIONS } from '../../src/testing/hostile-keys.js';
 import http from 'node:http';
 import cloudinary from 'cloudinary';
 import { cloudinarySeeder } from '../support/foreign-seeders.js';
+import { variants } from '../support/matrix.js';
 
 // The hostile corpus and the full concurrency bar (64 saves to one key, 1,000 to distinct keys):
 // against the fake Cloudinary on this 2-core machine the 1,000 saves take 2-3.5 s per run, the 217 odd
@@ -21,7 +22,7 @@ const RUNS = [
   { deliveryType: 'upload', folderMode: 'dynamic' },
 ] as const;
 
-for (const { deliveryType, folderMode } of RUNS) {
+for (const { deliveryType, folderMode } of variants(RUNS)) {
   describeStorageContract(`cloudinary (${deliveryType}, ${folderMode} folders, fake Cloudinary)`, async () => {
     const fake = await new FakeCloudinary([{ cloudName: 'contract-cloud', apiKey: '123456789012345', apiSecret: 'contract-secret-abcdefghijkl', folderMode }]).start();
     // An account with a larger Admin API budget than the free plan's 500 calls an hour: the hostile

@@ -1,4 +1,6 @@
 import { Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { bodyChunks, PeekableBody, prepareBody, streamToBuffer, toChunk } from '../../src/core/body.js';
 import { SNIFF_BYTES } from '../../src/core/content-type.js';
@@ -35,6 +37,30 @@ describe('core/body: PeekableBody (peek-and-replay)', () => {
     await peek.fill(1);
     await streamToBuffer(peek.chunks());
     await expect(streamToBuffer(peek.chunks())).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+  });
+
+  it('lets go of each chunk read ahead once it is handed out, not when the body ends', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const refs: Array<WeakRef<Buffer>> = [];
+    // Fresh chunks, referenced only by the reader (and the WeakRefs), as an upload's would be.
+    async function* source(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < 6; i++) {
+        const chunk = Buffer.alloc(1024 * 1024, i);
+        refs.push(new WeakRef(chunk));
+        yield chunk;
+      }
+    }
+    const peek = new PeekableBody(source());
+    await peek.fill(3 * 1024 * 1024);
+    expect(refs).toHaveLength(3);
+    const chunks = peek.chunks();
+    for (let i = 0; i < 4; i++) expect((await chunks.next()).value?.[0]).toBe(i);
+    // Four chunks handed out and dropped by the consumer, the body not finished.
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    expect(refs.slice(0, 3).map((r) => r.deref() === undefined)).toEqual([true, true, true]);
+    await chunks.return(undefined);
   });
 
   it('close() stops a source that was never handed out', async () => {

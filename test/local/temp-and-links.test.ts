@@ -109,6 +109,17 @@ describe('LocalStorage temp files', () => {
     expect((await fresh.list('')).items.map((i) => i.key)).toEqual(['photos/a.jpg']);
   });
 
+  it('refuses a key whose folder is a file with INVALID_KEY, in every write mode, leaving the file and no temp file', async () => {
+    await storage.save('people/ada.jpg', Buffer.from('the photo'));
+    for (const ifExists of ['overwrite', 'fail', 'rename'] as const) {
+      expect(await failureCode(storage.save('people/ada.jpg/small.jpg', Buffer.from('x'), { ifExists }))).toBe('INVALID_KEY');
+      expect(await failureCode(storage.save('people/ada.jpg/deeper/small.jpg', Buffer.from('x'), { ifExists }))).toBe('INVALID_KEY');
+    }
+    expect(await failureCode(storage.copy('people/ada.jpg', 'people/ada.jpg/copy.jpg'))).toBe('INVALID_KEY');
+    expect(await filesUnder(root)).toEqual(['people/ada.jpg']);
+    expect((await storage.readBuffer('people/ada.jpg')).toString()).toBe('the photo');
+  });
+
   it('moves a finished upload into a folder on another file system (EXDEV) without leaving anything behind', async () => {
     const crossDevice = (err: string) => Object.assign(new Error(`${err}: cross-device link not permitted`), { code: 'EXDEV' });
     const fromTemp = (p: string): boolean => p.includes(`${path.sep}.media-storage-tmp${path.sep}`);
