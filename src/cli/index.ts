@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { configFromEnv, createMediaStorage, maskUrl, parseStorageUrl, STORAGE_URL_OPTIONS, type StorageConfig } from '../config/index.js';
+import { configFromEnv, createMediaStorage, maskUrl, parseStorageUrl, storageUrlOptions, type StorageConfig } from '../config/index.js';
+import { backendDefinitions } from '../core/definition.js';
 import { isMediaStorageError } from '../core/errors.js';
 import type { MediaStorage } from '../core/types.js';
 import { auditFormatter, auditKeys, readKeyList, suggestStripPrefix } from './audit.js';
@@ -126,20 +127,13 @@ function wrap(text: string, indent = ''): string {
   return lines.map((l) => indent + l).join('\n');
 }
 
-/** The storage URL schemes and every `?option=` each takes, from the parser's own table. */
+/** The storage URL schemes and every `?option=` each takes, from the backends' definitions (plugins' too). */
 function storageUrlHelp(): string {
-  const schemes: Record<string, string> = {
-    local: 'file:///var/app/media, file:./media',
-    memory: 'memory://',
-    s3: 's3://bucket/prefix (s3://KEY:SECRET@bucket/prefix; else the AWS SDK\'s credentials)',
-    cloudinary: 'cloudinary://API_KEY:API_SECRET@CLOUD_NAME',
-    b2: 'b2://KEY_ID:KEY@bucket/prefix',
-    azure: 'azure://container/prefix (with AZURE_STORAGE_CONNECTION_STRING; or azure://ACCOUNT:KEY@container/prefix)',
-  };
   const lines = ['Storage URLs (--from, --to, --url; values URL-encoded, options after ?, joined with &):'];
-  for (const [backend, example] of Object.entries(schemes)) {
-    lines.push(`  ${example}`);
-    for (const [name, { help }] of Object.entries(STORAGE_URL_OPTIONS[backend] ?? {})) lines.push(`      ${name.padEnd(21)}${help}`);
+  for (const definition of backendDefinitions()) {
+    if (!definition.url) continue;
+    lines.push(`  ${definition.url.example}${definition.url.note ? ` (${definition.url.note})` : ''}`);
+    for (const [name, { spec, deprecated }] of storageUrlOptions(definition)) if (spec.help && !deprecated) lines.push(`      ${`${name} `.padEnd(22)}${spec.help}`);
   }
   lines.push(
     '  env: the storage the environment configures, in this order: MEDIA_STORAGE_URL; the django-storages',

@@ -1,0 +1,2 @@
+import { main } from './src/cli/index.ts';
+await main(['--help']);
