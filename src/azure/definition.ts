@@ -1,3 +1,4 @@
+import { DEFAULT_MAX_EXPIRES_IN } from '../core/base.js';
 import { defineBackend, defineOptions, lazyStorageClass, type OptionsOf } from '../core/definition.js';
 
 const MiB = 1024 * 1024;
@@ -26,7 +27,7 @@ export const azureOptions = defineOptions({
   /** Base of public URLs, e.g. a CDN (`https://cdn.example.com`); the key follows it. */
   publicBaseUrl: { kind: 'url', help: 'CDN or custom domain of public URLs' },
   /** Expiry of signed URLs, in seconds; default 3600. */
-  defaultExpiresIn: { kind: 'integer', unit: 's', min: 1, default: 3600, help: 'seconds a signed URL lives' },
+  defaultExpiresIn: { kind: 'integer', unit: 's', min: 1, max: DEFAULT_MAX_EXPIRES_IN, default: 3600, help: 'seconds a signed URL lives' },
   /**
    * Cache-Control browsers get for the blobs: stored with every blob unless `save` passes its own,
    * so a change applies to blobs written after it.
@@ -35,7 +36,7 @@ export const azureOptions = defineOptions({
   /** What `save` does with a taken key when its options do not say; default `overwrite`. */
   ifExists: { kind: 'enum', values: ['overwrite', 'rename', 'fail'], default: 'overwrite', help: 'overwrite (default), rename or fail' },
   /** Bodies of known length up to this many bytes go in one Put Blob; default 32 MiB. */
-  singleUploadThreshold: { kind: 'integer', unit: 'bytes', min: 1, max: MAX_BLOCK_SIZE, default: 32 * MiB, help: 'bytes up to which a body goes in one Put Blob' },
+  singleUploadThreshold: { kind: 'integer', unit: 'bytes', min: 1, max: 5000 * MiB, default: 32 * MiB, help: 'bytes up to which a body goes in one Put Blob' },
   /** Block size of uploads in blocks (1 MiB to 4,000 MiB); default 8 MiB. Memory per streamed upload is (concurrency + 1) × blockSize. */
   blockSize: { kind: 'integer', unit: 'bytes', min: MiB, max: MAX_BLOCK_SIZE, default: 8 * MiB, help: 'bytes in each block of an upload' },
   /** Blocks sent at once; default 4. */
