@@ -19,8 +19,8 @@ export const b2Options = defineOptions({
    * time one finds nothing the pair is checked once (with listBuckets): a mismatch is CONFIG.
    */
   bucketId: { kind: 'string', help: 'the bucket id (skips the bucket lookup)' },
-  /** Key prefix inside the bucket, e.g. `media/`. */
-  location: { kind: 'string', env: ['B2_LOCATION'], help: 'key prefix inside the bucket (the URL path sets it too)' },
+  /** Key prefix inside the bucket, e.g. `media/`. Formerly `location`. */
+  prefix: { kind: 'string', deprecated: ['location'], env: ['B2_LOCATION'], help: 'key prefix inside the bucket (the URL path sets it too)' },
   /** `public` (allPublic bucket): plain download URLs. `private` (default): URLs carry a download authorization. */
   visibility: { kind: 'enum', values: ['public', 'private'], default: 'private', env: ['B2_VISIBILITY'], help: 'private (default) or public (an allPublic bucket)' },
   /** CDN or custom download domain standing for `<downloadUrl>/file/<bucketName>`, used for public URLs. */
@@ -33,13 +33,13 @@ export const b2Options = defineOptions({
   partSize: { kind: 'integer', unit: 'bytes', min: 1, help: 'bytes in each part of a large file' },
   /** Stream bodies up to this size are kept in memory; larger ones go to a temp file. Default 8 MiB. */
   spoolThreshold: { kind: 'integer', unit: 'bytes', min: 1, default: 8 * 1024 * 1024, help: 'bytes of a stream kept in memory before a temp file' },
-  /** Tries per upload (and per part), each with a fresh upload URL; default 5. */
-  maxUploadAttempts: { kind: 'integer', min: 1, default: 5, help: 'tries per upload, each on a fresh upload URL' },
+  /** Tries per upload (and per part), each with a fresh upload URL; default 5. Formerly `maxUploadAttempts`. */
+  maxAttempts: { kind: 'integer', min: 1, deprecated: ['maxUploadAttempts'], default: 5, help: 'tries per upload, each on a fresh upload URL' },
   /**
    * Override of the authorize endpoint (default `https://api.backblazeb2.com/b2api/v4/b2_authorize_account`),
-   * for proxies and tests. Answers of v2, v3 and v4 are all understood.
+   * for proxies and tests. Answers of v2, v3 and v4 are all understood. Formerly `apiUrl`.
    */
-  apiUrl: { kind: 'url', help: 'the authorize endpoint (for proxies and tests)' },
+  endpoint: { kind: 'url', deprecated: ['apiUrl'], help: 'the authorize endpoint (for proxies and tests)' },
   /**
    * Milliseconds a request may sit idle (no bytes either way) before it fails as a broken
    * connection and is retried; for a download, the wait for the response head. Default 120,000.
@@ -63,7 +63,7 @@ export const b2Backend = defineBackend({
     parse: (url, { fail }) => {
       if (!url.host) fail('b2:// needs a bucket, e.g. b2://KEY_ID:KEY@bucket/media');
       if (!url.user || !url.password) fail('b2:// needs the application key id and key: b2://KEY_ID:KEY@bucket');
-      return { bucketName: url.host, applicationKeyId: url.user, applicationKey: url.password, ...(url.prefix ? { location: url.prefix } : {}) };
+      return { bucketName: url.host, applicationKeyId: url.user, applicationKey: url.password, ...(url.prefix ? { prefix: url.prefix } : {}) };
     },
   },
   env: {},
