@@ -39,7 +39,7 @@ describe('storage URLs', () => {
   });
   it('cloudinary:, b2: and memory:', () => {
     expect(parseStorageUrl('cloudinary://123456:abcdef@demo?folder=avatars')).toEqual({ backend: 'cloudinary', cloudName: 'demo', apiKey: '123456', apiSecret: 'abcdef', folder: 'avatars' });
-    expect(parseStorageUrl('b2://keyid:appkey@photos/crm')).toEqual({ backend: 'b2', bucketName: 'photos', applicationKeyId: 'keyid', applicationKey: 'appkey', location: 'crm/' });
+    expect(parseStorageUrl('b2://keyid:appkey@photos/crm')).toEqual({ backend: 'b2', bucketName: 'photos', applicationKeyId: 'keyid', applicationKey: 'appkey', prefix: 'crm/' });
     expect(parseStorageUrl('memory://')).toEqual({ backend: 'memory' });
     expect(parseStorageUrl('cloudinary://1:2@demo?upload_prefix=https://api-eu.cloudinary.com&private_cdn=true')).toEqual({
       backend: 'cloudinary',

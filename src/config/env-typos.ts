@@ -15,7 +15,7 @@ export function envVariablesOf(definition: BackendDefinition): string[] {
 /** Every variable `configFromEnv` reads: MEDIA_STORAGE_URL and each registered backend's (its definition's). */
 export function configEnvNames(): string[] {
   registerBuiltinBackends();
-  return ['MEDIA_STORAGE_URL', ...backendDefinitions().flatMap(envVariablesOf)];
+  return ['MEDIA_STORAGE_URL', 'MEDIA_STORAGE_PLUGINS', ...backendDefinitions().flatMap(envVariablesOf)];
 }
 
 /** The variables `configFromEnv` reads for the built-in backends (see {@link configEnvNames} for plugins' too). */
