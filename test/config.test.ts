@@ -38,7 +38,7 @@ describe('storage URLs', () => {
     });
   });
   it('cloudinary:, b2: and memory:', () => {
-    expect(parseStorageUrl('cloudinary://123456:abcdef@demo?folder=avatars')).toEqual({ backend: 'cloudinary', cloudName: 'demo', apiKey: '123456', apiSecret: 'abcdef', folder: 'avatars' });
+    expect(parseStorageUrl('cloudinary://123456:abcdef@demo?prefix=avatars')).toEqual({ backend: 'cloudinary', cloudName: 'demo', apiKey: '123456', apiSecret: 'abcdef', prefix: 'avatars' });
     expect(parseStorageUrl('b2://keyid:appkey@photos/crm')).toEqual({ backend: 'b2', bucketName: 'photos', applicationKeyId: 'keyid', applicationKey: 'appkey', prefix: 'crm/' });
     expect(parseStorageUrl('memory://')).toEqual({ backend: 'memory' });
     expect(parseStorageUrl('cloudinary://1:2@demo?upload_prefix=https://api-eu.cloudinary.com&private_cdn=true')).toEqual({
@@ -46,12 +46,12 @@ describe('storage URLs', () => {
       cloudName: 'demo',
       apiKey: '1',
       apiSecret: '2',
-      uploadPrefix: 'https://api-eu.cloudinary.com',
+      endpoint: 'https://api-eu.cloudinary.com',
       privateCdn: true,
     });
   });
   it('reads a CLOUDINARY_URL as the backend does: every SDK parameter and a private CDN path, with one parser', () => {
-    const url = 'cloudinary://1:2@demo/cdn.example.com?signature_algorithm=sha256&secure_distribution=img.example.com&folder=crm';
+    const url = 'cloudinary://1:2@demo/cdn.example.com?signature_algorithm=sha256&secure_distribution=img.example.com&prefix=crm';
     expect(configFromEnv({ CLOUDINARY_URL: url })).toEqual({
       backend: 'cloudinary',
       cloudName: 'demo',
@@ -60,7 +60,7 @@ describe('storage URLs', () => {
       signatureAlgorithm: 'sha256',
       privateCdn: true,
       secureDistribution: 'img.example.com',
-      folder: 'crm',
+      prefix: 'crm',
     });
     expect(parseStorageUrl('cloudinary://1:2@demo/cdn.example.com')).toMatchObject({ privateCdn: true, secureDistribution: 'cdn.example.com' });
     expect(() => parseStorageUrl('cloudinary://1:2@demo?signature_algorithm=md5')).toThrow(/signature_algorithm must be sha1 or sha256/);

@@ -11,7 +11,7 @@ import { s3Backend } from '../src/s3/definition.js';
 
 const AZURITE = 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;';
 
-function deprecations(spy: ReturnType<typeof vi.spyOn>): string[] {
+function deprecations(spy: { mock: { calls: unknown[][] } }): string[] {
   return spy.mock.calls.filter((call) => (call[1] as { code?: string } | undefined)?.code === 'MEDIA_STORAGE_DEPRECATED').map((call) => String(call[0]));
 }
 

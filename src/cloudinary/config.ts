@@ -1,5 +1,27 @@
+import type http from 'node:http';
 import { MediaStorageError } from '../core/errors.js';
-import type { CloudinaryStorageOptions } from './index.js';
+import type { ServingOptions } from '../core/serving.js';
+import type { AdoptNames } from './adopt.js';
+import type { CloudinaryConfig } from './definition.js';
+
+/** CloudinaryStorage's options: those configuration can set (documented in ./definition.ts) and the injected ones below. */
+export interface CloudinaryStorageOptions extends CloudinaryConfig, ServingOptions {
+  /**
+   * Names another tool stored in your database, resolved to the assets it uploaded when a key is
+   * not found under this storage's own mapping: `'django-cloudinary-storage'` (prefix `media/`),
+   * {@link djangoCloudinaryStorage}`({ prefix })`, or your own rule. Used by exists, stat, read,
+   * url, copy and delete; saves always use the storage's own mapping, and listings show its keys only.
+   */
+  adopt?: 'django-cloudinary-storage' | AdoptNames;
+  /** The fetch used for delivery URLs (exists, stat, read). For proxies and tests; default the global fetch. */
+  fetch?: (input: string, init?: RequestInit) => Promise<Response>;
+  /** HTTP agent for API calls (e.g. a proxy agent). Default: a keep-alive agent for the prefix's protocol. */
+  agent?: http.Agent;
+  /** @deprecated Use `prefix` (the same meaning). */
+  folder?: string;
+  /** @deprecated Use `endpoint` (the same meaning). */
+  uploadPrefix?: string;
+}
 
 /** Settings after options, CLOUDINARY_URL and defaults are combined. */
 export interface ResolvedConfig {
@@ -73,8 +95,8 @@ export function resolveConfig(options: CloudinaryStorageOptions): ResolvedConfig
   if (missing.length > 0) {
     throw configError(`missing ${missing.join(', ')}: pass them as options or set CLOUDINARY_URL=cloudinary://API_KEY:API_SECRET@CLOUD_NAME`);
   }
-  const uploadPrefix = (options.uploadPrefix ?? fromUrl.uploadPrefix ?? 'https://api.cloudinary.com').replace(/\/+$/, '');
-  if (!/^https?:\/\/[^/]+/.test(uploadPrefix)) throw configError('uploadPrefix must be an http(s) URL');
+  const uploadPrefix = (options.endpoint ?? fromUrl.uploadPrefix ?? 'https://api.cloudinary.com').replace(/\/+$/, '');
+  if (!/^https?:\/\/[^/]+/.test(uploadPrefix)) throw configError('endpoint must be an http(s) URL');
   const signatureAlgorithm = options.signatureAlgorithm ?? fromUrl.signatureAlgorithm ?? 'sha1';
   if (signatureAlgorithm !== 'sha1' && signatureAlgorithm !== 'sha256') throw configError('signatureAlgorithm must be "sha1" or "sha256"');
   return {

@@ -2,6 +2,9 @@ import { defineBackend, defineOptions, lazyStorageClass, type OptionsOf } from '
 import { parseCloudinaryUrl } from './config.js';
 
 const PEERS = ['cloudinary'];
+export const DEFAULT_CHUNK_SIZE = 20 * 1024 * 1024;
+/** Cloudinary's smallest chunk. */
+export const MIN_CHUNK_SIZE = 5 * 1024 * 1024;
 
 /** CloudinaryStorage's configuration options; the TSDoc here is what editors show on `CloudinaryStorageOptions`. */
 export const cloudinaryOptions = defineOptions({
@@ -17,14 +20,14 @@ export const cloudinaryOptions = defineOptions({
    * Default: `process.env.CLOUDINARY_URL`. Explicit options win over it.
    */
   cloudinaryUrl: { kind: 'string', secret: true, query: false },
-  /** Folder (public ID prefix) every key lives under, e.g. `media/`. */
-  folder: { kind: 'string', env: ['CLOUDINARY_FOLDER'], help: 'folder every public ID goes under' },
+  /** Folder (public ID prefix) every key lives under, e.g. `media/`. Formerly `folder`. */
+  prefix: { kind: 'string', deprecated: ['folder'], env: ['CLOUDINARY_FOLDER'], help: 'folder every public ID goes under' },
   /** `upload` (public delivery URLs, the default) or `authenticated` (signed URLs only). */
   deliveryType: { kind: 'enum', values: ['upload', 'authenticated'], default: 'upload', help: 'upload (default) or authenticated' },
   /** Expiry, in seconds, of signed URLs made without `expiresIn` (authenticated type, downloads). Default 3600. */
   defaultExpiresIn: { kind: 'integer', unit: 's', min: 1, default: 3600, help: 'seconds a signed URL lives (default 3600)' },
-  /** Bodies larger than this (or of unknown length that turn out larger) go through chunked upload, in chunks of this size. Default 20 MB; at least 5 MB (Cloudinary's minimum chunk). */
-  chunkSize: { kind: 'integer', unit: 'bytes', min: 5_000_000, default: 20_000_000, help: 'bytes in each chunk of a chunked upload' },
+  /** Bodies larger than this (or of unknown length that turn out larger) go through chunked upload, in chunks of this size. Default 20 MiB; at least 5 MiB (Cloudinary's minimum chunk). */
+  chunkSize: { kind: 'integer', unit: 'bytes', min: MIN_CHUNK_SIZE, default: DEFAULT_CHUNK_SIZE, help: 'bytes in each chunk of a chunked upload' },
   /**
    * How exists, stat, read and url learn where an object is and which version it has: the Upload
    * API's `explicit` (default; not rate-limited) or the Admin API (rate-limited, 500–2,000 calls an
@@ -38,8 +41,11 @@ export const cloudinaryOptions = defineOptions({
    * at the first save; if that fails, saves go without `asset_folder` and it is asked again later.
    */
   folderMode: { kind: 'enum', values: ['fixed', 'dynamic'], help: 'fixed or dynamic (default: asked of the Admin API)' },
-  /** API base URL (`upload_prefix`); default `https://api.cloudinary.com`, or the `upload_prefix` in `cloudinaryUrl`. For proxies and tests. */
-  uploadPrefix: { kind: 'url', query: ['upload_prefix'], help: "API host (the SDK's own parameter)" },
+  /**
+   * API base URL (the SDK's `upload_prefix`); default `https://api.cloudinary.com`, or the
+   * `upload_prefix` in `cloudinaryUrl`. For proxies and tests. Formerly `uploadPrefix`.
+   */
+  endpoint: { kind: 'url', deprecated: ['uploadPrefix'], query: ['upload_prefix'], help: "API host (the SDK's own parameter)" },
   /** Custom delivery domain (CNAME) for HTTPS delivery URLs, e.g. `media.example.com`. */
   secureDistribution: { kind: 'string', query: ['secure_distribution'], help: 'CDN host of delivery URLs' },
   /** Delivery from a private CDN distribution (`<cloud>-res.cloudinary.com`). */
@@ -67,10 +73,10 @@ export const cloudinaryBackend = defineBackend({
     // The backend's own parser, so that a URL means here what it means to CloudinaryStorage: the
     // SDK's parameters (upload_prefix, signature_algorithm...) and a private CDN path.
     parse: (url, { source, fail }) => {
-      const { ignored, cloudName, apiKey, apiSecret, ...sdkSettings } = parseCloudinaryUrl(url.text, source);
+      const { ignored, cloudName, apiKey, apiSecret, uploadPrefix, ...sdkSettings } = parseCloudinaryUrl(url.text, source);
       if (!cloudName || !apiKey || !apiSecret) fail('cloudinary:// needs cloudinary://API_KEY:API_SECRET@CLOUD_NAME');
       for (const name of [...url.query.keys()]) if (!ignored.has(name)) url.query.delete(name);
-      return { cloudName, apiKey, apiSecret, ...sdkSettings };
+      return { cloudName, apiKey, apiSecret, ...(uploadPrefix !== undefined ? { endpoint: uploadPrefix } : {}), ...sdkSettings };
     },
   },
   env: {
