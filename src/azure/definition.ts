@@ -1,5 +1,5 @@
 import { DEFAULT_MAX_EXPIRES_IN } from '../core/base.js';
-import { defineBackend, defineOptions, lazyStorageClass, type OptionsOf } from '../core/definition.js';
+import { defineBackend, defineOptions, lazyStorageClass, type StorageClass, type OptionsOf } from '../core/definition.js';
 
 const MiB = 1024 * 1024;
 /** Put Block List takes at most 50,000 blocks; a block is at most 4,000 MiB. */
@@ -78,5 +78,5 @@ export const azureBackend = defineBackend({
     },
   },
   env: { require: ['container', 'connectionString'] },
-  load: () => lazyStorageClass('azure', PEERS, () => import('./index.js'), 'AzureBlobStorage'),
+  load: (): Promise<StorageClass> => lazyStorageClass('azure', PEERS, () => import('./index.js'), 'AzureBlobStorage'),
 });

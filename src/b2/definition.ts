@@ -1,4 +1,4 @@
-import { defineBackend, defineOptions, lazyStorageClass, type OptionsOf } from '../core/definition.js';
+import { defineBackend, defineOptions, lazyStorageClass, type StorageClass, type OptionsOf } from '../core/definition.js';
 
 const PEERS = ['backblaze-b2'];
 
@@ -67,5 +67,5 @@ export const b2Backend = defineBackend({
     },
   },
   env: {},
-  load: () => lazyStorageClass('b2', PEERS, () => import('./index.js'), 'B2Storage'),
+  load: (): Promise<StorageClass> => lazyStorageClass('b2', PEERS, () => import('./index.js'), 'B2Storage'),
 });

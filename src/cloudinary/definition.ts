@@ -1,4 +1,4 @@
-import { defineBackend, defineOptions, lazyStorageClass, type OptionsOf } from '../core/definition.js';
+import { defineBackend, defineOptions, lazyStorageClass, type StorageClass, type OptionsOf } from '../core/definition.js';
 import { parseCloudinaryUrl } from './config.js';
 
 const PEERS = ['cloudinary'];
@@ -90,5 +90,5 @@ export const cloudinaryBackend = defineBackend({
       return { ...fromUrl, ...fromOptions };
     },
   },
-  load: () => lazyStorageClass('cloudinary', PEERS, () => import('./index.js'), 'CloudinaryStorage'),
+  load: (): Promise<StorageClass> => lazyStorageClass('cloudinary', PEERS, () => import('./index.js'), 'CloudinaryStorage'),
 });

@@ -133,7 +133,7 @@ export function defineOptions<const S extends OptionsSchema>(schema: S): S {
 // ------------------------------------------------------------------ definitions
 
 /** A storage class as a definition loads it. */
-export type StorageClass<O = never> = new (options: O) => MediaStorage;
+export type StorageClass<O = any> = new (options: O) => MediaStorage;
 
 /** A storage URL taken apart, for a definition's {@link BackendUrlSpec.parse}. */
 export interface StorageUrlParts {
@@ -267,7 +267,7 @@ function configError(message: string, backend?: string): MediaStorageError {
  *   schemes: ['webdav'],
  *   options: defineOptions({ endpoint: { kind: 'url', required: true } }),
  *   url: { example: 'webdav://host/path', parse: (url) => ({ endpoint: `https://${url.host}${url.pathname}` }) },
- *   load: () => lazyStorageClass('webdav', ['webdav'], () => import('./storage.js'), 'WebDavStorage'),
+ *   load: (): Promise<StorageClass> => lazyStorageClass('webdav', ['webdav'], () => import('./storage.js'), 'WebDavStorage'),
  * }));
  * ```
  */

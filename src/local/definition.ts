@@ -1,5 +1,5 @@
 import { DEFAULT_MAX_EXPIRES_IN } from '../core/base.js';
-import { defineBackend, defineOptions, lazyStorageClass, typed, type OptionsOf } from '../core/definition.js';
+import { defineBackend, defineOptions, lazyStorageClass, type StorageClass, typed, type OptionsOf } from '../core/definition.js';
 
 /** LocalStorage's configuration options; the TSDoc here is what editors show on `LocalStorageOptions`. */
 export const localOptions = defineOptions({
@@ -62,5 +62,5 @@ export const localBackend = defineBackend({
     detect: () => 'fallback',
     read: (_get, fromOptions) => ({ root: './media', publicBaseUrl: '/media', ...fromOptions }),
   },
-  load: () => lazyStorageClass('local', [], () => import('./index.js'), 'LocalStorage'),
+  load: (): Promise<StorageClass> => lazyStorageClass('local', [], () => import('./index.js'), 'LocalStorage'),
 });

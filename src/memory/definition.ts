@@ -1,4 +1,4 @@
-import { defineBackend, defineOptions, lazyStorageClass, type OptionsOf } from '../core/definition.js';
+import { defineBackend, defineOptions, lazyStorageClass, type StorageClass, type OptionsOf } from '../core/definition.js';
 
 /** MemoryStorage's configuration options. */
 export const memoryOptions = defineOptions({
@@ -22,5 +22,5 @@ export const memoryBackend = defineBackend({
   durability: 'process',
   retry: false,
   url: { example: 'memory://', parse: () => ({}) },
-  load: () => lazyStorageClass('memory', [], () => import('./index.js'), 'MemoryStorage'),
+  load: (): Promise<StorageClass> => lazyStorageClass('memory', [], () => import('./index.js'), 'MemoryStorage'),
 });

@@ -1,4 +1,4 @@
-import { defineBackend, defineOptions, lazyStorageClass, parseOptionText, typed, type ConfigContext, type OptionsOf } from '../core/definition.js';
+import { defineBackend, defineOptions, lazyStorageClass, type StorageClass, parseOptionText, typed, type ConfigContext, type OptionsOf } from '../core/definition.js';
 
 const MiB = 1024 * 1024;
 /** S3's part sizes: 5 MiB to 5 GiB. */
@@ -10,6 +10,7 @@ export const MAX_EXPIRES_IN = 7 * 24 * 3600;
 export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
 
 const CHECKSUM_MODES = ['WHEN_REQUIRED', 'WHEN_SUPPORTED'] as const;
+const PEERS = ['@aws-sdk/client-s3', '@aws-sdk/s3-request-presigner'];
 
 /** S3Storage's configuration options; the TSDoc here is what editors show on `S3StorageOptions`. */
 export const s3Options = defineOptions({
@@ -184,7 +185,7 @@ export const s3Backend = defineBackend({
   title: 'Amazon S3 and S3-compatible stores',
   schemes: ['s3'],
   options: s3Options,
-  peers: ['@aws-sdk/client-s3', '@aws-sdk/s3-request-presigner'],
+  peers: PEERS,
   credentialsHint: 'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the key in MEDIA_STORAGE_URL)',
   url: {
     example: 's3://bucket/prefix',
@@ -205,5 +206,5 @@ export const s3Backend = defineBackend({
     detect: (get) => (get('AWS_STORAGE_BUCKET_NAME') ? 'strong' : firstSet(get, ACCESS_KEY_NAMES) || firstSet(get, SECRET_KEY_NAMES) ? 'weak' : undefined),
     read: (get, _fromOptions, context) => s3FromDjangoEnv(get, context),
   },
-  load: () => lazyStorageClass('s3', ['@aws-sdk/client-s3', '@aws-sdk/s3-request-presigner'], () => import('./index.js'), 'S3Storage'),
+  load: (): Promise<StorageClass> => lazyStorageClass('s3', PEERS, () => import('./index.js'), 'S3Storage'),
 });
