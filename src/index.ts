@@ -92,11 +92,34 @@ export {
   describeConfig,
   maskUrl,
   type StorageConfig,
+  type StorageBackendOptions,
+  type LocalConfig,
+  type MemoryConfig,
   type S3Config,
   type CloudinaryConfig,
   type B2Config,
+  type AzureConfig,
   type CreateOptions,
+  type ConfigFromEnvOptions,
 } from './config/index.js';
+export {
+  registerBackend,
+  defineBackend,
+  defineOptions,
+  lazyStorageClass,
+  resolveOptions,
+  typed,
+  backendDefinitions,
+  type BackendDefinition,
+  type BackendUrlSpec,
+  type BackendEnvSpec,
+  type ConfigContext,
+  type OptionsOf,
+  type OptionsSchema,
+  type OptionSpec,
+  type StorageClass,
+  type StorageUrlParts,
+} from './core/definition.js';
 export { MirrorStorage, type MirrorStorageOptions } from './mirror/index.js';
 export { syncStorages, type SyncOptions, type SyncReport, type SyncProgress, type SyncFailure } from './cli/sync.js';
 export { auditKeys, formatAudit, parseKeyList, type AuditOptions, type AuditReport, type AuditEntry, type AuditStatus } from './cli/audit.js';

@@ -21,5 +21,5 @@ export async function createStorage(env = process.env) {
   const storage = await createMediaStorage(config);
   const selfServed = config.backend === 'local' || config.backend === 'memory';
   const describe = config.backend === 'local' ? `local disk at ${path.resolve(config.root)}` : `${config.backend} ${JSON.stringify(describeConfig(config))}`;
-  return { storage, servePath: selfServed ? (config.baseUrl ?? '/media') : undefined, describe };
+  return { storage, servePath: selfServed ? (config.publicBaseUrl ?? '/media') : undefined, describe };
 }

@@ -9,7 +9,7 @@ import { mediaStorageEngine } from 'media-storage/multer';
 import { createPeople, MAX_PHOTO_BYTES, personPage, photoKey, uploadErrorStatus } from '../shared/people.js';
 
 /** The app, over any MediaStorage (a LocalStorage under ./media by default). */
-export function createApp({ storage = new LocalStorage({ root: process.env.MEDIA_ROOT ?? './media', baseUrl: '/media' }) } = {}) {
+export function createApp({ storage = new LocalStorage({ root: process.env.MEDIA_ROOT ?? './media', publicBaseUrl: '/media' }) } = {}) {
   const people = createPeople();
   const upload = multer({
     storage: mediaStorageEngine({

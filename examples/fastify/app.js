@@ -21,7 +21,7 @@ function nodeHandler(handler) {
 }
 
 /** The app, over any MediaStorage (a LocalStorage under ./media by default). */
-export async function createApp({ storage = new LocalStorage({ root: process.env.MEDIA_ROOT ?? './media', baseUrl: '/media' }) } = {}) {
+export async function createApp({ storage = new LocalStorage({ root: process.env.MEDIA_ROOT ?? './media', publicBaseUrl: '/media' }) } = {}) {
   const people = createPeople();
   const app = Fastify();
   // The storage enforces the size (TOO_LARGE, nothing stored); multipart's own limit is set above

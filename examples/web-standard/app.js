@@ -17,7 +17,7 @@ import { createPeople, MAX_PHOTO_BYTES, personPage, photoKey, uploadErrorStatus 
 const text = (body, status) => new Response(body, { status, headers: { 'content-type': 'text/plain; charset=utf-8' } });
 
 /** The app, over any MediaStorage (a LocalStorage under ./media by default): `fetch(request)` answers every route. */
-export function createApp({ storage = new LocalStorage({ root: process.env.MEDIA_ROOT ?? './media', baseUrl: '/media' }) } = {}) {
+export function createApp({ storage = new LocalStorage({ root: process.env.MEDIA_ROOT ?? './media', publicBaseUrl: '/media' }) } = {}) {
   const people = createPeople();
   const media = typeof storage.handler === 'function' ? toWebHandler(storage.handler()) : undefined;
   const avatars = toWebHandler(createAvatarHandler({ basePath: '/avatars' }));

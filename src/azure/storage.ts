@@ -12,6 +12,8 @@ import { encodeKeyPath, normalizeLocation } from '../core/keys.js';
 import { decodeHeaderValue, encodeHeaderValue, type MetadataRules } from '../core/metadata.js';
 import { sendInParts } from '../core/part-pool.js';
 import { contentDisposition, type ServingOptions } from '../core/serving.js';
+import { resolveOptions } from '../core/definition.js';
+import { azureBackend, MAX_BLOCK_SIZE as AZURE_MAX_BLOCK_SIZE, type AzureConfig } from './definition.js';
 import type { Capabilities, CopyOptions, DirectUpload, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
 import { isCode, mapAzureError } from './errors.js';
 
@@ -20,7 +22,7 @@ const MiB = 1024 * 1024;
 const MAX_NAME_CHARS = 1024;
 /** Put Block List takes at most 50,000 blocks; a block is at most 4,000 MiB. */
 const MAX_BLOCKS = 50_000;
-const MAX_BLOCK_SIZE = 4000 * MiB;
+const MAX_BLOCK_SIZE = AZURE_MAX_BLOCK_SIZE;
 /** All metadata of a blob, names and values, is at most 8 KiB. */
 const MAX_METADATA_BYTES = 8192;
 /** Time one request may take (each try), before the SDK retries it; a stalled service fails instead of hanging. */
@@ -28,39 +30,12 @@ const TRY_TIMEOUT_MS = 120_000;
 /** Prefix of metadata names stored escaped (see encodeMetadataName). */
 const ESCAPED_NAME = 'msx_';
 
-export interface AzureBlobStorageOptions extends ServingOptions {
-  /** The container's name (3 to 63 lower-case letters, digits and dashes). */
-  container: string;
-  /**
-   * The storage account's connection string (`DefaultEndpointsProtocol=https;AccountName=...;
-   * AccountKey=...;EndpointSuffix=core.windows.net`, or Azurite's with `BlobEndpoint=`). Default:
-   * `process.env.AZURE_STORAGE_CONNECTION_STRING`. It must hold the AccountKey: signed URLs and
-   * direct uploads are service SAS tokens signed with it.
-   */
-  connectionString?: string;
-  /** Key prefix inside the container, e.g. `media/`. */
-  location?: string;
-  /**
-   * `private` (default): `url()` gives SAS URLs expiring after `defaultExpiresIn`. `public`: plain
-   * blob URLs (the container's public access level must be `blob`).
-   */
-  visibility?: 'public' | 'private';
-  /** Base of public URLs, e.g. a CDN (`https://cdn.example.com`); the key follows it. */
-  publicBaseUrl?: string;
-  /** Expiry of signed URLs, in seconds; default 3600. */
-  defaultExpiresIn?: number;
-  /** Cache-Control stored with every blob unless `save` passes its own. */
-  cacheControl?: string;
-  /** What `save` does with a taken key when its options do not say; default `overwrite`. */
-  ifExists?: 'overwrite' | 'rename' | 'fail';
-  /** Bodies of known length up to this many bytes go in one Put Blob; default 32 MiB. */
-  singleUploadThreshold?: number;
-  /** Block size of uploads in blocks (1 MiB to 4,000 MiB); default 8 MiB. Memory per streamed upload is (concurrency + 1) × blockSize. */
-  blockSize?: number;
-  /** Blocks sent at once; default 4. */
-  concurrency?: number;
+/** AzureBlobStorage's options: those configuration can set (documented in ./definition.ts) and a client to use. */
+export interface AzureBlobStorageOptions extends AzureConfig, ServingOptions {
   /** A BlobServiceClient to use instead of making one from the connection string (it needs a StorageSharedKeyCredential for signed URLs). */
   serviceClient?: BlobServiceClient;
+  /** @deprecated Use `prefix` (the same meaning). */
+  location?: string;
 }
 
 function configError(message: string): MediaStorageError {
@@ -115,8 +90,9 @@ export class AzureBlobStorage extends BaseStorage {
   private readonly defaultExpiresIn: number;
   private readonly accountKey: string | undefined;
 
-  constructor(options: AzureBlobStorageOptions) {
-    if (!options || typeof options.container !== 'string' || !/^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/.test(options.container)) {
+  constructor(given: AzureBlobStorageOptions) {
+    const options = resolveOptions(azureBackend, given);
+    if (typeof options.container !== 'string' || !/^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/.test(options.container)) {
       throw configError('container must be a container name: 3 to 63 lower-case letters, digits and single dashes (not at the start or end)');
     }
     wholeNumber(options.blockSize, 'blockSize', MiB, MAX_BLOCK_SIZE);
@@ -128,7 +104,7 @@ export class AzureBlobStorage extends BaseStorage {
     if (options.ifExists !== undefined && !['overwrite', 'rename', 'fail'].includes(options.ifExists)) throw configError('ifExists must be "overwrite", "rename" or "fail"');
     this.options = options;
     this.container = options.container;
-    this.location = normalizeLocation(options.location);
+    this.location = normalizeLocation(options.prefix);
     this.visibility = options.visibility ?? 'private';
     this.defaultIfExists = options.ifExists ?? 'overwrite';
     this.defaultExpiresIn = options.defaultExpiresIn ?? 3600;

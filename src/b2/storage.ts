@@ -6,7 +6,7 @@
  * - a SHA-1 on every upload and part, and a known Content-Length: bodies are spooled (memory, or a
  *   temp file above `spoolThreshold`) while their SHA-1s are computed, so retries can resend them;
  * - retries with a fresh upload URL on 401/408/429/5xx or a broken connection (as Backblaze
- *   recommends), up to `maxUploadAttempts`;
+ *   recommends), up to `maxAttempts`;
  * - account tokens that expire (24 h): every call renews on 401 expired/bad token and retries once (./auth.ts);
  * - authorization through b2_authorize_account v4 (multi-bucket keys work only there), whose answer
  *   backblaze-b2 cannot read: it is parsed here (./auth.ts) and handed to the SDK for its v2 calls;
@@ -33,48 +33,17 @@ import { RESERVED_INFO, fileFromHeaders, listFileNames, toObjectInfo, versionsOf
 import { API_TIMEOUT_MS, type B2FileJson } from './sdk.js';
 import { spoolBody } from './spool.js';
 import { B2Uploader } from './upload.js';
+import { resolveOptions } from '../core/definition.js';
+import { b2Backend, type B2Config } from './definition.js';
 
-export interface B2StorageOptions extends ServingOptions {
-  /** Application key ID (or the account ID for the master key). */
-  applicationKeyId: string;
-  /**
-   * Application key: needs listFiles, readFiles, writeFiles, deleteFiles and (private buckets)
-   * shareFiles; listBuckets unless `bucketId` is given or the key is restricted to the bucket. An
-   * operation the key's capabilities or name prefix do not allow fails with PERMISSION.
-   */
-  applicationKey: string;
-  bucketName: string;
-  /**
-   * Skips the bucket lookup (b2_list_buckets) when given. Downloads go by `bucketName`, so the first
-   * time one finds nothing the pair is checked once (with listBuckets): a mismatch is CONFIG.
-   */
-  bucketId?: string;
-  /** Key prefix inside the bucket, e.g. `media/`. */
+/** B2Storage's options (documented in ./definition.ts, where configuration reads them too). */
+export interface B2StorageOptions extends B2Config, ServingOptions {
+  /** @deprecated Use `prefix` (the same meaning). */
   location?: string;
-  /** `public` (allPublic bucket): plain download URLs. `private` (default): URLs carry a download authorization. */
-  visibility?: 'public' | 'private';
-  /** CDN or custom download domain standing for `<downloadUrl>/file/<bucketName>`, used for public URLs. */
-  publicBaseUrl?: string;
-  /** Lifetime of private URLs when `url()` is given no `expiresIn`, in seconds; default 3600 (B2 allows up to 7 days). */
-  defaultExpiresIn?: number;
-  /** Bodies larger than this use the large-file API; default 200 MB. */
-  largeFileThreshold?: number;
-  /** Large-file part size; default the `recommendedPartSize` authorize announces (100 MB on B2). */
-  partSize?: number;
-  /** Stream bodies up to this size are kept in memory; larger ones go to a temp file. Default 8 MiB. */
-  spoolThreshold?: number;
-  /** Tries per upload (and per part), each with a fresh upload URL; default 5. */
+  /** @deprecated Use `maxAttempts` (the same meaning). */
   maxUploadAttempts?: number;
-  /**
-   * Override of the authorize endpoint (default `https://api.backblazeb2.com/b2api/v4/b2_authorize_account`),
-   * for proxies and tests. Answers of v2, v3 and v4 are all understood.
-   */
+  /** @deprecated Use `endpoint` (the same meaning). */
   apiUrl?: string;
-  /**
-   * Milliseconds a request may sit idle (no bytes either way) before it fails as a broken
-   * connection and is retried; for a download, the wait for the response head. Default 120,000.
-   */
-  timeout?: number;
 }
 
 const DEFAULT_LARGE_FILE_THRESHOLD = 200_000_000;
@@ -99,7 +68,8 @@ export class B2Storage extends BaseStorage {
   private readonly session: B2Session;
   private readonly uploader: B2Uploader;
 
-  constructor(options: B2StorageOptions) {
+  constructor(given: B2StorageOptions) {
+    const options = resolveOptions(b2Backend, given);
     super(options);
     for (const field of ['applicationKeyId', 'applicationKey', 'bucketName'] as const) {
       if (typeof options?.[field] !== 'string' || options[field] === '') throw new MediaStorageError('CONFIG', `B2Storage needs ${field}`, { backend: 'b2' });
@@ -108,13 +78,13 @@ export class B2Storage extends BaseStorage {
       const v = options[name];
       if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v > 0)) throw new MediaStorageError('CONFIG', `B2Storage option ${name} must be a positive whole number`, { backend: 'b2' });
     };
-    (['defaultExpiresIn', 'largeFileThreshold', 'partSize', 'spoolThreshold', 'maxUploadAttempts', 'timeout'] as const).forEach(positive);
+    (['defaultExpiresIn', 'largeFileThreshold', 'partSize', 'spoolThreshold', 'maxAttempts', 'timeout'] as const).forEach(positive);
     if (options.defaultExpiresIn !== undefined && options.defaultExpiresIn > MAX_EXPIRES_IN) throw new MediaStorageError('CONFIG', `B2Storage defaultExpiresIn is at most ${MAX_EXPIRES_IN} seconds (7 days)`, { backend: 'b2' });
     if (options.visibility !== undefined && options.visibility !== 'public' && options.visibility !== 'private') throw new MediaStorageError('CONFIG', 'B2Storage visibility must be "public" or "private"', { backend: 'b2' });
     this.options = options;
-    this.prefix = normalizeLocation(options.location);
+    this.prefix = normalizeLocation(options.prefix);
     this.visibility = options.visibility ?? 'private';
-    const maxAttempts = options.maxUploadAttempts ?? 5;
+    const maxAttempts = options.maxAttempts ?? 5;
     this.spoolThreshold = options.spoolThreshold ?? DEFAULT_SPOOL_THRESHOLD;
     this.timeout = options.timeout ?? API_TIMEOUT_MS;
     this.session = new B2Session({
@@ -122,7 +92,7 @@ export class B2Storage extends BaseStorage {
       applicationKey: options.applicationKey,
       bucketName: options.bucketName,
       bucketId: options.bucketId,
-      authorizeUrl: options.apiUrl ?? DEFAULT_AUTHORIZE_URL,
+      authorizeUrl: options.endpoint ?? DEFAULT_AUTHORIZE_URL,
       timeout: this.timeout,
       maxAttempts,
     });

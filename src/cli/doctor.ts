@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { configFromEnv, createMediaStorage, describeConfig, describeEnvTypo, findEnvTypos, parseStorageUrl, type StorageConfig } from '../config/index.js';
-import { detectEphemeralPlatform, isEphemeralProduction } from '../core/ephemeral.js';
+import { backendDefinition } from '../core/definition.js';
+import { detectEphemeralPlatform, durableStorageHint, isEphemeralProduction } from '../core/ephemeral.js';
 import { MediaStorageError, isMediaStorageError, redact } from '../core/errors.js';
 import type { MediaStorage } from '../core/types.js';
 
@@ -78,16 +79,10 @@ function explain(err: unknown, config: StorageConfig | undefined): string {
   // Messages of MediaStorageErrors are scrubbed already; anything else is scrubbed here.
   if (!isMediaStorageError(err)) return redact(String(err));
   const e = err as MediaStorageError;
-  const credentialHint: Record<string, string> = {
-    s3: 'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the key in MEDIA_STORAGE_URL)',
-    cloudinary: 'the API key and secret in CLOUDINARY_URL',
-    b2: 'B2_APPLICATION_KEY_ID and B2_APPLICATION_KEY',
-    azure: 'the AccountKey in AZURE_STORAGE_CONNECTION_STRING',
-  };
-  const backend = config?.backend ?? '';
+  const credentialsHint = config ? backendDefinition(config.backend)?.credentialsHint : undefined;
   switch (e.code) {
     case 'AUTH':
-      return `The credentials were rejected. Check ${credentialHint[backend] ?? 'the credentials'}. (${e.message})`;
+      return `The credentials were rejected. Check ${credentialsHint ?? 'the credentials'}. (${e.message})`;
     case 'PERMISSION':
       return `The credentials work but are not allowed to do this. Give them read, write and delete on the bucket (for S3: s3:PutObject, s3:GetObject, s3:DeleteObject, s3:ListBucket). (${e.message})`;
     case 'CONFIG':
@@ -134,11 +129,11 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
     for (const typo of findEnvTypos(env)) add('environment', typo.unsetSuggestion ? 'fail' : 'warn', describeEnvTypo(typo));
   }
 
-  if (storage.name === 'local') {
+  if (backendDefinition(storage.name)?.durability === 'local-disk') {
     const production = isEphemeralProduction(env);
     const platform = detectEphemeralPlatform(env);
     if (production) {
-      add('durability', 'fail', `LOCAL DISK ON ${production.toUpperCase()} IN PRODUCTION: every deploy or restart wipes it, and uploaded photos vanish while the database still points at them. Set MEDIA_STORAGE_URL (or AWS_*, CLOUDINARY_URL, B2_*) to durable storage, then copy existing files with "media-storage sync".`);
+      add('durability', 'fail', `LOCAL DISK ON ${production.toUpperCase()} IN PRODUCTION: every deploy or restart wipes it, and uploaded photos vanish while the database still points at them. Set MEDIA_STORAGE_URL (${durableStorageHint()}) to durable storage, then copy existing files with "media-storage sync".`);
     } else if (platform) {
       add('durability', 'warn', `The local disk on ${platform} does not survive a deploy; fine for development, not for production.`);
     } else {

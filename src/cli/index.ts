@@ -3,7 +3,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { configFromEnv, createMediaStorage, maskUrl, parseStorageUrl, STORAGE_URL_OPTIONS, type StorageConfig } from '../config/index.js';
+import { configFromEnv, createMediaStorage, maskUrl, parseStorageUrl, storageUrlOptions, type StorageConfig } from '../config/index.js';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { backendDefinitions, registerBackend, type BackendDefinition } from '../core/definition.js';
 import { isMediaStorageError } from '../core/errors.js';
 import type { MediaStorage } from '../core/types.js';
 import { auditFormatter, auditKeys, readKeyList, suggestStripPrefix } from './audit.js';
@@ -126,20 +129,13 @@ function wrap(text: string, indent = ''): string {
   return lines.map((l) => indent + l).join('\n');
 }
 
-/** The storage URL schemes and every `?option=` each takes, from the parser's own table. */
+/** The storage URL schemes and every `?option=` each takes, from the backends' definitions (plugins' too). */
 function storageUrlHelp(): string {
-  const schemes: Record<string, string> = {
-    local: 'file:///var/app/media, file:./media',
-    memory: 'memory://',
-    s3: 's3://bucket/prefix (s3://KEY:SECRET@bucket/prefix; else the AWS SDK\'s credentials)',
-    cloudinary: 'cloudinary://API_KEY:API_SECRET@CLOUD_NAME',
-    b2: 'b2://KEY_ID:KEY@bucket/prefix',
-    azure: 'azure://container/prefix (with AZURE_STORAGE_CONNECTION_STRING; or azure://ACCOUNT:KEY@container/prefix)',
-  };
   const lines = ['Storage URLs (--from, --to, --url; values URL-encoded, options after ?, joined with &):'];
-  for (const [backend, example] of Object.entries(schemes)) {
-    lines.push(`  ${example}`);
-    for (const [name, { help }] of Object.entries(STORAGE_URL_OPTIONS[backend] ?? {})) lines.push(`      ${name.padEnd(21)}${help}`);
+  for (const definition of backendDefinitions()) {
+    if (!definition.url) continue;
+    lines.push(`  ${definition.url.example}${definition.url.note ? ` (${definition.url.note})` : ''}`);
+    for (const [name, { spec, deprecated }] of storageUrlOptions(definition)) if (spec.help && !deprecated) lines.push(`      ${`${name} `.padEnd(22)}${spec.help}`);
   }
   lines.push(
     '  env: the storage the environment configures, in this order: MEDIA_STORAGE_URL; the django-storages',
@@ -166,6 +162,10 @@ function topHelp(): string {
     '',
     'Exit codes: 0 success; 1 problems found (a failed doctor check, failed copies, audit errors or,',
     'with --fail-on-missing, missing paths); 2 wrong usage or configuration; 130 interrupted (Ctrl-C).',
+    '',
+    'Plugins: --require MODULE (repeatable, before or after the command) or MEDIA_STORAGE_PLUGINS=MODULE,MODULE load',
+    'backend plugins first: a path (./storage-plugin.js) or a package name, resolved from the current folder. A module',
+    'exporting a backend definition (default or `backend`) is registered; one may also call registerBackend itself.',
     '',
     'Options: --help, -h (this help), --version, -v. Docs: the docs/ folder of the package (node_modules/media-storage/docs).',
     '',
@@ -405,8 +405,66 @@ const RUN: Record<CommandName, (values: Values, io: Io, args: string[]) => Promi
   variants: (_values, io, args) => runVariants(args, io, (url) => storageFrom(url, io, '--url', 'destination')),
 };
 
+/** `--require MODULE` (or `--require=MODULE`) anywhere in the arguments: the modules, and the other arguments. */
+function extractRequires(argv: string[]): { modules: string[]; args: string[] } {
+  const modules: string[] = [];
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--require') {
+      const value = argv[++i];
+      if (value === undefined || value === '') throw new UsageError('--require needs a module: a path (./storage-plugin.js) or a package name');
+      modules.push(value);
+    } else if (arg.startsWith('--require=')) modules.push(arg.slice('--require='.length));
+    else args.push(arg);
+  }
+  return { modules, args };
+}
+
+function isDefinition(value: unknown): value is BackendDefinition {
+  const d = value as Partial<BackendDefinition> | null;
+  return !!d && typeof d === 'object' && typeof d.name === 'string' && Array.isArray(d.schemes) && typeof d.load === 'function';
+}
+
+/**
+ * Loads backend plugins, as Node's own `--require` resolves them: a path from the current folder,
+ * else a package from its node_modules. A module exporting a definition (default or `backend`)
+ * gets it registered; one that calls registerBackend itself needs nothing more.
+ */
+export async function loadPlugins(modules: readonly string[], cwd = process.cwd()): Promise<void> {
+  const require = createRequire(path.join(cwd, 'noop.js'));
+  for (const spec of modules) {
+    let target: string;
+    if (/^\.{0,2}\//.test(spec) || path.isAbsolute(spec)) target = pathToFileURL(path.resolve(cwd, spec)).href;
+    else {
+      try {
+        target = pathToFileURL(require.resolve(spec)).href;
+      } catch {
+        target = spec;
+      }
+    }
+    let mod: Record<string, unknown>;
+    try {
+      mod = (await import(target)) as Record<string, unknown>;
+    } catch (err) {
+      throw new UsageError(`the plugin ${JSON.stringify(spec)} could not be loaded: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    for (const exported of [mod.default, mod.backend]) if (isDefinition(exported)) registerBackend(exported);
+  }
+}
+
 /** Runs the CLI; resolves to the exit code (0 ok, 1 problems found, 2 usage or configuration, 130 interrupted). */
-export async function main(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env }): Promise<number> {
+export async function main(argvGiven: string[], io: Io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env }): Promise<number> {
+  let argv = argvGiven;
+  try {
+    const { modules, args } = extractRequires(argvGiven);
+    argv = args;
+    const fromEnv = (io.env.MEDIA_STORAGE_PLUGINS ?? '').split(',').map((m) => m.trim()).filter(Boolean);
+    await loadPlugins([...fromEnv, ...modules]);
+  } catch (err) {
+    io.stderr.write(`media-storage: ${isMediaStorageError(err) ? `${err.code}: ` : ''}${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT.usage;
+  }
   const [command, ...rest] = argv;
   try {
     if (command === undefined) {

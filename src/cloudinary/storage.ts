@@ -7,6 +7,8 @@
  */
 import { Readable } from 'node:stream';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
+import { resolveOptions } from '../core/definition.js';
+import { cloudinaryBackend } from './definition.js';
 import type { PresignPlan } from '../core/direct-upload.js';
 import type { PreparedBody } from '../core/body.js';
 import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, resolveContentType, sniffContentType, SNIFF_BYTES } from '../core/content-type.js';
@@ -53,12 +55,13 @@ export class CloudinaryStorage extends BaseStorage {
   private readonly uploader: Uploader;
   private readonly delivery: Delivery;
 
-  constructor(options: CloudinaryStorageOptions = {}) {
+  constructor(given: CloudinaryStorageOptions = {}) {
+    const options = resolveOptions(cloudinaryBackend, given);
     super(options);
     const config = resolveConfig(options);
     this.deliveryType = options.deliveryType ?? 'upload';
     if (this.deliveryType !== 'upload' && this.deliveryType !== 'authenticated') throw configError('deliveryType must be "upload" or "authenticated"');
-    this.folder = normalizeLocation(options.folder);
+    this.folder = normalizeLocation(options.prefix);
     const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
     if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE) throw configError(`chunkSize must be a whole number of bytes, at least ${MIN_CHUNK_SIZE} (Cloudinary's smallest chunk)`);
     this.defaultExpiresIn = options.defaultExpiresIn ?? DEFAULT_EXPIRES_IN;

@@ -12,9 +12,8 @@ import type { BodyReader } from './io.js';
 import type { AssetRef } from './mapping.js';
 import { loadSdk, type CloudinaryClient, type UploadResult } from './sdk.js';
 
-export const DEFAULT_CHUNK_SIZE = 20 * 1024 * 1024;
-/** Cloudinary's smallest chunk. */
-export const MIN_CHUNK_SIZE = 5 * 1024 * 1024;
+// The chunk sizes are the definition's (the chunkSize option's default and range).
+export { DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE } from './definition.js';
 /** After a failed folder-mode lookup, saves go without asset_folder for this long before asking again. */
 const FOLDER_MODE_RETRY_MS = 60_000;
 

@@ -3,51 +3,23 @@
  * under a near miss (`MEDIA_STORAGE_URI`, `CLOUDNARY_URL`, `AWS_S3_ENDPOINT`) is otherwise ignored
  * in silence, and the app runs on the local disk or on amazonaws.com instead of what was meant.
  */
+import { backendDefinitions, type BackendDefinition } from '../core/definition.js';
+import { registerBuiltinBackends } from './backends.js';
 
-/**
- * Every variable `configFromEnv` reads. A backend that reads more adds them here, so that they
- * are never reported as typos and their near misses are.
- */
-export const CONFIG_ENV_NAMES: readonly string[] = Object.freeze([
-  'MEDIA_STORAGE_URL',
-  'MEDIA_ROOT',
-  'MEDIA_URL',
-  'MEDIA_STORAGE_SECRET',
-  'AWS_STORAGE_BUCKET_NAME',
-  'AWS_S3_ACCESS_KEY_ID',
-  'AWS_ACCESS_KEY_ID',
-  'AWS_S3_SECRET_ACCESS_KEY',
-  'AWS_SECRET_ACCESS_KEY',
-  'AWS_SESSION_TOKEN',
-  'AWS_SECURITY_TOKEN',
-  'AWS_S3_REGION_NAME',
-  'AWS_REGION',
-  'AWS_DEFAULT_REGION',
-  'AWS_S3_ENDPOINT_URL',
-  'AWS_S3_ADDRESSING_STYLE',
-  'AWS_LOCATION',
-  'AWS_S3_CUSTOM_DOMAIN',
-  'AWS_S3_URL_PROTOCOL',
-  'AWS_QUERYSTRING_AUTH',
-  'AWS_QUERYSTRING_EXPIRE',
-  'AWS_DEFAULT_ACL',
-  'AWS_S3_FILE_OVERWRITE',
-  'AWS_S3_SIGNATURE_VERSION',
-  'AWS_S3_SESSION_PROFILE',
-  'AWS_CLOUDFRONT_KEY_ID',
-  'CLOUDINARY_URL',
-  'CLOUDINARY_FOLDER',
-  'B2_APPLICATION_KEY_ID',
-  'B2_APPLICATION_KEY',
-  'B2_BUCKET_NAME',
-  'B2_LOCATION',
-  'B2_PUBLIC_URL',
-  'B2_VISIBILITY',
-  'AZURE_STORAGE_CONNECTION_STRING',
-  'AZURE_STORAGE_CONTAINER',
-  'AZURE_STORAGE_LOCATION',
-  'AZURE_STORAGE_VISIBILITY',
-]);
+/** Every variable a backend reads: its options' own and the others its env spec names. */
+export function envVariablesOf(definition: BackendDefinition): string[] {
+  const own = Object.values(definition.options).flatMap((spec) => spec.env ?? []);
+  return definition.env ? [...new Set([...own, ...(definition.env.variables ?? [])])] : [];
+}
+
+/** Every variable `configFromEnv` reads: MEDIA_STORAGE_URL and each registered backend's (its definition's). */
+export function configEnvNames(): string[] {
+  registerBuiltinBackends();
+  return ['MEDIA_STORAGE_URL', 'MEDIA_STORAGE_PLUGINS', ...backendDefinitions().flatMap(envVariablesOf)];
+}
+
+/** The variables `configFromEnv` reads for the built-in backends (see {@link configEnvNames} for plugins' too). */
+export const CONFIG_ENV_NAMES: readonly string[] = Object.freeze(configEnvNames());
 
 /**
  * Variables that other software reads under these prefixes (the AWS SDK, the Cloudinary SDK,
@@ -147,7 +119,7 @@ const FAMILY = /^(MEDIA_|AWS_|S3_|CLOUD|CLOUN|CLODU|CLUD|B2_|BACKBLAZE|STORAGE_)
  * longer ones), other libraries' spellings (`AWS_S3_ENDPOINT`, `CLOUDINARY_CLOUD_NAME`), and
  * lower-case spellings. Variables of the AWS SDK and other tools are never reported.
  */
-export function findEnvTypos(env: NodeJS.ProcessEnv = process.env, known: readonly string[] = CONFIG_ENV_NAMES): EnvTypo[] {
+export function findEnvTypos(env: NodeJS.ProcessEnv = process.env, known: readonly string[] = configEnvNames()): EnvTypo[] {
   const knownSet = new Set(known);
   const isSet = (name: string): boolean => (env[name] ?? '').trim() !== '';
   const typos: EnvTypo[] = [];

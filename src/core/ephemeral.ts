@@ -1,3 +1,5 @@
+import { backendDefinitions } from './definition.js';
+
 /**
  * Platforms whose local disk is wiped on every deploy or restart, recognised by an environment
  * variable they set in every running instance.
@@ -28,11 +30,25 @@ export function isEphemeralProduction(env: NodeJS.ProcessEnv = process.env): str
   return detectEphemeralPlatform(env);
 }
 
+/**
+ * The durable storages one can switch to, from the registered backends' definitions: their URL
+ * forms and variables (`s3://bucket/prefix ...; or AWS_STORAGE_BUCKET_NAME ...`).
+ */
+export function durableStorageHint(): string {
+  const durable = backendDefinitions().filter((d) => (d.durability ?? 'service') === 'service');
+  const urls = durable.flatMap((d) => (d.url ? [d.url.example] : []));
+  const variables = durable.flatMap((d) => {
+    const first = Object.values(d.options).flatMap((spec) => (spec.required ? (spec.env ?? []) : []))[0] ?? d.env?.variables?.[0];
+    return d.env && first ? [first] : [];
+  });
+  if (urls.length === 0) return 'a storage URL such as s3://bucket';
+  return `${urls.join(', ')}${variables.length > 0 ? `, or the variables ${variables.join(', ')}...` : ''}`;
+}
+
 export function ephemeralDiskMessage(platform: string, root: string): string {
   return (
     `media-storage: files are being saved to the local disk (${root}) on ${platform}, whose disk is wiped at every deploy or restart. ` +
-    'Uploaded files will vanish while your database still points at them. Use durable storage instead: set MEDIA_STORAGE_URL ' +
-    '(s3://bucket, cloudinary://key:secret@cloud, b2://keyId:key@bucket) or the AWS_*, CLOUDINARY_URL or B2_* variables. ' +
+    `Uploaded files will vanish while your database still points at them. Use durable storage instead: set MEDIA_STORAGE_URL (${durableStorageHint()}). ` +
     'Pass warnOnEphemeralDisk: false to silence this warning.'
   );
 }

@@ -9,6 +9,8 @@ import { DEFAULT_MAX_EXPIRES_IN } from '../core/base.js';
 import type { ServingOptions } from '../core/serving.js';
 import { MediaStorageError, throwIfAborted } from '../core/errors.js';
 import { warnEphemeralDiskOnce } from '../core/ephemeral.js';
+import { resolveOptions } from '../core/definition.js';
+import { localBackend, type LocalConfig } from './definition.js';
 import { createMediaHandler, type MediaHandlerTuning, type MediaRequestHandler } from '../core/http-handler.js';
 import { encodeKeyPath } from '../core/keys.js';
 import { UrlSigner } from '../core/signed-url.js';
@@ -22,25 +24,12 @@ import { OPEN_FLAGS, readAt, readWhole, WHOLE_READ_BYTES, type CallbackFileSyste
 import { folderInsideRoot, walk } from './list.js';
 import { LocalTree, TEMP_PREFIX } from './tree.js';
 
-export interface LocalStorageOptions extends ServingOptions {
-  /** Folder the files live in; created on first write. */
-  root: string;
-  /** URL prefix the files are served under: `/media` (default) or an absolute URL such as `https://cdn.example.com/media`. */
-  baseUrl?: string;
-  /** `public` (default): plain URLs work. `private`: only signed URLs are served by {@link LocalStorage.handler}. */
-  visibility?: 'public' | 'private';
-  /** HMAC secret (16+ bytes) for signed URLs; required for private storage and for `url({ expiresIn })`. */
-  secret?: string | Buffer;
-  /** Expiry of signed URLs when none is asked for, in seconds. Default 3600. */
-  defaultExpiresIn?: number;
-  /** Cache-Control the handler sends for public files. Default `public, max-age=3600`. */
-  cacheControl?: string;
-  /** fsync each file before it becomes visible, for durability across power loss. Default false. */
-  fsync?: boolean;
-  /** Warn once when used in production on an ephemeral platform (Render, Heroku, Fly, ...). Default true. */
-  warnOnEphemeralDisk?: boolean;
+/** LocalStorage's options: those configuration can set (documented in ./definition.ts) and the file system. */
+export interface LocalStorageOptions extends LocalConfig, ServingOptions {
   /** File system implementation, for tests. Default `node:fs`. */
   fs?: LocalFileSystem;
+  /** @deprecated Use `publicBaseUrl` (the same meaning). */
+  baseUrl?: string;
 }
 
 /** How many served content types are remembered, per file version (see `servedTypes`). */
@@ -68,14 +57,15 @@ export class LocalStorage extends BaseStorage {
    */
   private readonly servedTypes = new Map<string, string>();
 
-  constructor(options: LocalStorageOptions) {
+  constructor(given: LocalStorageOptions) {
+    const options = resolveOptions(localBackend, given);
     super(options);
-    if (!options || typeof options.root !== 'string' || options.root === '') {
+    if (typeof options.root !== 'string' || options.root === '') {
       throw new MediaStorageError('CONFIG', 'LocalStorage needs a root folder: new LocalStorage({ root: "./media" })', { backend: 'local' });
     }
     this.options = options;
     this.root = path.resolve(options.root);
-    this.baseUrl = (options.baseUrl ?? '/media').replace(/\/+$/, '');
+    this.baseUrl = (options.publicBaseUrl ?? '/media').replace(/\/+$/, '');
     this.fs = options.fs ?? nodeFs;
     const { open, read, close, stat, fstat, realpath } = this.fs;
     this.callbackFs = open && read && close && stat && fstat && realpath?.native ? { open, read, close, stat, fstat, realpath } : undefined;

@@ -8,17 +8,16 @@ import { MediaStorageError } from '../core/errors.js';
 import { createMediaHandler, type MediaHandlerTuning, type MediaRequestHandler } from '../core/http-handler.js';
 import { compareKeys, encodeKeyPath } from '../core/keys.js';
 import type { ServingOptions } from '../core/serving.js';
+import { resolveOptions } from '../core/definition.js';
+import { memoryBackend, type MemoryConfig } from './definition.js';
 import { UrlSigner } from '../core/signed-url.js';
 import { handlerUpload, type PresignPlan } from '../core/direct-upload.js';
 import type { Capabilities, CopyOptions, DirectUpload, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
 
-export interface MemoryStorageOptions extends ServingOptions {
-  /** URL prefix for `url()`; serve it with {@link MemoryStorage.handler}. Default `/media`. */
+/** MemoryStorage's options (documented in ./definition.ts). */
+export interface MemoryStorageOptions extends MemoryConfig, ServingOptions {
+  /** @deprecated Use `publicBaseUrl` (the same meaning). */
   baseUrl?: string;
-  /** HMAC secret for signed URLs (16+ bytes). Default: a fixed test secret, so signed URLs work out of the box. */
-  secret?: string;
-  /** `private`: the handler serves only signed URLs. Default `public`. */
-  visibility?: 'public' | 'private';
 }
 
 interface StoredEntry {
@@ -40,9 +39,10 @@ export class MemoryStorage extends BaseStorage {
   private readonly signer: UrlSigner;
   private readonly visibility: 'public' | 'private';
 
-  constructor(options: MemoryStorageOptions = {}) {
+  constructor(given: MemoryStorageOptions = {}) {
+    const options = resolveOptions(memoryBackend, given);
     super(options);
-    this.baseUrl = (options.baseUrl ?? '/media').replace(/\/+$/, '');
+    this.baseUrl = (options.publicBaseUrl ?? '/media').replace(/\/+$/, '');
     this.signer = new UrlSigner(options.secret ?? TEST_SECRET);
     this.visibility = options.visibility ?? 'public';
     this.capabilities = Object.freeze({

@@ -3,22 +3,19 @@ import type { PeerPackage } from '../core/peer.js';
 import type { ServingOptions } from '../core/serving.js';
 import type { DirectUpload, DirectUploadOptions } from '../core/types.js';
 import type { S3Client } from './sdk.js';
+import type { S3Config } from './definition.js';
 
 export const MiB = 1024 * 1024;
-/** S3's smallest part (except the last) and largest part. */
-export const MIN_PART_SIZE = 5 * MiB;
-export const MAX_PART_SIZE = 5 * 1024 * MiB;
+// S3's part sizes, the presigned URLs' limit and the default idle timeout are the definition's (its option ranges).
+export { MIN_PART_SIZE, MAX_PART_SIZE, MAX_EXPIRES_IN, DEFAULT_IDLE_TIMEOUT_MS as IDLE_TIMEOUT_MS } from './definition.js';
 /** S3's longest object key (location prefix included), in UTF-8 bytes. */
 export const S3_MAX_KEY_BYTES = 1024;
 /** S3 keeps at most 2 KB of user metadata, names and values (as sent) together. */
 export const MAX_METADATA_BYTES = 2048;
 /** S3 answers at most 1,000 keys per ListObjectsV2 request. */
 export const MAX_KEYS_PER_REQUEST = 1000;
-/** Time to open a connection, and longest silence on an open one, before a request fails. */
+/** Time to open a connection before a request fails (the longest silence on one is the `timeout` option). */
 export const CONNECT_TIMEOUT_MS = 10_000;
-export const IDLE_TIMEOUT_MS = 120_000;
-/** S3's limit for presigned URLs: seven days. */
-export const MAX_EXPIRES_IN = 7 * 24 * 3600;
 /**
  * How long HeadBucket's answer is trusted after a HeadObject 404. Existence is re-checked now and
  * then (a bucket can be deleted); absence sooner, so a bucket created after the error is seen.
@@ -28,82 +25,12 @@ export const BUCKET_MISSING_TTL_MS = 10_000;
 
 export type ChecksumMode = 'WHEN_REQUIRED' | 'WHEN_SUPPORTED';
 
-export interface S3StorageOptions extends ServingOptions {
-  /** The bucket's name. */
-  bucket: string;
-  /** The region; default `us-east-1` when an endpoint is set, else the SDK's (AWS_REGION...). */
-  region?: string;
-  /** An S3-compatible endpoint such as `http://127.0.0.1:9000` (MinIO) or `https://<account>.r2.cloudflarestorage.com`. */
-  endpoint?: string;
-  /** `https://endpoint/bucket/key` instead of `https://bucket.endpoint/key`. Default: true when an endpoint is set. */
-  forcePathStyle?: boolean;
-  /** Static credentials; default the SDK's provider chain (env, shared files, instance roles...). */
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  /** Key prefix inside the bucket, e.g. `media/` (Django's AWS_LOCATION). */
-  location?: string;
-  /** Base of public URLs, e.g. a CDN or custom domain (`https://cdn.example.com`); the key follows it. */
-  publicBaseUrl?: string;
-  /**
-   * `private` (default): `url()` gives presigned GET URLs expiring after `defaultExpiresIn`.
-   * `public`: plain URLs, and objects are stored with the `acl` below.
-   */
-  visibility?: 'public' | 'private';
-  /**
-   * Canned ACL sent with every write and copy (Django's AWS_DEFAULT_ACL), whatever the visibility.
-   * Default: `public-read` for a public storage, none for a private one. `false` sends none (R2,
-   * buckets with ACLs disabled).
-   */
-  acl?: string | false;
-  /** Expiry of signed URLs, in seconds; default 3600. */
-  defaultExpiresIn?: number;
-  /** Cache-Control stored with every object unless `save` passes its own. */
-  cacheControl?: string;
-  /**
-   * What `save` does with a taken key when its options do not say: `overwrite` (default, Django's
-   * AWS_S3_FILE_OVERWRITE = True), `rename` (a free `name_abc1234.ext`, Django's False) or `fail`.
-   */
-  ifExists?: 'overwrite' | 'rename' | 'fail';
-  serverSideEncryption?: 'AES256' | 'aws:kms';
-  /** KMS key for `serverSideEncryption: 'aws:kms'`; default the bucket's. */
-  sseKmsKeyId?: string;
-  /** An S3Client to reuse instead of creating one (then region, endpoint, credentials, checksum options and timeouts are its own, and `close()` leaves it open). */
+/** S3Storage's options: those configuration can set (documented in ./definition.ts) and an S3Client to reuse. */
+export interface S3StorageOptions extends S3Config, ServingOptions {
+  /** An S3Client to reuse instead of creating one (then region, endpoint, credentials, timeout and checksum options are its own, and `close()` leaves it open). */
   client?: S3Client;
-  /**
-   * Per-request timeout in ms: the longest silence on a connection (waiting for an answer, or
-   * between bytes of one) before the request fails as UNAVAILABLE; also caps the time to connect
-   * (10 s). Default 120,000. A whole large upload may take longer, as long as bytes keep moving.
-   */
-  timeout?: number;
-  /**
-   * Bodies whose length is known up front (Buffer, string, Blob, File) up to this many bytes go in
-   * one PutObject; default 32 MiB. Streams go in one PutObject when they end within one part, else
-   * in parts, so their memory stays bounded whatever their length.
-   */
-  multipartThreshold?: number;
-  /** Part size of multipart uploads (5 MiB to 5 GiB); default 5 MiB, which allows streams up to 48 GiB. Memory per streamed upload is at least (queueSize + 1) × partSize (measured: about twice that; docs/performance.md). */
-  partSize?: number;
-  /** Parts sent at once; default 4. */
-  queueSize?: number;
-  /**
-   * The store enforces `If-None-Match: *` on PutObject and CompleteMultipartUpload (AWS since 2024,
-   * MinIO, R2). Then `ifExists: 'fail'` is atomic. Default false: an existence check before the
-   * write, which two concurrent writers can both pass.
-   */
-  conditionalWrites?: boolean;
-  /**
-   * Also send a Content-MD5 with every put and part, and check a multipart object's ETag against
-   * the parts' MD5s. Default false: every request body's SHA-256 is already signed and checked by
-   * the server (x-amz-content-sha256); turn it on for a store that checks only Content-MD5. It
-   * costs one more hash of every byte (about 20% on a 20 MB put, see bench/results/s3.md).
-   */
-  contentMd5?: boolean;
-  /**
-   * The SDK's flexible checksums. Default `WHEN_REQUIRED`: many S3-compatible servers mishandle the
-   * aws-chunked bodies the SDK sends otherwise (Ceph RGW answers 411, s3rver stores the framing).
-   * Integrity does not depend on it: the server checks every request body's signed SHA-256.
-   */
-  requestChecksumCalculation?: ChecksumMode;
-  responseChecksumValidation?: ChecksumMode;
+  /** @deprecated Use `prefix` (the same meaning). */
+  location?: string;
 }
 
 /** @deprecated Use `DirectUpload` from `media-storage` (the same shape on every backend). */

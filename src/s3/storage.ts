@@ -1,6 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { HeadObjectCommandOutput, PutObjectCommandInput } from '@aws-sdk/client-s3';
 import { BaseStorage, type WriteOptions } from '../core/base.js';
+import { resolveOptions } from '../core/definition.js';
+import { s3Backend } from './definition.js';
 import type { PresignPlan } from '../core/direct-upload.js';
 import type { PreparedBody } from '../core/body.js';
 import { DEFAULT_CONTENT_TYPE } from '../core/content-type.js';
@@ -66,8 +68,9 @@ export class S3Storage extends BaseStorage {
   private readonly heads: ObjectHeads;
   private readonly ownsClient: boolean;
 
-  constructor(options: S3StorageOptions) {
-    if (!options || typeof options.bucket !== 'string' || options.bucket.trim() === '') {
+  constructor(given: S3StorageOptions) {
+    const options = resolveOptions(s3Backend, given);
+    if (options.bucket.trim() === '') {
       throw new MediaStorageError('CONFIG', 'S3Storage needs a bucket name', { backend: 's3' });
     }
     positiveInteger(options.partSize, 'partSize', MIN_PART_SIZE, MAX_PART_SIZE);
@@ -87,7 +90,7 @@ export class S3Storage extends BaseStorage {
     }
     this.options = options;
     this.bucket = options.bucket;
-    this.location = normalizeLocation(options.location);
+    this.location = normalizeLocation(options.prefix);
     this.visibility = options.visibility ?? 'private';
     if (options.ifExists !== undefined && options.ifExists !== 'overwrite' && options.ifExists !== 'rename' && options.ifExists !== 'fail') {
       throw new MediaStorageError('CONFIG', 'S3Storage: ifExists must be "overwrite", "rename" or "fail"', { backend: 's3' });
