@@ -5,8 +5,9 @@
  * - an upload URL and token per concurrent upload: ./upload.ts hands each save its own;
  * - a SHA-1 on every upload and part, and a known Content-Length: bodies are spooled (memory, or a
  *   temp file above `spoolThreshold`) while their SHA-1s are computed, so retries can resend them;
- * - retries with a fresh upload URL on 401/408/429/5xx or a broken connection (as Backblaze
- *   recommends), up to `maxUploadAttempts`;
+ * - an upload (or part) that fails on 401/408/5xx or a broken connection is tried again on a fresh
+ *   upload URL (as Backblaze asks), up to `maxUploadAttempts`; every other temporary failure is
+ *   UNAVAILABLE (with `retryAfter` from Retry-After), retried only by the retry layer (withRetry);
  * - account tokens that expire (24 h): every call renews on 401 expired/bad token and retries once (./auth.ts);
  * - authorization through b2_authorize_account v4 (multi-bucket keys work only there), whose answer
  *   backblaze-b2 cannot read: it is parsed here (./auth.ts) and handed to the SDK for its v2 calls;
@@ -63,7 +64,11 @@ export interface B2StorageOptions extends ServingOptions {
   partSize?: number;
   /** Stream bodies up to this size are kept in memory; larger ones go to a temp file. Default 8 MiB. */
   spoolThreshold?: number;
-  /** Tries per upload (and per part), each with a fresh upload URL; default 5. */
+  /**
+   * Tries per upload (and per part), each with a fresh upload URL; default 5 (Backblaze: "try five
+   * different upload URLs before reporting an error"). Under `withRetry`, a save whose body is in
+   * memory is tried again as a whole after that, so it sends at most `maxAttempts` × this many uploads.
+   */
   maxUploadAttempts?: number;
   /**
    * Override of the authorize endpoint (default `https://api.backblazeb2.com/b2api/v4/b2_authorize_account`),
@@ -72,7 +77,8 @@ export interface B2StorageOptions extends ServingOptions {
   apiUrl?: string;
   /**
    * Milliseconds a request may sit idle (no bytes either way) before it fails as a broken
-   * connection and is retried; for a download, the wait for the response head. Default 120,000.
+   * connection (UNAVAILABLE; an upload is tried again on a fresh URL); for a download, the wait for
+   * the response head. Default 120,000.
    */
   timeout?: number;
 }
@@ -124,7 +130,6 @@ export class B2Storage extends BaseStorage {
       bucketId: options.bucketId,
       authorizeUrl: options.apiUrl ?? DEFAULT_AUTHORIZE_URL,
       timeout: this.timeout,
-      maxAttempts,
     });
     this.uploader = new B2Uploader(this.session, { maxAttempts, spoolThreshold: this.spoolThreshold }, (name) => this.currentVersion(name));
     this.capabilities = Object.freeze({
@@ -223,7 +228,6 @@ export class B2Storage extends BaseStorage {
             axiosOverride: { headers, ...this.session.settings({ signal: requestSignal, stream: true }) },
           }),
         ),
-      { signal },
     ).catch(async (err: unknown) => {
       if (err instanceof B2ApiError && err.status === 404) await this.session.confirmBucketName();
       throw err;
@@ -286,7 +290,7 @@ export class B2Storage extends BaseStorage {
     const contentType = source.contentType ?? 'application/octet-stream';
     checkHeaderBytes(name, source.fileInfo, contentType, await this.session.headerLimitFor(fileInfoHeaderBytes(name, source.fileInfo, contentType)), to);
     // backblaze-b2 has no b2_copy_file; the call goes to the apiUrl authorize gave, with the account token.
-    const file = await this.session.callJson<B2FileJson>('b2_copy_file', { sourceFileId: source.fileId, fileName: name, metadataDirective: 'COPY' }, { idempotent: false });
+    const file = await this.session.callJson<B2FileJson>('b2_copy_file', { sourceFileId: source.fileId, fileName: name, metadataDirective: 'COPY' });
     return toObjectInfo(this.prefix, file);
   }
 
