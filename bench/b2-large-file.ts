@@ -123,7 +123,7 @@ async function rawSdkUpload(fake: FakeInfo, key: string): Promise<void> {
 // ---------------------------------------------------------------------------- orchestration
 
 function startFake(): Promise<{ info: FakeInfo; stats: () => Promise<{ unfinished: number; versions: Array<{ fileName: string; size: number }> }>; stop: () => void }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'test/fakes/b2-server.ts'), '--serve'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'test/support/fakes/b2-server.ts'), '--serve'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.stdout!.once('data', (line: Buffer) => {

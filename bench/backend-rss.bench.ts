@@ -21,10 +21,10 @@ import { CloudinaryStorage } from '../src/cloudinary/index.js';
 import type { MediaStorage } from '../src/core/types.js';
 import { LocalStorage } from '../src/local/index.js';
 import { S3Storage } from '../src/s3/index.js';
-import { startFakeB2 } from '../test/fakes/b2-server.js';
-import { FakeCloudinary } from '../test/fakes/cloudinary-server.js';
-import { startS3Target } from '../test/helpers/s3-target.js';
-import { startAzurite } from '../test/helpers/azurite.js';
+import { startFakeB2 } from '../test/support/fakes/b2-server.js';
+import { FakeCloudinary } from '../test/support/fakes/cloudinary-server.js';
+import { startS3Target } from '../test/support/s3-target.js';
+import { startAzurite } from '../test/support/azurite.js';
 import { generatedStream, machine, rssDuring, sizeLabel, writeResults, type Measurement } from './lib/harness.js';
 
 const RSS_BYTES = Number(process.env.BENCH_RSS_BYTES ?? 2 ** 30);
@@ -205,7 +205,7 @@ async function main(): Promise<void> {
       'Subjects with a setting (`s3 queueSize=1`, `cloudinary chunkSize=5242880`) are the same backend with that one option changed: what a smaller buffer would save, and what it costs in time.',
       'Default settings: Cloudinary sends 20 MiB chunks (chunked upload protocol); B2 spools the body to a temp file while hashing it (SHA-1 per 100 MB part), then sends the parts through the large-file API; S3 sends 5 MiB parts, 4 at a time (multipart upload); Azure stages 8 MiB blocks, 4 at a time, and commits them with one Put Block List.',
       'Azure is Azurite (in memory, in its own process: its memory is not counted); its times are the emulator\'s, not the service\'s.',
-      `Cloudinary and B2 are their fakes (test/fakes/), running in the parent process over loopback, so the ${size} they keep is not in the figures; times include the fakes' own work and are not what the real services take. S3 is ${process.env.MEDIA_STORAGE_TEST_S3_ENDPOINT ? 'the server MEDIA_STORAGE_TEST_S3_ENDPOINT names' : 'an s3rver in its own process, writing to a temp folder'}.`,
+      `Cloudinary and B2 are their fakes (test/support/fakes/), running in the parent process over loopback, so the ${size} they keep is not in the figures; times include the fakes' own work and are not what the real services take. S3 is ${process.env.MEDIA_STORAGE_TEST_S3_ENDPOINT ? 'the server MEDIA_STORAGE_TEST_S3_ENDPOINT names' : 'an s3rver in its own process, writing to a temp folder'}.`,
       `${process.env.BENCH_RSS_LIVE ? 'BENCH_RSS_LIVE: garbage collected before every sample, so the Buffer figure is the live memory of the save. ' : ''}Took ${Math.round((Date.now() - started) / 1000)} s.`,
     ],
   });

@@ -10,7 +10,7 @@
 import { fork } from 'node:child_process';
 import os from 'node:os';
 // Node 24 loads the .ts file itself; the type comes from the same module for the type checker.
-const { FakeCloudinary } = (await import(new URL('../test/fakes/cloudinary-server.ts', import.meta.url).href)) as typeof import('../test/fakes/cloudinary-server.js');
+const { FakeCloudinary } = (await import(new URL('../test/support/fakes/cloudinary-server.ts', import.meta.url).href)) as typeof import('../test/support/fakes/cloudinary-server.js');
 
 const mib = Number(process.argv[2] ?? 200);
 const rounds = Number(process.argv[3] ?? 3);

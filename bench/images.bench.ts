@@ -28,7 +28,7 @@ import type { MediaStorage } from '../src/core/types.js';
 import { withImages } from '../src/images/index.js';
 import { LocalStorage } from '../src/local/index.js';
 import { MemoryStorage } from '../src/memory/index.js';
-import { phonePhoto } from '../test/images/fixtures.js';
+import { phonePhoto } from '../test/support/image-fixtures.js';
 import { machine, median, medianRatioInterval, rssDuring, writeResults, type Measurement } from './lib/harness.js';
 
 const WITHOUT = 'without the layer';

@@ -15,7 +15,7 @@ import { AwsS3StorageAdapter } from '@flystorage/aws-s3';
 import { FileStorage } from '@flystorage/file-storage';
 import { Disk } from 'flydrive';
 import { S3Driver } from 'flydrive/drivers/s3';
-import { rawClient, startS3Target, targetLabel } from '../test/helpers/s3-target.js';
+import { rawClient, startS3Target, targetLabel } from '../test/support/s3-target.js';
 import { machine, median, sizeLabel, turnTakingTimes, writeResults, type Measurement } from './lib/harness.js';
 
 interface Subject {

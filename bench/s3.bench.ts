@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { startS3Target, targetLabel } from '../test/helpers/s3-target.js';
+import { startS3Target, targetLabel } from '../test/support/s3-target.js';
 import { median, medianRatioInterval, turnTakingTimes } from './lib/harness.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));

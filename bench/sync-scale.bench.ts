@@ -1,5 +1,5 @@
 /**
- * `syncStorages` in constant memory: a synthetic backend (test/helpers/synthetic-storage.ts) lists
+ * `syncStorages` in constant memory: a synthetic backend (test/support/synthetic-storage.ts) lists
  * generated keys without storing them, so a sync of 1,000,000 objects needs no bucket. At each
  * size, in a fresh child process: a first copy into an empty destination, a second run that finds
  * nothing to do (its throughput in objects/s), and a `--delete` run where a tenth of the
@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { auditKeys } from '../src/cli/audit.js';
 import { syncStorages } from '../src/cli/sync.js';
-import { SyntheticStorage, syntheticKey } from '../test/helpers/synthetic-storage.js';
+import { SyntheticStorage, syntheticKey } from '../test/support/synthetic-storage.js';
 import { machine, rssDuring, writeResults, type Measurement } from './lib/harness.js';
 
 const SIZES = (process.env.BENCH_SYNC_SIZES ?? '100000,250000,500000,1000000').split(',').map(Number);
@@ -127,7 +127,7 @@ async function main(): Promise<void> {
     machine: machine(),
     notes: [
       `Each size in a fresh child process: a first copy into an empty destination, a second run over the finished copy, then a run with \`delete\` where the source lacks a tenth of the objects and the destination also holds stale objects (1 %); concurrency ${CONCURRENCY}. Every run's outcome is checked (each object saved once, nothing copied on the second run, exactly the stale objects deleted).`,
-      'The backend is test/helpers/synthetic-storage.ts: it lists generated keys (`obj/00000042.jpg`, 100-1,123 bytes each, MD5-shaped etags) through BaseStorage, like any backend, and a destination records what arrives in one byte per object (1 MB at 1,000,000), which is in the figures. There is no network: the figures are the sync\'s own CPU and memory.',
+      'The backend is test/support/synthetic-storage.ts: it lists generated keys (`obj/00000042.jpg`, 100-1,123 bytes each, MD5-shaped etags) through BaseStorage, like any backend, and a destination records what arrives in one byte per object (1 MB at 1,000,000), which is in the figures. There is no network: the figures are the sync\'s own CPU and memory.',
       'Audit: as many paths as objects, in scrambled order (so more than 100,000 are sorted through temp files), every tenth listed twice, checked with `exists` against the source of the delete run.',
       'RSS is sampled every 5 ms during each run and includes Node and the loaded code. Ratios against the smallest size show how memory grows with the bucket.',
       `Second-run times: ${noopRates.join('; ')}. Took ${Math.round((Date.now() - started) / 1000)} s.`,

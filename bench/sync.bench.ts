@@ -14,8 +14,8 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { syncStorages } from '../src/cli/sync.js';
 import { LocalStorage } from '../src/local/index.js';
-import { startS3Target, targetLabel } from '../test/helpers/s3-target.js';
-import { tempDir } from '../test/helpers/tmp.js';
+import { startS3Target, targetLabel } from '../test/support/s3-target.js';
+import { tempDir } from '../test/support/tmp.js';
 import { machine, writeResults, type Measurement } from './lib/harness.js';
 
 const run = promisify(execFile);

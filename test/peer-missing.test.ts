@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { consumerProject } from './helpers/consumer.js';
+import { consumerProject } from './support/consumer.js';
 
 const run = promisify(execFile);
 const project = (label: string, keep: (name: string) => boolean) => consumerProject(label, keep);

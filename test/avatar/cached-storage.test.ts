@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { withExistenceCache } from '../../src/avatar/index.js';
 import { MemoryStorage } from '../../src/memory/index.js';
-import { countingExists } from './counting-storage.js';
+import { countingExists } from '../support/counting-storage.js';
 
 describe('CachedStorage', () => {
   it('answers exists from the cache and coalesces concurrent checks', async () => {

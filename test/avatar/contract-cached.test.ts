@@ -1,8 +1,8 @@
 import { withExistenceCache } from '../../src/avatar/index.js';
 import { LocalStorage } from '../../src/local/index.js';
 import { describeStorageContract } from '../../src/testing/index.js';
-import { listen } from '../helpers/http.js';
-import { tempDir } from '../helpers/tmp.js';
+import { listen } from '../support/http.js';
+import { tempDir } from '../support/tmp.js';
 
 // The caching wrapper is a MediaStorage: it must honour the whole contract, exists included.
 describeStorageContract('cached(local)', async () => {

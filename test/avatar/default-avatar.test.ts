@@ -15,7 +15,7 @@ import {
   MIN_AVATAR_CONTRAST,
   safeImageUrl,
 } from '../../src/avatar/index.js';
-import { listen } from '../helpers/http.js';
+import { listen } from '../support/http.js';
 
 const HOSTILE_NAMES = ['<script>alert(1)</script>', '" onload="alert(1)', "' onload='alert(1)", '</title><script>x</script>', ']]><script>x</script>', '&lt;b&gt;', 'a\u0000b\u0007c\ud800'];
 

@@ -15,9 +15,9 @@ import { CloudinaryStorage, djangoCloudinaryStorage } from '../../src/cloudinary
 import { MediaStorageError } from '../../src/core/errors.js';
 import type { ListOptions, MediaStorage } from '../../src/core/types.js';
 import { MemoryStorage } from '../../src/memory/index.js';
-import { startFakeB2 } from '../fakes/b2-server.js';
-import { FakeCloudinary, type FakeAccount } from '../fakes/cloudinary-server.js';
-import { startS3Target, type S3TestTarget } from '../helpers/s3-target.js';
+import { startFakeB2 } from '../support/fakes/b2-server.js';
+import { FakeCloudinary, type FakeAccount } from '../support/fakes/cloudinary-server.js';
+import { startS3Target, type S3TestTarget } from '../support/s3-target.js';
 
 const JPEG = Buffer.from('ffd8ffe000104a46494600010100000100010000', 'hex');
 const NFC = 'profile_images/Jos\u00e9.jpg';

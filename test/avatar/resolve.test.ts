@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ExistenceCache, initialsAvatarDataUrl, resolveAvatar, resolveAvatarUrl, resolveAvatarUrls, resolveAvatars, withExistenceCache } from '../../src/avatar/index.js';
 import { MediaStorageError } from '../../src/core/errors.js';
 import { MemoryStorage } from '../../src/memory/index.js';
-import { countingExists } from './counting-storage.js';
+import { countingExists } from '../support/counting-storage.js';
 
 async function seeded(keys: string[]) {
   const storage = new MemoryStorage({ baseUrl: '/media' });

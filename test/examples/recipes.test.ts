@@ -6,8 +6,8 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIfStale } from '../../scripts/build-if-stale.mjs';
-import { makePng } from '../helpers/png.js';
-import { tempDir } from '../helpers/tmp.js';
+import { makePng } from '../support/png.js';
+import { tempDir } from '../support/tmp.js';
 
 type Send = (path: string, init?: RequestInit) => Promise<Response>;
 interface Running {

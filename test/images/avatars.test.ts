@@ -5,7 +5,7 @@ import { avatarImgHtml, avatarImgProps, resolveAvatars, safeSrcset, withExistenc
 import { MemoryStorage } from '../../src/memory/index.js';
 import { withImages } from '../../src/images/index.js';
 import { CountingStorage, startImageBackend, VARIANTS, type ImageBackend } from './backends.js';
-import { fixtures, type Fixtures } from './fixtures.js';
+import { fixtures, type Fixtures } from '../support/image-fixtures.js';
 
 let f: Fixtures;
 beforeAll(async () => {

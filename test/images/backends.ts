@@ -14,10 +14,10 @@ import { withImages, type ImageOptions, type ImageStorage } from '../../src/imag
 import { StorageLayer, type NextCall, type OperationCall } from '../../src/layers/layer.js';
 import { LocalStorage } from '../../src/local/index.js';
 import { MemoryStorage } from '../../src/memory/index.js';
-import { startFakeB2 } from '../fakes/b2-server.js';
-import { FakeCloudinary } from '../fakes/cloudinary-server.js';
-import { startS3Target, targetLabel } from '../helpers/s3-target.js';
-import { tempDir } from '../helpers/tmp.js';
+import { startFakeB2 } from '../support/fakes/b2-server.js';
+import { FakeCloudinary } from '../support/fakes/cloudinary-server.js';
+import { startS3Target, targetLabel } from '../support/s3-target.js';
+import { tempDir } from '../support/tmp.js';
 
 /** Counts the writes that reach the backend, by key: how a test knows how often a variant was generated. */
 export class CountingStorage extends StorageLayer {

@@ -12,9 +12,9 @@ import { LocalStorage } from '../../src/local/index.js';
 import { MemoryStorage } from '../../src/memory/index.js';
 import { MirrorStorage } from '../../src/mirror/index.js';
 import type { MediaStorage } from '../../src/core/types.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir } from '../support/tmp.js';
 import { CountingStorage, VARIANTS } from './backends.js';
-import { fixtures, photoLike, type Fixtures } from './fixtures.js';
+import { fixtures, photoLike, type Fixtures } from '../support/image-fixtures.js';
 
 let f: Fixtures;
 const photos: Buffer[] = [];

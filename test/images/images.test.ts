@@ -6,9 +6,9 @@ import exifr from 'exifr';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isMediaStorageError } from '../../src/core/errors.js';
-import { failure } from '../helpers/failure.js';
+import { failure } from '../support/failure.js';
 import { BACKEND_LABELS, startImageBackend, type ImageBackend } from './backends.js';
-import { fixtures, GPS, PHOTO_HEIGHT, PHOTO_WIDTH, POLYGLOT_MARKUP, type Fixtures } from './fixtures.js';
+import { fixtures, GPS, PHOTO_HEIGHT, PHOTO_WIDTH, POLYGLOT_MARKUP, type Fixtures } from '../support/image-fixtures.js';
 
 let f: Fixtures;
 

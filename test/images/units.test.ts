@@ -7,10 +7,10 @@ import { MediaStorageError } from '../../src/core/errors.js';
 import { parseVariantKey, resolveVariant, stripGif, stripJpeg, stripPng, stripWebp, withImages } from '../../src/images/index.js';
 import { FaultInjectingStorage } from '../../src/layers/faults.js';
 import { MemoryStorage } from '../../src/memory/index.js';
-import { pngChunk } from '../helpers/png.js';
-import { failure } from '../helpers/failure.js';
+import { pngChunk } from '../support/png.js';
+import { failure } from '../support/failure.js';
 import { CountingStorage, VARIANTS } from './backends.js';
-import { fixtures, withPngChunks, type Fixtures } from './fixtures.js';
+import { fixtures, withPngChunks, type Fixtures } from '../support/image-fixtures.js';
 
 let f: Fixtures;
 beforeAll(async () => {

@@ -1,7 +1,7 @@
 import { withConcurrencyLimit, withEvents, withFaults, withRetry, withTimeout, type StorageEvent } from '../../src/layers/index.js';
 import { MemoryStorage } from '../../src/memory/index.js';
 import { describeStorageContract } from '../../src/testing/index.js';
-import { listen } from '../helpers/http.js';
+import { listen } from '../support/http.js';
 
 // Every layer at once, plus a few injected UNAVAILABLE answers that the retry layer absorbs, must
 // keep the whole contract: the layers change nothing but what they are for.

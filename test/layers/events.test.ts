@@ -3,7 +3,7 @@ import { MediaStorageError } from '../../src/core/errors.js';
 import { formatStorageEvent, withEvents, withFaults, withLogger, withRetry, type StorageEvent } from '../../src/layers/index.js';
 import { LocalStorage } from '../../src/local/index.js';
 import { MemoryStorage } from '../../src/memory/index.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir } from '../support/tmp.js';
 
 function observed() {
   const memory = new MemoryStorage({ secret: 'events-test-secret-0123456789' });

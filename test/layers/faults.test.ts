@@ -5,7 +5,7 @@ import type { MediaStorageError } from '../../src/core/errors.js';
 import { withFaults } from '../../src/layers/index.js';
 import { LocalStorage } from '../../src/local/index.js';
 import { MemoryStorage } from '../../src/memory/index.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir } from '../support/tmp.js';
 
 async function outcome(promise: Promise<unknown>): Promise<string> {
   try {
