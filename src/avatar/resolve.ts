@@ -1,3 +1,4 @@
+import { forEachConcurrent } from '../core/pool.js';
 import { isNotFound } from '../core/errors.js';
 import { tryValidateKey } from '../core/keys.js';
 import type { MediaStorage, UrlOptions } from '../core/types.js';
@@ -237,23 +238,16 @@ export async function resolveAvatars(storage: MediaStorage, inputs: readonly Ava
     return true;
   };
 
-  // A fixed pool of workers taking keys in turn bounds the requests in flight (checks and URLs).
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < tasks.length) {
-      const [key, cached] = tasks[next++]!;
-      let result: { src: string; srcset?: string } | null = null;
-      try {
-        if (await available(key, cached)) result = await urlsOf(key);
-      } catch (err) {
-        options.onError?.(err, key);
-      }
-      found.set(key, result);
+  // The pool bounds the requests in flight (checks and URLs).
+  await forEachConcurrent(tasks, concurrency, async ([key, cached]) => {
+    let result: { src: string; srcset?: string } | null = null;
+    try {
+      if (await available(key, cached)) result = await urlsOf(key);
+    } catch (err) {
+      options.onError?.(err, key);
     }
-  };
-  const workers: Promise<void>[] = [];
-  for (let i = 0; i < Math.min(concurrency, tasks.length); i++) workers.push(worker());
-  await Promise.all(workers);
+    found.set(key, result);
+  });
 
   const size = variant ? { ...(variant.width !== undefined ? { width: variant.width } : {}), ...(variant.height !== undefined ? { height: variant.height } : {}) } : {};
   return entries.map((entry, i) => {

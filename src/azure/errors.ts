@@ -1,12 +1,8 @@
-import { codeFromNodeError, codeFromStatus } from '../core/error-mapping.js';
+import { codeFromNodeError, codeFromStatus, type ErrorMapper, type ErrorMapping } from '../core/error-mapping.js';
 import type { MediaStorageErrorCode } from '../core/errors.js';
 
-/** What {@link mapAzureError} decides for one failure. */
-export interface AzureErrorMapping {
-  code: MediaStorageErrorCode;
-  message?: string;
-  status?: number;
-}
+/** What {@link mapAzureError} decides for one failure (the core's {@link ErrorMapping}). */
+export type AzureErrorMapping = ErrorMapping;
 
 // Blob service error codes ("Blob service error codes", "Common REST API error codes") whose
 // meaning is more precise than their HTTP status.
@@ -89,3 +85,5 @@ export function isCode(err: unknown, ...codes: string[]): boolean {
   const e = err as { code?: unknown; details?: { errorCode?: unknown } } | null;
   return !!e && (codes.includes(String(e.code)) || codes.includes(String(e.details?.errorCode)));
 }
+
+mapAzureError satisfies ErrorMapper<AzureTarget>;

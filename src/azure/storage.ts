@@ -5,7 +5,9 @@ import { BaseStorage, DEFAULT_MAX_EXPIRES_IN, type WriteOptions } from '../core/
 import type { PreparedBody } from '../core/body.js';
 import { DEFAULT_CONTENT_TYPE } from '../core/content-type.js';
 import type { PresignPlan } from '../core/direct-upload.js';
-import { MediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
+import { downloadFilename } from '../core/download.js';
+import type { ErrorMapping } from '../core/error-mapping.js';
+import { MediaStorageError } from '../core/errors.js';
 import { encodeKeyPath, normalizeLocation } from '../core/keys.js';
 import { decodeHeaderValue, encodeHeaderValue, type MetadataRules } from '../core/metadata.js';
 import { sendInParts } from '../core/part-pool.js';
@@ -298,7 +300,7 @@ export class AzureBlobStorage extends BaseStorage {
   }
 
   protected async objectUrl(key: string, options: UrlOptions): Promise<string> {
-    const download = options.download === undefined || options.download === false ? undefined : options.download === true ? key.slice(key.lastIndexOf('/') + 1) : options.download;
+    const download = downloadFilename(options.download, key);
     const blob = this.blockBlob(key);
     if (this.visibility === 'public' && options.expiresIn === undefined && download === undefined) {
       return this.options.publicBaseUrl ? `${this.options.publicBaseUrl.replace(/\/+$/, '')}/${encodeKeyPath(this.fullKey(key))}` : blob.url;
@@ -331,7 +333,7 @@ export class AzureBlobStorage extends BaseStorage {
     return { maxTotalBytes: MAX_METADATA_BYTES, storedValue: encodeHeaderValue };
   }
 
-  protected override mapError(err: unknown): { code: MediaStorageErrorCode; message?: string; status?: number } | undefined {
+  protected override mapError(err: unknown): ErrorMapping | undefined {
     return mapAzureError(err, { container: this.container, account: this.serviceClient.accountName });
   }
 

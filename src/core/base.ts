@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { prepareBody, streamToBuffer, type PreparedBody } from './body.js';
 import { MediaStorageError, isMediaStorageError, type MediaStorageErrorCode } from './errors.js';
-import { toMediaStorageError } from './error-mapping.js';
+import { toMediaStorageError, type ErrorMapping } from './error-mapping.js';
 import { listedNameProblem, splitKey, validateKey, validatePrefix } from './keys.js';
 import { prepareCacheControl, prepareMetadata, type MetadataRules } from './metadata.js';
 import { ServingRule, type ServingOptions } from './serving.js';
@@ -62,6 +62,11 @@ export interface ServableObject {
 export const DEFAULT_MAX_EXPIRES_IN = 7 * 24 * 3600;
 
 export const DEFAULT_LIST_LIMIT = 1000;
+
+/** The ALREADY_EXISTS every backend throws for `ifExists: 'fail'` on a taken key. */
+export function alreadyExists(key: string): MediaStorageError {
+  return new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
+}
 const MAX_LIST_LIMIT = 10_000;
 const RENAME_ATTEMPTS = 10;
 
@@ -212,7 +217,7 @@ export abstract class BaseStorage implements MediaStorage {
   }
 
   /** Maps a backend-specific error to a code (and optionally a message); `undefined` for the generic rules. */
-  protected mapError(_err: unknown, _operation: string, _key?: string): { code: MediaStorageErrorCode; message?: string; status?: number; retryAfter?: Date } | undefined {
+  protected mapError(_err: unknown, _operation: string, _key?: string): ErrorMapping | undefined {
     return undefined;
   }
 
@@ -269,6 +274,7 @@ export abstract class BaseStorage implements MediaStorage {
           contentDisposition: this.servingRule.storedDisposition(k, p.contentType),
         });
       try {
+        if (ifExists !== 'overwrite' && !this.capabilities.atomicCreate) await this.refuseExisting(target);
         return await write(target, prepared);
       } catch (err) {
         // Lost a race for the free name: bytes in memory can be written again under another one.
@@ -382,14 +388,22 @@ export abstract class BaseStorage implements MediaStorage {
     const source = this.checkedKey(from);
     const target = this.checkedKey(to);
     return this.run('copy', source, async () => {
-      if (options.ifExists === 'fail' && (await this.existsObject(target))) {
-        throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${target}"`, { key: target });
-      }
+      if (options.ifExists === 'fail') await this.refuseExisting(target);
       return this.copyObject(source, target, options);
     });
   }
 
   // ----------------------------------------------------------------- shared machinery
+
+  /**
+   * Check-then-write, for `ifExists: 'fail'` where the store cannot refuse an existing key itself
+   * (`capabilities.atomicCreate` false): ALREADY_EXISTS when an object is under `key` now. `save`
+   * calls it before `writeObject` on such backends, `copy` before every `copyObject`; a write
+   * racing in between can still win, which is what atomicCreate false says.
+   */
+  protected async refuseExisting(key: string): Promise<void> {
+    if (await this.existsObject(key)) throw alreadyExists(key);
+  }
 
   /**
    * Whether `ifExists: 'rename'` must pick another name than `key`. Default: an object exists under

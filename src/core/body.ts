@@ -38,7 +38,8 @@ function isBlob(body: unknown): body is Blob {
   return typeof Blob !== 'undefined' && body instanceof Blob;
 }
 
-function toChunk(chunk: unknown): Buffer {
+/** A chunk of a body stream as a Buffer (no copy for bytes); INVALID_INPUT for anything but bytes and strings. */
+export function toChunk(chunk: unknown): Buffer {
   if (Buffer.isBuffer(chunk)) return chunk;
   if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   if (typeof chunk === 'string') return Buffer.from(chunk, 'utf8');
@@ -66,6 +67,12 @@ function sourceStream(body: Body): Readable {
   throw new MediaStorageError('INVALID_INPUT', 'Unsupported body type: pass a Buffer, Uint8Array, string, Readable, ReadableStream or Blob');
 }
 
+/** A body's bytes as an iterable, without reading them yet (a Buffer or string is one chunk). */
+export function bodyChunks(body: Body): AsyncIterable<unknown> | Iterable<unknown> {
+  if (typeof body === 'string' || body instanceof Uint8Array) return [body];
+  return sourceStream(body);
+}
+
 function wrapSourceError(err: unknown, key: string): MediaStorageError {
   if (isMediaStorageError(err)) return err;
   const e = err as { name?: string; message?: string } | undefined;
@@ -86,6 +93,7 @@ export async function prepareBody(body: Body, key: string, options: SaveOptions 
   let source: Readable | undefined;
   let buffer: Buffer | undefined;
   let size: number | undefined;
+  let sniffed: Buffer | undefined;
 
   if (typeof body === 'string' || body instanceof Uint8Array) {
     buffer = toChunk(body);
@@ -100,35 +108,33 @@ export async function prepareBody(body: Body, key: string, options: SaveOptions 
       throw new MediaStorageError('INVALID_INPUT', `Unsupported body type ${body === null ? 'null' : typeof body}`, { key, operation: 'save' });
     }
     source = sourceStream(body);
-    rest = source[Symbol.asyncIterator]();
     // Pull just enough to sniff the type; the bytes are replayed in front of the rest.
-    let headBytes = 0;
+    const peek = new PeekableBody(source);
+    let ended: boolean;
     try {
-      while (headBytes < SNIFF_BYTES) {
-        const next = await rest.next();
-        if (next.done) {
-          rest = undefined;
-          break;
-        }
-        const chunk = toChunk(next.value);
-        head.push(chunk);
-        headBytes += chunk.length;
-        if (options.maxSize !== undefined && headBytes > options.maxSize) throw tooLarge(options.maxSize, key);
-      }
+      ended = await peek.fill(SNIFF_BYTES);
     } catch (err) {
-      await rest?.return?.().catch(() => undefined);
+      await peek.close();
       throw wrapSourceError(err, key);
     }
-    if (!rest) {
+    if (options.maxSize !== undefined && peek.bytes > options.maxSize) {
+      await peek.close();
+      throw tooLarge(options.maxSize, key);
+    }
+    if (ended) {
       // The stream ended inside the sniff window: the whole body is in memory now.
-      buffer = head.length === 1 ? head[0]! : Buffer.concat(head);
+      buffer = peek.whole();
       size = buffer.length;
       checkKnownSize(size, key, options);
       head = [buffer];
+    } else {
+      sniffed = peek.head(SNIFF_BYTES);
+      rest = peek.chunks(); // the bytes read ahead, then the rest
+
     }
   }
 
-  const sniffHead = (head.length === 1 ? head[0]! : Buffer.concat(head)).subarray(0, SNIFF_BYTES);
+  const sniffHead = sniffed ?? (head.length === 1 ? head[0]! : Buffer.concat(head)).subarray(0, SNIFF_BYTES);
   const detectedContentType = serving.contentTypeFor(resolveContentType(key, sniffHead), sniffHead);
   const contentType = options.contentType ? serving.contentTypeFor(options.contentType, sniffHead) : detectedContentType;
 
@@ -194,4 +200,85 @@ export async function streamToBuffer(stream: AsyncIterable<unknown>): Promise<Bu
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(toChunk(chunk));
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
+/**
+ * Peek-and-replay: reads a stream ahead as far as needed (to sniff its type, or to tell a body
+ * that fits one request from one that needs parts), then hands out all of it, the bytes read
+ * ahead first, as if nothing had been read. The one implementation for every backend.
+ */
+export class PeekableBody {
+  private ahead: Buffer[] = [];
+  /** Bytes read ahead so far. */
+  bytes = 0;
+  /** Whether the stream has ended (everything is in {@link whole}). */
+  ended = false;
+  private readonly iterator: AsyncIterator<unknown>;
+  private handedOut = false;
+
+  constructor(source: AsyncIterable<unknown>) {
+    this.iterator = source[Symbol.asyncIterator]();
+  }
+
+  /** Reads until at least `atLeast` bytes are ahead or the stream ended; resolves with {@link ended}. */
+  async fill(atLeast: number): Promise<boolean> {
+    while (!this.ended && this.bytes < atLeast) {
+      const next = await this.iterator.next();
+      if (next.done) this.ended = true;
+      else {
+        const chunk = toChunk(next.value);
+        this.ahead.push(chunk);
+        this.bytes += chunk.length;
+      }
+    }
+    return this.ended;
+  }
+
+  /** The first `length` bytes read ahead (fewer if there are fewer), copying only the chunks they span. */
+  head(length: number): Buffer {
+    const spanned: Buffer[] = [];
+    let bytes = 0;
+    for (const chunk of this.ahead) {
+      if (bytes >= length) break;
+      spanned.push(chunk);
+      bytes += chunk.length;
+    }
+    const first = spanned.length === 1 ? spanned[0]! : Buffer.concat(spanned);
+    return first.subarray(0, length);
+  }
+
+  /** Everything read ahead as one Buffer (the whole body once {@link ended}). */
+  whole(): Buffer {
+    if (this.ahead.length !== 1) this.ahead = [Buffer.concat(this.ahead, this.bytes)];
+    return this.ahead[0]!;
+  }
+
+  /** The bytes read ahead, then the rest of the stream. Once. */
+  async *chunks(): AsyncGenerator<Buffer> {
+    if (this.handedOut) throw new MediaStorageError('INVALID_INPUT', 'The body was already handed out');
+    this.handedOut = true;
+    const ahead = this.ahead;
+    this.ahead = [];
+    yield* ahead;
+    if (this.ended) return;
+    try {
+      for (;;) {
+        const next = await this.iterator.next();
+        if (next.done) return;
+        yield toChunk(next.value);
+      }
+    } finally {
+      await this.iterator.return?.().catch(() => undefined);
+    }
+  }
+
+  /** {@link chunks} as a Node stream. */
+  stream(): Readable {
+    return Readable.from(this.chunks(), { objectMode: false });
+  }
+
+  /** Stops reading the source when the body was not handed out (a refused save). */
+  async close(): Promise<void> {
+    if (!this.handedOut && !this.ended) await this.iterator.return?.().catch(() => undefined);
+  }
 }

@@ -1,5 +1,24 @@
 import { MediaStorageError, isMediaStorageError, type MediaStorageErrorCode } from './errors.js';
 
+/**
+ * What a backend's errors.ts decides for one provider failure: the code, and optionally a
+ * message, the HTTP status and when to retry (for UNAVAILABLE). The core builds the
+ * MediaStorageError from it ({@link toMediaStorageError}), with context and redaction.
+ */
+export interface ErrorMapping {
+  code: MediaStorageErrorCode;
+  message?: string;
+  status?: number;
+  retryAfter?: Date;
+}
+
+/**
+ * The shape every backend's error mapper has: `(err, context) => ErrorMapping | undefined`, where
+ * `context` is what the backend knows that makes a message useful (bucket, endpoint) and
+ * `undefined` leaves the failure to the generic rules (Node error codes, UNKNOWN).
+ */
+export type ErrorMapper<Context = undefined> = (err: unknown, context: Context) => ErrorMapping | undefined;
+
 /** Where an error happened, for messages and for the error's fields. */
 export interface ErrorContext {
   backend: string;

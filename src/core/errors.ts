@@ -303,15 +303,3 @@ export function abortedError(operation: string, key?: string, backend?: string, 
 export function throwIfAborted(signal: AbortSignal | undefined, operation: string, key?: string): void {
   if (signal?.aborted) throw abortedError(operation, key, undefined, signal.reason);
 }
-
-/**
- * The CONFIG error for an optional peer dependency that is not installed: `err` is what loading
- * it threw, `what` the feature that needs it. `undefined` when `err` is not that package missing
- * (a broken install of it, an error inside it), which the caller then rethrows as it is.
- */
-export function missingPackageError(err: unknown, pkg: string, what: string, backend?: string): MediaStorageError | undefined {
-  const e = err as { code?: unknown; message?: unknown } | null;
-  const missing = (e?.code === 'ERR_MODULE_NOT_FOUND' || e?.code === 'MODULE_NOT_FOUND') && typeof e.message === 'string' && e.message.includes(pkg);
-  if (!missing) return undefined;
-  return new MediaStorageError('CONFIG', `${what} needs the package "${pkg}", which is not installed: npm install ${pkg}`, { ...(backend ? { backend } : {}), operation: 'configure', cause: err });
-}

@@ -1,5 +1,5 @@
 import { isMediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
-import { forEachConcurrent } from '../cli/pool.js';
+import { forEachConcurrent } from '../core/pool.js';
 import type { ImageStorage } from './layer.js';
 import { VARIANTS_PREFIX } from './variants.js';
 

@@ -1,5 +1,5 @@
 import { pipeline, Readable, Transform } from 'node:stream';
-import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import { bodyChunks, toChunk } from '../core/body.js';
 import { MediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
 import type { Body, MediaStorage, ObjectInfo, SaveOptions } from '../core/types.js';
 import { abortableSleep, isReplayableBody, StorageLayer, STORAGE_OPERATIONS, type NextCall, type OperationCall, type StorageOperation } from './layer.js';
@@ -40,27 +40,13 @@ interface Cut {
   error: () => unknown;
 }
 
-function chunkOf(chunk: unknown): Buffer {
-  if (Buffer.isBuffer(chunk)) return chunk;
-  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-  return Buffer.from(String(chunk));
-}
-
-/** The body's bytes as an async iterable, without reading them yet. */
-function bodySource(body: Body): AsyncIterable<unknown> | Iterable<unknown> {
-  if (typeof body === 'string' || body instanceof Uint8Array) return [body];
-  if (typeof Blob !== 'undefined' && body instanceof Blob) return Readable.fromWeb(body.stream() as unknown as NodeReadableStream<Uint8Array>);
-  if (typeof (body as ReadableStream).getReader === 'function') return Readable.fromWeb(body as unknown as NodeReadableStream<Uint8Array>);
-  return body as Readable;
-}
-
 /** A body that yields `cut.bytes` bytes of `body` and then fails. */
 function cutBody(body: Body, cut: Cut): Readable {
   return Readable.from(
     (async function* () {
       let sent = 0;
-      for await (const raw of bodySource(body)) {
-        const chunk = chunkOf(raw);
+      for await (const raw of bodyChunks(body)) {
+        const chunk = toChunk(raw);
         if (sent + chunk.length > cut.bytes) {
           if (cut.bytes > sent) yield chunk.subarray(0, cut.bytes - sent);
           throw cut.error();

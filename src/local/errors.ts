@@ -1,4 +1,5 @@
-import { MediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
+import type { ErrorMapper, ErrorMapping } from '../core/error-mapping.js';
+import { MediaStorageError } from '../core/errors.js';
 
 export function isCode(err: unknown, ...codes: string[]): boolean {
   return typeof err === 'object' && err !== null && codes.includes((err as { code?: string }).code ?? '');
@@ -9,10 +10,12 @@ export function notFound(key: string): MediaStorageError {
 }
 
 /** Node's file-system errors that mean something about the key (the rest go through the core's mapping). */
-export function mapLocalError(err: unknown, operation: string): { code: MediaStorageErrorCode; message?: string } | undefined {
+export function mapLocalError(err: unknown, operation: string): ErrorMapping | undefined {
   if (operation === 'save' || operation === 'copy') {
     if (isCode(err, 'EISDIR', 'ENOTEMPTY')) return { code: 'INVALID_KEY', message: 'a folder already exists at this key' };
     if (isCode(err, 'ENOTDIR', 'EEXIST')) return { code: 'INVALID_KEY', message: 'a file already exists where this key needs a folder' };
   }
   return undefined;
 }
+
+mapLocalError satisfies ErrorMapper<string>;

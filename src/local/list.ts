@@ -5,12 +5,6 @@ import { isCode } from './errors.js';
 import type { LocalFileSystem } from './fs.js';
 import { TEMP_PREFIX } from './tree.js';
 
-/** Encodes/decodes list cursors; opaque so callers do not build them by hand. */
-export const cursorCodec = {
-  encode: (key: string): string => Buffer.from(key, 'utf8').toString('base64url'),
-  decode: (cursor: string): string => Buffer.from(cursor, 'base64url').toString('utf8'),
-};
-
 /**
  * Whether a listing may start in this folder: it exists and resolves inside the root. (The walk
  * below never follows a link; this catches a prefix that names one, `list('link/')`.)

@@ -7,16 +7,19 @@ import type { PreparedBody } from '../core/body.js';
 import { resolveContentType, SNIFF_BYTES } from '../core/content-type.js';
 import { DEFAULT_MAX_EXPIRES_IN } from '../core/base.js';
 import type { ServingOptions } from '../core/serving.js';
-import { MediaStorageError, throwIfAborted, type MediaStorageErrorCode } from '../core/errors.js';
+import { MediaStorageError, throwIfAborted } from '../core/errors.js';
 import { warnEphemeralDiskOnce } from '../core/ephemeral.js';
 import { createMediaHandler, type MediaHandlerTuning, type MediaRequestHandler } from '../core/http-handler.js';
 import { encodeKeyPath } from '../core/keys.js';
 import { UrlSigner } from '../core/signed-url.js';
 import { handlerUpload, type PresignPlan } from '../core/direct-upload.js';
+import { requestedDownload } from '../core/download.js';
+import type { ErrorMapping } from '../core/error-mapping.js';
+import { decodeCursor, encodeCursor } from '../core/cursor.js';
 import type { Capabilities, CopyOptions, DirectUpload, ListPage, ObjectInfo, ReadOptions, SkippedObject, UrlOptions } from '../core/types.js';
 import { isCode, mapLocalError, notFound } from './errors.js';
 import { OPEN_FLAGS, readAt, readWhole, WHOLE_READ_BYTES, type CallbackFileSystem, type LocalFileSystem } from './fs.js';
-import { cursorCodec, folderInsideRoot, walk } from './list.js';
+import { folderInsideRoot, walk } from './list.js';
 import { LocalTree, TEMP_PREFIX } from './tree.js';
 
 export interface LocalStorageOptions extends ServingOptions {
@@ -315,7 +318,7 @@ export class LocalStorage extends BaseStorage {
   protected async listObjects(prefix: string, options: { cursor?: string; limit: number }): Promise<ListPage> {
     const realRoot = await this.tree.getRealRoot(false);
     if (!realRoot) return { items: [] };
-    const after = options.cursor ? cursorCodec.decode(options.cursor) : undefined;
+    const after = options.cursor ? decodeCursor(options.cursor) : undefined;
     const startDir = prefix.slice(0, prefix.lastIndexOf('/') + 1);
     if (!(await folderInsideRoot(this.fs, realRoot, startDir))) return { items: [] };
     const items: ObjectInfo[] = [];
@@ -342,7 +345,7 @@ export class LocalStorage extends BaseStorage {
       }
     }
     const page: ListPage = { items, ...(skipped.length > 0 ? { skipped } : {}) };
-    return more && last !== undefined ? { ...page, cursor: cursorCodec.encode(last) } : page;
+    return more && last !== undefined ? { ...page, cursor: encodeCursor(last) } : page;
   }
   protected override async copyObject(from: string, to: string, options: CopyOptions): Promise<ObjectInfo> {
     const source = await this.tree.existingPath(from);
@@ -368,7 +371,7 @@ export class LocalStorage extends BaseStorage {
 
   protected async objectUrl(key: string, options: UrlOptions): Promise<string> {
     const plain = `${this.baseUrl}/${encodeKeyPath(key)}`;
-    const download = options.download === undefined || options.download === false ? undefined : options.download === true ? '' : options.download;
+    const download = requestedDownload(options.download);
     const wantsSignature = options.expiresIn !== undefined || this.options.visibility === 'private';
     if (!wantsSignature) return download === undefined ? plain : `${plain}?download=${encodeURIComponent(download)}`;
     if (!this.signer) {
@@ -383,7 +386,7 @@ export class LocalStorage extends BaseStorage {
     return handlerUpload(this.signer, `${this.baseUrl}/${encodeKeyPath(key)}`, key, plan);
   }
 
-  protected override mapError(err: unknown, operation: string): { code: MediaStorageErrorCode; message?: string } | undefined {
+  protected override mapError(err: unknown, operation: string): ErrorMapping | undefined {
     return mapLocalError(err, operation);
   }
 

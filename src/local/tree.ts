@@ -1,6 +1,7 @@
 import type * as nodeFs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { alreadyExists } from '../core/base.js';
 import { MediaStorageError } from '../core/errors.js';
 import { normalizationTwins } from '../core/keys.js';
 import { isCode } from './errors.js';
@@ -274,7 +275,7 @@ export class LocalTree {
     try {
       await this.fs.promises.link(temp, target);
     } catch (err) {
-      if (isCode(err, 'EEXIST')) throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
+      if (isCode(err, 'EEXIST')) throw alreadyExists(key);
       throw err;
     }
   }

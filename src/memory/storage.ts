@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { BaseStorage, type ServableObject, type WriteOptions } from '../core/base.js';
+import { alreadyExists, BaseStorage, type ServableObject, type WriteOptions } from '../core/base.js';
+import { decodeCursor, encodeCursor } from '../core/cursor.js';
+import { requestedDownload } from '../core/download.js';
 import { streamToBuffer, type PreparedBody } from '../core/body.js';
 import { MediaStorageError } from '../core/errors.js';
 import { createMediaHandler, type MediaHandlerTuning, type MediaRequestHandler } from '../core/http-handler.js';
@@ -96,7 +98,7 @@ export class MemoryStorage extends BaseStorage {
     // Read through the guarded stream even for in-memory bodies, so limits, progress and abort apply.
     const data = await streamToBuffer(body.stream());
     if (options.ifExists === 'fail' && this.objects.has(key)) {
-      throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
+      throw alreadyExists(key);
     }
     const info: ObjectInfo = {
       key,
@@ -147,18 +149,18 @@ export class MemoryStorage extends BaseStorage {
   }
 
   protected async listObjects(prefix: string, options: { cursor?: string; limit: number }): Promise<ListPage> {
-    const after = options.cursor ? Buffer.from(options.cursor, 'base64url').toString('utf8') : undefined;
+    const after = options.cursor ? decodeCursor(options.cursor) : undefined;
     const keys = [...this.objects.keys()].filter((k) => k.startsWith(prefix) && (after === undefined || compareKeys(k, after) > 0)).sort(compareKeys);
     const page = keys.slice(0, options.limit);
     const items = page.map((k) => ({ ...this.objects.get(k)!.info }));
-    return keys.length > options.limit ? { items, cursor: Buffer.from(page[page.length - 1]!, 'utf8').toString('base64url') } : { items };
+    return keys.length > options.limit ? { items, cursor: encodeCursor(page[page.length - 1]!) } : { items };
   }
 
   protected override async copyObject(from: string, to: string, options: CopyOptions): Promise<ObjectInfo> {
     const entry = this.objects.get(from);
     if (!entry) throw new MediaStorageError('NOT_FOUND', `No object under "${from}"`, { key: from });
     if (options.ifExists === 'fail' && this.objects.has(to)) {
-      throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${to}"`, { key: to });
+      throw alreadyExists(to);
     }
     const info = { ...entry.info, key: to, lastModified: new Date() };
     this.objects.set(to, { data: entry.data, info });
@@ -172,7 +174,7 @@ export class MemoryStorage extends BaseStorage {
 
   protected async objectUrl(key: string, options: UrlOptions): Promise<string> {
     const plain = `${this.baseUrl}/${encodeKeyPath(key)}`;
-    const download = options.download === undefined || options.download === false ? undefined : options.download === true ? '' : options.download;
+    const download = requestedDownload(options.download);
     if (options.expiresIn === undefined && this.visibility === 'public') {
       return download === undefined ? plain : `${plain}?download=${encodeURIComponent(download)}`;
     }

@@ -1,4 +1,5 @@
 import { MediaStorageError } from '../core/errors.js';
+import type { PeerPackage } from '../core/peer.js';
 import type { ServingOptions } from '../core/serving.js';
 import type { DirectUpload, DirectUploadOptions } from '../core/types.js';
 import type { S3Client } from './sdk.js';
@@ -139,3 +140,6 @@ export function checkCredentials(credentials: S3StorageOptions['credentials'] | 
     { backend: 's3' },
   );
 }
+
+/** The SDK S3Storage cannot load without (both forms of sdk-load.ts name it the same way). */
+export const S3_PEER: PeerPackage = { packages: '@aws-sdk/client-s3', usedBy: 'media-storage/s3 (S3Storage)', backend: 's3' };

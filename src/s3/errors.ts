@@ -1,13 +1,8 @@
-import { codeFromNodeError, codeFromStatus } from '../core/error-mapping.js';
+import { codeFromNodeError, codeFromStatus, type ErrorMapper, type ErrorMapping } from '../core/error-mapping.js';
 import type { MediaStorageErrorCode } from '../core/errors.js';
 
-/** What {@link mapS3Error} decides for one failure. */
-export interface S3ErrorMapping {
-  code: MediaStorageErrorCode;
-  message?: string;
-  status?: number;
-  retryAfter?: Date;
-}
+/** What {@link mapS3Error} decides for one failure (the core's {@link ErrorMapping}). */
+export type S3ErrorMapping = ErrorMapping;
 
 /** Where the storage points, for messages that tell the user what to fix. */
 export interface S3Target {
@@ -146,3 +141,5 @@ export function mapS3Error(err: unknown, target: S3Target): S3ErrorMapping | und
     retryAfter: code === 'UNAVAILABLE' ? retryAfterFrom(e) : undefined,
   };
 }
+
+mapS3Error satisfies ErrorMapper<S3Target>;

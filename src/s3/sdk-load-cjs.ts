@@ -1,12 +1,6 @@
 // The CommonJS form of sdk-load.ts: require, which CommonJS can catch.
 import type * as ClientS3 from '@aws-sdk/client-s3';
-import { missingPackageError } from '../core/errors.js';
+import { requirePeer } from '../core/peer.js';
+import { S3_PEER } from './config.js';
 
-let loaded: typeof ClientS3;
-try {
-  loaded = require('@aws-sdk/client-s3') as typeof ClientS3;
-} catch (err) {
-  throw missingPackageError(err, '@aws-sdk/client-s3', 'media-storage/s3 (S3Storage)', 's3') ?? err;
-}
-
-export const sdk: typeof ClientS3 = loaded;
+export const sdk: typeof ClientS3 = requirePeer(() => require('@aws-sdk/client-s3') as typeof ClientS3, S3_PEER);

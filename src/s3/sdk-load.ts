@@ -3,13 +3,7 @@
 // what to install. This is the ESM form, a top-level await; the CommonJS build takes
 // sdk-load-cjs.ts in its place (tsup.config.ts), since CommonJS has no top-level await.
 import type * as ClientS3 from '@aws-sdk/client-s3';
-import { missingPackageError } from '../core/errors.js';
+import { importPeer } from '../core/peer.js';
+import { S3_PEER } from './config.js';
 
-let loaded: typeof ClientS3;
-try {
-  loaded = await import('@aws-sdk/client-s3');
-} catch (err) {
-  throw missingPackageError(err, '@aws-sdk/client-s3', 'media-storage/s3 (S3Storage)', 's3') ?? err;
-}
-
-export const sdk: typeof ClientS3 = loaded;
+export const sdk: typeof ClientS3 = await importPeer(() => import('@aws-sdk/client-s3'), S3_PEER);

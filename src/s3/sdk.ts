@@ -1,6 +1,6 @@
 // The classes of @aws-sdk/client-s3 this backend uses, from the SDK as sdk-load.ts loads it.
 import type * as ClientS3 from '@aws-sdk/client-s3';
-import { missingPackageError } from '../core/errors.js';
+import { importPeer, lazyPeer } from '../core/peer.js';
 import { sdk } from './sdk-load.js';
 
 export const S3Client = sdk.S3Client;
@@ -31,22 +31,12 @@ export const ListObjectsV2Command = sdk.ListObjectsV2Command;
 export type ListObjectsV2Command = ClientS3.ListObjectsV2Command;
 
 /** @aws-sdk/s3-presigned-post, an optional dependency needed only for size-capped direct uploads. */
-export async function loadPresignedPost(): Promise<typeof import('@aws-sdk/s3-presigned-post')> {
-  try {
-    return await import('@aws-sdk/s3-presigned-post');
-  } catch (err) {
-    throw missingPackageError(err, '@aws-sdk/s3-presigned-post', 'presignUpload with maxSize', 's3') ?? err;
-  }
-}
+export const loadPresignedPost: () => Promise<typeof import('@aws-sdk/s3-presigned-post')> = lazyPeer(() => import('@aws-sdk/s3-presigned-post'), { packages: '@aws-sdk/s3-presigned-post', usedBy: 'presignUpload with maxSize', backend: 's3' });
 
 /**
  * @aws-sdk/s3-request-presigner, loaded on the first signed URL: a public storage that never
- * signs (plain URLs, no presigned uploads) runs without it.
+ * signs (plain URLs, no presigned uploads) runs without it. `what` is the feature that asked.
  */
-export async function loadPresigner(what: string): Promise<typeof import('@aws-sdk/s3-request-presigner')> {
-  try {
-    return await import('@aws-sdk/s3-request-presigner');
-  } catch (err) {
-    throw missingPackageError(err, '@aws-sdk/s3-request-presigner', what, 's3') ?? err;
-  }
+export function loadPresigner(what: string): Promise<typeof import('@aws-sdk/s3-request-presigner')> {
+  return importPeer(() => import('@aws-sdk/s3-request-presigner'), { packages: '@aws-sdk/s3-request-presigner', usedBy: what, backend: 's3' });
 }

@@ -4,7 +4,9 @@ import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PresignPlan } from '../core/direct-upload.js';
 import type { PreparedBody } from '../core/body.js';
 import { DEFAULT_CONTENT_TYPE } from '../core/content-type.js';
-import { MediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
+import type { ErrorMapping } from '../core/error-mapping.js';
+import { MediaStorageError } from '../core/errors.js';
+import { downloadFilename } from '../core/download.js';
 import { contentDisposition } from '../core/serving.js';
 import { encodeKeyPath, normalizeLocation } from '../core/keys.js';
 import { decodeHeaderValue, encodeHeaderValue, type MetadataRules } from '../core/metadata.js';
@@ -175,10 +177,8 @@ export class S3Storage extends BaseStorage {
 
   protected async writeObject(key: string, body: PreparedBody, options: WriteOptions): Promise<ObjectInfo> {
     const fullKey = this.fullKey(key);
+    // Without conditional writes the core has checked the key is free (check-then-write).
     const conditional = options.ifExists === 'fail' && this.options.conditionalWrites === true;
-    if (options.ifExists === 'fail' && !conditional && (await this.heads.head(fullKey))) {
-      throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
-    }
     const params = this.writeParams(fullKey, body.contentType, options.cacheControl, options.metadata, options.contentDisposition);
     if (conditional) params.IfNoneMatch = '*';
     const sent = await uploadBody(body, {
@@ -256,7 +256,7 @@ export class S3Storage extends BaseStorage {
 
   protected async objectUrl(key: string, options: UrlOptions): Promise<string> {
     const fullKey = this.fullKey(key);
-    const download = options.download === undefined || options.download === false ? undefined : options.download === true ? key.slice(key.lastIndexOf('/') + 1) : options.download;
+    const download = downloadFilename(options.download, key);
     if (this.visibility === 'public' && options.expiresIn === undefined && download === undefined) {
       // On a custom domain the key is encoded as Django's filepath_to_uri does ('()!*~ kept), on
       // the bucket's own URL as boto3 and the SDK's presigner do (RFC 3986: '()!* escaped), so
@@ -280,7 +280,7 @@ export class S3Storage extends BaseStorage {
     return { maxTotalBytes: MAX_METADATA_BYTES, storedValue: encodeHeaderValue };
   }
 
-  protected override mapError(err: unknown): { code: MediaStorageErrorCode; message?: string; status?: number; retryAfter?: Date } | undefined {
+  protected override mapError(err: unknown): ErrorMapping | undefined {
     const e = err as { name?: unknown; Code?: unknown } | null;
     // Any request that met NoSuchBucket (a save, list or read) settles the question for HEADs too.
     // (Not our own MissingBucketError: that answer is already remembered, and must expire.)

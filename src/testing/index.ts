@@ -7,6 +7,7 @@
  * describeStorageContract('my-backend', async () => ({ storage: new MyStorage(opts), cleanup: () => ... }));
  * ```
  */
+import { forEachConcurrent } from '../core/pool.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -147,16 +148,6 @@ function shorten(text: string): string {
   return text.length > 48 ? `${text.slice(0, 40)}…(${text.length} chars)` : text;
 }
 
-async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i]!, i);
-    }
-  });
-  await Promise.all(workers);
-}
 
 /**
  * Registers the contract tests for one backend. `factory` makes a fresh storage (called once for
@@ -583,7 +574,7 @@ export function describeStorageContract(
         const count = options.listingKeys ?? 1005;
         const prefix = k('many/');
         const keys = Array.from({ length: count }, (_, i) => `${prefix}${String(i).padStart(5, '0')}.txt`);
-        await pool(keys, 32, async (key) => {
+        await forEachConcurrent(keys, 32, async (key) => {
           await s.save(key, 'x');
         });
         const first = await s.list(prefix);
@@ -627,7 +618,7 @@ export function describeStorageContract(
         // U+FFFF against U+E000-U+FFFF; and where a folder's "/" sorts after "-", "." and " ".
         const names = ['a.txt', 'a-b.txt', 'a b.txt', 'a/x.txt', 'a0.txt', 'B.txt', 'b.txt', '\u00e9.txt', '\uff21.txt', '\ue000.txt', '\u{1f600}.txt', '\u{10000}.txt', '\uffee/y.txt', '\u{1f600}/z.txt'];
         const keys = names.map((n) => `${prefix}${n}`);
-        await pool(keys, 8, async (key) => {
+        await forEachConcurrent(keys, 8, async (key) => {
           await s.save(key, 'x');
         });
         const utf8Order = [...keys].sort((x, y) => Buffer.compare(Buffer.from(x, 'utf8'), Buffer.from(y, 'utf8')));
@@ -1221,7 +1212,7 @@ export function describeStorageContract(
         const prefix = k('distinct/');
         const keys = Array.from({ length: n }, (_, i) => `${prefix}${i}.bin`);
         await Promise.all(keys.map((key, i) => s.save(key, Buffer.alloc(1000 + i, i % 251))));
-        await pool(keys, 64, async (key, i) => {
+        await forEachConcurrent(keys, 64, async (key, i) => {
           const back = await s.readBuffer(key);
           expect(back.length).toBe(1000 + i);
           expect(back.every((b) => b === i % 251)).toBe(true);
