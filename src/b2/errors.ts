@@ -3,7 +3,7 @@
  * mapping of those to MediaStorageError codes.
  */
 import { isMediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
-import { codeFromNodeError, codeFromStatus, retryAfterFromHeader } from '../core/error-mapping.js';
+import { codeFromNodeError, codeFromStatus, retryAfterFromHeader, type ErrorMapper } from '../core/error-mapping.js';
 import type { B2Capability } from './auth.js';
 
 /** The API name used for a HEAD of b2_download_file_by_name (its 401 has no body to say why). */
@@ -122,7 +122,7 @@ export function needsFreshUploadUrl(err: unknown): boolean {
 }
 
 /** The MediaStorageError code (and message, status, Retry-After) a B2 failure stands for. */
-export function mapB2Error(err: unknown): { code: MediaStorageErrorCode; message?: string; status?: number; retryAfter?: Date } | undefined {
+export const mapB2Error: ErrorMapper = (err) => {
   if (err instanceof B2ApiError) {
     let code: MediaStorageErrorCode | undefined;
     if (err.status === undefined) code = codeFromNodeError(err.cause) ?? 'UNAVAILABLE';
@@ -142,4 +142,4 @@ export function mapB2Error(err: unknown): { code: MediaStorageErrorCode; message
   }
   if (isAbort(err)) return { code: 'ABORTED', message: 'the operation was aborted' };
   return undefined;
-}
+};

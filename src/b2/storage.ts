@@ -22,12 +22,14 @@ import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PresignPlan } from '../core/direct-upload.js';
 import type { PreparedBody } from '../core/body.js';
 import { MediaStorageError, abortedError } from '../core/errors.js';
+import { requestedDownload } from '../core/download.js';
 import { contentDisposition, type ServingOptions } from '../core/serving.js';
 import { encodeKeyPath, joinPrefix, normalizeLocation } from '../core/keys.js';
 import type { MetadataRules } from '../core/metadata.js';
 import { failOnStall } from '../core/stall.js';
 import type { Capabilities, CopyOptions, DirectUpload, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
 import { B2Session, DEFAULT_AUTHORIZE_URL, listablePrefix } from './auth.js';
+import type { ErrorMapping } from '../core/error-mapping.js';
 import { B2ApiError, HEAD_API, mapB2Error } from './errors.js';
 import { MAX_INFO_ENTRIES, checkFileInfoLimits, checkHeaderBytes, fileInfoHeaderBytes } from './file-info.js';
 import { RESERVED_INFO, fileFromHeaders, listFileNames, toObjectInfo, versionsOf } from './list.js';
@@ -173,8 +175,8 @@ export class B2Storage extends BaseStorage {
 
   // ------------------------------------------------------------------ errors
 
-  protected override mapError(err: unknown): ReturnType<typeof mapB2Error> {
-    return mapB2Error(err);
+  protected override mapError(err: unknown): ErrorMapping | undefined {
+    return mapB2Error(err, undefined);
   }
 
   // ------------------------------------------------------------------ reads
@@ -297,7 +299,7 @@ export class B2Storage extends BaseStorage {
   protected async objectUrl(key: string, options: UrlOptions): Promise<string> {
     const name = this.fileName(key);
     const path = encodeKeyPath(name);
-    const download = options.download === undefined || options.download === false ? undefined : options.download === true ? '' : options.download;
+    const download = requestedDownload(options.download);
     if (this.visibility === 'public' && options.expiresIn === undefined && download === undefined) {
       if (this.options.publicBaseUrl) return `${this.options.publicBaseUrl.replace(/\/+$/, '')}/${path}`;
       await this.session.ensureAuthorized();
@@ -324,9 +326,7 @@ export class B2Storage extends BaseStorage {
     const info = this.fileInfo(options);
     await this.session.allowed(options.ifExists === 'fail' ? ['writeFiles', 'readFiles'] : ['writeFiles'], `save "${key}"`, key, name);
     checkFileInfoLimits(name, info, body.contentType, await this.session.headerLimitFor(fileInfoHeaderBytes(name, info, body.contentType)), key);
-    if (options.ifExists === 'fail' && (await this.currentFile(key))) {
-      throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
-    }
+    // ifExists 'fail': BaseStorage has checked first (atomicCreate false), as for every such backend.
     const partSize = Math.max(this.options.partSize ?? this.session.recommendedPartSize, this.session.absoluteMinimumPartSize);
     const threshold = this.options.largeFileThreshold ?? DEFAULT_LARGE_FILE_THRESHOLD;
     if (body.size !== undefined && !body.buffer && body.size > this.spoolThreshold && body.size <= Math.min(threshold, MAX_SIMPLE_SIZE)) {

@@ -7,6 +7,7 @@ import { PassThrough, Transform, pipeline } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PreparedBody } from '../core/body.js';
 import { MediaStorageError, abortedError } from '../core/errors.js';
+import { forEachConcurrent } from '../core/pool.js';
 import type { B2Session } from './auth.js';
 import { B2ApiError, isAbort, isTransient, needsFreshUploadUrl, toB2ApiError } from './errors.js';
 import { MAX_INFO_ENTRIES, fileInfoHeaderBytes } from './file-info.js';
@@ -253,7 +254,7 @@ export class B2Uploader {
     }
   }
 
-  /** b2_start_large_file, the parts (each with its SHA-1, two at a time), b2_finish_large_file; cancelled on any failure. */
+  /** b2_start_large_file, the parts (each with its SHA-1, two at a time, in the core pool), b2_finish_large_file; cancelled on any failure. */
   async uploadLarge(name: string, body: SpooledBody, contentType: string, info: Record<string, string>, signal: AbortSignal | undefined): Promise<B2FileJson> {
     const partCount = body.partSha1s.length;
     if (partCount > MAX_PARTS) throw new MediaStorageError('TOO_LARGE', `The body needs ${partCount} parts of ${body.partSize} bytes; B2 allows ${MAX_PARTS}: raise partSize`);
@@ -268,47 +269,39 @@ export class B2Uploader {
     let firstError: unknown;
     let finishing = false;
     try {
-      const fetchPartUrl = (): Promise<B2UploadTarget> => this.session.call('b2_get_upload_part_url', (sdk) => sdk.getUploadPartUrl({ fileId, axiosOverride: this.session.settings() }));
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        // Each worker keeps its own part URL while it works, and gets a fresh one after a failure.
-        let own: B2UploadTarget | undefined;
-        while (next < partCount) {
-          const index = next++;
-          const start = index * body.partSize;
-          const end = Math.min(body.size, start + body.partSize);
-          await this.sendWithRetries(
-            'b2_upload_part',
-            async () => own ?? (own = await fetchPartUrl()),
-            undefined,
-            (target) => {
-              own = undefined;
-              return this.session.sdk!.uploadPart({
-                uploadUrl: target.uploadUrl,
-                uploadAuthToken: target.authorizationToken,
-                partNumber: index + 1,
-                data: body.slice(start, end),
-                contentLength: end - start,
-                hash: body.partSha1s[index]!,
-                axiosOverride: this.session.settings({ signal: partSignal }),
-              }).then((res) => {
-                own = target;
-                return res;
-              });
-            },
-            partSignal,
-            name,
-          ).catch((err: unknown) => {
-            firstError ??= err;
-            stop.abort(err);
-            throw err;
-          });
-        }
+      // Part URLs, like upload URLs, serve one part at a time: a worker takes one, gives it back after a success.
+      const partUrls = new UploadUrlPool(() => this.session.call('b2_get_upload_part_url', (sdk) => sdk.getUploadPartUrl({ fileId, axiosOverride: this.session.settings() })));
+      const sendPart = async (index: number): Promise<void> => {
+        const start = index * body.partSize;
+        const end = Math.min(body.size, start + body.partSize);
+        await this.sendWithRetries(
+          'b2_upload_part',
+          () => partUrls.acquire(),
+          (t) => partUrls.release(t),
+          (target) =>
+            this.session.sdk!.uploadPart({
+              uploadUrl: target.uploadUrl,
+              uploadAuthToken: target.authorizationToken,
+              partNumber: index + 1,
+              data: body.slice(start, end),
+              contentLength: end - start,
+              hash: body.partSha1s[index]!,
+              axiosOverride: this.session.settings({ signal: partSignal }),
+            }),
+          partSignal,
+          name,
+        ).catch((err: unknown) => {
+          firstError ??= err;
+          stop.abort(err);
+          throw err;
+        });
       };
-      // allSettled, then the first failure: the cancel must not run while a part is still in flight.
-      const results = await Promise.allSettled(Array.from({ length: Math.min(PART_CONCURRENCY, partCount) }, worker));
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw signal?.aborted ? abortedError('save', name, undefined, signal.reason) : (firstError ?? failed.reason);
+      // The core pool awaits the parts in flight before it throws: the cancel below never races one.
+      try {
+        await forEachConcurrent(body.partSha1s.keys(), PART_CONCURRENCY, sendPart, partSignal);
+      } catch (err) {
+        throw signal?.aborted ? abortedError('save', name, undefined, signal.reason) : (firstError ?? err);
+      }
       if (signal?.aborted) throw abortedError('save', name, undefined, signal.reason);
       finishing = true;
       return await this.session.call('b2_finish_large_file', (sdk) => sdk.finishLargeFile({ fileId, partSha1Array: [...body.partSha1s], axiosOverride: this.session.settings() }));
