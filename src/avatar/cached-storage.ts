@@ -2,7 +2,8 @@ import type { Readable } from 'node:stream';
 import { isNotFound } from '../core/errors.js';
 import { tryValidateKey, validateKey } from '../core/keys.js';
 import { presignUploadOf } from '../core/direct-upload.js';
-import type { Body, CopyOptions, DirectUpload, DirectUploadOptions, ListAllOptions, ListOptions, ListPage, MediaStorage, ObjectInfo, ReadOptions, SaveOptions, UrlOptions } from '../core/types.js';
+import type { Body, CopyOptions, DirectUpload, DirectUploadOptions, MediaStorage, ObjectInfo, ReadOptions, SaveOptions } from '../core/types.js';
+import { StorageWrapper } from '../core/wrapper.js';
 import { ExistenceCache, type ExistenceCacheOptions, type PrimeOptions, type PrimeResult } from './existence-cache.js';
 
 /**
@@ -12,26 +13,20 @@ import { ExistenceCache, type ExistenceCacheOptions, type PrimeOptions, type Pri
  * stat marks it present. Changes made behind its back (another process, a wiped disk) show once
  * the entry's TTL runs out; the browser-side fallback covers the gap.
  */
-export class CachedStorage implements MediaStorage {
+export class CachedStorage extends StorageWrapper {
   readonly cache: ExistenceCache;
 
-  constructor(
-    /** The storage being cached. */
-    readonly storage: MediaStorage,
-    cache: ExistenceCache | ExistenceCacheOptions = {},
-  ) {
+  constructor(storage: MediaStorage, cache: ExistenceCache | ExistenceCacheOptions = {}) {
+    super(storage);
     this.cache = cache instanceof ExistenceCache ? cache : new ExistenceCache(cache);
   }
 
-  get name(): string {
-    return this.storage.name;
+  /** The storage being cached. */
+  get storage(): MediaStorage {
+    return this.inner;
   }
 
-  get capabilities(): MediaStorage['capabilities'] {
-    return this.storage.capabilities;
-  }
-
-  async exists(key: string): Promise<boolean> {
+  override async exists(key: string): Promise<boolean> {
     const valid = validateKey(key);
     return this.cache.get(valid, () => this.storage.exists(valid));
   }
@@ -46,7 +41,7 @@ export class CachedStorage implements MediaStorage {
     return this.cache.prime(this.storage, prefix, options);
   }
 
-  async save(key: string, body: Body, options?: SaveOptions): Promise<ObjectInfo> {
+  override async save(key: string, body: Body, options?: SaveOptions): Promise<ObjectInfo> {
     try {
       const info = await this.storage.save(key, body, options);
       this.cache.set(info.key, true);
@@ -57,7 +52,7 @@ export class CachedStorage implements MediaStorage {
     }
   }
 
-  async delete(key: string): Promise<void> {
+  override async delete(key: string): Promise<void> {
     try {
       await this.storage.delete(key);
     } catch (err) {
@@ -68,13 +63,13 @@ export class CachedStorage implements MediaStorage {
   }
 
   /** The inner storage's direct upload; the key's cached answer is dropped, as the object appears later. */
-  async presignUpload(key: string, options?: DirectUploadOptions): Promise<DirectUpload> {
+  override async presignUpload(key: string, options?: DirectUploadOptions): Promise<DirectUpload> {
     const upload = await presignUploadOf(this.storage, key, options);
     this.forget(upload.key);
     return upload;
   }
 
-  async copy(from: string, to: string, options?: CopyOptions): Promise<ObjectInfo> {
+  override async copy(from: string, to: string, options?: CopyOptions): Promise<ObjectInfo> {
     try {
       const info = await this.storage.copy(from, to, options);
       this.cache.set(info.key, true);
@@ -86,30 +81,18 @@ export class CachedStorage implements MediaStorage {
     }
   }
 
-  async stat(key: string): Promise<ObjectInfo> {
+  override async stat(key: string): Promise<ObjectInfo> {
     const info = await this.observing(key, () => this.storage.stat(key));
     this.cache.set(info.key, true);
     return info;
   }
 
-  read(key: string, options?: ReadOptions): Promise<Readable> {
+  override read(key: string, options?: ReadOptions): Promise<Readable> {
     return this.observing(key, () => this.storage.read(key, options));
   }
 
-  readBuffer(key: string, options?: ReadOptions): Promise<Buffer> {
+  override readBuffer(key: string, options?: ReadOptions): Promise<Buffer> {
     return this.observing(key, () => this.storage.readBuffer(key, options));
-  }
-
-  url(key: string, options?: UrlOptions): Promise<string> {
-    return this.storage.url(key, options);
-  }
-
-  list(prefix?: string, options?: ListOptions): Promise<ListPage> {
-    return this.storage.list(prefix, options);
-  }
-
-  listAll(prefix?: string, options?: ListAllOptions): AsyncIterable<ObjectInfo> {
-    return this.storage.listAll(prefix, options);
   }
 
   /** Runs a read-side operation, recording a NOT_FOUND as "missing". */
@@ -133,7 +116,11 @@ export class CachedStorage implements MediaStorage {
   }
 }
 
-/** Wraps a storage in a {@link CachedStorage}: `withExistenceCache(storage, { positiveTtl: 60_000 })`. */
+/**
+ * Wraps a storage in a {@link CachedStorage}: `withExistenceCache(storage, { positiveTtl: 60_000 })`.
+ * Typed as the class (not only MediaStorage, as the layers' `with*` are) because it adds to the
+ * interface: `prime()` and `cache`.
+ */
 export function withExistenceCache(storage: MediaStorage, options: ExistenceCache | ExistenceCacheOptions = {}): CachedStorage {
   return new CachedStorage(storage, options);
 }

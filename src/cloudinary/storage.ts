@@ -95,7 +95,7 @@ export class CloudinaryStorage extends BaseStorage {
   }
 
   /** Closes the keep-alive connections this storage opened. */
-  close(): void {
+  override async close(): Promise<void> {
     this.client.close();
   }
 

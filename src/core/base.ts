@@ -393,6 +393,9 @@ export abstract class BaseStorage implements MediaStorage {
     });
   }
 
+  /** Nothing to release by default; a backend that opens connections or clients overrides it. */
+  async close(): Promise<void> {}
+
   // ----------------------------------------------------------------- shared machinery
 
   /**

@@ -303,6 +303,11 @@ export interface MediaStorage {
    * {@link DirectUpload}); backends with the `directUploads` capability. UNSUPPORTED elsewhere.
    */
   presignUpload?(key: string, options?: DirectUploadOptions): Promise<DirectUpload>;
+  /**
+   * Releases what the storage holds open (keep-alive connections, SDK clients it made, timers).
+   * Safe to call more than once; wrappers close what they wrap. A no-op where there is nothing.
+   */
+  close(): Promise<void>;
 }
 
 export type { Readable };

@@ -1,3 +1,4 @@
+import { StorageWrapper } from '../core/wrapper.js';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { DEFAULT_LIST_LIMIT, pageThrough } from '../core/base.js';
 import { abortedError } from '../core/errors.js';
@@ -59,15 +60,9 @@ export function isReplayableBody(body: Body): boolean {
  * intercepting first. `listAll` pages through this layer's own `list`, so every page is
  * intercepted.
  */
-export class StorageLayer implements MediaStorage {
-  constructor(protected readonly inner: MediaStorage) {}
-
-  get name(): string {
-    return this.inner.name;
-  }
-
-  get capabilities(): Readonly<Capabilities> {
-    return this.inner.capabilities;
+export class StorageLayer extends StorageWrapper {
+  constructor(inner: MediaStorage) {
+    super(inner);
   }
 
   /** Runs `next` for `call`; the default just runs it. */
@@ -76,51 +71,51 @@ export class StorageLayer implements MediaStorage {
     return next();
   }
 
-  save(key: string, body: Body, options: SaveOptions = {}): Promise<ObjectInfo> {
+  override save(key: string, body: Body, options: SaveOptions = {}): Promise<ObjectInfo> {
     return this.intercept({ operation: 'save', key, signal: options.signal, replayable: isReplayableBody(body), ifExists: options.ifExists }, (signal) =>
       this.inner.save(key, body, withSignal(options, signal)),
     );
   }
 
-  url(key: string, options: UrlOptions = {}): Promise<string> {
+  override url(key: string, options: UrlOptions = {}): Promise<string> {
     return this.intercept({ operation: 'url', key, replayable: true }, () => this.inner.url(key, options));
   }
 
-  delete(key: string): Promise<void> {
+  override delete(key: string): Promise<void> {
     return this.intercept({ operation: 'delete', key, replayable: true }, () => this.inner.delete(key));
   }
 
-  exists(key: string): Promise<boolean> {
+  override exists(key: string): Promise<boolean> {
     return this.intercept({ operation: 'exists', key, replayable: true }, () => this.inner.exists(key));
   }
 
-  read(key: string, options: ReadOptions = {}): Promise<Readable> {
+  override read(key: string, options: ReadOptions = {}): Promise<Readable> {
     return this.intercept({ operation: 'read', key, signal: options.signal, replayable: true }, (signal) => this.inner.read(key, withSignal(options, signal)));
   }
 
-  readBuffer(key: string, options: ReadOptions = {}): Promise<Buffer> {
+  override readBuffer(key: string, options: ReadOptions = {}): Promise<Buffer> {
     return this.intercept({ operation: 'readBuffer', key, signal: options.signal, replayable: true }, (signal) =>
       this.inner.readBuffer(key, withSignal(options, signal)),
     );
   }
 
-  stat(key: string): Promise<ObjectInfo> {
+  override stat(key: string): Promise<ObjectInfo> {
     return this.intercept({ operation: 'stat', key, replayable: true }, () => this.inner.stat(key));
   }
 
-  list(prefix = '', options: ListOptions = {}): Promise<ListPage> {
+  override list(prefix = '', options: ListOptions = {}): Promise<ListPage> {
     return this.intercept({ operation: 'list', key: prefix, replayable: true }, () => this.inner.list(prefix, options));
   }
 
-  async *listAll(prefix = '', options: ListAllOptions = {}): AsyncGenerator<ObjectInfo> {
+  override async *listAll(prefix = '', options: ListAllOptions = {}): AsyncGenerator<ObjectInfo> {
     yield* pageThrough((cursor) => this.list(prefix, { cursor, limit: options.pageSize ?? DEFAULT_LIST_LIMIT }), options.onSkipped);
   }
 
-  copy(from: string, to: string, options: CopyOptions = {}): Promise<ObjectInfo> {
+  override copy(from: string, to: string, options: CopyOptions = {}): Promise<ObjectInfo> {
     return this.intercept({ operation: 'copy', key: from, target: to, replayable: true, ifExists: options.ifExists }, () => this.inner.copy(from, to, options));
   }
 
-  presignUpload(key: string, options: DirectUploadOptions = {}): Promise<DirectUpload> {
+  override presignUpload(key: string, options: DirectUploadOptions = {}): Promise<DirectUpload> {
     return this.intercept({ operation: 'presignUpload', key, replayable: true }, () => presignUploadOf(this.inner, key, options));
   }
 }

@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
-import { streamToBuffer } from '../core/body.js';
+import { presignUploadOf } from '../core/direct-upload.js';
 import { isNotFound, type MediaStorageError } from '../core/errors.js';
-import type { Body, Capabilities, CopyOptions, ListAllOptions, ListOptions, ListPage, MediaStorage, ObjectInfo, ReadOptions, SaveOptions, UrlOptions } from '../core/types.js';
+import type { Body, Capabilities, CopyOptions, DirectUpload, DirectUploadOptions, MediaStorage, ObjectInfo, ReadOptions, SaveOptions, UrlOptions } from '../core/types.js';
+import { StorageWrapper } from '../core/wrapper.js';
 
 export interface MirrorStorageOptions {
   /**
@@ -19,13 +20,13 @@ export interface MirrorStorageOptions {
  *
  * Listing shows the primary's objects only.
  */
-export class MirrorStorage implements MediaStorage {
-  readonly name = 'mirror';
+export class MirrorStorage extends StorageWrapper {
   readonly primary: MediaStorage;
   readonly secondaries: readonly MediaStorage[];
   private readonly options: MirrorStorageOptions;
 
   constructor(primary: MediaStorage, ...rest: Array<MediaStorage | MirrorStorageOptions>) {
+    super(primary);
     this.primary = primary;
     const last = rest[rest.length - 1];
     const hasOptions = last !== undefined && !('save' in last);
@@ -33,7 +34,11 @@ export class MirrorStorage implements MediaStorage {
     this.secondaries = (hasOptions ? rest.slice(0, -1) : rest) as MediaStorage[];
   }
 
-  get capabilities(): Readonly<Capabilities> {
+  override get name(): string {
+    return 'mirror';
+  }
+
+  override get capabilities(): Readonly<Capabilities> {
     // A direct upload would reach the primary only: the mirror offers none.
     return { ...this.primary.capabilities, directUploads: false };
   }
@@ -63,7 +68,7 @@ export class MirrorStorage implements MediaStorage {
     throw firstError;
   }
 
-  async save(key: string, body: Body, options: SaveOptions = {}): Promise<ObjectInfo> {
+  override async save(key: string, body: Body, options: SaveOptions = {}): Promise<ObjectInfo> {
     const info = await this.primary.save(key, body, options);
     // The body may have been a stream: the secondaries get the primary's stored copy.
     await this.mirror('save', info.key, async (secondary) =>
@@ -78,45 +83,37 @@ export class MirrorStorage implements MediaStorage {
     return info;
   }
 
-  async url(key: string, options: UrlOptions = {}): Promise<string> {
+  override async url(key: string, options: UrlOptions = {}): Promise<string> {
     if (this.secondaries.length > 0 && !(await this.primary.exists(key))) {
       for (const secondary of this.secondaries) if (await secondary.exists(key)) return secondary.url(key, options);
     }
     return this.primary.url(key, options);
   }
 
-  async delete(key: string): Promise<void> {
+  override async delete(key: string): Promise<void> {
     await this.primary.delete(key);
     await this.mirror('delete', key, (secondary) => secondary.delete(key));
   }
 
-  async exists(key: string): Promise<boolean> {
+  override async exists(key: string): Promise<boolean> {
     if (await this.primary.exists(key)) return true;
     for (const secondary of this.secondaries) if (await secondary.exists(key)) return true;
     return false;
   }
 
-  read(key: string, options: ReadOptions = {}): Promise<Readable> {
+  override read(key: string, options: ReadOptions = {}): Promise<Readable> {
     return this.firstWith((storage) => storage.read(key, options));
   }
 
-  async readBuffer(key: string, options: ReadOptions = {}): Promise<Buffer> {
-    return streamToBuffer(await this.read(key, options));
+  override readBuffer(key: string, options: ReadOptions = {}): Promise<Buffer> {
+    return this.firstWith((storage) => storage.readBuffer(key, options));
   }
 
-  stat(key: string): Promise<ObjectInfo> {
+  override stat(key: string): Promise<ObjectInfo> {
     return this.firstWith((storage) => storage.stat(key));
   }
 
-  list(prefix?: string, options?: ListOptions): Promise<ListPage> {
-    return this.primary.list(prefix, options);
-  }
-
-  listAll(prefix?: string, options?: ListAllOptions): AsyncIterable<ObjectInfo> {
-    return this.primary.listAll(prefix, options);
-  }
-
-  async copy(from: string, to: string, options: CopyOptions = {}): Promise<ObjectInfo> {
+  override async copy(from: string, to: string, options: CopyOptions = {}): Promise<ObjectInfo> {
     const info = await this.primary.copy(from, to, options);
     await this.mirror('copy', to, async (secondary) => {
       try {
@@ -128,5 +125,15 @@ export class MirrorStorage implements MediaStorage {
       }
     });
     return info;
+  }
+
+  /** The mirror offers no direct uploads (one would reach the primary only). */
+  override presignUpload(key: string, options?: DirectUploadOptions): Promise<DirectUpload> {
+    return presignUploadOf(this, key, options);
+  }
+
+  /** Closes the primary and every secondary. */
+  override async close(): Promise<void> {
+    await Promise.all([this.primary, ...this.secondaries].map((storage) => storage.close()));
   }
 }

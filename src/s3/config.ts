@@ -66,8 +66,14 @@ export interface S3StorageOptions extends ServingOptions {
   serverSideEncryption?: 'AES256' | 'aws:kms';
   /** KMS key for `serverSideEncryption: 'aws:kms'`; default the bucket's. */
   sseKmsKeyId?: string;
-  /** An S3Client to reuse instead of creating one (then region, endpoint, credentials and checksum options are its own). */
+  /** An S3Client to reuse instead of creating one (then region, endpoint, credentials, checksum options and timeouts are its own, and `close()` leaves it open). */
   client?: S3Client;
+  /**
+   * Per-request timeout in ms: the longest silence on a connection (waiting for an answer, or
+   * between bytes of one) before the request fails as UNAVAILABLE; also caps the time to connect
+   * (10 s). Default 120,000. A whole large upload may take longer, as long as bytes keep moving.
+   */
+  timeout?: number;
   /**
    * Bodies whose length is known up front (Buffer, string, Blob, File) up to this many bytes go in
    * one PutObject; default 32 MiB. Streams go in one PutObject when they end within one part, else
@@ -118,6 +124,14 @@ export function checkEndpoint(value: string | undefined, name: string): void {
   if (ok) return;
   const hint = typeof value === 'string' && !/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? `; add the scheme, e.g. http://${value}` : '';
   throw new MediaStorageError('CONFIG', `S3Storage: ${name} must be an http:// or https:// URL (got ${JSON.stringify(String(value))})${hint}`, { backend: 's3' });
+}
+
+/** `timeout`: a positive number of milliseconds. */
+export function checkTimeout(value: unknown): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new MediaStorageError('CONFIG', `s3: timeout must be a positive number of milliseconds (got ${JSON.stringify(String(value))})`, { backend: 's3' });
+  }
 }
 
 /**

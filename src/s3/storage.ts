@@ -13,6 +13,7 @@ import { decodeHeaderValue, encodeHeaderValue, type MetadataRules } from '../cor
 import type { Capabilities, CopyOptions, DirectUpload, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
 import {
   checkCredentials,
+  checkTimeout,
   checkEndpoint,
   CONNECT_TIMEOUT_MS,
   IDLE_TIMEOUT_MS,
@@ -63,6 +64,7 @@ export class S3Storage extends BaseStorage {
   private publicBase: Promise<string> | undefined;
   /** HeadObject, with the bucket's existence behind its 404s. */
   private readonly heads: ObjectHeads;
+  private readonly ownsClient: boolean;
 
   constructor(options: S3StorageOptions) {
     if (!options || typeof options.bucket !== 'string' || options.bucket.trim() === '') {
@@ -79,6 +81,7 @@ export class S3Storage extends BaseStorage {
     checkEndpoint(options.endpoint, 'endpoint');
     checkEndpoint(options.publicBaseUrl, 'publicBaseUrl');
     checkCredentials(options.credentials);
+    checkTimeout(options.timeout);
     if (options.sseKmsKeyId && options.serverSideEncryption !== 'aws:kms') {
       throw new MediaStorageError('CONFIG', 'S3Storage: sseKmsKeyId needs serverSideEncryption: "aws:kms"', { backend: 's3' });
     }
@@ -95,6 +98,8 @@ export class S3Storage extends BaseStorage {
     this.multipartThreshold = options.multipartThreshold ?? 32 * MiB;
     this.queueSize = options.queueSize ?? 4;
     this.defaultExpiresIn = options.defaultExpiresIn ?? 3600;
+    this.ownsClient = options.client === undefined;
+    const timeout = options.timeout ?? IDLE_TIMEOUT_MS;
     this.client =
       options.client ??
       new S3Client({
@@ -105,9 +110,12 @@ export class S3Storage extends BaseStorage {
         requestChecksumCalculation: options.requestChecksumCalculation ?? 'WHEN_REQUIRED',
         responseChecksumValidation: options.responseChecksumValidation ?? 'WHEN_REQUIRED',
         // The SDK waits forever by default: a server that stops answering would hang a save.
-        // These fail the request instead (UNAVAILABLE after the SDK's retries).
+        // These fail the request instead, as UNAVAILABLE.
         // (requestTimeout would bound a whole request, however large its body: the idle time is the one to bound.)
-        requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, socketTimeout: IDLE_TIMEOUT_MS },
+        requestHandler: { connectionTimeout: Math.min(CONNECT_TIMEOUT_MS, timeout), socketTimeout: timeout },
+        // One attempt per call: retrying is the retry layer's (withRetry, in createMediaStorage's
+        // default stack). SDK retries under it would multiply the attempts (3 × 4 by default).
+        maxAttempts: 1,
       });
     this.heads = new ObjectHeads(this.client, this.bucket);
     this.capabilities = Object.freeze({
@@ -274,6 +282,11 @@ export class S3Storage extends BaseStorage {
     });
     const { getSignedUrl } = await loadPresigner('signed URLs (a private storage, expiresIn or download)');
     return getSignedUrl(this.client, command, { expiresIn });
+  }
+
+  /** Closes the connections of the S3Client this storage made (a client passed in stays open). */
+  override async close(): Promise<void> {
+    if (this.ownsClient) this.client.destroy();
   }
 
   protected override metadataRules(): MetadataRules {

@@ -38,6 +38,7 @@ function counted(inner: MediaStorage, declare: Partial<MediaStorage['capabilitie
     },
     read: (k, o) => inner.read(k, o),
     readBuffer: (k, o) => inner.readBuffer(k, o),
+    close: () => inner.close(),
     stat: (k) => inner.stat(k),
     list: async (p, o) => {
       counts.list++;

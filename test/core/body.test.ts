@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { bodyChunks, PeekableBody, prepareBody, streamToBuffer, toChunk } from '../../src/core/body.js';
 import { SNIFF_BYTES } from '../../src/core/content-type.js';
-import { makePng } from '../helpers/png.js';
+import { makePng } from '../support/png.js';
 
 function chunked(data: Buffer, size: number): Readable {
   const parts: Buffer[] = [];

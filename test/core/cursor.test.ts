@@ -2,7 +2,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { decodeCursor, decodeCursorState, encodeCursor, encodeCursorState } from '../../src/core/cursor.js';
 import { MemoryStorage } from '../../src/memory/index.js';
 import { LocalStorage } from '../../src/local/index.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir } from '../support/tmp.js';
 
 describe('core/cursor', () => {
   it('round-trips any position, Unicode included, as base64url', () => {
