@@ -13,7 +13,7 @@
  *   Multi-bucket application keys authorize only through v4.
  */
 import { MediaStorageError } from '../core/errors.js';
-import { B2ApiError, isAbort, isTokenFailure, isTransient, toB2ApiError, waitToRetry } from './errors.js';
+import { B2ApiError, isTokenFailure, toB2ApiError } from './errors.js';
 import { HEADER_LIMIT, HEADER_LIMIT_ENCRYPTED_OR_LOCKED } from './file-info.js';
 import { loadB2Sdk, postJson, requestSettings, type B2BucketJson, type B2Sdk, type SdkResponse } from './sdk.js';
 
@@ -136,13 +136,13 @@ export interface B2SessionOptions {
   authorizeUrl: string;
   /** Idle timeout of each request, in ms. */
   timeout: number;
-  /** Tries per idempotent call. */
-  maxAttempts: number;
 }
 
 /**
  * The account authorization and the calls made with it: authorizes once, finds the bucket,
  * renews the account token when B2 says it expired, and types every failure as a B2ApiError.
+ * Nothing is retried here: a temporary failure maps to UNAVAILABLE and the retry layer
+ * (withRetry) decides; only uploads get a fresh upload URL in ./upload.ts.
  */
 export class B2Session {
   sdk?: B2Sdk;
@@ -192,7 +192,7 @@ export class B2Session {
   private async authorize(): Promise<void> {
     const B2 = await loadB2Sdk();
     const sdk = this.sdk ?? new B2({ applicationKeyId: this.options.applicationKeyId, applicationKey: this.options.applicationKey });
-    const res = await this.withRetries('b2_authorize_account', () => sdk.authorize({ axiosOverride: { url: this.options.authorizeUrl, ...this.settings() } }));
+    const res = await this.typed('b2_authorize_account', () => sdk.authorize({ axiosOverride: { url: this.options.authorizeUrl, ...this.settings() } }));
     const auth = parseAuthorization(res.data);
     // backblaze-b2 saved the v2 top-level fields, which a v3/v4 answer nests under apiInfo: it gets
     // them from the parsed answer, and keeps making its (v2) calls with this token.
@@ -227,7 +227,7 @@ export class B2Session {
       return;
     }
     requireCapabilities(auth, ['listBuckets'], `look up the bucket "${bucketName}" (or pass the bucketId option)`);
-    const found = await this.withRetries('b2_list_buckets', () => sdk.getBucket({ bucketName, axiosOverride: this.settings() }));
+    const found = await this.typed('b2_list_buckets', () => sdk.getBucket({ bucketName, axiosOverride: this.settings() }));
     const bucket = found.data.buckets.find((b) => b.bucketName === bucketName);
     if (!bucket) throw new MediaStorageError('CONFIG', `B2 bucket "${bucketName}" does not exist or the application key cannot list it`, { backend: 'b2' });
     this.bucketId = bucket.bucketId;
@@ -303,37 +303,31 @@ export class B2Session {
     return auth;
   }
 
-  /** Runs one SDK call, typing its failure and retrying transient ones (idempotent calls only). */
-  private async withRetries<T>(api: string, fn: () => Promise<SdkResponse<T>>, options: { idempotent?: boolean; signal?: AbortSignal } = {}): Promise<SdkResponse<T>> {
-    const idempotent = options.idempotent ?? true;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn();
-      } catch (raw) {
-        const err = await toB2ApiError(api, raw);
-        if (isAbort(raw, options.signal) || !idempotent || !isTransient(err) || attempt >= this.options.maxAttempts) throw err;
-        await waitToRetry(attempt, err, options.signal);
-      }
+  /** Runs one SDK call, typing its failure (see ./errors.ts). */
+  private async typed<T>(api: string, fn: () => Promise<SdkResponse<T>>): Promise<SdkResponse<T>> {
+    try {
+      return await fn();
+    } catch (raw) {
+      throw await toB2ApiError(api, raw);
     }
   }
 
   /**
-   * An API call with the account token: authorizes first, renews the token when B2 says it
-   * expired (or is no longer valid; at most twice per call), and retries transient failures of
-   * idempotent calls.
+   * An API call with the account token: authorizes first, and renews the token when B2 says it
+   * expired (or is no longer valid; at most twice per call).
    */
-  async call<T>(api: string, fn: (sdk: B2Sdk) => Promise<SdkResponse<T>>, options: { idempotent?: boolean; signal?: AbortSignal } = {}): Promise<T> {
-    return (await this.callResponse(api, fn, options)).data;
+  async call<T>(api: string, fn: (sdk: B2Sdk) => Promise<SdkResponse<T>>): Promise<T> {
+    return (await this.callResponse(api, fn)).data;
   }
 
   /** {@link call}, giving the whole response (headers included). */
-  async callResponse<T>(api: string, fn: (sdk: B2Sdk) => Promise<SdkResponse<T>>, options: { idempotent?: boolean; signal?: AbortSignal } = {}): Promise<SdkResponse<T>> {
+  async callResponse<T>(api: string, fn: (sdk: B2Sdk) => Promise<SdkResponse<T>>): Promise<SdkResponse<T>> {
     await this.ensureAuthorized();
     for (let renewals = 0; ; renewals++) {
       const sdk = this.sdk!;
       const token = sdk.authorizationToken;
       try {
-        return await this.withRetries(api, () => fn(sdk), options);
+        return await this.typed(api, () => fn(sdk));
       } catch (err) {
         if (!isTokenFailure(err) || renewals >= 2) throw err;
         await this.renew(token);
@@ -342,7 +336,7 @@ export class B2Session {
   }
 
   /** {@link postJson} (a call the SDK lacks) with the account token. */
-  callJson<T>(api: string, body: unknown, options: { idempotent?: boolean } = {}): Promise<T> {
-    return this.call<T>(api, (sdk) => postJson(sdk, api, body, this.options.timeout), options);
+  callJson<T>(api: string, body: unknown): Promise<T> {
+    return this.call<T>(api, (sdk) => postJson(sdk, api, body, this.options.timeout));
   }
 }

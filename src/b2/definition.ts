@@ -33,7 +33,12 @@ export const b2Options = defineOptions({
   partSize: { kind: 'integer', unit: 'bytes', min: 1, help: 'bytes in each part of a large file' },
   /** Stream bodies up to this size are kept in memory; larger ones go to a temp file. Default 8 MiB. */
   spoolThreshold: { kind: 'integer', unit: 'bytes', min: 1, default: 8 * 1024 * 1024, help: 'bytes of a stream kept in memory before a temp file' },
-  /** Tries per upload (and per part), each with a fresh upload URL; default 5. Formerly `maxUploadAttempts`. */
+  /**
+   * Tries per upload (and per part), each with a fresh upload URL; default 5 (Backblaze: "try five
+   * different upload URLs before reporting an error"). Under `withRetry` (createMediaStorage's
+   * default), a save whose body is in memory is tried again as a whole after that, so it sends at
+   * most the layer's `maxAttempts` × this many uploads. Formerly `maxUploadAttempts`.
+   */
   maxAttempts: { kind: 'integer', min: 1, deprecated: ['maxUploadAttempts'], default: 5, help: 'tries per upload, each on a fresh upload URL' },
   /**
    * Override of the authorize endpoint (default `https://api.backblazeb2.com/b2api/v4/b2_authorize_account`),
@@ -42,7 +47,7 @@ export const b2Options = defineOptions({
   endpoint: { kind: 'url', deprecated: ['apiUrl'], help: 'the authorize endpoint (for proxies and tests)' },
   /**
    * Milliseconds a request may sit idle (no bytes either way) before it fails as a broken
-   * connection and is retried; for a download, the wait for the response head. Default 120,000.
+   * connection (UNAVAILABLE; an upload is tried again on a fresh URL, other calls by the retry layer); for a download, the wait for the response head. Default 120,000.
    */
   timeout: { kind: 'integer', unit: 'ms', min: 1, default: 120_000, help: 'ms a request may sit idle before it fails (default 120000)' },
 });

@@ -3,7 +3,7 @@
  * mapping of those to MediaStorageError codes.
  */
 import { isMediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
-import { codeFromNodeError, codeFromStatus, retryAfterFromHeader } from '../core/error-mapping.js';
+import { codeFromNodeError, codeFromStatus, retryAfterFromHeader, type ErrorMapper } from '../core/error-mapping.js';
 import type { B2Capability } from './auth.js';
 
 /** The API name used for a HEAD of b2_download_file_by_name (its 401 has no body to say why). */
@@ -93,7 +93,10 @@ export function isAbort(err: unknown, signal?: AbortSignal): boolean {
   return e?.name === 'CanceledError' || e?.code === 'ERR_CANCELED' || e?.name === 'AbortError';
 }
 
-/** Whether a failure is worth another try: 408, 429, 5xx, or no answer at all (connection broken). */
+/**
+ * Whether a failure is temporary (it maps to UNAVAILABLE, for the retry layer): 408, 429, 5xx, or
+ * no answer at all (connection broken). The call may or may not have been carried out.
+ */
 export function isTransient(err: unknown): boolean {
   if (!(err instanceof B2ApiError)) return false;
   if (err.status === undefined) return true;
@@ -106,44 +109,20 @@ export function isTokenFailure(err: unknown): boolean {
   return err.b2Code === 'expired_auth_token' || err.b2Code === 'bad_auth_token' || (err.api === HEAD_API && err.b2Code === undefined);
 }
 
-/** The longest Retry-After we wait out before a retry; a longer one fails at once, with `retryAfter` set. */
-const MAX_RETRY_AFTER_MS = 30_000;
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
 /**
- * The wait before the next try: B2's Retry-After when it sent one, else exponential backoff with
- * full jitter. Undefined when Retry-After asks for longer than we wait: the failure is then
- * reported at once (its `retryAfter` says when to come back) rather than retried too early.
+ * Whether a failed b2_upload_file or b2_upload_part asks for a fresh upload URL and another try:
+ * no connection or a broken one (including a socket timeout), 408, 5xx, or 401 (the upload token
+ * expired or is no longer good). Backblaze, "Uploading" and the Integration Checklist. A 429 is
+ * not among them: throttling is for the retry layer's backoff.
  */
-function retryDelayMs(attempt: number, err: unknown): number | undefined {
-  const retryAfter = err instanceof B2ApiError ? err.retryAfter : undefined;
-  if (retryAfter) {
-    const wait = Math.max(0, retryAfter.getTime() - Date.now());
-    return wait > MAX_RETRY_AFTER_MS ? undefined : wait;
-  }
-  return Math.random() * Math.min(8000, 100 * 2 ** (attempt - 1));
-}
-
-/** Waits {@link retryDelayMs}, or rethrows `err` when it says not to retry. */
-export async function waitToRetry(attempt: number, err: unknown, signal?: AbortSignal): Promise<void> {
-  const wait = retryDelayMs(attempt, err);
-  if (wait === undefined) throw err;
-  await delay(wait, signal);
+export function needsFreshUploadUrl(err: unknown): boolean {
+  if (!(err instanceof B2ApiError)) return false;
+  if (err.status === undefined) return true;
+  return err.status === 401 || err.status === 408 || err.status >= 500;
 }
 
 /** The MediaStorageError code (and message, status, Retry-After) a B2 failure stands for. */
-export function mapB2Error(err: unknown): { code: MediaStorageErrorCode; message?: string; status?: number; retryAfter?: Date } | undefined {
+export const mapB2Error: ErrorMapper = (err) => {
   if (err instanceof B2ApiError) {
     let code: MediaStorageErrorCode | undefined;
     if (err.status === undefined) code = codeFromNodeError(err.cause) ?? 'UNAVAILABLE';
@@ -163,4 +142,4 @@ export function mapB2Error(err: unknown): { code: MediaStorageErrorCode; message
   }
   if (isAbort(err)) return { code: 'ABORTED', message: 'the operation was aborted' };
   return undefined;
-}
+};

@@ -3,6 +3,7 @@
  * of a name (b2_list_file_versions), and a file's description as ObjectInfo, from a listing's
  * JSON or a HEAD's headers.
  */
+import { decodeCursor, encodeCursor } from '../core/cursor.js';
 import { MediaStorageError } from '../core/errors.js';
 import type { ListPage, ObjectInfo } from '../core/types.js';
 import type { B2Session } from './auth.js';
@@ -29,14 +30,14 @@ export function toObjectInfo(prefix: string, file: B2FileJson): ObjectInfo {
 
 /**
  * One page of b2_list_file_names under `fullPrefix` (hidden files left out); the cursor is the
- * next file name, base64url-encoded, and must lie under the same prefix.
+ * next file name (core/cursor.ts), and must lie under the same prefix.
  */
 export async function listFileNames(session: B2Session, prefix: string, fullPrefix: string, options: { cursor?: string; limit: number }): Promise<ListPage> {
-  const start = options.cursor ? Buffer.from(options.cursor, 'base64url').toString('utf8') : fullPrefix;
+  const start = options.cursor ? decodeCursor(options.cursor) : fullPrefix;
   if (options.cursor && !start.startsWith(fullPrefix)) throw new MediaStorageError('INVALID_INPUT', 'The cursor does not belong to this listing');
   const page = await session.call('b2_list_file_names', (sdk) => sdk.listFileNames({ bucketId: session.bucketId!, prefix: fullPrefix, startFileName: start, maxFileCount: options.limit, axiosOverride: session.settings() }));
   const items = page.files.filter((f) => f.action === 'upload').map((f) => toObjectInfo(prefix, f));
-  return page.nextFileName ? { items, cursor: Buffer.from(page.nextFileName, 'utf8').toString('base64url') } : { items };
+  return page.nextFileName ? { items, cursor: encodeCursor(page.nextFileName) } : { items };
 }
 
 /** Every version of a name (uploads and hide markers), via b2_list_file_versions. */

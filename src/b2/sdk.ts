@@ -6,7 +6,7 @@
  * instance's `axios` and `retry` options), so a B2 instance created elsewhere in the app changes the
  * client our calls go through. Every call here therefore carries its own complete settings
  * (status validation, redirects, body limits, timeout, abort signal, and axios-retry switched off),
- * and retries are done here, for POSTs too, which the SDK never retries.
+ * and retries are not the SDK's (it never retries POSTs): uploads in ./upload.ts, the rest in withRetry.
  */
 import { MediaStorageError } from '../core/errors.js';
 import { codeFromNodeError } from '../core/error-mapping.js';

@@ -5,8 +5,9 @@
  * - an upload URL and token per concurrent upload: ./upload.ts hands each save its own;
  * - a SHA-1 on every upload and part, and a known Content-Length: bodies are spooled (memory, or a
  *   temp file above `spoolThreshold`) while their SHA-1s are computed, so retries can resend them;
- * - retries with a fresh upload URL on 401/408/429/5xx or a broken connection (as Backblaze
- *   recommends), up to `maxAttempts`;
+ * - an upload (or part) that fails on 401/408/5xx or a broken connection is tried again on a fresh
+ *   upload URL (as Backblaze asks), up to `maxAttempts`; every other temporary failure is
+ *   UNAVAILABLE (with `retryAfter` from Retry-After), retried only by the retry layer (withRetry);
  * - account tokens that expire (24 h): every call renews on 401 expired/bad token and retries once (./auth.ts);
  * - authorization through b2_authorize_account v4 (multi-bucket keys work only there), whose answer
  *   backblaze-b2 cannot read: it is parsed here (./auth.ts) and handed to the SDK for its v2 calls;
@@ -21,12 +22,14 @@ import { BaseStorage, type WriteOptions } from '../core/base.js';
 import type { PresignPlan } from '../core/direct-upload.js';
 import type { PreparedBody } from '../core/body.js';
 import { MediaStorageError, abortedError } from '../core/errors.js';
+import { requestedDownload } from '../core/download.js';
 import { contentDisposition, type ServingOptions } from '../core/serving.js';
 import { encodeKeyPath, joinPrefix, normalizeLocation } from '../core/keys.js';
 import type { MetadataRules } from '../core/metadata.js';
 import { failOnStall } from '../core/stall.js';
 import type { Capabilities, CopyOptions, DirectUpload, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
 import { B2Session, DEFAULT_AUTHORIZE_URL, listablePrefix } from './auth.js';
+import type { ErrorMapping } from '../core/error-mapping.js';
 import { B2ApiError, HEAD_API, mapB2Error } from './errors.js';
 import { MAX_INFO_ENTRIES, checkFileInfoLimits, checkHeaderBytes, fileInfoHeaderBytes } from './file-info.js';
 import { RESERVED_INFO, fileFromHeaders, listFileNames, toObjectInfo, versionsOf } from './list.js';
@@ -94,7 +97,6 @@ export class B2Storage extends BaseStorage {
       bucketId: options.bucketId,
       authorizeUrl: options.endpoint ?? DEFAULT_AUTHORIZE_URL,
       timeout: this.timeout,
-      maxAttempts,
     });
     this.uploader = new B2Uploader(this.session, { maxAttempts, spoolThreshold: this.spoolThreshold }, (name) => this.currentVersion(name));
     this.capabilities = Object.freeze({
@@ -138,8 +140,8 @@ export class B2Storage extends BaseStorage {
 
   // ------------------------------------------------------------------ errors
 
-  protected override mapError(err: unknown): ReturnType<typeof mapB2Error> {
-    return mapB2Error(err);
+  protected override mapError(err: unknown): ErrorMapping | undefined {
+    return mapB2Error(err, undefined);
   }
 
   // ------------------------------------------------------------------ reads
@@ -193,7 +195,6 @@ export class B2Storage extends BaseStorage {
             axiosOverride: { headers, ...this.session.settings({ signal: requestSignal, stream: true }) },
           }),
         ),
-      { signal },
     ).catch(async (err: unknown) => {
       if (err instanceof B2ApiError && err.status === 404) await this.session.confirmBucketName();
       throw err;
@@ -256,14 +257,14 @@ export class B2Storage extends BaseStorage {
     const contentType = source.contentType ?? 'application/octet-stream';
     checkHeaderBytes(name, source.fileInfo, contentType, await this.session.headerLimitFor(fileInfoHeaderBytes(name, source.fileInfo, contentType)), to);
     // backblaze-b2 has no b2_copy_file; the call goes to the apiUrl authorize gave, with the account token.
-    const file = await this.session.callJson<B2FileJson>('b2_copy_file', { sourceFileId: source.fileId, fileName: name, metadataDirective: 'COPY' }, { idempotent: false });
+    const file = await this.session.callJson<B2FileJson>('b2_copy_file', { sourceFileId: source.fileId, fileName: name, metadataDirective: 'COPY' });
     return toObjectInfo(this.prefix, file);
   }
 
   protected async objectUrl(key: string, options: UrlOptions): Promise<string> {
     const name = this.fileName(key);
     const path = encodeKeyPath(name);
-    const download = options.download === undefined || options.download === false ? undefined : options.download === true ? '' : options.download;
+    const download = requestedDownload(options.download);
     if (this.visibility === 'public' && options.expiresIn === undefined && download === undefined) {
       if (this.options.publicBaseUrl) return `${this.options.publicBaseUrl.replace(/\/+$/, '')}/${path}`;
       await this.session.ensureAuthorized();
@@ -290,9 +291,7 @@ export class B2Storage extends BaseStorage {
     const info = this.fileInfo(options);
     await this.session.allowed(options.ifExists === 'fail' ? ['writeFiles', 'readFiles'] : ['writeFiles'], `save "${key}"`, key, name);
     checkFileInfoLimits(name, info, body.contentType, await this.session.headerLimitFor(fileInfoHeaderBytes(name, info, body.contentType)), key);
-    if (options.ifExists === 'fail' && (await this.currentFile(key))) {
-      throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
-    }
+    // ifExists 'fail': BaseStorage has checked first (atomicCreate false), as for every such backend.
     const partSize = Math.max(this.options.partSize ?? this.session.recommendedPartSize, this.session.absoluteMinimumPartSize);
     const threshold = this.options.largeFileThreshold ?? DEFAULT_LARGE_FILE_THRESHOLD;
     if (body.size !== undefined && !body.buffer && body.size > this.spoolThreshold && body.size <= Math.min(threshold, MAX_SIMPLE_SIZE)) {

@@ -4,16 +4,37 @@
  * cancelled on failure or abort. A failed upload is retried on a fresh upload URL, as Backblaze asks.
  */
 import { PassThrough, Transform, pipeline } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { PreparedBody } from '../core/body.js';
 import { MediaStorageError, abortedError } from '../core/errors.js';
+import { forEachConcurrent } from '../core/pool.js';
 import type { B2Session } from './auth.js';
-import { B2ApiError, isAbort, isTransient, toB2ApiError, waitToRetry } from './errors.js';
+import { B2ApiError, isAbort, isTransient, needsFreshUploadUrl, toB2ApiError } from './errors.js';
 import { MAX_INFO_ENTRIES, fileInfoHeaderBytes } from './file-info.js';
 import type { B2FileJson, B2UploadTarget, SdkResponse } from './sdk.js';
 import { spoolBody, type SpooledBody } from './spool.js';
 
 const MAX_PARTS = 10_000;
 const PART_CONCURRENCY = 2;
+const CANCEL_ATTEMPTS = 3;
+/** The longest Retry-After an upload waits out before its next try; a longer one fails at once, with `retryAfter` set. */
+const MAX_RETRY_AFTER_MS = 30_000;
+
+/**
+ * The wait before the next try of an upload: B2's Retry-After when it sent one, else exponential
+ * backoff with full jitter. Rethrows `err` when Retry-After asks for longer than we wait (the
+ * caller learns when to come back from its `retryAfter`); rejects with ABORTED as soon as `signal` fires.
+ */
+async function waitToRetry(attempt: number, err: unknown, signal: AbortSignal | undefined, name: string): Promise<void> {
+  const retryAfter = err instanceof B2ApiError ? err.retryAfter : undefined;
+  const wait = retryAfter ? Math.max(0, retryAfter.getTime() - Date.now()) : Math.random() * Math.min(8000, 100 * 2 ** (attempt - 1));
+  if (wait > MAX_RETRY_AFTER_MS) throw err;
+  try {
+    await sleep(wait, undefined, { signal });
+  } catch {
+    throw abortedError('save', name, undefined, signal?.reason);
+  }
+}
 
 /**
  * Upload URLs (and their tokens) for b2_upload_file. B2 lets one upload at a time use a URL, so
@@ -52,25 +73,31 @@ export class B2Uploader {
   }
 
   /**
-   * Sends with a target from `acquire`, up to maxUploadAttempts times: after a failure the target
-   * (upload URL and token) is dropped and the next try gets a fresh one, as Backblaze asks.
+   * Sends with a target from `acquire`, up to maxAttempts times: after a failure that
+   * {@link needsFreshUploadUrl} the target (upload URL and token) is dropped and the next try gets
+   * a fresh one, as Backblaze asks ("try five different upload URLs before reporting an error").
+   * Getting that URL is part of the step: a b2_get_upload_url (or part URL) that fails for a
+   * connection, 408 or 5xx uses up a try too. Any other failure, or the last, is thrown (a
+   * temporary one as UNAVAILABLE, for the retry layer).
    */
   private async sendWithRetries<T>(api: string, acquire: () => Promise<B2UploadTarget>, release: ((t: B2UploadTarget) => void) | undefined, send: (t: B2UploadTarget) => Promise<SdkResponse<T>>, signal: AbortSignal | undefined, key: string, attemptsUsed = 0): Promise<T> {
     for (let attempt = attemptsUsed + 1; ; attempt++) {
       if (signal?.aborted) throw abortedError('save', key, undefined, signal.reason);
-      const target = await acquire();
+      let target: B2UploadTarget | undefined;
+      let err: unknown;
       try {
+        target = await acquire();
         const res = await send(target);
         release?.(target);
         return res.data;
       } catch (raw) {
         if (isAbort(raw, signal)) throw abortedError('save', key, undefined, signal?.reason ?? raw);
-        const err = await toB2ApiError(api, raw);
-        // Any 401 on an upload URL (expired or bad upload token) means: get another URL.
-        const retry = isTransient(err) || (err instanceof B2ApiError && err.status === 401);
-        if (!retry || attempt >= this.options.maxAttempts) throw err;
-        await waitToRetry(attempt, err, signal);
+        err = await toB2ApiError(api, raw);
       }
+      // A 401 on the URL call itself outlived the session's token renewal: a permission, not a stale URL.
+      const retry = needsFreshUploadUrl(err) && (target !== undefined || (err as B2ApiError).status !== 401);
+      if (!retry || attempt >= this.options.maxAttempts) throw err;
+      await waitToRetry(attempt, err, signal, key);
     }
   }
 
@@ -143,9 +170,9 @@ export class B2Uploader {
       }
       if (isAbort(outcome.error, signal)) throw abortedError('save', name, undefined, signal?.reason ?? outcome.error);
       const err = await toB2ApiError('b2_upload_file', outcome.error);
-      const retry = spooled.size !== size || isTransient(err) || (err instanceof B2ApiError && err.status === 401);
+      const retry = spooled.size !== size || needsFreshUploadUrl(err);
       if (!retry || this.options.maxAttempts < 2) throw err;
-      await waitToRetry(1, err, signal);
+      await waitToRetry(1, err, signal, name);
       return await this.uploadSimple(name, spooled, body.contentType, info, signal, 1);
     } finally {
       await spooled.dispose();
@@ -176,25 +203,40 @@ export class B2Uploader {
   }
 
   /**
-   * b2_start_large_file, retried like an upload. B2 may have started the file before a failure
-   * (an answer lost on the way back): such a file is found among the unfinished large files of the
-   * name (same file info, which includes the body's SHA-1 when there is room) and cancelled before
-   * the next try, so none is left behind.
+   * b2_start_large_file, tried once (a retry is the retry layer's, of the whole save). B2 may have
+   * started the file before a temporary failure (an answer lost on the way back): such a file is
+   * found among the unfinished large files of the name (same file info, which includes the body's
+   * SHA-1 when there is room) and cancelled before the failure is thrown, so none is left behind.
    */
-  private async startLargeFile(name: string, contentType: string, fileInfo: Record<string, string>, signal: AbortSignal | undefined): Promise<string> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const started = await this.session.call('b2_start_large_file', (sdk) =>
-          sdk.startLargeFile({ bucketId: this.session.bucketId!, fileName: name, contentType, axiosOverride: { ...this.session.settings(), data: { fileInfo } } }),
-        { idempotent: false });
-        return started.fileId;
-      } catch (err) {
-        if (!isTransient(err)) throw err;
+  private async startLargeFile(name: string, contentType: string, fileInfo: Record<string, string>): Promise<string> {
+    try {
+      const started = await this.session.call('b2_start_large_file', (sdk) =>
+        sdk.startLargeFile({ bucketId: this.session.bucketId!, fileName: name, contentType, axiosOverride: { ...this.session.settings(), data: { fileInfo } } }),
+      );
+      return started.fileId;
+    } catch (err) {
+      if (isTransient(err)) {
         await this.cancelUnfinished(name, fileInfo).catch(() => {
           throw err;
         });
-        if (attempt >= this.options.maxAttempts || signal?.aborted) throw err;
-        await waitToRetry(attempt, err, signal);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * b2_cancel_large_file, tried up to three times: it cleans up after a failure the caller already
+   * has, so no layer above sees it to retry it, and a large file left unfinished is billed and
+   * shows in listings of versions. It runs even after an abort (no signal).
+   */
+  private async cancelLargeFile(fileId: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.session.call('b2_cancel_large_file', (sdk) => sdk.cancelLargeFile({ fileId, axiosOverride: this.session.settings() }));
+        return;
+      } catch (err) {
+        if (!isTransient(err) || attempt >= CANCEL_ATTEMPTS) throw err;
+        await waitToRetry(attempt, err, undefined, fileId);
       }
     }
   }
@@ -208,11 +250,11 @@ export class B2Uploader {
     };
     const page = await this.session.callJson<{ files: B2FileJson[] }>('b2_list_unfinished_large_files', { bucketId: this.session.bucketId, namePrefix: name, maxFileCount: 100 });
     for (const file of page.files.filter((f) => f.fileName === name && same(f.fileInfo))) {
-      await this.session.call('b2_cancel_large_file', (sdk) => sdk.cancelLargeFile({ fileId: file.fileId, axiosOverride: this.session.settings() }));
+      await this.cancelLargeFile(file.fileId);
     }
   }
 
-  /** b2_start_large_file, the parts (each with its SHA-1, two at a time), b2_finish_large_file; cancelled on any failure. */
+  /** b2_start_large_file, the parts (each with its SHA-1, two at a time, in the core pool), b2_finish_large_file; cancelled on any failure. */
   async uploadLarge(name: string, body: SpooledBody, contentType: string, info: Record<string, string>, signal: AbortSignal | undefined): Promise<B2FileJson> {
     const partCount = body.partSha1s.length;
     if (partCount > MAX_PARTS) throw new MediaStorageError('TOO_LARGE', `The body needs ${partCount} parts of ${body.partSize} bytes; B2 allows ${MAX_PARTS}: raise partSize`);
@@ -220,57 +262,49 @@ export class B2Uploader {
     const withSha1 = { ...info, large_file_sha1: body.sha1 };
     const bytes = fileInfoHeaderBytes(name, withSha1, contentType);
     const fileInfo = Object.keys(info).length < MAX_INFO_ENTRIES && bytes <= (await this.session.headerLimitFor(bytes)) ? withSha1 : info;
-    const fileId = await this.startLargeFile(name, contentType, fileInfo, signal);
+    const fileId = await this.startLargeFile(name, contentType, fileInfo);
     // One failed part stops the others at once, so the cancel below is not raced by them.
     const stop = new AbortController();
     const partSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
     let firstError: unknown;
     let finishing = false;
     try {
-      const fetchPartUrl = (): Promise<B2UploadTarget> => this.session.call('b2_get_upload_part_url', (sdk) => sdk.getUploadPartUrl({ fileId, axiosOverride: this.session.settings() }));
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        // Each worker keeps its own part URL while it works, and gets a fresh one after a failure.
-        let own: B2UploadTarget | undefined;
-        while (next < partCount) {
-          const index = next++;
-          const start = index * body.partSize;
-          const end = Math.min(body.size, start + body.partSize);
-          await this.sendWithRetries(
-            'b2_upload_part',
-            async () => own ?? (own = await fetchPartUrl()),
-            undefined,
-            (target) => {
-              own = undefined;
-              return this.session.sdk!.uploadPart({
-                uploadUrl: target.uploadUrl,
-                uploadAuthToken: target.authorizationToken,
-                partNumber: index + 1,
-                data: body.slice(start, end),
-                contentLength: end - start,
-                hash: body.partSha1s[index]!,
-                axiosOverride: this.session.settings({ signal: partSignal }),
-              }).then((res) => {
-                own = target;
-                return res;
-              });
-            },
-            partSignal,
-            name,
-          ).catch((err: unknown) => {
-            firstError ??= err;
-            stop.abort(err);
-            throw err;
-          });
-        }
+      // Part URLs, like upload URLs, serve one part at a time: a worker takes one, gives it back after a success.
+      const partUrls = new UploadUrlPool(() => this.session.call('b2_get_upload_part_url', (sdk) => sdk.getUploadPartUrl({ fileId, axiosOverride: this.session.settings() })));
+      const sendPart = async (index: number): Promise<void> => {
+        const start = index * body.partSize;
+        const end = Math.min(body.size, start + body.partSize);
+        await this.sendWithRetries(
+          'b2_upload_part',
+          () => partUrls.acquire(),
+          (t) => partUrls.release(t),
+          (target) =>
+            this.session.sdk!.uploadPart({
+              uploadUrl: target.uploadUrl,
+              uploadAuthToken: target.authorizationToken,
+              partNumber: index + 1,
+              data: body.slice(start, end),
+              contentLength: end - start,
+              hash: body.partSha1s[index]!,
+              axiosOverride: this.session.settings({ signal: partSignal }),
+            }),
+          partSignal,
+          name,
+        ).catch((err: unknown) => {
+          firstError ??= err;
+          stop.abort(err);
+          throw err;
+        });
       };
-      // allSettled, then the first failure: the cancel must not run while a part is still in flight.
-      const results = await Promise.allSettled(Array.from({ length: Math.min(PART_CONCURRENCY, partCount) }, worker));
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw signal?.aborted ? abortedError('save', name, undefined, signal.reason) : (firstError ?? failed.reason);
+      // The core pool awaits the parts in flight before it throws: the cancel below never races one.
+      try {
+        await forEachConcurrent(body.partSha1s.keys(), PART_CONCURRENCY, sendPart, partSignal);
+      } catch (err) {
+        throw signal?.aborted ? abortedError('save', name, undefined, signal.reason) : (firstError ?? err);
+      }
       if (signal?.aborted) throw abortedError('save', name, undefined, signal.reason);
       finishing = true;
-      return await this.session.call('b2_finish_large_file', (sdk) => sdk.finishLargeFile({ fileId, partSha1Array: [...body.partSha1s], axiosOverride: this.session.settings() }), { idempotent: false });
+      return await this.session.call('b2_finish_large_file', (sdk) => sdk.finishLargeFile({ fileId, partSha1Array: [...body.partSha1s], axiosOverride: this.session.settings() }));
     } catch (err) {
       // B2 may have finished the file before its answer was lost: then the save did succeed.
       if (finishing && isTransient(err)) {
@@ -278,7 +312,7 @@ export class B2Uploader {
         if (stored?.fileId === fileId) return stored;
       }
       // Leave no unfinished large file behind (they are billed and show in listings of versions).
-      await this.session.call('b2_cancel_large_file', (sdk) => sdk.cancelLargeFile({ fileId, axiosOverride: this.session.settings() })).catch(() => undefined);
+      await this.cancelLargeFile(fileId).catch(() => undefined);
       throw err;
     }
   }

@@ -38,6 +38,8 @@ export interface OperationCall {
    * is a stream: its bytes are consumed by the first attempt.
    */
   replayable: boolean;
+  /** The `ifExists` of a `save` or `copy`: with "fail" or "rename", running it twice is not running it once. */
+  ifExists?: SaveOptions['ifExists'];
 }
 
 /**
@@ -70,7 +72,7 @@ export class StorageLayer extends StorageWrapper {
   }
 
   override save(key: string, body: Body, options: SaveOptions = {}): Promise<ObjectInfo> {
-    return this.intercept({ operation: 'save', key, signal: options.signal, replayable: isReplayableBody(body) }, (signal) =>
+    return this.intercept({ operation: 'save', key, signal: options.signal, replayable: isReplayableBody(body), ifExists: options.ifExists }, (signal) =>
       this.inner.save(key, body, withSignal(options, signal)),
     );
   }
@@ -110,7 +112,7 @@ export class StorageLayer extends StorageWrapper {
   }
 
   override copy(from: string, to: string, options: CopyOptions = {}): Promise<ObjectInfo> {
-    return this.intercept({ operation: 'copy', key: from, target: to, replayable: true }, () => this.inner.copy(from, to, options));
+    return this.intercept({ operation: 'copy', key: from, target: to, replayable: true, ifExists: options.ifExists }, () => this.inner.copy(from, to, options));
   }
 
   override presignUpload(key: string, options: DirectUploadOptions = {}): Promise<DirectUpload> {

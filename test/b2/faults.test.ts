@@ -9,6 +9,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { B2Storage } from '../../src/b2/index.js';
+import type { MediaStorage } from '../../src/core/types.js';
+import { withRetry } from '../../src/layers/index.js';
 import type { Fault } from '../support/fault-proxy.js';
 import { outcomeOf, startProxyChain, whichBody, type Layer, type Outcome, type ProxyChain, type RequestMatch } from '../support/fault-matrix.js';
 import { startFakeB2, type FakeB2Server } from '../support/fakes/b2-server.js';
@@ -18,7 +20,7 @@ const PART = 64 * 1024;
 const DEADLINE_MS = 20_000;
 
 type Host = 'auth' | 'api' | 'content';
-type Op = 'save' | 'save-stream' | 'save-blob' | 'save-large' | 'read' | 'stat' | 'exists' | 'list' | 'copy' | 'delete' | 'url';
+type Op = 'save' | 'save-stream' | 'save-blob' | 'save-large' | 'save-large-buffer' | 'read' | 'stat' | 'exists' | 'list' | 'copy' | 'delete' | 'url';
 
 interface Injection {
   host: Host;
@@ -56,10 +58,11 @@ const OK = ['ok'] as const;
 const DOWN = ['UNAVAILABLE'] as const;
 const OK_OR_DOWN = ['ok', 'UNAVAILABLE'] as const;
 
-// Connection faults are retried by the backend (up to maxUploadAttempts, fresh upload URL each
-// time): one fault ends in success, a fault on every try in UNAVAILABLE. A lost answer to a call
-// B2 may have carried out is checked (start: the unfinished file is found and cancelled, then the
-// start retried; finish: the stored file is recognised) or, for copy, not repeated.
+// Uploads and parts are retried by the backend on a fresh upload URL (up to maxUploadAttempts);
+// everything else by the retry layer (withRetry, as createMediaStorage stacks it): one fault ends
+// in success, a fault on every try in UNAVAILABLE. A lost answer to a call B2 may have carried out
+// is checked (start: the unfinished file is found and cancelled before the failure is reported,
+// and the layer retries the save; finish: the stored file is recognised).
 const MATRIX: Row[] = [
   // b2_upload_file, a Buffer (in memory)
   { op: 'save', at: 'before the upload: connection reset before any byte', inject: { host: 'content', layer: 'tcp', fault: reset('upstream', 0) }, expect: OK },
@@ -77,8 +80,11 @@ const MATRIX: Row[] = [
   { op: 'save-blob', at: 'inside the first (streamed) try: reset', inject: { host: 'content', layer: 'http', match: call('b2_upload_file'), fault: reset('upstream', 30_000) }, expect: OK },
   { op: 'save-blob', at: 'inside the first (streamed) try: stall', inject: { host: 'content', layer: 'http', match: call('b2_upload_file'), fault: stall('upstream', 30_000) }, expect: OK },
   // the large-file API: start, parts, finish
-  { op: 'save-large', at: 'before it: start_large_file answered 503', inject: { host: 'api', layer: 'http', match: call('b2_start_large_file'), fault: unavailable }, expect: OK },
-  { op: 'save-large', at: 'before it: start_large_file carried out, its answer lost', inject: { host: 'api', layer: 'http', match: call('b2_start_large_file'), fault: reset('downstream', 0) }, expect: OK },
+  // b2_start_large_file is an API call, retried by the layer, which cannot resend a stream body.
+  { op: 'save-large', at: 'before it: start_large_file answered 503', inject: { host: 'api', layer: 'http', match: call('b2_start_large_file'), fault: unavailable }, expect: DOWN },
+  { op: 'save-large', at: 'before it: start_large_file carried out, its answer lost', inject: { host: 'api', layer: 'http', match: call('b2_start_large_file'), fault: reset('downstream', 0) }, expect: DOWN },
+  { op: 'save-large-buffer', at: 'before it: start_large_file answered 503', inject: { host: 'api', layer: 'http', match: call('b2_start_large_file'), fault: unavailable }, expect: OK },
+  { op: 'save-large-buffer', at: 'before it: start_large_file carried out, its answer lost', inject: { host: 'api', layer: 'http', match: call('b2_start_large_file'), fault: reset('downstream', 0) }, expect: OK },
   { op: 'save-large', at: 'get_upload_part_url reset', inject: { host: 'api', layer: 'http', match: call('b2_get_upload_part_url'), fault: reset('downstream', 5) }, expect: OK },
   { op: 'save-large', at: 'inside part 2: reset after 10,000 bytes', inject: { host: 'content', layer: 'http', match: part(2), fault: reset('upstream', 10_000) }, expect: OK },
   { op: 'save-large', at: 'inside part 3: stall after 10,000 bytes', inject: { host: 'content', layer: 'http', match: part(3), fault: stall('upstream', 10_000) }, expect: OK },
@@ -97,8 +103,9 @@ const MATRIX: Row[] = [
   { op: 'read', at: 'download answered 503', inject: { host: 'content', layer: 'http', match: download, fault: unavailable }, expect: OK },
   { op: 'read', at: 'download reset before the answer', inject: { host: 'content', layer: 'tcp', fault: reset('upstream', 0) }, expect: OK },
   { op: 'read', at: 'download stalled before the answer', inject: { host: 'content', layer: 'tcp', fault: stall('downstream', 0) }, expect: OK },
-  { op: 'read', at: 'inside the body: reset after 5,000 bytes', inject: { host: 'content', layer: 'http', match: download, fault: reset('downstream', 5000) }, expect: DOWN },
-  { op: 'read', at: 'inside the body: stall after 5,000 bytes', inject: { host: 'content', layer: 'http', match: download, fault: stall('downstream', 5000) }, expect: DOWN },
+  // readBuffer fails UNAVAILABLE on a body cut short, and the layer reads it again, whole.
+  { op: 'read', at: 'inside the body: reset after 5,000 bytes', inject: { host: 'content', layer: 'http', match: download, fault: reset('downstream', 5000) }, expect: OK },
+  { op: 'read', at: 'inside the body: stall after 5,000 bytes', inject: { host: 'content', layer: 'http', match: download, fault: stall('downstream', 5000) }, expect: OK },
   { op: 'stat', at: 'HEAD reset inside the answer', inject: { host: 'content', layer: 'tcp', fault: reset('downstream', 40) }, expect: OK },
   { op: 'stat', at: 'HEAD stalled', inject: { host: 'content', layer: 'tcp', fault: stall('downstream', 0) }, expect: OK },
   { op: 'exists', at: 'HEAD answered 503', inject: { host: 'content', layer: 'tcp', fault: unavailable }, expect: OK },
@@ -141,7 +148,11 @@ afterAll(async () => {
   await fake.close();
 });
 
-function storage(): B2Storage {
+function storage(): MediaStorage {
+  return withRetry(bare(), { maxAttempts: 3, baseDelayMs: 20 });
+}
+
+function bare(): B2Storage {
   return new B2Storage({
     applicationKeyId: fake.applicationKeyId,
     applicationKey: fake.applicationKey,
@@ -169,7 +180,7 @@ async function unfinishedLargeFiles(): Promise<unknown[]> {
   return ((await res.json()) as { files: unknown[] }).files;
 }
 
-const newBody = (op: Op): Buffer => randomBytes(op === 'save-large' ? 4 * PART + 12_345 : op === 'save' ? 20_000 : 100_000);
+const newBody = (op: Op): Buffer => randomBytes(op === 'save-large' || op === 'save-large-buffer' ? 4 * PART + 12_345 : op === 'save' ? 20_000 : 100_000);
 const sha1 = (b: Buffer): string => createHash('sha1').update(b).digest('hex');
 
 describe('B2 under injected faults (proxies between the SDK and the fake B2)', () => {
@@ -196,6 +207,7 @@ describe('B2 under injected faults (proxies between the SDK and the fake B2)', (
         'save-stream': () => s.save(key, Readable.from([body.subarray(0, 50_000), body.subarray(50_000)])),
         'save-blob': () => s.save(key, new Blob([new Uint8Array(body)])),
         'save-large': () => s.save(key, Readable.from([body.subarray(0, 100_000), body.subarray(100_000)])),
+        'save-large-buffer': () => s.save(key, body),
         read: () => s.readBuffer(key),
         stat: () => s.stat(key),
         exists: () => s.exists(key),

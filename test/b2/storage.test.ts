@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { resolveAvatars } from '../../src/avatar/resolve.js';
 import { B2Storage, type B2StorageOptions } from '../../src/b2/index.js';
+import { withRetry } from '../../src/layers/index.js';
 import type { MediaStorageError } from '../../src/core/errors.js';
 import { startFakeB2, type FakeB2Server } from '../support/fakes/b2-server.js';
 import { failure } from '../support/failure.js';
@@ -479,9 +480,12 @@ describe('B2Storage: error mapping from B2 JSON error bodies', () => {
     });
   }
 
-  it('transient failures of idempotent calls are retried', async () => {
-    const s = storage();
-    await s.exists('warm-up.txt');
+  it('transient failures of API calls are UNAVAILABLE at once, and withRetry retries them', async () => {
+    const bare = storage();
+    await bare.exists('warm-up.txt');
+    fake.failCall('b2_list_file_names', { status: 503 });
+    expect((await failure(bare.list('whatever/'))).code).toBe('UNAVAILABLE');
+    const s = withRetry(bare, { baseDelayMs: 10 });
     fake.failCall('b2_list_file_names', { times: 2, status: 503 });
     await expect(s.list('whatever/')).resolves.toEqual({ items: [] });
     fake.failCall('download_head', { times: 2, status: 503 });
@@ -822,17 +826,20 @@ describe('B2Storage: Retry-After', () => {
     await s.exists('warm-up.txt');
     fake.failCall('b2_list_file_names', { status: 429, retryAfter: 1 });
     let started = Date.now();
-    await s.list('people/');
+    // An API call: B2 gives UNAVAILABLE with retryAfter, the layer waits it out.
+    await withRetry(s).list('people/');
     expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    // An upload: B2 waits it out itself before trying a fresh upload URL.
     fake.failCall('b2_upload_file', { status: 503, retryAfter: new Date(Date.now() + 2000).toUTCString() });
     started = Date.now();
     await s.save(uniq('after-503.txt'), 'x');
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
   });
 
-  it('a Retry-After longer than it waits fails at once with UNAVAILABLE and retryAfter', async () => {
-    const s = storage();
-    await s.exists('warm-up.txt');
+  it('a Retry-After longer than withRetry waits (maxDelayMs) fails at once with UNAVAILABLE and retryAfter', async () => {
+    const bare = storage();
+    await bare.exists('warm-up.txt');
+    const s = withRetry(bare, { maxDelayMs: 10_000 });
     const before = fake.count('b2_list_file_names');
     fake.failCall('b2_list_file_names', { status: 429, retryAfter: 120, times: 5 });
     const started = Date.now();

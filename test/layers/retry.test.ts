@@ -131,6 +131,63 @@ describe('withRetry', () => {
     expect(waits[0]).toBeLessThanOrEqual(5_000);
   });
 
+  it('does not wait for a Retry-After beyond maxDelayMs: it fails at once, retryAfter set', async () => {
+    const { faults, storage, waits } = setup({ maxDelayMs: 10_000 });
+    const retryAfter = new Date(Date.now() + 120_000);
+    faults.inject({ operation: 'stat', nth: 1, error: new MediaStorageError('UNAVAILABLE', 'SlowDown', { retryAfter, status: 429 }) });
+    const err = await storage.stat('k.txt').catch((e: MediaStorageError) => e);
+    expect((err as MediaStorageError).retryAfter).toEqual(retryAfter);
+    expect(faults.calls('stat')).toBe(1);
+    expect(waits).toEqual([]);
+  });
+
+  describe('a create-only save or copy (ifExists "fail" or "rename") is repeated only when it was not carried out', () => {
+    const maybeDone = [
+      ['a 500', () => new MediaStorageError('UNAVAILABLE', 'internal error', { status: 500 })],
+      ['a reset', () => new MediaStorageError('UNAVAILABLE', 'socket hang up', { cause: Object.assign(new Error('reset'), { code: 'ECONNRESET' }) })],
+      ['a timeout (no status)', () => new MediaStorageError('UNAVAILABLE', 'timed out')],
+    ] as const;
+    const notDone = [
+      ['a 503', () => new MediaStorageError('UNAVAILABLE', 'busy', { status: 503 })],
+      ['a 429', () => new MediaStorageError('UNAVAILABLE', 'slow down', { status: 429 })],
+      ['a refused connection', () => new MediaStorageError('UNAVAILABLE', 'refused', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) })],
+    ] as const;
+    for (const ifExists of ['fail', 'rename'] as const) {
+      for (const [what, error] of maybeDone) {
+        it(`save ifExists "${ifExists}" after ${what}: one attempt`, async () => {
+          const { faults, storage } = setup();
+          faults.inject({ operation: 'save', nth: 1, error });
+          expect(await codeOf(storage.save('k.txt', 'body', { ifExists }))).toBe('UNAVAILABLE');
+          expect(faults.calls('save')).toBe(1);
+        });
+      }
+      for (const [what, error] of notDone) {
+        it(`save ifExists "${ifExists}" after ${what}: retried`, async () => {
+          const { faults, storage } = setup();
+          faults.inject({ operation: 'save', nth: 1, error });
+          expect(await codeOf(storage.save('k.txt', 'body', { ifExists }))).toBe('resolved');
+          expect(faults.calls('save')).toBe(2);
+        });
+      }
+    }
+    it('copy ifExists "fail" after a 500: one attempt; after a 503: retried', async () => {
+      const { faults, storage, memory } = setup();
+      await memory.save('from.txt', 'x');
+      faults.inject({ operation: 'copy', nth: 1, error: maybeDone[0][1] });
+      expect(await codeOf(storage.copy('from.txt', 'to.txt', { ifExists: 'fail' }))).toBe('UNAVAILABLE');
+      expect(faults.calls('copy')).toBe(1);
+      faults.inject({ operation: 'copy', nth: 1, error: notDone[0][1] });
+      expect(await codeOf(storage.copy('from.txt', 'to.txt', { ifExists: 'fail' }))).toBe('resolved');
+      expect(faults.calls('copy')).toBe(3);
+    });
+    it('a plain save (overwrite) after a 500 is retried: running it twice stores the same', async () => {
+      const { faults, storage } = setup();
+      faults.inject({ operation: 'save', nth: 1, error: maybeDone[0][1] });
+      expect(await codeOf(storage.save('k.txt', 'body'))).toBe('resolved');
+      expect(faults.calls('save')).toBe(2);
+    });
+  });
+
   it('stops waiting and answers ABORTED when the caller aborts during the backoff', async () => {
     const memory = new MemoryStorage();
     const faults = withFaults(memory).failAlways('save');

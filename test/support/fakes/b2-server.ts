@@ -218,6 +218,14 @@ export class FakeB2Server extends EventEmitter {
 
   /** Uploads that arrived on an upload URL another upload was still using (B2 allows one at a time). */
   sharedUploadUrlUses = 0;
+  /**
+   * Uploads sent to an upload URL after it answered 408 or 5xx, or broke the connection. Backblaze
+   * ("Upload Files with the Native API"): "You can use this URL until it returns a 50X error, at
+   * which point you must request another upload URL"; b2_get_upload_url: valid "until the endpoint
+   * rejects an upload". This fake goes further than B2 and answers every later upload there 503.
+   */
+  rejectedUploadUrlReuses = 0;
+  private readonly rejectedUploadUrls = new Set<string>();
   private readonly uploadsInFlight = new Set<string>();
 
   constructor(options: FakeB2Options = {}) {
@@ -566,6 +574,12 @@ export class FakeB2Server extends EventEmitter {
         req.resume();
         throw new B2Error(404, 'not_found', `${api} is not served on this host (${role}); use the URLs from b2_authorize_account`);
       }
+      const upload = api === 'b2_upload_file' || api === 'b2_upload_part';
+      if (upload && this.rejectedUploadUrls.has(path)) {
+        this.rejectedUploadUrlReuses++;
+        throw new B2Error(503, 'service_unavailable', 'This upload URL rejected an upload before: get a new one (b2_get_upload_url)');
+      }
+      if (upload && fault && (fault.cutAfterBytes !== undefined || fault.status === 408 || (fault.status ?? 0) >= 500)) this.rejectedUploadUrls.add(path);
       if (fault?.status !== undefined) {
         req.resume();
         const defaultCode = { 503: 'service_unavailable', 429: 'too_many_requests', 408: 'request_timeout' }[fault.status] ?? 'internal_error';
