@@ -22,6 +22,12 @@ export interface PreparedBody {
   readonly size: number | undefined;
   /** The whole body, when it was given in memory; the checks have already passed. */
   readonly buffer: Buffer | undefined;
+  /**
+   * Whether the caller's body can be sent again (bytes, a string, a Blob), so the retry layer may
+   * repeat the whole save; otherwise (a stream) only the backend holds its bytes, and retries of
+   * its requests are the backend's own.
+   */
+  readonly replayable: boolean;
   /** The body as a Node stream that errors with a MediaStorageError on a broken limit or abort. Call once. */
   stream(): Readable;
 }
@@ -144,6 +150,7 @@ export async function prepareBody(body: Body, key: string, options: SaveOptions 
     detectedContentType,
     size,
     buffer,
+    replayable: typeof body === 'string' || body instanceof Uint8Array || isBlob(body),
     stream(): Readable {
       if (used) throw new MediaStorageError('INVALID_INPUT', `The body of "${key}" was already consumed`, { key });
       used = true;

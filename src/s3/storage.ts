@@ -194,6 +194,7 @@ export class S3Storage extends BaseStorage {
     if (conditional) params.IfNoneMatch = '*';
     const sent = await uploadBody(body, {
       client: this.client,
+      retryRequests: this.ownsClient,
       params,
       knownSize: body.size,
       contentMd5: this.options.contentMd5 === true,

@@ -5,10 +5,13 @@ import type { PreparedBody } from '../core/body.js';
 import { abortedError, isMediaStorageError, MediaStorageError } from '../core/errors.js';
 import type { SaveOptions } from '../core/types.js';
 import { PartPool } from '../core/part-pool.js';
+import { mapS3Error } from './errors.js';
 
 /** What {@link uploadBody} needs to know besides the bytes. */
 export interface UploadPlan {
   client: S3Client;
+  /** Retry a stream's requests here: true for a client S3Storage built (one that makes one attempt per call). */
+  retryRequests: boolean;
   /** PutObject parameters without Body; multipart uploads send the ones CreateMultipartUpload takes. */
   params: Omit<PutObjectCommandInput, 'Body'>;
   /** Send a Content-MD5 with every put and part, and compute the ETag to expect. */
@@ -60,6 +63,12 @@ class CheckingSender {
     private readonly client: S3Client,
     private readonly signal: AbortSignal | undefined,
     private readonly contentMd5: boolean,
+    /**
+     * Attempts per request. 1 for a replayable body (bytes, a Blob): the retry layer can send the
+     * whole save again. A stream's bytes only this upload holds (a part, or the head read ahead), so its
+     * requests are retried here, as B2 retries on a fresh upload URL.
+     */
+    private readonly attempts: number = 1,
   ) {}
 
   /** Throws the first failure, if there was one. */
@@ -89,11 +98,19 @@ class CheckingSender {
     // CompleteMultipartUpload run to their end once sent, so the upload id is always known (and
     // the clean-up can abort it) and an abort never reports failure for an object that was stored.
     const cancellable = command instanceof UploadPartCommand || command instanceof PutObjectCommand;
-    try {
-      return await this.client.send(command as never, cancellable ? { abortSignal: this.signal } : {});
-    } catch (err) {
-      if (!cleanup && this.firstError === undefined) this.firstError = err;
-      throw err;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.client.send(command as never, cancellable ? { abortSignal: this.signal } : {});
+      } catch (err) {
+        const temporary = mapS3Error(err, { bucket: '' })?.code === 'UNAVAILABLE';
+        if (!cleanup && temporary && attempt < this.attempts && !this.signal?.aborted && this.firstError === undefined) {
+          // Full jitter up to 100 ms, 200 ms, ... (the SDK's own backoff for its retries).
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 100 * 2 ** (attempt - 1)));
+          continue;
+        }
+        if (!cleanup && this.firstError === undefined) this.firstError = err;
+        throw err;
+      }
     }
   }
 
@@ -105,6 +122,9 @@ class CheckingSender {
     return `${md5(Buffer.concat(ordered)).toString('hex')}-${ordered.length}`;
   }
 }
+
+/** Attempts per request of a streamed upload (see CheckingSender), as many as the SDK's default. */
+const STREAM_REQUEST_ATTEMPTS = 3;
 
 /** S3 accepts at most this many parts in one upload. */
 const MAX_PARTS = 10_000;
@@ -229,7 +249,7 @@ async function uploadParts(head: Buffer[], input: AsyncIterator<unknown>, plan: 
  * aborted, broken), else with the first failed request's.
  */
 export async function uploadBody(body: PreparedBody, plan: UploadPlan): Promise<UploadOutcome> {
-  const sender = new CheckingSender(plan.client, plan.signal, plan.contentMd5);
+  const sender = new CheckingSender(plan.client, plan.signal, plan.contentMd5, body.replayable || !plan.retryRequests ? 1 : STREAM_REQUEST_ATTEMPTS);
   if (body.buffer && body.buffer.length <= plan.multipartThreshold) {
     // Bytes given in memory have passed the size checks already: sent as they are, without a
     // trip through the guarded stream (which costs more than the request for small bodies).
