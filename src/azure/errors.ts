@@ -83,3 +83,9 @@ export function mapAzureError(err: unknown, target: AzureTarget): AzureErrorMapp
   const original = first || azureCode || (typeof e.code === 'string' ? e.code : `HTTP ${status}`);
   return { code, message: detail ? `${detail} (${original})` : original, status };
 }
+
+/** Whether an SDK error carries one of these codes (Node's `code` or the service's `errorCode`). */
+export function isCode(err: unknown, ...codes: string[]): boolean {
+  const e = err as { code?: unknown; details?: { errorCode?: unknown } } | null;
+  return !!e && (codes.includes(String(e.code)) || codes.includes(String(e.details?.errorCode)));
+}

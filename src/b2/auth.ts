@@ -1,6 +1,7 @@
 /**
- * What `b2_authorize_account` grants, read from any of its answer shapes, and the checks that turn
- * a key's restrictions into PERMISSION errors before a request is sent.
+ * What `b2_authorize_account` grants, read from any of its answer shapes; the checks that turn a
+ * key's restrictions into PERMISSION errors before a request is sent; and {@link B2Session}, which
+ * authorizes, renews the account token and makes the calls that carry it.
  *
  * Shapes (Backblaze's b2_authorize_account reference, "API Versions"):
  * - v1/v2: `apiUrl`, `downloadUrl`, part sizes at the top level; `allowed` holds `capabilities`,
@@ -12,6 +13,9 @@
  *   Multi-bucket application keys authorize only through v4.
  */
 import { MediaStorageError } from '../core/errors.js';
+import { B2ApiError, isAbort, isTokenFailure, isTransient, toB2ApiError, waitToRetry } from './errors.js';
+import { HEADER_LIMIT, HEADER_LIMIT_ENCRYPTED_OR_LOCKED } from './file-info.js';
+import { loadB2Sdk, postJson, requestSettings, type B2BucketJson, type B2Sdk, type SdkResponse } from './sdk.js';
 
 /** Default authorize endpoint: v4, the only version multi-bucket keys work with. */
 export const DEFAULT_AUTHORIZE_URL = 'https://api.backblazeb2.com/b2api/v4/b2_authorize_account';
@@ -123,25 +127,222 @@ export function listablePrefix(auth: B2Authorization, prefix: string): string {
   throw new MediaStorageError('PERMISSION', `The B2 application key only reaches file names starting with "${restriction}"; nothing under "${prefix}" is visible to it`, { backend: 'b2' });
 }
 
-/** The API name used for a HEAD of b2_download_file_by_name (its 401 has no body to say why). */
-export const HEAD_API = 'b2_download_file_by_name (HEAD)';
+/** What a {@link B2Session} needs from the storage's options. */
+export interface B2SessionOptions {
+  applicationKeyId: string;
+  applicationKey: string;
+  bucketName: string;
+  bucketId?: string;
+  authorizeUrl: string;
+  /** Idle timeout of each request, in ms. */
+  timeout: number;
+  /** Tries per idempotent call. */
+  maxAttempts: number;
+}
 
-/** The capability a B2 call needs, for messages about the 401/403 a call answered. */
-export const CAPABILITY_OF_CALL: Readonly<Record<string, B2Capability>> = {
-  b2_list_buckets: 'listBuckets',
-  b2_list_file_names: 'listFiles',
-  b2_list_file_versions: 'listFiles',
-  b2_list_unfinished_large_files: 'listFiles',
-  download: 'readFiles',
-  [HEAD_API]: 'readFiles',
-  b2_get_download_authorization: 'shareFiles',
-  b2_get_upload_url: 'writeFiles',
-  b2_upload_file: 'writeFiles',
-  b2_start_large_file: 'writeFiles',
-  b2_get_upload_part_url: 'writeFiles',
-  b2_upload_part: 'writeFiles',
-  b2_finish_large_file: 'writeFiles',
-  b2_cancel_large_file: 'writeFiles',
-  b2_copy_file: 'writeFiles',
-  b2_delete_file_version: 'deleteFiles',
-};
+/**
+ * The account authorization and the calls made with it: authorizes once, finds the bucket,
+ * renews the account token when B2 says it expired, and types every failure as a B2ApiError.
+ */
+export class B2Session {
+  sdk?: B2Sdk;
+  /** What the application key may do, from the last b2_authorize_account. */
+  auth?: B2Authorization;
+  bucketId?: string;
+  recommendedPartSize = 100_000_000;
+  absoluteMinimumPartSize = 5_000_000;
+  /** Whether `bucketName` is known to be the bucket `bucketId` names (downloads go by name). */
+  private bucketNameChecked = false;
+  private bucketNameCheck?: Promise<void>;
+  /** The header limit for file name and info on this bucket, once known (see ./file-info.ts). */
+  private headerLimit?: number;
+  private headerLimitLookup?: Promise<number>;
+  /** The authorization in progress or done; reset to renew. */
+  private authorizing?: Promise<void>;
+  private renewal?: { staleToken: string | null | undefined; promise: Promise<void> };
+
+  constructor(private readonly options: B2SessionOptions) {}
+
+  /** The settings every SDK request carries (see ./sdk.ts), with this storage's idle timeout. */
+  settings(options: { signal?: AbortSignal; stream?: boolean } = {}): Record<string, unknown> {
+    return requestSettings({ ...options, timeout: options.stream ? 0 : this.options.timeout });
+  }
+
+  /** Authorizes once (concurrent callers share the attempt) and looks the bucket up. */
+  ensureAuthorized(): Promise<void> {
+    this.authorizing ??= this.authorize().catch((err) => {
+      this.authorizing = undefined;
+      throw err;
+    });
+    return this.authorizing;
+  }
+
+  /** Renews the account token, unless someone already did since `staleToken` was used. */
+  private async renew(staleToken: string | null | undefined): Promise<void> {
+    if (this.sdk && this.sdk.authorizationToken !== staleToken) return this.authorizing;
+    // Calls that met the same stale token share one renewal.
+    const pending = this.renewal;
+    if (pending && pending.staleToken === staleToken) return pending.promise;
+    this.authorizing = undefined;
+    const promise = this.ensureAuthorized();
+    this.renewal = { staleToken, promise };
+    return promise;
+  }
+
+  private async authorize(): Promise<void> {
+    const B2 = await loadB2Sdk();
+    const sdk = this.sdk ?? new B2({ applicationKeyId: this.options.applicationKeyId, applicationKey: this.options.applicationKey });
+    const res = await this.withRetries('b2_authorize_account', () => sdk.authorize({ axiosOverride: { url: this.options.authorizeUrl, ...this.settings() } }));
+    const auth = parseAuthorization(res.data);
+    // backblaze-b2 saved the v2 top-level fields, which a v3/v4 answer nests under apiInfo: it gets
+    // them from the parsed answer, and keeps making its (v2) calls with this token.
+    sdk.authorizationToken = auth.authorizationToken;
+    sdk.apiUrl = auth.apiUrl;
+    sdk.downloadUrl = auth.downloadUrl;
+    sdk.accountId = auth.accountId;
+    this.sdk = sdk;
+    this.auth = auth;
+    if (auth.recommendedPartSize) this.recommendedPartSize = auth.recommendedPartSize;
+    if (auth.absoluteMinimumPartSize) this.absoluteMinimumPartSize = auth.absoluteMinimumPartSize;
+    if (!this.bucketId) await this.findBucket(sdk, auth);
+  }
+
+  /** The bucket's ID: from the key's bucket restriction, the bucketId option, or b2_list_buckets. */
+  private async findBucket(sdk: B2Sdk, auth: B2Authorization): Promise<void> {
+    const { bucketName, bucketId } = this.options;
+    if (auth.buckets) {
+      const match = auth.buckets.find((b) => (bucketId ? b.id === bucketId : b.name === bucketName));
+      if (!match) {
+        const names = auth.buckets.map((b) => (b.name === null ? `${b.id} (deleted)` : `"${b.name}"`)).join(', ');
+        throw new MediaStorageError('PERMISSION', `The B2 application key is restricted to the bucket${auth.buckets.length === 1 ? '' : 's'} ${names}; "${bucketName}" is not one of them`, { backend: 'b2' });
+      }
+      if (match.name === null) throw new MediaStorageError('CONFIG', `The B2 bucket ${match.id} the application key is restricted to no longer exists`, { backend: 'b2' });
+      if (match.name !== bucketName) throw new MediaStorageError('CONFIG', `B2 bucketId ${match.id} is the bucket "${match.name}", not "${bucketName}"`, { backend: 'b2' });
+      this.bucketId = match.id;
+      this.bucketNameChecked = true;
+      return;
+    }
+    if (bucketId) {
+      this.bucketId = bucketId;
+      return;
+    }
+    requireCapabilities(auth, ['listBuckets'], `look up the bucket "${bucketName}" (or pass the bucketId option)`);
+    const found = await this.withRetries('b2_list_buckets', () => sdk.getBucket({ bucketName, axiosOverride: this.settings() }));
+    const bucket = found.data.buckets.find((b) => b.bucketName === bucketName);
+    if (!bucket) throw new MediaStorageError('CONFIG', `B2 bucket "${bucketName}" does not exist or the application key cannot list it`, { backend: 'b2' });
+    this.bucketId = bucket.bucketId;
+    this.bucketNameChecked = true;
+    this.noteBucketSettings(bucket);
+  }
+
+  /**
+   * Called when a download by name found nothing: with the bucketId option, `bucketName` was never
+   * checked, and a misspelled one would make every object look absent. Checked once with
+   * b2_list_buckets (CONFIG on a mismatch, kept for every later call); a key without listBuckets
+   * cannot check, and the answer stays "absent".
+   */
+  confirmBucketName(): Promise<void> {
+    if (this.bucketNameChecked) return Promise.resolve();
+    this.bucketNameCheck ??= (async () => {
+      if (this.auth?.capabilities && !this.auth.capabilities.has('listBuckets')) return;
+      let buckets: B2BucketJson[];
+      try {
+        buckets = (await this.call('b2_list_buckets', (sdk) => sdk.getBucket({ bucketId: this.bucketId, axiosOverride: this.settings() }))).buckets;
+      } catch (err) {
+        if (err instanceof B2ApiError && (err.status === 401 || err.status === 403)) return;
+        this.bucketNameCheck = undefined;
+        throw err;
+      }
+      const bucket = buckets.find((b) => b.bucketId === this.bucketId);
+      if (!bucket) throw new MediaStorageError('CONFIG', `No B2 bucket has the bucketId ${this.bucketId} (bucketName "${this.options.bucketName}")`, { backend: 'b2' });
+      if (bucket.bucketName !== this.options.bucketName) throw new MediaStorageError('CONFIG', `B2 bucketId ${this.bucketId} is the bucket "${bucket.bucketName}", not "${this.options.bucketName}"`, { backend: 'b2' });
+      this.bucketNameChecked = true;
+      this.noteBucketSettings(bucket);
+    })();
+    return this.bucketNameCheck;
+  }
+
+  /** The header limit from a bucket's settings, when the key may read them. */
+  private noteBucketSettings(bucket: B2BucketJson): void {
+    const lock = bucket.fileLockConfiguration;
+    const sse = bucket.defaultServerSideEncryption;
+    const locked = lock?.isClientAuthorizedToRead ? lock.value?.isFileLockEnabled === true : undefined;
+    const encrypted = sse?.isClientAuthorizedToRead ? !!sse.value?.mode && sse.value.mode !== 'none' : undefined;
+    if (locked || encrypted) this.headerLimit = HEADER_LIMIT_ENCRYPTED_OR_LOCKED;
+    else if (locked === false && encrypted === false) this.headerLimit = HEADER_LIMIT;
+  }
+
+  /**
+   * The limit that applies to file name and info headers of `bytes` bytes: only sizes between the
+   * two limits need the bucket's settings, looked up once (b2_list_buckets). When the key cannot
+   * read them, 7,000 is assumed and B2 itself answers for Object Lock buckets (400, INVALID_INPUT).
+   */
+  async headerLimitFor(bytes: number): Promise<number> {
+    if (bytes <= HEADER_LIMIT_ENCRYPTED_OR_LOCKED || bytes > HEADER_LIMIT) return HEADER_LIMIT;
+    if (this.headerLimit !== undefined) return this.headerLimit;
+    this.headerLimitLookup ??= (async () => {
+      if (!this.auth?.capabilities || this.auth.capabilities.has('listBuckets')) {
+        const found = await this.call('b2_list_buckets', (sdk) => sdk.getBucket({ bucketId: this.bucketId, axiosOverride: this.settings() })).catch(() => undefined);
+        const bucket = found?.buckets.find((b) => b.bucketId === this.bucketId);
+        if (bucket) this.noteBucketSettings(bucket);
+      }
+      return this.headerLimit ?? HEADER_LIMIT;
+    })();
+    return this.headerLimitLookup;
+  }
+
+  /**
+   * Authorizes, then PERMISSION unless the key has the capabilities `what` needs and reaches
+   * `fileName` (when given). B2 would answer 401 for both; this says which capability or prefix.
+   */
+  async allowed(needed: readonly B2Capability[], what: string, key: string | undefined, fileName?: string): Promise<B2Authorization> {
+    await this.ensureAuthorized();
+    const auth = this.auth!;
+    requireCapabilities(auth, needed, what, key);
+    if (fileName !== undefined) requireNameInPrefix(auth, fileName, key);
+    return auth;
+  }
+
+  /** Runs one SDK call, typing its failure and retrying transient ones (idempotent calls only). */
+  private async withRetries<T>(api: string, fn: () => Promise<SdkResponse<T>>, options: { idempotent?: boolean; signal?: AbortSignal } = {}): Promise<SdkResponse<T>> {
+    const idempotent = options.idempotent ?? true;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (raw) {
+        const err = await toB2ApiError(api, raw);
+        if (isAbort(raw, options.signal) || !idempotent || !isTransient(err) || attempt >= this.options.maxAttempts) throw err;
+        await waitToRetry(attempt, err, options.signal);
+      }
+    }
+  }
+
+  /**
+   * An API call with the account token: authorizes first, renews the token when B2 says it
+   * expired (or is no longer valid; at most twice per call), and retries transient failures of
+   * idempotent calls.
+   */
+  async call<T>(api: string, fn: (sdk: B2Sdk) => Promise<SdkResponse<T>>, options: { idempotent?: boolean; signal?: AbortSignal } = {}): Promise<T> {
+    return (await this.callResponse(api, fn, options)).data;
+  }
+
+  /** {@link call}, giving the whole response (headers included). */
+  async callResponse<T>(api: string, fn: (sdk: B2Sdk) => Promise<SdkResponse<T>>, options: { idempotent?: boolean; signal?: AbortSignal } = {}): Promise<SdkResponse<T>> {
+    await this.ensureAuthorized();
+    for (let renewals = 0; ; renewals++) {
+      const sdk = this.sdk!;
+      const token = sdk.authorizationToken;
+      try {
+        return await this.withRetries(api, () => fn(sdk), options);
+      } catch (err) {
+        if (!isTokenFailure(err) || renewals >= 2) throw err;
+        await this.renew(token);
+      }
+    }
+  }
+
+  /** {@link postJson} (a call the SDK lacks) with the account token. */
+  callJson<T>(api: string, body: unknown, options: { idempotent?: boolean } = {}): Promise<T> {
+    return this.call<T>(api, (sdk) => postJson(sdk, api, body, this.options.timeout), options);
+  }
+}

@@ -1,46 +1,5 @@
-/** Small stream helpers of the Cloudinary backend. */
-import { Readable, Transform } from 'node:stream';
-
-/**
- * Up to `count` bytes of a response body, without reading the rest (a CDN may ignore Range);
- * fails with a TimeoutError when no bytes come for `timeoutMs`.
- */
-export async function firstBytes(res: Response, count: number, timeoutMs: number): Promise<Buffer> {
-  if (!res.body) return Buffer.alloc(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let bytes = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const stalled = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DOMException(`no bytes from the delivery URL for ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
-  });
-  try {
-    while (bytes < count) {
-      timer?.refresh();
-      const { done, value } = await Promise.race([reader.read(), stalled]);
-      if (done) break;
-      chunks.push(value);
-      bytes += value.length;
-    }
-  } finally {
-    clearTimeout(timer);
-    await reader.cancel().catch(() => undefined);
-  }
-  return Buffer.concat(chunks).subarray(0, count);
-}
-
-/** Skips `start` bytes and stops after `end`, for a server that ignored a Range header. */
-export function sliceStream(start: number, end: number | undefined): Transform {
-  let offset = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      const from = Math.max(0, start - offset);
-      const to = end === undefined ? chunk.length : Math.min(chunk.length, end + 1 - offset);
-      offset += chunk.length;
-      done(null, from < to ? chunk.subarray(from, to) : undefined);
-    },
-  });
-}
+/** Reading a body ahead before an upload (to sniff it, and to tell a small body from a large one). */
+import { Readable } from 'node:stream';
 
 /** Reads a body ahead as far as needed (to sniff it, or to tell a small body from a large one), then hands out all of it as a stream. */
 export class BodyReader {

@@ -1,5 +1,6 @@
 // The classes of @aws-sdk/client-s3 this backend uses, from the SDK as sdk-load.ts loads it.
 import type * as ClientS3 from '@aws-sdk/client-s3';
+import { missingPackageError } from '../core/errors.js';
 import { sdk } from './sdk-load.js';
 
 export const S3Client = sdk.S3Client;
@@ -28,3 +29,24 @@ export const HeadObjectCommand = sdk.HeadObjectCommand;
 export type HeadObjectCommand = ClientS3.HeadObjectCommand;
 export const ListObjectsV2Command = sdk.ListObjectsV2Command;
 export type ListObjectsV2Command = ClientS3.ListObjectsV2Command;
+
+/** @aws-sdk/s3-presigned-post, an optional dependency needed only for size-capped direct uploads. */
+export async function loadPresignedPost(): Promise<typeof import('@aws-sdk/s3-presigned-post')> {
+  try {
+    return await import('@aws-sdk/s3-presigned-post');
+  } catch (err) {
+    throw missingPackageError(err, '@aws-sdk/s3-presigned-post', 'presignUpload with maxSize', 's3') ?? err;
+  }
+}
+
+/**
+ * @aws-sdk/s3-request-presigner, loaded on the first signed URL: a public storage that never
+ * signs (plain URLs, no presigned uploads) runs without it.
+ */
+export async function loadPresigner(what: string): Promise<typeof import('@aws-sdk/s3-request-presigner')> {
+  try {
+    return await import('@aws-sdk/s3-request-presigner');
+  } catch (err) {
+    throw missingPackageError(err, '@aws-sdk/s3-request-presigner', what, 's3') ?? err;
+  }
+}
