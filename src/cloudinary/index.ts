@@ -4,6 +4,5 @@
  */
 export { CloudinaryStorage } from './storage.js';
 export type { CloudinaryStorageOptions } from './config.js';
-export { CloudinaryApiError, fromSdkRejection, mapCloudinaryError, rateLimitRetryAfter } from './errors.js';
-export { MEDIA_FORMATS, MAX_PUBLIC_ID_LENGTH, escapePublicId, unescapePublicId, publicIdPrefix, homesOf, homeFor, keyOf, mediaFormatOf, type AssetRef, type KeyHomes, type ResourceType } from './mapping.js';
+export { CloudinaryApiError, mapCloudinaryError } from './errors.js';
 export { djangoCloudinaryStorage, type AdoptNames, type AdoptedAsset, type DjangoCloudinaryStorageNames } from './adopt.js';

@@ -9,7 +9,8 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CloudinaryStorage, homesOf } from '../../src/cloudinary/index.js';
+import { CloudinaryStorage } from '../../src/cloudinary/index.js';
+import { homesOf } from '../../src/cloudinary/mapping.js';
 import type { Fault } from '../support/fault-proxy.js';
 import { outcomeOf, sha256, startProxyChain, whichBody, type Layer, type Outcome, type ProxyChain, type RequestMatch } from '../support/fault-matrix.js';
 import { FakeCloudinary } from '../support/fakes/cloudinary-server.js';

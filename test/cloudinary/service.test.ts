@@ -180,7 +180,7 @@ describe("public IDs Cloudinary would change", () => {
       v2.uploader.upload_stream({ public_id: 'a+b', resource_type: 'raw', cloud_name: FIXED.cloudName, api_key: FIXED.apiKey, api_secret: FIXED.apiSecret, upload_prefix: fake.url, agent: new http.Agent(), disable_promises: true }, (e) => resolve(e)).end('x');
     });
     expect(answer).toMatchObject({ http_code: 400, message: 'public_id (a+b) is invalid' });
-    const { mapCloudinaryError, fromSdkRejection } = await import('../../src/cloudinary/index.js');
+    const { mapCloudinaryError, fromSdkRejection } = await import('../../src/cloudinary/errors.js');
     expect(mapCloudinaryError(fromSdkRejection(answer))?.code).toBe('INVALID_KEY');
   });
 });

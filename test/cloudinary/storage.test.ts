@@ -1,18 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  CloudinaryApiError,
-  CloudinaryStorage,
-  escapePublicId,
-  fromSdkRejection,
-  homesOf,
-  keyOf,
-  mapCloudinaryError,
-  rateLimitRetryAfter,
-  unescapePublicId,
-  type CloudinaryStorageOptions,
-} from '../../src/cloudinary/index.js';
+import { CloudinaryApiError, CloudinaryStorage, mapCloudinaryError, type CloudinaryStorageOptions } from '../../src/cloudinary/index.js';
+import { fromSdkRejection, rateLimitRetryAfter } from '../../src/cloudinary/errors.js';
+import { escapePublicId, homesOf, keyOf, unescapePublicId } from '../../src/cloudinary/mapping.js';
 import type { MediaStorageError } from '../../src/core/errors.js';
 import { FakeCloudinary, deliverySignature } from '../support/fakes/cloudinary-server.js';
 import { failure as errorOf, failureCode as codeOf } from '../support/failure.js';
