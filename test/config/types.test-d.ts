@@ -2,7 +2,7 @@
  * src/config restates each backend's option types instead of importing them (so the main entry's
  * declarations do not need every SDK's types). These compile-time checks, run by `npm run
  * typecheck` in CI, fail when a backend renames or retypes an option the restatement still has.
- * (At run time expectTypeOf does nothing; the checks are the compiler's.)
+ * vitest typecheck runs them in `npm test` (the `.test-d.ts` files), so a mismatch fails the run.
  */
 import { expectTypeOf, it } from 'vitest';
 import type { B2StorageOptions } from '../../src/b2/index.js';
