@@ -19,6 +19,8 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
       eqeqeq: ['error', 'always', { null: 'ignore' }],
       'no-return-await': 'off',
+      // `let x!: T` read by a closure before its one assignment cannot be const.
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
       // The key, header and filename rules match control characters on purpose.
       'no-control-regex': 'off',
       // `const self = this` for a generator or callback that needs the instance.
