@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { defineConfig } from 'tsup';
 import type { Plugin } from 'esbuild';
+import { subpathEntries } from './scripts/entry-points.mjs';
 
 /**
  * src/s3/sdk-load.ts loads the AWS SDK with a top-level await, so that a missing package is an
@@ -15,23 +16,14 @@ const s3SdkPerFormat: Plugin = {
   },
 };
 
-// One entry per subpath export; backend SDKs stay external (optional peer dependencies).
+// One entry per subpath export, derived from src/ (scripts/entry-points.mjs): a new backend's
+// folder with its index.ts is built without a line here. Backend SDKs stay external (optional
+// peer dependencies).
 export default defineConfig({
   entry: {
     index: 'src/index.ts',
-    'local/index': 'src/local/index.ts',
-    'memory/index': 'src/memory/index.ts',
-    'testing/index': 'src/testing/index.ts',
     cli: 'src/cli/bin.ts',
-    'avatar/index': 'src/avatar/index.ts',
-    'multer/index': 'src/multer/index.ts',
-    'cloudinary/index': 'src/cloudinary/index.ts',
-    'b2/index': 'src/b2/index.ts',
-    'layers/index': 'src/layers/index.ts',
-    's3/index': 'src/s3/index.ts',
-    'images/index': 'src/images/index.ts',
-    'azure/index': 'src/azure/index.ts',
-    'browser/index': 'src/browser/index.ts',
+    ...Object.fromEntries(subpathEntries().map((name) => [`${name}/index`, `src/${name}/index.ts`])),
   },
   format: ['esm', 'cjs'],
   dts: true,

@@ -11,6 +11,10 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Type tests (*.test-d.ts, expectTypeOf and @ts-expect-error) run with the others: the
+    // compiler checks them, and a wrong type fails `npm test` (they import the built package's
+    // declarations, which the pretest build makes).
+    typecheck: { enabled: true, include: ['test/**/*.test-d.ts'], tsconfig: './tsconfig.json' },
     ...(workers ? { maxWorkers: workers } : {}),
   },
 });

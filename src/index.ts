@@ -1,3 +1,11 @@
+/**
+ * `media-storage` for apps: create a storage from configuration, the interface every backend
+ * implements, errors, avatars, and the HTTP handlers an app mounts. Backend authors import
+ * `media-storage/adapter`; sync, audit and doctor from code are in `media-storage/tools`; each
+ * backend class is in its own subpath (`media-storage/s3`, ...).
+ *
+ * @packageDocumentation
+ */
 export type {
   Body,
   ByteRange,
@@ -18,72 +26,16 @@ export type {
   SkippedObject,
   UrlOptions,
 } from './core/types.js';
+export { USER_CONTENT_CSP, type ServingOptions } from './core/serving.js';
 export {
   ErrorCodes,
   MediaStorageError,
   isMediaStorageError,
   isNotFound,
   isAbortError,
-  redact,
-  CauseSummary,
-  summarizeCause,
   type MediaStorageErrorCode,
   type MediaStorageErrorOptions,
 } from './core/errors.js';
-export { codeFromStatus, codeFromNodeError, toMediaStorageError, type ErrorContext } from './core/error-mapping.js';
-export { BaseStorage, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXPIRES_IN, screenListing, pageThrough, type WriteOptions } from './core/base.js';
-export { presignUploadOf, DEFAULT_UPLOAD_EXPIRES_IN, type PresignPlan } from './core/direct-upload.js';
-export { prepareMetadata, prepareCacheControl, encodeHeaderValue, decodeHeaderValue, type MetadataRules } from './core/metadata.js';
-export { prepareBody, streamToBuffer, type PreparedBody } from './core/body.js';
-export {
-  validateKey,
-  tryValidateKey,
-  validatePrefix,
-  keyProblem,
-  listedNameProblem,
-  compareKeys,
-  normalizationTwins,
-  normalizeKey,
-  tryNormalizeKey,
-  normalizePrefix,
-  normalizeLocation,
-  encodeKeyPath,
-  joinPrefix,
-  splitKey,
-  MAX_KEY_BYTES,
-  MAX_SEGMENT_BYTES,
-} from './core/keys.js';
-export {
-  sniffContentType,
-  contentTypeFromKey,
-  resolveContentType,
-  normalizeContentType,
-  tryNormalizeContentType,
-  contentTypeEssence,
-  DEFAULT_CONTENT_TYPE,
-  MAX_CONTENT_TYPE_LENGTH,
-} from './core/content-type.js';
-export {
-  ServingRule,
-  DEFAULT_SERVING_RULE,
-  DEFAULT_INLINE_CONTENT_TYPES,
-  isExecutableContentType,
-  isActiveContent,
-  USER_CONTENT_CSP,
-  type ServingOptions,
-  type ServingDecision,
-} from './core/serving.js';
-export { UrlSigner, type SignedParams } from './core/signed-url.js';
-export {
-  createMediaHandler,
-  parseRangeHeader,
-  contentDisposition,
-  dispositionForStoredObject,
-  type MediaHandlerOptions,
-  type MediaRequestHandler,
-} from './core/http-handler.js';
-export { toWebHandler, type WebHandlerOptions, type WebRequestHandler } from './core/web-handler.js';
-export { detectEphemeralPlatform, isEphemeralProduction } from './core/ephemeral.js';
 export {
   createMediaStorage,
   createMediaStorageFromEnv,
@@ -92,9 +44,6 @@ export {
   describeConfig,
   maskUrl,
   type StorageConfig,
-  type StorageBackendOptions,
-  type LocalConfig,
-  type MemoryConfig,
   type S3Config,
   type CloudinaryConfig,
   type B2Config,
@@ -102,26 +51,58 @@ export {
   type CreateOptions,
   type ConfigFromEnvOptions,
 } from './config/index.js';
+// An app registers a third-party backend's definition (then createMediaStorage, storage URLs and
+// the environment know it); writing one is media-storage/adapter's.
+export { registerBackend, backendDefinitions, type BackendDefinition } from './core/definition.js';
+// What an app checks an upload with before it saves ("is this really a JPEG?").
+export { sniffContentType, contentTypeFromKey } from './core/content-type.js';
+export { detectEphemeralPlatform, isEphemeralProduction } from './core/ephemeral.js';
+export { createMediaHandler, type MediaHandlerOptions, type MediaRequestHandler } from './core/http-handler.js';
+export { toWebHandler, type WebHandlerOptions, type WebRequestHandler } from './core/web-handler.js';
+// Avatars are the app's reason for this package, so they are here; `media-storage/avatar` is the
+// same bindings for code that imports nothing else.
 export {
-  registerBackend,
-  defineBackend,
-  defineOptions,
-  lazyStorageClass,
-  resolveOptions,
-  typed,
-  backendDefinitions,
-  type BackendDefinition,
-  type BackendUrlSpec,
-  type BackendEnvSpec,
-  type ConfigContext,
-  type OptionsOf,
-  type OptionsSchema,
-  type OptionSpec,
-  type StorageClass,
-  type StorageUrlParts,
-} from './core/definition.js';
-export { MirrorStorage, type MirrorStorageOptions } from './mirror/index.js';
-export { syncStorages, type SyncOptions, type SyncReport, type SyncProgress, type SyncFailure } from './cli/sync.js';
-export { auditKeys, formatAudit, parseKeyList, type AuditOptions, type AuditReport, type AuditEntry, type AuditStatus } from './cli/audit.js';
-export { runDoctor, formatDoctor, type DoctorOptions, type DoctorReport, type DoctorCheck } from './cli/doctor.js';
-export * from './avatar/index.js';
+  escapeHtml,
+  escapeXml,
+  initialsOf,
+  avatarColors,
+  contrastRatio,
+  initialsAvatarSvg,
+  initialsAvatarDataUrl,
+  MIN_AVATAR_CONTRAST,
+  ExistenceCache,
+  CachedStorage,
+  withExistenceCache,
+  resolveAvatar,
+  resolveAvatarUrl,
+  resolveAvatars,
+  resolveAvatarUrls,
+  initialsAvatar,
+  avatarImgHtml,
+  avatarImgProps,
+  avatarFallbackScriptTag,
+  safeImageUrl,
+  safeSrcset,
+  AVATAR_FALLBACK_ATTRIBUTE,
+  AVATAR_FALLBACK_SCRIPT,
+  createAvatarHandler,
+  type AvatarPerson,
+  type AvatarColors,
+  type InitialsAvatarOptions,
+  type ExistenceCacheOptions,
+  type ExistenceCacheStats,
+  type CachedExistence,
+  type PrimeOptions,
+  type PrimeResult,
+  type PrimeForKeysOptions,
+  type PrimeForKeysResult,
+  type AvatarDefault,
+  type AvatarEntry,
+  type AvatarInput,
+  type ResolveAvatarOptions,
+  type ResolveAvatarsOptions,
+  type ResolvedAvatar,
+  type AvatarImgOptions,
+  type AvatarImgProps,
+  type AvatarHandlerOptions,
+} from './avatar/index.js';

@@ -101,7 +101,7 @@ async function* mergeRuns<T>(files: readonly string[], decode: (line: string) =>
       heads[best] = next.done ? undefined : decode(next.value);
     }
   } finally {
-    await Promise.all(readers.map((reader) => reader.return?.()));
+    await Promise.all(readers.map(async (reader) => reader.return?.()));
   }
 }
 

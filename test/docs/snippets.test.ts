@@ -261,7 +261,7 @@ describe('documentation snippets', () => {
       return `${stdout}${stderr}`;
     } catch (err) {
       const e = err as { code?: number; signal?: string; stdout?: string; stderr?: string };
-      throw new Error(`${path.basename(file)} ${args.map((a) => path.basename(a)).join(' ')} in ${cwd}: exit ${e.code ?? e.signal}\n--- stdout\n${e.stdout}\n--- stderr\n${(e.stderr ?? '').slice(-4000)}`);
+      throw new Error(`${path.basename(file)} ${args.map((a) => path.basename(a)).join(' ')} in ${cwd}: exit ${e.code ?? e.signal}\n--- stdout\n${e.stdout}\n--- stderr\n${(e.stderr ?? '').slice(-4000)}`, { cause: err });
     }
   }
 
