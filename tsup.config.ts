@@ -12,7 +12,9 @@ const s3SdkPerFormat: Plugin = {
   setup(build) {
     // tsup builds CommonJS with splitting as ESM and converts it after: its define says which.
     if (build.initialOptions.define?.TSUP_FORMAT !== '"cjs"') return;
-    build.onResolve({ filter: /^\.\/sdk-load\.js$/ }, (args) => (path.basename(args.resolveDir) === 's3' ? { path: path.join(args.resolveDir, 'sdk-load-cjs.ts') } : undefined));
+    build.onResolve({ filter: /^\.\/sdk-load\.js$/ }, (args) =>
+      path.basename(args.resolveDir) === 's3' ? { path: path.join(args.resolveDir, 'sdk-load-cjs.ts') } : undefined,
+    );
   },
 };
 

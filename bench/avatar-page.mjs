@@ -54,17 +54,39 @@ class LatencyStorage {
       this.inFlight--;
     }
   }
-  exists(key) { return this.#request(key, () => this.inner.exists(key)); }
-  stat(key) { return this.#request(key, () => this.inner.stat(key)); }
-  read(key, o) { return this.#request(key, () => this.inner.read(key, o)); }
-  readBuffer(key, o) { return this.#request(key, () => this.inner.readBuffer(key, o)); }
-  save(key, body, o) { return this.#request(key, () => this.inner.save(key, body, o)); }
-  delete(key) { return this.#request(key, () => this.inner.delete(key)); }
-  copy(a, b, o) { return this.#request(a, () => this.inner.copy(a, b, o)); }
-  list(p, o) { this.lists = (this.lists ?? 0) + 1; return this.#request(p ?? '', () => this.inner.list(p, o)); }
-  listAll(p, o) { return this.inner.listAll(p, o); }
+  exists(key) {
+    return this.#request(key, () => this.inner.exists(key));
+  }
+  stat(key) {
+    return this.#request(key, () => this.inner.stat(key));
+  }
+  read(key, o) {
+    return this.#request(key, () => this.inner.read(key, o));
+  }
+  readBuffer(key, o) {
+    return this.#request(key, () => this.inner.readBuffer(key, o));
+  }
+  save(key, body, o) {
+    return this.#request(key, () => this.inner.save(key, body, o));
+  }
+  delete(key) {
+    return this.#request(key, () => this.inner.delete(key));
+  }
+  copy(a, b, o) {
+    return this.#request(a, () => this.inner.copy(a, b, o));
+  }
+  list(p, o) {
+    this.lists = (this.lists ?? 0) + 1;
+    return this.#request(p ?? '', () => this.inner.list(p, o));
+  }
+  listAll(p, o) {
+    return this.inner.listAll(p, o);
+  }
   // Computing a URL is local work for every backend (S3 presigning included): counted, not delayed.
-  url(key, o) { this.urlCalls++; return this.inner.url(key, o); }
+  url(key, o) {
+    this.urlCalls++;
+    return this.inner.url(key, o);
+  }
 }
 
 function makePeople() {
@@ -122,7 +144,7 @@ async function main() {
 
   // Warm: the same page again, many times.
   backend.reset();
-  let f0 = process.cpuUsage();
+  const f0 = process.cpuUsage();
   await resolveAvatars(storage, people, { concurrency: CONCURRENCY });
   const firstWarmCpu = cpuMs(f0);
   for (let i = 0; i < JIT_WARMUP_ROUNDS; i++) await resolveAvatars(storage, people, { concurrency: CONCURRENCY });
@@ -137,7 +159,15 @@ async function main() {
     warmWall.push(performance.now() - w0);
   }
   const warmPages = 1 + JIT_WARMUP_ROUNDS + WARM_ROUNDS;
-  const warm = { requests: backend.requests, urlCalls: backend.urlCalls / warmPages, firstWarmCpu, cpuMedian: median(warmCpu), cpuP95: pct(warmCpu, 0.95), cpuMax: Math.max(...warmCpu), wallMedian: median(warmWall) };
+  const warm = {
+    requests: backend.requests,
+    urlCalls: backend.urlCalls / warmPages,
+    firstWarmCpu,
+    cpuMedian: median(warmCpu),
+    cpuP95: pct(warmCpu, 0.95),
+    cpuMax: Math.max(...warmCpu),
+    wallMedian: median(warmWall),
+  };
   const sameAnswers = JSON.stringify(warmResult) === JSON.stringify(coldResult);
 
   // Primed: the photos' folder holds 5,000 objects; the backend declares that its listing answers exists().
@@ -155,25 +185,43 @@ async function main() {
   const primed = { wallMs: performance.now() - t0, cpuMs: cpuMs(c0), requests: listed.requests, lists: listed.lists ?? 0, maxInFlight: listed.maxInFlight };
   t0 = performance.now();
   c0 = process.cpuUsage();
-  const unprimedResult = await resolveAvatars(withExistenceCache(unprimedBackend, { positiveTtl: 5 * 60_000, negativeTtl: 5 * 60_000 }), people, { concurrency: CONCURRENCY, prime: false });
+  const unprimedResult = await resolveAvatars(withExistenceCache(unprimedBackend, { positiveTtl: 5 * 60_000, negativeTtl: 5 * 60_000 }), people, {
+    concurrency: CONCURRENCY,
+    prime: false,
+  });
   const unprimed = { wallMs: performance.now() - t0, cpuMs: cpuMs(c0), requests: unprimedBackend.requests, maxInFlight: unprimedBackend.maxInFlight };
   const folderObjects = (await big.list('profile_images/', { limit: 10_000 })).items.length;
   const primedSame = JSON.stringify(primedResult) === JSON.stringify(unprimedResult) && JSON.stringify(primedResult) === JSON.stringify(coldResult);
 
   const checks = [
-    ['cold: one existence check per distinct valid path', backend.perKey.size === 0 && checksPerKey.length === validKeys.size && checksPerKey.every((n) => n === 1) && cold.requests === validKeys.size, `${cold.requests} checks for ${validKeys.size} distinct valid paths (max per path ${Math.max(...checksPerKey)})`],
+    [
+      'cold: one existence check per distinct valid path',
+      backend.perKey.size === 0 && checksPerKey.length === validKeys.size && checksPerKey.every((n) => n === 1) && cold.requests === validKeys.size,
+      `${cold.requests} checks for ${validKeys.size} distinct valid paths (max per path ${Math.max(...checksPerKey)})`,
+    ],
     ['cold: in flight never above the concurrency limit', cold.maxInFlight <= CONCURRENCY, `max in flight ${cold.maxInFlight} (limit ${CONCURRENCY})`],
     ['cold: photos and defaults as stored', photos === expectedPhotos && defaults === PEOPLE - expectedPhotos, `${photos} photos, ${defaults} defaults`],
     ['warm: zero storage requests', warm.requests === 0, `${warm.requests} requests over ${warmPages} pages`],
-    [`warm: page under ${CPU_BUDGET_MS} ms CPU (median)`, warm.cpuMedian < CPU_BUDGET_MS, `median ${warm.cpuMedian.toFixed(3)} ms, p95 ${warm.cpuP95.toFixed(3)} ms, max ${warm.cpuMax.toFixed(3)} ms`],
+    [
+      `warm: page under ${CPU_BUDGET_MS} ms CPU (median)`,
+      warm.cpuMedian < CPU_BUDGET_MS,
+      `median ${warm.cpuMedian.toFixed(3)} ms, p95 ${warm.cpuP95.toFixed(3)} ms, max ${warm.cpuMax.toFixed(3)} ms`,
+    ],
     ['warm: same answers as cold', sameAnswers, sameAnswers ? 'identical' : 'DIFFERENT'],
-    [`primed: at most ${PRIMED_REQUEST_BUDGET} storage requests for a folder of ${FOLDER_OBJECTS} objects`, primed.requests <= PRIMED_REQUEST_BUDGET && folderObjects === FOLDER_OBJECTS, `${primed.requests} requests (${primed.lists} listings) for a folder of ${folderObjects} objects`],
+    [
+      `primed: at most ${PRIMED_REQUEST_BUDGET} storage requests for a folder of ${FOLDER_OBJECTS} objects`,
+      primed.requests <= PRIMED_REQUEST_BUDGET && folderObjects === FOLDER_OBJECTS,
+      `${primed.requests} requests (${primed.lists} listings) for a folder of ${folderObjects} objects`,
+    ],
     ['primed: same answers as unprimed and as the cold page', primedSame, primedSame ? 'identical' : 'DIFFERENT'],
   ];
   // perKey was reset for the warm run; check the cold counts captured above instead.
   checks[0][1] = checksPerKey.length === validKeys.size && checksPerKey.every((n) => n === 1) && cold.requests === validKeys.size;
 
-  const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}, Node ${process.version}, ${os.platform()} ${os.release()}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} at start of report`;
+  const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}, Node ${process.version}, ${os.platform()} ${os.release()}, load average ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')} at start of report`;
   const md = `# Avatar page benchmark
 
 Run: \`npm run bench:avatar\` (bench/avatar-page.mjs, against the built package) on ${new Date().toISOString()}.

@@ -80,7 +80,14 @@ async function runScenario(scenario: string, fake: FakeInfo): Promise<void> {
   const baselineRssMb = process.memoryUsage().rss / 2 ** 20;
   const started = performance.now();
   if (scenario === 'media-storage') {
-    const storage = new B2Storage({ applicationKeyId: fake.applicationKeyId, applicationKey: fake.applicationKey, bucketName: BUCKET, apiUrl: fake.authorizeUrl, partSize: PART_SIZE, largeFileThreshold: 200_000_000 });
+    const storage = new B2Storage({
+      applicationKeyId: fake.applicationKeyId,
+      applicationKey: fake.applicationKey,
+      bucketName: BUCKET,
+      apiUrl: fake.authorizeUrl,
+      partSize: PART_SIZE,
+      largeFileThreshold: 200_000_000,
+    });
     const info = await storage.save(key, generated(SIZE));
     if (info.size !== SIZE) throw new Error(`stored ${info.size} bytes`);
   } else {
@@ -109,7 +116,14 @@ async function rawSdkUpload(fake: FakeInfo, key: string): Promise<void> {
     pendingBytes = 0;
     const hash = createHash('sha1').update(part).digest('hex');
     shas.push(hash);
-    await b2.uploadPart({ uploadUrl: target.uploadUrl, uploadAuthToken: target.authorizationToken, partNumber: shas.length, data: part, hash, axios: { maxBodyLength: Infinity, maxContentLength: Infinity } });
+    await b2.uploadPart({
+      uploadUrl: target.uploadUrl,
+      uploadAuthToken: target.authorizationToken,
+      partNumber: shas.length,
+      data: part,
+      hash,
+      axios: { maxBodyLength: Infinity, maxContentLength: Infinity },
+    });
   };
   for await (const chunk of generated(SIZE)) {
     pending.push(chunk as Buffer);
@@ -122,8 +136,15 @@ async function rawSdkUpload(fake: FakeInfo, key: string): Promise<void> {
 
 // ---------------------------------------------------------------------------- orchestration
 
-function startFake(): Promise<{ info: FakeInfo; stats: () => Promise<{ unfinished: number; versions: Array<{ fileName: string; size: number }> }>; stop: () => void }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'test/support/fakes/b2-server.ts'), '--serve'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+function startFake(): Promise<{
+  info: FakeInfo;
+  stats: () => Promise<{ unfinished: number; versions: Array<{ fileName: string; size: number }> }>;
+  stop: () => void;
+}> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'test/support/fakes/b2-server.ts'), '--serve'], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+  });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.stdout!.once('data', (line: Buffer) => {
@@ -142,7 +163,10 @@ function startFake(): Promise<{ info: FakeInfo; stats: () => Promise<{ unfinishe
 }
 
 function runClient(scenario: string, fake: FakeInfo): Promise<Result> {
-  const child = fork(fileURLToPath(import.meta.url), [`--scenario=${scenario}`, `--size-mb=${SIZE / 1_000_000}`], { execArgv: ['--import', 'tsx'], env: { ...process.env, B2_BENCH_FAKE: JSON.stringify(fake) } });
+  const child = fork(fileURLToPath(import.meta.url), [`--scenario=${scenario}`, `--size-mb=${SIZE / 1_000_000}`], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, B2_BENCH_FAKE: JSON.stringify(fake) },
+  });
   return new Promise((resolve, reject) => {
     let result: Result | undefined;
     child.on('message', (m) => (result = m as Result));
@@ -163,7 +187,9 @@ async function main(): Promise<void> {
       for (const scenario of ['media-storage', 'raw-sdk']) {
         const r = await runClient(scenario, fake.info);
         results.push(r);
-        console.log(`round ${round} ${scenario}: ${(r.ms / 1000).toFixed(2)} s, peak RSS ${r.maxRssMb.toFixed(1)} MB (before the save ${r.baselineRssMb.toFixed(1)} MB)`);
+        console.log(
+          `round ${round} ${scenario}: ${(r.ms / 1000).toFixed(2)} s, peak RSS ${r.maxRssMb.toFixed(1)} MB (before the save ${r.baselineRssMb.toFixed(1)} MB)`,
+        );
       }
     }
     const stats = await fake.stats();
@@ -183,17 +209,28 @@ async function main(): Promise<void> {
     `# B2 large-file benchmark`,
     '',
     `${new Date().toISOString()} — ${mb} MB streamed save (length unknown up front, 64 KiB chunks as from an HTTP upload), ${ROUNDS} rounds per scenario, fake B2 in its own process over loopback.`,
-    `Machine: ${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (shared machine: timings are noisy).`,
+    `Machine: ${os.cpus().length} × ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, load average at the end ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} (shared machine: timings are noisy).`,
     `Part size ${PART_SIZE / 1_000_000} MB (B2's recommendedPartSize). Peak RSS is the client process's getrusage maxrss (its whole life: Node, tsx, the SDK and the upload); time is wall-clock from save start to finish; medians of time, maximum of RSS.`,
     '',
     '| scenario | median time | throughput | peak RSS (max of rounds) | RSS before the save | RSS per round |',
     '| --- | ---: | ---: | ---: | ---: | --- |',
-    `| media-storage \`B2Storage.save(stream)\` | ${(ours.ms / 1000).toFixed(2)} s | ${(mb / (ours.ms / 1000)).toFixed(0)} MB/s | ${ours.rss.toFixed(1)} MB | ${median(by('media-storage').map((r) => r.baselineRssMb)).toFixed(0)} MB | ${by('media-storage').map((r) => r.maxRssMb.toFixed(0)).join(', ')} |`,
-    `| raw backblaze-b2 (part Buffers) | ${(raw.ms / 1000).toFixed(2)} s | ${(mb / (raw.ms / 1000)).toFixed(0)} MB/s | ${raw.rss.toFixed(1)} MB | ${median(by('raw-sdk').map((r) => r.baselineRssMb)).toFixed(0)} MB | ${by('raw-sdk').map((r) => r.maxRssMb.toFixed(0)).join(', ')} |`,
+    `| media-storage \`B2Storage.save(stream)\` | ${(ours.ms / 1000).toFixed(2)} s | ${(mb / (ours.ms / 1000)).toFixed(0)} MB/s | ${ours.rss.toFixed(1)} MB | ${median(by('media-storage').map((r) => r.baselineRssMb)).toFixed(0)} MB | ${by(
+      'media-storage',
+    )
+      .map((r) => r.maxRssMb.toFixed(0))
+      .join(', ')} |`,
+    `| raw backblaze-b2 (part Buffers) | ${(raw.ms / 1000).toFixed(2)} s | ${(mb / (raw.ms / 1000)).toFixed(0)} MB/s | ${raw.rss.toFixed(1)} MB | ${median(by('raw-sdk').map((r) => r.baselineRssMb)).toFixed(0)} MB | ${by(
+      'raw-sdk',
+    )
+      .map((r) => r.maxRssMb.toFixed(0))
+      .join(', ')} |`,
     '',
     `Ratios (media-storage / raw SDK): time ${(ours.ms / raw.ms).toFixed(2)}×, peak RSS ${(ours.rss / raw.rss).toFixed(2)}×. Target: media-storage peak RSS < 150 MB — ${ours.rss < 150 ? 'met' : 'NOT met'}.`,
     '',
-    'Reproduce: `npm run bench:b2` (options `-- --size-mb=300 --rounds=3`). The fake verifies every part\'s SHA-1 and the partSha1Array, and the run fails if any file is missing, has the wrong size, or a large file is left unfinished.',
+    "Reproduce: `npm run bench:b2` (options `-- --size-mb=300 --rounds=3`). The fake verifies every part's SHA-1 and the partSha1Array, and the run fails if any file is missing, has the wrong size, or a large file is left unfinished.",
     '',
   ].join('\n');
   await mkdir(path.join(here, 'results'), { recursive: true });

@@ -38,7 +38,11 @@ type Backend = (typeof ALL_BACKENDS)[number];
  */
 const DEFAULT_SUBJECTS = ['local', 'cloudinary', 'cloudinary chunkSize=5242880', 'b2', 's3', 's3 queueSize=1', 'azure'];
 const chosen = process.env.BENCH_RSS_BACKENDS?.split(',').map((b) => b.trim());
-const SUBJECTS: readonly string[] = process.env.BENCH_RSS_SUBJECTS ? process.env.BENCH_RSS_SUBJECTS.split(',') : chosen ? ALL_BACKENDS.filter((b) => chosen.includes(b)) : DEFAULT_SUBJECTS;
+const SUBJECTS: readonly string[] = process.env.BENCH_RSS_SUBJECTS
+  ? process.env.BENCH_RSS_SUBJECTS.split(',')
+  : chosen
+    ? ALL_BACKENDS.filter((b) => chosen.includes(b))
+    : DEFAULT_SUBJECTS;
 /** Rounds per subject, each in a fresh child; the median is reported (GC timing makes single figures noisy). */
 const ROUNDS = Number(process.env.BENCH_RSS_ROUNDS ?? 3);
 
@@ -52,12 +56,13 @@ const CLOUD = { cloudName: 'bench-cloud', apiKey: '999999999999999', apiSecret: 
 const B2_BUCKET = 'bench-bucket';
 
 /** Where the child finds its backend: a folder, or a fake's address and keys. */
-type Target = ({ options?: Record<string, number> }) & (
+type Target = { options?: Record<string, number> } & (
   | { backend: 'local'; root: string }
   | { backend: 'cloudinary'; url: string }
   | { backend: 'b2'; authorizeUrl: string; applicationKeyId: string; applicationKey: string }
   | { backend: 's3'; endpoint: string; region: string; bucket: string; location: string; credentials: { accessKeyId: string; secretAccessKey: string } }
-  | { backend: 'azure'; connectionString: string; container: string });
+  | { backend: 'azure'; connectionString: string; container: string }
+);
 
 interface ChildResult {
   startMiB: number;
@@ -74,8 +79,22 @@ function storageFor(target: Target): MediaStorage & { close?: () => void } {
   if (target.backend === 'local') return new LocalStorage({ root: target.root, warnOnEphemeralDisk: false, ...o });
   if (target.backend === 'cloudinary') return new CloudinaryStorage({ ...CLOUD, uploadPrefix: target.url, ...o });
   if (target.backend === 'azure') return new AzureBlobStorage({ connectionString: target.connectionString, container: target.container, ...o });
-  if (target.backend === 's3') return new S3Storage({ bucket: target.bucket, endpoint: target.endpoint, region: target.region, credentials: target.credentials, location: target.location, ...o });
-  return new B2Storage({ applicationKeyId: target.applicationKeyId, applicationKey: target.applicationKey, bucketName: B2_BUCKET, apiUrl: target.authorizeUrl, ...o });
+  if (target.backend === 's3')
+    return new S3Storage({
+      bucket: target.bucket,
+      endpoint: target.endpoint,
+      region: target.region,
+      credentials: target.credentials,
+      location: target.location,
+      ...o,
+    });
+  return new B2Storage({
+    applicationKeyId: target.applicationKeyId,
+    applicationKey: target.applicationKey,
+    bucketName: B2_BUCKET,
+    apiUrl: target.authorizeUrl,
+    ...o,
+  });
 }
 
 /** Child process: one streamed save; prints its RSS before and at peak, and its time. */
@@ -105,12 +124,17 @@ async function child(target: Target): Promise<void> {
 
 function runChildWith(target: Target): Promise<ChildResult> {
   const self = fileURLToPath(import.meta.url);
-  const proc = spawn(process.execPath, [...process.execArgv, ...(process.env.BENCH_RSS_LIVE ? ['--expose-gc'] : []), self, '--child'], { env: { ...process.env, BENCH_TARGET: JSON.stringify(target) }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [...process.execArgv, ...(process.env.BENCH_RSS_LIVE ? ['--expose-gc'] : []), self, '--child'], {
+    env: { ...process.env, BENCH_TARGET: JSON.stringify(target) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
   return new Promise((resolve, reject) => {
     proc.once('error', reject);
-    proc.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!) as ChildResult) : reject(new Error(`${target.backend} child exited with ${code}`))));
+    proc.once('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!) as ChildResult) : reject(new Error(`${target.backend} child exited with ${code}`)),
+    );
   });
 }
 
@@ -144,7 +168,14 @@ async function measure(subject: string): Promise<ChildResult> {
     const s3 = await startS3Target('bench-rss');
     const fullKey = s3.location + KEY;
     try {
-      const result = await runChild({ backend, endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket, location: s3.location, credentials: s3.credentials });
+      const result = await runChild({
+        backend,
+        endpoint: s3.endpoint,
+        region: s3.region,
+        bucket: s3.bucket,
+        location: s3.location,
+        credentials: s3.credentials,
+      });
       const head = await s3.client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: fullKey }));
       if (head.ContentLength !== RSS_BYTES) throw new Error('the S3 server holds the wrong size');
       return result;
@@ -191,10 +222,15 @@ async function main(): Promise<void> {
     measurements.push({ case: `RSS growth during a ${size} streamed save`, subject, value: median(growth), unit: 'MiB' });
     measurements.push({ case: `peak Buffer memory during a ${size} streamed save`, subject, value: pick('peakBuffersMiB'), unit: 'MiB' });
     measurements.push({ case: `time of a ${size} streamed save`, subject, value: pick('ms'), unit: 'ms/op' });
-    process.stderr.write(`  ${subject}: RSS growth ${growth.map((g) => g.toFixed(0)).join(', ')} MiB; Buffers at most ${rounds.map((x) => x.peakBuffersMiB.toFixed(0)).join(', ')} MiB; heap ${rounds.map((x) => x.peakHeapMiB.toFixed(0)).join(', ')} MiB; ${rounds.map((x) => (x.ms / 1000).toFixed(1)).join(', ')} s\n`);
+    process.stderr.write(
+      `  ${subject}: RSS growth ${growth.map((g) => g.toFixed(0)).join(', ')} MiB; Buffers at most ${rounds.map((x) => x.peakBuffersMiB.toFixed(0)).join(', ')} MiB; heap ${rounds.map((x) => x.peakHeapMiB.toFixed(0)).join(', ')} MiB; ${rounds.map((x) => (x.ms / 1000).toFixed(1)).join(', ')} s\n`,
+    );
   }
   const paths = writeResults({
-    name: chosen || process.env.BENCH_RSS_SUBJECTS || process.env.BENCH_RSS_LIVE ? `backend-rss-${SUBJECTS.map((x) => x.replace(/[ =]/g, '-')).join('-')}${process.env.BENCH_RSS_LIVE ? '-live' : ''}` : 'backend-rss',
+    name:
+      chosen || process.env.BENCH_RSS_SUBJECTS || process.env.BENCH_RSS_LIVE
+        ? `backend-rss-${SUBJECTS.map((x) => x.replace(/[ =]/g, '-')).join('-')}${process.env.BENCH_RSS_LIVE ? '-live' : ''}`
+        : 'backend-rss',
     title: `Memory of a ${size} streamed save, per backend`,
     baseline: 'local',
     subjects: [...SUBJECTS],
@@ -204,7 +240,7 @@ async function main(): Promise<void> {
       `One ${size} save per subject and round (${ROUNDS} rounds, the median shown), of fresh 1 MiB chunks from a stream of unknown length, each in a fresh child process; RSS is sampled every 5 ms during the save. "Peak" includes Node and the loaded code; "growth" is peak minus RSS just before the save; "Buffer memory" is process.memoryUsage().arrayBuffers at its highest: the body's bytes, live or not yet collected (V8 collects Buffers only after tens of MiB of them accumulate, which is most of local's growth).`,
       'Subjects with a setting (`s3 queueSize=1`, `cloudinary chunkSize=5242880`) are the same backend with that one option changed: what a smaller buffer would save, and what it costs in time.',
       'Default settings: Cloudinary sends 20 MiB chunks (chunked upload protocol); B2 spools the body to a temp file while hashing it (SHA-1 per 100 MB part), then sends the parts through the large-file API; S3 sends 5 MiB parts, 4 at a time (multipart upload); Azure stages 8 MiB blocks, 4 at a time, and commits them with one Put Block List.',
-      'Azure is Azurite (in memory, in its own process: its memory is not counted); its times are the emulator\'s, not the service\'s.',
+      "Azure is Azurite (in memory, in its own process: its memory is not counted); its times are the emulator's, not the service's.",
       `Cloudinary and B2 are their fakes (test/support/fakes/), running in the parent process over loopback, so the ${size} they keep is not in the figures; times include the fakes' own work and are not what the real services take. S3 is ${process.env.MEDIA_STORAGE_TEST_S3_ENDPOINT ? 'the server MEDIA_STORAGE_TEST_S3_ENDPOINT names' : 'an s3rver in its own process, writing to a temp folder'}.`,
       `${process.env.BENCH_RSS_LIVE ? 'BENCH_RSS_LIVE: garbage collected before every sample, so the Buffer figure is the live memory of the save. ' : ''}Took ${Math.round((Date.now() - started) / 1000)} s.`,
     ],

@@ -36,20 +36,32 @@ const sampler = setInterval(() => {
 const started = process.hrtime.bigint();
 if (variant === 'media-storage') {
   const { CloudinaryStorage } = require('../dist/cloudinary/index.cjs') as typeof import('../src/cloudinary/index.js');
-  const storage = new CloudinaryStorage({ cloudName: account.cloud_name, apiKey: account.api_key, apiSecret: account.api_secret, uploadPrefix, chunkSize, fetch: () => Promise.resolve(new Response(null, { status: 404 })) });
+  const storage = new CloudinaryStorage({
+    cloudName: account.cloud_name,
+    apiKey: account.api_key,
+    apiSecret: account.api_secret,
+    uploadPrefix,
+    chunkSize,
+    fetch: () => Promise.resolve(new Response(null, { status: 404 })),
+  });
   const info = await storage.save('bench/big.bin', body());
   if (info.size !== size) throw new Error(`stored ${info.size} bytes`);
   storage.close();
 } else {
-  const { v2 } = require('cloudinary') as { v2: { uploader: Record<string, (o: object, cb: (e: unknown, r?: { bytes: number }) => void) => NodeJS.WritableStream> } };
+  const { v2 } = require('cloudinary') as {
+    v2: { uploader: Record<string, (o: object, cb: (e: unknown, r?: { bytes: number }) => void) => NodeJS.WritableStream> };
+  };
   const method = variant === 'sdk upload_chunked_stream' ? 'upload_chunked_stream' : 'upload_stream';
   const agent = new http.Agent();
   await new Promise<void>((resolve, reject) => {
-    const sink = v2.uploader[method]!({ ...account, upload_prefix: uploadPrefix, agent, resource_type: 'raw', public_id: 'bench/raw.bin', chunk_size: chunkSize, disable_promises: true }, (err, result) => {
-      if (err) reject(new Error(JSON.stringify(err)));
-      else if (result?.bytes !== size) reject(new Error(`stored ${result?.bytes} bytes`));
-      else resolve();
-    });
+    const sink = v2.uploader[method]!(
+      { ...account, upload_prefix: uploadPrefix, agent, resource_type: 'raw', public_id: 'bench/raw.bin', chunk_size: chunkSize, disable_promises: true },
+      (err, result) => {
+        if (err) reject(new Error(JSON.stringify(err)));
+        else if (result?.bytes !== size) reject(new Error(`stored ${result?.bytes} bytes`));
+        else resolve();
+      },
+    );
     body().pipe(sink);
   });
   agent.destroy();
@@ -58,4 +70,10 @@ const ms = Number(process.hrtime.bigint() - started) / 1e6;
 clearInterval(sampler);
 const mibOf = (n: number): number => Math.round(n / 1048576);
 peak.rss = Math.max(peak.rss, process.memoryUsage().rss);
-process.send!({ ms, maxRssMiB: peak.rss / 1048576, peakHeapMiB: mibOf(peak.heapUsed), peakExternalMiB: mibOf(peak.external), peakArrayBuffersMiB: mibOf(peak.arrayBuffers) });
+process.send!({
+  ms,
+  maxRssMiB: peak.rss / 1048576,
+  peakHeapMiB: mibOf(peak.heapUsed),
+  peakExternalMiB: mibOf(peak.external),
+  peakArrayBuffersMiB: mibOf(peak.arrayBuffers),
+});

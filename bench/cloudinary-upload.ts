@@ -10,7 +10,9 @@
 import { fork } from 'node:child_process';
 import os from 'node:os';
 // Node 24 loads the .ts file itself; the type comes from the same module for the type checker.
-const { FakeCloudinary } = (await import(new URL('../test/support/fakes/cloudinary-server.ts', import.meta.url).href)) as typeof import('../test/support/fakes/cloudinary-server.js');
+const { FakeCloudinary } = (await import(
+  new URL('../test/support/fakes/cloudinary-server.ts', import.meta.url).href
+)) as typeof import('../test/support/fakes/cloudinary-server.js');
 
 const mib = Number(process.argv[2] ?? 200);
 const rounds = Number(process.argv[3] ?? 3);
@@ -42,7 +44,9 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 const ours = results.get('media-storage')!;
 const oursMs = median(ours.map((r) => r.ms));
 const oursRss = median(ours.map((r) => r.maxRssMiB));
-console.log(`\nStreamed upload of ${mib} MiB in 64 KiB pieces, chunk size ${chunkSize / 1024 / 1024} MiB, ${rounds} rounds (medians), fake Cloudinary on loopback`);
+console.log(
+  `\nStreamed upload of ${mib} MiB in 64 KiB pieces, chunk size ${chunkSize / 1024 / 1024} MiB, ${rounds} rounds (medians), fake Cloudinary on loopback`,
+);
 console.log(`${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, Node ${process.version}\n`);
 console.log('| variant | time (ms) | peak RSS (MiB) | time vs media-storage | peak RSS vs media-storage |');
 console.log('| --- | ---: | ---: | ---: | ---: |');

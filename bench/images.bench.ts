@@ -39,7 +39,11 @@ const AVATAR = { width: 64, height: 64, fit: 'cover', format: 'webp', densities:
 
 /** The same pipeline the layer runs for the 2x avatar, written by hand. */
 function rawVariant(data: Buffer): Promise<Buffer> {
-  return sharp(data, { failOn: 'warning', limitInputPixels: 50_000_000, sequentialRead: true }).autoOrient().resize({ width: 128, height: 128, fit: 'cover', position: 'centre' }).webp({ quality: 80 }).toBuffer();
+  return sharp(data, { failOn: 'warning', limitInputPixels: 50_000_000, sequentialRead: true })
+    .autoOrient()
+    .resize({ width: 128, height: 128, fit: 'cover', position: 'centre' })
+    .webp({ quality: 80 })
+    .toBuffer();
 }
 
 // ------------------------------------------------------------------------------ child: RSS
@@ -48,10 +52,15 @@ async function child(subject: string, photoFile: string): Promise<void> {
   const { readFile } = await import('node:fs/promises');
   const data = await readFile(photoFile);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bench-images-'));
-  const upload = (): Readable => Readable.from((function* () {
-    for (let i = 0; i < data.length; i += 64 * 1024) yield data.subarray(i, i + 64 * 1024);
-  })());
-  await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } }).webp().toBuffer(); // load libvips before measuring
+  const upload = (): Readable =>
+    Readable.from(
+      (function* () {
+        for (let i = 0; i < data.length; i += 64 * 1024) yield data.subarray(i, i + 64 * 1024);
+      })(),
+    );
+  await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } })
+    .webp()
+    .toBuffer(); // load libvips before measuring
   const started = performance.now();
   const { startMiB, peakMiB } = await rssDuring(async () => {
     if (subject === WITH) {
@@ -62,10 +71,15 @@ async function child(subject: string, photoFile: string): Promise<void> {
       for await (const chunk of upload()) chunks.push(chunk as Buffer);
       const input = Buffer.concat(chunks);
       const original = await sharp(input, { failOn: 'warning', sequentialRead: true }).autoOrient().keepIccProfile().jpeg({ quality: 90 }).toBuffer();
-      const variants = await Promise.all([64, 128].map((side) => sharp(original).resize({ width: side, height: side, fit: 'cover' }).webp({ quality: 80 }).toBuffer()));
+      const variants = await Promise.all(
+        [64, 128].map((side) => sharp(original).resize({ width: side, height: side, fit: 'cover' }).webp({ quality: 80 }).toBuffer()),
+      );
       const { writeFile, mkdir } = await import('node:fs/promises');
       await mkdir(path.join(dir, 'uploads'), { recursive: true });
-      await Promise.all([writeFile(path.join(dir, 'uploads/big.jpg'), original), ...variants.map((v, i) => writeFile(path.join(dir, `uploads/v${i}.webp`), v))]);
+      await Promise.all([
+        writeFile(path.join(dir, 'uploads/big.jpg'), original),
+        ...variants.map((v, i) => writeFile(path.join(dir, `uploads/v${i}.webp`), v)),
+      ]);
     }
   });
   const ms = performance.now() - started;
@@ -97,7 +111,11 @@ async function pageBytes(storage: MediaStorage, people: Array<{ path: string; id
     const perAvatar: number[] = [];
     for (const avatar of avatars) {
       // What a 2x screen picks: the 2x candidate of the srcset, else src.
-      const url = avatar.srcset?.split(', ').find((c) => c.endsWith(' 2x'))?.split(' ')[0] ?? avatar.src;
+      const url =
+        avatar.srcset
+          ?.split(', ')
+          .find((c) => c.endsWith(' 2x'))
+          ?.split(' ')[0] ?? avatar.src;
       if (!sizes.has(url)) sizes.set(url, (await (await fetch(`${origin}${url}`)).arrayBuffer()).byteLength);
       perAvatar.push(sizes.get(url)!);
     }
@@ -158,7 +176,8 @@ async function main(): Promise<void> {
   await layer.ensureVariant('p/photo.jpg', 'thumb');
   const stored = await source.readBuffer(variantKey);
   if (!stored.equals(check)) throw new Error('the layer rendered different bytes from the raw pipeline: not the same work');
-  for (const subject of [WITHOUT, WITH]) measurements.push({ case: 'generate one variant (4032×3024 JPEG → 128×128 WebP)', subject, value: median(times[subject]!), unit: 'ms/op' });
+  for (const subject of [WITHOUT, WITH])
+    measurements.push({ case: 'generate one variant (4032×3024 JPEG → 128×128 WebP)', subject, value: median(times[subject]!), unit: 'ms/op' });
   const [low, high] = medianRatioInterval(times[WITHOUT]!, times[WITH]!);
   notes.push(
     `Variant generation: ${rounds} rounds of ${iterations} calls per subject, taking turns; the figure is the median call. The layer's call is ensureVariant on a memory storage (look for the variant, read the original, check its format and size, render, store); raw sharp renders the same pipeline on the same bytes, and the two outputs are byte-identical. Ratio ${(median(times[WITH]!) / median(times[WITHOUT]!)).toFixed(3)}×, 95 % interval ${low.toFixed(3)}-${high.toFixed(3)}×. Goal: at most 1.05×.`,
@@ -182,7 +201,15 @@ async function main(): Promise<void> {
   );
   notes.push(`Took ${((performance.now() - startedAll) / 1000).toFixed(0)} s.`);
 
-  const { md } = writeResults({ name: 'images', title: 'media-storage/images: avatar bytes, variant generation, memory of a 24 MP upload', baseline: WITHOUT, subjects: [WITHOUT, WITH], measurements, machine: machine(), notes });
+  const { md } = writeResults({
+    name: 'images',
+    title: 'media-storage/images: avatar bytes, variant generation, memory of a 24 MP upload',
+    baseline: WITHOUT,
+    subjects: [WITHOUT, WITH],
+    measurements,
+    machine: machine(),
+    notes,
+  });
   process.stderr.write(`wrote ${md}\n`);
 }
 

@@ -32,7 +32,11 @@ function benchFiles(only: string[]): string[] {
 }
 
 function combine(headingLevel: number): string {
-  const files = existsSync(RESULTS_DIR) ? readdirSync(RESULTS_DIR).filter((f) => f.endsWith('.json')).sort() : [];
+  const files = existsSync(RESULTS_DIR)
+    ? readdirSync(RESULTS_DIR)
+        .filter((f) => f.endsWith('.json'))
+        .sort()
+    : [];
   return files.map((f) => toMarkdown(readResult(path.join(RESULTS_DIR, f)), headingLevel)).join('\n');
 }
 

@@ -48,7 +48,8 @@ async function main(): Promise<void> {
     {
       // The floor: one request per operation, nothing checked or added.
       name: 'raw S3Client',
-      save: (key, data) => raw.send(new PutObjectCommand({ Bucket: target.bucket, Key: prefix('raw') + key, Body: data, ContentType: 'application/octet-stream' })),
+      save: (key, data) =>
+        raw.send(new PutObjectCommand({ Bucket: target.bucket, Key: prefix('raw') + key, Body: data, ContentType: 'application/octet-stream' })),
       read: async (key) => (await raw.send(new GetObjectCommand({ Bucket: target.bucket, Key: prefix('raw') + key }))).Body!.transformToByteArray(),
       exists: (key) =>
         raw.send(new HeadObjectCommand({ Bucket: target.bucket, Key: prefix('raw') + key })).then(
@@ -60,8 +61,18 @@ async function main(): Promise<void> {
         ),
     },
     { name: 'media-storage', save: (key, data) => media.save(key, data), read: (key) => media.readBuffer(key), exists: (key) => media.exists(key) },
-    { name: 'flydrive 2 (s3)', save: (key, data) => fly.put(prefix('flydrive') + key, data), read: (key) => fly.getBytes(prefix('flydrive') + key), exists: (key) => fly.exists(prefix('flydrive') + key) },
-    { name: 'flystorage (aws-s3)', save: (key, data) => flystorage.write(key, data), read: (key) => flystorage.readToBuffer(key), exists: (key) => flystorage.fileExists(key) },
+    {
+      name: 'flydrive 2 (s3)',
+      save: (key, data) => fly.put(prefix('flydrive') + key, data),
+      read: (key) => fly.getBytes(prefix('flydrive') + key),
+      exists: (key) => fly.exists(prefix('flydrive') + key),
+    },
+    {
+      name: 'flystorage (aws-s3)',
+      save: (key, data) => flystorage.write(key, data),
+      read: (key) => flystorage.readToBuffer(key),
+      exists: (key) => flystorage.fileExists(key),
+    },
   ];
 
   const measurements: Measurement[] = [];
@@ -73,7 +84,8 @@ async function main(): Promise<void> {
       for (const s of subjects) {
         await s.save(`check/${size}.bin`, data);
         const back = Buffer.from(await s.read(`check/${size}.bin`));
-        if (!back.equals(data) || !(await s.exists(`check/${size}.bin`)) || (await s.exists(`check/absent-${size}.bin`))) throw new Error(`${s.name} did not round-trip ${size} bytes`);
+        if (!back.equals(data) || !(await s.exists(`check/${size}.bin`)) || (await s.exists(`check/absent-${size}.bin`)))
+          throw new Error(`${s.name} did not round-trip ${size} bytes`);
       }
       const cases: Array<[string, (s: Subject, i: number) => Promise<unknown>]> = [
         // Replacing one of 4 keys: the avatar-update pattern.

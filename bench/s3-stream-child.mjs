@@ -71,4 +71,16 @@ const seconds = Number(process.hrtime.bigint() - started) / 1e9;
 clearInterval(sampler);
 const maxRssMb = process.resourceUsage().maxRSS / 1024;
 await storage.client.send(new DeleteObjectCommand({ Bucket: env.BENCH_BUCKET, Key: `${env.BENCH_LOCATION}${key}` }));
-console.log(JSON.stringify({ mode, source: copy ? 'copy' : 'view', bytes: total, seconds, maxRssMb, startRssMb, sampledPeakRssMb, partSize: storage.partSize, queueSize: storage.queueSize }));
+console.log(
+  JSON.stringify({
+    mode,
+    source: copy ? 'copy' : 'view',
+    bytes: total,
+    seconds,
+    maxRssMb,
+    startRssMb,
+    sampledPeakRssMb,
+    partSize: storage.partSize,
+    queueSize: storage.queueSize,
+  }),
+);

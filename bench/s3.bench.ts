@@ -65,10 +65,17 @@ async function main(): Promise<void> {
   };
   out(`## ${new Date().toISOString()} — ${targetLabel}`);
   out();
-  out(`Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} at start.`);
+  out(
+    `Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} at start.`,
+  );
   out();
   if (PHASES.includes('ops')) {
-    out(`${ROUNDS} rounds after one warm-up round; in each round S3Storage and the raw S3Client (the same client instance) take turns call by call, the first of each turn rotating (puts also rotate with a raw put carrying a Content-MD5); figures are the median ms per call over every timed call (rounds × calls per side), and the ratio is S3Storage's median over the raw client's.`);
+    out(
+      `${ROUNDS} rounds after one warm-up round; in each round S3Storage and the raw S3Client (the same client instance) take turns call by call, the first of each turn rotating (puts also rotate with a raw put carrying a Content-MD5); figures are the median ms per call over every timed call (rounds × calls per side), and the ratio is S3Storage's median over the raw client's.`,
+    );
     out();
     out('| size | op | calls per side | raw S3Client ms | S3Storage ms | ratio | 95 % interval | raw + Content-MD5 ms | S3Storage / raw + Content-MD5 |');
     out('|---|---|---|---|---|---|---|---|---|');
@@ -88,7 +95,16 @@ async function main(): Promise<void> {
           raw: (i) => client.send(new PutObjectCommand({ Bucket: target.bucket, Key: rawKey(i), Body: data, ContentType: 'application/octet-stream' })),
           lib: (i) => storage.save(libKey(i), data),
           // What S3Storage's contentMd5 option adds: the raw put with a Content-MD5 (hashed per call).
-          rawMd5: (i) => client.send(new PutObjectCommand({ Bucket: target.bucket, Key: md5Key(i), Body: data, ContentType: 'application/octet-stream', ContentMD5: createHash('md5').update(data).digest('base64') })),
+          rawMd5: (i) =>
+            client.send(
+              new PutObjectCommand({
+                Bucket: target.bucket,
+                Key: md5Key(i),
+                Body: data,
+                ContentType: 'application/octet-stream',
+                ContentMD5: createHash('md5').update(data).digest('base64'),
+              }),
+            ),
         },
         head: {
           raw: (i) => client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: rawKey(i) })),
@@ -119,7 +135,9 @@ async function main(): Promise<void> {
         const rawMd5 = times[name].rawMd5 ? median(times[name].rawMd5) : undefined;
         const [low, high] = medianRatioInterval(times[name].raw!, times[name].lib!);
         ratios.push({ cell: `${size.label} ${name}`, ratio: lib / raw, high });
-        out(`| ${size.label} | ${name} | ${times[name].raw!.length} | ${fmt(raw)} | ${fmt(lib)} | ${(lib / raw).toFixed(3)} | ${low.toFixed(3)}–${high.toFixed(3)} | ${rawMd5 === undefined ? '' : fmt(rawMd5)} | ${rawMd5 === undefined ? '' : (lib / rawMd5).toFixed(3)} |`);
+        out(
+          `| ${size.label} | ${name} | ${times[name].raw!.length} | ${fmt(raw)} | ${fmt(lib)} | ${(lib / raw).toFixed(3)} | ${low.toFixed(3)}–${high.toFixed(3)} | ${rawMd5 === undefined ? '' : fmt(rawMd5)} | ${rawMd5 === undefined ? '' : (lib / rawMd5).toFixed(3)} |`,
+        );
       }
       await Promise.all(
         Array.from({ length: objects }, (_, i) => [
@@ -131,7 +149,9 @@ async function main(): Promise<void> {
     }
     const worst = ratios.reduce((a, b) => (b.ratio > a.ratio ? b : a));
     out();
-    out(`Largest ratio: ${worst.ratio.toFixed(3)} (${worst.cell}); ${ratios.filter((r) => r.ratio > 1.05).length} of ${ratios.length} cells over 1.05; ${ratios.filter((r) => r.high > 1.05).length} whose 95 % interval reaches past 1.05.`);
+    out(
+      `Largest ratio: ${worst.ratio.toFixed(3)} (${worst.cell}); ${ratios.filter((r) => r.ratio > 1.05).length} of ${ratios.length} cells over 1.05; ${ratios.filter((r) => r.high > 1.05).length} whose 95 % interval reaches past 1.05.`,
+    );
   }
 
   // The streamed saves run in their own processes (plain node on dist/), so each peak RSS is
@@ -154,21 +174,29 @@ async function main(): Promise<void> {
       });
       let text = '';
       proc.stdout.on('data', (d: Buffer) => (text += d.toString()));
-      proc.on('exit', (code) => (code === 0 ? resolve(JSON.parse(text.trim().split('\n').pop()!) as StreamResult) : reject(new Error(`stream child exited with ${code}`))));
+      proc.on('exit', (code) =>
+        code === 0 ? resolve(JSON.parse(text.trim().split('\n').pop()!) as StreamResult) : reject(new Error(`stream child exited with ${code}`)),
+      );
     });
   if (PHASES.includes('stream')) {
     const streamed = [await runChild('storage', 'copy'), await runChild('raw', 'copy'), await runChild('storage', 'view')];
     out();
-    out(`Streamed save of ${(STREAM_BYTES / 1024 ** 3).toFixed(2)} GiB from a generated stream of unknown length, ${streamed[0]!.partSize / 1024 ** 2} MiB parts, ${streamed[0]!.queueSize} at a time, each in its own child process (plain node, built dist/):`);
+    out(
+      `Streamed save of ${(STREAM_BYTES / 1024 ** 3).toFixed(2)} GiB from a generated stream of unknown length, ${streamed[0]!.partSize / 1024 ** 2} MiB parts, ${streamed[0]!.queueSize} at a time, each in its own child process (plain node, built dist/):`,
+    );
     out();
     out('| uploader | source chunks | seconds | MiB/s | peak RSS MB (maxRSS) | RSS before upload MB | highest VmRSS sample MB |');
     out('|---|---|---|---|---|---|---|');
     for (const r of streamed) {
-      out(`| ${r.mode === 'raw' ? 'lib-storage Upload alone' : 'S3Storage.save'} | ${r.source === 'copy' ? 'new 64 KiB buffer each' : 'views of one buffer'} | ${r.seconds.toFixed(1)} | ${(r.bytes / 1024 ** 2 / r.seconds).toFixed(0)} | ${r.maxRssMb.toFixed(0)} | ${r.startRssMb.toFixed(0)} | ${r.sampledPeakRssMb.toFixed(0)} |`);
+      out(
+        `| ${r.mode === 'raw' ? 'lib-storage Upload alone' : 'S3Storage.save'} | ${r.source === 'copy' ? 'new 64 KiB buffer each' : 'views of one buffer'} | ${r.seconds.toFixed(1)} | ${(r.bytes / 1024 ** 2 / r.seconds).toFixed(0)} | ${r.maxRssMb.toFixed(0)} | ${r.startRssMb.toFixed(0)} | ${r.sampledPeakRssMb.toFixed(0)} |`,
+      );
     }
     out();
     const own = streamed.filter((r) => r.mode === 'storage');
-    out(`S3Storage.save peak RSS: ${own.map((r) => `${r.maxRssMb.toFixed(0)} MB (${r.source === 'copy' ? 'allocating source' : 'non-allocating source'})`).join(', ')}; under 150 MB (the S3 issue's target): ${own.map((r) => (r.maxRssMb < 150 ? 'yes' : 'no')).join(', ')}. Growth during the save: ${own.map((r) => `${(r.maxRssMb - r.startRssMb).toFixed(0)} MB`).join(', ')}.`);
+    out(
+      `S3Storage.save peak RSS: ${own.map((r) => `${r.maxRssMb.toFixed(0)} MB (${r.source === 'copy' ? 'allocating source' : 'non-allocating source'})`).join(', ')}; under 150 MB (the S3 issue's target): ${own.map((r) => (r.maxRssMb < 150 ? 'yes' : 'no')).join(', ')}. Growth during the save: ${own.map((r) => `${(r.maxRssMb - r.startRssMb).toFixed(0)} MB`).join(', ')}.`,
+    );
     out();
   }
   if (process.env.BENCH_OUT) await appendFile(process.env.BENCH_OUT, `${lines.join('\n')}\n\n`);

@@ -98,7 +98,11 @@ function jpegLike(bytes: number): Buffer {
 }
 
 /** A GET through node:http, which (unlike fetch) adds no Cache-Control to conditional requests, as autocannon does not. */
-function get(server: Server, p: string, headers: Record<string, string> = {}): Promise<{ status: number; etag?: string; body: Buffer; headers: http.IncomingHttpHeaders }> {
+function get(
+  server: Server,
+  p: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; etag?: string; body: Buffer; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     http
       .get({ host: '127.0.0.1', port: server.port, path: p, headers }, (res) => {
@@ -131,7 +135,8 @@ async function check(server: Server, p: string, expected: Buffer, etag: string):
   const notModified = await get(server, p, { 'if-none-match': etag });
   if (notModified.status !== 304) throw new Error(`${server.label}: If-None-Match gave ${notModified.status}`);
   const ranged = await get(server, p, { range: `bytes=1000-${1000 + RANGE_BYTES - 1}` });
-  if (ranged.status !== 206 || !ranged.body.equals(expected.subarray(1000, 1000 + RANGE_BYTES))) throw new Error(`${server.label}: Range gave ${ranged.status}`);
+  if (ranged.status !== 206 || !ranged.body.equals(expected.subarray(1000, 1000 + RANGE_BYTES)))
+    throw new Error(`${server.label}: Range gave ${ranged.status}`);
   if (!MEDIA_STORAGE.has(server.kind)) return;
   for (const res of [full, notModified, ranged]) {
     if (res.headers['x-content-type-options'] !== 'nosniff' || res.headers['content-type'] !== 'image/jpeg' || !res.headers['cache-control']) {
@@ -221,13 +226,21 @@ async function main(): Promise<void> {
           const requests = rs.reduce((sum, x) => sum + x.requests, 0);
           const cpu = rs.reduce((sum, x) => sum + x.cpuMicros, 0);
           measurements.push(
-            { case: `${label}: requests/s`, subject: server.label, value: median(rs.map((x) => x.requestsPerSecond)), unit: 'req/s', rounds: rs.map((x) => x.requestsPerSecond) },
+            {
+              case: `${label}: requests/s`,
+              subject: server.label,
+              value: median(rs.map((x) => x.requestsPerSecond)),
+              unit: 'req/s',
+              rounds: rs.map((x) => x.requestsPerSecond),
+            },
             { case: `${label}: p50 latency`, subject: server.label, value: median(rs.map((x) => x.p50)), unit: 'ms', rounds: rs.map((x) => x.p50) },
             { case: `${label}: p99 latency`, subject: server.label, value: median(rs.map((x) => x.p99)), unit: 'ms', rounds: rs.map((x) => x.p99) },
             { case: `${label}: CPU per request`, subject: server.label, value: cpu / requests, unit: 'µs/req' },
             { case: `${label}: peak RSS`, subject: server.label, value: Math.max(...rs.map((x) => x.peakRssBytes)) / 2 ** 20, unit: 'MiB' },
           );
-          process.stderr.write(`  ${label} ${server.label}: ${rs.map((x) => x.requestsPerSecond.toFixed(0)).join(' / ')} req/s, p99 ${rs.map((x) => x.p99).join(' / ')} ms\n`);
+          process.stderr.write(
+            `  ${label} ${server.label}: ${rs.map((x) => x.requestsPerSecond.toFixed(0)).join(' / ')} req/s, p99 ${rs.map((x) => x.p99).join(' / ')} ms\n`,
+          );
         }
       }
     }
@@ -250,7 +263,10 @@ async function main(): Promise<void> {
       'Requests/s: higher is better. Latency, CPU and memory: lower is better. The load generator runs in the bench process on the same machine, so every server shares the cores with it alike.',
       'serve-static serves the same folder under /media; media-storage memory holds the same files in a MemoryStorage; the plain-http floor answers from buffers with only ETag/304 and a single Range, no file system, no key or header rules.',
       `Range requests ask for ${sizeLabel(RANGE_BYTES)} at byte 1000. Every round's status codes are checked (200, 304 or 206 only, no errors or timeouts), and each server's bytes are checked before timing.`,
-      `Took ${Math.round((Date.now() - started) / 1000)} s; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' / ')} (1, 5, 15 min) at the end.`,
+      `Took ${Math.round((Date.now() - started) / 1000)} s; load average ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' / ')} (1, 5, 15 min) at the end.`,
     ],
   });
   process.stderr.write(`wrote ${paths.md}\n`);

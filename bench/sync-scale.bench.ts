@@ -82,7 +82,8 @@ async function child(count: number): Promise<void> {
     const report = await auditKeys(thinned, paths(), { concurrency: CONCURRENCY });
     let missing = 0;
     for (let i = 0; i < count; i++) if (i % 20 === 7 || i % 10 === 3) missing++;
-    if (report.distinct !== count || report.total !== lines || report.counts.missing !== missing) throw new Error(`audit: ${report.distinct} distinct, ${report.counts.missing} missing (not ${missing})`);
+    if (report.distinct !== count || report.total !== lines || report.counts.missing !== missing)
+      throw new Error(`audit: ${report.distinct} distinct, ${report.counts.missing} missing (not ${missing})`);
   });
   process.stdout.write(`${JSON.stringify({ copy, noop, del, deleted, audit, lines } satisfies ChildResult)}\n`);
 }
@@ -94,7 +95,9 @@ function runChild(count: number): Promise<ChildResult> {
   proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
   return new Promise((resolve, reject) => {
     proc.once('error', reject);
-    proc.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!) as ChildResult) : reject(new Error(`child for ${count} objects exited with ${code}`))));
+    proc.once('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!) as ChildResult) : reject(new Error(`child for ${count} objects exited with ${code}`)),
+    );
   });
 }
 
@@ -116,7 +119,9 @@ async function main(): Promise<void> {
     measurements.push({ case: 'peak RSS, audit of as many paths (scrambled, a tenth repeated)', subject, value: r.audit.peakMiB, unit: 'MiB' });
     measurements.push({ case: 'audit, paths/s', subject, value: r.lines / (r.audit.ms / 1000), unit: 'objects/s' });
     noopRates.push(`${subject}: ${(r.noop.ms / 1000).toFixed(1)} s`);
-    process.stderr.write(`  ${subject}: copy ${(r.copy.ms / 1000).toFixed(1)} s, peak ${r.copy.peakMiB.toFixed(0)} MiB; no-op ${(r.noop.ms / 1000).toFixed(1)} s, peak ${r.noop.peakMiB.toFixed(0)} MiB; delete ${r.deleted} in ${(r.del.ms / 1000).toFixed(1)} s, peak ${r.del.peakMiB.toFixed(0)} MiB\n`);
+    process.stderr.write(
+      `  ${subject}: copy ${(r.copy.ms / 1000).toFixed(1)} s, peak ${r.copy.peakMiB.toFixed(0)} MiB; no-op ${(r.noop.ms / 1000).toFixed(1)} s, peak ${r.noop.peakMiB.toFixed(0)} MiB; delete ${r.deleted} in ${(r.del.ms / 1000).toFixed(1)} s, peak ${r.del.peakMiB.toFixed(0)} MiB\n`,
+    );
   }
   const paths = writeResults({
     name: 'sync-scale',
@@ -127,7 +132,7 @@ async function main(): Promise<void> {
     machine: machine(),
     notes: [
       `Each size in a fresh child process: a first copy into an empty destination, a second run over the finished copy, then a run with \`delete\` where the source lacks a tenth of the objects and the destination also holds stale objects (1 %); concurrency ${CONCURRENCY}. Every run's outcome is checked (each object saved once, nothing copied on the second run, exactly the stale objects deleted).`,
-      'The backend is test/support/synthetic-storage.ts: it lists generated keys (`obj/00000042.jpg`, 100-1,123 bytes each, MD5-shaped etags) through BaseStorage, like any backend, and a destination records what arrives in one byte per object (1 MB at 1,000,000), which is in the figures. There is no network: the figures are the sync\'s own CPU and memory.',
+      "The backend is test/support/synthetic-storage.ts: it lists generated keys (`obj/00000042.jpg`, 100-1,123 bytes each, MD5-shaped etags) through BaseStorage, like any backend, and a destination records what arrives in one byte per object (1 MB at 1,000,000), which is in the figures. There is no network: the figures are the sync's own CPU and memory.",
       'Audit: as many paths as objects, in scrambled order (so more than 100,000 are sorted through temp files), every tenth listed twice, checked with `exists` against the source of the delete run.',
       'RSS is sampled every 5 ms during each run and includes Node and the loaded code. Ratios against the smallest size show how memory grows with the bucket.',
       `Second-run times: ${noopRates.join('; ')}. Took ${Math.round((Date.now() - started) / 1000)} s.`,

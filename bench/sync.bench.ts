@@ -65,7 +65,22 @@ async function main(): Promise<void> {
     };
     const rcloneDest = `bench:${target.bucket}/${target.location}rclone`;
     const rcloneCopy = () =>
-      run('rclone', ['copy', tmp.dir, rcloneDest, '--transfers', String(CONCURRENCY), '--checkers', String(CONCURRENCY), '--s3-no-check-bucket', '--s3-upload-cutoff', '200M'], { env: rcloneEnv, maxBuffer: 64 * 1024 * 1024 });
+      run(
+        'rclone',
+        [
+          'copy',
+          tmp.dir,
+          rcloneDest,
+          '--transfers',
+          String(CONCURRENCY),
+          '--checkers',
+          String(CONCURRENCY),
+          '--s3-no-check-bucket',
+          '--s3-upload-cutoff',
+          '200M',
+        ],
+        { env: rcloneEnv, maxBuffer: 64 * 1024 * 1024 },
+      );
 
     const timed = async (fn: () => Promise<unknown>): Promise<number> => {
       const t0 = performance.now();

@@ -49,8 +49,19 @@ describe('the built package', () => {
          const err = await m.stat('missing.txt').catch((e) => e);
          console.log(JSON.stringify({ local: typeof LocalStorage, key: normalizeKey('cafe\\u0301.jpg'), text: (await m.readBuffer('a/b.txt')).toString(), notFound: core.isNotFound(err), isError: err instanceof core.MediaStorageError }));
        });`;
-    const esm = await node(['--input-type=module', '-e', script(`import * as core from 'media-storage'; import { normalizeKey } from 'media-storage/adapter'; import { LocalStorage } from 'media-storage/local'; import { MemoryStorage } from 'media-storage/memory';`)]);
-    const cjs = await node(['-e', script(`const core = require('media-storage'); const { normalizeKey } = require('media-storage/adapter'); const { LocalStorage } = require('media-storage/local'); const { MemoryStorage } = require('media-storage/memory');`)]);
+    const esm = await node([
+      '--input-type=module',
+      '-e',
+      script(
+        `import * as core from 'media-storage'; import { normalizeKey } from 'media-storage/adapter'; import { LocalStorage } from 'media-storage/local'; import { MemoryStorage } from 'media-storage/memory';`,
+      ),
+    ]);
+    const cjs = await node([
+      '-e',
+      script(
+        `const core = require('media-storage'); const { normalizeKey } = require('media-storage/adapter'); const { LocalStorage } = require('media-storage/local'); const { MemoryStorage } = require('media-storage/memory');`,
+      ),
+    ]);
     for (const out of [esm, cjs]) expect(JSON.parse(out)).toEqual({ local: 'function', key: 'cafe\u0301.jpg', text: 'hello', notFound: true, isError: true });
   });
 
@@ -59,8 +70,15 @@ describe('the built package', () => {
        const png = Buffer.from('89504e470d0a1a0a0000000d4948445200000002000000020802000000fdd49a730000000970485973000003e8000003e801b57b526b0000001349444154089963f8cfc0f09f018cff333000001fee03fda92fc0e20000000049454e44ae426082', 'hex');
        const s = withImages(new MemoryStorage(), { variants: { a: { width: 1, height: 1 } } });
        s.save('x/a.png', png).then(async (info) => console.log(JSON.stringify({ type: info.contentType, variants: (await s.list('_variants/')).items.length })));`;
-    const esm = await node(['--input-type=module', '-e', script(`import { withImages } from 'media-storage/images'; import { MemoryStorage } from 'media-storage/memory';`)]);
-    const cjs = await node(['-e', script(`const { withImages } = require('media-storage/images'); const { MemoryStorage } = require('media-storage/memory');`)]);
+    const esm = await node([
+      '--input-type=module',
+      '-e',
+      script(`import { withImages } from 'media-storage/images'; import { MemoryStorage } from 'media-storage/memory';`),
+    ]);
+    const cjs = await node([
+      '-e',
+      script(`const { withImages } = require('media-storage/images'); const { MemoryStorage } = require('media-storage/memory');`),
+    ]);
     for (const out of [esm, cjs]) expect(JSON.parse(out)).toEqual({ type: 'image/png', variants: 1 });
   });
 });

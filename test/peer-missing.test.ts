@@ -12,7 +12,10 @@ const project = (label: string, keep: (name: string) => boolean) => consumerProj
 
 const node = async (cwd: string, args: string[]): Promise<{ stdout: string; stderr: string; code: number }> => {
   try {
-    const { stdout, stderr } = await run(process.execPath, args, { cwd, env: { PATH: process.env.PATH, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
+    const { stdout, stderr } = await run(process.execPath, args, {
+      cwd,
+      env: { PATH: process.env.PATH, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    });
     return { stdout, stderr, code: 0 };
   } catch (err) {
     const e = err as { stdout: string; stderr: string; code: number };
@@ -28,7 +31,11 @@ describe('media-storage/s3 without the AWS SDK', () => {
   afterAll(() => app?.remove());
 
   it('import names @aws-sdk/client-s3 in a CONFIG error', async () => {
-    const result = await node(app.dir, ['--input-type=module', '-e', "try { await import('media-storage/s3'); console.log('loaded') } catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })) }"]);
+    const result = await node(app.dir, [
+      '--input-type=module',
+      '-e',
+      "try { await import('media-storage/s3'); console.log('loaded') } catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })) }",
+    ]);
     expect(JSON.parse(result.stdout)).toEqual({
       name: 'MediaStorageError',
       code: 'CONFIG',
@@ -37,12 +44,19 @@ describe('media-storage/s3 without the AWS SDK', () => {
   });
 
   it('require names it too', async () => {
-    const result = await node(app.dir, ['-e', "try { require('media-storage/s3'); console.log('loaded') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }"]);
+    const result = await node(app.dir, [
+      '-e',
+      "try { require('media-storage/s3'); console.log('loaded') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }",
+    ]);
     expect(JSON.parse(result.stdout)).toMatchObject({ code: 'CONFIG', message: expect.stringContaining('npm install @aws-sdk/client-s3') });
   });
 
   it('the main entry still loads, and createMediaStorage says what s3 needs', async () => {
-    const result = await node(app.dir, ['--input-type=module', '-e', "import { createMediaStorage } from 'media-storage'; try { await createMediaStorage('s3://bucket') } catch (e) { console.log(e.code, e.message) }"]);
+    const result = await node(app.dir, [
+      '--input-type=module',
+      '-e',
+      "import { createMediaStorage } from 'media-storage'; try { await createMediaStorage('s3://bucket') } catch (e) { console.log(e.code, e.message) }",
+    ]);
     expect(result.stdout).toContain('CONFIG');
     expect(result.stdout).toContain('@aws-sdk/client-s3');
   });
@@ -64,7 +78,8 @@ describe('media-storage/s3 without @aws-sdk/s3-request-presigner', () => {
     const result = await node(app.dir, ['--input-type=module', '-e', script]);
     expect(JSON.parse(result.stdout)).toEqual({
       plain: 'https://crm-media.s3.eu-central-1.amazonaws.com/profile_images/a.jpg',
-      signed: 'CONFIG signed URLs (a private storage, expiresIn or download) needs the package "@aws-sdk/s3-request-presigner", which is not installed: npm install @aws-sdk/s3-request-presigner',
+      signed:
+        'CONFIG signed URLs (a private storage, expiresIn or download) needs the package "@aws-sdk/s3-request-presigner", which is not installed: npm install @aws-sdk/s3-request-presigner',
     });
   });
 });

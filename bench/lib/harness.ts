@@ -152,7 +152,8 @@ export interface BenchResult {
 function formatValue(m: Measurement): string {
   if (m.unit === 'MiB') return `${m.value.toFixed(0)} MiB`;
   if (m.unit === 'objects/s') return `${Math.round(m.value).toLocaleString('en')}/s`;
-  if (m.unit === 'bytes') return m.value >= 1e6 ? `${(m.value / 1e6).toFixed(2)} MB` : m.value >= 1e3 ? `${(m.value / 1e3).toFixed(1)} KB` : `${m.value.toFixed(0)} B`;
+  if (m.unit === 'bytes')
+    return m.value >= 1e6 ? `${(m.value / 1e6).toFixed(2)} MB` : m.value >= 1e3 ? `${(m.value / 1e3).toFixed(1)} KB` : `${m.value.toFixed(0)} B`;
   if (m.unit === 'req/s') return `${m.value.toFixed(0)} req/s`;
   if (m.unit === 'µs/req') return `${m.value.toFixed(0)} µs CPU`;
   if (m.value >= 100) return `${m.value.toFixed(0)} ms`;

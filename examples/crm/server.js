@@ -6,7 +6,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
 import busboy from 'busboy';
-import { createAvatarHandler, createMediaHandler, initialsAvatar, isMediaStorageError, resolveAvatars, sniffContentType, withExistenceCache } from 'media-storage';
+import {
+  createAvatarHandler,
+  createMediaHandler,
+  initialsAvatar,
+  isMediaStorageError,
+  resolveAvatars,
+  sniffContentType,
+  withExistenceCache,
+} from 'media-storage';
 import { withImages } from 'media-storage/images';
 import imageOptions from './images.js';
 import { PeopleStore, ROLES } from './people.js';
@@ -247,7 +255,13 @@ export async function createApp(env = process.env) {
       info = await receivePhoto(req, person);
     } catch (err) {
       // Over 5 MB, or over the pixel limit (a decompression bomb is a tiny file of huge dimensions).
-      if (isMediaStorageError(err) && err.code === 'TOO_LARGE') return refuseUpload(req, res, 413, /pixels/.test(err.message) ? `That photo is too large: photos are limited to ${imageOptions.maxPixels / 1e6} megapixels` : tooLarge);
+      if (isMediaStorageError(err) && err.code === 'TOO_LARGE')
+        return refuseUpload(
+          req,
+          res,
+          413,
+          /pixels/.test(err.message) ? `That photo is too large: photos are limited to ${imageOptions.maxPixels / 1e6} megapixels` : tooLarge,
+        );
       // Image bytes that do not decode (damaged, truncated, or only dressed as an image).
       if (isMediaStorageError(err) && err.code === 'INVALID_INPUT') return refuseUpload(req, res, 415, NOT_AN_IMAGE);
       if (err.status) return refuseUpload(req, res, err.status, err.message);
@@ -319,7 +333,10 @@ export async function createApp(env = process.env) {
       const only = form.get('person');
       const victims = people.all().filter((p) => p.photo && (!only || p.id === only));
       for (const person of victims) await images.delete(person.photo).catch(() => undefined);
-      return redirect(res, `Redeploy simulated: ${victims.length} photo file${victims.length === 1 ? '' : 's'} lost from the disk; the people still point at them`);
+      return redirect(
+        res,
+        `Redeploy simulated: ${victims.length} photo file${victims.length === 1 ? '' : 's'} lost from the disk; the people still point at them`,
+      );
     }
     const match = /^\/people\/([^/]+)(\/photo|\/delete)?$/.exec(pathname);
     if (req.method === 'POST' && match) {

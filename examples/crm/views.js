@@ -51,7 +51,10 @@ function personCard(person, avatar, variant) {
 
 export function pageHtml({ people, avatars, storageDescription, variant, message, error }) {
   const sections = ROLES.map((role) => {
-    const cards = people.map((p, i) => [p, avatars[i]]).filter(([p]) => p.role === role).map(([p, a]) => personCard(p, a, variant));
+    const cards = people
+      .map((p, i) => [p, avatars[i]])
+      .filter(([p]) => p.role === role)
+      .map(([p, a]) => personCard(p, a, variant));
     return `<section><h2>${TITLES[role]}</h2><ul class="people">${cards.join('\n') || '<li class="empty">Nobody yet.</li>'}</ul></section>`;
   });
   const withPhotos = people.filter((p, i) => p.photo && !avatars[i].isDefault);

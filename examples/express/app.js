@@ -50,5 +50,7 @@ export function createApp({ storage = new LocalStorage({ root: process.env.MEDIA
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const server = createApp().listen(Number(process.env.PORT ?? 3000), () => console.log(`Express recipe at http://localhost:${server.address().port}/people/1`));
+  const server = createApp().listen(Number(process.env.PORT ?? 3000), () =>
+    console.log(`Express recipe at http://localhost:${server.address().port}/people/1`),
+  );
 }

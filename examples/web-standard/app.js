@@ -66,7 +66,9 @@ export function serveOnNode(fetchHandler) {
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
     const request = new Request(`http://${req.headers.host ?? 'localhost'}${req.url}`, {
       method: req.method,
-      headers: Object.entries(req.headers).flatMap(([name, value]) => (Array.isArray(value) ? value.map((v) => [name, v]) : value === undefined ? [] : [[name, value]])),
+      headers: Object.entries(req.headers).flatMap(([name, value]) =>
+        Array.isArray(value) ? value.map((v) => [name, v]) : value === undefined ? [] : [[name, value]],
+      ),
       body: hasBody ? Readable.toWeb(req) : undefined,
       duplex: 'half',
       signal: controller.signal,
@@ -81,5 +83,7 @@ export function serveOnNode(fetchHandler) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const server = serveOnNode(createApp().fetch).listen(Number(process.env.PORT ?? 3000), () => console.log(`Web-standard recipe at http://localhost:${server.address().port}/people/1`));
+  const server = serveOnNode(createApp().fetch).listen(Number(process.env.PORT ?? 3000), () =>
+    console.log(`Web-standard recipe at http://localhost:${server.address().port}/people/1`),
+  );
 }

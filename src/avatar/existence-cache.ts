@@ -258,7 +258,13 @@ export class ExistenceCache {
         answered++;
       }
     }
-    return { listed: done.present.size, requests: done.requests, complete: done.upTo === undefined, answersMissing: done.answersMissing && (done.kept || answered > 0), ...(done.upTo !== undefined ? { upTo: done.upTo } : {}) };
+    return {
+      listed: done.present.size,
+      requests: done.requests,
+      complete: done.upTo === undefined,
+      answersMissing: done.answersMissing && (done.kept || answered > 0),
+      ...(done.upTo !== undefined ? { upTo: done.upTo } : {}),
+    };
   }
 
   /**
@@ -289,13 +295,19 @@ export class ExistenceCache {
         group.sort(compareKeys);
         const prefix = sharedPrefix(group[0]!, group[group.length - 1]!, folder);
         try {
-          const primed = await this.prime(storage, prefix, { until: group[group.length - 1]!, maxObjects: options.maxObjects, pageSize: options.pageSize, keys: group });
+          const primed = await this.prime(storage, prefix, {
+            until: group[group.length - 1]!,
+            maxObjects: options.maxObjects,
+            pageSize: options.pageSize,
+            keys: group,
+          });
           result.listings++;
           result.requests += primed.requests;
           if (primed.upTo !== undefined && compareKeys(group[group.length - 1]!, primed.upTo) > 0) this.oversized.set(folder, this.now() + this.positiveTtl);
         } catch (error) {
           result.errors.push({ prefix, error });
-          if (isMediaStorageError(error) && ['PERMISSION', 'AUTH', 'UNSUPPORTED', 'CONFIG'].includes(error.code)) this.listingRefusedUntil = this.now() + this.negativeTtl;
+          if (isMediaStorageError(error) && ['PERMISSION', 'AUTH', 'UNSUPPORTED', 'CONFIG'].includes(error.code))
+            this.listingRefusedUntil = this.now() + this.negativeTtl;
         }
       }),
     );

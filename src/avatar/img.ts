@@ -99,7 +99,14 @@ export function safeSrcset(srcset: string | null | undefined): string | undefine
   const candidates = srcset
     .split(/,\s+/)
     .map((candidate) => candidate.trim().split(/\s+/))
-    .filter((parts) => parts.length >= 1 && parts.length <= 2 && safeImageUrl(parts[0]) !== undefined && !parts[0]!.endsWith(',') && (parts[1] === undefined || /^(?:\d+(?:\.\d+)?x|\d+w)$/.test(parts[1])))
+    .filter(
+      (parts) =>
+        parts.length >= 1 &&
+        parts.length <= 2 &&
+        safeImageUrl(parts[0]) !== undefined &&
+        !parts[0]!.endsWith(',') &&
+        (parts[1] === undefined || /^(?:\d+(?:\.\d+)?x|\d+w)$/.test(parts[1])),
+    )
     .map((parts) => parts.join(' '));
   return candidates.length > 0 ? candidates.join(', ') : undefined;
 }
@@ -132,8 +139,10 @@ export function avatarImgHtml(options: AvatarImgOptions): string {
   ];
   if (fallback !== undefined && options.csp !== 'strict') attrs.push(['onerror', INLINE_ONERROR]);
   for (const [name, value] of Object.entries(options.attributes ?? {})) {
-    if (!ATTRIBUTE_NAME.test(name) || /^on/i.test(name)) throw new TypeError(`Refusing attribute ${JSON.stringify(name)}: not a plain attribute name, or an event handler`);
-    if (['src', 'srcset', 'alt', AVATAR_FALLBACK_ATTRIBUTE, APPLIED_ATTRIBUTE].includes(name.toLowerCase())) throw new TypeError(`Attribute ${name} is set by avatarImgHtml itself`);
+    if (!ATTRIBUTE_NAME.test(name) || /^on/i.test(name))
+      throw new TypeError(`Refusing attribute ${JSON.stringify(name)}: not a plain attribute name, or an event handler`);
+    if (['src', 'srcset', 'alt', AVATAR_FALLBACK_ATTRIBUTE, APPLIED_ATTRIBUTE].includes(name.toLowerCase()))
+      throw new TypeError(`Attribute ${name} is set by avatarImgHtml itself`);
     attrs.push([name, value]);
   }
   const rendered = attrs

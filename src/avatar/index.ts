@@ -10,7 +10,16 @@ export {
   type AvatarColors,
   type InitialsAvatarOptions,
 } from './initials.js';
-export { ExistenceCache, type ExistenceCacheOptions, type ExistenceCacheStats, type CachedExistence, type PrimeOptions, type PrimeResult, type PrimeForKeysOptions, type PrimeForKeysResult } from './existence-cache.js';
+export {
+  ExistenceCache,
+  type ExistenceCacheOptions,
+  type ExistenceCacheStats,
+  type CachedExistence,
+  type PrimeOptions,
+  type PrimeResult,
+  type PrimeForKeysOptions,
+  type PrimeForKeysResult,
+} from './existence-cache.js';
 export { CachedStorage, withExistenceCache } from './cached-storage.js';
 export {
   resolveAvatar,

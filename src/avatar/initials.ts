@@ -131,11 +131,16 @@ const SILHOUETTE = 'M32 14a10 10 0 1 1 0 20a10 10 0 1 1 0-20zM14 52c0-9 8-14 18-
  */
 export function initialsAvatarSvg(person: AvatarPerson = {}, options: InitialsAvatarOptions = {}): string {
   const size = clampSize(options.size);
-  const name = String(person.name ?? '').slice(0, MAX_NAME_LENGTH).trim();
+  const name = String(person.name ?? '')
+    .slice(0, MAX_NAME_LENGTH)
+    .trim();
   const initials = initialsOf(name);
   const colors = avatarColors(person.id ?? name);
   const label = options.label ?? (name ? `Avatar of ${name}` : 'Avatar');
-  const shape = options.shape === 'square' ? `<rect width="64" height="64" rx="10" fill="${colors.background}"/>` : `<circle cx="32" cy="32" r="32" fill="${colors.background}"/>`;
+  const shape =
+    options.shape === 'square'
+      ? `<rect width="64" height="64" rx="10" fill="${colors.background}"/>`
+      : `<circle cx="32" cy="32" r="32" fill="${colors.background}"/>`;
   // Two initials fit at 26 units; a single one (often a wide CJK glyph) at 28.
   const content = initials
     ? `<text x="32" y="32" dy=".35em" text-anchor="middle" fill="${colors.foreground}" font-family="system-ui,-apple-system,'Segoe UI',Roboto,'Noto Sans','Noto Sans CJK SC','Noto Color Emoji',sans-serif" font-size="${graphemes(initials).length > 1 ? 26 : 28}" font-weight="600">${escapeXml(initials)}</text>`

@@ -173,13 +173,21 @@ function lookupFor(storage: MediaStorage, cache: ExistenceCache | undefined): Lo
  * is configured) when it exists, else the default avatar. Empty, null, undefined and invalid
  * paths give the default without any storage call.
  */
-export async function resolveAvatar(storage: MediaStorage, storedPath: string | null | undefined, options: ResolveAvatarOptions & { person?: AvatarPerson } = {}): Promise<ResolvedAvatar> {
+export async function resolveAvatar(
+  storage: MediaStorage,
+  storedPath: string | null | undefined,
+  options: ResolveAvatarOptions & { person?: AvatarPerson } = {},
+): Promise<ResolvedAvatar> {
   const [result] = await resolveAvatars(storage, [{ ...options.person, path: storedPath }], { ...options, concurrency: 1 });
   return result!;
 }
 
 /** {@link resolveAvatar}, giving just the URL. */
-export async function resolveAvatarUrl(storage: MediaStorage, storedPath: string | null | undefined, options: ResolveAvatarOptions & { person?: AvatarPerson } = {}): Promise<string> {
+export async function resolveAvatarUrl(
+  storage: MediaStorage,
+  storedPath: string | null | undefined,
+  options: ResolveAvatarOptions & { person?: AvatarPerson } = {},
+): Promise<string> {
   return (await resolveAvatar(storage, storedPath, options)).src;
 }
 
@@ -197,8 +205,10 @@ export async function resolveAvatars(storage: MediaStorage, inputs: readonly Ava
 
   const source = options.variant === undefined ? undefined : variantSourceOf(storage);
   const variant = options.variant === undefined ? undefined : source?.variants.get(options.variant);
-  if (options.variant !== undefined && !source) throw new TypeError(`resolveAvatars: variant ${JSON.stringify(options.variant)} needs a storage wrapped by withImages (media-storage/images)`);
-  if (options.variant !== undefined && !variant) throw new TypeError(`resolveAvatars: no variant named ${JSON.stringify(options.variant)}; declared: ${[...source!.variants.keys()].join(', ') || 'none'}`);
+  if (options.variant !== undefined && !source)
+    throw new TypeError(`resolveAvatars: variant ${JSON.stringify(options.variant)} needs a storage wrapped by withImages (media-storage/images)`);
+  if (options.variant !== undefined && !variant)
+    throw new TypeError(`resolveAvatars: no variant named ${JSON.stringify(options.variant)}; declared: ${[...source!.variants.keys()].join(', ') || 'none'}`);
   // What decides whether a photo is shown: its variant's (1x) key when variants are stored, else its own.
   const probeKey = (key: string): string => (variant && source!.delivery === 'stored' ? source!.variantKey(key, options.variant!, 1) : key);
 
@@ -249,7 +259,9 @@ export async function resolveAvatars(storage: MediaStorage, inputs: readonly Ava
     found.set(key, result);
   });
 
-  const size = variant ? { ...(variant.width !== undefined ? { width: variant.width } : {}), ...(variant.height !== undefined ? { height: variant.height } : {}) } : {};
+  const size = variant
+    ? { ...(variant.width !== undefined ? { width: variant.width } : {}), ...(variant.height !== undefined ? { height: variant.height } : {}) }
+    : {};
   return entries.map((entry, i) => {
     const fallback = defaultFor(options.default, entry);
     const key = keys[i];

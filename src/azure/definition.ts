@@ -23,7 +23,13 @@ export const azureOptions = defineOptions({
    * `private` (default): `url()` gives SAS URLs expiring after `defaultExpiresIn`. `public`: plain
    * blob URLs (the container's public access level must be `blob`).
    */
-  visibility: { kind: 'enum', values: ['public', 'private'], default: 'private', env: ['AZURE_STORAGE_VISIBILITY'], help: 'private (default): SAS-signed URLs; public: plain URLs (a public container)' },
+  visibility: {
+    kind: 'enum',
+    values: ['public', 'private'],
+    default: 'private',
+    env: ['AZURE_STORAGE_VISIBILITY'],
+    help: 'private (default): SAS-signed URLs; public: plain URLs (a public container)',
+  },
   /** Base of public URLs, e.g. a CDN (`https://cdn.example.com`); the key follows it. */
   publicBaseUrl: { kind: 'url', help: 'CDN or custom domain of public URLs' },
   /** Expiry of signed URLs, in seconds; default 3600. */
@@ -66,15 +72,19 @@ export const azureBackend = defineBackend({
     note: 'with AZURE_STORAGE_CONNECTION_STRING; or azure://ACCOUNT:KEY@container/prefix',
     parse: (url, { fail }) => {
       if (!url.host) fail('azure:// needs a container, e.g. azure://media/uploads');
-      if ((url.user && !url.password) || (!url.user && url.password)) fail('give both the account name and key (azure://ACCOUNT:KEY@container) or neither (then AZURE_STORAGE_CONNECTION_STRING)');
+      if ((url.user && !url.password) || (!url.user && url.password))
+        fail('give both the account name and key (azure://ACCOUNT:KEY@container) or neither (then AZURE_STORAGE_CONNECTION_STRING)');
       return { container: url.host, ...(url.prefix ? { prefix: url.prefix } : {}), ...(url.user ? { account: url.user, accountKey: url.password } : {}) };
     },
     // `endpoint`: the Blob service URL when the account and key are in the URL (Azurite's
     // http://127.0.0.1:10000/devstoreaccount1, a sovereign cloud).
     query: defineOptions({ endpoint: { kind: 'url', help: 'the Blob service URL, e.g. http://127.0.0.1:10000/devstoreaccount1 (Azurite)' } }),
     finish: ({ account, accountKey, ...options }, { endpoint }, { fail }) => {
-      if (endpoint !== undefined && account === undefined) fail('the endpoint option goes with an account and key in the URL (azure://ACCOUNT:KEY@container?endpoint=...)');
-      return account === undefined ? options : { ...options, connectionString: azureConnectionString(String(account), String(accountKey), endpoint as string | undefined) };
+      if (endpoint !== undefined && account === undefined)
+        fail('the endpoint option goes with an account and key in the URL (azure://ACCOUNT:KEY@container?endpoint=...)');
+      return account === undefined
+        ? options
+        : { ...options, connectionString: azureConnectionString(String(account), String(accountKey), endpoint as string | undefined) };
     },
   },
   env: { require: ['container', 'connectionString'] },

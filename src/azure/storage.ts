@@ -1,6 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { BlobSASPermissions, BlobServiceClient, StorageSharedKeyCredential, type BlobHTTPHeaders, type BlockBlobClient, type ContainerClient } from '@azure/storage-blob';
+import {
+  BlobSASPermissions,
+  BlobServiceClient,
+  StorageSharedKeyCredential,
+  type BlobHTTPHeaders,
+  type BlockBlobClient,
+  type ContainerClient,
+} from '@azure/storage-blob';
 import { BaseStorage, DEFAULT_MAX_EXPIRES_IN, type WriteOptions } from '../core/base.js';
 import type { PreparedBody } from '../core/body.js';
 import { DEFAULT_CONTENT_TYPE } from '../core/content-type.js';
@@ -43,7 +50,8 @@ function configError(message: string): MediaStorageError {
 }
 
 function wholeNumber(value: number | undefined, name: string, min: number, max: number): void {
-  if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= max)) throw configError(`${name} must be a whole number from ${min} to ${max}`);
+  if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= max))
+    throw configError(`${name} must be a whole number from ${min} to ${max}`);
 }
 
 /** The AccountKey in a connection string, for redaction. */
@@ -100,8 +108,10 @@ export class AzureBlobStorage extends BaseStorage {
     wholeNumber(options.singleUploadThreshold, 'singleUploadThreshold', 1, 5000 * MiB);
     wholeNumber(options.defaultExpiresIn, 'defaultExpiresIn', 1, DEFAULT_MAX_EXPIRES_IN);
     super(options);
-    if (options.visibility !== undefined && options.visibility !== 'public' && options.visibility !== 'private') throw configError('visibility must be "public" or "private"');
-    if (options.ifExists !== undefined && !['overwrite', 'rename', 'fail'].includes(options.ifExists)) throw configError('ifExists must be "overwrite", "rename" or "fail"');
+    if (options.visibility !== undefined && options.visibility !== 'public' && options.visibility !== 'private')
+      throw configError('visibility must be "public" or "private"');
+    if (options.ifExists !== undefined && !['overwrite', 'rename', 'fail'].includes(options.ifExists))
+      throw configError('ifExists must be "overwrite", "rename" or "fail"');
     this.options = options;
     this.container = options.container;
     this.location = normalizeLocation(options.prefix);
@@ -121,7 +131,11 @@ export class AzureBlobStorage extends BaseStorage {
         this.serviceClient = BlobServiceClient.fromConnectionString(connectionString, { retryOptions: { tryTimeoutInMs: TRY_TIMEOUT_MS } });
       } catch (err) {
         // The SDK's message may quote the connection string: only say what is wrong with it.
-        throw new MediaStorageError('CONFIG', 'AzureBlobStorage: the connection string is not valid (it needs AccountName and AccountKey, or a SAS, and an endpoint)', { backend: 'azure', cause: err }).withSecretsRedacted([connectionString, this.accountKey]);
+        throw new MediaStorageError(
+          'CONFIG',
+          'AzureBlobStorage: the connection string is not valid (it needs AccountName and AccountKey, or a SAS, and an endpoint)',
+          { backend: 'azure', cause: err },
+        ).withSecretsRedacted([connectionString, this.accountKey]);
       }
     }
     this.containerClient = this.serviceClient.getContainerClient(this.container);
@@ -190,7 +204,8 @@ export class AzureBlobStorage extends BaseStorage {
         }
       })();
       const { size } = await sendInParts(chunks, this.blockSize, this.concurrency, async (part, index) => {
-        if (index >= MAX_BLOCKS) throw new MediaStorageError('TOO_LARGE', `The body needs more than ${MAX_BLOCKS} blocks of ${this.blockSize} bytes; raise blockSize`, { key });
+        if (index >= MAX_BLOCKS)
+          throw new MediaStorageError('TOO_LARGE', `The body needs more than ${MAX_BLOCKS} blocks of ${this.blockSize} bytes; raise blockSize`, { key });
         const id = Buffer.from(`${uploadId}${String(index).padStart(6, '0')}`).toString('base64');
         ids[index] = id;
         await blob.stageBlock(id, part, part.length, { abortSignal: options.signal });
@@ -244,8 +259,15 @@ export class AzureBlobStorage extends BaseStorage {
     const items: ObjectInfo[] = [];
     let token = options.cursor;
     do {
-      const pages = this.containerClient.listBlobsFlat({ prefix: this.location + prefix }).byPage({ continuationToken: token, maxPageSize: Math.min(5000, options.limit - items.length) });
-      const page = (await pages.next()).value as { segment: { blobItems: Array<{ name: string; properties: { contentLength?: number; contentType?: string; etag?: string; lastModified?: Date } }> }; continuationToken?: string } | undefined;
+      const pages = this.containerClient
+        .listBlobsFlat({ prefix: this.location + prefix })
+        .byPage({ continuationToken: token, maxPageSize: Math.min(5000, options.limit - items.length) });
+      const page = (await pages.next()).value as
+        | {
+            segment: { blobItems: Array<{ name: string; properties: { contentLength?: number; contentType?: string; etag?: string; lastModified?: Date } }> };
+            continuationToken?: string;
+          }
+        | undefined;
       if (!page) break;
       for (const item of page.segment.blobItems) {
         const key = item.name.slice(this.location.length);
@@ -302,7 +324,15 @@ export class AzureBlobStorage extends BaseStorage {
     const headers: Record<string, string> = { 'x-ms-blob-type': 'BlockBlob', 'Content-Type': plan.contentType, 'x-ms-blob-content-type': plan.contentType };
     if (plan.contentDisposition) headers['x-ms-blob-content-disposition'] = plan.contentDisposition;
     if (this.options.cacheControl) headers['x-ms-blob-cache-control'] = this.options.cacheControl;
-    return { method: 'PUT', url, headers, key, contentType: plan.contentType, expiresAt, enforced: { key: true, contentType: false, maxSize: false, expiry: true } };
+    return {
+      method: 'PUT',
+      url,
+      headers,
+      key,
+      contentType: plan.contentType,
+      expiresAt,
+      enforced: { key: true, contentType: false, maxSize: false, expiry: true },
+    };
   }
 
   protected override metadataRules(): MetadataRules {
@@ -322,7 +352,8 @@ export class AzureBlobStorage extends BaseStorage {
   /** The blob name; the location prefix counts towards Azure's 1,024 characters. */
   private fullKey(key: string): string {
     const name = this.location + key;
-    if (name.length > MAX_NAME_CHARS) throw new MediaStorageError('INVALID_KEY', `The key with the location "${this.location}" is longer than Azure's ${MAX_NAME_CHARS} characters`, { key });
+    if (name.length > MAX_NAME_CHARS)
+      throw new MediaStorageError('INVALID_KEY', `The key with the location "${this.location}" is longer than Azure's ${MAX_NAME_CHARS} characters`, { key });
     return name;
   }
 
@@ -347,7 +378,15 @@ export class AzureBlobStorage extends BaseStorage {
     return Object.fromEntries(Object.entries(stored).map(([k, v]) => [decodeMetadataName(k), decodeHeaderValue(v)]));
   }
 
-  private infoAfterWrite(key: string, body: PreparedBody, size: number, etag: string | undefined, lastModified: Date | undefined, headers: BlobHTTPHeaders, metadata: Record<string, string> | undefined): ObjectInfo {
+  private infoAfterWrite(
+    key: string,
+    body: PreparedBody,
+    size: number,
+    etag: string | undefined,
+    lastModified: Date | undefined,
+    headers: BlobHTTPHeaders,
+    metadata: Record<string, string> | undefined,
+  ): ObjectInfo {
     return {
       key,
       size,

@@ -75,8 +75,14 @@ export function parseAuthorization(data: unknown): B2Authorization {
   const apiUrl = validUrl(source.apiUrl);
   const downloadUrl = validUrl(source.downloadUrl);
   if (!accountId || !authorizationToken || !apiUrl || !downloadUrl) {
-    const missing = [!accountId && 'accountId', !authorizationToken && 'authorizationToken', !apiUrl && 'apiUrl', !downloadUrl && 'downloadUrl'].filter(Boolean).join(', ');
-    throw new MediaStorageError('CONFIG', `b2_authorize_account answered without a usable ${missing}: is the apiUrl option B2's authorize endpoint (…/b2api/v4/b2_authorize_account)?`, { backend: 'b2' });
+    const missing = [!accountId && 'accountId', !authorizationToken && 'authorizationToken', !apiUrl && 'apiUrl', !downloadUrl && 'downloadUrl']
+      .filter(Boolean)
+      .join(', ');
+    throw new MediaStorageError(
+      'CONFIG',
+      `b2_authorize_account answered without a usable ${missing}: is the apiUrl option B2's authorize endpoint (…/b2api/v4/b2_authorize_account)?`,
+      { backend: 'b2' },
+    );
   }
   // v2 keeps the restrictions in `allowed`; v3 directly in storageApi; v4 in storageApi.allowed.
   const allowed = isObject(source.allowed) ? source.allowed : (storage ?? {});
@@ -106,13 +112,20 @@ export function requireCapabilities(auth: B2Authorization, needed: readonly B2Ca
   const missing = needed.filter((c) => !auth.capabilities!.has(c));
   if (missing.length === 0) return;
   const names = missing.map((c) => `"${c}"`).join(' and ');
-  throw new MediaStorageError('PERMISSION', `The B2 application key lacks the ${names} ${missing.length > 1 ? 'capabilities' : 'capability'} needed to ${what}: create a key with ${names}`, { backend: 'b2', key });
+  throw new MediaStorageError(
+    'PERMISSION',
+    `The B2 application key lacks the ${names} ${missing.length > 1 ? 'capabilities' : 'capability'} needed to ${what}: create a key with ${names}`,
+    { backend: 'b2', key },
+  );
 }
 
 /** PERMISSION when the key is restricted to a name prefix that `fileName` is outside of. */
 export function requireNameInPrefix(auth: B2Authorization, fileName: string, key?: string): void {
   if (auth.namePrefix === null || fileName.startsWith(auth.namePrefix)) return;
-  throw new MediaStorageError('PERMISSION', `The B2 application key only reaches file names starting with "${auth.namePrefix}"; "${fileName}" is outside it`, { backend: 'b2', key });
+  throw new MediaStorageError('PERMISSION', `The B2 application key only reaches file names starting with "${auth.namePrefix}"; "${fileName}" is outside it`, {
+    backend: 'b2',
+    key,
+  });
 }
 
 /**
@@ -124,7 +137,11 @@ export function listablePrefix(auth: B2Authorization, prefix: string): string {
   const restriction = auth.namePrefix;
   if (restriction === null || prefix.startsWith(restriction)) return prefix;
   if (restriction.startsWith(prefix)) return restriction;
-  throw new MediaStorageError('PERMISSION', `The B2 application key only reaches file names starting with "${restriction}"; nothing under "${prefix}" is visible to it`, { backend: 'b2' });
+  throw new MediaStorageError(
+    'PERMISSION',
+    `The B2 application key only reaches file names starting with "${restriction}"; nothing under "${prefix}" is visible to it`,
+    { backend: 'b2' },
+  );
 }
 
 /** What a {@link B2Session} needs from the storage's options. */
@@ -214,10 +231,16 @@ export class B2Session {
       const match = auth.buckets.find((b) => (bucketId ? b.id === bucketId : b.name === bucketName));
       if (!match) {
         const names = auth.buckets.map((b) => (b.name === null ? `${b.id} (deleted)` : `"${b.name}"`)).join(', ');
-        throw new MediaStorageError('PERMISSION', `The B2 application key is restricted to the bucket${auth.buckets.length === 1 ? '' : 's'} ${names}; "${bucketName}" is not one of them`, { backend: 'b2' });
+        throw new MediaStorageError(
+          'PERMISSION',
+          `The B2 application key is restricted to the bucket${auth.buckets.length === 1 ? '' : 's'} ${names}; "${bucketName}" is not one of them`,
+          { backend: 'b2' },
+        );
       }
-      if (match.name === null) throw new MediaStorageError('CONFIG', `The B2 bucket ${match.id} the application key is restricted to no longer exists`, { backend: 'b2' });
-      if (match.name !== bucketName) throw new MediaStorageError('CONFIG', `B2 bucketId ${match.id} is the bucket "${match.name}", not "${bucketName}"`, { backend: 'b2' });
+      if (match.name === null)
+        throw new MediaStorageError('CONFIG', `The B2 bucket ${match.id} the application key is restricted to no longer exists`, { backend: 'b2' });
+      if (match.name !== bucketName)
+        throw new MediaStorageError('CONFIG', `B2 bucketId ${match.id} is the bucket "${match.name}", not "${bucketName}"`, { backend: 'b2' });
       this.bucketId = match.id;
       this.bucketNameChecked = true;
       return;
@@ -254,8 +277,12 @@ export class B2Session {
         throw err;
       }
       const bucket = buckets.find((b) => b.bucketId === this.bucketId);
-      if (!bucket) throw new MediaStorageError('CONFIG', `No B2 bucket has the bucketId ${this.bucketId} (bucketName "${this.options.bucketName}")`, { backend: 'b2' });
-      if (bucket.bucketName !== this.options.bucketName) throw new MediaStorageError('CONFIG', `B2 bucketId ${this.bucketId} is the bucket "${bucket.bucketName}", not "${this.options.bucketName}"`, { backend: 'b2' });
+      if (!bucket)
+        throw new MediaStorageError('CONFIG', `No B2 bucket has the bucketId ${this.bucketId} (bucketName "${this.options.bucketName}")`, { backend: 'b2' });
+      if (bucket.bucketName !== this.options.bucketName)
+        throw new MediaStorageError('CONFIG', `B2 bucketId ${this.bucketId} is the bucket "${bucket.bucketName}", not "${this.options.bucketName}"`, {
+          backend: 'b2',
+        });
       this.bucketNameChecked = true;
       this.noteBucketSettings(bucket);
     })();
@@ -282,7 +309,9 @@ export class B2Session {
     if (this.headerLimit !== undefined) return this.headerLimit;
     this.headerLimitLookup ??= (async () => {
       if (!this.auth?.capabilities || this.auth.capabilities.has('listBuckets')) {
-        const found = await this.call('b2_list_buckets', (sdk) => sdk.getBucket({ bucketId: this.bucketId, axiosOverride: this.settings() })).catch(() => undefined);
+        const found = await this.call('b2_list_buckets', (sdk) => sdk.getBucket({ bucketId: this.bucketId, axiosOverride: this.settings() })).catch(
+          () => undefined,
+        );
         const bucket = found?.buckets.find((b) => b.bucketId === this.bucketId);
         if (bucket) this.noteBucketSettings(bucket);
       }

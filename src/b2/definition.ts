@@ -22,7 +22,13 @@ export const b2Options = defineOptions({
   /** Key prefix inside the bucket, e.g. `media/`. Formerly `location`. */
   prefix: { kind: 'string', deprecated: ['location'], env: ['B2_LOCATION'], help: 'key prefix inside the bucket (the URL path sets it too)' },
   /** `public` (allPublic bucket): plain download URLs. `private` (default): URLs carry a download authorization. */
-  visibility: { kind: 'enum', values: ['public', 'private'], default: 'private', env: ['B2_VISIBILITY'], help: 'private (default) or public (an allPublic bucket)' },
+  visibility: {
+    kind: 'enum',
+    values: ['public', 'private'],
+    default: 'private',
+    env: ['B2_VISIBILITY'],
+    help: 'private (default) or public (an allPublic bucket)',
+  },
   /** CDN or custom download domain standing for `<downloadUrl>/file/<bucketName>`, used for public URLs. */
   publicBaseUrl: { kind: 'url', env: ['B2_PUBLIC_URL'], help: 'CDN or custom domain of public URLs' },
   /** Lifetime of private URLs when `url()` is given no `expiresIn`, in seconds; default 3600 (B2 allows up to 7 days). */

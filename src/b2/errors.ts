@@ -132,10 +132,11 @@ export const mapB2Error: ErrorMapper = (err) => {
     // A HEAD's 401 has no body; it outlived a fresh token, so the key is valid but not allowed.
     else if (err.b2Code === 'unauthorized' || err.b2Code === 'access_denied' || (err.api === HEAD_API && err.status === 401)) {
       const capability = CAPABILITY_OF_CALL[err.api];
-      const hint = capability ? `the application key may lack the "${capability}" capability, or not reach this bucket or file name` : 'the application key is not allowed to do this';
+      const hint = capability
+        ? `the application key may lack the "${capability}" capability, or not reach this bucket or file name`
+        : 'the application key is not allowed to do this';
       return { code: 'PERMISSION', message: `B2 ${err.message} (${hint})`, status: err.status, retryAfter: err.retryAfter };
-    }
-    else if (err.b2Code === 'file_not_present' || err.b2Code === 'no_such_file' || err.b2Code === 'not_found') code = 'NOT_FOUND';
+    } else if (err.b2Code === 'file_not_present' || err.b2Code === 'no_such_file' || err.b2Code === 'not_found') code = 'NOT_FOUND';
     else if (err.b2Code === 'bad_bucket_id') code = 'CONFIG';
     else code = codeFromStatus(err.status);
     return { code: code ?? 'UNKNOWN', message: `B2 ${err.message}`, status: err.status, retryAfter: err.retryAfter };

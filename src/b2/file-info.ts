@@ -42,7 +42,12 @@ export function fileInfoHeaderBytes(fileName: string, info: Readonly<Record<stri
  */
 export function checkFileInfoLimits(fileName: string, info: Readonly<Record<string, string>>, contentType: string, headerLimit: number, key?: string): void {
   const entries = Object.keys(info);
-  if (entries.length > MAX_INFO_ENTRIES) throw new MediaStorageError('INVALID_INPUT', `B2 keeps at most ${MAX_INFO_ENTRIES} file info entries (metadata, Cache-Control and Content-Disposition); this save has ${entries.length}`, { key });
+  if (entries.length > MAX_INFO_ENTRIES)
+    throw new MediaStorageError(
+      'INVALID_INPUT',
+      `B2 keeps at most ${MAX_INFO_ENTRIES} file info entries (metadata, Cache-Control and Content-Disposition); this save has ${entries.length}`,
+      { key },
+    );
   const long = entries.find((k) => Buffer.byteLength(k) > MAX_INFO_KEY_BYTES);
   if (long) throw new MediaStorageError('INVALID_INPUT', `Metadata key ${JSON.stringify(long)} is longer than B2's ${MAX_INFO_KEY_BYTES} bytes`, { key });
   checkHeaderBytes(fileName, info, contentType, headerLimit, key);

@@ -35,7 +35,15 @@ export function toObjectInfo(prefix: string, file: B2FileJson): ObjectInfo {
 export async function listFileNames(session: B2Session, prefix: string, fullPrefix: string, options: { cursor?: string; limit: number }): Promise<ListPage> {
   const start = options.cursor ? decodeCursor(options.cursor) : fullPrefix;
   if (options.cursor && !start.startsWith(fullPrefix)) throw new MediaStorageError('INVALID_INPUT', 'The cursor does not belong to this listing');
-  const page = await session.call('b2_list_file_names', (sdk) => sdk.listFileNames({ bucketId: session.bucketId!, prefix: fullPrefix, startFileName: start, maxFileCount: options.limit, axiosOverride: session.settings() }));
+  const page = await session.call('b2_list_file_names', (sdk) =>
+    sdk.listFileNames({
+      bucketId: session.bucketId!,
+      prefix: fullPrefix,
+      startFileName: start,
+      maxFileCount: options.limit,
+      axiosOverride: session.settings(),
+    }),
+  );
   const items = page.files.filter((f) => f.action === 'upload').map((f) => toObjectInfo(prefix, f));
   return page.nextFileName ? { items, cursor: encodeCursor(page.nextFileName) } : { items };
 }
@@ -47,7 +55,13 @@ export async function versionsOf(session: B2Session, name: string): Promise<B2Fi
   let startFileId: string | undefined;
   for (;;) {
     const page = await session.call('b2_list_file_versions', (sdk) =>
-      sdk.listFileVersions({ bucketId: session.bucketId!, startFileName, startFileId, maxFileCount: 100, axiosOverride: { ...session.settings(), data: { prefix: name } } }),
+      sdk.listFileVersions({
+        bucketId: session.bucketId!,
+        startFileName,
+        startFileId,
+        maxFileCount: 100,
+        axiosOverride: { ...session.settings(), data: { prefix: name } },
+      }),
     );
     const mine = page.files.filter((f) => f.fileName === name);
     versions.push(...mine);

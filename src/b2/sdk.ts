@@ -60,15 +60,39 @@ export interface B2Sdk {
   authorize: Call<object, unknown>;
   getBucket: Call<{ bucketName?: string; bucketId?: string }, { buckets: B2BucketJson[] }>;
   getUploadUrl: Call<{ bucketId: string }, B2UploadTarget & { bucketId: string }>;
-  uploadFile: Call<{ uploadUrl: string; uploadAuthToken: string; fileName: string; data: unknown; contentLength: number; hash: string; mime: string; info?: Record<string, string> }, B2FileJson>;
-  listFileNames: Call<{ bucketId: string; startFileName?: string; maxFileCount?: number; prefix?: string; delimiter?: string | null }, { files: B2FileJson[]; nextFileName: string | null }>;
-  listFileVersions: Call<{ bucketId: string; startFileName?: string; startFileId?: string; maxFileCount?: number }, { files: B2FileJson[]; nextFileName: string | null; nextFileId: string | null }>;
+  uploadFile: Call<
+    {
+      uploadUrl: string;
+      uploadAuthToken: string;
+      fileName: string;
+      data: unknown;
+      contentLength: number;
+      hash: string;
+      mime: string;
+      info?: Record<string, string>;
+    },
+    B2FileJson
+  >;
+  listFileNames: Call<
+    { bucketId: string; startFileName?: string; maxFileCount?: number; prefix?: string; delimiter?: string | null },
+    { files: B2FileJson[]; nextFileName: string | null }
+  >;
+  listFileVersions: Call<
+    { bucketId: string; startFileName?: string; startFileId?: string; maxFileCount?: number },
+    { files: B2FileJson[]; nextFileName: string | null; nextFileId: string | null }
+  >;
   deleteFileVersion: Call<{ fileId: string; fileName: string }, { fileId: string; fileName: string }>;
-  getDownloadAuthorization: Call<{ bucketId: string; fileNamePrefix: string; validDurationInSeconds: number; b2ContentDisposition?: string }, { authorizationToken: string }>;
+  getDownloadAuthorization: Call<
+    { bucketId: string; fileNamePrefix: string; validDurationInSeconds: number; b2ContentDisposition?: string },
+    { authorizationToken: string }
+  >;
   downloadFileByName: Call<{ bucketName: string; fileName: string; responseType?: string }, NodeJS.ReadableStream>;
   startLargeFile: Call<{ bucketId: string; fileName: string; contentType: string }, B2FileJson>;
   getUploadPartUrl: Call<{ fileId: string }, B2UploadTarget & { fileId: string }>;
-  uploadPart: Call<{ uploadUrl: string; uploadAuthToken: string; partNumber: number; data: unknown; contentLength: number; hash: string }, { partNumber: number; contentSha1: string }>;
+  uploadPart: Call<
+    { uploadUrl: string; uploadAuthToken: string; partNumber: number; data: unknown; contentLength: number; hash: string },
+    { partNumber: number; contentSha1: string }
+  >;
   finishLargeFile: Call<{ fileId: string; partSha1Array: string[] }, B2FileJson>;
   cancelLargeFile: Call<{ fileId: string }, { fileId: string }>;
 }
@@ -82,10 +106,13 @@ export function loadB2Sdk(): Promise<B2Constructor> {
   // A non-literal specifier keeps bundlers from inlining the optional peer dependency.
   const specifier = 'backblaze-b2';
   sdkPromise ??= import(specifier).then(
-    (mod: { default?: B2Constructor }) => (mod.default ?? (mod as unknown as B2Constructor)),
+    (mod: { default?: B2Constructor }) => mod.default ?? (mod as unknown as B2Constructor),
     (err: unknown) => {
       sdkPromise = undefined;
-      throw new MediaStorageError('CONFIG', 'B2Storage needs the optional peer dependency "backblaze-b2": npm install backblaze-b2', { backend: 'b2', cause: err });
+      throw new MediaStorageError('CONFIG', 'B2Storage needs the optional peer dependency "backblaze-b2": npm install backblaze-b2', {
+        backend: 'b2',
+        cause: err,
+      });
     },
   );
   return sdkPromise;
@@ -123,7 +150,9 @@ export async function postJson<T>(sdk: B2Sdk, api: string, body: unknown, timeou
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(timeout),
   }).catch((err: unknown) => {
-    throw new B2ApiError(api, undefined, codeFromNodeError(err) === 'UNAVAILABLE' ? 'network' : undefined, `${api}: ${(err as Error).message}`, undefined, { cause: err });
+    throw new B2ApiError(api, undefined, codeFromNodeError(err) === 'UNAVAILABLE' ? 'network' : undefined, `${api}: ${(err as Error).message}`, undefined, {
+      cause: err,
+    });
   });
   const text = await res.text();
   let data: unknown;
@@ -132,6 +161,7 @@ export async function postJson<T>(sdk: B2Sdk, api: string, body: unknown, timeou
   } catch {
     data = undefined;
   }
-  if (!res.ok) throw await toB2ApiError(api, { response: { status: res.status, data, headers: { 'retry-after': res.headers.get('retry-after') ?? undefined } } });
+  if (!res.ok)
+    throw await toB2ApiError(api, { response: { status: res.status, data, headers: { 'retry-after': res.headers.get('retry-after') ?? undefined } } });
   return { status: res.status, data: data as T, headers: {} };
 }

@@ -79,11 +79,14 @@ export class B2Storage extends BaseStorage {
     }
     const positive = (name: keyof B2StorageOptions): void => {
       const v = options[name];
-      if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v > 0)) throw new MediaStorageError('CONFIG', `B2Storage option ${name} must be a positive whole number`, { backend: 'b2' });
+      if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v > 0))
+        throw new MediaStorageError('CONFIG', `B2Storage option ${name} must be a positive whole number`, { backend: 'b2' });
     };
     (['defaultExpiresIn', 'largeFileThreshold', 'partSize', 'spoolThreshold', 'maxAttempts', 'timeout'] as const).forEach(positive);
-    if (options.defaultExpiresIn !== undefined && options.defaultExpiresIn > MAX_EXPIRES_IN) throw new MediaStorageError('CONFIG', `B2Storage defaultExpiresIn is at most ${MAX_EXPIRES_IN} seconds (7 days)`, { backend: 'b2' });
-    if (options.visibility !== undefined && options.visibility !== 'public' && options.visibility !== 'private') throw new MediaStorageError('CONFIG', 'B2Storage visibility must be "public" or "private"', { backend: 'b2' });
+    if (options.defaultExpiresIn !== undefined && options.defaultExpiresIn > MAX_EXPIRES_IN)
+      throw new MediaStorageError('CONFIG', `B2Storage defaultExpiresIn is at most ${MAX_EXPIRES_IN} seconds (7 days)`, { backend: 'b2' });
+    if (options.visibility !== undefined && options.visibility !== 'public' && options.visibility !== 'private')
+      throw new MediaStorageError('CONFIG', 'B2Storage visibility must be "public" or "private"', { backend: 'b2' });
     this.options = options;
     this.prefix = normalizeLocation(options.prefix);
     this.visibility = options.visibility ?? 'private';
@@ -128,14 +131,23 @@ export class B2Storage extends BaseStorage {
   private fileName(key: string): string {
     const name = joinPrefix(this.prefix, key);
     if (Buffer.byteLength(name) > MAX_NAME_BYTES || name.split('/').some((segment) => Buffer.byteLength(segment) > MAX_SEGMENT_BYTES)) {
-      throw new MediaStorageError('INVALID_KEY', `Key "${key}" is too long for B2 (names up to ${MAX_NAME_BYTES} bytes with the prefix, ${MAX_SEGMENT_BYTES} bytes between slashes)`, { key });
+      throw new MediaStorageError(
+        'INVALID_KEY',
+        `Key "${key}" is too long for B2 (names up to ${MAX_NAME_BYTES} bytes with the prefix, ${MAX_SEGMENT_BYTES} bytes between slashes)`,
+        { key },
+      );
     }
     return name;
   }
 
   /** B2 file info names: letters, digits, "-" and "_" (the SDK refuses others), and not B2's own. */
   protected override metadataRules(): MetadataRules {
-    return { name: { pattern: /^(?!b2-|large_file_sha1$|src_last_modified_millis$)[a-z0-9_-]+$/, description: 'use letters, digits, "-" and "_", not starting with "b2-"' } };
+    return {
+      name: {
+        pattern: /^(?!b2-|large_file_sha1$|src_last_modified_millis$)[a-z0-9_-]+$/,
+        description: 'use letters, digits, "-" and "_", not starting with "b2-"',
+      },
+    };
   }
 
   // ------------------------------------------------------------------ errors
@@ -161,7 +173,9 @@ export class B2Storage extends BaseStorage {
   private async currentVersion(name: string): Promise<B2FileJson | undefined> {
     let headers: Record<string, unknown>;
     try {
-      const res = await this.session.callResponse(HEAD_API, (sdk) => sdk.downloadFileByName({ bucketName: this.options.bucketName, fileName: name, axiosOverride: { method: 'HEAD', ...this.session.settings() } }));
+      const res = await this.session.callResponse(HEAD_API, (sdk) =>
+        sdk.downloadFileByName({ bucketName: this.options.bucketName, fileName: name, axiosOverride: { method: 'HEAD', ...this.session.settings() } }),
+      );
       headers = res.headers;
     } catch (err) {
       if (err instanceof B2ApiError && err.status === 404) {
@@ -184,9 +198,8 @@ export class B2Storage extends BaseStorage {
     const name = this.fileName(key);
     await this.session.allowed(['readFiles'], `read "${key}"`, key, name);
     const headers = range ? { Range: `bytes=${range.start}-${range.end ?? ''}` } : {};
-    const data = await this.session.call(
-      'download',
-      (sdk) =>
+    const data = await this.session
+      .call('download', (sdk) =>
         this.withHeadTimeout('download', signal, (requestSignal) =>
           sdk.downloadFileByName({
             bucketName: this.options.bucketName,
@@ -195,12 +208,17 @@ export class B2Storage extends BaseStorage {
             axiosOverride: { headers, ...this.session.settings({ signal: requestSignal, stream: true }) },
           }),
         ),
-    ).catch(async (err: unknown) => {
-      if (err instanceof B2ApiError && err.status === 404) await this.session.confirmBucketName();
-      throw err;
-    });
+      )
+      .catch(async (err: unknown) => {
+        if (err instanceof B2ApiError && err.status === 404) await this.session.confirmBucketName();
+        throw err;
+      });
     // A server that stops sending mid-body fails the read (UNAVAILABLE) instead of hanging it.
-    return failOnStall(data as unknown as Readable, this.timeout, () => new B2ApiError('download', undefined, 'ETIMEDOUT', `download: no bytes for ${this.timeout} ms`));
+    return failOnStall(
+      data as unknown as Readable,
+      this.timeout,
+      () => new B2ApiError('download', undefined, 'ETIMEDOUT', `download: no bytes for ${this.timeout} ms`),
+    );
   }
 
   /**
@@ -237,7 +255,9 @@ export class B2Storage extends BaseStorage {
     for (const version of (await versionsOf(this.session, name)).reverse()) {
       if (version.action === 'start') continue;
       try {
-        await this.session.call('b2_delete_file_version', (sdk) => sdk.deleteFileVersion({ fileId: version.fileId, fileName: name, axiosOverride: this.session.settings() }));
+        await this.session.call('b2_delete_file_version', (sdk) =>
+          sdk.deleteFileVersion({ fileId: version.fileId, fileName: name, axiosOverride: this.session.settings() }),
+        );
       } catch (err) {
         // Already gone (a concurrent delete): that is the outcome we want.
         if (!(err instanceof B2ApiError && (err.b2Code === 'file_not_present' || err.status === 404))) throw err;
@@ -276,7 +296,13 @@ export class B2Storage extends BaseStorage {
     await this.session.allowed(['shareFiles'], `make a private URL for "${key}"`, key, name);
     // The authorization covers names starting with this one: exactly this file (and any name extending it).
     const auth = await this.session.call('b2_get_download_authorization', (sdk) =>
-      sdk.getDownloadAuthorization({ bucketId: this.session.bucketId!, fileNamePrefix: name, validDurationInSeconds: expiresIn, b2ContentDisposition: disposition, axiosOverride: this.session.settings() }),
+      sdk.getDownloadAuthorization({
+        bucketId: this.session.bucketId!,
+        fileNamePrefix: name,
+        validDurationInSeconds: expiresIn,
+        b2ContentDisposition: disposition,
+        axiosOverride: this.session.settings(),
+      }),
     );
     const query = new URLSearchParams({ Authorization: auth.authorizationToken });
     if (disposition !== undefined) query.set('b2ContentDisposition', disposition);
@@ -302,7 +328,9 @@ export class B2Storage extends BaseStorage {
     try {
       if (signal?.aborted) throw abortedError('save', key, undefined, signal.reason);
       const large = spooled.size > MAX_SIMPLE_SIZE || (spooled.size > threshold && spooled.partSha1s.length >= 2);
-      const file = large ? await this.uploader.uploadLarge(name, spooled, body.contentType, info, signal) : await this.uploader.uploadSimple(name, spooled, body.contentType, info, signal);
+      const file = large
+        ? await this.uploader.uploadLarge(name, spooled, body.contentType, info, signal)
+        : await this.uploader.uploadSimple(name, spooled, body.contentType, info, signal);
       return toObjectInfo(this.prefix, file);
     } finally {
       await spooled.dispose();
@@ -327,7 +355,9 @@ export class B2Storage extends BaseStorage {
     const info: Record<string, string> = plan.contentDisposition ? { 'b2-content-disposition': plan.contentDisposition } : {};
     checkFileInfoLimits(name, info, plan.contentType, await this.session.headerLimitFor(fileInfoHeaderBytes(name, info, plan.contentType)), key);
     // A URL of its own: B2 lets one upload at a time use an upload URL, and the browser keeps this one.
-    const target = await this.session.call('b2_get_upload_url', (sdk) => sdk.getUploadUrl({ bucketId: this.session.bucketId!, axiosOverride: this.session.settings() }));
+    const target = await this.session.call('b2_get_upload_url', (sdk) =>
+      sdk.getUploadUrl({ bucketId: this.session.bucketId!, axiosOverride: this.session.settings() }),
+    );
     const headers: Record<string, string> = {
       Authorization: target.authorizationToken,
       'X-Bz-File-Name': name.split('/').map(encodeURIComponent).join('/'),
@@ -353,7 +383,11 @@ export class B2Storage extends BaseStorage {
   private fileInfo(options: WriteOptions): Record<string, string> {
     const info: Record<string, string> = {};
     for (const [k, v] of Object.entries(options.metadata ?? {})) {
-      if (!/^[A-Za-z0-9_-]+$/.test(k) || RESERVED_INFO.test(k.toLowerCase())) throw new MediaStorageError('INVALID_INPUT', `Metadata key ${JSON.stringify(k)} is not allowed on B2: use letters, digits, "-" and "_", not starting with "b2-"`);
+      if (!/^[A-Za-z0-9_-]+$/.test(k) || RESERVED_INFO.test(k.toLowerCase()))
+        throw new MediaStorageError(
+          'INVALID_INPUT',
+          `Metadata key ${JSON.stringify(k)} is not allowed on B2: use letters, digits, "-" and "_", not starting with "b2-"`,
+        );
       if (typeof v !== 'string') throw new MediaStorageError('INVALID_INPUT', `Metadata value of ${JSON.stringify(k)} must be a string`);
       info[k.toLowerCase()] = v;
     }

@@ -69,7 +69,9 @@ export class B2Uploader {
     /** The current version of a file name (a HEAD), to learn whether a finish whose answer was lost did finish. */
     private readonly currentVersion: (name: string) => Promise<B2FileJson | undefined>,
   ) {
-    this.uploadUrls = new UploadUrlPool(() => this.session.call('b2_get_upload_url', (sdk) => sdk.getUploadUrl({ bucketId: this.session.bucketId!, axiosOverride: this.session.settings() })));
+    this.uploadUrls = new UploadUrlPool(() =>
+      this.session.call('b2_get_upload_url', (sdk) => sdk.getUploadUrl({ bucketId: this.session.bucketId!, axiosOverride: this.session.settings() })),
+    );
   }
 
   /**
@@ -80,7 +82,15 @@ export class B2Uploader {
    * connection, 408 or 5xx uses up a try too. Any other failure, or the last, is thrown (a
    * temporary one as UNAVAILABLE, for the retry layer).
    */
-  private async sendWithRetries<T>(api: string, acquire: () => Promise<B2UploadTarget>, release: ((t: B2UploadTarget) => void) | undefined, send: (t: B2UploadTarget) => Promise<SdkResponse<T>>, signal: AbortSignal | undefined, key: string, attemptsUsed = 0): Promise<T> {
+  private async sendWithRetries<T>(
+    api: string,
+    acquire: () => Promise<B2UploadTarget>,
+    release: ((t: B2UploadTarget) => void) | undefined,
+    send: (t: B2UploadTarget) => Promise<SdkResponse<T>>,
+    signal: AbortSignal | undefined,
+    key: string,
+    attemptsUsed = 0,
+  ): Promise<T> {
     for (let attempt = attemptsUsed + 1; ; attempt++) {
       if (signal?.aborted) throw abortedError('save', key, undefined, signal.reason);
       let target: B2UploadTarget | undefined;
@@ -106,29 +116,38 @@ export class B2Uploader {
    * first try streams it straight to B2 with its SHA-1 computed on the way and sent after the
    * bytes (`hex_digits_at_end`), while the same bytes are spooled; a retry resends the spool.
    */
-  async uploadWhileSpooling(name: string, body: PreparedBody, size: number, partSize: number, info: Record<string, string>, signal: AbortSignal | undefined): Promise<B2FileJson> {
+  async uploadWhileSpooling(
+    name: string,
+    body: PreparedBody,
+    size: number,
+    partSize: number,
+    info: Record<string, string>,
+    signal: AbortSignal | undefined,
+  ): Promise<B2FileJson> {
     const target = await this.uploadUrls.acquire();
     const wire = new PassThrough({ highWaterMark: 256 * 1024 });
     wire.on('error', () => undefined);
     let wireDone = false;
-    const first = this.session.sdk!.uploadFile({
-      uploadUrl: target.uploadUrl,
-      uploadAuthToken: target.authorizationToken,
-      fileName: name,
-      data: wire,
-      contentLength: size + 40,
-      hash: 'hex_digits_at_end',
-      mime: body.contentType,
-      info,
-      axiosOverride: this.session.settings({ signal }),
-    }).then(
-      (res) => ({ res }),
-      (error: unknown) => {
-        wireDone = true;
-        wire.destroy();
-        return { error };
-      },
-    );
+    const first = this.session
+      .sdk!.uploadFile({
+        uploadUrl: target.uploadUrl,
+        uploadAuthToken: target.authorizationToken,
+        fileName: name,
+        data: wire,
+        contentLength: size + 40,
+        hash: 'hex_digits_at_end',
+        mime: body.contentType,
+        info,
+        axiosOverride: this.session.settings({ signal }),
+      })
+      .then(
+        (res) => ({ res }),
+        (error: unknown) => {
+          wireDone = true;
+          wire.destroy();
+          return { error };
+        },
+      );
     let sent = 0;
     // Passes every chunk to the spool, and to the wire while the first try is alive (with backpressure).
     const tap = new Transform({
@@ -152,7 +171,10 @@ export class B2Uploader {
     });
     let spooled: SpooledBody;
     try {
-      spooled = await spoolBody(pipeline(body.stream(), tap, () => undefined), { spoolThreshold: this.options.spoolThreshold, partSize });
+      spooled = await spoolBody(
+        pipeline(body.stream(), tap, () => undefined),
+        { spoolThreshold: this.options.spoolThreshold, partSize },
+      );
     } catch (err) {
       // The body failed (limit, abort, broken source): cut the upload short so B2 never commits it.
       wireDone = true;
@@ -179,7 +201,14 @@ export class B2Uploader {
     }
   }
 
-  uploadSimple(name: string, body: SpooledBody, contentType: string, info: Record<string, string>, signal: AbortSignal | undefined, attemptsUsed = 0): Promise<B2FileJson> {
+  uploadSimple(
+    name: string,
+    body: SpooledBody,
+    contentType: string,
+    info: Record<string, string>,
+    signal: AbortSignal | undefined,
+    attemptsUsed = 0,
+  ): Promise<B2FileJson> {
     return this.sendWithRetries(
       'b2_upload_file',
       () => this.uploadUrls.acquire(),
@@ -211,7 +240,12 @@ export class B2Uploader {
   private async startLargeFile(name: string, contentType: string, fileInfo: Record<string, string>): Promise<string> {
     try {
       const started = await this.session.call('b2_start_large_file', (sdk) =>
-        sdk.startLargeFile({ bucketId: this.session.bucketId!, fileName: name, contentType, axiosOverride: { ...this.session.settings(), data: { fileInfo } } }),
+        sdk.startLargeFile({
+          bucketId: this.session.bucketId!,
+          fileName: name,
+          contentType,
+          axiosOverride: { ...this.session.settings(), data: { fileInfo } },
+        }),
       );
       return started.fileId;
     } catch (err) {
@@ -248,7 +282,11 @@ export class B2Uploader {
       const b = Object.entries(fileInfo).sort();
       return a.length === b.length && a.every(([k, v], i) => k === b[i]![0] && v === b[i]![1]);
     };
-    const page = await this.session.callJson<{ files: B2FileJson[] }>('b2_list_unfinished_large_files', { bucketId: this.session.bucketId, namePrefix: name, maxFileCount: 100 });
+    const page = await this.session.callJson<{ files: B2FileJson[] }>('b2_list_unfinished_large_files', {
+      bucketId: this.session.bucketId,
+      namePrefix: name,
+      maxFileCount: 100,
+    });
     for (const file of page.files.filter((f) => f.fileName === name && same(f.fileInfo))) {
       await this.cancelLargeFile(file.fileId);
     }
@@ -257,7 +295,8 @@ export class B2Uploader {
   /** b2_start_large_file, the parts (each with its SHA-1, two at a time, in the core pool), b2_finish_large_file; cancelled on any failure. */
   async uploadLarge(name: string, body: SpooledBody, contentType: string, info: Record<string, string>, signal: AbortSignal | undefined): Promise<B2FileJson> {
     const partCount = body.partSha1s.length;
-    if (partCount > MAX_PARTS) throw new MediaStorageError('TOO_LARGE', `The body needs ${partCount} parts of ${body.partSize} bytes; B2 allows ${MAX_PARTS}: raise partSize`);
+    if (partCount > MAX_PARTS)
+      throw new MediaStorageError('TOO_LARGE', `The body needs ${partCount} parts of ${body.partSize} bytes; B2 allows ${MAX_PARTS}: raise partSize`);
     // large_file_sha1 (Backblaze's recommendation, and our etag) when the 10 entries and the header limit leave room.
     const withSha1 = { ...info, large_file_sha1: body.sha1 };
     const bytes = fileInfoHeaderBytes(name, withSha1, contentType);
@@ -270,7 +309,9 @@ export class B2Uploader {
     let finishing = false;
     try {
       // Part URLs, like upload URLs, serve one part at a time: a worker takes one, gives it back after a success.
-      const partUrls = new UploadUrlPool(() => this.session.call('b2_get_upload_part_url', (sdk) => sdk.getUploadPartUrl({ fileId, axiosOverride: this.session.settings() })));
+      const partUrls = new UploadUrlPool(() =>
+        this.session.call('b2_get_upload_part_url', (sdk) => sdk.getUploadPartUrl({ fileId, axiosOverride: this.session.settings() })),
+      );
       const sendPart = async (index: number): Promise<void> => {
         const start = index * body.partSize;
         const end = Math.min(body.size, start + body.partSize);
@@ -304,7 +345,9 @@ export class B2Uploader {
       }
       if (signal?.aborted) throw abortedError('save', name, undefined, signal.reason);
       finishing = true;
-      return await this.session.call('b2_finish_large_file', (sdk) => sdk.finishLargeFile({ fileId, partSha1Array: [...body.partSha1s], axiosOverride: this.session.settings() }));
+      return await this.session.call('b2_finish_large_file', (sdk) =>
+        sdk.finishLargeFile({ fileId, partSha1Array: [...body.partSha1s], axiosOverride: this.session.settings() }),
+      );
     } catch (err) {
       // B2 may have finished the file before its answer was lost: then the save did succeed.
       if (finishing && isTransient(err)) {

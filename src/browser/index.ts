@@ -53,7 +53,9 @@ export class DirectUploadError extends Error {
     readonly status: number,
     readonly body: string,
   ) {
-    super(status === 0 ? 'The upload failed: the network request did not complete (offline, or refused by CORS?)' : `The upload was refused with HTTP ${status}`);
+    super(
+      status === 0 ? 'The upload failed: the network request did not complete (offline, or refused by CORS?)' : `The upload was refused with HTTP ${status}`,
+    );
   }
 }
 

@@ -181,7 +181,8 @@ export async function suggestStripPrefix(storage: MediaStorage, report: AuditRep
     const tried = keys.slice(0, sample);
     let found = 0;
     for (const key of tried) if (await storage.exists(key).catch(() => false)) found++;
-    const better = !best || found > best.found || (found === best.found && (keys.length > best.paths || (keys.length === best.paths && prefix.length > best.prefix.length)));
+    const better =
+      !best || found > best.found || (found === best.found && (keys.length > best.paths || (keys.length === best.paths && prefix.length > best.prefix.length)));
     if (better) best = { prefix, paths: keys.length, found, tried: tried.length };
   }
   return best;
@@ -223,7 +224,10 @@ export function auditFormatter(format: 'text' | 'json' | 'csv', options: FormatA
   if (format === 'csv') {
     return {
       start: () => 'path,status,occurrences,error,stored_as\n',
-      entry: (e) => (e.status === 'ok' && !options.all ? '' : `${[csvCell(e.path), e.status, String(e.occurrences), csvCell(e.error ?? ''), csvCell(e.storedAs ?? '')].join(',')}\n`),
+      entry: (e) =>
+        e.status === 'ok' && !options.all
+          ? ''
+          : `${[csvCell(e.path), e.status, String(e.occurrences), csvCell(e.error ?? ''), csvCell(e.storedAs ?? '')].join(',')}\n`,
       end: () => '',
     };
   }

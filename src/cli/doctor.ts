@@ -42,7 +42,10 @@ export const DEFAULT_PROBE_TIMEOUT_MS = 10_000;
 
 /** A probe that got no answer in time. */
 class ProbeTimeout extends Error {
-  constructor(readonly probe: string, readonly ms: number) {
+  constructor(
+    readonly probe: string,
+    readonly ms: number,
+  ) {
     super(`${probe}: no answer within ${ms / 1000} s`);
   }
 }
@@ -133,7 +136,11 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
     const production = isEphemeralProduction(env);
     const platform = detectEphemeralPlatform(env);
     if (production) {
-      add('durability', 'fail', `LOCAL DISK ON ${production.toUpperCase()} IN PRODUCTION: every deploy or restart wipes it, and uploaded photos vanish while the database still points at them. Set MEDIA_STORAGE_URL (${durableStorageHint()}) to durable storage, then copy existing files with "media-storage sync".`);
+      add(
+        'durability',
+        'fail',
+        `LOCAL DISK ON ${production.toUpperCase()} IN PRODUCTION: every deploy or restart wipes it, and uploaded photos vanish while the database still points at them. Set MEDIA_STORAGE_URL (${durableStorageHint()}) to durable storage, then copy existing files with "media-storage sync".`,
+      );
     } else if (platform) {
       add('durability', 'warn', `The local disk on ${platform} does not survive a deploy; fine for development, not for production.`);
     } else {
@@ -184,13 +191,27 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
       await res.arrayBuffer().catch(() => undefined);
       if (res.status === 200) {
         const type = res.headers.get('content-type') ?? '';
-        add('url', type.startsWith('text/plain') ? 'ok' : 'warn', type.startsWith('text/plain') ? `${shown} answers 200 with ${type}` : `${shown} answers 200 but with Content-Type "${type}" instead of text/plain: browsers may mis-handle files.`);
+        add(
+          'url',
+          type.startsWith('text/plain') ? 'ok' : 'warn',
+          type.startsWith('text/plain')
+            ? `${shown} answers 200 with ${type}`
+            : `${shown} answers 200 but with Content-Type "${type}" instead of text/plain: browsers may mis-handle files.`,
+        );
       } else if (res.status === 403 && !wantsSigned) {
-        add('url', 'fail', `${shown} answers 403: the files are not publicly readable. Allow public reads for the bucket (a bucket policy granting s3:GetObject on the prefix, or public-read ACLs where the store has them), or make the storage private so URLs are signed (AWS_QUERYSTRING_AUTH=true / visibility=private).`);
+        add(
+          'url',
+          'fail',
+          `${shown} answers 403: the files are not publicly readable. Allow public reads for the bucket (a bucket policy granting s3:GetObject on the prefix, or public-read ACLs where the store has them), or make the storage private so URLs are signed (AWS_QUERYSTRING_AUTH=true / visibility=private).`,
+        );
       } else if (res.status === 403) {
         add('url', 'fail', `a signed URL answers 403: check the region, the endpoint, and the clock of this machine.`);
       } else if (res.status === 404) {
-        add('url', 'fail', `${shown} answers 404: the public base URL does not point at the bucket (check AWS_S3_CUSTOM_DOMAIN / publicBaseUrl and the key prefix).`);
+        add(
+          'url',
+          'fail',
+          `${shown} answers 404: the public base URL does not point at the bucket (check AWS_S3_CUSTOM_DOMAIN / publicBaseUrl and the key prefix).`,
+        );
       } else {
         add('url', 'fail', `${shown} answers ${res.status}.`);
       }
@@ -199,7 +220,12 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
       await cors.arrayBuffer().catch(() => undefined);
       const allowed = cors.headers.get('access-control-allow-origin');
       if (allowed === '*' || allowed === origin) add('cors', 'ok', `cross-origin reads allowed (${allowed})`);
-      else add('cors', 'warn', `no CORS header for origin ${origin}. <img> tags still work; browser uploads straight to the bucket and reading images from scripts (canvas, fetch) need a CORS rule allowing GET, PUT and POST from your site's origin.`);
+      else
+        add(
+          'cors',
+          'warn',
+          `no CORS header for origin ${origin}. <img> tags still work; browser uploads straight to the bucket and reading images from scripts (canvas, fetch) need a CORS rule allowing GET, PUT and POST from your site's origin.`,
+        );
     }
   } catch (err) {
     add('url', 'fail', explain(err, config));

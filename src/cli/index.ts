@@ -78,7 +78,7 @@ const COMMANDS: Record<'doctor' | 'sync' | 'audit' | 'variants', CommandSpec> = 
     summary: 'list stored paths that have no object',
     options: {
       keys: { type: 'string', value: 'FILE', help: 'the stored paths, one a line (- reads standard input)' },
-      url: { type: 'string', value: 'URL', help: 'the storage to check (default: the environment\'s)' },
+      url: { type: 'string', value: 'URL', help: "the storage to check (default: the environment's)" },
       format: { type: 'string', value: 'FORMAT', help: 'text (default), json or csv: the paths with a problem and the counts' },
       all: { type: 'boolean', help: 'csv: every path, the ok ones too' },
       concurrency: { type: 'string', value: 'N', help: 'checks in flight at once (default 16)' },
@@ -94,8 +94,13 @@ const COMMANDS: Record<'doctor' | 'sync' | 'audit' | 'variants', CommandSpec> = 
     options: {
       prefix: { type: 'string', value: 'P', help: 'only photos whose keys start with P (--prefix "" for every photo)' },
       config: { type: 'string', value: 'FILE', help: 'the module exporting your withImages options (export { variants })' },
-      variant: { type: 'string', value: 'SPEC', multiple: true, help: 'NAME=WxH[,fit][,format][,q=N][,densities=1+2], e.g. avatar=64x64,cover,webp; repeatable' },
-      url: { type: 'string', value: 'URL', help: 'the storage (default: the environment\'s)' },
+      variant: {
+        type: 'string',
+        value: 'SPEC',
+        multiple: true,
+        help: 'NAME=WxH[,fit][,format][,q=N][,densities=1+2], e.g. avatar=64x64,cover,webp; repeatable',
+      },
+      url: { type: 'string', value: 'URL', help: "the storage (default: the environment's)" },
       only: { type: 'string', value: 'NAME,...', help: 'only these variants' },
       concurrency: { type: 'string', value: 'N', help: 'photos processed at once (default 4)' },
       'dry-run': { type: 'boolean', help: 'list what would be generated, store nothing' },
@@ -135,7 +140,8 @@ function storageUrlHelp(): string {
   for (const definition of backendDefinitions()) {
     if (!definition.url) continue;
     lines.push(`  ${definition.url.example}${definition.url.note ? ` (${definition.url.note})` : ''}`);
-    for (const [name, { spec, deprecated }] of storageUrlOptions(definition)) if (spec.help && !deprecated) lines.push(`      ${`${name} `.padEnd(22)}${spec.help}`);
+    for (const [name, { spec, deprecated }] of storageUrlOptions(definition))
+      if (spec.help && !deprecated) lines.push(`      ${`${name} `.padEnd(22)}${spec.help}`);
   }
   lines.push(
     '  env: the storage the environment configures, in this order: MEDIA_STORAGE_URL; the django-storages',
@@ -156,7 +162,9 @@ function topHelp(): string {
     '',
     'Run "media-storage <command> --help" for a command\'s options. The most used:',
     ...COMMAND_ORDER.flatMap((c) => [`  ${COMMANDS[c].usage}`]),
-    ...optionLines(Object.fromEntries(['delete', 'checksum', 'dry-run', 'quiet'].map((name) => [name, COMMANDS.sync.options[name]!]))).filter((line) => !line.startsWith('  --help')),
+    ...optionLines(Object.fromEntries(['delete', 'checksum', 'dry-run', 'quiet'].map((name) => [name, COMMANDS.sync.options[name]!]))).filter(
+      (line) => !line.startsWith('  --help'),
+    ),
     '',
     storageUrlHelp(),
     '',
@@ -174,7 +182,18 @@ function topHelp(): string {
 
 function commandHelp(name: CommandName): string {
   const spec = COMMANDS[name];
-  return [`${spec.usage}`, '', `${spec.summary[0]!.toUpperCase()}${spec.summary.slice(1)}.`, '', 'Options:', ...optionLines(spec.options), '', ...spec.notes.map((n) => `${wrap(n)}\n`), 'Storage URLs and exit codes: media-storage --help', ''].join('\n');
+  return [
+    `${spec.usage}`,
+    '',
+    `${spec.summary[0]!.toUpperCase()}${spec.summary.slice(1)}.`,
+    '',
+    'Options:',
+    ...optionLines(spec.options),
+    '',
+    ...spec.notes.map((n) => `${wrap(n)}\n`),
+    'Storage URLs and exit codes: media-storage --help',
+    '',
+  ].join('\n');
 }
 
 /** The package's version, from its package.json (found from this file, in src/ or dist/). */
@@ -265,19 +284,32 @@ function positiveSeconds(value: string | undefined, name: string, fallbackMs: nu
 /** parseArgs for one command, with its errors turned into plain words. */
 function parseCommand(name: CommandName, args: string[]): Record<string, string | boolean | undefined> {
   const spec = COMMANDS[name];
-  const options = Object.fromEntries(Object.entries({ ...spec.options, ...COMMON }).map(([option, { type, multiple }]) => [option, { type, ...(multiple ? { multiple } : {}) }]));
+  const options = Object.fromEntries(
+    Object.entries({ ...spec.options, ...COMMON }).map(([option, { type, multiple }]) => [option, { type, ...(multiple ? { multiple } : {}) }]),
+  );
   try {
-    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }).values as Record<
+      string,
+      string | boolean | undefined
+    >;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     const missing = /Option '--([\w-]+)(?: <value>)?' argument (?:missing|is ambiguous)/.exec(message);
     if (missing) {
       const option = missing[1]!;
-      const hint = option === 'from' || option === 'to' || option === 'url' ? ` (a variable such as "$MEDIA_STORAGE_URL" that is not set? --${option} env means the storage the environment configures)` : '';
+      const hint =
+        option === 'from' || option === 'to' || option === 'url'
+          ? ` (a variable such as "$MEDIA_STORAGE_URL" that is not set? --${option} env means the storage the environment configures)`
+          : '';
       throw new UsageError(`--${option} needs a value${hint}`);
     }
     const unknown = /Unknown option '([^']+)'/.exec(message);
-    if (unknown) throw new UsageError(`unknown option ${unknown[1]} for ${name}; its options: ${Object.keys(spec.options).map((o) => `--${o}`).join(', ')}`);
+    if (unknown)
+      throw new UsageError(
+        `unknown option ${unknown[1]} for ${name}; its options: ${Object.keys(spec.options)
+          .map((o) => `--${o}`)
+          .join(', ')}`,
+      );
     const positional = /Unexpected argument '([^']+)'/.exec(message);
     if (positional) throw new UsageError(`unexpected argument ${JSON.stringify(positional[1])}: ${name} takes only options (a value with spaces needs quotes)`);
     throw new UsageError(message);
@@ -288,7 +320,10 @@ function parseCommand(name: CommandName, args: string[]): Record<string, string 
 function requireStorageArg(value: string | boolean | undefined, option: string, what: string): string {
   if (value === undefined) throw new UsageError(`sync needs --${option}: ${what} (a storage URL, or env for the storage the environment configures)`);
   const text = String(value);
-  if (text.trim() === '') throw new UsageError(`--${option} is empty (was it a variable such as "$MEDIA_STORAGE_URL" that is not set here?). Give a storage URL, or --${option} env for the storage the environment configures (MEDIA_STORAGE_URL, AWS_*, CLOUDINARY_URL, B2_*)`);
+  if (text.trim() === '')
+    throw new UsageError(
+      `--${option} is empty (was it a variable such as "$MEDIA_STORAGE_URL" that is not set here?). Give a storage URL, or --${option} env for the storage the environment configures (MEDIA_STORAGE_URL, AWS_*, CLOUDINARY_URL, B2_*)`,
+    );
   return text;
 }
 
@@ -312,12 +347,16 @@ async function sync(values: Record<string, string | boolean | undefined>, io: Io
   const to = await storageFrom(toUrl, io, '--to', 'destination');
   const progress = new ProgressReporter(io.stderr, !values.quiet);
   const dry = values['dry-run'] === true;
-  io.stderr.write(`${dry ? '[dry run] ' : ''}sync ${maskUrl(fromUrl)} -> ${maskUrl(toUrl)}${values.delete && !dry ? ' (--delete: objects only at the destination are deleted)' : ''}\n`);
+  io.stderr.write(
+    `${dry ? '[dry run] ' : ''}sync ${maskUrl(fromUrl)} -> ${maskUrl(toUrl)}${values.delete && !dry ? ' (--delete: objects only at the destination are deleted)' : ''}\n`,
+  );
 
   const interrupt = new AbortController();
   const unsubscribe = (io.onInterrupt ?? processInterrupts)(() => {
     if (interrupt.signal.aborted) {
-      io.stderr.write('\nInterrupted again: leaving now. A multipart upload may be left in an S3 bucket (a lifecycle rule "AbortIncompleteMultipartUpload" removes it).\n');
+      io.stderr.write(
+        '\nInterrupted again: leaving now. A multipart upload may be left in an S3 bucket (a lifecycle rule "AbortIncompleteMultipartUpload" removes it).\n',
+      );
       (io.exit ?? process.exit)(EXIT.interrupted);
       return;
     }
@@ -386,7 +425,9 @@ async function audit(values: Record<string, string | boolean | undefined>, io: I
     const hint = await suggestStripPrefix(storage, report);
     if (hint) {
       const found = hint.tried > 0 ? ` (${hint.found} of ${hint.tried} tried exist once it is removed)` : '';
-      io.stderr.write(`HINT ${hint.paths} invalid path${hint.paths === 1 ? '' : 's'} start${hint.paths === 1 ? 's' : ''} with ${JSON.stringify(hint.prefix)}: they look like URLs of the files, not keys${found}. Run again with --strip-prefix ${hint.prefix}\n`);
+      io.stderr.write(
+        `HINT ${hint.paths} invalid path${hint.paths === 1 ? '' : 's'} start${hint.paths === 1 ? 's' : ''} with ${JSON.stringify(hint.prefix)}: they look like URLs of the files, not keys${found}. Run again with --strip-prefix ${hint.prefix}\n`,
+      );
     }
   }
   // A path stored under another spelling is as good as missing for the app, which reads the path.
@@ -454,12 +495,18 @@ export async function loadPlugins(modules: readonly string[], cwd = process.cwd(
 }
 
 /** Runs the CLI; resolves to the exit code (0 ok, 1 problems found, 2 usage or configuration, 130 interrupted). */
-export async function main(argvGiven: string[], io: Io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env }): Promise<number> {
-  let argv = argvGiven;
+export async function main(
+  argvGiven: string[],
+  io: Io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env },
+): Promise<number> {
+  let argv: string[];
   try {
     const { modules, args } = extractRequires(argvGiven);
     argv = args;
-    const fromEnv = (io.env.MEDIA_STORAGE_PLUGINS ?? '').split(',').map((m) => m.trim()).filter(Boolean);
+    const fromEnv = (io.env.MEDIA_STORAGE_PLUGINS ?? '')
+      .split(',')
+      .map((m) => m.trim())
+      .filter(Boolean);
     await loadPlugins([...fromEnv, ...modules]);
   } catch (err) {
     io.stderr.write(`media-storage: ${isMediaStorageError(err) ? `${err.code}: ` : ''}${err instanceof Error ? err.message : String(err)}\n`);

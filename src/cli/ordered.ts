@@ -86,10 +86,12 @@ export async function* sortExternally<T>(items: AsyncIterable<T> | Iterable<T>, 
 async function* mergeRuns<T>(files: readonly string[], decode: (line: string) => T, byKey: (a: T, b: T) => number): AsyncGenerator<T> {
   const readers = files.map((file) => createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity })[Symbol.asyncIterator]());
   try {
-    const heads: (T | undefined)[] = await Promise.all(readers.map(async (reader) => {
-      const first = await reader.next();
-      return first.done ? undefined : decode(first.value);
-    }));
+    const heads: (T | undefined)[] = await Promise.all(
+      readers.map(async (reader) => {
+        const first = await reader.next();
+        return first.done ? undefined : decode(first.value);
+      }),
+    );
     for (;;) {
       let best = -1;
       for (let i = 0; i < heads.length; i++) {
@@ -125,7 +127,13 @@ export async function* keyOrdered(storage: MediaStorage, prefix: string, options
   const listing = storage.listAll(prefix, { onSkipped: options.onSkipped });
   if (storage.capabilities.sortedListing === false) {
     let last: string | undefined;
-    const sorted = sortExternally(listing, { key: (info) => info.key, runSize: options.runSize, tempDir: options.tempDir, encode: encodeInfo, decode: decodeInfo });
+    const sorted = sortExternally(listing, {
+      key: (info) => info.key,
+      runSize: options.runSize,
+      tempDir: options.tempDir,
+      encode: encodeInfo,
+      decode: decodeInfo,
+    });
     for await (const info of sorted) {
       // A key briefly listed twice (Cloudinary, while a save moves it between homes) counts once.
       if (info.key === last) continue;

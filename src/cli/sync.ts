@@ -164,7 +164,24 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
   const baseDelay = options.retryDelayMs ?? 200;
   const maxReported = Math.max(0, options.maxReported ?? 100);
   const checksum = !!options.checksum;
-  const report: SyncReport = { scanned: 0, copied: 0, skipped: 0, failed: 0, bytes: 0, deleted: 0, failures: [], notCopied: [], notCopiedCount: 0, folderMarkers: 0, warnings: [], warningCount: 0, durationMs: 0, dryRun: !!options.dryRun, interrupted: false, interruptedKeys: [] };
+  const report: SyncReport = {
+    scanned: 0,
+    copied: 0,
+    skipped: 0,
+    failed: 0,
+    bytes: 0,
+    deleted: 0,
+    failures: [],
+    notCopied: [],
+    notCopiedCount: 0,
+    folderMarkers: 0,
+    warnings: [],
+    warningCount: 0,
+    durationMs: 0,
+    dryRun: !!options.dryRun,
+    interrupted: false,
+    interruptedKeys: [],
+  };
   const emit = options.onEvent;
   const noteSkipped = (object: SkippedObject): void => {
     if (object.reason === 'folder-marker') {
@@ -183,7 +200,8 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
     if (report.failed++ < maxReported) report.failures.push(failure);
     emit?.({ type: 'failed', failure });
   };
-  const progress = (): void => options.onProgress?.({ scanned: report.scanned, copied: report.copied, skipped: report.skipped, failed: report.failed, bytes: report.bytes });
+  const progress = (): void =>
+    options.onProgress?.({ scanned: report.scanned, copied: report.copied, skipped: report.skipped, failed: report.failed, bytes: report.bytes });
 
   // Variants travel with their photos, unless the destination makes its own.
   const destinationMakesVariants = to.name === 'cloudinary' || typeof (to as { ensureVariant?: unknown }).ensureVariant === 'function';
@@ -203,7 +221,8 @@ export async function syncStorages(from: MediaStorage, to: MediaStorage, options
         described ??= await describe(info);
         // Small files are read whole (memory stays under concurrency x 1 MiB): a known length lets
         // the destination send one request without buffering; larger files stream.
-        const body = info.size <= WHOLE_READ_BYTES ? await from.readBuffer(info.key, { signal: options.signal }) : await from.read(info.key, { signal: options.signal });
+        const body =
+          info.size <= WHOLE_READ_BYTES ? await from.readBuffer(info.key, { signal: options.signal }) : await from.read(info.key, { signal: options.signal });
         await to.save(info.key, body, { ...described, allowEmpty: true, signal: options.signal });
         return;
       } catch (err) {

@@ -47,7 +47,9 @@ export function parseVariantSpec(spec: string): [string, VariantDefinition] {
 export async function loadImageOptions(file: string): Promise<ImageOptions> {
   const mod = (await import(pathToFileURL(path.resolve(file)).href)) as Record<string, unknown>;
   const candidate = (mod.imageOptions ?? mod.default ?? mod) as Record<string, unknown>;
-  const options = (typeof candidate === 'object' && candidate !== null && 'variants' in candidate ? candidate : { variants: mod.variants ?? candidate }) as ImageOptions;
+  const options = (
+    typeof candidate === 'object' && candidate !== null && 'variants' in candidate ? candidate : { variants: mod.variants ?? candidate }
+  ) as ImageOptions;
   if (!options.variants || typeof options.variants !== 'object' || Object.keys(options.variants).length === 0) {
     throw usage(`${file} declares no variants: export { variants } or export default { variants } (the options given to withImages)`);
   }
@@ -76,7 +78,8 @@ export async function runVariants(args: string[], io: Io, open: (url: string | u
     },
   });
   if (values.prefix === undefined) throw usage('--prefix is required (use --prefix "" for every photo)');
-  if (!values.config && !values.variant?.length) throw usage('say which variants: --config FILE (the module with your withImages options) or --variant NAME=WxH,...');
+  if (!values.config && !values.variant?.length)
+    throw usage('say which variants: --config FILE (the module with your withImages options) or --variant NAME=WxH,...');
   const options: ImageOptions = values.config ? await loadImageOptions(values.config) : {};
   if (values.variant?.length) options.variants = { ...options.variants, ...Object.fromEntries(values.variant.map(parseVariantSpec)) };
   const concurrency = values.concurrency === undefined ? 4 : Number(values.concurrency);

@@ -84,7 +84,10 @@ export class Delivery {
 /** A delivery answer that is neither the object nor its absence. */
 export function deliveryError(res: Response, what: string): CloudinaryApiError {
   const reason = res.headers.get('x-cld-error');
-  const retryAfter = retryHintOf(res.status, { 'retry-after': res.headers.get('retry-after') ?? undefined, 'x-featureratelimit-reset': res.headers.get('x-featureratelimit-reset') ?? undefined });
+  const retryAfter = retryHintOf(res.status, {
+    'retry-after': res.headers.get('retry-after') ?? undefined,
+    'x-featureratelimit-reset': res.headers.get('x-featureratelimit-reset') ?? undefined,
+  });
   return new CloudinaryApiError(`${what}: delivery answered ${res.status}${reason ? ` (${reason})` : ''}`, res.status, { source: 'delivery', retryAfter });
 }
 

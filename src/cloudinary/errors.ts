@@ -110,7 +110,8 @@ export function mapCloudinaryError(err: unknown, lastKnownReset?: Date): MappedE
   if (err.source === 'delivery' && status === 401) return { code: 'PERMISSION', message, status };
   if (status === 400 && /file size too large|too large/i.test(err.message)) return { code: 'TOO_LARGE', message, status };
   // The API's answer to a cloud name it does not know (401 from the Upload API): a setting, not the key or secret.
-  if (err.source === 'api' && /invalid cloud_name/i.test(err.message)) return { code: 'CONFIG', message: `${message}: check the cloud name (cloudName or CLOUDINARY_URL)`, status };
+  if (err.source === 'api' && /invalid cloud_name/i.test(err.message))
+    return { code: 'CONFIG', message: `${message}: check the cloud name (cloudName or CLOUDINARY_URL)`, status };
   // A public ID Cloudinary refuses: the key cannot be stored as it is.
   if (status === 400 && /public_id .*is invalid/i.test(err.message)) return { code: 'INVALID_KEY', message, status };
   const code = codeFromStatus(status) ?? 'UNKNOWN';

@@ -127,14 +127,23 @@ async function loadPage(ctx: ListContext, source: ListSource, prefix: string, cu
     const key = keyOf({ resourceType: r.resource_type, publicId: r.public_id, format: r.format }, folder);
     if (key === undefined) {
       // Inside the folder but not a key's asset (another tool's public ID): reported, not dropped.
-      if (r.public_id.startsWith(folder + prefix)) skipped.push({ name: `${r.public_id.slice(folder.length)}${r.format ? `.${r.format}` : ''}`, reason: 'unmapped', message: `the Cloudinary ${r.resource_type} asset with public ID ${JSON.stringify(r.public_id)} does not map back to a key`, size: r.bytes });
+      if (r.public_id.startsWith(folder + prefix))
+        skipped.push({
+          name: `${r.public_id.slice(folder.length)}${r.format ? `.${r.format}` : ''}`,
+          reason: 'unmapped',
+          message: `the Cloudinary ${r.resource_type} asset with public ID ${JSON.stringify(r.public_id)} does not map back to a key`,
+          size: r.bytes,
+        });
       continue;
     }
     if (!key.startsWith(prefix)) continue;
     // Names that are not keys are screened (and reported) by the core.
     items.push(ctx.infoOf(key, r));
     // Its version too, so url() of a listed key needs no lookup.
-    const ref: AssetRef = r.resource_type === 'raw' ? { resourceType: 'raw', publicId: r.public_id } : { resourceType: r.resource_type as ResourceType, publicId: r.public_id, format: r.format };
+    const ref: AssetRef =
+      r.resource_type === 'raw'
+        ? { resourceType: 'raw', publicId: r.public_id }
+        : { resourceType: r.resource_type as ResourceType, publicId: r.public_id, format: r.format };
     ctx.locator.remember(key, located(ref, r));
   }
   // Cloudinary sorts a prefixed listing by public ID; the key order can differ inside a page

@@ -24,6 +24,7 @@
 import { MediaStorageError } from '../core/errors.js';
 import { splitKey } from '../core/keys.js';
 
+/** Cloudinary's three resource types: an asset of each may sit under one public id. */
 export type ResourceType = 'image' | 'video' | 'raw';
 
 /** An asset's address at Cloudinary (besides the cloud and the delivery type). */
@@ -106,7 +107,7 @@ export function escapePublicId(path: string): string {
 /** The inverse of {@link escapePublicId}; `undefined` when the public ID was not written by it. */
 export function unescapePublicId(publicId: string): string | undefined {
   let out = '';
-  for (let i = 0; i < publicId.length; ) {
+  for (let i = 0; i < publicId.length;) {
     const escape = publicId[i] === '_' ? ESCAPE.exec(publicId.slice(i, i + 10)) : null;
     if (escape) {
       const codePoint = parseInt(escape[1]!, 16);
@@ -131,7 +132,7 @@ export function unescapePublicId(publicId: string): string | undefined {
  */
 export function publicIdPrefix(path: string): string {
   let stable = path;
-  for (let before = ''; before !== stable; ) {
+  for (let before = ''; before !== stable;) {
     before = stable;
     const lastSlash = stable.lastIndexOf('/');
     if (/^v\p{Nd}*$/u.test(stable.slice(lastSlash + 1))) stable = stable.slice(0, lastSlash + 1);
@@ -188,7 +189,11 @@ export function keyOf(asset: { resourceType: string; publicId: string; format?: 
 
 function checkLength(publicId: string, key: string): string {
   if (publicId.length > MAX_PUBLIC_ID_LENGTH) {
-    throw new MediaStorageError('INVALID_KEY', `Invalid key "${key.length > 80 ? `${key.slice(0, 80)}…` : key}": its Cloudinary public ID would be ${publicId.length} characters, more than Cloudinary's ${MAX_PUBLIC_ID_LENGTH}`, { key });
+    throw new MediaStorageError(
+      'INVALID_KEY',
+      `Invalid key "${key.length > 80 ? `${key.slice(0, 80)}…` : key}": its Cloudinary public ID would be ${publicId.length} characters, more than Cloudinary's ${MAX_PUBLIC_ID_LENGTH}`,
+      { key },
+    );
   }
   return publicId;
 }

@@ -78,7 +78,10 @@ export function loadSdk(): Promise<CloudinarySdk> {
     },
     (err: unknown) => {
       sdkPromise = undefined;
-      throw new MediaStorageError('CONFIG', 'CloudinaryStorage needs the "cloudinary" package (v2): npm install cloudinary', { backend: 'cloudinary', cause: err });
+      throw new MediaStorageError('CONFIG', 'CloudinaryStorage needs the "cloudinary" package (v2): npm install cloudinary', {
+        backend: 'cloudinary',
+        cause: err,
+      });
     },
   );
   return sdkPromise;

@@ -63,7 +63,8 @@ export class CloudinaryStorage extends BaseStorage {
     if (this.deliveryType !== 'upload' && this.deliveryType !== 'authenticated') throw configError('deliveryType must be "upload" or "authenticated"');
     this.folder = normalizeLocation(options.prefix);
     const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
-    if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE) throw configError(`chunkSize must be a whole number of bytes, at least ${MIN_CHUNK_SIZE} (Cloudinary's smallest chunk)`);
+    if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE)
+      throw configError(`chunkSize must be a whole number of bytes, at least ${MIN_CHUNK_SIZE} (Cloudinary's smallest chunk)`);
     this.defaultExpiresIn = options.defaultExpiresIn ?? DEFAULT_EXPIRES_IN;
     if (!(Number.isFinite(this.defaultExpiresIn) && this.defaultExpiresIn > 0)) throw configError('defaultExpiresIn must be a positive number of seconds');
     const existsVia = options.existsVia ?? 'upload-api';
@@ -133,7 +134,11 @@ export class CloudinaryStorage extends BaseStorage {
       // executable kinds, by their bytes or their name, are refused unless the app listed them
       // in inlineContentTypes. (PDF is kept: browsers render it in a sandboxed viewer.)
       if ([sniffed, contentTypeFromKey(key)].some((type) => isExecutableContentType(type) && !this.servingRule.isInline(type!))) {
-        throw new MediaStorageError('UNSUPPORTED', `"${key}" is active content (HTML, SVG, XML or script), which Cloudinary would serve inline; store it elsewhere or as a different type`, { key });
+        throw new MediaStorageError(
+          'UNSUPPORTED',
+          `"${key}" is active content (HTML, SVG, XML or script), which Cloudinary would serve inline; store it elsewhere or as a different type`,
+          { key },
+        );
       }
       const target = homeFor(homes, sniffed ?? '');
       const toMedia = target === homes.media;
@@ -145,7 +150,10 @@ export class CloudinaryStorage extends BaseStorage {
       // Replace only what is known to be this key's; a free media slot is claimed with overwrite=false,
       // so a concurrent save of a sibling key (a.jpg vs a.png) can never be overwritten silently.
       // Replacing sends invalidate=true, so CDN copies of the old asset do not outlive it.
-      const plan: UploadPlan = { overwrite: options.ifExists === 'overwrite' && (!toMedia || mediaSlot === 'ours'), assetFolder: await this.uploader.assetFolderOf(target) };
+      const plan: UploadPlan = {
+        overwrite: options.ifExists === 'overwrite' && (!toMedia || mediaSlot === 'ours'),
+        assetFolder: await this.uploader.assetFolderOf(target),
+      };
       const { result: first, whole } = await this.uploader.upload(target, reader, body.size, plan, options.signal);
       let result = first;
       if (result.existing) {
@@ -198,7 +206,11 @@ export class CloudinaryStorage extends BaseStorage {
    * the URLs this storage gives carry the version and never hit those entries.
    */
   private async purgeCachedUrls(target: AssetRef): Promise<void> {
-    await this.client.call((sdk) => sdk.uploader.explicit(target.publicId, this.client.callOptions({ resource_type: target.resourceType, type: this.deliveryType, invalidate: true }))).catch(() => undefined);
+    await this.client
+      .call((sdk) =>
+        sdk.uploader.explicit(target.publicId, this.client.callOptions({ resource_type: target.resourceType, type: this.deliveryType, invalidate: true })),
+      )
+      .catch(() => undefined);
   }
 
   protected override async keyTaken(key: string): Promise<boolean> {
@@ -231,7 +243,11 @@ export class CloudinaryStorage extends BaseStorage {
     }
     const body = res.body ? Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>) : Readable.from([]);
     // A delivery that stops sending midway fails the read (UNAVAILABLE) instead of hanging it.
-    const stream = failOnStall(body, this.client.timeout, () => new DOMException(`no bytes from the delivery URL for ${this.client.timeout} ms`, 'TimeoutError'));
+    const stream = failOnStall(
+      body,
+      this.client.timeout,
+      () => new DOMException(`no bytes from the delivery URL for ${this.client.timeout} ms`, 'TimeoutError'),
+    );
     // A server that ignored the Range header sent everything: cut the range out here.
     if (range && res.status === 200) {
       const sliced = sliceStream(range.start, range.end);
@@ -274,7 +290,8 @@ export class CloudinaryStorage extends BaseStorage {
   }
 
   private infoFromResource(key: string, r: AdminResource): ObjectInfo {
-    const contentType = r.resource_type !== 'raw' && r.format && MEDIA_FORMATS[r.format] ? MEDIA_FORMATS[r.format]!.contentTypes[0]! : this.servingRule.typeFromKey(key);
+    const contentType =
+      r.resource_type !== 'raw' && r.format && MEDIA_FORMATS[r.format] ? MEDIA_FORMATS[r.format]!.contentTypes[0]! : this.servingRule.typeFromKey(key);
     return {
       key,
       size: r.bytes,
@@ -305,7 +322,9 @@ export class CloudinaryStorage extends BaseStorage {
 
   private async destroyAsset(ref: AssetRef): Promise<void> {
     // invalidate: CDN copies must not outlive the asset.
-    const result = await this.client.call((sdk) => sdk.uploader.destroy(ref.publicId, this.client.callOptions({ resource_type: ref.resourceType, type: ref.type ?? this.deliveryType, invalidate: true })));
+    const result = await this.client.call((sdk) =>
+      sdk.uploader.destroy(ref.publicId, this.client.callOptions({ resource_type: ref.resourceType, type: ref.type ?? this.deliveryType, invalidate: true })),
+    );
     if (result.result !== 'ok' && result.result !== 'not found') {
       throw new CloudinaryApiError(`destroy of "${ref.publicId}" answered ${JSON.stringify(result.result)}`, undefined);
     }
@@ -321,16 +340,26 @@ export class CloudinaryStorage extends BaseStorage {
       throw new MediaStorageError('UNSUPPORTED', `"${key}" is stored as a raw file; Cloudinary applies transformations to images and videos only`, { key });
     }
     if (options.download) {
-      if (options.transform) throw new MediaStorageError('UNSUPPORTED', 'Download URLs are served by the Upload API, which applies no transformation; drop download or the transformation', { key });
+      if (options.transform)
+        throw new MediaStorageError(
+          'UNSUPPORTED',
+          'Download URLs are served by the Upload API, which applies no transformation; drop download or the transformation',
+          { key },
+        );
       return this.delivery.downloadUrl(ref, options.expiresIn ?? this.defaultExpiresIn, true);
     }
     if (options.expiresIn !== undefined) {
       if (options.transform) {
-        throw new MediaStorageError('UNSUPPORTED', 'Cloudinary applies transformations on delivery URLs, which cannot expire without token authentication; drop expiresIn (an authenticated storage still signs the URL) or the transformation', { key });
+        throw new MediaStorageError(
+          'UNSUPPORTED',
+          'Cloudinary applies transformations on delivery URLs, which cannot expire without token authentication; drop expiresIn (an authenticated storage still signs the URL) or the transformation',
+          { key },
+        );
       }
       return this.delivery.downloadUrl(ref, options.expiresIn, false);
     }
-    if (this.deliveryType === 'authenticated' && !options.transform && (ref.type ?? this.deliveryType) === 'authenticated') return this.delivery.downloadUrl(ref, this.defaultExpiresIn, false);
+    if (this.deliveryType === 'authenticated' && !options.transform && (ref.type ?? this.deliveryType) === 'authenticated')
+      return this.delivery.downloadUrl(ref, this.defaultExpiresIn, false);
     // Public delivery URL, or (authenticated) a signed delivery URL carrying the transformation.
     return this.delivery.url(ref, { version: found.version, transform: options.transform });
   }
@@ -360,11 +389,19 @@ export class CloudinaryStorage extends BaseStorage {
     const homes = homesOf(key, this.folder);
     const keyType = contentTypeFromKey(key);
     if (isExecutableContentType(keyType) && !this.servingRule.isInline(keyType!)) {
-      throw new MediaStorageError('UNSUPPORTED', `"${key}" is active content (HTML, SVG, XML or script), which Cloudinary would serve inline; store it elsewhere`, { key });
+      throw new MediaStorageError(
+        'UNSUPPORTED',
+        `"${key}" is active content (HTML, SVG, XML or script), which Cloudinary would serve inline; store it elsewhere`,
+        { key },
+      );
     }
-    const claimsMedia = homes.media !== undefined && (MEDIA_FORMATS[homes.media.format!]?.contentTypes ?? []).includes(plan.contentType.split(';')[0]!.trim().toLowerCase());
+    const claimsMedia =
+      homes.media !== undefined && (MEDIA_FORMATS[homes.media.format!]?.contentTypes ?? []).includes(plan.contentType.split(';')[0]!.trim().toLowerCase());
     const current = await this.locator.locate(key, homes);
-    const own = current && [homes.media, homes.raw].some((h) => h && h.resourceType === current.ref.resourceType && h.publicId === current.ref.publicId) ? current : undefined;
+    const own =
+      current && [homes.media, homes.raw].some((h) => h && h.resourceType === current.ref.resourceType && h.publicId === current.ref.publicId)
+        ? current
+        : undefined;
     const target = own ? (own.ref.resourceType === 'raw' ? homes.raw : homes.media!) : claimsMedia ? homes.media! : homes.raw;
     const toMedia = target === homes.media;
     let overwrite = true;

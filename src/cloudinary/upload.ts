@@ -40,7 +40,13 @@ export class Uploader {
    * protocol otherwise. A body of unknown length is read up to `chunkSize` bytes to decide, so
    * memory stays bounded (about one chunk read ahead) either way. `whole` is the body when it was read entirely.
    */
-  async upload(target: AssetRef, reader: BodyReader, size: number | undefined, plan: UploadPlan, signal?: AbortSignal): Promise<{ result: UploadResult; whole?: Buffer }> {
+  async upload(
+    target: AssetRef,
+    reader: BodyReader,
+    size: number | undefined,
+    plan: UploadPlan,
+    signal?: AbortSignal,
+  ): Promise<{ result: UploadResult; whole?: Buffer }> {
     if (size !== undefined && size <= this.chunkSize) {
       const whole = reader.ended ? reader.whole() : undefined;
       return { result: await this.uploadStream(target, whole ?? reader.stream(), plan, signal), whole };
@@ -85,7 +91,7 @@ export class Uploader {
   private async uploadChunked(target: AssetRef, source: Readable, plan: UploadPlan, signal?: AbortSignal): Promise<UploadResult> {
     const uploadId = randomBytes(12).toString('hex');
     const iterator = source[Symbol.asyncIterator]();
-    let pending: Buffer[] = [];
+    const pending: Buffer[] = [];
     let pendingBytes = 0;
     let ended = false;
     let offset = 0;
@@ -126,7 +132,14 @@ export class Uploader {
    * One SDK upload_stream request, on its own agent so that an abort or a broken body can cut the
    * connection: the server then never sees the closing multipart boundary, and stores nothing.
    */
-  private async uploadStream(target: AssetRef, source: Readable | Buffer | Buffer[], plan: UploadPlan, signal: AbortSignal | undefined, extra: Record<string, unknown> = {}, final = true): Promise<UploadResult> {
+  private async uploadStream(
+    target: AssetRef,
+    source: Readable | Buffer | Buffer[],
+    plan: UploadPlan,
+    signal: AbortSignal | undefined,
+    extra: Record<string, unknown> = {},
+    final = true,
+  ): Promise<UploadResult> {
     return this.client.call(async (sdk) => {
       if (signal?.aborted) throw abortedError('save', undefined, 'cloudinary', signal.reason);
       // Behind the SDK's own proxy an abort cannot cut the socket; the body stays incomplete, so
@@ -151,7 +164,8 @@ export class Uploader {
           const callback = (error: unknown, result?: UploadResult): void => {
             if (error) settle(fromSdkRejection(error));
             // Only the last chunk's answer describes the asset.
-            else if (final && (!result || typeof result.public_id !== 'string')) settle(new CloudinaryApiError('upload answered without a public_id', undefined));
+            else if (final && (!result || typeof result.public_id !== 'string'))
+              settle(new CloudinaryApiError('upload answered without a public_id', undefined));
             else settle(undefined, result);
           };
           const sink = sdk.uploader.upload_stream(params, callback);
@@ -178,7 +192,10 @@ export class Uploader {
    * enforces what is signed: the public ID and resource type, `overwrite`, the delivery type and
    * `allowed_formats`.
    */
-  async signedForm(target: AssetRef, form: { timestamp: number; overwrite: boolean; allowedFormat?: string }): Promise<{ url: string; fields: Record<string, string> }> {
+  async signedForm(
+    target: AssetRef,
+    form: { timestamp: number; overwrite: boolean; allowedFormat?: string },
+  ): Promise<{ url: string; fields: Record<string, string> }> {
     const assetFolder = await this.assetFolderOf(target);
     const params: Record<string, string> = {
       timestamp: String(form.timestamp),

@@ -147,6 +147,9 @@ export function findEnvTypos(env: NodeJS.ProcessEnv = process.env, known: readon
 /** "MEDIA_STORAGE_URI is set, but media-storage reads MEDIA_STORAGE_URL: did you mean MEDIA_STORAGE_URL?" */
 export function describeEnvTypo(typo: EnvTypo): string {
   const effect = typo.unsetSuggestion ? ` (${typo.suggestion} is not set, so ${typo.name} is ignored)` : '';
-  const cloudinary = typo.suggestion === 'CLOUDINARY_URL' && /^CLOUDINARY_/i.test(typo.name) ? ' Give the cloud name, key and secret as one CLOUDINARY_URL=cloudinary://API_KEY:API_SECRET@CLOUD_NAME.' : '';
+  const cloudinary =
+    typo.suggestion === 'CLOUDINARY_URL' && /^CLOUDINARY_/i.test(typo.name)
+      ? ' Give the cloud name, key and secret as one CLOUDINARY_URL=cloudinary://API_KEY:API_SECRET@CLOUD_NAME.'
+      : '';
   return `${typo.name} is set, but media-storage does not read it: did you mean ${typo.suggestion}?${effect}${cloudinary}`;
 }

@@ -45,6 +45,8 @@ type BuiltinOptions = { [D in Builtin as D['name']]: OptionsOf<D['options']> & S
  * }
  * ```
  */
+// An interface (not a type) so that plugins can merge into it; empty on purpose.
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface StorageBackendOptions extends BuiltinOptions {}
 
 /** Options of each backend, by name; `backend` picks the backend. */
@@ -115,7 +117,9 @@ function secretQueryNames(scheme: string): string[] {
 function maskSecretParams(scheme: string, text: string): string {
   const names = secretQueryNames(scheme.replace(/:\/\/$|:$/, ''));
   if (names.length === 0) return text;
-  return text.replace(/([?&])([^=&#]+)=([^&#]*)/g, (whole, sep: string, name: string) => (names.includes(decodeURIComponentSafe(name)) ? `${sep}${name}=***` : whole));
+  return text.replace(/([?&])([^=&#]+)=([^&#]*)/g, (whole, sep: string, name: string) =>
+    names.includes(decodeURIComponentSafe(name)) ? `${sep}${name}=***` : whole,
+  );
 }
 
 /**
@@ -275,10 +279,16 @@ function backendFromEnv(definition: BackendDefinition, get: Getter): StorageConf
     options = env.read(get, options, context);
   } else {
     const setVariable = envVariablesOf(definition).find((v) => get(v) !== undefined);
-    const required = [...Object.entries(definition.options).filter(([, spec]) => spec.required).map(([name]) => name), ...(env.require ?? [])];
+    const required = [
+      ...Object.entries(definition.options)
+        .filter(([, spec]) => spec.required)
+        .map(([name]) => name),
+      ...(env.require ?? []),
+    ];
     for (const name of required) {
       const variable = definition.options[name]?.env?.[0];
-      if (options[name] === undefined && variable) context.fail(`${variable} is not set (${setVariable} is, so ${definition.title ?? definition.name} was meant)`);
+      if (options[name] === undefined && variable)
+        context.fail(`${variable} is not set (${setVariable} is, so ${definition.title ?? definition.name} was meant)`);
     }
   }
   return { backend: definition.name, ...options } as StorageConfig;

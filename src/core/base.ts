@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { prepareBody, streamToBuffer, type PreparedBody } from './body.js';
-import { MediaStorageError, isMediaStorageError, type MediaStorageErrorCode } from './errors.js';
+import { MediaStorageError, isMediaStorageError } from './errors.js';
 import { toMediaStorageError, type ErrorMapping } from './error-mapping.js';
 import { listedNameProblem, splitKey, validateKey, validatePrefix } from './keys.js';
 import { prepareCacheControl, prepareMetadata, type MetadataRules } from './metadata.js';
@@ -99,7 +99,10 @@ export function screenListing(page: ListPage): ListPage {
 }
 
 /** Every item of every page `fetchPage` gives, following cursors; skipped objects go to `onSkipped`. */
-export async function* pageThrough(fetchPage: (cursor: string | undefined) => Promise<ListPage>, onSkipped?: (object: SkippedObject) => void): AsyncGenerator<ObjectInfo> {
+export async function* pageThrough(
+  fetchPage: (cursor: string | undefined) => Promise<ListPage>,
+  onSkipped?: (object: SkippedObject) => void,
+): AsyncGenerator<ObjectInfo> {
   let cursor: string | undefined;
   do {
     const page = await fetchPage(cursor);
@@ -200,7 +203,12 @@ export abstract class BaseStorage implements MediaStorage {
     // broken connection), not as a bad body (INVALID_INPUT); the write stores nothing either way.
     const stream = this.wrapReadStream(await this.readObject(from, {}), from);
     const body = await prepareBody(stream, to, { contentType: info.contentType, allowEmpty: true }, this.servingRule);
-    return this.writeObject(to, body, { ifExists: options.ifExists ?? 'overwrite', cacheControl: info.cacheControl, metadata: info.metadata, contentDisposition: this.servingRule.storedDisposition(to, body.contentType) });
+    return this.writeObject(to, body, {
+      ifExists: options.ifExists ?? 'overwrite',
+      cacheControl: info.cacheControl,
+      metadata: info.metadata,
+      contentDisposition: this.servingRule.storedDisposition(to, body.contentType),
+    });
   }
 
   /**
@@ -290,12 +298,18 @@ export abstract class BaseStorage implements MediaStorage {
   async url(key: string, options: UrlOptions = {}): Promise<string> {
     const validKey = this.checkedKey(key);
     if (options.variant !== undefined || options.density !== undefined) {
-      throw new MediaStorageError('UNSUPPORTED', `${this.name} knows no image variants: wrap the storage with withImages (media-storage/images) to use url(key, { variant })`, { key: validKey, backend: this.name, operation: 'url' });
+      throw new MediaStorageError(
+        'UNSUPPORTED',
+        `${this.name} knows no image variants: wrap the storage with withImages (media-storage/images) to use url(key, { variant })`,
+        { key: validKey, backend: this.name, operation: 'url' },
+      );
     }
     const max = this.capabilities.maxExpiresIn ?? DEFAULT_MAX_EXPIRES_IN;
     const { expiresIn } = options;
     if (expiresIn !== undefined && !(typeof expiresIn === 'number' && expiresIn > 0 && Math.ceil(expiresIn) <= max)) {
-      throw invalidInput(`expiresIn must be a number of seconds from 1 to ${max} (${this.name} signs URLs for at most ${formatSeconds(max)}), not ${String(expiresIn)}`);
+      throw invalidInput(
+        `expiresIn must be a number of seconds from 1 to ${max} (${this.name} signs URLs for at most ${formatSeconds(max)}), not ${String(expiresIn)}`,
+      );
     }
     return this.run('url', validKey, () => this.objectUrl(validKey, options));
   }
@@ -308,18 +322,26 @@ export abstract class BaseStorage implements MediaStorage {
    */
   async presignUpload(key: string, options: DirectUploadOptions = {}): Promise<DirectUpload> {
     const validKey = this.checkedKey(key);
-    if (!this.capabilities.directUploads) throw this.toError(new MediaStorageError('UNSUPPORTED', `${this.name} has no direct uploads`, { key: validKey }), 'presignUpload', validKey);
+    if (!this.capabilities.directUploads)
+      throw this.toError(new MediaStorageError('UNSUPPORTED', `${this.name} has no direct uploads`, { key: validKey }), 'presignUpload', validKey);
     const max = this.capabilities.maxUploadExpiresIn ?? this.capabilities.maxExpiresIn ?? DEFAULT_MAX_EXPIRES_IN;
     const expiresIn = options.expiresIn ?? Math.min(this.defaultUploadExpiresIn(), max);
     if (!(Number.isInteger(expiresIn) && expiresIn > 0 && expiresIn <= max)) {
-      throw invalidInput(`expiresIn must be a whole number of seconds from 1 to ${max} (${this.name} signs uploads for at most ${formatSeconds(max)}), not ${String(expiresIn)}`);
+      throw invalidInput(
+        `expiresIn must be a whole number of seconds from 1 to ${max} (${this.name} signs uploads for at most ${formatSeconds(max)}), not ${String(expiresIn)}`,
+      );
     }
     if (options.maxSize !== undefined && !(Number.isInteger(options.maxSize) && options.maxSize > 0)) {
       throw invalidInput('maxSize must be a positive whole number of bytes');
     }
     const claimed = options.contentType !== undefined ? normalizeContentType(options.contentType) : (contentTypeFromKey(validKey) ?? DEFAULT_CONTENT_TYPE);
     const contentType = this.servingRule.decide(claimed).contentType;
-    const plan: PresignPlan = { contentType, contentDisposition: this.servingRule.storedDisposition(validKey, contentType), expiresIn, maxSize: options.maxSize };
+    const plan: PresignPlan = {
+      contentType,
+      contentDisposition: this.servingRule.storedDisposition(validKey, contentType),
+      expiresIn,
+      maxSize: options.maxSize,
+    };
     return this.run('presignUpload', validKey, () => this.presignObjectUpload(validKey, plan));
   }
 

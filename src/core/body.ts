@@ -33,7 +33,14 @@ export interface PreparedBody {
 }
 
 function isNodeReadable(body: unknown): body is Readable {
-  return body instanceof Readable || (typeof body === 'object' && body !== null && typeof (body as Readable).pipe === 'function' && typeof (body as Readable).on === 'function' && typeof (body as Readable)[Symbol.asyncIterator] === 'function');
+  return (
+    body instanceof Readable ||
+    (typeof body === 'object' &&
+      body !== null &&
+      typeof (body as Readable).pipe === 'function' &&
+      typeof (body as Readable).on === 'function' &&
+      typeof (body as Readable)[Symbol.asyncIterator] === 'function')
+  );
 }
 
 function isWebStream(body: unknown): body is ReadableStream<Uint8Array> {
@@ -136,7 +143,6 @@ export async function prepareBody(body: Body, key: string, options: SaveOptions 
     } else {
       sniffed = peek.head(SNIFF_BYTES);
       rest = peek.chunks(); // the bytes read ahead, then the rest
-
     }
   }
 
@@ -159,7 +165,14 @@ export async function prepareBody(body: Body, key: string, options: SaveOptions 
   };
 }
 
-function guardedStream(head: Buffer[], rest: AsyncIterator<unknown> | undefined, source: Readable | undefined, key: string, total: number | undefined, options: SaveOptions): Readable {
+function guardedStream(
+  head: Buffer[],
+  rest: AsyncIterator<unknown> | undefined,
+  source: Readable | undefined,
+  key: string,
+  total: number | undefined,
+  options: SaveOptions,
+): Readable {
   const { maxSize, onProgress, signal, allowEmpty } = options;
   let loaded = 0;
   async function* generate(): AsyncGenerator<Buffer> {

@@ -313,7 +313,12 @@ export function backendForScheme(scheme: string): BackendDefinition | undefined 
  * Imports a backend's module and returns its storage class; a missing peer package becomes a
  * CONFIG error that says what to install (`npm install cloudinary`).
  */
-export async function lazyStorageClass(backend: string, peers: readonly string[], importer: () => Promise<Record<string, unknown>>, exportName: string): Promise<StorageClass<any>> {
+export async function lazyStorageClass(
+  backend: string,
+  peers: readonly string[],
+  importer: () => Promise<Record<string, unknown>>,
+  exportName: string,
+): Promise<StorageClass<any>> {
   let mod: Record<string, unknown>;
   try {
     mod = await importer();
@@ -349,7 +354,14 @@ function quote(value: unknown): string {
 function numberProblem(spec: NumberOptionSpec, value: number): string | undefined {
   const unit = spec.unit ? UNIT_WORDS[spec.unit] : '';
   const whole = spec.kind === 'integer';
-  const range = spec.min !== undefined && spec.max !== undefined ? ` from ${spec.min} to ${spec.max}` : spec.min !== undefined ? ` of at least ${spec.min}` : spec.max !== undefined ? ` up to ${spec.max}` : '';
+  const range =
+    spec.min !== undefined && spec.max !== undefined
+      ? ` from ${spec.min} to ${spec.max}`
+      : spec.min !== undefined
+        ? ` of at least ${spec.min}`
+        : spec.max !== undefined
+          ? ` up to ${spec.max}`
+          : '';
   const what = `${whole ? 'a whole number' : spec.min === undefined ? 'a positive number' : 'a number'}${unit}${range}`;
   if (!Number.isFinite(value) || (whole && !Number.isInteger(value))) return `must be ${what}`;
   if (spec.min === undefined ? value <= 0 : value < spec.min) return `must be ${what}`;
@@ -382,7 +394,12 @@ function valueProblem(spec: OptionSpec, value: unknown, path: string, backend: s
       return problem && `${problem} (got ${quote(value)})`;
     }
     case 'enum':
-      return spec.values.includes(value as string) ? undefined : `must be ${spec.values.map((v) => JSON.stringify(v)).join(', ').replace(/, ([^,]*)$/, ' or $1')} (got ${quote(value)})`;
+      return spec.values.includes(value as string)
+        ? undefined
+        : `must be ${spec.values
+            .map((v) => JSON.stringify(v))
+            .join(', ')
+            .replace(/, ([^,]*)$/, ' or $1')} (got ${quote(value)})`;
     case 'object':
       // Nested fields are the backend's to check: their messages say which credential is missing.
       if (value === null || typeof value !== 'object') return `must be an object (got ${quote(value)})`;
@@ -422,7 +439,14 @@ export function parseOptionText(spec: OptionSpec, raw: string, label: string): u
       return problem ? fail(`${problem} (got ${quote(raw)})`) : n;
     }
     case 'enum':
-      return spec.values.includes(raw) ? raw : fail(`must be ${spec.values.map((v) => JSON.stringify(v)).join(', ').replace(/, ([^,]*)$/, ' or $1')} (got ${quote(raw)})`);
+      return spec.values.includes(raw)
+        ? raw
+        : fail(
+            `must be ${spec.values
+              .map((v) => JSON.stringify(v))
+              .join(', ')
+              .replace(/, ([^,]*)$/, ' or $1')} (got ${quote(raw)})`,
+          );
     case 'object':
       return fail('cannot be given as text');
     case 'custom':
@@ -453,10 +477,13 @@ export function warnDeprecatedOnce(backend: string, oldName: string, newName: st
   const id = `${backend}.${oldName}`;
   if (warnedDeprecations.has(id)) return;
   warnedDeprecations.add(id);
-  process.emitWarning(`media-storage: ${backend}: the option ${oldName} is deprecated; use ${newName} (the same meaning). ${oldName} goes in the next major version.`, {
-    code: 'MEDIA_STORAGE_DEPRECATED',
-    type: 'DeprecationWarning',
-  });
+  process.emitWarning(
+    `media-storage: ${backend}: the option ${oldName} is deprecated; use ${newName} (the same meaning). ${oldName} goes in the next major version.`,
+    {
+      code: 'MEDIA_STORAGE_DEPRECATED',
+      type: 'DeprecationWarning',
+    },
+  );
 }
 
 /**

@@ -27,7 +27,13 @@ export const DEFAULT_UPLOAD_EXPIRES_IN = 3600;
  */
 export function presignUploadOf(storage: MediaStorage, key: string, options?: DirectUploadOptions): Promise<DirectUpload> {
   if (!storage.capabilities.directUploads || typeof storage.presignUpload !== 'function') {
-    return Promise.reject(new MediaStorageError('UNSUPPORTED', `${storage.name}: this storage has no direct uploads (capabilities.directUploads)`, { backend: storage.name, key, operation: 'presignUpload' }));
+    return Promise.reject(
+      new MediaStorageError('UNSUPPORTED', `${storage.name}: this storage has no direct uploads (capabilities.directUploads)`, {
+        backend: storage.name,
+        key,
+        operation: 'presignUpload',
+      }),
+    );
   }
   return storage.presignUpload(key, options);
 }

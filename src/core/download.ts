@@ -13,7 +13,8 @@ import type { UrlOptions } from './types.js';
 export function requestedDownload(download: UrlOptions['download']): string | undefined {
   if (download === undefined || download === false) return undefined;
   if (download === true) return '';
-  if (typeof download !== 'string') throw new MediaStorageError('INVALID_INPUT', `download must be true, false or a file name, not ${typeof download}`, { operation: 'url' });
+  if (typeof download !== 'string')
+    throw new MediaStorageError('INVALID_INPUT', `download must be true, false or a file name, not ${typeof download}`, { operation: 'url' });
   return download;
 }
 

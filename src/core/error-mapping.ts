@@ -99,7 +99,13 @@ export function codeFromNodeError(err: unknown): MediaStorageErrorCode | undefin
  * backend and key), else uses `code` when the backend decided one, else Node's error code, else
  * UNKNOWN. The original error is always the `cause`.
  */
-export function toMediaStorageError(err: unknown, context: ErrorContext, code?: MediaStorageErrorCode, message?: string, extra: { status?: number; retryAfter?: Date } = {}): MediaStorageError {
+export function toMediaStorageError(
+  err: unknown,
+  context: ErrorContext,
+  code?: MediaStorageErrorCode,
+  message?: string,
+  extra: { status?: number; retryAfter?: Date } = {},
+): MediaStorageError {
   if (isMediaStorageError(err) && code === undefined) {
     if (err.backend !== undefined && (err.key !== undefined || context.key === undefined)) return err;
     return new MediaStorageError(err.code, err.message, {

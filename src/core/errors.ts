@@ -68,7 +68,10 @@ const CREDENTIAL_PATTERNS: ReadonlyArray<readonly [RegExp, string | ((match: str
   [/\b(Signature|Credential)=[^\s,&"';]+/g, '$1=[redacted]'],
   [/\b(signature)(\s+)[0-9a-f]{16,}/gi, '$1$2[redacted]'],
   // Placeholders in the library's own hints (`cloudinary://API_KEY:API_SECRET@CLOUD_NAME`) stay.
-  [/([a-z][a-z0-9+.-]*:\/\/([^\s/:@]*)):([^\s/@]*)@/gi, (match, start, user, password) => (/^[A-Z][A-Z_]*$/.test(user!) && /^[A-Z][A-Z_]*$/.test(password!) ? match : `${start}:***@`)],
+  [
+    /([a-z][a-z0-9+.-]*:\/\/([^\s/:@]*)):([^\s/@]*)@/gi,
+    (match, start, user, password) => (/^[A-Z][A-Z_]*$/.test(user!) && /^[A-Z][A-Z_]*$/.test(password!) ? match : `${start}:***@`),
+  ],
   [/\/s--[A-Za-z0-9_-]{6,40}--(?=\/)/g, '/s--[redacted]--'],
 ];
 
@@ -170,7 +173,17 @@ export class CauseSummary extends Error {
   declare readonly errors?: CauseSummary[];
 
   /** Use {@link summarizeCause}. */
-  private constructor(fields: { name: string; message: string; stack: string; code?: string; status?: number; requestId?: string; extendedRequestId?: string; cause?: unknown; errors?: CauseSummary[] }) {
+  private constructor(fields: {
+    name: string;
+    message: string;
+    stack: string;
+    code?: string;
+    status?: number;
+    requestId?: string;
+    extendedRequestId?: string;
+    cause?: unknown;
+    errors?: CauseSummary[];
+  }) {
     super(fields.message, fields.cause === undefined ? undefined : { cause: fields.cause });
     this.name = fields.name;
     if (fields.code !== undefined) this.code = fields.code;
@@ -183,7 +196,16 @@ export class CauseSummary extends Error {
 
   /** The fields a JSON log line shows (Error's own `message` and `cause` are not enumerable). */
   toJSON(): Record<string, unknown> {
-    const fields = { name: this.name, message: this.message, code: this.code, status: this.status, requestId: this.requestId, extendedRequestId: this.extendedRequestId, errors: this.errors, cause: this.cause };
+    const fields = {
+      name: this.name,
+      message: this.message,
+      code: this.code,
+      status: this.status,
+      requestId: this.requestId,
+      extendedRequestId: this.extendedRequestId,
+      errors: this.errors,
+      cause: this.cause,
+    };
     return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
   }
 
@@ -210,15 +232,28 @@ export class CauseSummary extends Error {
     const inner = record(r?.error);
     const next = r?.cause;
     const cause = next !== undefined && depth < MAX_CAUSE_DEPTH && !seen.has(next) ? CauseSummary.from(next, secrets, depth + 1, seen) : undefined;
-    const errors = Array.isArray(r?.errors) && depth < MAX_CAUSE_DEPTH
-      ? (r.errors as unknown[]).slice(0, MAX_AGGREGATED).filter((e) => !seen.has(e)).map((e) => CauseSummary.from(e, secrets, depth + 1, seen) as CauseSummary)
-      : undefined;
+    const errors =
+      Array.isArray(r?.errors) && depth < MAX_CAUSE_DEPTH
+        ? (r.errors as unknown[])
+            .slice(0, MAX_AGGREGATED)
+            .filter((e) => !seen.has(e))
+            .map((e) => CauseSummary.from(e, secrets, depth + 1, seen) as CauseSummary)
+        : undefined;
     return new CauseSummary({
       name,
       message,
       stack,
       code: firstCode(r?.code, r?.Code, r?.b2Code, inner?.code),
-      status: firstStatus(r?.status, r?.statusCode, r?.httpCode, r?.http_code, inner?.http_code, metadata?.httpStatusCode, response?.status, response?.statusCode),
+      status: firstStatus(
+        r?.status,
+        r?.statusCode,
+        r?.httpCode,
+        r?.http_code,
+        inner?.http_code,
+        metadata?.httpStatusCode,
+        response?.status,
+        response?.statusCode,
+      ),
       requestId: firstId(r?.requestId, metadata?.requestId, header(response?.headers, 'x-amz-request-id'), header(response?.headers, 'x-request-id')),
       extendedRequestId: firstId(r?.extendedRequestId, metadata?.extendedRequestId, header(response?.headers, 'x-amz-id-2')),
       cause,
@@ -280,7 +315,13 @@ export class MediaStorageError extends Error {
 }
 
 export function isMediaStorageError(err: unknown): err is MediaStorageError {
-  return err instanceof MediaStorageError || (typeof err === 'object' && err !== null && (err as { name?: unknown }).name === 'MediaStorageError' && typeof (err as { code?: unknown }).code === 'string');
+  return (
+    err instanceof MediaStorageError ||
+    (typeof err === 'object' &&
+      err !== null &&
+      (err as { name?: unknown }).name === 'MediaStorageError' &&
+      typeof (err as { code?: unknown }).code === 'string')
+  );
 }
 
 /** True for a MediaStorageError with code NOT_FOUND. */

@@ -197,7 +197,11 @@ export function createMediaHandler(storage: MediaStorage, options: MediaHandlerO
     let served = decided.get(contentType);
     if (!served) {
       const decision = rule.decide(contentType);
-      served = { contentType: decision.contentType, attachment: decision.disposition === 'attachment', executable: isExecutableContentType(decision.contentType) };
+      served = {
+        contentType: decision.contentType,
+        attachment: decision.disposition === 'attachment',
+        executable: isExecutableContentType(decision.contentType),
+      };
       if (decided.size >= 256) decided.clear(); // types stored by other software can be anything
       decided.set(contentType, served);
     }
@@ -205,10 +209,26 @@ export function createMediaHandler(storage: MediaStorage, options: MediaHandlerO
   };
 
   /** Status, headers and body for one object, from the request's conditions and range. */
-  const respond = async (req: IncomingMessage, res: ServerResponse, key: string, object: ServableObject, cacheControl: string, download: string | undefined): Promise<void> => {
+  const respond = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    key: string,
+    object: ServableObject,
+    cacheControl: string,
+    download: string | undefined,
+  ): Promise<void> => {
     const { info } = object;
     const served = servedAs(info.contentType);
-    const headers: string[] = ['Content-Type', served.contentType, 'X-Content-Type-Options', 'nosniff', 'Accept-Ranges', 'bytes', 'Cache-Control', info.cacheControl ?? cacheControl];
+    const headers: string[] = [
+      'Content-Type',
+      served.contentType,
+      'X-Content-Type-Options',
+      'nosniff',
+      'Accept-Ranges',
+      'bytes',
+      'Cache-Control',
+      info.cacheControl ?? cacheControl,
+    ];
     if (info.etag) headers.push('ETag', `"${info.etag}"`);
     const lastModified = info.lastModified?.toUTCString();
     if (lastModified) headers.push('Last-Modified', lastModified);

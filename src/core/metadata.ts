@@ -51,26 +51,37 @@ function shown(text: string): string {
  */
 export function prepareMetadata(metadata: unknown, rules: MetadataRules = {}, backend?: string): Record<string, string> | undefined {
   if (metadata === undefined) return undefined;
-  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) throw refuse('metadata must be an object of string names and string values', backend);
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata))
+    throw refuse('metadata must be an object of string names and string values', backend);
   const out: Record<string, string> = {};
   let total = 0;
   for (const [given, value] of Object.entries(metadata as Record<string, unknown>)) {
     const name = given.toLowerCase();
     if (!TOKEN.test(name)) throw refuse(`Metadata name ${shown(given)} is not allowed: use ASCII letters, digits and -_.!#$%&'*+^\`|~`, backend);
-    if (rules.name && !rules.name.pattern.test(name)) throw refuse(`Metadata name ${shown(given)} is not allowed on ${backend ?? 'this backend'}: ${rules.name.description}`, backend);
-    if (Object.prototype.hasOwnProperty.call(out, name)) throw refuse(`Metadata names ${shown(given)} and another differ only in case; they are stored lower-cased, so one would replace the other`, backend);
-    if (rules.maxNameBytes !== undefined && Buffer.byteLength(name) > rules.maxNameBytes) throw refuse(`Metadata name ${shown(given)} is longer than the ${rules.maxNameBytes} bytes ${backend ?? 'this backend'} allows`, backend);
+    if (rules.name && !rules.name.pattern.test(name))
+      throw refuse(`Metadata name ${shown(given)} is not allowed on ${backend ?? 'this backend'}: ${rules.name.description}`, backend);
+    if (Object.prototype.hasOwnProperty.call(out, name))
+      throw refuse(`Metadata names ${shown(given)} and another differ only in case; they are stored lower-cased, so one would replace the other`, backend);
+    if (rules.maxNameBytes !== undefined && Buffer.byteLength(name) > rules.maxNameBytes)
+      throw refuse(`Metadata name ${shown(given)} is longer than the ${rules.maxNameBytes} bytes ${backend ?? 'this backend'} allows`, backend);
     if (typeof value !== 'string') throw refuse(`Metadata value of ${shown(given)} must be a string`, backend);
     if (LONE_SURROGATE.test(value)) throw refuse(`Metadata value of ${shown(given)} is not well-formed Unicode (a lone surrogate)`, backend);
-    if (CONTROL.test(value)) throw refuse(`Metadata value of ${shown(given)} has a control character (line break, tab, NUL...), which HTTP headers cannot carry`, backend);
+    if (CONTROL.test(value))
+      throw refuse(`Metadata value of ${shown(given)} has a control character (line break, tab, NUL...), which HTTP headers cannot carry`, backend);
     if (value.startsWith(' ') || value.endsWith(' ')) throw refuse(`Metadata value of ${shown(given)} starts or ends with a space, which HTTP drops`, backend);
-    if (ENCODED_WORD.test(value)) throw refuse(`Metadata value of ${shown(given)} contains an RFC 2047 encoded word ("=?...?="), which S3 and its clients decode; it could not be read back as given`, backend);
+    if (ENCODED_WORD.test(value))
+      throw refuse(
+        `Metadata value of ${shown(given)} contains an RFC 2047 encoded word ("=?...?="), which S3 and its clients decode; it could not be read back as given`,
+        backend,
+      );
     total += Buffer.byteLength(name) + Buffer.byteLength(rules.storedValue ? rules.storedValue(value) : value);
     out[name] = value;
   }
   const entries = Object.keys(out).length;
-  if (rules.maxEntries !== undefined && entries > rules.maxEntries) throw refuse(`${entries} metadata entries; ${backend ?? 'this backend'} keeps at most ${rules.maxEntries}`, backend);
-  if (rules.maxTotalBytes !== undefined && total > rules.maxTotalBytes) throw refuse(`The metadata takes ${total} bytes as stored; ${backend ?? 'this backend'} keeps at most ${rules.maxTotalBytes}`, backend);
+  if (rules.maxEntries !== undefined && entries > rules.maxEntries)
+    throw refuse(`${entries} metadata entries; ${backend ?? 'this backend'} keeps at most ${rules.maxEntries}`, backend);
+  if (rules.maxTotalBytes !== undefined && total > rules.maxTotalBytes)
+    throw refuse(`The metadata takes ${total} bytes as stored; ${backend ?? 'this backend'} keeps at most ${rules.maxTotalBytes}`, backend);
   return out;
 }
 
@@ -110,7 +121,13 @@ const ONE_WORD = /=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=/g;
 
 function decodeWord(charset: string, encoding: string, text: string): string | undefined {
   const cs = charset.toLowerCase().replace(/\*.*$/, ''); // RFC 2231 language suffix
-  const bytes = encoding.toLowerCase() === 'b' ? Buffer.from(text, 'base64') : Buffer.from(text.replace(/_/g, ' ').replace(/=([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1');
+  const bytes =
+    encoding.toLowerCase() === 'b'
+      ? Buffer.from(text, 'base64')
+      : Buffer.from(
+          text.replace(/_/g, ' ').replace(/=([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))),
+          'latin1',
+        );
   if (cs === 'utf-8' || cs === 'utf8') {
     const decoded = bytes.toString('utf8');
     return decoded.includes('\ufffd') && !Buffer.from(decoded, 'utf8').equals(bytes) ? undefined : decoded;

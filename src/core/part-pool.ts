@@ -38,7 +38,12 @@ export class PartPool {
  * for a free buffer bounds it). Stops reading at the first failure of `send` (rethrown once the
  * parts in flight settled). Resolves with the number of parts and bytes.
  */
-export async function sendInParts(chunks: AsyncIterable<Buffer>, partSize: number, queueSize: number, send: (part: Buffer, index: number) => Promise<void>): Promise<{ parts: number; size: number }> {
+export async function sendInParts(
+  chunks: AsyncIterable<Buffer>,
+  partSize: number,
+  queueSize: number,
+  send: (part: Buffer, index: number) => Promise<void>,
+): Promise<{ parts: number; size: number }> {
   const pool = new PartPool(partSize, queueSize + 1);
   const inFlight = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;

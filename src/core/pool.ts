@@ -12,8 +12,14 @@ import { throwIfAborted } from './errors.js';
  * workers already running are awaited, then the first failure is thrown. An abort alone resolves
  * (the caller decides what an interruption means: {@link mapConcurrent} rejects).
  */
-export async function forEachConcurrent<T>(items: AsyncIterable<T> | Iterable<T>, concurrency: number, worker: (item: T, index: number) => Promise<void>, signal?: AbortSignal): Promise<void> {
-  const iterator = (Symbol.asyncIterator in items ? (items as AsyncIterable<T>)[Symbol.asyncIterator]() : (items as Iterable<T>)[Symbol.iterator]()) as AsyncIterator<T> | Iterator<T>;
+export async function forEachConcurrent<T>(
+  items: AsyncIterable<T> | Iterable<T>,
+  concurrency: number,
+  worker: (item: T, index: number) => Promise<void>,
+  signal?: AbortSignal,
+): Promise<void> {
+  const iterator = (Symbol.asyncIterator in items ? (items as AsyncIterable<T>)[Symbol.asyncIterator]() : (items as Iterable<T>)[Symbol.iterator]()) as
+    AsyncIterator<T> | Iterator<T>;
   let failed: unknown;
   let done = false;
   let index = 0;
@@ -52,7 +58,12 @@ export async function forEachConcurrent<T>(items: AsyncIterable<T> | Iterable<T>
  * Rejects with the first failure (once the calls in flight settled) or, when `signal` fired
  * before every item ran, with ABORTED.
  */
-export async function mapConcurrent<T, R>(items: readonly T[], concurrency: number, fn: (item: T, index: number) => Promise<R>, signal?: AbortSignal): Promise<R[]> {
+export async function mapConcurrent<T, R>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T, index: number) => Promise<R>,
+  signal?: AbortSignal,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let ran = 0;
   await forEachConcurrent(

@@ -61,7 +61,14 @@ export class UrlSigner {
    * media handler until `now + expiresIn` seconds, with this content type and at most `maxSize`
    * bytes (`expires`, `type`, `max` and `signature`, all covered by the HMAC).
    */
-  signUploadUrl(url: string, key: string, expiresIn: number, contentType: string, maxSize: number | undefined, now: number = Date.now()): { url: string; expiresAt: Date } {
+  signUploadUrl(
+    url: string,
+    key: string,
+    expiresIn: number,
+    contentType: string,
+    maxSize: number | undefined,
+    now: number = Date.now(),
+  ): { url: string; expiresAt: Date } {
     const expires = String(Math.floor(now / 1000) + Math.ceil(expiresIn));
     const max = maxSize === undefined ? '' : String(maxSize);
     const query = new URLSearchParams({ expires, type: contentType, ...(max ? { max } : {}), signature: this.uploadMac(key, expires, contentType, max) });

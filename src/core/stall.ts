@@ -35,7 +35,8 @@ export function failOnStall(source: Readable, ms: number, onStall: () => Error):
   });
   source.once('error', (err) => out.destroy(err));
   source.once('close', () => {
-    if (!source.readableEnded && !out.destroyed) out.destroy(Object.assign(new Error('the connection closed before the body was complete'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+    if (!source.readableEnded && !out.destroyed)
+      out.destroy(Object.assign(new Error('the connection closed before the body was complete'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
   });
   return out;
 }

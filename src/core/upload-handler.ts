@@ -60,7 +60,14 @@ function keyOf(url: URL, basePath: string): string | undefined {
  * not exceed the signed size. Answers 200 with `{ key, size, contentType, etag }`; 403 for a bad
  * or expired signature, 415 for another type, 413 when too large.
  */
-export function handleSignedUpload(storage: MediaStorage, signer: UrlSigner | undefined, basePath: string, url: URL, req: IncomingMessage, res: ServerResponse): void {
+export function handleSignedUpload(
+  storage: MediaStorage,
+  signer: UrlSigner | undefined,
+  basePath: string,
+  url: URL,
+  req: IncomingMessage,
+  res: ServerResponse,
+): void {
   const key = keyOf(url, basePath);
   if (!key) return refuse(req, res, 404, 'Not found');
   const grant = signer?.verifyUpload(key, url.searchParams);

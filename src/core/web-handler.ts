@@ -149,6 +149,8 @@ export function toWebHandler(handler: MediaRequestHandler, options: WebHandlerOp
     });
     const first = await Promise.race([res.response, passedOn]);
     if (first !== 'passed') return first;
-    return options.notFound ? options.notFound(request) : new Response('Not found', { status: 404, headers: { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' } });
+    return options.notFound
+      ? options.notFound(request)
+      : new Response('Not found', { status: 404, headers: { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' } });
   };
 }

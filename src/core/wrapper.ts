@@ -7,7 +7,21 @@
  */
 import type { Readable } from 'node:stream';
 import { presignUploadOf } from './direct-upload.js';
-import type { Body, Capabilities, CopyOptions, DirectUpload, DirectUploadOptions, ListAllOptions, ListOptions, ListPage, MediaStorage, ObjectInfo, ReadOptions, SaveOptions, UrlOptions } from './types.js';
+import type {
+  Body,
+  Capabilities,
+  CopyOptions,
+  DirectUpload,
+  DirectUploadOptions,
+  ListAllOptions,
+  ListOptions,
+  ListPage,
+  MediaStorage,
+  ObjectInfo,
+  ReadOptions,
+  SaveOptions,
+  UrlOptions,
+} from './types.js';
 
 /**
  * Every member of {@link MediaStorage}, as the type check sees them: adding a member to the

@@ -53,7 +53,20 @@ export interface BackfillReport extends BackfillProgress {
 export async function backfillVariants(images: ImageStorage, options: BackfillOptions = {}): Promise<BackfillReport> {
   const started = Date.now();
   const prefix = options.prefix ?? '';
-  const report: BackfillReport = { scanned: 0, generated: 0, complete: 0, notImages: 0, failed: 0, bytes: 0, generatedKeys: [], notImageKeys: [], failures: [], renderedOnDelivery: images.delivery === 'cloudinary', dryRun: !!options.dryRun, durationMs: 0 };
+  const report: BackfillReport = {
+    scanned: 0,
+    generated: 0,
+    complete: 0,
+    notImages: 0,
+    failed: 0,
+    bytes: 0,
+    generatedKeys: [],
+    notImageKeys: [],
+    failures: [],
+    renderedOnDelivery: images.delivery === 'cloudinary',
+    dryRun: !!options.dryRun,
+    durationMs: 0,
+  };
   if (report.renderedOnDelivery || images.variants.size === 0) {
     report.durationMs = Date.now() - started;
     return report;
@@ -68,7 +81,9 @@ export async function backfillVariants(images: ImageStorage, options: BackfillOp
     report.scanned++;
     try {
       if (options.dryRun) {
-        const missing = names.flatMap((name) => images.variants.get(name)!.densities.map((v) => images.variantKey(info.key, name, v.density))).filter((k) => options.force || !existing.has(k));
+        const missing = names
+          .flatMap((name) => images.variants.get(name)!.densities.map((v) => images.variantKey(info.key, name, v.density)))
+          .filter((k) => options.force || !existing.has(k));
         if (missing.length === 0) report.complete++;
         report.generated += missing.length;
         report.generatedKeys.push(...missing);
@@ -90,7 +105,14 @@ export async function backfillVariants(images: ImageStorage, options: BackfillOp
         report.failures.push({ key: info.key, code, message });
       }
     }
-    options.onProgress?.({ scanned: report.scanned, generated: report.generated, complete: report.complete, notImages: report.notImages, failed: report.failed, bytes: report.bytes });
+    options.onProgress?.({
+      scanned: report.scanned,
+      generated: report.generated,
+      complete: report.complete,
+      notImages: report.notImages,
+      failed: report.failed,
+      bytes: report.bytes,
+    });
   });
   report.generatedKeys.sort();
   report.durationMs = Date.now() - started;

@@ -7,8 +7,28 @@ import type { Body, CopyOptions, ListOptions, ListPage, MediaStorage, ObjectInfo
 import { Semaphore } from '../layers/concurrency.js';
 import { StorageLayer } from '../layers/layer.js';
 import { cloudinaryTransformation } from './cloudinary.js';
-import { checkFormat, DEFAULT_IMAGE_FORMATS, inspectImage, processOriginal, renderVariant, verifyDecodes, type ImageFormat, type OriginalOptions, type ProcessingOptions } from './process.js';
-import { isReservedKey, parseVariantKey, resolveVariant, variantFolder, variantKeyOf, VARIANTS_PREFIX, type ResolvedVariant, type VariantDefinition, type VariantSet } from './variants.js';
+import {
+  checkFormat,
+  DEFAULT_IMAGE_FORMATS,
+  inspectImage,
+  processOriginal,
+  renderVariant,
+  verifyDecodes,
+  type ImageFormat,
+  type OriginalOptions,
+  type ProcessingOptions,
+} from './process.js';
+import {
+  isReservedKey,
+  parseVariantKey,
+  resolveVariant,
+  variantFolder,
+  variantKeyOf,
+  VARIANTS_PREFIX,
+  type ResolvedVariant,
+  type VariantDefinition,
+  type VariantSet,
+} from './variants.js';
 
 export interface ImageOptions {
   /** Variants made of every image, e.g. `{ avatar: { width: 64, height: 64, fit: 'cover', format: 'webp', densities: [1, 2] } }`. */
@@ -140,9 +160,17 @@ export class ImageStorage extends StorageLayer {
   /** One density of a declared variant; INVALID_INPUT for an unknown name or density. */
   variant(name: string, density = 1): ResolvedVariant {
     const set = this.variants.get(name);
-    if (!set) throw new MediaStorageError('INVALID_INPUT', `No image variant named ${JSON.stringify(name)}; declared: ${[...this.variants.keys()].join(', ') || 'none'}`);
+    if (!set)
+      throw new MediaStorageError(
+        'INVALID_INPUT',
+        `No image variant named ${JSON.stringify(name)}; declared: ${[...this.variants.keys()].join(', ') || 'none'}`,
+      );
     const found = set.densities.find((v) => v.density === density);
-    if (!found) throw new MediaStorageError('INVALID_INPUT', `Variant "${name}" has no ${density}x density; declared: ${set.densities.map((v) => `${v.density}x`).join(', ')}`);
+    if (!found)
+      throw new MediaStorageError(
+        'INVALID_INPUT',
+        `Variant "${name}" has no ${density}x density; declared: ${set.densities.map((v) => `${v.density}x`).join(', ')}`,
+      );
     return found;
   }
 
@@ -195,8 +223,12 @@ export class ImageStorage extends StorageLayer {
       data = processed.data;
       contentType = processed.contentType;
       // Rendering the variants decodes every pixel of a still image; otherwise (or for every frame of an animation) a decode checks it.
-      rendered = await this.withKey(normalized, Promise.all(variants.map(async (variant) => ({ variant, data: await renderVariant(data, variant, this.processing) }))));
-      if (!processed.reencoded && (rendered.length === 0 || inspection.pages > 1)) await this.withKey(normalized, verifyDecodes(data, inspection, this.processing));
+      rendered = await this.withKey(
+        normalized,
+        Promise.all(variants.map(async (variant) => ({ variant, data: await renderVariant(data, variant, this.processing) }))),
+      );
+      if (!processed.reencoded && (rendered.length === 0 || inspection.pages > 1))
+        await this.withKey(normalized, verifyDecodes(data, inspection, this.processing));
     } finally {
       release();
     }
@@ -220,7 +252,11 @@ export class ImageStorage extends StorageLayer {
       await this.inner.delete(variantKey).catch(() => undefined);
       const error = isMediaStorageError(err) ? err : new MediaStorageError('UNKNOWN', String(err), { cause: err });
       if (!this.onVariantError) {
-        throw new MediaStorageError(error.code, `"${key}" was stored, but its variant "${variant.name}" (${variant.density}x) was not: ${error.message}. It will be generated when first requested`, { key, operation: 'save', backend: error.backend, cause: error, status: error.status });
+        throw new MediaStorageError(
+          error.code,
+          `"${key}" was stored, but its variant "${variant.name}" (${variant.density}x) was not: ${error.message}. It will be generated when first requested`,
+          { key, operation: 'save', backend: error.backend, cause: error, status: error.status },
+        );
       }
       this.onVariantError(error, { key, variant: variant.name, density: variant.density });
     }
@@ -231,7 +267,8 @@ export class ImageStorage extends StorageLayer {
     try {
       return await promise;
     } catch (err) {
-      if (isMediaStorageError(err) && err.key === undefined) throw new MediaStorageError(err.code, `"${key}": ${err.message}`, { key, operation: 'save', backend: this.name, cause: err.cause });
+      if (isMediaStorageError(err) && err.key === undefined)
+        throw new MediaStorageError(err.code, `"${key}": ${err.message}`, { key, operation: 'save', backend: this.name, cause: err.cause });
       throw err;
     }
   }
@@ -342,13 +379,16 @@ export class ImageStorage extends StorageLayer {
     const normalized = validateKey(key);
     const densities = this.variants.get(name)?.densities ?? [this.variant(name)];
     if (this.delivery === 'cloudinary') {
-      if (!(await this.inner.exists(normalized))) throw new MediaStorageError('NOT_FOUND', `No object under "${normalized}"`, { key: normalized, backend: this.name });
+      if (!(await this.inner.exists(normalized)))
+        throw new MediaStorageError('NOT_FOUND', `No object under "${normalized}"`, { key: normalized, backend: this.name });
       return densities.map(() => ({ key: normalized, generated: false }));
     }
-    return Promise.all(densities.map(async (variant) => {
-      const { info, generated } = await this.generate(normalized, variant);
-      return { key: info.key, generated };
-    }));
+    return Promise.all(
+      densities.map(async (variant) => {
+        const { info, generated } = await this.generate(normalized, variant);
+        return { key: info.key, generated };
+      }),
+    );
   }
 
   /**
@@ -356,7 +396,10 @@ export class ImageStorage extends StorageLayer {
    * `force`, all), of the named variants (default all). For backfills; `ensureVariant` is the
    * call for requests. Returns the keys written and their bytes. On Cloudinary, nothing to do.
    */
-  async generateVariants(key: string, options: { names?: readonly string[]; force?: boolean; existing?: ReadonlySet<string> } = {}): Promise<{ written: string[]; bytes: number }> {
+  async generateVariants(
+    key: string,
+    options: { names?: readonly string[]; force?: boolean; existing?: ReadonlySet<string> } = {},
+  ): Promise<{ written: string[]; bytes: number }> {
     const original = validateKey(key);
     if (this.delivery === 'cloudinary') return { written: [], bytes: 0 };
     const wanted = (options.names ?? [...this.variants.keys()]).flatMap((name) => this.variants.get(name)?.densities ?? [this.variant(name)]);
@@ -372,7 +415,10 @@ export class ImageStorage extends StorageLayer {
     let rendered: Array<{ variant: ResolvedVariant; data: Buffer }>;
     try {
       await this.withKey(original, inspectImage(source, this.processing));
-      rendered = await this.withKey(original, Promise.all(missing.map(async (variant) => ({ variant, data: await renderVariant(source, variant, this.processing) }))));
+      rendered = await this.withKey(
+        original,
+        Promise.all(missing.map(async (variant) => ({ variant, data: await renderVariant(source, variant, this.processing) }))),
+      );
     } finally {
       release();
     }
@@ -411,7 +457,10 @@ export class ImageStorage extends StorageLayer {
       let data: Buffer;
       try {
         // An accepted format (the bytes say, no decoder asked); the render itself refuses more pixels than maxPixels.
-        await this.withKey(original, Promise.resolve().then(() => checkFormat(source, this.processing.formats)));
+        await this.withKey(
+          original,
+          Promise.resolve().then(() => checkFormat(source, this.processing.formats)),
+        );
         data = await this.withKey(original, renderVariant(source, variant, this.processing));
       } finally {
         release();
@@ -435,7 +484,14 @@ export class ImageStorage extends StorageLayer {
 /** How long a generated variant answers later lookups that missed it (see `justGenerated`). */
 const JUST_GENERATED_MS = 5_000;
 
-const CLOUDINARY_EXTENSIONS: Record<string, string> = { 'image/jpeg': '.jpg', 'image/png': '.png', 'image/webp': '.webp', 'image/gif': '.gif', 'image/avif': '.avif', 'image/tiff': '.tiff' };
+const CLOUDINARY_EXTENSIONS: Record<string, string> = {
+  'image/jpeg': '.jpg',
+  'image/png': '.png',
+  'image/webp': '.webp',
+  'image/gif': '.gif',
+  'image/avif': '.avif',
+  'image/tiff': '.tiff',
+};
 
 /**
  * Cloudinary renders variants of image assets only, and a key is an image asset only when its
@@ -445,7 +501,11 @@ const CLOUDINARY_EXTENSIONS: Record<string, string> = { 'image/jpeg': '.jpg', 'i
 function checkCloudinaryName(key: string, contentType: string): void {
   const expected = CLOUDINARY_EXTENSIONS[contentType];
   if (expected && !key.endsWith(expected)) {
-    throw new MediaStorageError('INVALID_KEY', `"${key}" holds a ${contentType} image: on Cloudinary its key must end with "${expected}" for its variants to be rendered`, { key, operation: 'save' });
+    throw new MediaStorageError(
+      'INVALID_KEY',
+      `"${key}" holds a ${contentType} image: on Cloudinary its key must end with "${expected}" for its variants to be rendered`,
+      { key, operation: 'save' },
+    );
   }
 }
 

@@ -97,7 +97,11 @@ function sniffImage(data: Buffer): ImageFormat | 'svg' | 'other' | 'text' {
     if (brands.some((b) => HEIC_BRANDS.has(b))) return 'heic';
     return 'other';
   }
-  const head = data.subarray(0, 512).toString('latin1').replace(/^\ufeff|^\xef\xbb\xbf/, '').trimStart();
+  const head = data
+    .subarray(0, 512)
+    .toString('latin1')
+    .replace(/^\ufeff|^\xef\xbb\xbf/, '')
+    .trimStart();
   if (/^(<\?xml[^>]*>\s*)?(<!--[\s\S]*?-->\s*)*<svg[\s>]/i.test(head)) return 'svg';
   // Text: no control bytes but tab, newline and carriage return.
   if (!/[\x00-\x08\x0e-\x1f]/.test(data.subarray(0, 512).toString('latin1'))) return 'text';
@@ -118,7 +122,9 @@ export function checkFormat(data: Buffer, allowed: readonly ImageFormat[]): Imag
   if (sniffed === 'text') throw invalid(`Not an image: the bytes are text. Upload a ${formatList(allowed)} image`);
   if (sniffed === 'svg') throw invalid(`SVG is not accepted as a photo (it is a document that can carry script); upload a ${formatList(allowed)} image`);
   if (sniffed === 'heic' && !allowed.includes('heic')) {
-    throw invalid('HEIC photos are not accepted: sharp\'s prebuilt libvips cannot decode HEVC. Upload JPEG (on an iPhone: Settings, Camera, Formats, Most Compatible), or convert on the client');
+    throw invalid(
+      "HEIC photos are not accepted: sharp's prebuilt libvips cannot decode HEVC. Upload JPEG (on an iPhone: Settings, Camera, Formats, Most Compatible), or convert on the client",
+    );
   }
   if (sniffed === 'other') throw invalid(`Not an image this storage accepts; upload a ${formatList(allowed)} image`);
   if (!allowed.includes(sniffed)) throw invalid(`${sniffed.toUpperCase()} images are not accepted here; upload a ${formatList(allowed)} image`);
@@ -137,7 +143,7 @@ export async function inspectImage(data: Buffer, options: Pick<ProcessingOptions
     // Header only: no pixel is decoded, so the limit can be checked (and named) before any is.
     meta = await sharp(data, { limitInputPixels: false }).metadata();
   } catch (err) {
-    if (sniffed === 'heic') throw invalid('This HEIC photo cannot be decoded (sharp\'s prebuilt libvips has no HEVC decoder); upload JPEG', err);
+    if (sniffed === 'heic') throw invalid("This HEIC photo cannot be decoded (sharp's prebuilt libvips has no HEVC decoder); upload JPEG", err);
     throw invalid(`Not a decodable ${sniffed.toUpperCase()} image: ${vipsMessage(err)}`, err);
   }
   const pages = meta.pages ?? 1;
@@ -190,7 +196,10 @@ export async function verifyDecodes(data: Buffer, inspection: Inspection, option
   const sharp = await loadSharp();
   try {
     // A small output keeps this cheap: JPEG and WebP decode at reduced scale, but read all their data.
-    await sharp(data, baseOptions(options, inspection.pages)).resize({ width: Math.max(1, Math.min(64, inspection.width)), fit: 'inside' }).raw().toBuffer();
+    await sharp(data, baseOptions(options, inspection.pages))
+      .resize({ width: Math.max(1, Math.min(64, inspection.width)), fit: 'inside' })
+      .raw()
+      .toBuffer();
   } catch (err) {
     throw decodeError(inspection.format, err);
   }
@@ -198,8 +207,12 @@ export async function verifyDecodes(data: Buffer, inspection: Inspection, option
 
 function decodeError(format: ImageFormat | 'image', err: unknown): MediaStorageError {
   const message = vipsMessage(err);
-  if (/pixel limit/i.test(message)) return new MediaStorageError('TOO_LARGE', `The image is over the pixel limit: ${message}`, { operation: 'save', cause: err });
-  return invalid(`Not a decodable ${format === 'image' ? 'image' : `${format.toUpperCase()} image`} (${/premature|truncat|end of/i.test(message) ? 'truncated' : 'corrupt'}): ${message}`, err);
+  if (/pixel limit/i.test(message))
+    return new MediaStorageError('TOO_LARGE', `The image is over the pixel limit: ${message}`, { operation: 'save', cause: err });
+  return invalid(
+    `Not a decodable ${format === 'image' ? 'image' : `${format.toUpperCase()} image`} (${/premature|truncat|end of/i.test(message) ? 'truncated' : 'corrupt'}): ${message}`,
+    err,
+  );
 }
 
 /**
@@ -214,7 +227,8 @@ export async function processOriginal(data: Buffer, inspection: Inspection, opti
   const original = options.original;
   const rotated = options.autoOrient && inspection.orientation >= 5;
   const displayed = { width: rotated ? inspection.height : inspection.width, height: rotated ? inspection.width : inspection.height };
-  const capped = (original.maxWidth !== undefined && displayed.width > original.maxWidth) || (original.maxHeight !== undefined && displayed.height > original.maxHeight);
+  const capped =
+    (original.maxWidth !== undefined && displayed.width > original.maxWidth) || (original.maxHeight !== undefined && displayed.height > original.maxHeight);
   const strip = stripFor(format);
   const mustReencode =
     original.reencode === true ||
@@ -239,7 +253,15 @@ export async function processOriginal(data: Buffer, inspection: Inspection, opti
     // sharp writes no metadata unless asked: keep the colour profile, and the rest only when told not to strip.
     pipeline = options.stripMetadata ? pipeline.keepIccProfile() : pipeline.keepMetadata();
     const { data: out, info } = await encode(pipeline, target, original.quality, lossless).toBuffer({ resolveWithObject: true });
-    return { data: out, format: target, contentType: CONTENT_TYPES[target], width: info.width, height: info.pageHeight ?? info.height, reencoded: true, removed: [] };
+    return {
+      data: out,
+      format: target,
+      contentType: CONTENT_TYPES[target],
+      width: info.width,
+      height: info.pageHeight ?? info.height,
+      reencoded: true,
+      removed: [],
+    };
   } catch (err) {
     throw decodeError(format, err);
   }
@@ -249,7 +271,15 @@ function isLosslessWebp(data: Buffer): boolean {
   return data.includes('VP8L', 12, 'latin1') && !data.includes('VP8 ', 12, 'latin1');
 }
 
-const POSITION: Record<ResolvedVariant['position'], string> = { centre: 'centre', top: 'top', bottom: 'bottom', left: 'left', right: 'right', attention: 'attention', entropy: 'entropy' };
+const POSITION: Record<ResolvedVariant['position'], string> = {
+  centre: 'centre',
+  top: 'top',
+  bottom: 'bottom',
+  left: 'left',
+  right: 'right',
+  attention: 'attention',
+  entropy: 'entropy',
+};
 
 /**
  * One variant of an image: oriented, resized, converted to sRGB without metadata (browsers show
@@ -258,9 +288,14 @@ const POSITION: Record<ResolvedVariant['position'], string> = { centre: 'centre'
 export async function renderVariant(data: Buffer, variant: ResolvedVariant, options: Pick<ProcessingOptions, 'failOn' | 'maxPixels'>): Promise<Buffer> {
   const sharp = await loadSharp();
   try {
-    let pipeline = sharp(data, { failOn: options.failOn, limitInputPixels: options.maxPixels, sequentialRead: true })
-      .autoOrient()
-      .resize({ width: variant.width, height: variant.height, fit: variant.fit, position: POSITION[variant.position], withoutEnlargement: variant.withoutEnlargement, background: variant.background });
+    let pipeline = sharp(data, { failOn: options.failOn, limitInputPixels: options.maxPixels, sequentialRead: true }).autoOrient().resize({
+      width: variant.width,
+      height: variant.height,
+      fit: variant.fit,
+      position: POSITION[variant.position],
+      withoutEnlargement: variant.withoutEnlargement,
+      background: variant.background,
+    });
     if (variant.format === 'jpeg') pipeline = pipeline.flatten({ background: variant.background }).jpeg({ quality: variant.quality });
     else if (variant.format === 'webp') pipeline = pipeline.webp({ quality: variant.quality });
     else if (variant.format === 'avif') pipeline = pipeline.avif({ quality: variant.quality });

@@ -16,7 +16,9 @@ export function loadSharp(): Promise<SharpFactory> {
     },
     (err: unknown) => {
       sharpPromise = undefined;
-      throw new MediaStorageError('CONFIG', 'media-storage/images needs the "sharp" package (libvips; prebuilt binaries install from npm): npm install sharp', { cause: err });
+      throw new MediaStorageError('CONFIG', 'media-storage/images needs the "sharp" package (libvips; prebuilt binaries install from npm): npm install sharp', {
+        cause: err,
+      });
     },
   );
   return sharpPromise;

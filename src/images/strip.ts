@@ -125,7 +125,29 @@ function minimalJfif(segment: Buffer, removed: string[]): Buffer {
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 // Critical chunks, and the ancillary chunks that change how the pixels look or move.
-const PNG_KEPT = new Set(['IHDR', 'PLTE', 'IDAT', 'IEND', 'tRNS', 'cHRM', 'gAMA', 'iCCP', 'sBIT', 'sRGB', 'cICP', 'mDCV', 'mDCv', 'cLLI', 'cLLi', 'bKGD', 'hIST', 'pHYs', 'acTL', 'fcTL', 'fdAT']);
+const PNG_KEPT = new Set([
+  'IHDR',
+  'PLTE',
+  'IDAT',
+  'IEND',
+  'tRNS',
+  'cHRM',
+  'gAMA',
+  'iCCP',
+  'sBIT',
+  'sRGB',
+  'cICP',
+  'mDCV',
+  'mDCv',
+  'cLLI',
+  'cLLi',
+  'bKGD',
+  'hIST',
+  'pHYs',
+  'acTL',
+  'fcTL',
+  'fdAT',
+]);
 
 export function stripPng(data: Buffer): StripResult {
   if (data.length < 8 || !data.subarray(0, 8).equals(PNG_SIGNATURE)) throw malformed('PNG', 'no PNG signature');
@@ -225,7 +247,14 @@ export function stripGif(data: Buffer): StripResult {
       const end = subBlocks(i + 2);
       if (label === 0xf9) out.push(data.subarray(i, end));
       else if (label === 0xff && GIF_KEPT_APPLICATIONS.has(data.toString('latin1', i + 3, i + 14))) out.push(data.subarray(i, end));
-      else removed.push(label === 0xfe ? 'comment' : label === 0xff ? `application ${data.toString('latin1', i + 3, i + 14).replace(/[^\x20-\x7e]/g, '')}` : `extension 0x${(label ?? 0).toString(16)}`);
+      else
+        removed.push(
+          label === 0xfe
+            ? 'comment'
+            : label === 0xff
+              ? `application ${data.toString('latin1', i + 3, i + 14).replace(/[^\x20-\x7e]/g, '')}`
+              : `extension 0x${(label ?? 0).toString(16)}`,
+        );
       i = end;
       continue;
     }

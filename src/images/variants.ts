@@ -117,9 +117,14 @@ export function resolveVariant(name: string, definition: VariantDefinition): Var
   const quality = definition.quality ?? DEFAULT_QUALITY[format];
   if (!(Number.isInteger(quality) && quality >= 1 && quality <= 100)) throw configError(`variant "${name}": quality must be a whole number from 1 to 100`);
   const background = definition.background ?? '#ffffff';
-  if (typeof background !== 'string' || !/^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i.test(background)) throw configError(`variant "${name}": background must be a colour such as "#ffffff"`);
+  if (typeof background !== 'string' || !/^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i.test(background))
+    throw configError(`variant "${name}": background must be a colour such as "#ffffff"`);
   const densities = definition.densities ?? [1];
-  if (!Array.isArray(densities) || densities.length === 0 || densities.some((d) => !(typeof d === 'number' && d >= 1 && d <= 4 && Math.round(d * 100) === d * 100))) {
+  if (
+    !Array.isArray(densities) ||
+    densities.length === 0 ||
+    densities.some((d) => !(typeof d === 'number' && d >= 1 && d <= 4 && Math.round(d * 100) === d * 100))
+  ) {
     throw configError(`variant "${name}": densities must be a list of numbers from 1 to 4, such as [1, 2]`);
   }
   const sorted = [...new Set(densities)].sort((a, b) => a - b);
@@ -129,11 +134,35 @@ export function resolveVariant(name: string, definition: VariantDefinition): Var
     if ((w ?? 0) > MAX_VARIANT_SIDE || (h ?? 0) > MAX_VARIANT_SIDE) throw configError(`variant "${name}" at ${density}x is over ${MAX_VARIANT_SIDE} pixels`);
     const withoutEnlargement = definition.withoutEnlargement === true;
     // Everything that changes the pixels; a new field must be added here only when it does.
-    const canonical = JSON.stringify({ v: 1, w, h, fit, position, format, quality, withoutEnlargement, background: fit === 'contain' || format === 'jpeg' ? background.toLowerCase() : undefined });
+    const canonical = JSON.stringify({
+      v: 1,
+      w,
+      h,
+      fit,
+      position,
+      format,
+      quality,
+      withoutEnlargement,
+      background: fit === 'contain' || format === 'jpeg' ? background.toLowerCase() : undefined,
+    });
     const digest = createHash('sha256').update(canonical).digest('hex').slice(0, 8);
     // No "@" (as in avatar@2x): some S3 implementations mishandle it in a copy's source.
     const suffix = density === 1 ? '' : `-${density}x`;
-    return { name, density, width: w, height: h, fit, position, format, quality, withoutEnlargement, background, digest, fileName: `${name}-${digest}${suffix}.${EXTENSIONS[format]}`, contentType: CONTENT_TYPES[format] };
+    return {
+      name,
+      density,
+      width: w,
+      height: h,
+      fit,
+      position,
+      format,
+      quality,
+      withoutEnlargement,
+      background,
+      digest,
+      fileName: `${name}-${digest}${suffix}.${EXTENSIONS[format]}`,
+      contentType: CONTENT_TYPES[format],
+    };
   });
   return { name, width, height, densities: resolved };
 }

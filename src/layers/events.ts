@@ -101,7 +101,10 @@ export interface StorageLogger {
 
 /** One line per event: `media-storage local save "a.jpg" ok 3.1 ms 1024 B`. */
 export function formatStorageEvent(event: StorageEvent): string {
-  const where = [event.key, event.target].filter((k) => k !== undefined).map((k) => JSON.stringify(k)).join(' -> ');
+  const where = [event.key, event.target]
+    .filter((k) => k !== undefined)
+    .map((k) => JSON.stringify(k))
+    .join(' -> ');
   const parts = [`media-storage ${event.backend} ${event.operation}`];
   if (where) parts.push(where);
   parts.push(event.outcome === 'ok' ? 'ok' : `error ${event.errorCode}`);

@@ -5,7 +5,6 @@ import { abortedError } from '../core/errors.js';
 import { presignUploadOf } from '../core/direct-upload.js';
 import type {
   Body,
-  Capabilities,
   CopyOptions,
   DirectUpload,
   DirectUploadOptions,
@@ -22,7 +21,18 @@ import type {
 /** The operations of {@link MediaStorage} a layer sees (`listAll` is paged through `list`). */
 export type StorageOperation = 'save' | 'url' | 'delete' | 'exists' | 'read' | 'readBuffer' | 'stat' | 'list' | 'copy' | 'presignUpload';
 
-export const STORAGE_OPERATIONS: readonly StorageOperation[] = ['save', 'url', 'delete', 'exists', 'read', 'readBuffer', 'stat', 'list', 'copy', 'presignUpload'];
+export const STORAGE_OPERATIONS: readonly StorageOperation[] = [
+  'save',
+  'url',
+  'delete',
+  'exists',
+  'read',
+  'readBuffer',
+  'stat',
+  'list',
+  'copy',
+  'presignUpload',
+];
 
 /** What a layer knows about the call it intercepts. */
 export interface OperationCall {

@@ -31,11 +31,15 @@ class TimeoutLayer extends StorageLayer {
       const timer = setTimeout(() => {
         if (settled) return;
         settled = true;
-        const error = new MediaStorageError('UNAVAILABLE', `${this.name}: ${call.operation}${call.key === undefined ? '' : ` "${call.key}"`} timed out after ${ms} ms`, {
-          backend: this.name,
-          key: call.key,
-          operation: call.operation,
-        });
+        const error = new MediaStorageError(
+          'UNAVAILABLE',
+          `${this.name}: ${call.operation}${call.key === undefined ? '' : ` "${call.key}"`} timed out after ${ms} ms`,
+          {
+            backend: this.name,
+            key: call.key,
+            operation: call.operation,
+          },
+        );
         // Save and read stop (nothing partial stays visible); other calls finish unobserved.
         deadline.abort(error);
         reject(error);

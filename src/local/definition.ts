@@ -10,7 +10,13 @@ export const localOptions = defineOptions({
    * `storage.handler()` under that path) or an absolute URL such as `https://cdn.example.com/media`.
    * Formerly `baseUrl`.
    */
-  publicBaseUrl: { kind: 'string', default: '/media', deprecated: ['baseUrl'], env: ['MEDIA_URL'], help: 'URL path or origin the files are served under (default /media)' },
+  publicBaseUrl: {
+    kind: 'string',
+    default: '/media',
+    deprecated: ['baseUrl'],
+    env: ['MEDIA_URL'],
+    help: 'URL path or origin the files are served under (default /media)',
+  },
   /** `public` (default): plain URLs work. `private`: only signed URLs are served by `storage.handler()`. */
   visibility: { kind: 'enum', values: ['public', 'private'], default: 'public', help: 'public (default) or private: signed URLs only' },
   /** HMAC secret (16+ bytes) for signed URLs; required for private storage and for `url({ expiresIn })`. */

@@ -7,7 +7,10 @@ import * as nodeFs from 'node:fs';
  * promise API.
  */
 export type LocalFileSystem = Pick<typeof nodeFs, 'createReadStream' | 'createWriteStream'> & {
-  promises: Pick<typeof nodeFs.promises, 'realpath' | 'mkdir' | 'stat' | 'lstat' | 'rename' | 'link' | 'unlink' | 'rmdir' | 'readdir' | 'open' | 'copyFile' | 'writeFile'>;
+  promises: Pick<
+    typeof nodeFs.promises,
+    'realpath' | 'mkdir' | 'stat' | 'lstat' | 'rename' | 'link' | 'unlink' | 'rmdir' | 'readdir' | 'open' | 'copyFile' | 'writeFile'
+  >;
 } & Partial<CallbackFileSystem>;
 
 /** The callback half of `node:fs` the serving path uses: a promise per call and no FileHandle, half the CPU of `fs.promises`. */
@@ -68,4 +71,3 @@ function readOpened(fs: CallbackFileSystem, file: string, length: number | 'whol
     });
   });
 }
-

@@ -25,7 +25,13 @@ export async function folderInsideRoot(fs: LocalFileSystem, realRoot: string, di
  * order equals the order of the full keys; subtrees wholly before the cursor or outside the
  * prefix are skipped without being read. Symbolic links are never followed.
  */
-export async function* walk(fs: LocalFileSystem, realRoot: string, dirKey: string, prefix: string, after: string | undefined): AsyncGenerator<[string, string]> {
+export async function* walk(
+  fs: LocalFileSystem,
+  realRoot: string,
+  dirKey: string,
+  prefix: string,
+  after: string | undefined,
+): AsyncGenerator<[string, string]> {
   let entries: nodeFs.Dirent[];
   try {
     entries = (await fs.promises.readdir(path.join(realRoot, dirKey), { withFileTypes: true })) as nodeFs.Dirent[];
@@ -48,4 +54,3 @@ export async function* walk(fs: LocalFileSystem, realRoot: string, dirKey: strin
     }
   }
 }
-

@@ -76,7 +76,9 @@ export class LocalStorage extends BaseStorage {
     }
     const expiry = options.defaultExpiresIn;
     if (expiry !== undefined && !(Number.isInteger(expiry) && expiry >= 1 && expiry <= DEFAULT_MAX_EXPIRES_IN)) {
-      throw new MediaStorageError('CONFIG', `LocalStorage: defaultExpiresIn must be a whole number of seconds from 1 to ${DEFAULT_MAX_EXPIRES_IN}`, { backend: 'local' });
+      throw new MediaStorageError('CONFIG', `LocalStorage: defaultExpiresIn must be a whole number of seconds from 1 to ${DEFAULT_MAX_EXPIRES_IN}`, {
+        backend: 'local',
+      });
     }
     this.capabilities = Object.freeze({
       publicUrls: options.visibility !== 'private',
@@ -111,7 +113,11 @@ export class LocalStorage extends BaseStorage {
 
   protected override checkReservedKey(key: string): void {
     if (key.split('/').some((segment) => segment.startsWith(TEMP_PREFIX))) {
-      throw new MediaStorageError('INVALID_KEY', `Invalid key ${JSON.stringify(key)}: names starting with "${TEMP_PREFIX}" are reserved for LocalStorage's temp files`, { key });
+      throw new MediaStorageError(
+        'INVALID_KEY',
+        `Invalid key ${JSON.stringify(key)}: names starting with "${TEMP_PREFIX}" are reserved for LocalStorage's temp files`,
+        { key },
+      );
     }
   }
   private async infoFromStat(key: string, real: string, sniff: boolean): Promise<ObjectInfo> {
@@ -322,7 +328,13 @@ export class LocalStorage extends BaseStorage {
       }
       try {
         const st = await this.fs.promises.stat(full);
-        items.push({ key, size: st.size, contentType: this.servingRule.typeFromKey(key), etag: `${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}`, lastModified: st.mtime });
+        items.push({
+          key,
+          size: st.size,
+          contentType: this.servingRule.typeFromKey(key),
+          etag: `${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}`,
+          lastModified: st.mtime,
+        });
         last = key;
       } catch (err) {
         if (!isCode(err, 'ENOENT')) throw err;

@@ -75,7 +75,9 @@ export class LocalTree {
     if (!realRoot) return undefined;
     const fs = this.callbackFs;
     const joined = path.join(realRoot, key);
-    const statted = fs ? new Promise<nodeFs.Stats>((resolve, reject) => fs.stat(joined, (err, stats) => (err ? reject(err) : resolve(stats)))) : this.fs.promises.stat(joined);
+    const statted = fs
+      ? new Promise<nodeFs.Stats>((resolve, reject) => fs.stat(joined, (err, stats) => (err ? reject(err) : resolve(stats))))
+      : this.fs.promises.stat(joined);
     statted.catch(() => undefined); // not unhandled when the realpath fails first
     const real = await this.existingPath(key);
     if (!real) return undefined;
@@ -93,7 +95,13 @@ export class LocalTree {
     try {
       const real = await this.realpath(path.join(realRoot, key));
       this.assertInside(realRoot, real, key);
-      if (real.slice(realRoot.length).split(path.sep).some((segment) => segment.startsWith(TEMP_PREFIX))) return undefined;
+      if (
+        real
+          .slice(realRoot.length)
+          .split(path.sep)
+          .some((segment) => segment.startsWith(TEMP_PREFIX))
+      )
+        return undefined;
       // On APFS, "Jose\u0301.jpg" finds "José.jpg": that is another key's file, not this one's.
       if (!(await this.spelledExactly(realRoot, key))) return undefined;
       return real;
@@ -183,7 +191,11 @@ export class LocalTree {
   async refuseTwin(key: string): Promise<void> {
     const twin = await this.twinInTheWay(key);
     if (twin !== undefined) {
-      throw new MediaStorageError('ALREADY_EXISTS', `${JSON.stringify(twin)} is stored under another Unicode spelling of "${key}", and this file system (APFS or HFS+) cannot hold both; nothing was written`, { key });
+      throw new MediaStorageError(
+        'ALREADY_EXISTS',
+        `${JSON.stringify(twin)} is stored under another Unicode spelling of "${key}", and this file system (APFS or HFS+) cannot hold both; nothing was written`,
+        { key },
+      );
     }
   }
 
@@ -281,5 +293,4 @@ export class LocalTree {
       throw err;
     }
   }
-
 }

@@ -46,15 +46,15 @@ export class MemoryStorage extends BaseStorage {
     this.signer = new UrlSigner(options.secret ?? TEST_SECRET);
     this.visibility = options.visibility ?? 'public';
     this.capabilities = Object.freeze({
-    publicUrls: this.visibility === 'public',
-    signedUrls: true,
-    downloadUrls: true,
-    rangeReads: true,
-    serverSideCopy: true,
-    metadata: true,
-    atomicCreate: true,
-    md5Etag: true,
-    directUploads: true,
+      publicUrls: this.visibility === 'public',
+      signedUrls: true,
+      downloadUrls: true,
+      rangeReads: true,
+      serverSideCopy: true,
+      metadata: true,
+      atomicCreate: true,
+      md5Etag: true,
+      directUploads: true,
     });
   }
 
@@ -74,7 +74,11 @@ export class MemoryStorage extends BaseStorage {
    * decomposed Unicode...): for testing how an app and the tools treat objects this library would
    * never create. `list()` leaves out the names that are not keys and reports them in `skipped`.
    */
-  putForeignObject(name: string, data: Buffer | string, options: { contentType?: string; cacheControl?: string; metadata?: Record<string, string> } = {}): void {
+  putForeignObject(
+    name: string,
+    data: Buffer | string,
+    options: { contentType?: string; cacheControl?: string; metadata?: Record<string, string> } = {},
+  ): void {
     const bytes = Buffer.from(data);
     const info: ObjectInfo = {
       key: name,
@@ -137,7 +141,10 @@ export class MemoryStorage extends BaseStorage {
     const entry = this.objects.get(key);
     if (!entry) throw new MediaStorageError('NOT_FOUND', `No object under "${key}"`, { key });
     const { data, info } = entry;
-    return { info: { ...info, ...(info.metadata ? { metadata: { ...info.metadata } } : {}) }, body: async (range) => (range ? data.subarray(range.start, range.end + 1) : data) };
+    return {
+      info: { ...info, ...(info.metadata ? { metadata: { ...info.metadata } } : {}) },
+      body: async (range) => (range ? data.subarray(range.start, range.end + 1) : data),
+    };
   }
 
   protected override async existsObject(key: string): Promise<boolean> {

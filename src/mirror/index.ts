@@ -1,7 +1,18 @@
 import type { Readable } from 'node:stream';
 import { presignUploadOf } from '../core/direct-upload.js';
 import { isNotFound, type MediaStorageError } from '../core/errors.js';
-import type { Body, Capabilities, CopyOptions, DirectUpload, DirectUploadOptions, MediaStorage, ObjectInfo, ReadOptions, SaveOptions, UrlOptions } from '../core/types.js';
+import type {
+  Body,
+  Capabilities,
+  CopyOptions,
+  DirectUpload,
+  DirectUploadOptions,
+  MediaStorage,
+  ObjectInfo,
+  ReadOptions,
+  SaveOptions,
+  UrlOptions,
+} from '../core/types.js';
 import { StorageWrapper } from '../core/wrapper.js';
 
 export interface MirrorStorageOptions {

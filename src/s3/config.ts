@@ -50,7 +50,9 @@ export function checkEndpoint(value: string | undefined, name: string): void {
   const ok = typeof value === 'string' && /^https?:\/\/[^/?#]/i.test(value.trim()) && URL.canParse(value.trim());
   if (ok) return;
   const hint = typeof value === 'string' && !/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? `; add the scheme, e.g. http://${value}` : '';
-  throw new MediaStorageError('CONFIG', `S3Storage: ${name} must be an http:// or https:// URL (got ${JSON.stringify(String(value))})${hint}`, { backend: 's3' });
+  throw new MediaStorageError('CONFIG', `S3Storage: ${name} must be an http:// or https:// URL (got ${JSON.stringify(String(value))})${hint}`, {
+    backend: 's3',
+  });
 }
 
 /** `timeout`: a positive number of milliseconds. */
@@ -71,7 +73,10 @@ export function checkCredentials(credentials: S3StorageOptions['credentials'] | 
   const problems: string[] = [];
   for (const field of ['accessKeyId', 'secretAccessKey'] as const) {
     const value = given?.[field];
-    if (typeof value !== 'string' || value.trim() === '') problems.push(`credentials.${field} is ${value === undefined ? 'undefined' : typeof value === 'string' ? 'empty' : `a ${value === null ? 'null' : typeof value}`}`);
+    if (typeof value !== 'string' || value.trim() === '')
+      problems.push(
+        `credentials.${field} is ${value === undefined ? 'undefined' : typeof value === 'string' ? 'empty' : `a ${value === null ? 'null' : typeof value}`}`,
+      );
   }
   if (given && given.sessionToken !== undefined && typeof given.sessionToken !== 'string') problems.push('credentials.sessionToken is not a string');
   if (problems.length === 0) return;

@@ -1,4 +1,13 @@
-import { defineBackend, defineOptions, lazyStorageClass, type StorageClass, parseOptionText, typed, type ConfigContext, type OptionsOf } from '../core/definition.js';
+import {
+  defineBackend,
+  defineOptions,
+  lazyStorageClass,
+  type StorageClass,
+  parseOptionText,
+  typed,
+  type ConfigContext,
+  type OptionsOf,
+} from '../core/definition.js';
 
 const MiB = 1024 * 1024;
 /** S3's part sizes: 5 MiB to 5 GiB. */
@@ -75,7 +84,14 @@ export const s3Options = defineOptions({
    */
   multipartThreshold: { kind: 'integer', unit: 'bytes', min: 1, max: MAX_PART_SIZE, default: 32 * MiB, help: 'bytes up to which a body goes in one PutObject' },
   /** Part size of multipart uploads (5 MiB to 5 GiB); default 5 MiB, which allows streams up to 48 GiB. Memory per streamed upload is at least (queueSize + 1) × partSize (measured: about twice that; docs/performance.md). */
-  partSize: { kind: 'integer', unit: 'bytes', min: MIN_PART_SIZE, max: MAX_PART_SIZE, default: MIN_PART_SIZE, help: 'bytes in each part of a multipart upload' },
+  partSize: {
+    kind: 'integer',
+    unit: 'bytes',
+    min: MIN_PART_SIZE,
+    max: MAX_PART_SIZE,
+    default: MIN_PART_SIZE,
+    help: 'bytes in each part of a multipart upload',
+  },
   /** Parts sent at once; default 4. */
   queueSize: { kind: 'integer', min: 1, max: 64, default: 4, help: 'parts sent at once (default 4)' },
   /**
@@ -140,14 +156,17 @@ function s3FromDjangoEnv(get: (name: string) => string | undefined, { fail }: Co
   if (!bucket) fail(`AWS_STORAGE_BUCKET_NAME is not set (${(key ?? secret)!.name} is, so S3 was meant)`);
   if (key && !secret) fail(`AWS_SECRET_ACCESS_KEY is not set (${key.name} is; django-storages' AWS_S3_SECRET_ACCESS_KEY works too)`);
   if (secret && !key) fail(`AWS_ACCESS_KEY_ID is not set (${secret.name} is; django-storages' AWS_S3_ACCESS_KEY_ID works too)`);
-  if (get('AWS_S3_SESSION_PROFILE')) fail('AWS_S3_SESSION_PROFILE is not supported: set AWS_PROFILE to the profile instead (the AWS SDK reads it) and unset AWS_S3_SESSION_PROFILE');
+  if (get('AWS_S3_SESSION_PROFILE'))
+    fail('AWS_S3_SESSION_PROFILE is not supported: set AWS_PROFILE to the profile instead (the AWS SDK reads it) and unset AWS_S3_SESSION_PROFILE');
   const rawEndpoint = get('AWS_S3_ENDPOINT_URL');
   const endpoint = rawEndpoint ? (parseOptionText(s3Options.endpoint, rawEndpoint, 'AWS_S3_ENDPOINT_URL') as string) : undefined;
   const querystring = get('AWS_QUERYSTRING_AUTH');
   const querystringAuth = querystring === undefined || asBoolean(querystring, 'AWS_QUERYSTRING_AUTH');
   const customDomain = get('AWS_S3_CUSTOM_DOMAIN');
   if (customDomain && querystringAuth && get('AWS_CLOUDFRONT_KEY_ID')) {
-    fail('AWS_CLOUDFRONT_KEY_ID: signed CloudFront URLs are not supported; unset it (URLs on AWS_S3_CUSTOM_DOMAIN are then plain) or set AWS_QUERYSTRING_AUTH=False');
+    fail(
+      'AWS_CLOUDFRONT_KEY_ID: signed CloudFront URLs are not supported; unset it (URLs on AWS_S3_CUSTOM_DOMAIN are then plain) or set AWS_QUERYSTRING_AUTH=False',
+    );
   }
   const protocol = (get('AWS_S3_URL_PROTOCOL') ?? 'https:').toLowerCase().replace(/:?$/, ':');
   if (protocol !== 'https:' && protocol !== 'http:') fail('AWS_S3_URL_PROTOCOL must be "https:" or "http:"');
@@ -201,7 +220,24 @@ export const s3Backend = defineBackend({
     },
   },
   env: {
-    variables: [...ACCESS_KEY_NAMES, ...SECRET_KEY_NAMES, ...SESSION_TOKEN_NAMES, ...REGION_NAMES, 'AWS_S3_ENDPOINT_URL', 'AWS_S3_ADDRESSING_STYLE', 'AWS_LOCATION', 'AWS_S3_CUSTOM_DOMAIN', 'AWS_S3_URL_PROTOCOL', 'AWS_QUERYSTRING_AUTH', 'AWS_QUERYSTRING_EXPIRE', 'AWS_DEFAULT_ACL', 'AWS_S3_FILE_OVERWRITE', 'AWS_S3_SIGNATURE_VERSION', 'AWS_S3_SESSION_PROFILE', 'AWS_CLOUDFRONT_KEY_ID'],
+    variables: [
+      ...ACCESS_KEY_NAMES,
+      ...SECRET_KEY_NAMES,
+      ...SESSION_TOKEN_NAMES,
+      ...REGION_NAMES,
+      'AWS_S3_ENDPOINT_URL',
+      'AWS_S3_ADDRESSING_STYLE',
+      'AWS_LOCATION',
+      'AWS_S3_CUSTOM_DOMAIN',
+      'AWS_S3_URL_PROTOCOL',
+      'AWS_QUERYSTRING_AUTH',
+      'AWS_QUERYSTRING_EXPIRE',
+      'AWS_DEFAULT_ACL',
+      'AWS_S3_FILE_OVERWRITE',
+      'AWS_S3_SIGNATURE_VERSION',
+      'AWS_S3_SESSION_PROFILE',
+      'AWS_CLOUDFRONT_KEY_ID',
+    ],
     // The bucket says S3; credentials alone are the AWS SDK's too, and count only when nothing else is configured.
     detect: (get) => (get('AWS_STORAGE_BUCKET_NAME') ? 'strong' : firstSet(get, ACCESS_KEY_NAMES) || firstSet(get, SECRET_KEY_NAMES) ? 'weak' : undefined),
     read: (get, _fromOptions, context) => s3FromDjangoEnv(get, context),

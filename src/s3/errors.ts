@@ -104,7 +104,8 @@ function explain(s3Code: string, target: S3Target): string | undefined {
 
 /** What a status without an error body (a HEAD's answer) can be said to mean. */
 function bareStatusMessage(status: number): string {
-  if (status === 403) return 'HTTP 403 without an error body (a HEAD answer cannot say why): the credentials were rejected or may not read this object; check the access key id and secret key, and that they allow s3:GetObject and s3:ListBucket';
+  if (status === 403)
+    return 'HTTP 403 without an error body (a HEAD answer cannot say why): the credentials were rejected or may not read this object; check the access key id and secret key, and that they allow s3:GetObject and s3:ListBucket';
   if (status === 400) return 'HTTP 400 without an error body: check the region and the endpoint';
   return `HTTP ${status} without an error body`;
 }

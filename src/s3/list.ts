@@ -46,7 +46,12 @@ export async function listPage(
       if (object.Key === undefined) continue;
       const name = encoded ? decodeListedName(object.Key) : object.Key;
       if (name === undefined) {
-        skipped.push({ name: object.Key.slice(location.length), reason: 'invalid-key', message: 'its name is not valid UTF-8 (shown URL-encoded)', size: object.Size });
+        skipped.push({
+          name: object.Key.slice(location.length),
+          reason: 'invalid-key',
+          message: 'its name is not valid UTF-8 (shown URL-encoded)',
+          size: object.Size,
+        });
         continue;
       }
       const key = name.slice(location.length);

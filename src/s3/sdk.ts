@@ -31,7 +31,11 @@ export const ListObjectsV2Command = sdk.ListObjectsV2Command;
 export type ListObjectsV2Command = ClientS3.ListObjectsV2Command;
 
 /** @aws-sdk/s3-presigned-post, an optional dependency needed only for size-capped direct uploads. */
-export const loadPresignedPost: () => Promise<typeof import('@aws-sdk/s3-presigned-post')> = lazyPeer(() => import('@aws-sdk/s3-presigned-post'), { packages: '@aws-sdk/s3-presigned-post', usedBy: 'presignUpload with maxSize', backend: 's3' });
+export const loadPresignedPost: () => Promise<typeof import('@aws-sdk/s3-presigned-post')> = lazyPeer(() => import('@aws-sdk/s3-presigned-post'), {
+  packages: '@aws-sdk/s3-presigned-post',
+  usedBy: 'presignUpload with maxSize',
+  backend: 's3',
+});
 
 /**
  * @aws-sdk/s3-request-presigner, loaded on the first signed URL: a public storage that never

@@ -219,10 +219,17 @@ export class S3Storage extends BaseStorage {
     // CompleteMultipartUpload without an ETag; HeadObject has it).
     const stored = await this.heads.head(fullKey);
     const etag = unquote(stored?.ETag);
-    const mismatch = !stored || stored.ContentLength !== sent.size || (sent.expectedEtag !== '' && this.capabilities.md5Etag && etag && /^[0-9a-f]{32}-\d+$/.test(etag) && etag !== sent.expectedEtag);
+    const mismatch =
+      !stored ||
+      stored.ContentLength !== sent.size ||
+      (sent.expectedEtag !== '' && this.capabilities.md5Etag && etag && /^[0-9a-f]{32}-\d+$/.test(etag) && etag !== sent.expectedEtag);
     if (mismatch) {
       if (stored) await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: fullKey })).catch(() => undefined);
-      throw new MediaStorageError('UNAVAILABLE', `The object the server assembled under "${key}" does not match the bytes sent (size ${stored?.ContentLength} of ${sent.size}, etag ${etag} instead of ${sent.expectedEtag}); it was removed, try again`, { key });
+      throw new MediaStorageError(
+        'UNAVAILABLE',
+        `The object the server assembled under "${key}" does not match the bytes sent (size ${stored?.ContentLength} of ${sent.size}, etag ${etag} instead of ${sent.expectedEtag}); it was removed, try again`,
+        { key },
+      );
     }
     return { ...info, etag, lastModified: stored.LastModified ?? info.lastModified };
   }
@@ -328,12 +335,20 @@ export class S3Storage extends BaseStorage {
       etag: unquote(head.ETag) || undefined,
       lastModified: head.LastModified,
       ...(head.CacheControl ? { cacheControl: head.CacheControl } : {}),
-      ...(head.Metadata && Object.keys(head.Metadata).length > 0 ? { metadata: Object.fromEntries(Object.entries(head.Metadata).map(([k, v]) => [k, decodeHeaderValue(v)])) } : {}),
+      ...(head.Metadata && Object.keys(head.Metadata).length > 0
+        ? { metadata: Object.fromEntries(Object.entries(head.Metadata).map(([k, v]) => [k, decodeHeaderValue(v)])) }
+        : {}),
     };
   }
 
   /** The parameters every write sends: type, caching, ACL, encryption, and the serving rule's disposition. */
-  private writeParams(fullKey: string, contentType: string, cacheControl: string | undefined, metadata: Record<string, string> | undefined, disposition: string | undefined): PutObjectCommandInput {
+  private writeParams(
+    fullKey: string,
+    contentType: string,
+    cacheControl: string | undefined,
+    metadata: Record<string, string> | undefined,
+    disposition: string | undefined,
+  ): PutObjectCommandInput {
     const params: PutObjectCommandInput = { Bucket: this.bucket, Key: fullKey, ContentType: contentType };
     const cache = cacheControl ?? this.options.cacheControl;
     if (cache) params.CacheControl = cache;

@@ -1,6 +1,14 @@
 import { createHash } from 'node:crypto';
 import type { CompletedPart, PutObjectCommandInput } from '@aws-sdk/client-s3';
-import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, ListMultipartUploadsCommand, PutObjectCommand, S3Client, UploadPartCommand } from './sdk.js';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  ListMultipartUploadsCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from './sdk.js';
 import type { PreparedBody } from '../core/body.js';
 import { abortedError, isMediaStorageError, MediaStorageError } from '../core/errors.js';
 import type { SaveOptions } from '../core/types.js';
@@ -148,7 +156,12 @@ async function abortLostUploads(client: S3Client, Bucket: string, Key: string, o
     if (!own?.Initiated) return;
     const from = own.Initiated.getTime() - tookMs - CLOCK_SLACK_MS;
     const lost = uploads.filter(
-      (u) => u.UploadId !== ours && u.Initiated && u.Initiated.getTime() >= from && u.Initiated.getTime() <= own.Initiated!.getTime() && u.Initiator?.ID === own.Initiator?.ID,
+      (u) =>
+        u.UploadId !== ours &&
+        u.Initiated &&
+        u.Initiated.getTime() >= from &&
+        u.Initiated.getTime() <= own.Initiated!.getTime() &&
+        u.Initiator?.ID === own.Initiator?.ID,
     );
     await Promise.all(lost.map((u) => client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: u.UploadId })).catch(() => undefined)));
   } catch {
@@ -162,7 +175,12 @@ async function abortLostUploads(client: S3Client, Bucket: string, Key: string, o
  * an abort) it stops reading and sending, waits for the requests in flight, aborts the multipart
  * upload and rethrows: no parts are left and nothing becomes visible under the key.
  */
-async function uploadParts(head: Buffer[], input: AsyncIterator<unknown>, plan: UploadPlan, sender: CheckingSender): Promise<{ size: number; etag: string | undefined; parts: number }> {
+async function uploadParts(
+  head: Buffer[],
+  input: AsyncIterator<unknown>,
+  plan: UploadPlan,
+  sender: CheckingSender,
+): Promise<{ size: number; etag: string | undefined; parts: number }> {
   const { Bucket, Key, IfNoneMatch, ContentType, CacheControl, ContentDisposition, Metadata, ACL, ServerSideEncryption, SSEKMSKeyId } = plan.params;
   const creating = Date.now();
   const created = (await sender.send(
@@ -183,7 +201,9 @@ async function uploadParts(head: Buffer[], input: AsyncIterator<unknown>, plan: 
     }
     const request = (async () => {
       try {
-        const result = (await sender.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber, Body: buffer.subarray(0, length), ContentLength: length }))) as { ETag?: string };
+        const result = (await sender.send(
+          new UploadPartCommand({ Bucket, Key, UploadId, PartNumber, Body: buffer.subarray(0, length), ContentLength: length }),
+        )) as { ETag?: string };
         parts.push({ PartNumber, ETag: result.ETag });
       } catch {
         // The sender keeps the first error; the loop below stops on it.
@@ -229,9 +249,9 @@ async function uploadParts(head: Buffer[], input: AsyncIterator<unknown>, plan: 
     await Promise.all(inFlight);
     sender.check();
     parts.sort((a, b) => a.PartNumber! - b.PartNumber!);
-    const completed = (await sender.send(
-      new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, IfNoneMatch, MultipartUpload: { Parts: parts } }),
-    )) as { ETag?: string };
+    const completed = (await sender.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, IfNoneMatch, MultipartUpload: { Parts: parts } }))) as {
+      ETag?: string;
+    };
     return { size, etag: unquote(completed.ETag), parts: parts.length };
   } catch (err) {
     await Promise.allSettled(inFlight);

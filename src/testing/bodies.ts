@@ -23,7 +23,11 @@ export const LYING_BODIES: readonly LyingBody[] = [
   { name: 'whitespace.webp', body: '\n\n\t  <script>alert(1)</script>', really: 'markup' },
   { name: 'iframe.png', body: '<iframe src="javascript:alert(1)"></iframe>', really: 'markup' },
   { name: 'svg.png', body: '<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script></svg>', really: 'markup' },
-  { name: 'svg-decl.jpg', body: '<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', really: 'markup' },
+  {
+    name: 'svg-decl.jpg',
+    body: '<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+    really: 'markup',
+  },
   { name: 'comment.jpg', body: '<!-- x --><html><body><script>alert(1)</script></body></html>', really: 'markup' },
   { name: 'comments.png', body: '\n<!-- one -->\n<!-- two -->\n<p><img src=x onerror=alert(1)>', really: 'markup' },
   { name: 'svg-comment.jpeg', body: '<!-- logo --><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', really: 'markup' },

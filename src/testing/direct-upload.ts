@@ -26,7 +26,9 @@ export async function sendDirectUpload(upload: DirectUpload, bytes: Uint8Array, 
     if (algorithm === 'sha1-hex') digests[name] = createHash('sha1').update(bytes).digest('hex');
   }
   const retype = (values: Record<string, string>): Record<string, string> =>
-    Object.fromEntries(Object.entries(values).map(([name, value]) => [name, name.toLowerCase() === 'content-type' && options.contentType !== undefined ? contentType : value]));
+    Object.fromEntries(
+      Object.entries(values).map(([name, value]) => [name, name.toLowerCase() === 'content-type' && options.contentType !== undefined ? contentType : value]),
+    );
   if (!upload.fields) {
     return doFetch(upload.url, { method: upload.method, headers: { ...retype(upload.headers), ...digests }, body });
   }

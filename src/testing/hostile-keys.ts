@@ -115,7 +115,21 @@ const encodedTraversal = [
 ];
 
 // Reserved Windows device names, bare, lowercase, with an extension and as a folder.
-const deviceNames = ['CON', 'PRN', 'AUX', 'NUL', 'CONIN$', 'CONOUT$', 'CLOCK$', ...Array.from({ length: 9 }, (_, i) => `COM${i + 1}`), ...Array.from({ length: 9 }, (_, i) => `LPT${i + 1}`), 'COM¹', 'COM²', 'COM³', 'LPT¹'];
+const deviceNames = [
+  'CON',
+  'PRN',
+  'AUX',
+  'NUL',
+  'CONIN$',
+  'CONOUT$',
+  'CLOCK$',
+  ...Array.from({ length: 9 }, (_, i) => `COM${i + 1}`),
+  ...Array.from({ length: 9 }, (_, i) => `LPT${i + 1}`),
+  'COM¹',
+  'COM²',
+  'COM³',
+  'LPT¹',
+];
 const devices = deviceNames.flatMap((n, i) => [n, `${n.toLowerCase()}.txt`, ...(i % 3 === 0 ? [`a/${n}/b.txt`, `${n}.tar.gz`] : [])]);
 
 // Look-alikes that stay look-alikes (no compatibility decomposition), or that NFKC maps to a
@@ -136,9 +150,34 @@ const lookAlikes = [
   '‧‧/x.txt', // U+2027 hyphenation point
 ];
 
-const dotsAndTrailing = ['file.txt.', 'file.txt ', 'a./b.txt', 'name .txt', '.hidden', '..hidden', 'a..b.txt', '.well-known/x.txt', '.git/config', '.htaccess', '.env', 'x/.ssh/authorized_keys', '..x/y.txt', 'x..'];
+const dotsAndTrailing = [
+  'file.txt.',
+  'file.txt ',
+  'a./b.txt',
+  'name .txt',
+  '.hidden',
+  '..hidden',
+  'a..b.txt',
+  '.well-known/x.txt',
+  '.git/config',
+  '.htaccess',
+  '.env',
+  'x/.ssh/authorized_keys',
+  '..x/y.txt',
+  'x..',
+];
 
-const invisibleAndCombining = ['a\u200bb.txt', '\ufeffbom.txt', 'soft\u00adhyphen.txt', 'e\u0301.txt', '\u212bngstrom.txt', 'x\u034f.txt', 'zw\u200djoin.txt', 'tag\u{e0041}.txt', 'var\ufe0f.txt'];
+const invisibleAndCombining = [
+  'a\u200bb.txt',
+  '\ufeffbom.txt',
+  'soft\u00adhyphen.txt',
+  'e\u0301.txt',
+  '\u212bngstrom.txt',
+  'x\u034f.txt',
+  'zw\u200djoin.txt',
+  'tag\u{e0041}.txt',
+  'var\ufe0f.txt',
+];
 
 const urlAndShellSpecial = [
   '?x.txt',

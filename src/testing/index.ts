@@ -96,8 +96,7 @@ export interface ContractOptions {
 }
 
 const PNG_1PX = Buffer.from(
-  '89504e470d0a1a0a0000000d4948445200000001000000010806000000' +
-    '1f15c4890000000d49444154789c63f8cfc0f01f0005000201a0d1e33a0000000049454e44ae426082',
+  '89504e470d0a1a0a0000000d4948445200000001000000010806000000' + '1f15c4890000000d49444154789c63f8cfc0f01f0005000201a0d1e33a0000000049454e44ae426082',
   'hex',
 );
 
@@ -148,7 +147,6 @@ function shorten(text: string): string {
   return text.length > 48 ? `${text.slice(0, 40)}…(${text.length} chars)` : text;
 }
 
-
 /**
  * Registers the contract tests for one backend. `factory` makes a fresh storage (called once for
  * the suite; every test works under its own unique key prefix). Tests of capabilities the
@@ -186,13 +184,17 @@ export function describeStorageContract(
         it.skip(`${title} [needs capability ${cap}]`, fn);
         return;
       }
-      it(`${title} [capability ${cap}]`, async (ctx) => {
-        if (!has(cap)) {
-          ctx.skip(`backend does not declare ${cap}`);
-          return;
-        }
-        await fn(ctx);
-      }, timeout);
+      it(
+        `${title} [capability ${cap}]`,
+        async (ctx) => {
+          if (!has(cap)) {
+            ctx.skip(`backend does not declare ${cap}`);
+            return;
+          }
+          await fn(ctx);
+        },
+        timeout,
+      );
     };
 
     beforeAll(async () => {
@@ -248,19 +250,23 @@ export function describeStorageContract(
         expect(back.every((b) => b === 0x61)).toBe(true);
       });
 
-      it('round-trips a large body as a Buffer and as a stream', async () => {
-        const size = options.largeBodyBytes ?? 10 * 1024 * 1024;
-        const data = randomBytes(size);
-        const a = k('large-buffer.bin');
-        const b = k('large-stream.bin');
-        expect((await s.save(a, data)).size).toBe(size);
-        const chunks: Buffer[] = [];
-        for (let i = 0; i < size; i += 256 * 1024) chunks.push(data.subarray(i, i + 256 * 1024));
-        expect((await s.save(b, Readable.from(chunks))).size).toBe(size);
-        expect(sha256(await s.readBuffer(a))).toBe(sha256(data));
-        expect(sha256(await s.readBuffer(b))).toBe(sha256(data));
-        expect((await s.stat(b)).size).toBe(size);
-      }, slow);
+      it(
+        'round-trips a large body as a Buffer and as a stream',
+        async () => {
+          const size = options.largeBodyBytes ?? 10 * 1024 * 1024;
+          const data = randomBytes(size);
+          const a = k('large-buffer.bin');
+          const b = k('large-stream.bin');
+          expect((await s.save(a, data)).size).toBe(size);
+          const chunks: Buffer[] = [];
+          for (let i = 0; i < size; i += 256 * 1024) chunks.push(data.subarray(i, i + 256 * 1024));
+          expect((await s.save(b, Readable.from(chunks))).size).toBe(size);
+          expect(sha256(await s.readBuffer(a))).toBe(sha256(data));
+          expect(sha256(await s.readBuffer(b))).toBe(sha256(data));
+          expect((await s.stat(b)).size).toBe(size);
+        },
+        slow,
+      );
 
       it('reads a stream that can be consumed incrementally', async () => {
         const key = k('stream-read.bin');
@@ -453,8 +459,22 @@ export function describeStorageContract(
       });
       itWith('metadata', 'keeps metadata values outside printable ASCII exactly, with names lower-cased as S3 and B2 store them', async () => {
         const key = k('meta-unicode.bin');
-        const given = { 'Uploaded-By': 'Jos\u00e9', note: '\u65e5\u672c\u8a9e\u306e\u30e1\u30e2', emoji: '\ud83d\ude00 ok', long: '\u00e9'.repeat(200), equals: 'a=b?c', nbsp: '\u00a0spaced\u00a0' };
-        const expected = { 'uploaded-by': 'Jos\u00e9', note: '\u65e5\u672c\u8a9e\u306e\u30e1\u30e2', emoji: '\ud83d\ude00 ok', long: '\u00e9'.repeat(200), equals: 'a=b?c', nbsp: '\u00a0spaced\u00a0' };
+        const given = {
+          'Uploaded-By': 'Jos\u00e9',
+          note: '\u65e5\u672c\u8a9e\u306e\u30e1\u30e2',
+          emoji: '\ud83d\ude00 ok',
+          long: '\u00e9'.repeat(200),
+          equals: 'a=b?c',
+          nbsp: '\u00a0spaced\u00a0',
+        };
+        const expected = {
+          'uploaded-by': 'Jos\u00e9',
+          note: '\u65e5\u672c\u8a9e\u306e\u30e1\u30e2',
+          emoji: '\ud83d\ude00 ok',
+          long: '\u00e9'.repeat(200),
+          equals: 'a=b?c',
+          nbsp: '\u00a0spaced\u00a0',
+        };
         const saved = await s.save(key, 'payload', { metadata: given });
         if (saved.metadata) expect(saved.metadata).toEqual(expected);
         expect((await s.stat(key)).metadata).toEqual(expected);
@@ -531,12 +551,31 @@ export function describeStorageContract(
           expect(res.status).toBe(200);
           expect(res.headers.get('content-type')).toBe(info.contentType);
           // Shown inline only under a type no browser runs (a raster image, audio, video); else downloaded.
-          if (c.executable && !DEFAULT_SERVING_RULE.isInline(info.contentType)) expect(res.headers.get('content-disposition') ?? '', `${c.name} served inline`).toMatch(/^attachment/i);
+          if (c.executable && !DEFAULT_SERVING_RULE.isInline(info.contentType))
+            expect(res.headers.get('content-disposition') ?? '', `${c.name} served inline`).toMatch(/^attachment/i);
         });
       }
 
       it('an explicit contentType with control characters, or not type/subtype, is INVALID_INPUT before the body is read', async () => {
-        const bad = ['text/plain\r\nX-Injected: 1', 'text/html\u0000', 'text/plain\n', 'image/jpeg\t', 'image/png\u2028', 'tëxt/plain', 'jpeg', '', ' ', 'image/', '/png', 'image/png/x', 'image png', 'image/png; charset', 'image/png; =x', `image/${'x'.repeat(300)}`, 42 as unknown as string];
+        const bad = [
+          'text/plain\r\nX-Injected: 1',
+          'text/html\u0000',
+          'text/plain\n',
+          'image/jpeg\t',
+          'image/png\u2028',
+          'tëxt/plain',
+          'jpeg',
+          '',
+          ' ',
+          'image/',
+          '/png',
+          'image/png/x',
+          'image png',
+          'image/png; charset',
+          'image/png; =x',
+          `image/${'x'.repeat(300)}`,
+          42 as unknown as string,
+        ];
         const failures: string[] = [];
         for (const contentType of bad) {
           const key = k('bad-type.txt');
@@ -570,35 +609,39 @@ export function describeStorageContract(
     });
 
     describe('listing', () => {
-      it('pages past 1,000 keys with cursors, in key order, with no duplicates', async () => {
-        const count = options.listingKeys ?? 1005;
-        const prefix = k('many/');
-        const keys = Array.from({ length: count }, (_, i) => `${prefix}${String(i).padStart(5, '0')}.txt`);
-        await forEachConcurrent(keys, 32, async (key) => {
-          await s.save(key, 'x');
-        });
-        const first = await s.list(prefix);
-        expect(first.items).toHaveLength(Math.min(1000, count));
-        expect(first.cursor).toBeTruthy();
-        const second = await s.list(prefix, { cursor: first.cursor });
-        expect(second.items).toHaveLength(count - 1000);
-        expect(second.cursor).toBeFalsy();
-        expect([...first.items, ...second.items].map((i) => i.key)).toEqual(keys);
-        const small: string[] = [];
-        let cursor: string | undefined;
-        let pages = 0;
-        do {
-          const page = await s.list(prefix, { cursor, limit: 400 });
-          small.push(...page.items.map((i) => i.key));
-          cursor = page.cursor;
-          pages++;
-        } while (cursor);
-        expect(pages).toBe(Math.ceil(count / 400));
-        expect(small).toEqual(keys);
-        const all: string[] = [];
-        for await (const info of s.listAll(prefix)) all.push(info.key);
-        expect(all).toEqual(keys);
-      }, slow);
+      it(
+        'pages past 1,000 keys with cursors, in key order, with no duplicates',
+        async () => {
+          const count = options.listingKeys ?? 1005;
+          const prefix = k('many/');
+          const keys = Array.from({ length: count }, (_, i) => `${prefix}${String(i).padStart(5, '0')}.txt`);
+          await forEachConcurrent(keys, 32, async (key) => {
+            await s.save(key, 'x');
+          });
+          const first = await s.list(prefix);
+          expect(first.items).toHaveLength(Math.min(1000, count));
+          expect(first.cursor).toBeTruthy();
+          const second = await s.list(prefix, { cursor: first.cursor });
+          expect(second.items).toHaveLength(count - 1000);
+          expect(second.cursor).toBeFalsy();
+          expect([...first.items, ...second.items].map((i) => i.key)).toEqual(keys);
+          const small: string[] = [];
+          let cursor: string | undefined;
+          let pages = 0;
+          do {
+            const page = await s.list(prefix, { cursor, limit: 400 });
+            small.push(...page.items.map((i) => i.key));
+            cursor = page.cursor;
+            pages++;
+          } while (cursor);
+          expect(pages).toBe(Math.ceil(count / 400));
+          expect(small).toEqual(keys);
+          const all: string[] = [];
+          for await (const info of s.listAll(prefix)) all.push(info.key);
+          expect(all).toEqual(keys);
+        },
+        slow,
+      );
       it('filters by folder and by name prefix, with sizes', async () => {
         const base = k('filter/');
         await s.save(`${base}ab/one.txt`, '1');
@@ -612,36 +655,55 @@ export function describeStorageContract(
         expect(all.find((i) => i.key === `${base}b.txt`)?.size).toBe(4);
         expect((await s.list(k('nothing-here/'))).items).toEqual([]);
       });
-      it('lists every key once, in key order by UTF-8 bytes across pages (unless it declares sortedListing: false)', async () => {
-        const prefix = k('order/');
-        // Where UTF-16 order (JavaScript's `<`) and UTF-8 byte order disagree: characters above
-        // U+FFFF against U+E000-U+FFFF; and where a folder's "/" sorts after "-", "." and " ".
-        const names = ['a.txt', 'a-b.txt', 'a b.txt', 'a/x.txt', 'a0.txt', 'B.txt', 'b.txt', '\u00e9.txt', '\uff21.txt', '\ue000.txt', '\u{1f600}.txt', '\u{10000}.txt', '\uffee/y.txt', '\u{1f600}/z.txt'];
-        const keys = names.map((n) => `${prefix}${n}`);
-        await forEachConcurrent(keys, 8, async (key) => {
-          await s.save(key, 'x');
-        });
-        const utf8Order = [...keys].sort((x, y) => Buffer.compare(Buffer.from(x, 'utf8'), Buffer.from(y, 'utf8')));
-        const paged: string[] = [];
-        let cursor: string | undefined;
-        do {
-          const page = await s.list(prefix, { cursor, limit: 3 });
-          paged.push(...page.items.map((i) => i.key));
-          cursor = page.cursor;
-        } while (cursor);
-        const all: string[] = [];
-        for await (const info of s.listAll(prefix, { pageSize: 4 })) all.push(info.key);
-        if ((declared?.sortedListing ?? caps.sortedListing) === false) {
-          expect(new Set(paged).size).toBe(paged.length);
-          expect([...paged].sort()).toEqual([...keys].sort());
-          expect([...all].sort()).toEqual([...keys].sort());
-          return;
-        }
-        expect(paged).toEqual(utf8Order);
-        expect(all).toEqual(utf8Order);
-        // A name prefix inside a folder name keeps that order too.
-        expect((await s.list(`${prefix}a`)).items.map((i) => i.key)).toEqual(utf8Order.filter((key) => key.startsWith(`${prefix}a`)));
-      }, slow);
+      it(
+        'lists every key once, in key order by UTF-8 bytes across pages (unless it declares sortedListing: false)',
+        async () => {
+          const prefix = k('order/');
+          // Where UTF-16 order (JavaScript's `<`) and UTF-8 byte order disagree: characters above
+          // U+FFFF against U+E000-U+FFFF; and where a folder's "/" sorts after "-", "." and " ".
+          const names = [
+            'a.txt',
+            'a-b.txt',
+            'a b.txt',
+            'a/x.txt',
+            'a0.txt',
+            'B.txt',
+            'b.txt',
+            '\u00e9.txt',
+            '\uff21.txt',
+            '\ue000.txt',
+            '\u{1f600}.txt',
+            '\u{10000}.txt',
+            '\uffee/y.txt',
+            '\u{1f600}/z.txt',
+          ];
+          const keys = names.map((n) => `${prefix}${n}`);
+          await forEachConcurrent(keys, 8, async (key) => {
+            await s.save(key, 'x');
+          });
+          const utf8Order = [...keys].sort((x, y) => Buffer.compare(Buffer.from(x, 'utf8'), Buffer.from(y, 'utf8')));
+          const paged: string[] = [];
+          let cursor: string | undefined;
+          do {
+            const page = await s.list(prefix, { cursor, limit: 3 });
+            paged.push(...page.items.map((i) => i.key));
+            cursor = page.cursor;
+          } while (cursor);
+          const all: string[] = [];
+          for await (const info of s.listAll(prefix, { pageSize: 4 })) all.push(info.key);
+          if ((declared?.sortedListing ?? caps.sortedListing) === false) {
+            expect(new Set(paged).size).toBe(paged.length);
+            expect([...paged].sort()).toEqual([...keys].sort());
+            expect([...all].sort()).toEqual([...keys].sort());
+            return;
+          }
+          expect(paged).toEqual(utf8Order);
+          expect(all).toEqual(utf8Order);
+          // A name prefix inside a folder name keeps that order too.
+          expect((await s.list(`${prefix}a`)).items.map((i) => i.key)).toEqual(utf8Order.filter((key) => key.startsWith(`${prefix}a`)));
+        },
+        slow,
+      );
       itWith('listingAnswersExists', 'a listing of a prefix shows exactly the keys exists() finds under it', async () => {
         const prefix = k('listed/');
         const stored = ['p1.jpg', 'p2.jpg', 'sub/p3.jpg', 'gone.jpg'].map((n) => `${prefix}${n}`);
@@ -747,90 +809,102 @@ export function describeStorageContract(
         expect(await s.exists(nfd)).toBe(false);
         expect((await s.readBuffer(nfc)).toString()).toBe('composed again');
       });
-      it('rejects hostile keys with INVALID_KEY in every operation, storing nothing', async () => {
-        const hostile = [...HOSTILE_KEYS, ...(options.extraHostileKeys ?? [])];
-        for (const key of hostile) {
-          const ops: Array<[string, () => Promise<unknown>]> = [
-            ['save', () => s.save(key, 'pwned', { allowEmpty: true })],
-            ['read', () => s.read(key)],
-            ['exists', () => s.exists(key)],
-            ['stat', () => s.stat(key)],
-            ['delete', () => s.delete(key)],
-            ['url', () => s.url(key)],
-            ['copy from', () => s.copy(key, k('copy.txt'))],
-            ['copy to', () => s.copy(k('copy.txt'), key)],
-          ];
-          for (const [op, fn] of ops) {
-            const code = await codeOf(fn()).catch((err: Error) => `${err.message}`);
-            expect(code, `${op}(${JSON.stringify(key)})`).toBe('INVALID_KEY');
+      it(
+        'rejects hostile keys with INVALID_KEY in every operation, storing nothing',
+        async () => {
+          const hostile = [...HOSTILE_KEYS, ...(options.extraHostileKeys ?? [])];
+          for (const key of hostile) {
+            const ops: Array<[string, () => Promise<unknown>]> = [
+              ['save', () => s.save(key, 'pwned', { allowEmpty: true })],
+              ['read', () => s.read(key)],
+              ['exists', () => s.exists(key)],
+              ['stat', () => s.stat(key)],
+              ['delete', () => s.delete(key)],
+              ['url', () => s.url(key)],
+              ['copy from', () => s.copy(key, k('copy.txt'))],
+              ['copy to', () => s.copy(k('copy.txt'), key)],
+            ];
+            for (const [op, fn] of ops) {
+              const code = await codeOf(fn()).catch((err: Error) => `${err.message}`);
+              expect(code, `${op}(${JSON.stringify(key)})`).toBe('INVALID_KEY');
+            }
           }
-        }
-      }, slow);
+        },
+        slow,
+      );
     });
 
     describe('odd keys: rejected or stored exactly', () => {
       const odd = options.rejectOrStoreKeys ?? [];
-      it.skipIf(odd.length === 0)(`rejects with INVALID_KEY or round-trips each of ${odd.length} odd keys`, async () => {
-        const failures: string[] = [];
-        let stored = 0;
-        for (const odd1 of odd) {
-          const prefix = k('odd/');
-          const key = `${prefix}${odd1}`;
-          const body = Buffer.from(`body of ${JSON.stringify(odd1)}`);
-          const label = JSON.stringify(odd1);
-          let info;
-          try {
-            info = await s.save(key, body);
-          } catch (err) {
-            if (!isMediaStorageError(err) || err.code !== 'INVALID_KEY') {
-              failures.push(`save(${label}) failed with ${isMediaStorageError(err) ? err.code : String(err)}, not INVALID_KEY`);
+      it.skipIf(odd.length === 0)(
+        `rejects with INVALID_KEY or round-trips each of ${odd.length} odd keys`,
+        async () => {
+          const failures: string[] = [];
+          let stored = 0;
+          for (const odd1 of odd) {
+            const prefix = k('odd/');
+            const key = `${prefix}${odd1}`;
+            const body = Buffer.from(`body of ${JSON.stringify(odd1)}`);
+            const label = JSON.stringify(odd1);
+            let info;
+            try {
+              info = await s.save(key, body);
+            } catch (err) {
+              if (!isMediaStorageError(err) || err.code !== 'INVALID_KEY') {
+                failures.push(`save(${label}) failed with ${isMediaStorageError(err) ? err.code : String(err)}, not INVALID_KEY`);
+                continue;
+              }
+              // Rejected: every other operation must reject it too.
+              for (const [op, fn] of [
+                ['exists', () => s.exists(key)],
+                ['stat', () => s.stat(key)],
+                ['read', () => s.read(key)],
+                ['delete', () => s.delete(key)],
+                ['url', () => s.url(key)],
+              ] as Array<[string, () => Promise<unknown>]>) {
+                const code = await codeOf(fn()).catch((e: Error) => e.message);
+                if (code !== 'INVALID_KEY') failures.push(`save rejected ${label} but ${op} gave ${code}`);
+              }
               continue;
             }
-            // Rejected: every other operation must reject it too.
-            for (const [op, fn] of [
-              ['exists', () => s.exists(key)],
-              ['stat', () => s.stat(key)],
-              ['read', () => s.read(key)],
-              ['delete', () => s.delete(key)],
-              ['url', () => s.url(key)],
-            ] as Array<[string, () => Promise<unknown>]>) {
-              const code = await codeOf(fn()).catch((e: Error) => e.message);
-              if (code !== 'INVALID_KEY') failures.push(`save rejected ${label} but ${op} gave ${code}`);
+            stored++;
+            const exact = key; // keys are byte-exact
+            if (info.key !== exact) failures.push(`save(${label}) answered key ${JSON.stringify(info.key)}`);
+            if (!(await s.exists(exact))) failures.push(`exists(${label}) is false after save`);
+            const back = await s.readBuffer(exact).catch((e: Error) => Buffer.from(`read failed: ${e.message}`));
+            if (!back.equals(body)) failures.push(`readBuffer(${label}) gave other bytes: ${back.toString().slice(0, 80)}`);
+            const listed = (await s.list(prefix)).items.map((i) => i.key);
+            if (listed.length !== 1 || listed[0] !== exact) failures.push(`list under ${label} gave ${JSON.stringify(listed)}`);
+            if (has('publicUrls') || has('signedUrls')) {
+              const res = await httpFetch(await s.url(exact, has('publicUrls') ? {} : { expiresIn: 300 }));
+              const served = Buffer.from(await res.arrayBuffer());
+              if (res.status !== 200 || !served.equals(body)) failures.push(`url(${label}) served ${res.status} with other bytes`);
             }
-            continue;
+            await s.delete(exact);
+            if (await s.exists(exact)) failures.push(`${label} still exists after delete`);
           }
-          stored++;
-          const exact = key; // keys are byte-exact
-          if (info.key !== exact) failures.push(`save(${label}) answered key ${JSON.stringify(info.key)}`);
-          if (!(await s.exists(exact))) failures.push(`exists(${label}) is false after save`);
-          const back = await s.readBuffer(exact).catch((e: Error) => Buffer.from(`read failed: ${e.message}`));
-          if (!back.equals(body)) failures.push(`readBuffer(${label}) gave other bytes: ${back.toString().slice(0, 80)}`);
-          const listed = (await s.list(prefix)).items.map((i) => i.key);
-          if (listed.length !== 1 || listed[0] !== exact) failures.push(`list under ${label} gave ${JSON.stringify(listed)}`);
-          if (has('publicUrls') || has('signedUrls')) {
-            const res = await httpFetch(await s.url(exact, has('publicUrls') ? {} : { expiresIn: 300 }));
-            const served = Buffer.from(await res.arrayBuffer());
-            if (res.status !== 200 || !served.equals(body)) failures.push(`url(${label}) served ${res.status} with other bytes`);
-          }
-          await s.delete(exact);
-          if (await s.exists(exact)) failures.push(`${label} still exists after delete`);
-        }
-        expect(failures).toEqual([]);
-        // Both outcomes are allowed; the count shows in the test's output for the reader.
-        console.info(`${name}: ${stored} of ${odd.length} odd keys stored and read back exactly, ${odd.length - stored} rejected with INVALID_KEY`);
-      }, slow);
+          expect(failures).toEqual([]);
+          // Both outcomes are allowed; the count shows in the test's output for the reader.
+          console.info(`${name}: ${stored} of ${odd.length} odd keys stored and read back exactly, ${odd.length - stored} rejected with INVALID_KEY`);
+        },
+        slow,
+      );
     });
 
     describe('objects other software wrote', () => {
       /** `it` for the foreign-object tests: skipped, with the reason, when the factory gives no seeder. */
       const itForeign = (title: string, fn: (seed: SeedForeign) => Promise<void>, timeout?: number): void => {
-        it(`${title} [seedForeign]`, async (ctx) => {
-          if (!sut.seedForeign) {
-            ctx.skip('the test factory gives no seedForeign');
-            return;
-          }
-          await fn(sut.seedForeign);
-        }, timeout ?? slow);
+        it(
+          `${title} [seedForeign]`,
+          async (ctx) => {
+            if (!sut.seedForeign) {
+              ctx.skip('the test factory gives no seedForeign');
+              return;
+            }
+            await fn(sut.seedForeign);
+          },
+          timeout ?? slow,
+        );
       };
 
       /**
@@ -857,7 +931,8 @@ export function describeStorageContract(
           }
           held.set(foreign, body);
         }
-        if (left.length > 0) console.info(`${name}: the native store cannot hold ${left.length} of the foreign names, so they are not tested here: ${left.join('; ')}`);
+        if (left.length > 0)
+          console.info(`${name}: the native store cannot hold ${left.length} of the foreign names, so they are not tested here: ${left.join('; ')}`);
         return held;
       };
 
@@ -886,13 +961,16 @@ export function describeStorageContract(
             continue;
           }
           const digest = sha256(body);
-          const fail = (op: string) => (err: unknown): undefined => {
-            problems.push(`${op}(${label}) failed: ${isMediaStorageError(err) ? `${err.code} ${err.message}` : String(err)}`);
-            return undefined;
-          };
+          const fail =
+            (op: string) =>
+            (err: unknown): undefined => {
+              problems.push(`${op}(${label}) failed: ${isMediaStorageError(err) ? `${err.code} ${err.message}` : String(err)}`);
+              return undefined;
+            };
           if ((await s.exists(key).catch(fail('exists'))) !== true) problems.push(`exists(${label}) is not true`);
           const info = await s.stat(key).catch(fail('stat'));
-          if (info && (info.key !== key || info.size !== body.length)) problems.push(`stat(${label}) gave key ${JSON.stringify(info.key)} and size ${info.size}, not ${body.length}`);
+          if (info && (info.key !== key || info.size !== body.length))
+            problems.push(`stat(${label}) gave key ${JSON.stringify(info.key)} and size ${info.size}, not ${body.length}`);
           const read = await readAll(s.read(key)).catch(fail('read'));
           if (read && sha256(read) !== digest) problems.push(`read(${label}) gave other bytes (${read.length})`);
           if (has('publicUrls') || has('signedUrls')) {
@@ -958,7 +1036,11 @@ export function describeStorageContract(
           `${prefix}${`${'d'.repeat(200)}/`.repeat(5)}deep.txt`,
         ];
         const body = (n: string): Buffer => (n.endsWith('/') ? Buffer.alloc(0) : Buffer.from(`bytes of ${JSON.stringify(n)}`));
-        const stored = await seedAll(seed, [...valid, ...invalid].map((n) => [n, body(n)] as [string, Buffer]), new Set(valid.slice(0, 2)));
+        const stored = await seedAll(
+          seed,
+          [...valid, ...invalid].map((n) => [n, body(n)] as [string, Buffer]),
+          new Set(valid.slice(0, 2)),
+        );
         const storedInvalid = invalid.filter((n) => stored.has(n));
         const files = new Map([...stored].filter(([n]) => valid.includes(n)));
         // Without an odd name to screen, the test would prove nothing about skipping.
@@ -996,7 +1078,10 @@ export function describeStorageContract(
         expect(pagedSkipped.sort()).toEqual(skipped.map((o) => o.name).sort());
         // The tools can rely on it: a name skipped as not a key is refused by every per-key call,
         // not half-served (an unmapped one is a key that names nothing: NOT_FOUND).
-        for (const object of skipped) expect(object.reason === 'unmapped' ? ['NOT_FOUND', 'INVALID_KEY'] : ['INVALID_KEY'], JSON.stringify(object.name)).toContain(await codeOf(s.stat(object.name)));
+        for (const object of skipped)
+          expect(object.reason === 'unmapped' ? ['NOT_FOUND', 'INVALID_KEY'] : ['INVALID_KEY'], JSON.stringify(object.name)).toContain(
+            await codeOf(s.stat(object.name)),
+          );
 
         const { problems } = await checkListedKeys(prefix, files);
         expect(problems).toEqual([]);
@@ -1005,25 +1090,29 @@ export function describeStorageContract(
       });
 
       const largeBytes = options.foreignLargeObjectBytes ?? 30_000_000;
-      it.skipIf(largeBytes === 0)(`a ${(largeBytes / 1e6).toFixed(0)} MB object another client uploaded in parts is listed, read, served and copied byte-exact [seedForeign]`, async (ctx) => {
-        if (!sut.seedForeign) {
-          ctx.skip('the test factory gives no seedForeign');
-          return;
-        }
-        const prefix = k('foreign-large/');
-        const key = `${prefix}video.mp4`;
-        const data = randomBytes(largeBytes);
-        await sut.seedForeign(key, data, { contentType: 'video/mp4' });
-        const { listed, problems } = await checkListedKeys(prefix, new Map([[key, data]]));
-        expect(problems).toEqual([]);
-        expect(listed).toEqual([key]);
-        if (has('rangeReads')) {
-          const tail = await s.readBuffer(key, { range: { start: largeBytes - 100 } });
-          expect(tail.equals(data.subarray(largeBytes - 100))).toBe(true);
-        }
-        await s.delete(key);
-        expect(await s.exists(key)).toBe(false);
-      }, Math.max(slow, 300_000));
+      it.skipIf(largeBytes === 0)(
+        `a ${(largeBytes / 1e6).toFixed(0)} MB object another client uploaded in parts is listed, read, served and copied byte-exact [seedForeign]`,
+        async (ctx) => {
+          if (!sut.seedForeign) {
+            ctx.skip('the test factory gives no seedForeign');
+            return;
+          }
+          const prefix = k('foreign-large/');
+          const key = `${prefix}video.mp4`;
+          const data = randomBytes(largeBytes);
+          await sut.seedForeign(key, data, { contentType: 'video/mp4' });
+          const { listed, problems } = await checkListedKeys(prefix, new Map([[key, data]]));
+          expect(problems).toEqual([]);
+          expect(listed).toEqual([key]);
+          if (has('rangeReads')) {
+            const tail = await s.readBuffer(key, { range: { start: largeBytes - 100 } });
+            expect(tail.equals(data.subarray(largeBytes - 100))).toBe(true);
+          }
+          await s.delete(key);
+          expect(await s.exists(key)).toBe(false);
+        },
+        Math.max(slow, 300_000),
+      );
 
       it('metadata other software wrote (non-ASCII as S3 and its console encode it) reads back as meant [capability metadata] [seedForeign]', async (ctx) => {
         if (!has('metadata') || !sut.seedForeign) {
@@ -1090,7 +1179,11 @@ export function describeStorageContract(
           ['multi-byte string', () => 'é'.repeat(600), 1000],
           ['Uint8Array', () => new Uint8Array(1001), 1000],
           ['Blob', () => new Blob([Buffer.alloc(1001, 1)]), 1000],
-          ['web ReadableStream', () => new ReadableStream<Uint8Array>({ start: (c) => (c.enqueue(new Uint8Array(600).fill(1)), c.enqueue(new Uint8Array(600).fill(2)), c.close()) }), 1000],
+          [
+            'web ReadableStream',
+            () => new ReadableStream<Uint8Array>({ start: (c) => (c.enqueue(new Uint8Array(600).fill(1)), c.enqueue(new Uint8Array(600).fill(2)), c.close()) }),
+            1000,
+          ],
           ['one byte over a zero limit', () => Buffer.from('x'), 0],
         ];
         for (const [label, make, maxSize] of overs) {
@@ -1206,18 +1299,26 @@ export function describeStorageContract(
       };
       const readsNote = options.checkReadsDuringWrites === false ? ' [skipped: the server under test is declared to write in place]' : '';
       it.skipIf(options.checkReadsDuringWrites === false)(`concurrent saves to one key leave one whole version${readsNote}`, () => contend(false), slow);
-      it.skipIf(options.checkReadsDuringWrites === false)(`reads during concurrent saves to one key see whole versions only${readsNote}`, () => contend(true), slow);
-      it('concurrent saves to distinct keys all land whole', async () => {
-        const n = options.concurrentSavesDistinctKeys ?? 64;
-        const prefix = k('distinct/');
-        const keys = Array.from({ length: n }, (_, i) => `${prefix}${i}.bin`);
-        await Promise.all(keys.map((key, i) => s.save(key, Buffer.alloc(1000 + i, i % 251))));
-        await forEachConcurrent(keys, 64, async (key, i) => {
-          const back = await s.readBuffer(key);
-          expect(back.length).toBe(1000 + i);
-          expect(back.every((b) => b === i % 251)).toBe(true);
-        });
-      }, slow);
+      it.skipIf(options.checkReadsDuringWrites === false)(
+        `reads during concurrent saves to one key see whole versions only${readsNote}`,
+        () => contend(true),
+        slow,
+      );
+      it(
+        'concurrent saves to distinct keys all land whole',
+        async () => {
+          const n = options.concurrentSavesDistinctKeys ?? 64;
+          const prefix = k('distinct/');
+          const keys = Array.from({ length: n }, (_, i) => `${prefix}${i}.bin`);
+          await Promise.all(keys.map((key, i) => s.save(key, Buffer.alloc(1000 + i, i % 251))));
+          await forEachConcurrent(keys, 64, async (key, i) => {
+            const back = await s.readBuffer(key);
+            expect(back.length).toBe(1000 + i);
+            expect(back.every((b) => b === i % 251)).toBe(true);
+          });
+        },
+        slow,
+      );
     });
 
     describe('direct uploads', () => {
@@ -1228,7 +1329,8 @@ export function describeStorageContract(
         if (typeof s.presignUpload !== 'function') throw new Error(`${s.name} declares directUploads but has no presignUpload method`);
         return s.presignUpload(key, opts);
       };
-      const send = (upload: DirectUpload, bytes: Buffer, opts: { contentType?: string } = {}): Promise<Response> => sendDirectUpload(upload, bytes, { fetch: (url, init) => httpFetch(url, init), ...opts });
+      const send = (upload: DirectUpload, bytes: Buffer, opts: { contentType?: string } = {}): Promise<Response> =>
+        sendDirectUpload(upload, bytes, { fetch: (url, init) => httpFetch(url, init), ...opts });
       const refusedAndNothingStored = async (res: Response, ...keys: string[]): Promise<void> => {
         await res.arrayBuffer();
         expect(res.status, `the store accepted it (${res.status})`).toBeGreaterThanOrEqual(400);
@@ -1283,7 +1385,12 @@ export function describeStorageContract(
         // The key's name, as the request carries it (a URL path, a form field, a public ID without its extension).
         const name = key.slice(key.lastIndexOf('/') + 1);
         const otherName = other.slice(other.lastIndexOf('/') + 1);
-        const forge = (text: string): string => text.split(name).join(otherName).split(name.replace(/\.png$/, '')).join(otherName.replace(/\.png$/, ''));
+        const forge = (text: string): string =>
+          text
+            .split(name)
+            .join(otherName)
+            .split(name.replace(/\.png$/, ''))
+            .join(otherName.replace(/\.png$/, ''));
         const forged: DirectUpload = {
           ...upload,
           url: forge(upload.url),
@@ -1326,7 +1433,8 @@ export function describeStorageContract(
         const max = caps.maxUploadExpiresIn ?? caps.maxExpiresIn ?? DEFAULT_MAX_EXPIRES_IN;
         expect(await codeOf(presign('../escape.png'))).toBe('INVALID_KEY');
         expect(await codeOf(presign('a//b.png'))).toBe('INVALID_KEY');
-        for (const expiresIn of [0, -1, 1.5, max + 1, Number.NaN]) expect(await codeOf(presign(k('x.png'), { expiresIn })), String(expiresIn)).toBe('INVALID_INPUT');
+        for (const expiresIn of [0, -1, 1.5, max + 1, Number.NaN])
+          expect(await codeOf(presign(k('x.png'), { expiresIn })), String(expiresIn)).toBe('INVALID_INPUT');
         for (const maxSize of [0, -1, 2.5]) expect(await codeOf(presign(k('x.png'), { maxSize })), String(maxSize)).toBe('INVALID_INPUT');
         expect(await codeOf(presign(k('x.png'), { contentType: 'image/png\r\nX-Injected: 1' }))).toBe('INVALID_INPUT');
         await expect(presign(k('longest.png'), { expiresIn: max })).resolves.toMatchObject({ method: expect.stringMatching(/^(PUT|POST)$/) });

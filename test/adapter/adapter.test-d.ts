@@ -12,7 +12,16 @@ describe('media-storage/adapter', () => {
     // @ts-expect-error not abstract, so it must implement writeObject, readObject, statObject, deleteObject, listObjects and objectUrl
     class Incomplete extends BaseStorage {
       readonly name = 'incomplete';
-      readonly capabilities = { publicUrls: false, signedUrls: false, downloadUrls: false, rangeReads: false, serverSideCopy: false, metadata: false, atomicCreate: false, md5Etag: false };
+      readonly capabilities = {
+        publicUrls: false,
+        signedUrls: false,
+        downloadUrls: false,
+        rangeReads: false,
+        serverSideCopy: false,
+        metadata: false,
+        atomicCreate: false,
+        md5Etag: false,
+      };
     }
     expectTypeOf<Incomplete>().toExtend<MediaStorage>();
   });

@@ -17,7 +17,15 @@ import {
 } from '../../src/avatar/index.js';
 import { listen } from '../support/http.js';
 
-const HOSTILE_NAMES = ['<script>alert(1)</script>', '" onload="alert(1)', "' onload='alert(1)", '</title><script>x</script>', ']]><script>x</script>', '&lt;b&gt;', 'a\u0000b\u0007c\ud800'];
+const HOSTILE_NAMES = [
+  '<script>alert(1)</script>',
+  '" onload="alert(1)',
+  "' onload='alert(1)",
+  '</title><script>x</script>',
+  ']]><script>x</script>',
+  '&lt;b&gt;',
+  'a\u0000b\u0007c\ud800',
+];
 
 describe('initials', () => {
   it.each([
@@ -69,7 +77,9 @@ describe('colours', () => {
 describe('initials SVG', () => {
   it('has a label, a title, a size and the initials', () => {
     const svg = initialsAvatarSvg({ id: 1, name: 'Ada Lovelace' }, { size: 48 });
-    expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg" width="48" height="48" viewBox="0 0 64 64" role="img" aria-label="Avatar of Ada Lovelace"><title>Avatar of Ada Lovelace<\/title>/);
+    expect(svg).toMatch(
+      /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg" width="48" height="48" viewBox="0 0 64 64" role="img" aria-label="Avatar of Ada Lovelace"><title>Avatar of Ada Lovelace<\/title>/,
+    );
     expect(svg).toContain('>AL</text>');
   });
 
@@ -87,9 +97,33 @@ describe('initials SVG', () => {
     expect(svg).not.toMatch(/<script/i);
     // Every attribute is one of ours: "onload" can only appear inside a quoted value.
     const names = [...svg.matchAll(/ ([a-zA-Z-]+)="[^"]*"/g)].map((m) => m[1]);
-    expect(names.every((n) => ['xmlns', 'width', 'height', 'viewBox', 'role', 'aria-label', 'cx', 'cy', 'r', 'fill', 'x', 'y', 'dy', 'text-anchor', 'font-family', 'font-size', 'font-weight', 'd', 'rx'].includes(n!))).toBe(true);
+    expect(
+      names.every((n) =>
+        [
+          'xmlns',
+          'width',
+          'height',
+          'viewBox',
+          'role',
+          'aria-label',
+          'cx',
+          'cy',
+          'r',
+          'fill',
+          'x',
+          'y',
+          'dy',
+          'text-anchor',
+          'font-family',
+          'font-size',
+          'font-weight',
+          'd',
+          'rx',
+        ].includes(n!),
+      ),
+    ).toBe(true);
     expect(svg).not.toMatch(/[\u0000-\u0008\ud800-\udfff]/);
-        const dataUrl = initialsAvatarDataUrl({ name });
+    const dataUrl = initialsAvatarDataUrl({ name });
     expect(dataUrl).toMatch(/^data:image\/svg\+xml;charset=utf-8,[A-Za-z0-9%\-_.!~*]+$/);
     expect(decodeURIComponent(dataUrl.slice(dataUrl.indexOf(',') + 1))).toBe(initialsAvatarSvg({ name }));
   });
@@ -106,7 +140,12 @@ describe('initials SVG', () => {
 
 describe('img helpers', () => {
   it('escape every attribute and refuse event handlers', () => {
-    const html = avatarImgHtml({ src: '/media/a".png', fallback: initialsAvatarDataUrl({ name: '"><script>' }), alt: '" onerror="alert(1)', attributes: { title: "<b>'x'</b>", 'data-id': 7, hidden: true } });
+    const html = avatarImgHtml({
+      src: '/media/a".png',
+      fallback: initialsAvatarDataUrl({ name: '"><script>' }),
+      alt: '" onerror="alert(1)',
+      attributes: { title: "<b>'x'</b>", 'data-id': 7, hidden: true },
+    });
     expect(html.match(/<[a-z]+/g)).toEqual(['<img']);
     expect(html).not.toMatch(/<script|" onerror="alert/);
     expect(html).toContain('alt="&quot; onerror&#61;&quot;alert(1)"');
@@ -165,10 +204,12 @@ describe('img helpers', () => {
 describe('createAvatarHandler', () => {
   it('serves the SVG and the fallback script with safe headers, and passes other paths on', async () => {
     const handler = createAvatarHandler({ basePath: '/avatars' });
-    const server = await listen((req, res) => handler(req, res, () => {
-      res.statusCode = 418;
-      res.end();
-    }));
+    const server = await listen((req, res) =>
+      handler(req, res, () => {
+        res.statusCode = 418;
+        res.end();
+      }),
+    );
     try {
       const svg = await fetch(`${server.url}/avatars/initials.svg?name=${encodeURIComponent('<script>x</script> Lee')}&id=3&size=32`);
       expect(svg.status).toBe(200);

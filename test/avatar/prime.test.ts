@@ -24,7 +24,11 @@ const NFC = 'profile_images/Jos\u00e9.jpg';
 const NFD = 'profile_images/Jose\u0301.jpg';
 
 /** Delegates to `inner`, counting requests by kind; `declare` overrides capabilities (a memory store playing a network one). */
-function counted(inner: MediaStorage, declare: Partial<MediaStorage['capabilities']> = {}, list?: (prefix: string | undefined, options: ListOptions | undefined) => Promise<void>) {
+function counted(
+  inner: MediaStorage,
+  declare: Partial<MediaStorage['capabilities']> = {},
+  list?: (prefix: string | undefined, options: ListOptions | undefined) => Promise<void>,
+) {
   const counts = { exists: 0, list: 0, listedObjects: 0 };
   const storage: MediaStorage = {
     name: inner.name,
@@ -55,7 +59,9 @@ function counted(inner: MediaStorage, declare: Partial<MediaStorage['capabilitie
 
 /** What a page shows: per entry, the photo's key or the default. */
 async function shown(storage: MediaStorage, page: readonly AvatarInput[], options: { prime?: boolean } = {}): Promise<string[]> {
-  return (await resolveAvatars(storage, page, { default: '/default.svg', ...options })).map((r) => (r.isDefault ? `default${r.key ? `:${r.key}` : ''}` : r.key!));
+  return (await resolveAvatars(storage, page, { default: '/default.svg', ...options })).map((r) =>
+    r.isDefault ? `default${r.key ? `:${r.key}` : ''}` : r.key!,
+  );
 }
 
 /** 500 people, 210 distinct valid photo paths (40 never stored), duplicates, empty and invalid paths: the bench's page. */
@@ -105,13 +111,23 @@ describe('a cold page primed by listing', () => {
     const memory = new MemoryStorage();
     for (let k = 0; k < 50; k++) await memory.save(`p/${k}.jpg`, JPEG);
     const plain = counted(memory);
-    await shown(withExistenceCache(plain.storage), Array.from({ length: 50 }, (_, k) => `p/${k}.jpg`));
+    await shown(
+      withExistenceCache(plain.storage),
+      Array.from({ length: 50 }, (_, k) => `p/${k}.jpg`),
+    );
     expect(plain.counts).toMatchObject({ list: 0, exists: 50 });
     const network = counted(memory, { listingAnswersExists: true });
-    await shown(withExistenceCache(network.storage), Array.from({ length: 15 }, (_, k) => `p/${k}.jpg`));
+    await shown(
+      withExistenceCache(network.storage),
+      Array.from({ length: 15 }, (_, k) => `p/${k}.jpg`),
+    );
     expect(network.counts).toMatchObject({ list: 0, exists: 15 });
     const off = counted(memory, { listingAnswersExists: true });
-    await shown(withExistenceCache(off.storage), Array.from({ length: 50 }, (_, k) => `p/${k}.jpg`), { prime: false });
+    await shown(
+      withExistenceCache(off.storage),
+      Array.from({ length: 50 }, (_, k) => `p/${k}.jpg`),
+      { prime: false },
+    );
     expect(off.counts).toMatchObject({ list: 0, exists: 50 });
   });
 
@@ -140,10 +156,15 @@ describe('a cold page primed by listing', () => {
     const errors: string[] = [];
     const cache = withExistenceCache(storage);
     const page = Array.from({ length: 30 }, (_, k) => `p/${k}.jpg`);
-    expect((await resolveAvatars(cache, page, { onError: (err, path) => errors.push(`${(err as MediaStorageError).code} ${path}`) })).every((r) => !r.isDefault)).toBe(true);
+    expect(
+      (await resolveAvatars(cache, page, { onError: (err, path) => errors.push(`${(err as MediaStorageError).code} ${path}`) })).every((r) => !r.isDefault),
+    ).toBe(true);
     expect(errors).toEqual(['PERMISSION p/']);
     expect(counts.exists).toBe(30);
-    await resolveAvatars(cache, Array.from({ length: 30 }, (_, k) => `p/x${k}.jpg`));
+    await resolveAvatars(
+      cache,
+      Array.from({ length: 30 }, (_, k) => `p/x${k}.jpg`),
+    );
     expect(counts.list).toBe(1);
   });
 
@@ -154,12 +175,27 @@ describe('a cold page primed by listing', () => {
     for (const key of ['profile_images_old/p1.jpg', 'banners/b1.jpg', 'root.jpg']) await memory.save(key, JPEG);
     const prefixes: string[] = [];
     const primed = counted(memory, { listingAnswersExists: true }, async (p) => void prefixes.push(p!));
-    const page: AvatarInput[] = [...Array.from({ length: 40 }, (_, k) => `profile_images/p${k}.jpg`), 'profile_images_old/p1.jpg', 'profile_images_old/p2.jpg', 'banners/b1.jpg', 'banners/b2.jpg', 'root.jpg', 'missing.jpg'];
+    const page: AvatarInput[] = [
+      ...Array.from({ length: 40 }, (_, k) => `profile_images/p${k}.jpg`),
+      'profile_images_old/p1.jpg',
+      'profile_images_old/p2.jpg',
+      'banners/b1.jpg',
+      'banners/b2.jpg',
+      'root.jpg',
+      'missing.jpg',
+    ];
     const a = await shown(withExistenceCache(primed.storage), page);
     expect(prefixes).toEqual(['profile_images/p']);
     expect(primed.counts).toMatchObject({ list: 1, exists: 6 });
     expect(a).toEqual(await shown(withExistenceCache(memory), page, { prime: false }));
-    expect(a.slice(40)).toEqual(['profile_images_old/p1.jpg', 'default:profile_images_old/p2.jpg', 'banners/b1.jpg', 'default:banners/b2.jpg', 'root.jpg', 'default:missing.jpg']);
+    expect(a.slice(40)).toEqual([
+      'profile_images_old/p1.jpg',
+      'default:profile_images_old/p2.jpg',
+      'banners/b1.jpg',
+      'default:banners/b2.jpg',
+      'root.jpg',
+      'default:missing.jpg',
+    ]);
   });
 
   it('a listing failing on its second page: nothing recorded from it, per-key checks answer, onError told, and the next page lists again', async () => {
@@ -172,7 +208,12 @@ describe('a cold page primed by listing', () => {
     const errors: string[] = [];
     const cache = withExistenceCache(storage);
     const page = Array.from({ length: 60 }, (_, k) => `p/${String(k).padStart(2, '0')}.jpg`);
-    const a = (await resolveAvatars(cache, page, { prime: { maxObjects: 100, pageSize: 20 }, onError: (err, path) => errors.push(`${(err as MediaStorageError).code} ${path}`) })).map((r) => r.isDefault);
+    const a = (
+      await resolveAvatars(cache, page, {
+        prime: { maxObjects: 100, pageSize: 20 },
+        onError: (err, path) => errors.push(`${(err as MediaStorageError).code} ${path}`),
+      })
+    ).map((r) => r.isDefault);
     expect(a).toEqual(page.map((_, k) => k % 3 === 0));
     expect(errors).toEqual(['UNAVAILABLE p/']);
     expect(counts.exists).toBe(60);
@@ -280,7 +321,10 @@ describe('ExistenceCache.prime', () => {
  * The same page through a primed and an unprimed cache, step by step, against a real backend:
  * the answers must agree at every step.
  */
-function sameAnswersOn(name: string, make: () => Promise<{ storage: MediaStorage; seedForeign?: (name: string) => Promise<void>; close: () => Promise<void> }>): void {
+function sameAnswersOn(
+  name: string,
+  make: () => Promise<{ storage: MediaStorage; seedForeign?: (name: string) => Promise<void>; close: () => Promise<void> }>,
+): void {
   describe(`same answers primed and unprimed: ${name}`, () => {
     let target: Awaited<ReturnType<typeof make>>;
     beforeAll(async () => {
@@ -295,7 +339,15 @@ function sameAnswersOn(name: string, make: () => Promise<{ storage: MediaStorage
       // Names other software left: a folder marker and a name that is not a key.
       await target.seedForeign?.('profile_images/sub/');
       await target.seedForeign?.('profile_images/bad\u0001.jpg');
-      const page: AvatarInput[] = [...Array.from({ length: 40 }, (_, k) => `profile_images/p${k}.jpg`), NFC, NFD, 'profile_images/sub', 'profile_images/sub/', 'profile_images/bad\u0001.jpg', null];
+      const page: AvatarInput[] = [
+        ...Array.from({ length: 40 }, (_, k) => `profile_images/p${k}.jpg`),
+        NFC,
+        NFD,
+        'profile_images/sub',
+        'profile_images/sub/',
+        'profile_images/bad\u0001.jpg',
+        null,
+      ];
       let now = 0;
       const clock = { now: () => now, positiveTtl: 1000, negativeTtl: 1000 };
       const counting = counted(s);
@@ -319,14 +371,30 @@ function sameAnswersOn(name: string, make: () => Promise<{ storage: MediaStorage
       // ...then both see the change.
       now = 1000;
       const later = await both();
-      expect(later.slice(0, 5)).toEqual(['default:profile_images/p0.jpg', 'default:profile_images/p1.jpg', 'profile_images/p2.jpg', 'profile_images/p3.jpg', 'profile_images/p4.jpg']);
+      expect(later.slice(0, 5)).toEqual([
+        'default:profile_images/p0.jpg',
+        'default:profile_images/p1.jpg',
+        'profile_images/p2.jpg',
+        'profile_images/p3.jpg',
+        'profile_images/p4.jpg',
+      ]);
       // Through the caches: seen at once by both.
       for (const cache of [primed, unprimed]) {
         await cache.save('profile_images/p8.jpg', JPEG);
         await cache.delete('profile_images/p2.jpg');
       }
       const written = await both();
-      expect(written.slice(0, 9)).toEqual(['default:profile_images/p0.jpg', 'default:profile_images/p1.jpg', 'default:profile_images/p2.jpg', 'profile_images/p3.jpg', 'profile_images/p4.jpg', 'profile_images/p5.jpg', 'profile_images/p6.jpg', 'profile_images/p7.jpg', 'profile_images/p8.jpg']);
+      expect(written.slice(0, 9)).toEqual([
+        'default:profile_images/p0.jpg',
+        'default:profile_images/p1.jpg',
+        'default:profile_images/p2.jpg',
+        'profile_images/p3.jpg',
+        'profile_images/p4.jpg',
+        'profile_images/p5.jpg',
+        'profile_images/p6.jpg',
+        'profile_images/p7.jpg',
+        'profile_images/p8.jpg',
+      ]);
     }, 120_000);
   });
 }
@@ -350,7 +418,12 @@ sameAnswersOn('s3', async () => {
 
 sameAnswersOn('b2 (fake)', async () => {
   const fake = await startFakeB2({ buckets: { 'prime-bucket': 'allPrivate' } });
-  const storage = new B2Storage({ applicationKeyId: fake.applicationKeyId, applicationKey: fake.applicationKey, bucketName: 'prime-bucket', apiUrl: fake.authorizeUrl });
+  const storage = new B2Storage({
+    applicationKeyId: fake.applicationKeyId,
+    applicationKey: fake.applicationKey,
+    bucketName: 'prime-bucket',
+    apiUrl: fake.authorizeUrl,
+  });
   // Foreign names go through the contract's seeders on B2; here the B2 side runs without them.
   return { storage, close: () => fake.close() };
 });
@@ -365,15 +438,36 @@ describe('Cloudinary (exists through the Upload API, listings through the rate-l
 
   it('is never primed automatically, and an explicit prime keeps adopted names found', async () => {
     // A photo another tool (django-cloudinary-storage) uploaded: exists() finds it by its stored name, listings never show it.
-    const { v2 } = (await import('cloudinary')) as unknown as { v2: { uploader: { upload_stream(o: Record<string, unknown>, cb: (e: unknown, r?: { public_id: string }) => void): NodeJS.WritableStream } } };
+    const { v2 } = (await import('cloudinary')) as unknown as {
+      v2: { uploader: { upload_stream(o: Record<string, unknown>, cb: (e: unknown, r?: { public_id: string }) => void): NodeJS.WritableStream } };
+    };
     const adopted = await new Promise<string>((resolve, reject) => {
       v2.uploader
-        .upload_stream({ use_filename: true, folder: 'media/profile_images', resource_type: 'image', filename: 'old.jpg', cloud_name: ACCOUNT.cloudName, api_key: ACCOUNT.apiKey, api_secret: ACCOUNT.apiSecret, upload_prefix: fake.url, agent: new http.Agent(), disable_promises: true }, (err, result) => (err ? reject(err) : resolve(result!.public_id)))
+        .upload_stream(
+          {
+            use_filename: true,
+            folder: 'media/profile_images',
+            resource_type: 'image',
+            filename: 'old.jpg',
+            cloud_name: ACCOUNT.cloudName,
+            api_key: ACCOUNT.apiKey,
+            api_secret: ACCOUNT.apiSecret,
+            upload_prefix: fake.url,
+            agent: new http.Agent(),
+            disable_promises: true,
+          },
+          (err, result) => (err ? reject(err) : resolve(result!.public_id)),
+        )
         .end(JPEG);
     });
     const made: CloudinaryStorage[] = [];
     const make = (): CloudinaryStorage => {
-      const s = new CloudinaryStorage({ cloudinaryUrl: fake.cloudinaryUrl(ACCOUNT.cloudName), fetch: fake.fetch, folder: 'media', adopt: djangoCloudinaryStorage() });
+      const s = new CloudinaryStorage({
+        cloudinaryUrl: fake.cloudinaryUrl(ACCOUNT.cloudName),
+        fetch: fake.fetch,
+        folder: 'media',
+        adopt: djangoCloudinaryStorage(),
+      });
       made.push(s);
       return s;
     };

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { ExistenceCache, initialsAvatarDataUrl, resolveAvatar, resolveAvatarUrl, resolveAvatarUrls, resolveAvatars, withExistenceCache } from '../../src/avatar/index.js';
+import {
+  ExistenceCache,
+  initialsAvatarDataUrl,
+  resolveAvatar,
+  resolveAvatarUrl,
+  resolveAvatarUrls,
+  resolveAvatars,
+  withExistenceCache,
+} from '../../src/avatar/index.js';
 import { MediaStorageError } from '../../src/core/errors.js';
 import { MemoryStorage } from '../../src/memory/index.js';
 import { countingExists } from '../support/counting-storage.js';

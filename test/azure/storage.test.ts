@@ -24,12 +24,16 @@ const storage = (extra: Partial<ConstructorParameters<typeof AzureBlobStorage>[0
 describe('configuration', () => {
   it('refuses a container name Azure would refuse, and a missing connection string, with CONFIG', async () => {
     for (const name of ['ab', 'Media', 'a--b', '-ab', 'a_b', 'x'.repeat(64)]) {
-      expect(() => new AzureBlobStorage({ connectionString: azurite.connectionString, container: name }), name).toThrow(expect.objectContaining({ code: 'CONFIG' }));
+      expect(() => new AzureBlobStorage({ connectionString: azurite.connectionString, container: name }), name).toThrow(
+        expect.objectContaining({ code: 'CONFIG' }),
+      );
     }
     const saved = process.env.AZURE_STORAGE_CONNECTION_STRING;
     delete process.env.AZURE_STORAGE_CONNECTION_STRING;
     try {
-      expect(() => new AzureBlobStorage({ container: 'media' })).toThrow(expect.objectContaining({ code: 'CONFIG', message: expect.stringMatching(/AZURE_STORAGE_CONNECTION_STRING/) }));
+      expect(() => new AzureBlobStorage({ container: 'media' })).toThrow(
+        expect.objectContaining({ code: 'CONFIG', message: expect.stringMatching(/AZURE_STORAGE_CONNECTION_STRING/) }),
+      );
     } finally {
       if (saved !== undefined) process.env.AZURE_STORAGE_CONNECTION_STRING = saved;
     }
@@ -102,7 +106,11 @@ describe('blocks', () => {
     const blob = s.containerClient.getBlockBlobClient(`${s.location}big/stream.bin`);
     const blocks = await blob.getBlockList('committed');
     expect(blocks.committedBlocks?.length).toBe(6);
-    expect(createHash('sha256').update(await s.readBuffer('big/stream.bin')).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
+    expect(
+      createHash('sha256')
+        .update(await s.readBuffer('big/stream.bin'))
+        .digest('hex'),
+    ).toBe(createHash('sha256').update(data).digest('hex'));
   });
 
   it('a stream that fails after some blocks were staged leaves nothing visible (and the old blob intact)', async () => {

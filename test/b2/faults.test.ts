@@ -45,13 +45,24 @@ interface Row {
 }
 
 // Requests, as the HTTP fault proxy sees them.
-const call = (api: string): RequestMatch => (req) => req.url.startsWith(`/b2api/v2/${api}`);
-const part = (n: number): RequestMatch => (req) => req.url.startsWith('/b2api/v2/b2_upload_part/') && req.headers['x-bz-part-number'] === String(n);
+const call =
+  (api: string): RequestMatch =>
+  (req) =>
+    req.url.startsWith(`/b2api/v2/${api}`);
+const part =
+  (n: number): RequestMatch =>
+  (req) =>
+    req.url.startsWith('/b2api/v2/b2_upload_part/') && req.headers['x-bz-part-number'] === String(n);
 const download: RequestMatch = (req) => req.method === 'GET' && req.url.startsWith('/file/');
 
 const reset = (direction: 'upstream' | 'downstream', afterBytes: number): Fault => ({ kind: 'reset', direction, afterBytes });
 const stall = (direction: 'upstream' | 'downstream', afterBytes: number): Fault => ({ kind: 'stall', direction, afterBytes });
-const unavailable: Fault = { kind: 'http503', retryAfterSeconds: 0, contentType: 'application/json', body: JSON.stringify({ status: 503, code: 'service_unavailable', message: 'c001 is too busy' }) };
+const unavailable: Fault = {
+  kind: 'http503',
+  retryAfterSeconds: 0,
+  contentType: 'application/json',
+  body: JSON.stringify({ status: 503, code: 'service_unavailable', message: 'c001 is too busy' }),
+};
 const FOREVER = Number.POSITIVE_INFINITY;
 
 const OK = ['ok'] as const;
@@ -66,37 +77,155 @@ const OK_OR_DOWN = ['ok', 'UNAVAILABLE'] as const;
 const MATRIX: Row[] = [
   // b2_upload_file, a Buffer (in memory)
   { op: 'save', at: 'before the upload: connection reset before any byte', inject: { host: 'content', layer: 'tcp', fault: reset('upstream', 0) }, expect: OK },
-  { op: 'save', at: 'inside the upload head: connection reset after 200 bytes', inject: { host: 'content', layer: 'tcp', fault: reset('upstream', 200) }, expect: OK },
+  {
+    op: 'save',
+    at: 'inside the upload head: connection reset after 200 bytes',
+    inject: { host: 'content', layer: 'tcp', fault: reset('upstream', 200) },
+    expect: OK,
+  },
   { op: 'save', at: 'upload answered 503 (TCP proxy)', inject: { host: 'content', layer: 'tcp', fault: unavailable }, expect: OK },
-  { op: 'save', at: 'inside the body: reset after 5,000 bytes', inject: { host: 'content', layer: 'http', match: call('b2_upload_file'), fault: reset('upstream', 5000) }, expect: OK },
-  { op: 'save', at: 'inside the body: stall after 5,000 bytes', inject: { host: 'content', layer: 'http', match: call('b2_upload_file'), fault: stall('upstream', 5000) }, expect: OK },
-  { op: 'save', at: 'at completion: the answer is lost after B2 stored it', inject: { host: 'content', layer: 'http', match: call('b2_upload_file'), fault: reset('downstream', 0) }, expect: OK },
-  { op: 'save', at: 'every try reset inside the body', inject: { host: 'content', layer: 'http', match: call('b2_upload_file'), fault: reset('upstream', 5000), times: FOREVER }, expect: DOWN },
-  { op: 'save', at: 'get_upload_url answered 503 (the pool is empty)', fresh: true, inject: { host: 'api', layer: 'http', match: call('b2_get_upload_url'), fault: unavailable }, expect: OK },
-  { op: 'save', at: 'authorize reset (first call of a fresh storage)', fresh: true, inject: { host: 'auth', layer: 'tcp', fault: reset('downstream', 10) }, expect: OK },
+  {
+    op: 'save',
+    at: 'inside the body: reset after 5,000 bytes',
+    inject: { host: 'content', layer: 'http', match: call('b2_upload_file'), fault: reset('upstream', 5000) },
+    expect: OK,
+  },
+  {
+    op: 'save',
+    at: 'inside the body: stall after 5,000 bytes',
+    inject: { host: 'content', layer: 'http', match: call('b2_upload_file'), fault: stall('upstream', 5000) },
+    expect: OK,
+  },
+  {
+    op: 'save',
+    at: 'at completion: the answer is lost after B2 stored it',
+    inject: { host: 'content', layer: 'http', match: call('b2_upload_file'), fault: reset('downstream', 0) },
+    expect: OK,
+  },
+  {
+    op: 'save',
+    at: 'every try reset inside the body',
+    inject: { host: 'content', layer: 'http', match: call('b2_upload_file'), fault: reset('upstream', 5000), times: FOREVER },
+    expect: DOWN,
+  },
+  {
+    op: 'save',
+    at: 'get_upload_url answered 503 (the pool is empty)',
+    fresh: true,
+    inject: { host: 'api', layer: 'http', match: call('b2_get_upload_url'), fault: unavailable },
+    expect: OK,
+  },
+  {
+    op: 'save',
+    at: 'authorize reset (first call of a fresh storage)',
+    fresh: true,
+    inject: { host: 'auth', layer: 'tcp', fault: reset('downstream', 10) },
+    expect: OK,
+  },
   // b2_upload_file, streams spooled to a temp file, and Blobs streamed with hex_digits_at_end
-  { op: 'save-stream', at: 'inside the body of a spooled stream: reset', inject: { host: 'content', layer: 'http', match: call('b2_upload_file'), fault: reset('upstream', 40_000) }, expect: OK },
-  { op: 'save-stream', at: 'every try answered 503', inject: { host: 'content', layer: 'http', match: call('b2_upload_file'), fault: unavailable, times: FOREVER }, expect: DOWN },
-  { op: 'save-blob', at: 'inside the first (streamed) try: reset', inject: { host: 'content', layer: 'http', match: call('b2_upload_file'), fault: reset('upstream', 30_000) }, expect: OK },
-  { op: 'save-blob', at: 'inside the first (streamed) try: stall', inject: { host: 'content', layer: 'http', match: call('b2_upload_file'), fault: stall('upstream', 30_000) }, expect: OK },
+  {
+    op: 'save-stream',
+    at: 'inside the body of a spooled stream: reset',
+    inject: { host: 'content', layer: 'http', match: call('b2_upload_file'), fault: reset('upstream', 40_000) },
+    expect: OK,
+  },
+  {
+    op: 'save-stream',
+    at: 'every try answered 503',
+    inject: { host: 'content', layer: 'http', match: call('b2_upload_file'), fault: unavailable, times: FOREVER },
+    expect: DOWN,
+  },
+  {
+    op: 'save-blob',
+    at: 'inside the first (streamed) try: reset',
+    inject: { host: 'content', layer: 'http', match: call('b2_upload_file'), fault: reset('upstream', 30_000) },
+    expect: OK,
+  },
+  {
+    op: 'save-blob',
+    at: 'inside the first (streamed) try: stall',
+    inject: { host: 'content', layer: 'http', match: call('b2_upload_file'), fault: stall('upstream', 30_000) },
+    expect: OK,
+  },
   // the large-file API: start, parts, finish
   // b2_start_large_file is an API call, retried by the layer, which cannot resend a stream body.
-  { op: 'save-large', at: 'before it: start_large_file answered 503', inject: { host: 'api', layer: 'http', match: call('b2_start_large_file'), fault: unavailable }, expect: DOWN },
-  { op: 'save-large', at: 'before it: start_large_file carried out, its answer lost', inject: { host: 'api', layer: 'http', match: call('b2_start_large_file'), fault: reset('downstream', 0) }, expect: DOWN },
-  { op: 'save-large-buffer', at: 'before it: start_large_file answered 503', inject: { host: 'api', layer: 'http', match: call('b2_start_large_file'), fault: unavailable }, expect: OK },
-  { op: 'save-large-buffer', at: 'before it: start_large_file carried out, its answer lost', inject: { host: 'api', layer: 'http', match: call('b2_start_large_file'), fault: reset('downstream', 0) }, expect: OK },
-  { op: 'save-large', at: 'get_upload_part_url reset', inject: { host: 'api', layer: 'http', match: call('b2_get_upload_part_url'), fault: reset('downstream', 5) }, expect: OK },
-  { op: 'save-large', at: 'inside part 2: reset after 10,000 bytes', inject: { host: 'content', layer: 'http', match: part(2), fault: reset('upstream', 10_000) }, expect: OK },
-  { op: 'save-large', at: 'inside part 3: stall after 10,000 bytes', inject: { host: 'content', layer: 'http', match: part(3), fault: stall('upstream', 10_000) }, expect: OK },
+  {
+    op: 'save-large',
+    at: 'before it: start_large_file answered 503',
+    inject: { host: 'api', layer: 'http', match: call('b2_start_large_file'), fault: unavailable },
+    expect: DOWN,
+  },
+  {
+    op: 'save-large',
+    at: 'before it: start_large_file carried out, its answer lost',
+    inject: { host: 'api', layer: 'http', match: call('b2_start_large_file'), fault: reset('downstream', 0) },
+    expect: DOWN,
+  },
+  {
+    op: 'save-large-buffer',
+    at: 'before it: start_large_file answered 503',
+    inject: { host: 'api', layer: 'http', match: call('b2_start_large_file'), fault: unavailable },
+    expect: OK,
+  },
+  {
+    op: 'save-large-buffer',
+    at: 'before it: start_large_file carried out, its answer lost',
+    inject: { host: 'api', layer: 'http', match: call('b2_start_large_file'), fault: reset('downstream', 0) },
+    expect: OK,
+  },
+  {
+    op: 'save-large',
+    at: 'get_upload_part_url reset',
+    inject: { host: 'api', layer: 'http', match: call('b2_get_upload_part_url'), fault: reset('downstream', 5) },
+    expect: OK,
+  },
+  {
+    op: 'save-large',
+    at: 'inside part 2: reset after 10,000 bytes',
+    inject: { host: 'content', layer: 'http', match: part(2), fault: reset('upstream', 10_000) },
+    expect: OK,
+  },
+  {
+    op: 'save-large',
+    at: 'inside part 3: stall after 10,000 bytes',
+    inject: { host: 'content', layer: 'http', match: part(3), fault: stall('upstream', 10_000) },
+    expect: OK,
+  },
   { op: 'save-large', at: 'part 4 answered 503', inject: { host: 'content', layer: 'http', match: part(4), fault: unavailable }, expect: OK },
-  { op: 'save-large', at: 'inside every part: reset', inject: { host: 'content', layer: 'http', match: call('b2_upload_part'), fault: reset('upstream', 10_000), times: FOREVER }, expect: DOWN },
-  { op: 'save-large', at: 'at completion: finish never arrives', inject: { host: 'api', layer: 'http', match: call('b2_finish_large_file'), fault: reset('upstream', 0) }, expect: DOWN },
-  { op: 'save-large', at: 'at completion: finish answered 503', inject: { host: 'api', layer: 'http', match: call('b2_finish_large_file'), fault: unavailable }, expect: DOWN },
-  { op: 'save-large', at: 'at completion: finish carried out, its answer lost', inject: { host: 'api', layer: 'http', match: call('b2_finish_large_file'), fault: reset('downstream', 0) }, expect: OK },
+  {
+    op: 'save-large',
+    at: 'inside every part: reset',
+    inject: { host: 'content', layer: 'http', match: call('b2_upload_part'), fault: reset('upstream', 10_000), times: FOREVER },
+    expect: DOWN,
+  },
+  {
+    op: 'save-large',
+    at: 'at completion: finish never arrives',
+    inject: { host: 'api', layer: 'http', match: call('b2_finish_large_file'), fault: reset('upstream', 0) },
+    expect: DOWN,
+  },
+  {
+    op: 'save-large',
+    at: 'at completion: finish answered 503',
+    inject: { host: 'api', layer: 'http', match: call('b2_finish_large_file'), fault: unavailable },
+    expect: DOWN,
+  },
+  {
+    op: 'save-large',
+    at: 'at completion: finish carried out, its answer lost',
+    inject: { host: 'api', layer: 'http', match: call('b2_finish_large_file'), fault: reset('downstream', 0) },
+    expect: OK,
+  },
   {
     op: 'save-large',
     at: 'at completion: finish and the first cancel never arrive',
-    inject: { host: 'api', layer: 'http', match: (req) => call('b2_finish_large_file')(req) || call('b2_cancel_large_file')(req), fault: reset('upstream', 0), times: 2 },
+    inject: {
+      host: 'api',
+      layer: 'http',
+      match: (req) => call('b2_finish_large_file')(req) || call('b2_cancel_large_file')(req),
+      fault: reset('upstream', 0),
+      times: 2,
+    },
     expect: DOWN,
   },
   // reads
@@ -104,29 +233,94 @@ const MATRIX: Row[] = [
   { op: 'read', at: 'download reset before the answer', inject: { host: 'content', layer: 'tcp', fault: reset('upstream', 0) }, expect: OK },
   { op: 'read', at: 'download stalled before the answer', inject: { host: 'content', layer: 'tcp', fault: stall('downstream', 0) }, expect: OK },
   // readBuffer fails UNAVAILABLE on a body cut short, and the layer reads it again, whole.
-  { op: 'read', at: 'inside the body: reset after 5,000 bytes', inject: { host: 'content', layer: 'http', match: download, fault: reset('downstream', 5000) }, expect: OK },
-  { op: 'read', at: 'inside the body: stall after 5,000 bytes', inject: { host: 'content', layer: 'http', match: download, fault: stall('downstream', 5000) }, expect: OK },
+  {
+    op: 'read',
+    at: 'inside the body: reset after 5,000 bytes',
+    inject: { host: 'content', layer: 'http', match: download, fault: reset('downstream', 5000) },
+    expect: OK,
+  },
+  {
+    op: 'read',
+    at: 'inside the body: stall after 5,000 bytes',
+    inject: { host: 'content', layer: 'http', match: download, fault: stall('downstream', 5000) },
+    expect: OK,
+  },
   { op: 'stat', at: 'HEAD reset inside the answer', inject: { host: 'content', layer: 'tcp', fault: reset('downstream', 40) }, expect: OK },
   { op: 'stat', at: 'HEAD stalled', inject: { host: 'content', layer: 'tcp', fault: stall('downstream', 0) }, expect: OK },
   { op: 'exists', at: 'HEAD answered 503', inject: { host: 'content', layer: 'tcp', fault: unavailable }, expect: OK },
   { op: 'exists', at: 'every HEAD reset', inject: { host: 'content', layer: 'tcp', fault: reset('upstream', 0), times: FOREVER }, expect: DOWN },
-  { op: 'list', at: 'list_file_names reset inside the answer', inject: { host: 'api', layer: 'http', match: call('b2_list_file_names'), fault: reset('downstream', 20) }, expect: OK },
-  { op: 'list', at: 'list_file_names stalled', inject: { host: 'api', layer: 'http', match: call('b2_list_file_names'), fault: stall('downstream', 0) }, expect: OK },
+  {
+    op: 'list',
+    at: 'list_file_names reset inside the answer',
+    inject: { host: 'api', layer: 'http', match: call('b2_list_file_names'), fault: reset('downstream', 20) },
+    expect: OK,
+  },
+  {
+    op: 'list',
+    at: 'list_file_names stalled',
+    inject: { host: 'api', layer: 'http', match: call('b2_list_file_names'), fault: stall('downstream', 0) },
+    expect: OK,
+  },
   // Retry-After (B2 may send it with 429 and 503): waited out when short, reported at once when long.
-  { op: 'list', at: 'list_file_names answered 503 with Retry-After: 1', inject: { host: 'api', layer: 'http', match: call('b2_list_file_names'), fault: { ...unavailable, retryAfterSeconds: 1 } }, expect: OK },
-  { op: 'list', at: 'list_file_names answered 503 with Retry-After: 120', inject: { host: 'api', layer: 'http', match: call('b2_list_file_names'), fault: { ...unavailable, retryAfterSeconds: 120 } }, expect: DOWN },
+  {
+    op: 'list',
+    at: 'list_file_names answered 503 with Retry-After: 1',
+    inject: { host: 'api', layer: 'http', match: call('b2_list_file_names'), fault: { ...unavailable, retryAfterSeconds: 1 } },
+    expect: OK,
+  },
+  {
+    op: 'list',
+    at: 'list_file_names answered 503 with Retry-After: 120',
+    inject: { host: 'api', layer: 'http', match: call('b2_list_file_names'), fault: { ...unavailable, retryAfterSeconds: 120 } },
+    expect: DOWN,
+  },
   { op: 'list', at: 'every API connection reset', inject: { host: 'api', layer: 'tcp', fault: reset('upstream', 0), times: FOREVER }, expect: DOWN },
   // copy (b2_copy_file: not repeated, B2 may have copied)
   { op: 'copy', at: 'the source lookup answered 503', inject: { host: 'content', layer: 'tcp', fault: unavailable }, expect: OK },
-  { op: 'copy', at: 'copy_file never arrives', inject: { host: 'api', layer: 'http', match: call('b2_copy_file'), fault: reset('upstream', 0) }, expect: OK_OR_DOWN },
-  { op: 'copy', at: 'copy_file carried out, its answer lost', inject: { host: 'api', layer: 'http', match: call('b2_copy_file'), fault: reset('downstream', 0) }, expect: OK_OR_DOWN },
+  {
+    op: 'copy',
+    at: 'copy_file never arrives',
+    inject: { host: 'api', layer: 'http', match: call('b2_copy_file'), fault: reset('upstream', 0) },
+    expect: OK_OR_DOWN,
+  },
+  {
+    op: 'copy',
+    at: 'copy_file carried out, its answer lost',
+    inject: { host: 'api', layer: 'http', match: call('b2_copy_file'), fault: reset('downstream', 0) },
+    expect: OK_OR_DOWN,
+  },
   // delete (every version)
-  { op: 'delete', at: 'list_file_versions answered 503', inject: { host: 'api', layer: 'http', match: call('b2_list_file_versions'), fault: unavailable }, expect: OK },
-  { op: 'delete', at: 'delete_file_version carried out, its answer lost', inject: { host: 'api', layer: 'http', match: call('b2_delete_file_version'), fault: reset('downstream', 0) }, expect: OK },
-  { op: 'delete', at: 'the second version’s delete fails on every try', inject: { host: 'api', layer: 'http', match: call('b2_delete_file_version'), skip: 1, fault: reset('upstream', 0), times: FOREVER }, expect: DOWN },
+  {
+    op: 'delete',
+    at: 'list_file_versions answered 503',
+    inject: { host: 'api', layer: 'http', match: call('b2_list_file_versions'), fault: unavailable },
+    expect: OK,
+  },
+  {
+    op: 'delete',
+    at: 'delete_file_version carried out, its answer lost',
+    inject: { host: 'api', layer: 'http', match: call('b2_delete_file_version'), fault: reset('downstream', 0) },
+    expect: OK,
+  },
+  {
+    op: 'delete',
+    at: 'the second version’s delete fails on every try',
+    inject: { host: 'api', layer: 'http', match: call('b2_delete_file_version'), skip: 1, fault: reset('upstream', 0), times: FOREVER },
+    expect: DOWN,
+  },
   // url (private bucket: a download authorization), then fetched
-  { op: 'url', at: 'get_download_authorization reset inside the answer', inject: { host: 'api', layer: 'http', match: call('b2_get_download_authorization'), fault: reset('downstream', 10) }, expect: OK },
-  { op: 'url', at: 'get_download_authorization answered 503 on every try', inject: { host: 'api', layer: 'http', match: call('b2_get_download_authorization'), fault: unavailable, times: FOREVER }, expect: DOWN },
+  {
+    op: 'url',
+    at: 'get_download_authorization reset inside the answer',
+    inject: { host: 'api', layer: 'http', match: call('b2_get_download_authorization'), fault: reset('downstream', 10) },
+    expect: OK,
+  },
+  {
+    op: 'url',
+    at: 'get_download_authorization answered 503 on every try',
+    inject: { host: 'api', layer: 'http', match: call('b2_get_download_authorization'), fault: unavailable, times: FOREVER },
+    expect: DOWN,
+  },
 ];
 
 let fake: FakeB2Server;
@@ -139,7 +333,9 @@ beforeAll(async () => {
   chains.api = await startProxyChain(fake.url);
   chains.content = await startProxyChain(fake.downloadUrl);
   fake.advertise({ apiUrl: chains.api.url, downloadUrl: chains.content.url });
-  const auth = await fetch(fake.authorizeUrl, { headers: { Authorization: `Basic ${Buffer.from(`${fake.applicationKeyId}:${fake.applicationKey}`).toString('base64')}` } });
+  const auth = await fetch(fake.authorizeUrl, {
+    headers: { Authorization: `Basic ${Buffer.from(`${fake.applicationKeyId}:${fake.applicationKey}`).toString('base64')}` },
+  });
   rawToken = ((await auth.json()) as { authorizationToken: string }).authorizationToken;
 });
 
@@ -176,7 +372,11 @@ function held(key: string): Buffer | undefined {
 
 /** Unfinished large files, as B2 itself reports them (b2_list_unfinished_large_files, straight to the fake). */
 async function unfinishedLargeFiles(): Promise<unknown[]> {
-  const res = await fetch(`${fake.url}/b2api/v2/b2_list_unfinished_large_files`, { method: 'POST', headers: { Authorization: rawToken }, body: JSON.stringify({ bucketId: fake.bucket(BUCKET).bucketId }) });
+  const res = await fetch(`${fake.url}/b2api/v2/b2_list_unfinished_large_files`, {
+    method: 'POST',
+    headers: { Authorization: rawToken },
+    body: JSON.stringify({ bucketId: fake.bucket(BUCKET).bucketId }),
+  });
   return ((await res.json()) as { files: unknown[] }).files;
 }
 
@@ -231,14 +431,18 @@ describe('B2 under injected faults (proxies between the SDK and the fake B2)', (
         if (row.op === 'read') expect(sha1(value as Buffer)).toBe(sha1(old));
         if (row.op === 'stat') expect(value).toMatchObject({ size: old.length, etag: sha1(old) });
         if (row.op === 'exists') expect(value).toBe(true);
-        if (row.op === 'list') expect((value as { items: Array<{ key: string; size: number }> }).items).toEqual([expect.objectContaining({ key, size: old.length })]);
+        if (row.op === 'list')
+          expect((value as { items: Array<{ key: string; size: number }> }).items).toEqual([expect.objectContaining({ key, size: old.length })]);
         if (row.op === 'url') expect(sha1(Buffer.from(await (await fetch(value as string)).arrayBuffer()))).toBe(sha1(old));
       }
       // What B2 holds afterwards: the old object or the new one, whole; never a part, never an older version.
       const candidates: Record<string, Buffer> = { old, ...(row.op.startsWith('save') ? { new: body } : {}) };
       const allowed = row.op === 'delete' ? ['old', 'absent'] : row.op.startsWith('save') && result.outcome === 'ok' ? ['new'] : Object.keys(candidates);
       expect(allowed).toContain(whichBody(held(key), candidates));
-      if (row.op === 'copy') expect(result.outcome === 'ok' ? ['source'] : ['source', 'destination as it was']).toContain(whichBody(held(copyTo), { source: old, 'destination as it was': destOld }));
+      if (row.op === 'copy')
+        expect(result.outcome === 'ok' ? ['source'] : ['source', 'destination as it was']).toContain(
+          whichBody(held(copyTo), { source: old, 'destination as it was': destOld }),
+        );
       if (row.op === 'delete' && result.outcome === 'ok') expect(fake.versionsOf(BUCKET, `media/${key}`)).toEqual([]);
       expect(await unfinishedLargeFiles()).toEqual([]);
     }, 30_000);

@@ -151,7 +151,17 @@ describe('createMediaStorage({ backend: "b2" }) on a flaky B2', () => {
   // createMediaStorage's default stack includes withRetry (fast delays here).
   it('saves, checks, lists, reads, copies and deletes while every kind of call fails first', async () => {
     const s = await createMediaStorage({ backend: 'b2', ...options() }, { retry: { baseDelayMs: 10 } });
-    for (const api of ['b2_authorize_account', 'b2_list_buckets', 'b2_get_upload_url', 'download_head', 'b2_list_file_names', 'download', 'b2_copy_file', 'b2_list_file_versions', 'b2_delete_file_version']) {
+    for (const api of [
+      'b2_authorize_account',
+      'b2_list_buckets',
+      'b2_get_upload_url',
+      'download_head',
+      'b2_list_file_names',
+      'download',
+      'b2_copy_file',
+      'b2_list_file_versions',
+      'b2_delete_file_version',
+    ]) {
       fake.failCall(api, { status: api === 'b2_list_file_names' ? 429 : 503 });
     }
     // Uploads twice: B2's own fresh-URL retries absorb them.

@@ -27,7 +27,9 @@ const BUCKET = 'crm-media';
 let fake: FakeB2Server;
 
 beforeAll(async () => {
-  fake = await startFakeB2({ buckets: { [BUCKET]: 'allPrivate', 'crm-public': 'allPublic', 'crm-locked': { type: 'allPrivate', fileLock: true }, 'crm-other': 'allPrivate' } });
+  fake = await startFakeB2({
+    buckets: { [BUCKET]: 'allPrivate', 'crm-public': 'allPublic', 'crm-locked': { type: 'allPrivate', fileLock: true }, 'crm-other': 'allPrivate' },
+  });
 });
 afterAll(() => fake.close());
 afterEach(() => {
@@ -47,7 +49,6 @@ function storage(extra: Partial<B2StorageOptions> = {}): B2Storage {
     ...extra,
   });
 }
-
 
 const uniq = (name: string): string => `t-${randomBytes(4).toString('hex')}/${name}`;
 const sha1 = (b: Buffer): string => createHash('sha1').update(b).digest('hex');
@@ -133,7 +134,12 @@ describe('B2Storage: account token renewal', () => {
   });
 
   it('a wrong application key is AUTH, and the message holds no secret', async () => {
-    const s = new B2Storage({ applicationKeyId: fake.applicationKeyId, applicationKey: 'Kwrong-secret-value-123', bucketName: BUCKET, apiUrl: fake.authorizeUrl });
+    const s = new B2Storage({
+      applicationKeyId: fake.applicationKeyId,
+      applicationKey: 'Kwrong-secret-value-123',
+      bucketName: BUCKET,
+      apiUrl: fake.authorizeUrl,
+    });
     const err = await failure(s.exists('a.txt'));
     expect(err.code).toBe('AUTH');
     expect(err.backend).toBe('b2');
@@ -499,7 +505,14 @@ describe('B2Storage: error mapping from B2 JSON error bodies', () => {
     const lists = fake.count('b2_list_file_names');
     const heads = fake.count('download_head');
     expect(await s.exists(key)).toBe(true);
-    expect(await s.stat(key)).toMatchObject({ key, size: 1, contentType: 'text/plain', etag: sha1(Buffer.from('x')), metadata: { owner: 'agent-1' }, cacheControl: 'max-age=9' });
+    expect(await s.stat(key)).toMatchObject({
+      key,
+      size: 1,
+      contentType: 'text/plain',
+      etag: sha1(Buffer.from('x')),
+      metadata: { owner: 'agent-1' },
+      cacheControl: 'max-age=9',
+    });
     expect(fake.count('download_head') - heads).toBe(2);
     expect(fake.count('b2_list_file_names')).toBe(lists);
   });
@@ -533,7 +546,11 @@ describe('fake B2 checks what arrives', () => {
     const onApiHost = await fetch(`${fake.url}/file/${BUCKET}/anything.txt`, { headers: { Authorization: sdk.authorizationToken } });
     expect(onApiHost.status).toBe(404);
     expect(((await onApiHost.json()) as { message: string }).message).toMatch(/not served on this host/);
-    const apiOnDownloadHost = await fetch(`${fake.downloadUrl}/b2api/v2/b2_list_buckets`, { method: 'POST', headers: { Authorization: sdk.authorizationToken }, body: '{}' });
+    const apiOnDownloadHost = await fetch(`${fake.downloadUrl}/b2api/v2/b2_list_buckets`, {
+      method: 'POST',
+      headers: { Authorization: sdk.authorizationToken },
+      body: '{}',
+    });
     expect(apiOnDownloadHost.status).toBe(404);
     expect(new URL(fake.authorizeUrl).host).not.toBe(new URL(fake.url).host);
   });
@@ -552,9 +569,17 @@ describe('fake B2 checks what arrives', () => {
     expect(await past.json()).toMatchObject({ status: 416, code: 'range_not_satisfiable' });
     const fileId = part.headers.get('x-bz-file-id')!;
     const sdk = await rawSdk();
-    const info = await fetch(`${fake.url}/b2api/v2/b2_get_file_info`, { method: 'POST', headers: { Authorization: sdk.authorizationToken }, body: JSON.stringify({ fileId }) });
+    const info = await fetch(`${fake.url}/b2api/v2/b2_get_file_info`, {
+      method: 'POST',
+      headers: { Authorization: sdk.authorizationToken },
+      body: JSON.stringify({ fileId }),
+    });
     expect(await info.json()).toMatchObject({ fileId, fileName: `media/${key}`, action: 'upload', contentLength: 10, contentType: 'text/plain' });
-    const expired = await fetch(`${fake.url}/b2api/v2/b2_get_file_info`, { method: 'POST', headers: { Authorization: 'not-a-token' }, body: JSON.stringify({ fileId }) });
+    const expired = await fetch(`${fake.url}/b2api/v2/b2_get_file_info`, {
+      method: 'POST',
+      headers: { Authorization: 'not-a-token' },
+      body: JSON.stringify({ fileId }),
+    });
     expect(expired.status).toBe(401);
   });
 
@@ -562,7 +587,11 @@ describe('fake B2 checks what arrives', () => {
     const sdk = await rawSdk();
     const { data: target } = await sdk.getUploadUrl({ bucketId: fake.bucket(BUCKET).bucketId });
     const send = (headers: Record<string, string>, body: Buffer): Promise<Response> =>
-      fetch(target.uploadUrl, { method: 'POST', headers: { Authorization: target.authorizationToken, 'X-Bz-File-Name': 'raw.txt', 'Content-Type': 'text/plain', ...headers }, body: new Uint8Array(body) });
+      fetch(target.uploadUrl, {
+        method: 'POST',
+        headers: { Authorization: target.authorizationToken, 'X-Bz-File-Name': 'raw.txt', 'Content-Type': 'text/plain', ...headers },
+        body: new Uint8Array(body),
+      });
     const body = Buffer.from('hello');
     const bad = await send({ 'X-Bz-Content-Sha1': sha1(Buffer.from('other')) }, body);
     expect(bad.status).toBe(400);
@@ -572,7 +601,11 @@ describe('fake B2 checks what arrives', () => {
     const goodEnd = await send({ 'X-Bz-Content-Sha1': 'hex_digits_at_end' }, Buffer.concat([body, Buffer.from(sha1(body))]));
     expect(goodEnd.status).toBe(200);
     expect(await goodEnd.json()).toMatchObject({ fileName: 'raw.txt', contentLength: 5, contentSha1: sha1(body) });
-    const wrongToken = await fetch(target.uploadUrl, { method: 'POST', headers: { Authorization: 'nope', 'X-Bz-File-Name': 'raw.txt', 'X-Bz-Content-Sha1': sha1(body) }, body: new Uint8Array(body) });
+    const wrongToken = await fetch(target.uploadUrl, {
+      method: 'POST',
+      headers: { Authorization: 'nope', 'X-Bz-File-Name': 'raw.txt', 'X-Bz-Content-Sha1': sha1(body) },
+      body: new Uint8Array(body),
+    });
     expect(wrongToken.status).toBe(401);
   });
 });
@@ -638,11 +671,15 @@ describe('B2Storage: b2_authorize_account v4 (and v3, v2)', () => {
     let hits = 0;
     const server = http.createServer((_req, res) => {
       hits++;
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ accountId: 'a', authorizationToken: 't', apiInfo: { storageApi: { apiUrl: 'not a url' } } }));
+      res
+        .writeHead(200, { 'Content-Type': 'application/json' })
+        .end(JSON.stringify({ accountId: 'a', authorizationToken: 't', apiInfo: { storageApi: { apiUrl: 'not a url' } } }));
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
-      const err = await failure(storage({ apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/b2api/v4/b2_authorize_account` }).exists('a.txt'));
+      const err = await failure(
+        storage({ apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/b2api/v4/b2_authorize_account` }).exists('a.txt'),
+      );
       expect(err.code).toBe('CONFIG');
       expect(err.message).toMatch(/apiUrl, downloadUrl/);
       expect(hits).toBe(1);
@@ -671,7 +708,14 @@ describe('B2Storage: restricted application keys', () => {
     expect(await s.exists(inside)).toBe(true);
     await s.copy(inside, `${inside}.copy`);
     const outside = uniq('company.jpg');
-    const before = { uploads: fake.count('b2_get_upload_url') + fake.count('b2_upload_file'), heads: fake.count('download_head'), downloads: fake.count('download'), versions: fake.count('b2_list_file_versions'), shares: fake.count('b2_get_download_authorization'), copies: fake.count('b2_copy_file') };
+    const before = {
+      uploads: fake.count('b2_get_upload_url') + fake.count('b2_upload_file'),
+      heads: fake.count('download_head'),
+      downloads: fake.count('download'),
+      versions: fake.count('b2_list_file_versions'),
+      shares: fake.count('b2_get_download_authorization'),
+      copies: fake.count('b2_copy_file'),
+    };
     const operations: Array<[string, () => Promise<unknown>]> = [
       ['save', () => s.save(outside, 'x')],
       ['exists', () => s.exists(outside)],
@@ -687,7 +731,14 @@ describe('B2Storage: restricted application keys', () => {
       expect(err.code, name).toBe('PERMISSION');
       expect(err.message, name).toContain('"media/people/"');
     }
-    expect({ uploads: fake.count('b2_get_upload_url') + fake.count('b2_upload_file'), heads: fake.count('download_head'), downloads: fake.count('download'), versions: fake.count('b2_list_file_versions'), shares: fake.count('b2_get_download_authorization'), copies: fake.count('b2_copy_file') }).toEqual(before);
+    expect({
+      uploads: fake.count('b2_get_upload_url') + fake.count('b2_upload_file'),
+      heads: fake.count('download_head'),
+      downloads: fake.count('download'),
+      versions: fake.count('b2_list_file_versions'),
+      shares: fake.count('b2_get_download_authorization'),
+      copies: fake.count('b2_copy_file'),
+    }).toEqual(before);
     // Listing a parent shows what the key can see; a disjoint prefix is PERMISSION.
     expect((await s.list('')).items.map((i) => i.key)).toContain(inside);
     expect((await failure(s.list('company/'))).code).toBe('PERMISSION');
@@ -751,7 +802,10 @@ describe('B2Storage: a misspelled bucket is CONFIG on exists and stat too', () =
   it('resolveAvatars reports it through onError instead of showing every default avatar silently', async () => {
     const s = storage({ bucketId: fake.bucket(BUCKET).bucketId, bucketName: 'crm-mediaa' });
     const errors: Array<{ code: string; path: string }> = [];
-    const results = await resolveAvatars(s, ['people/a.jpg', 'people/b.jpg'], { default: '/default.png', onError: (err, path) => errors.push({ code: (err as MediaStorageError).code, path }) });
+    const results = await resolveAvatars(s, ['people/a.jpg', 'people/b.jpg'], {
+      default: '/default.png',
+      onError: (err, path) => errors.push({ code: (err as MediaStorageError).code, path }),
+    });
     expect(results.map((r) => r.src)).toEqual(['/default.png', '/default.png']);
     expect(errors.map((e) => e.code)).toEqual(['CONFIG', 'CONFIG']);
   });
@@ -814,7 +868,10 @@ describe('B2Storage: file info limits, before any request', () => {
   it('a stored X-Bz-Info value that is not valid percent-encoding reads, never throws', async () => {
     const s = storage();
     const key = uniq('foreign.jpg');
-    fake.seedFile(BUCKET, `media/${key}`, Buffer.from('foreign'), { contentType: 'image/jpeg', infoHeaders: { discount: '100%', city: 'S%C3%A3o Paulo', broken: '%E9t%C3', plus: 'a+b' } });
+    fake.seedFile(BUCKET, `media/${key}`, Buffer.from('foreign'), {
+      contentType: 'image/jpeg',
+      infoHeaders: { discount: '100%', city: 'S%C3%A3o Paulo', broken: '%E9t%C3', plus: 'a+b' },
+    });
     expect(await s.exists(key)).toBe(true);
     expect((await s.stat(key)).metadata).toEqual({ discount: '100%', city: 'São Paulo', broken: '\uFFFDt\uFFFD', plus: 'a b' });
   });
@@ -854,7 +911,8 @@ describe('B2Storage: Retry-After', () => {
 });
 
 describe('fake B2 models restricted keys, the authorize shapes and the file info rules', () => {
-  const basic = (key: { applicationKeyId: string; applicationKey: string }): string => `Basic ${Buffer.from(`${key.applicationKeyId}:${key.applicationKey}`).toString('base64')}`;
+  const basic = (key: { applicationKeyId: string; applicationKey: string }): string =>
+    `Basic ${Buffer.from(`${key.applicationKeyId}:${key.applicationKey}`).toString('base64')}`;
   const master = (): { applicationKeyId: string; applicationKey: string } => ({ applicationKeyId: fake.applicationKeyId, applicationKey: fake.applicationKey });
   async function authorize(version: 'v2' | 'v3' | 'v4', key = master()): Promise<Response> {
     return fetch(fake.authorizeUrlFor(version), { headers: { Authorization: basic(key) } });
@@ -866,30 +924,60 @@ describe('fake B2 models restricted keys, the authorize shapes and the file info
     return fetch(`${fake.url}/b2api/v2/${name}`, { method: 'POST', headers: { Authorization: auth }, body: JSON.stringify(body) });
   }
   async function uploadTarget(auth: string, bucket = BUCKET): Promise<{ uploadUrl: string; authorizationToken: string }> {
-    return (await (await api('b2_get_upload_url', auth, { bucketId: fake.bucket(bucket).bucketId })).json()) as { uploadUrl: string; authorizationToken: string };
+    return (await (await api('b2_get_upload_url', auth, { bucketId: fake.bucket(bucket).bucketId })).json()) as {
+      uploadUrl: string;
+      authorizationToken: string;
+    };
   }
   async function upload(target: { uploadUrl: string; authorizationToken: string }, fileName: string, headers: Record<string, string> = {}): Promise<Response> {
     const body = Buffer.from('bytes');
-    return fetch(target.uploadUrl, { method: 'POST', headers: { Authorization: target.authorizationToken, 'X-Bz-File-Name': encodeURIComponent(fileName), 'Content-Type': 'text/plain', 'X-Bz-Content-Sha1': sha1(body), ...headers }, body: new Uint8Array(body) });
+    return fetch(target.uploadUrl, {
+      method: 'POST',
+      headers: {
+        Authorization: target.authorizationToken,
+        'X-Bz-File-Name': encodeURIComponent(fileName),
+        'Content-Type': 'text/plain',
+        'X-Bz-Content-Sha1': sha1(body),
+        ...headers,
+      },
+      body: new Uint8Array(body),
+    });
   }
 
   it('answers authorize in the v2, v3 and v4 shapes, and refuses a multi-bucket key before v4', async () => {
     const key = fake.createKey({ buckets: [BUCKET], namePrefix: 'media/', capabilities: ['listFiles', 'readFiles'] });
     const v2 = (await (await authorize('v2', key)).json()) as Record<string, any>;
-    expect(v2).toMatchObject({ apiUrl: fake.url, downloadUrl: fake.downloadUrl, allowed: { bucketId: fake.bucket(BUCKET).bucketId, bucketName: BUCKET, namePrefix: 'media/', capabilities: ['listFiles', 'readFiles'] } });
+    expect(v2).toMatchObject({
+      apiUrl: fake.url,
+      downloadUrl: fake.downloadUrl,
+      allowed: { bucketId: fake.bucket(BUCKET).bucketId, bucketName: BUCKET, namePrefix: 'media/', capabilities: ['listFiles', 'readFiles'] },
+    });
     const v3 = (await (await authorize('v3', key)).json()) as Record<string, any>;
     expect(v3.apiUrl).toBeUndefined();
-    expect(v3.apiInfo.storageApi).toMatchObject({ apiUrl: fake.url, downloadUrl: fake.downloadUrl, bucketId: fake.bucket(BUCKET).bucketId, bucketName: BUCKET, namePrefix: 'media/', infoType: 'storageApi' });
+    expect(v3.apiInfo.storageApi).toMatchObject({
+      apiUrl: fake.url,
+      downloadUrl: fake.downloadUrl,
+      bucketId: fake.bucket(BUCKET).bucketId,
+      bucketName: BUCKET,
+      namePrefix: 'media/',
+      infoType: 'storageApi',
+    });
     const v4 = (await (await authorize('v4', key)).json()) as Record<string, any>;
     expect(v4.apiInfo.storageApi.bucketId).toBeUndefined();
-    expect(v4.apiInfo.storageApi.allowed).toEqual({ buckets: [{ id: fake.bucket(BUCKET).bucketId, name: BUCKET }], capabilities: ['listFiles', 'readFiles'], namePrefix: 'media/' });
+    expect(v4.apiInfo.storageApi.allowed).toEqual({
+      buckets: [{ id: fake.bucket(BUCKET).bucketId, name: BUCKET }],
+      capabilities: ['listFiles', 'readFiles'],
+      namePrefix: 'media/',
+    });
     const multi = fake.createKey({ buckets: [BUCKET, 'crm-other'] });
     expect((await authorize('v3', multi)).status).toBe(400);
     expect((await authorize('v4', multi)).status).toBe(200);
   });
 
   it('enforces capabilities, bucket restrictions and the name prefix with 401 unauthorized', async () => {
-    const restricted = await token(fake.createKey({ buckets: [BUCKET], namePrefix: 'media/people/', capabilities: ['listBuckets', 'listFiles', 'readFiles', 'writeFiles'] }));
+    const restricted = await token(
+      fake.createKey({ buckets: [BUCKET], namePrefix: 'media/people/', capabilities: ['listBuckets', 'listFiles', 'readFiles', 'writeFiles'] }),
+    );
     const bucketId = fake.bucket(BUCKET).bucketId;
     // b2_list_buckets: a restricted key must name its bucket.
     expect((await api('b2_list_buckets', restricted, { accountId: fake.accountId })).status).toBe(401);
@@ -929,7 +1017,12 @@ describe('fake B2 models restricted keys, the authorize shapes and the file info
     const head = await fetch(`${fake.downloadUrl}/file/${BUCKET}/raw/as-sent.txt`, { method: 'HEAD', headers: { Authorization: auth } });
     expect(head.headers.get('x-bz-info-city')).toBe('S%c3%a3o+Paulo');
     // b2_start_large_file applies the same rules to its JSON fileInfo.
-    const start = await api('b2_start_large_file', auth, { bucketId: fake.bucket(BUCKET).bucketId, fileName: 'raw/large.bin', contentType: 'b2/x-auto', fileInfo: { note: 'x'.repeat(7000) } });
+    const start = await api('b2_start_large_file', auth, {
+      bucketId: fake.bucket(BUCKET).bucketId,
+      fileName: 'raw/large.bin',
+      contentType: 'b2/x-auto',
+      fileInfo: { note: 'x'.repeat(7000) },
+    });
     expect(start.status).toBe(400);
   });
 
@@ -937,7 +1030,19 @@ describe('fake B2 models restricted keys, the authorize shapes and the file info
     const target = await uploadTarget(await token());
     const body = Buffer.from('first upload body');
     const url = new URL(target.uploadUrl);
-    const first = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { Authorization: target.authorizationToken, 'X-Bz-File-Name': 'raw/first.txt', 'Content-Type': 'text/plain', 'X-Bz-Content-Sha1': sha1(body), 'Content-Length': body.length } });
+    const first = http.request({
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname,
+      method: 'POST',
+      headers: {
+        Authorization: target.authorizationToken,
+        'X-Bz-File-Name': 'raw/first.txt',
+        'Content-Type': 'text/plain',
+        'X-Bz-Content-Sha1': sha1(body),
+        'Content-Length': body.length,
+      },
+    });
     const firstStatus = new Promise<number>((resolve, reject) => {
       first.on('response', (res) => {
         res.resume();
@@ -977,7 +1082,11 @@ describe('direct uploads (b2_get_upload_url)', () => {
     expect(JSON.stringify(upload)).not.toContain(fake.applicationKey);
     const pdf = Buffer.from('%PDF-1.4 direct upload');
     // A body that is not the one the SHA-1 was computed from (corrupted on the way) is refused.
-    const wrongSha1 = await fetch(upload.url, { method: 'POST', headers: { ...upload.headers, 'X-Bz-Content-Sha1': createHash('sha1').update('other bytes').digest('hex') }, body: pdf });
+    const wrongSha1 = await fetch(upload.url, {
+      method: 'POST',
+      headers: { ...upload.headers, 'X-Bz-Content-Sha1': createHash('sha1').update('other bytes').digest('hex') },
+      body: pdf,
+    });
     expect(wrongSha1.status).toBe(400);
     await wrongSha1.arrayBuffer();
     expect(await s.exists('people/ada lovelace.pdf')).toBe(false);
@@ -987,8 +1096,12 @@ describe('direct uploads (b2_get_upload_url)', () => {
     expect(fake.sha1Modes.at(-1)).toBe('given');
   });
 
-  it('a key outside the application key\'s name prefix is PERMISSION before any upload URL is asked for', async () => {
-    const key = fake.createKey({ buckets: [BUCKET], namePrefix: 'media/people/', capabilities: ['listBuckets', 'listFiles', 'readFiles', 'writeFiles', 'deleteFiles'] });
+  it("a key outside the application key's name prefix is PERMISSION before any upload URL is asked for", async () => {
+    const key = fake.createKey({
+      buckets: [BUCKET],
+      namePrefix: 'media/people/',
+      capabilities: ['listBuckets', 'listFiles', 'readFiles', 'writeFiles', 'deleteFiles'],
+    });
     const s = storage({ ...key });
     const before = fake.calls.get('b2_get_upload_url') ?? 0;
     expect((await failure(s.presignUpload('other/x.png'))).code).toBe('PERMISSION');

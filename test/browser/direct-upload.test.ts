@@ -132,8 +132,15 @@ describe.skipIf(!haveBrowser)(SUITE, () => {
     }
   }, 60_000);
 
-  const tryUpload = (args: { to: string; key: string; bytes?: number[]; size?: number; type: string; maxSize?: number; abortMidway?: boolean }): Promise<Outcome> =>
-    page.evaluate((a) => (window as unknown as { tryUpload: (x: typeof a) => Promise<Outcome> }).tryUpload(a), args);
+  const tryUpload = (args: {
+    to: string;
+    key: string;
+    bytes?: number[];
+    size?: number;
+    type: string;
+    maxSize?: number;
+    abortMidway?: boolean;
+  }): Promise<Outcome> => page.evaluate((a) => (window as unknown as { tryUpload: (x: typeof a) => Promise<Outcome> }).tryUpload(a), args);
 
   it('uploads a photo straight to the local handler with progress, and the photo renders', async () => {
     const photo = makePng(48, 32);
@@ -158,36 +165,44 @@ describe.skipIf(!haveBrowser)(SUITE, () => {
     expect(await local.exists('people/aborted.png')).toBe(false);
   }, 60_000);
 
-  it.skipIf(!rgw)(`a page on one origin uploads a photo straight to the S3 server on another (${rgw ?? 'MEDIA_STORAGE_TEST_S3_ENDPOINT not set'}) once the bucket allows it by CORS, and the photo renders`, async () => {
-    const photo = makePng(40, 40, [30, 120, 200]);
-    // Without a CORS rule the browser refuses to send it (status 0), and the app learns nothing more.
-    const blocked = await tryUpload({ to: 's3', key: 'people/grace/photo.png', bytes: [...photo], type: 'image/png' });
-    expect(blocked).toMatchObject({ ok: false, name: 'DirectUploadError', status: 0 });
-    expect(blocked.origin).not.toBe(app.url);
-    const doctorBefore = await runDoctor({ storage: s3!, origin: app.url });
-    expect(doctorBefore.checks.find((c) => c.name === 'cors')?.level).toBe('warn');
+  it.skipIf(!rgw)(
+    `a page on one origin uploads a photo straight to the S3 server on another (${rgw ?? 'MEDIA_STORAGE_TEST_S3_ENDPOINT not set'}) once the bucket allows it by CORS, and the photo renders`,
+    async () => {
+      const photo = makePng(40, 40, [30, 120, 200]);
+      // Without a CORS rule the browser refuses to send it (status 0), and the app learns nothing more.
+      const blocked = await tryUpload({ to: 's3', key: 'people/grace/photo.png', bytes: [...photo], type: 'image/png' });
+      expect(blocked).toMatchObject({ ok: false, name: 'DirectUploadError', status: 0 });
+      expect(blocked.origin).not.toBe(app.url);
+      const doctorBefore = await runDoctor({ storage: s3!, origin: app.url });
+      expect(doctorBefore.checks.find((c) => c.name === 'cors')?.level).toBe('warn');
 
-    await s3Client!.send(
-      new PutBucketCorsCommand({
-        Bucket: bucket,
-        CORSConfiguration: { CORSRules: [{ AllowedOrigins: [app.url], AllowedMethods: ['GET', 'PUT', 'POST'], AllowedHeaders: ['*'], ExposeHeaders: ['ETag'], MaxAgeSeconds: 600 }] },
-      }),
-    );
-    const doctorAfter = await runDoctor({ storage: s3!, origin: app.url });
-    expect(doctorAfter.checks.find((c) => c.name === 'cors')).toMatchObject({ level: 'ok' });
+      await s3Client!.send(
+        new PutBucketCorsCommand({
+          Bucket: bucket,
+          CORSConfiguration: {
+            CORSRules: [
+              { AllowedOrigins: [app.url], AllowedMethods: ['GET', 'PUT', 'POST'], AllowedHeaders: ['*'], ExposeHeaders: ['ETag'], MaxAgeSeconds: 600 },
+            ],
+          },
+        }),
+      );
+      const doctorAfter = await runDoctor({ storage: s3!, origin: app.url });
+      expect(doctorAfter.checks.find((c) => c.name === 'cors')).toMatchObject({ level: 'ok' });
 
-    const outcome = await tryUpload({ to: 's3', key: 'people/grace/photo.png', bytes: [...photo], type: 'image/png' });
-    expect(outcome).toMatchObject({ ok: true, status: 200, width: 40, height: 40 });
-    expect(outcome.origin).toBe(new URL(rgw!).origin);
-    expect((await s3!.readBuffer('people/grace/photo.png')).equals(photo)).toBe(true);
-    expect((await s3!.stat('people/grace/photo.png')).contentType).toBe('image/png');
+      const outcome = await tryUpload({ to: 's3', key: 'people/grace/photo.png', bytes: [...photo], type: 'image/png' });
+      expect(outcome).toMatchObject({ ok: true, status: 200, width: 40, height: 40 });
+      expect(outcome.origin).toBe(new URL(rgw!).origin);
+      expect((await s3!.readBuffer('people/grace/photo.png')).equals(photo)).toBe(true);
+      expect((await s3!.stat('people/grace/photo.png')).contentType).toBe('image/png');
 
-    // With maxSize it is a POST policy, which the server enforces.
-    const capped = await tryUpload({ to: 's3', key: 'people/grace/big.png', size: 5000, type: 'image/png', maxSize: 1000 });
-    expect(capped).toMatchObject({ ok: false, name: 'DirectUploadError' });
-    expect(capped.status).toBeGreaterThanOrEqual(400);
-    expect(await s3!.exists('people/grace/big.png')).toBe(false);
-    const posted = await tryUpload({ to: 's3', key: 'people/grace/small.png', bytes: [...photo], type: 'image/png', maxSize: 100_000 });
-    expect(posted).toMatchObject({ ok: true, width: 40 });
-  }, 120_000);
+      // With maxSize it is a POST policy, which the server enforces.
+      const capped = await tryUpload({ to: 's3', key: 'people/grace/big.png', size: 5000, type: 'image/png', maxSize: 1000 });
+      expect(capped).toMatchObject({ ok: false, name: 'DirectUploadError' });
+      expect(capped.status).toBeGreaterThanOrEqual(400);
+      expect(await s3!.exists('people/grace/big.png')).toBe(false);
+      const posted = await tryUpload({ to: 's3', key: 'people/grace/small.png', bytes: [...photo], type: 'image/png', maxSize: 100_000 });
+      expect(posted).toMatchObject({ ok: true, width: 40 });
+    },
+    120_000,
+  );
 });

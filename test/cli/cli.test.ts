@@ -129,13 +129,21 @@ describe('audit', () => {
         return storage.exists(key);
       },
     });
-    const paths = parseKeyList('profile_images/ok.jpg\n\nprofile_images/gone.jpg\r\n"profile_images/gone.jpg"\n../../etc/passwd\n/media/profile_images/ok.jpg\n');
+    const paths = parseKeyList(
+      'profile_images/ok.jpg\n\nprofile_images/gone.jpg\r\n"profile_images/gone.jpg"\n../../etc/passwd\n/media/profile_images/ok.jpg\n',
+    );
     const report = await auditKeys(counting, paths, { stripPrefix: '/media/' });
     expect(checks).toBe(2);
     expect(report).toMatchObject({ total: 5, distinct: 3, counts: { ok: 1, missing: 1, invalid: 1, error: 0 } });
     expect(formatAudit(report, 'text')).toContain('MISSING  profile_images/gone.jpg  (x2)\n');
     // Problems in key order: "." (0x2e) before "p".
-    expect(JSON.parse(formatAudit(report, 'json'))).toMatchObject({ counts: { missing: 1 }, problems: [{ path: '../../etc/passwd', status: 'invalid' }, { path: 'profile_images/gone.jpg', status: 'missing', occurrences: 2 }] });
+    expect(JSON.parse(formatAudit(report, 'json'))).toMatchObject({
+      counts: { missing: 1 },
+      problems: [
+        { path: '../../etc/passwd', status: 'invalid' },
+        { path: 'profile_images/gone.jpg', status: 'missing', occurrences: 2 },
+      ],
+    });
     expect(formatAudit(report, 'csv').split('\n')[0]).toBe('path,status,occurrences,error,stored_as');
   });
 
@@ -152,7 +160,10 @@ describe('audit', () => {
     // One byte at a time: CRLF and the two bytes of "\u00e9" arrive split.
     const chunks = Array.from(bytes, (b) => Buffer.from([b]));
     const seen: string[] = [];
-    const report = await auditKeys(storage, readKeyList(Readable.from(chunks)), { concurrency: 3, onEntry: (e) => seen.push(`${e.path}:${e.status}:${e.occurrences}`) });
+    const report = await auditKeys(storage, readKeyList(Readable.from(chunks)), {
+      concurrency: 3,
+      onEntry: (e) => seen.push(`${e.path}:${e.status}:${e.occurrences}`),
+    });
     expect(seen).toEqual(['a.jpg:missing:1', 'b/\u00e9.jpg:ok:2', 'c.jpg:missing:2']);
     expect(report).toMatchObject({ total: 5, distinct: 3, counts: { ok: 1, missing: 2 } });
     expect(report.problems.map((e) => e.path)).toEqual(['a.jpg', 'c.jpg']);
@@ -190,7 +201,15 @@ describe('doctor', () => {
     storage = new LocalStorage({ root: tmp.dir, baseUrl: `${server.url}/media`, warnOnEphemeralDisk: false });
     const report = await runDoctor({ storage, env: {} });
     expect(report.healthy).toBe(true);
-    expect(report.checks.map((c) => `${c.name}:${c.level}`)).toEqual(['configuration:ok', 'durability:info', 'write:ok', 'read:ok', 'url:ok', 'cors:warn', 'delete:ok']);
+    expect(report.checks.map((c) => `${c.name}:${c.level}`)).toEqual([
+      'configuration:ok',
+      'durability:info',
+      'write:ok',
+      'read:ok',
+      'url:ok',
+      'cors:warn',
+      'delete:ok',
+    ]);
     await server.close();
     await tmp.remove();
   });

@@ -28,7 +28,12 @@ function capture(env: NodeJS.ProcessEnv = {}) {
   const out: Array<{ text: string; at: number }> = [];
   const err: Array<{ text: string; at: number }> = [];
   return {
-    io: { stdout: { write: (s: string) => out.push({ text: s, at: performance.now() }) }, stderr: { write: (s: string) => err.push({ text: s, at: performance.now() }) }, stdin: Readable.from([]), env },
+    io: {
+      stdout: { write: (s: string) => out.push({ text: s, at: performance.now() }) },
+      stderr: { write: (s: string) => err.push({ text: s, at: performance.now() }) },
+      stdin: Readable.from([]),
+      env,
+    },
     out: () => out.map((o) => o.text).join(''),
     err: () => err.map((o) => o.text).join(''),
     outTimes: () => out,
@@ -68,7 +73,8 @@ describe('help and version', () => {
     expect(text).toMatch(/--quiet +no progress/);
     expect(text).toMatch(/Exit codes: 0 success; 1 problems found.*2 wrong usage or configuration; 130 interrupted/s);
     for (const definition of backendDefinitions()) {
-      for (const [name, { deprecated }] of storageUrlOptions(definition)) if (!deprecated) expect(text, `${definition.name} option ${name}`).toMatch(new RegExp(`\\n {6}${name} +\\S`));
+      for (const [name, { deprecated }] of storageUrlOptions(definition))
+        if (!deprecated) expect(text, `${definition.name} option ${name}`).toMatch(new RegExp(`\\n {6}${name} +\\S`));
     }
   });
 
@@ -84,8 +90,12 @@ describe('storage URLs and options a new user gets wrong', () => {
   it('?endpoint=host:port without a scheme is CONFIG saying to add it, not UNKNOWN "Invalid URL"', async () => {
     const run = capture();
     expect(await main(['sync', '--from', 'memory://', '--to', 's3://bucket?endpoint=127.0.0.1:9000'], run.io)).toBe(2);
-    expect(run.err()).toContain('CONFIG: --to option endpoint must be an http:// or https:// URL (got "127.0.0.1:9000"): add the scheme, e.g. http://127.0.0.1:9000');
-    expect(() => new S3Storage({ bucket: 'b', endpoint: 'minio:9000' })).toThrow(/^s3: endpoint must be an http:\/\/ or https:\/\/ URL \(got "minio:9000"\): add the scheme, e.g. http:\/\/minio:9000/);
+    expect(run.err()).toContain(
+      'CONFIG: --to option endpoint must be an http:// or https:// URL (got "127.0.0.1:9000"): add the scheme, e.g. http://127.0.0.1:9000',
+    );
+    expect(() => new S3Storage({ bucket: 'b', endpoint: 'minio:9000' })).toThrow(
+      /^s3: endpoint must be an http:\/\/ or https:\/\/ URL \(got "minio:9000"\): add the scheme, e.g. http:\/\/minio:9000/,
+    );
     const err = (() => {
       try {
         new S3Storage({ bucket: 'b', endpoint: 'minio:9000' });
@@ -107,14 +117,19 @@ describe('storage URLs and options a new user gets wrong', () => {
     };
     const missing = attempt({ accessKeyId: undefined, secretAccessKey: 'x' });
     expect(missing).toMatchObject({ code: 'CONFIG', message: expect.stringContaining('credentials.accessKeyId is undefined') });
-    expect(attempt({ accessKeyId: 'AKIA', secretAccessKey: '' })).toMatchObject({ code: 'CONFIG', message: expect.stringContaining('credentials.secretAccessKey is empty') });
+    expect(attempt({ accessKeyId: 'AKIA', secretAccessKey: '' })).toMatchObject({
+      code: 'CONFIG',
+      message: expect.stringContaining('credentials.secretAccessKey is empty'),
+    });
     expect(attempt({ accessKeyId: 'AKIA', secretAccessKey: 'secret' })).toBeUndefined();
   });
 
   it('a HEAD\'s bare 403 (no body: the SDK says "Unknown") is explained, not "failed: Unknown"', () => {
     const mapped = mapS3Error({ name: '403', message: 'Unknown', $metadata: { httpStatusCode: 403 } }, { bucket: 'b' });
     expect(mapped?.code).toBe('PERMISSION');
-    expect(mapped?.message).toContain('HTTP 403 without an error body (a HEAD answer cannot say why): the credentials were rejected or may not read this object');
+    expect(mapped?.message).toContain(
+      'HTTP 403 without an error body (a HEAD answer cannot say why): the credentials were rejected or may not read this object',
+    );
   });
 
   it('sync --to "" (an unset variable) says so and suggests --to env, not "sync needs --from and --to"', async () => {
@@ -162,7 +177,9 @@ describe('doctor', () => {
 
   it('the built CLI exits as soon as the doctor is done, without the AWS SDK Node-version notice', async () => {
     const started = Date.now();
-    const result = await run(process.execPath, [CLI, 'doctor', '--url', `s3://key:secret@bucket?endpoint=http://127.0.0.1:${port}`, '--timeout', '1'], { env: { PATH: process.env.PATH } }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+    const result = await run(process.execPath, [CLI, 'doctor', '--url', `s3://key:secret@bucket?endpoint=http://127.0.0.1:${port}`, '--timeout', '1'], {
+      env: { PATH: process.env.PATH },
+    }).catch((e: { code: number; stdout: string; stderr: string }) => e);
     expect((result as { code?: number }).code).toBe(1);
     expect(Date.now() - started).toBeLessThan(8000);
     expect(result.stderr).not.toContain('NodeVersionSupportWarning');
@@ -173,13 +190,15 @@ describe('doctor', () => {
     const tmp = await tempDir('doctor-typo');
     const run = capture({ MEDIA_STORAGE_URI: 's3://bucket/media', MEDIA_ROOT: tmp.dir });
     expect(await main(['doctor'], run.io)).toBe(1);
-    expect(run.out()).toContain('FAIL  environment   MEDIA_STORAGE_URI is set, but media-storage does not read it: did you mean MEDIA_STORAGE_URL? (MEDIA_STORAGE_URL is not set, so MEDIA_STORAGE_URI is ignored)');
+    expect(run.out()).toContain(
+      'FAIL  environment   MEDIA_STORAGE_URI is set, but media-storage does not read it: did you mean MEDIA_STORAGE_URL? (MEDIA_STORAGE_URL is not set, so MEDIA_STORAGE_URI is ignored)',
+    );
     await tmp.remove();
   });
 });
 
 describe('environment variable typos', () => {
-  it('finds the near misses of the issue and other libraries\' spellings, and leaves the AWS SDK\'s own variables alone', () => {
+  it("finds the near misses of the issue and other libraries' spellings, and leaves the AWS SDK's own variables alone", () => {
     const typos = findEnvTypos({
       MEDIA_STORAGE_URI: 's3://b',
       CLOUDNARY_URL: 'cloudinary://k:s@c',
@@ -206,7 +225,9 @@ describe('environment variable typos', () => {
     const warnings: string[] = [];
     const config = configFromEnv({ CLOUDNARY_URL: 'cloudinary://k:s@c' }, { warn: (m) => warnings.push(m) });
     expect(config.backend).toBe('local');
-    expect(warnings).toEqual(['CLOUDNARY_URL is set, but media-storage does not read it: did you mean CLOUDINARY_URL? (CLOUDINARY_URL is not set, so CLOUDNARY_URL is ignored)']);
+    expect(warnings).toEqual([
+      'CLOUDNARY_URL is set, but media-storage does not read it: did you mean CLOUDINARY_URL? (CLOUDINARY_URL is not set, so CLOUDNARY_URL is ignored)',
+    ]);
   });
 
   it('the CLI prints the warning when a command uses the environment', async () => {
@@ -220,7 +241,7 @@ describe('environment variable typos', () => {
 });
 
 describe('audit output', () => {
-  it('CSV has only the paths with a problem by default, as the guide\'s broken.csv says; --all adds the ok ones', async () => {
+  it("CSV has only the paths with a problem by default, as the guide's broken.csv says; --all adds the ok ones", async () => {
     const storage = new MemoryStorage();
     await storage.save('profile_images/ok.jpg', 'x');
     const report = await auditKeys(storage, ['profile_images/ok.jpg', 'profile_images/gone.jpg']);
@@ -241,9 +262,13 @@ describe('audit output', () => {
     const run = capture();
     expect(await main(['audit', '--keys', path.join(tmp.dir, 'paths.txt'), '--url', `file://${tmp.dir}`, '--format', 'csv', '--quiet'], run.io)).toBe(0);
     expect(run.out().split('\n').filter(Boolean)).toHaveLength(4);
-    expect(run.err()).toContain('HINT 3 invalid paths start with "/media/": they look like URLs of the files, not keys (2 of 3 tried exist once it is removed). Run again with --strip-prefix /media/');
+    expect(run.err()).toContain(
+      'HINT 3 invalid paths start with "/media/": they look like URLs of the files, not keys (2 of 3 tried exist once it is removed). Run again with --strip-prefix /media/',
+    );
     const again = capture();
-    expect(await main(['audit', '--keys', path.join(tmp.dir, 'paths.txt'), '--url', `file://${tmp.dir}`, '--strip-prefix', '/media/', '--quiet'], again.io)).toBe(0);
+    expect(
+      await main(['audit', '--keys', path.join(tmp.dir, 'paths.txt'), '--url', `file://${tmp.dir}`, '--strip-prefix', '/media/', '--quiet'], again.io),
+    ).toBe(0);
     expect(again.out()).toContain('3 paths, 3 distinct: 2 ok, 1 missing');
     expect(again.err()).toBe('');
     await tmp.remove();
@@ -280,12 +305,16 @@ describe('sync output', () => {
   it('prints no ephemeral-disk warning for a local disk that is only the source', async () => {
     const tmp = await tempDir('sync-ephemeral');
     await new LocalStorage({ root: tmp.dir, warnOnEphemeralDisk: false }).save('a.txt', 'x');
-    const result = await run(process.execPath, [CLI, 'sync', '--from', `file://${tmp.dir}`, '--to', 'memory://', '--quiet'], { env: { PATH: process.env.PATH, RENDER: 'true', NODE_ENV: 'production' } });
+    const result = await run(process.execPath, [CLI, 'sync', '--from', `file://${tmp.dir}`, '--to', 'memory://', '--quiet'], {
+      env: { PATH: process.env.PATH, RENDER: 'true', NODE_ENV: 'production' },
+    });
     expect(result.stdout).toContain('1 objects: 1 copied');
     expect(result.stderr).not.toContain('MEDIA_STORAGE_EPHEMERAL_DISK');
     expect(result.stderr).not.toContain('wiped at every deploy');
     // The warning is still given for a local disk that receives the copies there.
-    const toDisk = await run(process.execPath, [CLI, 'sync', '--from', 'memory://', '--to', `file://${tmp.dir}`, '--quiet'], { env: { PATH: process.env.PATH, RENDER: 'true', NODE_ENV: 'production' } });
+    const toDisk = await run(process.execPath, [CLI, 'sync', '--from', 'memory://', '--to', `file://${tmp.dir}`, '--quiet'], {
+      env: { PATH: process.env.PATH, RENDER: 'true', NODE_ENV: 'production' },
+    });
     expect(toDisk.stderr).toContain('wiped at every deploy');
     await tmp.remove();
   });

@@ -74,7 +74,14 @@ describe.skipIf(missing !== undefined)(`a Django-filled bucket synced to the loc
     for (const bucket of Object.values(buckets)) await client.send(new CreateBucketCommand({ Bucket: bucket }));
     local = await tempDir('django-bucket');
     const { stdout } = await run(PYTHON, [path.resolve('test/support/django_fill_bucket.py')], {
-      env: { ...env, S3_ENDPOINT: endpoint, S3_ACCESS_KEY: credentials.accessKeyId, S3_SECRET_KEY: credentials.secretAccessKey, S3_REGION: region, S3_BUCKET: buckets.django },
+      env: {
+        ...env,
+        S3_ENDPOINT: endpoint,
+        S3_ACCESS_KEY: credentials.accessKeyId,
+        S3_SECRET_KEY: credentials.secretAccessKey,
+        S3_REGION: region,
+        S3_BUCKET: buckets.django,
+      },
       maxBuffer: 16 * 1024 * 1024,
     });
     filled = JSON.parse(stdout) as Filled;
@@ -132,7 +139,10 @@ describe.skipIf(missing !== undefined)(`a Django-filled bucket synced to the loc
 
   it('the media-storage sync CLI copies the local disk to a fresh bucket byte-exact, and a second run copies nothing', async () => {
     const to = `s3://${encodeURIComponent(credentials.accessKeyId)}:${encodeURIComponent(credentials.secretAccessKey)}@${buckets.back}?endpoint=${encodeURIComponent(endpoint!)}&region=${region}`;
-    const cli = (): Promise<{ stdout: string }> => run(process.execPath, [path.resolve('dist/cli.js'), 'sync', '--from', `file://${local.dir}`, '--to', to, '--quiet'], { env: { ...env, NODE_ENV: 'test' } });
+    const cli = (): Promise<{ stdout: string }> =>
+      run(process.execPath, [path.resolve('dist/cli.js'), 'sync', '--from', `file://${local.dir}`, '--to', to, '--quiet'], {
+        env: { ...env, NODE_ENV: 'test' },
+      });
     const count = Object.keys(filled.files).length;
     const first = await cli();
     expect(first.stdout).toContain(`${count} objects: ${count} copied`);

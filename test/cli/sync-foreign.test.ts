@@ -48,7 +48,8 @@ function foreignBucket(): { source: MemoryStorage; files: Map<string, Buffer> } 
     ['docs/empty.txt', Buffer.alloc(0)],
     ['docs/note.txt', Buffer.from('with metadata')],
   ]);
-  for (const [name, body] of files) source.putForeignObject(name, body, name === 'docs/note.txt' ? { contentType: 'text/plain', metadata: { 'uploaded-by': 'Jos\u00e9', note: 'a\nb' } } : {});
+  for (const [name, body] of files)
+    source.putForeignObject(name, body, name === 'docs/note.txt' ? { contentType: 'text/plain', metadata: { 'uploaded-by': 'Jos\u00e9', note: 'a\nb' } } : {});
   source.putForeignObject('profile_images/', Buffer.alloc(0));
   source.putForeignObject('docs/', Buffer.alloc(0));
   source.putForeignObject('./dot.jpg', Buffer.from('dot'));
@@ -112,7 +113,12 @@ describe('the sync CLI on a folder other software filled', () => {
     expect(run.out()).toContain('NOT COPIED "new\\u000aline\\u001b[2J.txt": not a valid key: control characters');
     expect(run.out()).toContain('2 copied');
     expect(run.out()).toContain('1 not copied');
-    expect(run.out().split('\n').filter((line) => line.startsWith('NOT COPIED'))).toHaveLength(1);
+    expect(
+      run
+        .out()
+        .split('\n')
+        .filter((line) => line.startsWith('NOT COPIED')),
+    ).toHaveLength(1);
     expect((await readFile(path.join(to, NFD))).toString()).toBe('decomposed');
     expect((await readFile(path.join(to, NFC))).toString()).toBe('composed');
 

@@ -37,7 +37,10 @@ describe(`sync interrupted by Ctrl-C (${targetLabel})`, () => {
   it('aborts the transfer in flight, leaves no multipart upload, prints the summary and exits 130', async () => {
     const { accessKeyId, secretAccessKey } = target.credentials;
     const to = `s3://${encodeURIComponent(accessKeyId)}:${encodeURIComponent(secretAccessKey)}@${target.bucket}/${target.location}?endpoint=${encodeURIComponent(target.endpoint)}&region=${target.region}${process.env.MEDIA_STORAGE_TEST_S3_ACL === 'false' ? '&acl=none' : ''}`;
-    const child = spawn(process.execPath, [CLI, 'sync', '--from', `file://${tmp.dir}`, '--to', to], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH } });
+    const child = spawn(process.execPath, [CLI, 'sync', '--from', `file://${tmp.dir}`, '--to', to], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -76,7 +79,9 @@ describe(`sync interrupted by Ctrl-C (${targetLabel})`, () => {
     expect(stdout).toContain('INTERRUPTED video.bin: aborted, nothing kept; copied by the next run');
     expect(code).toBe(130);
     // Nothing is visible under the key, and (where the server can say) no parts are left.
-    const head = await target.client.send(new HeadObjectCommand({ Bucket: target.bucket, Key: `${target.location}video.bin` })).catch((err: { $metadata?: { httpStatusCode?: number } }) => err.$metadata?.httpStatusCode);
+    const head = await target.client
+      .send(new HeadObjectCommand({ Bucket: target.bucket, Key: `${target.location}video.bin` }))
+      .catch((err: { $metadata?: { httpStatusCode?: number } }) => err.$metadata?.httpStatusCode);
     expect(head).toBe(404);
     if (serverListsMultipartUploads) expect(await uploadsInProgress()).toBe(0);
   }, 90_000);

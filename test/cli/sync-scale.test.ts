@@ -52,7 +52,11 @@ describe('syncStorages at scale (merge join)', () => {
     }
     expect(report).toMatchObject({ copied: toCopy, deleted: toDelete, failed: 0 });
     expect(deleted).toHaveLength(toDelete);
-    expectHoldsExactly(target, (i) => i % 7 !== 0, () => false);
+    expectHoldsExactly(
+      target,
+      (i) => i % 7 !== 0,
+      () => false,
+    );
     for (let i = 0; i < N; i++) if (i % 7 !== 0 && i % 5 === 0) expect(target.saves[i]).toBe(1);
     expect(await syncStorages(source, target, { delete: true })).toMatchObject({ copied: 0, deleted: 0, skipped: N - Math.ceil(N / 7) });
   }, 120_000);
@@ -84,7 +88,11 @@ describe('syncStorages at scale (merge join)', () => {
       if (i % 10 === 0) deletes++;
     }
     expect(report).toMatchObject({ copied: copies, deleted: deletes, failed: 0 });
-    expectHoldsExactly(target, (i) => i % 4 !== 0, () => false);
+    expectHoldsExactly(
+      target,
+      (i) => i % 4 !== 0,
+      () => false,
+    );
     expect(target.saves.every((n) => n <= 1)).toBe(true);
     expect(await syncStorages(source, target, { delete: true })).toMatchObject({ copied: 0, deleted: 0 });
   }, 120_000);
@@ -99,7 +107,10 @@ describe('syncStorages at scale (merge join)', () => {
     });
     const target = new MemoryStorage();
     await target.save('a.jpg', 'x');
-    await expect(syncStorages(lying, target, { delete: true })).rejects.toMatchObject({ code: 'UNSUPPORTED', message: expect.stringMatching(/"a\.jpg" after "b\.jpg"/) });
+    await expect(syncStorages(lying, target, { delete: true })).rejects.toMatchObject({
+      code: 'UNSUPPORTED',
+      message: expect.stringMatching(/"a\.jpg" after "b\.jpg"/),
+    });
     expect(await target.exists('a.jpg')).toBe(true);
   });
 
@@ -176,7 +187,12 @@ async function syncWithOrderTraps(count: number, makeTarget: () => Promise<{ sto
     const report = await syncStorages(source, target.storage, { delete: true, concurrency: 8 });
     const expectedCopies = keys.filter((_, i) => inSource(i) && !(inTarget(i) && i % 2 === 0));
     const expectedDeletes = keys.filter((_, i) => !inSource(i) && inTarget(i));
-    expect(report).toMatchObject({ copied: expectedCopies.length, deleted: expectedDeletes.length, failed: 0, skipped: keys.filter((_, i) => inSource(i) && inTarget(i) && i % 2 === 0).length });
+    expect(report).toMatchObject({
+      copied: expectedCopies.length,
+      deleted: expectedDeletes.length,
+      failed: 0,
+      skipped: keys.filter((_, i) => inSource(i) && inTarget(i) && i % 2 === 0).length,
+    });
     expect([...target.saves.keys()].sort()).toEqual([...expectedCopies].sort());
     expect([...target.saves.values()].every((n) => n === 1)).toBe(true);
     expect([...target.deletes].sort()).toEqual([...expectedDeletes].sort());

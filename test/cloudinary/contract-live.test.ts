@@ -19,7 +19,10 @@ if (!live) {
   describeStorageContract(
     'cloudinary (live account)',
     () => {
-      const storage = new CloudinaryStorage({ folder, deliveryType: (process.env.CLOUDINARY_DELIVERY_TYPE as 'upload' | 'authenticated' | undefined) ?? 'upload' });
+      const storage = new CloudinaryStorage({
+        folder,
+        deliveryType: (process.env.CLOUDINARY_DELIVERY_TYPE as 'upload' | 'authenticated' | undefined) ?? 'upload',
+      });
       return {
         storage,
         cleanup: async () => {

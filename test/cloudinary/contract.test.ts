@@ -23,36 +23,49 @@ const RUNS = [
 ] as const;
 
 for (const { deliveryType, folderMode } of variants(RUNS)) {
-  describeStorageContract(`cloudinary (${deliveryType}, ${folderMode} folders, fake Cloudinary)`, async () => {
-    const fake = await new FakeCloudinary([{ cloudName: 'contract-cloud', apiKey: '123456789012345', apiSecret: 'contract-secret-abcdefghijkl', folderMode }]).start();
-    // An account with a larger Admin API budget than the free plan's 500 calls an hour: the hostile
-    // corpus lists each of its 217 odd keys (3 Admin API calls each, one per resource type). Running
-    // out of budget is tested in cloudinary.test.ts.
-    fake.rateLimit.limit = fake.rateLimit.remaining = 10_000;
-    const storage = new CloudinaryStorage({
-      cloudinaryUrl: fake.cloudinaryUrl('contract-cloud'),
-      folder: 'ms',
-      deliveryType,
-      // 6 MiB chunks: the suite's 10 MiB bodies go through the chunked upload protocol.
-      chunkSize: 6 * 1024 * 1024,
-      fetch: fake.fetch,
-    });
-    // Another app's uploads through the official SDK, signed with the same account.
-    const agent = new http.Agent();
-    const seedForeign = cloudinarySeeder(
-      cloudinary.v2 as never,
-      { cloud_name: 'contract-cloud', api_key: '123456789012345', api_secret: 'contract-secret-abcdefghijkl', upload_prefix: fake.url, type: deliveryType, agent },
-      'ms/',
-    );
-    return {
-      storage,
-      fetch: fake.fetch,
-      seedForeign,
-      cleanup: async () => {
-        agent.destroy();
-        storage.close();
-        await fake.stop();
-      },
-    };
-  }, HOSTILE_INPUT_OPTIONS);
+  describeStorageContract(
+    `cloudinary (${deliveryType}, ${folderMode} folders, fake Cloudinary)`,
+    async () => {
+      const fake = await new FakeCloudinary([
+        { cloudName: 'contract-cloud', apiKey: '123456789012345', apiSecret: 'contract-secret-abcdefghijkl', folderMode },
+      ]).start();
+      // An account with a larger Admin API budget than the free plan's 500 calls an hour: the hostile
+      // corpus lists each of its 217 odd keys (3 Admin API calls each, one per resource type). Running
+      // out of budget is tested in cloudinary.test.ts.
+      fake.rateLimit.limit = fake.rateLimit.remaining = 10_000;
+      const storage = new CloudinaryStorage({
+        cloudinaryUrl: fake.cloudinaryUrl('contract-cloud'),
+        folder: 'ms',
+        deliveryType,
+        // 6 MiB chunks: the suite's 10 MiB bodies go through the chunked upload protocol.
+        chunkSize: 6 * 1024 * 1024,
+        fetch: fake.fetch,
+      });
+      // Another app's uploads through the official SDK, signed with the same account.
+      const agent = new http.Agent();
+      const seedForeign = cloudinarySeeder(
+        cloudinary.v2 as never,
+        {
+          cloud_name: 'contract-cloud',
+          api_key: '123456789012345',
+          api_secret: 'contract-secret-abcdefghijkl',
+          upload_prefix: fake.url,
+          type: deliveryType,
+          agent,
+        },
+        'ms/',
+      );
+      return {
+        storage,
+        fetch: fake.fetch,
+        seedForeign,
+        cleanup: async () => {
+          agent.destroy();
+          storage.close();
+          await fake.stop();
+        },
+      };
+    },
+    HOSTILE_INPUT_OPTIONS,
+  );
 }

@@ -36,7 +36,10 @@ interface Row {
 
 // Requests, as the HTTP fault proxy sees them.
 const upload: RequestMatch = (req) => req.method === 'POST' && /^\/v1_1\/[^/]+\/(image|video|raw)\/upload/.test(req.url);
-const chunkAt = (offset: number): RequestMatch => (req) => upload(req) && String(req.headers['content-range']).startsWith(`bytes ${offset}-`);
+const chunkAt =
+  (offset: number): RequestMatch =>
+  (req) =>
+    upload(req) && String(req.headers['content-range']).startsWith(`bytes ${offset}-`);
 const lastChunk: RequestMatch = (req) => upload(req) && /^bytes \d+-\d+\/\d+$/.test(String(req.headers['content-range']));
 const destroy: RequestMatch = (req) => req.method === 'POST' && req.url.includes('/destroy');
 const explicit: RequestMatch = (req) => req.method === 'POST' && req.url.includes('/explicit');
@@ -48,7 +51,12 @@ const deliveryRead: RequestMatch = (req) => deliveryGet(req) && req.headers.rang
 
 const reset = (direction: 'upstream' | 'downstream', afterBytes: number): Fault => ({ kind: 'reset', direction, afterBytes });
 const stall = (direction: 'upstream' | 'downstream', afterBytes: number): Fault => ({ kind: 'stall', direction, afterBytes });
-const unavailable: Fault = { kind: 'http503', retryAfterSeconds: 0, contentType: 'application/json', body: JSON.stringify({ error: { message: 'Service Unavailable' } }) };
+const unavailable: Fault = {
+  kind: 'http503',
+  retryAfterSeconds: 0,
+  contentType: 'application/json',
+  body: JSON.stringify({ error: { message: 'Service Unavailable' } }),
+};
 
 const DOWN = ['UNAVAILABLE'] as const;
 
@@ -62,7 +70,15 @@ const MATRIX: Row[] = [
   { op: 'save', at: 'at completion: stored, the answer stalled', layer: 'http', match: upload, fault: stall('downstream', 0), expect: DOWN },
   { op: 'save-stream', at: 'inside a stream of unknown length: reset', layer: 'http', match: upload, fault: reset('upstream', 10_000), expect: DOWN },
   // the one-time folder-mode lookup is best effort: the save goes on without asset_folder
-  { op: 'save', at: 'the folder-mode lookup reset', layer: 'http', match: folderModeLookup, fault: reset('downstream', 0), detectFolderMode: true, expect: ['ok'] },
+  {
+    op: 'save',
+    at: 'the folder-mode lookup reset',
+    layer: 'http',
+    match: folderModeLookup,
+    fault: reset('downstream', 0),
+    detectFolderMode: true,
+    expect: ['ok'],
+  },
   { op: 'save', at: 'the folder-mode lookup answered 503', layer: 'http', match: folderModeLookup, fault: unavailable, detectFolderMode: true, expect: ['ok'] },
   // an image: a probe of its media home, the upload, then the raw home's copy destroyed
   { op: 'save-image', at: 'before it: the media-home lookup reset', layer: 'tcp', fault: reset('downstream', 30), expect: DOWN },
@@ -74,7 +90,14 @@ const MATRIX: Row[] = [
   { op: 'save-chunked', at: 'chunk 1 answered 503', layer: 'http', match: chunkAt(0), fault: unavailable, expect: DOWN },
   { op: 'save-chunked', at: 'inside chunk 2: reset', layer: 'http', match: chunkAt(CHUNK), fault: reset('upstream', 1_000_000), expect: DOWN },
   { op: 'save-chunked', at: 'inside chunk 2: stall', layer: 'http', match: chunkAt(CHUNK), fault: stall('upstream', 1_000_000), expect: DOWN },
-  { op: 'save-chunked', at: 'at completion: the last chunk never arrives whole', layer: 'http', match: lastChunk, fault: reset('upstream', 1000), expect: DOWN },
+  {
+    op: 'save-chunked',
+    at: 'at completion: the last chunk never arrives whole',
+    layer: 'http',
+    match: lastChunk,
+    fault: reset('upstream', 1000),
+    expect: DOWN,
+  },
   { op: 'save-chunked', at: 'at completion: assembled, the answer lost', layer: 'http', match: lastChunk, fault: reset('downstream', 0), expect: DOWN },
   // reads through delivery URLs
   { op: 'read', at: 'delivery answered 503', layer: 'tcp', fault: unavailable, expect: DOWN },
@@ -198,7 +221,8 @@ describe('Cloudinary under injected faults (proxies between the SDK and the fake
         if (row.op === 'read') expect(sha256(value as Buffer)).toBe(sha256(old));
         if (row.op === 'stat') expect(value).toMatchObject({ size: old.length });
         if (row.op === 'exists') expect(value).toBe(true);
-        if (row.op === 'list') expect((value as { items: Array<{ key: string; size: number }> }).items).toEqual([expect.objectContaining({ key, size: old.length })]);
+        if (row.op === 'list')
+          expect((value as { items: Array<{ key: string; size: number }> }).items).toEqual([expect.objectContaining({ key, size: old.length })]);
         if (row.op === 'url') expect(sha256(Buffer.from(await (await fake.fetch(value as string)).arrayBuffer()))).toBe(sha256(old));
       }
       // Afterwards the key reads as the old or the new object, whole, and every asset in its homes
@@ -208,8 +232,11 @@ describe('Cloudinary under injected faults (proxies between the SDK and the fake
       expect(row.op === 'delete' ? ['old', 'absent'] : Object.keys(candidates)).toContain(whichBody(read, candidates));
       for (const held of assetsOf(key, folder)) expect(Object.keys(candidates)).toContain(whichBody(held, candidates));
       if (row.op === 'copy') {
-        expect(['source', 'destination as it was']).toContain(whichBody(await direct.readBuffer(copyTo).catch(() => undefined), { source: old, 'destination as it was': destOld }));
-        for (const held of assetsOf(copyTo, folder)) expect(['source', 'destination as it was']).toContain(whichBody(held, { source: old, 'destination as it was': destOld }));
+        expect(['source', 'destination as it was']).toContain(
+          whichBody(await direct.readBuffer(copyTo).catch(() => undefined), { source: old, 'destination as it was': destOld }),
+        );
+        for (const held of assetsOf(copyTo, folder))
+          expect(['source', 'destination as it was']).toContain(whichBody(held, { source: old, 'destination as it was': destOld }));
       }
       // No asset appeared anywhere else either (a chunked upload assembled under another name).
       expect(fake.assets.size - assetsBefore).toBeLessThanOrEqual(1);

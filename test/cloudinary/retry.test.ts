@@ -12,14 +12,23 @@ import { deliveryError } from '../../src/cloudinary/delivery.js';
 import { mapCloudinaryError } from '../../src/cloudinary/errors.js';
 
 const ACCOUNT = { cloudName: 'retry-cloud', apiKey: '333333333333333', apiSecret: 'retry-secret-0123456789abcd' };
-const PNG = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c63f8cfc0f01f0005000201a0d1e33a0000000049454e44ae426082', 'hex');
+const PNG = Buffer.from(
+  '89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c63f8cfc0f01f0005000201a0d1e33a0000000049454e44ae426082',
+  'hex',
+);
 
 let fake: FakeCloudinary;
 const made: CloudinaryStorage[] = [];
 let run = 0;
 
 function storage(options: CloudinaryStorageOptions = {}): CloudinaryStorage {
-  const s = new CloudinaryStorage({ cloudinaryUrl: fake.cloudinaryUrl(ACCOUNT.cloudName), fetch: fake.fetch, folder: `r${++run}`, folderMode: 'fixed', ...options });
+  const s = new CloudinaryStorage({
+    cloudinaryUrl: fake.cloudinaryUrl(ACCOUNT.cloudName),
+    fetch: fake.fetch,
+    folder: `r${++run}`,
+    folderMode: 'fixed',
+    ...options,
+  });
   made.push(s);
   return s;
 }
@@ -129,7 +138,7 @@ describe('retry hints', () => {
     expect(delays[0]).toBeLessThanOrEqual(3000);
   });
 
-  it("a 420 carries the X-FeatureRateLimit-Reset of that very answer, on an instance that never saw one before", async () => {
+  it('a 420 carries the X-FeatureRateLimit-Reset of that very answer, on an instance that never saw one before', async () => {
     const s = storage();
     const reset = new Date(Math.ceil(Date.now() / 1000) * 1000 + 7 * 60_000 + 13_000);
     fake.rateLimit.resetAt = reset;

@@ -17,7 +17,10 @@ import { failure as errorOf, failureCode as codeOf } from '../support/failure.js
 const FIXED: FakeAccount = { cloudName: 'fixed-cloud', apiKey: '444444444444444', apiSecret: 'fixed-secret-0123456789abc', folderMode: 'fixed' };
 const DYNAMIC: FakeAccount = { cloudName: 'dynamic-cloud', apiKey: '555555555555555', apiSecret: 'dynamic-secret-0123456789a', folderMode: 'dynamic' };
 
-const PNG = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c63f8cfc0f01f0005000201a0d1e33a0000000049454e44ae426082', 'hex');
+const PNG = Buffer.from(
+  '89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c63f8cfc0f01f0005000201a0d1e33a0000000049454e44ae426082',
+  'hex',
+);
 const png = (): Buffer => Buffer.concat([PNG, randomBytes(16)]);
 const jpeg = (): Buffer => Buffer.concat([Buffer.from('ffd8ffe000104a46494600010100000100010000', 'hex'), randomBytes(64)]);
 const MINUTE = 60_000;
@@ -134,8 +137,17 @@ describe('a photo is visible at once after its save, whatever the CDN cached bef
   });
 });
 
-describe("public IDs Cloudinary would change", () => {
-  const keys = ["docs/it's (1) [final] ~v2!.txt", 'people/José Müller.png', 'people/a+b.png', 'people/100% & more?.jpg', 'v2/avatars/v10/x.png', 'emoji 😀/face.txt', 'a_x41_b.txt', 'ends with an underscore_.txt'];
+describe('public IDs Cloudinary would change', () => {
+  const keys = [
+    "docs/it's (1) [final] ~v2!.txt",
+    'people/José Müller.png',
+    'people/a+b.png',
+    'people/100% & more?.jpg',
+    'v2/avatars/v10/x.png',
+    'emoji 😀/face.txt',
+    'a_x41_b.txt',
+    'ends with an underscore_.txt',
+  ];
 
   it('are escaped so the fake (renaming as the docs say) stores them as asked and they round-trip', async () => {
     const s = storage();
@@ -175,9 +187,25 @@ describe("public IDs Cloudinary would change", () => {
 
   it('a public ID the service refuses is INVALID_KEY, not INVALID_INPUT', async () => {
     // What an adapter that sent `+` unescaped would get back.
-    const { v2 } = (await import('cloudinary')) as unknown as { v2: { uploader: { upload_stream(o: Record<string, unknown>, cb: (e: unknown, r?: unknown) => void): NodeJS.WritableStream } } };
+    const { v2 } = (await import('cloudinary')) as unknown as {
+      v2: { uploader: { upload_stream(o: Record<string, unknown>, cb: (e: unknown, r?: unknown) => void): NodeJS.WritableStream } };
+    };
     const answer = await new Promise<unknown>((resolve) => {
-      v2.uploader.upload_stream({ public_id: 'a+b', resource_type: 'raw', cloud_name: FIXED.cloudName, api_key: FIXED.apiKey, api_secret: FIXED.apiSecret, upload_prefix: fake.url, agent: new http.Agent(), disable_promises: true }, (e) => resolve(e)).end('x');
+      v2.uploader
+        .upload_stream(
+          {
+            public_id: 'a+b',
+            resource_type: 'raw',
+            cloud_name: FIXED.cloudName,
+            api_key: FIXED.apiKey,
+            api_secret: FIXED.apiSecret,
+            upload_prefix: fake.url,
+            agent: new http.Agent(),
+            disable_promises: true,
+          },
+          (e) => resolve(e),
+        )
+        .end('x');
     });
     expect(answer).toMatchObject({ http_code: 400, message: 'public_id (a+b) is invalid' });
     const { mapCloudinaryError, fromSdkRejection } = await import('../../src/cloudinary/errors.js');
@@ -193,12 +221,23 @@ describe('folder modes', () => {
     await s.save('people/deep/agent-2.png', png());
     await s.save('top.txt', 'at the root');
     expect(fake.counts.admin - admin).toBe(1);
-    expect(fake.asset(DYNAMIC.cloudName, 'image', 'upload', `${s.folder}people/agent-1`)).toMatchObject({ assetFolder: `${s.folder}people`, displayName: 'agent-1' });
+    expect(fake.asset(DYNAMIC.cloudName, 'image', 'upload', `${s.folder}people/agent-1`)).toMatchObject({
+      assetFolder: `${s.folder}people`,
+      displayName: 'agent-1',
+    });
     expect(fake.asset(DYNAMIC.cloudName, 'image', 'upload', `${s.folder}people/deep/agent-2`)?.assetFolder).toBe(`${s.folder}people/deep`);
     expect(fake.asset(DYNAMIC.cloudName, 'raw', 'upload', `${s.folder}top.txt`)?.assetFolder).toBe(s.folder.slice(0, -1));
     // The Media Library's view (Admin API by asset folder) shows them where the keys say.
-    const { v2 } = (await import('cloudinary')) as unknown as { v2: { api: { resources_by_asset_folder(f: string, o: Record<string, unknown>): Promise<{ resources: Array<{ public_id: string }> }> } } };
-    const inFolder = await v2.api.resources_by_asset_folder(`${s.folder}people`, { cloud_name: DYNAMIC.cloudName, api_key: DYNAMIC.apiKey, api_secret: DYNAMIC.apiSecret, upload_prefix: fake.url, agent: new http.Agent() });
+    const { v2 } = (await import('cloudinary')) as unknown as {
+      v2: { api: { resources_by_asset_folder(f: string, o: Record<string, unknown>): Promise<{ resources: Array<{ public_id: string }> }> } };
+    };
+    const inFolder = await v2.api.resources_by_asset_folder(`${s.folder}people`, {
+      cloud_name: DYNAMIC.cloudName,
+      api_key: DYNAMIC.apiKey,
+      api_secret: DYNAMIC.apiSecret,
+      upload_prefix: fake.url,
+      agent: new http.Agent(),
+    });
     expect(inFolder.resources.map((r) => r.public_id)).toEqual([`${s.folder}people/agent-1`]);
     expect((await s.list('people/')).items.map((i) => i.key)).toEqual(['people/agent-1.jpg', 'people/deep/agent-2.png']);
   });
@@ -229,7 +268,11 @@ describe('folder modes', () => {
 describe('a wrong cloud name or credentials is loud on exists and stat', () => {
   const wrong = (overrides: Partial<FakeAccount>): CloudinaryStorage => {
     const a = { ...FIXED, ...overrides };
-    const s = new CloudinaryStorage({ cloudinaryUrl: `cloudinary://${a.apiKey}:${a.apiSecret}@${a.cloudName}?upload_prefix=${encodeURIComponent(fake.url)}`, fetch: fake.fetch, folder: 'wrong' });
+    const s = new CloudinaryStorage({
+      cloudinaryUrl: `cloudinary://${a.apiKey}:${a.apiSecret}@${a.cloudName}?upload_prefix=${encodeURIComponent(fake.url)}`,
+      fetch: fake.fetch,
+      folder: 'wrong',
+    });
     made.push(s);
     return s;
   };
@@ -262,12 +305,26 @@ describe('adopting django-cloudinary-storage data', () => {
    * public ID Cloudinary answers.
    */
   async function djangoSave(account: FakeAccount, name: string, body: Buffer, resourceType: 'image' | 'video' | 'raw'): Promise<string> {
-    const { v2 } = (await import('cloudinary')) as unknown as { v2: { uploader: { upload_stream(o: Record<string, unknown>, cb: (e: unknown, r?: { public_id: string }) => void): NodeJS.WritableStream } } };
+    const { v2 } = (await import('cloudinary')) as unknown as {
+      v2: { uploader: { upload_stream(o: Record<string, unknown>, cb: (e: unknown, r?: { public_id: string }) => void): NodeJS.WritableStream } };
+    };
     const slash = name.lastIndexOf('/');
     return new Promise((resolve, reject) => {
       v2.uploader
         .upload_stream(
-          { use_filename: true, folder: name.slice(0, slash), tags: 'media', resource_type: resourceType, filename: name.slice(slash + 1), cloud_name: account.cloudName, api_key: account.apiKey, api_secret: account.apiSecret, upload_prefix: fake.url, agent: new http.Agent(), disable_promises: true },
+          {
+            use_filename: true,
+            folder: name.slice(0, slash),
+            tags: 'media',
+            resource_type: resourceType,
+            filename: name.slice(slash + 1),
+            cloud_name: account.cloudName,
+            api_key: account.apiKey,
+            api_secret: account.apiSecret,
+            upload_prefix: fake.url,
+            agent: new http.Agent(),
+            disable_promises: true,
+          },
           (err, result) => (err ? reject(err) : resolve(result!.public_id)),
         )
         .end(body);

@@ -12,11 +12,12 @@ import { sendDirectUpload } from '../../src/testing/direct-upload.js';
 const ACCOUNT = { cloudName: 'unit-cloud', apiKey: '111111111111111', apiSecret: 'unit-secret-0123456789abcd' };
 const OTHER = { cloudName: 'other-cloud', apiKey: '222222222222222', apiSecret: 'other-secret-9876543210zyxw' };
 
-const PNG = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c63f8cfc0f01f0005000201a0d1e33a0000000049454e44ae426082', 'hex');
+const PNG = Buffer.from(
+  '89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c63f8cfc0f01f0005000201a0d1e33a0000000049454e44ae426082',
+  'hex',
+);
 const JPEG = Buffer.concat([Buffer.from('ffd8ffe000104a46494600010100000100010000', 'hex'), randomBytes(64)]);
 const MP4 = Buffer.concat([Buffer.from('0000001866747970', 'hex'), Buffer.from('isom0000', 'latin1'), randomBytes(64)]);
-
-
 
 let fake: FakeCloudinary;
 const made: CloudinaryStorage[] = [];
@@ -532,7 +533,11 @@ describe('error shapes', () => {
     const uploader = fromSdkRejection({ message: 'Invalid image file', http_code: 400, name: 'Error' });
     expect(uploader).toBeInstanceOf(CloudinaryApiError);
     expect((uploader as CloudinaryApiError).httpCode).toBe(400);
-    const admin = fromSdkRejection({ error: { message: 'Resource not found - x', http_code: 404 }, request_options: { auth: 'key:supersecret' }, query_params: '' });
+    const admin = fromSdkRejection({
+      error: { message: 'Resource not found - x', http_code: 404 },
+      request_options: { auth: 'key:supersecret' },
+      query_params: '',
+    });
     expect((admin as CloudinaryApiError).httpCode).toBe(404);
     expect(JSON.stringify(admin)).not.toContain('supersecret');
     expect(admin.cause).toBeUndefined();
@@ -592,7 +597,9 @@ describe('urls', () => {
     expect(res.headers.get('x-fake-transformation')).toBe('c_thumb,g_face,h_128,w_128');
     expect(await s.url('av/agent.png')).toBe(`https://res.cloudinary.com/${ACCOUNT.cloudName}/image/upload/v${version}/${s.folder}av/agent.png`);
     // Another instance (nothing remembered) looks the version up and gives the same URL.
-    expect(await storage({ folder: s.folder.slice(0, -1) }).url('av/agent.png')).toBe(`https://res.cloudinary.com/${ACCOUNT.cloudName}/image/upload/v${version}/${s.folder}av/agent.png`);
+    expect(await storage({ folder: s.folder.slice(0, -1) }).url('av/agent.png')).toBe(
+      `https://res.cloudinary.com/${ACCOUNT.cloudName}/image/upload/v${version}/${s.folder}av/agent.png`,
+    );
   });
 
   it('uses a custom delivery domain when configured', async () => {
@@ -700,7 +707,7 @@ describe('direct uploads (signed Upload API parameters)', () => {
     expect(fake.counts.rejectedSignatures).toBe(rejected + 1);
   });
 
-  it('never replaces a sibling key\'s asset: a.png is refused while a.jpg is stored', async () => {
+  it("never replaces a sibling key's asset: a.png is refused while a.jpg is stored", async () => {
     const s = storage();
     await s.save('a.jpg', JPEG);
     expect(await codeOf(s.presignUpload('a.png', { contentType: 'image/png' }))).toBe('ALREADY_EXISTS');

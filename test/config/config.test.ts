@@ -18,7 +18,12 @@ function configError(fn: () => unknown): { code: string; message: string } {
 describe('storage URLs', () => {
   it('file: absolute and relative, with options', () => {
     expect(parseStorageUrl('file:///var/app/media?publicBaseUrl=/media')).toEqual({ backend: 'local', root: '/var/app/media', publicBaseUrl: '/media' });
-    expect(parseStorageUrl('file:./media?visibility=private&secret=0123456789abcdef')).toEqual({ backend: 'local', root: './media', visibility: 'private', secret: '0123456789abcdef' });
+    expect(parseStorageUrl('file:./media?visibility=private&secret=0123456789abcdef')).toEqual({
+      backend: 'local',
+      root: './media',
+      visibility: 'private',
+      secret: '0123456789abcdef',
+    });
   });
   it('s3: bucket, prefix, region, endpoint and credentials', () => {
     expect(parseStorageUrl('s3://my-bucket/media/?region=eu-central-1&endpoint=http://127.0.0.1:9000&forcePathStyle=true')).toEqual({
@@ -38,8 +43,20 @@ describe('storage URLs', () => {
     });
   });
   it('cloudinary:, b2: and memory:', () => {
-    expect(parseStorageUrl('cloudinary://123456:abcdef@demo?prefix=avatars')).toEqual({ backend: 'cloudinary', cloudName: 'demo', apiKey: '123456', apiSecret: 'abcdef', prefix: 'avatars' });
-    expect(parseStorageUrl('b2://keyid:appkey@photos/crm')).toEqual({ backend: 'b2', bucketName: 'photos', applicationKeyId: 'keyid', applicationKey: 'appkey', prefix: 'crm/' });
+    expect(parseStorageUrl('cloudinary://123456:abcdef@demo?prefix=avatars')).toEqual({
+      backend: 'cloudinary',
+      cloudName: 'demo',
+      apiKey: '123456',
+      apiSecret: 'abcdef',
+      prefix: 'avatars',
+    });
+    expect(parseStorageUrl('b2://keyid:appkey@photos/crm')).toEqual({
+      backend: 'b2',
+      bucketName: 'photos',
+      applicationKeyId: 'keyid',
+      applicationKey: 'appkey',
+      prefix: 'crm/',
+    });
     expect(parseStorageUrl('memory://')).toEqual({ backend: 'memory' });
     expect(parseStorageUrl('cloudinary://1:2@demo?upload_prefix=https://api-eu.cloudinary.com&private_cdn=true')).toEqual({
       backend: 'cloudinary',
@@ -132,28 +149,52 @@ describe('configFromEnv', () => {
   describe('as django-storages 1.13 reads the AWS_* settings (checked against it in test/s3/django-interop.test.ts)', () => {
     const bucket = { AWS_STORAGE_BUCKET_NAME: 'crm-media' };
     it('region: AWS_S3_REGION_NAME, then AWS_REGION, then AWS_DEFAULT_REGION, then eu-central-1', () => {
-      expect(configFromEnv({ ...bucket, AWS_S3_REGION_NAME: 'eu-west-1', AWS_REGION: 'us-west-2', AWS_DEFAULT_REGION: 'ap-south-1' })).toMatchObject({ region: 'eu-west-1' });
+      expect(configFromEnv({ ...bucket, AWS_S3_REGION_NAME: 'eu-west-1', AWS_REGION: 'us-west-2', AWS_DEFAULT_REGION: 'ap-south-1' })).toMatchObject({
+        region: 'eu-west-1',
+      });
       expect(configFromEnv({ ...bucket, AWS_REGION: 'us-west-2', AWS_DEFAULT_REGION: 'ap-south-1' })).toMatchObject({ region: 'us-west-2' });
       expect(configFromEnv({ ...bucket, AWS_DEFAULT_REGION: 'ap-south-1' })).toMatchObject({ region: 'ap-south-1' });
       expect(configFromEnv(bucket)).toMatchObject({ region: 'eu-central-1' });
     });
     it("credentials: django-storages' AWS_S3_* names first, each on its own; AWS_SESSION_TOKEN, then AWS_SECURITY_TOKEN", () => {
-      expect(configFromEnv({ ...bucket, AWS_S3_ACCESS_KEY_ID: 'AKIAS3', AWS_ACCESS_KEY_ID: 'AKIAPLAIN', AWS_S3_SECRET_ACCESS_KEY: 's3-secret', AWS_SECRET_ACCESS_KEY: 'plain-secret' })).toMatchObject({
+      expect(
+        configFromEnv({
+          ...bucket,
+          AWS_S3_ACCESS_KEY_ID: 'AKIAS3',
+          AWS_ACCESS_KEY_ID: 'AKIAPLAIN',
+          AWS_S3_SECRET_ACCESS_KEY: 's3-secret',
+          AWS_SECRET_ACCESS_KEY: 'plain-secret',
+        }),
+      ).toMatchObject({
         credentials: { accessKeyId: 'AKIAS3', secretAccessKey: 's3-secret' },
       });
-      expect(configFromEnv({ ...bucket, AWS_ACCESS_KEY_ID: 'AKIAPLAIN', AWS_S3_SECRET_ACCESS_KEY: 's3-secret', AWS_SECURITY_TOKEN: 'old-token' })).toMatchObject({
+      expect(
+        configFromEnv({ ...bucket, AWS_ACCESS_KEY_ID: 'AKIAPLAIN', AWS_S3_SECRET_ACCESS_KEY: 's3-secret', AWS_SECURITY_TOKEN: 'old-token' }),
+      ).toMatchObject({
         credentials: { accessKeyId: 'AKIAPLAIN', secretAccessKey: 's3-secret', sessionToken: 'old-token' },
       });
-      expect(configFromEnv({ ...bucket, AWS_ACCESS_KEY_ID: 'AKIA', AWS_SECRET_ACCESS_KEY: 'x', AWS_SESSION_TOKEN: 'new', AWS_SECURITY_TOKEN: 'old' })).toMatchObject({ credentials: { sessionToken: 'new' } });
+      expect(
+        configFromEnv({ ...bucket, AWS_ACCESS_KEY_ID: 'AKIA', AWS_SECRET_ACCESS_KEY: 'x', AWS_SESSION_TOKEN: 'new', AWS_SECURITY_TOKEN: 'old' }),
+      ).toMatchObject({ credentials: { sessionToken: 'new' } });
       // The aliases alone say S3 was meant.
-      expect(configError(() => configFromEnv({ AWS_S3_ACCESS_KEY_ID: 'AKIA', AWS_S3_SECRET_ACCESS_KEY: 'shh-secret' })).message).toContain('AWS_STORAGE_BUCKET_NAME is not set (AWS_S3_ACCESS_KEY_ID is');
+      expect(configError(() => configFromEnv({ AWS_S3_ACCESS_KEY_ID: 'AKIA', AWS_S3_SECRET_ACCESS_KEY: 'shh-secret' })).message).toContain(
+        'AWS_STORAGE_BUCKET_NAME is not set (AWS_S3_ACCESS_KEY_ID is',
+      );
     });
     it('AWS_S3_CUSTOM_DOMAIN gives plain URLs on the domain whatever AWS_QUERYSTRING_AUTH says, with AWS_S3_URL_PROTOCOL', () => {
       for (const auth of [undefined, 'True', 'False']) {
-        expect(configFromEnv({ ...bucket, AWS_S3_CUSTOM_DOMAIN: 'cdn.example.com', ...(auth ? { AWS_QUERYSTRING_AUTH: auth } : {}) })).toMatchObject({ publicBaseUrl: 'https://cdn.example.com', visibility: 'public', acl: false });
+        expect(configFromEnv({ ...bucket, AWS_S3_CUSTOM_DOMAIN: 'cdn.example.com', ...(auth ? { AWS_QUERYSTRING_AUTH: auth } : {}) })).toMatchObject({
+          publicBaseUrl: 'https://cdn.example.com',
+          visibility: 'public',
+          acl: false,
+        });
       }
-      expect(configFromEnv({ ...bucket, AWS_S3_CUSTOM_DOMAIN: 'cdn.example.com', AWS_S3_URL_PROTOCOL: 'http:' })).toMatchObject({ publicBaseUrl: 'http://cdn.example.com' });
-      expect(configFromEnv({ ...bucket, AWS_S3_CUSTOM_DOMAIN: 'cdn.example.com', AWS_S3_URL_PROTOCOL: 'http' })).toMatchObject({ publicBaseUrl: 'http://cdn.example.com' });
+      expect(configFromEnv({ ...bucket, AWS_S3_CUSTOM_DOMAIN: 'cdn.example.com', AWS_S3_URL_PROTOCOL: 'http:' })).toMatchObject({
+        publicBaseUrl: 'http://cdn.example.com',
+      });
+      expect(configFromEnv({ ...bucket, AWS_S3_CUSTOM_DOMAIN: 'cdn.example.com', AWS_S3_URL_PROTOCOL: 'http' })).toMatchObject({
+        publicBaseUrl: 'http://cdn.example.com',
+      });
       expect(configFromEnv(bucket)).toMatchObject({ visibility: 'private' });
     });
     it('AWS_DEFAULT_ACL is sent with signed URLs too; AWS_S3_FILE_OVERWRITE=False renames; AWS_S3_ADDRESSING_STYLE', () => {
@@ -162,7 +203,9 @@ describe('configFromEnv', () => {
       expect(configFromEnv({ ...bucket, AWS_S3_FILE_OVERWRITE: 'False' })).toMatchObject({ ifExists: 'rename' });
       expect(configFromEnv({ ...bucket, AWS_S3_FILE_OVERWRITE: 'True' })).not.toHaveProperty('ifExists');
       expect(configFromEnv({ ...bucket, AWS_S3_ENDPOINT_URL: 'https://s3.example.test' })).toMatchObject({ forcePathStyle: true });
-      expect(configFromEnv({ ...bucket, AWS_S3_ENDPOINT_URL: 'https://s3.example.test', AWS_S3_ADDRESSING_STYLE: 'virtual' })).toMatchObject({ forcePathStyle: false });
+      expect(configFromEnv({ ...bucket, AWS_S3_ENDPOINT_URL: 'https://s3.example.test', AWS_S3_ADDRESSING_STYLE: 'virtual' })).toMatchObject({
+        forcePathStyle: false,
+      });
       expect(configFromEnv({ ...bucket, AWS_S3_ADDRESSING_STYLE: 'path' })).toMatchObject({ forcePathStyle: true });
       expect(configFromEnv({ ...bucket, AWS_S3_ADDRESSING_STYLE: 'auto' })).not.toHaveProperty('forcePathStyle');
       expect(configFromEnv({ ...bucket, AWS_S3_SIGNATURE_VERSION: 's3v4' })).toMatchObject({ backend: 's3' });
@@ -181,19 +224,29 @@ describe('configFromEnv', () => {
       expect(err.message).toContain(message);
     });
     it('a CloudFront key with plain URLs (AWS_QUERYSTRING_AUTH=False) is not used by django-storages either: accepted', () => {
-      expect(configFromEnv({ ...bucket, AWS_S3_CUSTOM_DOMAIN: 'd1234.cloudfront.net', AWS_CLOUDFRONT_KEY_ID: 'K123', AWS_QUERYSTRING_AUTH: 'False' })).toMatchObject({ visibility: 'public' });
+      expect(
+        configFromEnv({ ...bucket, AWS_S3_CUSTOM_DOMAIN: 'd1234.cloudfront.net', AWS_CLOUDFRONT_KEY_ID: 'K123', AWS_QUERYSTRING_AUTH: 'False' }),
+      ).toMatchObject({ visibility: 'public' });
     });
   });
   it('reads CLOUDINARY_URL and B2_*', () => {
     expect(configFromEnv({ CLOUDINARY_URL: 'cloudinary://1:2@demo' })).toEqual({ backend: 'cloudinary', cloudName: 'demo', apiKey: '1', apiSecret: '2' });
-    expect(configFromEnv({ B2_APPLICATION_KEY_ID: 'id', B2_APPLICATION_KEY: 'key', B2_BUCKET_NAME: 'bkt' })).toEqual({ backend: 'b2', bucketName: 'bkt', applicationKeyId: 'id', applicationKey: 'key' });
+    expect(configFromEnv({ B2_APPLICATION_KEY_ID: 'id', B2_APPLICATION_KEY: 'key', B2_BUCKET_NAME: 'bkt' })).toEqual({
+      backend: 'b2',
+      bucketName: 'bkt',
+      applicationKeyId: 'id',
+      applicationKey: 'key',
+    });
   });
   it.each([
     [{ AWS_ACCESS_KEY_ID: 'AKIA', AWS_SECRET_ACCESS_KEY: 'shh-secret' }, 'AWS_STORAGE_BUCKET_NAME is not set'],
     [{ AWS_STORAGE_BUCKET_NAME: 'b', AWS_ACCESS_KEY_ID: 'AKIA' }, 'AWS_SECRET_ACCESS_KEY is not set'],
     [{ AWS_STORAGE_BUCKET_NAME: 'b', AWS_SECRET_ACCESS_KEY: 'shh-secret' }, 'AWS_ACCESS_KEY_ID is not set'],
     [{ AWS_STORAGE_BUCKET_NAME: 'b', AWS_QUERYSTRING_AUTH: 'perhaps' }, 'AWS_QUERYSTRING_AUTH must be true or false'],
-    [{ AWS_STORAGE_BUCKET_NAME: 'b', AWS_S3_ENDPOINT_URL: 'minio:9000' }, 'AWS_S3_ENDPOINT_URL must be an http:// or https:// URL (got "minio:9000"): add the scheme, e.g. http://minio:9000'],
+    [
+      { AWS_STORAGE_BUCKET_NAME: 'b', AWS_S3_ENDPOINT_URL: 'minio:9000' },
+      'AWS_S3_ENDPOINT_URL must be an http:// or https:// URL (got "minio:9000"): add the scheme, e.g. http://minio:9000',
+    ],
     [{ CLOUDINARY_URL: 'https://shh-secret@example.com' }, 'CLOUDINARY_URL must look like'],
     [{ B2_APPLICATION_KEY_ID: 'id', B2_APPLICATION_KEY: 'shh-secret' }, 'B2_BUCKET_NAME is not set'],
     [{ MEDIA_STORAGE_URL: 'gopher://x' }, 'MEDIA_STORAGE_URL: unknown scheme'],
@@ -218,7 +271,10 @@ describe('createMediaStorage', () => {
   });
   it('creates an S3 storage from the django-storages variables', async () => {
     const { S3Storage } = await import('../../src/s3/index.js');
-    const storage = await createMediaStorageFromEnv({ AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'secret', AWS_STORAGE_BUCKET_NAME: 'crm-media' }, { retry: false });
+    const storage = await createMediaStorageFromEnv(
+      { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'secret', AWS_STORAGE_BUCKET_NAME: 'crm-media' },
+      { retry: false },
+    );
     expect(storage).toBeInstanceOf(S3Storage);
     expect(storage.capabilities.publicUrls).toBe(false); // AWS_QUERYSTRING_AUTH defaults to signed URLs
   });
@@ -228,8 +284,12 @@ describe('createMediaStorage', () => {
     expect(storage).toBeInstanceOf(B2Storage);
   });
   it('says which package to install when a backend SDK is missing', async () => {
-    const missing = Object.assign(new Error("Cannot find package 'backblaze-b2' imported from /app/node_modules/media-storage/dist/b2/index.js"), { code: 'ERR_MODULE_NOT_FOUND' });
-    const err = await createMediaStorage('b2://id:key@bucket', { loaders: { b2: () => lazyStorageClass('b2', b2Backend.peers!, () => Promise.reject(missing), 'B2Storage') } }).catch((e: { code: string; message: string }) => e);
+    const missing = Object.assign(new Error("Cannot find package 'backblaze-b2' imported from /app/node_modules/media-storage/dist/b2/index.js"), {
+      code: 'ERR_MODULE_NOT_FOUND',
+    });
+    const err = await createMediaStorage('b2://id:key@bucket', {
+      loaders: { b2: () => lazyStorageClass('b2', b2Backend.peers!, () => Promise.reject(missing), 'B2Storage') },
+    }).catch((e: { code: string; message: string }) => e);
     expect(err).toMatchObject({ code: 'CONFIG' });
     expect((err as { message: string }).message).toBe('The b2 backend needs the package "backblaze-b2", which is not installed: npm install backblaze-b2');
   });
@@ -265,7 +325,12 @@ describe('Azure Blob Storage configuration', () => {
 
   it('reads AZURE_STORAGE_CONNECTION_STRING with AZURE_STORAGE_CONTAINER, and names the one missing', () => {
     const connectionString = 'DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=c2VjcmV0;EndpointSuffix=core.windows.net';
-    expect(configFromEnv({ AZURE_STORAGE_CONNECTION_STRING: connectionString, AZURE_STORAGE_CONTAINER: 'media', AZURE_STORAGE_LOCATION: 'crm/' })).toEqual({ backend: 'azure', container: 'media', connectionString, prefix: 'crm/' });
+    expect(configFromEnv({ AZURE_STORAGE_CONNECTION_STRING: connectionString, AZURE_STORAGE_CONTAINER: 'media', AZURE_STORAGE_LOCATION: 'crm/' })).toEqual({
+      backend: 'azure',
+      container: 'media',
+      connectionString,
+      prefix: 'crm/',
+    });
     expect(() => configFromEnv({ AZURE_STORAGE_CONNECTION_STRING: connectionString })).toThrow(/AZURE_STORAGE_CONTAINER is not set/);
     expect(() => configFromEnv({ AZURE_STORAGE_CONTAINER: 'media' })).toThrow(/AZURE_STORAGE_CONNECTION_STRING is not set/);
   });
@@ -278,10 +343,23 @@ describe('Azure Blob Storage configuration', () => {
 
   it('createMediaStorage loads AzureBlobStorage, and says which package to install when it is missing', async () => {
     const { AzureBlobStorage } = await import('../../src/azure/index.js');
-    const storage = await createMediaStorage({ backend: 'azure', container: 'media', connectionString: 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;' }, { retry: false });
+    const storage = await createMediaStorage(
+      {
+        backend: 'azure',
+        container: 'media',
+        connectionString: 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;',
+      },
+      { retry: false },
+    );
     expect(storage).toBeInstanceOf(AzureBlobStorage);
-    const missing = Object.assign(new Error("Cannot find package '@azure/storage-blob' imported from /app/node_modules/media-storage/dist/azure/index.js"), { code: 'ERR_MODULE_NOT_FOUND' });
-    const err = await createMediaStorage('azure://media', { loaders: { azure: () => lazyStorageClass('azure', azureBackend.peers!, () => Promise.reject(missing), 'AzureBlobStorage') } }).catch((e: { message: string }) => e);
-    expect((err as { message: string }).message).toBe('The azure backend needs the package "@azure/storage-blob", which is not installed: npm install @azure/storage-blob');
+    const missing = Object.assign(new Error("Cannot find package '@azure/storage-blob' imported from /app/node_modules/media-storage/dist/azure/index.js"), {
+      code: 'ERR_MODULE_NOT_FOUND',
+    });
+    const err = await createMediaStorage('azure://media', {
+      loaders: { azure: () => lazyStorageClass('azure', azureBackend.peers!, () => Promise.reject(missing), 'AzureBlobStorage') },
+    }).catch((e: { message: string }) => e);
+    expect((err as { message: string }).message).toBe(
+      'The azure backend needs the package "@azure/storage-blob", which is not installed: npm install @azure/storage-blob',
+    );
   });
 });

@@ -46,7 +46,10 @@ describe('a registered plugin backend', () => {
     await storage.save('people/1.txt', 'hello', { contentType: 'text/plain' });
     expect((await storage.readBuffer('people/1.txt')).toString()).toBe('hello');
     await expect(createMediaStorage({ backend: 'kv' } as never)).rejects.toMatchObject({ code: 'CONFIG', message: 'kv: bucket is required' });
-    await expect(createMediaStorage({ backend: 'kv', bucket, failFirst: -1 })).rejects.toMatchObject({ code: 'CONFIG', message: 'kv: failFirst must be a whole number of at least 0 (got -1)' });
+    await expect(createMediaStorage({ backend: 'kv', bucket, failFirst: -1 })).rejects.toMatchObject({
+      code: 'CONFIG',
+      message: 'kv: failFirst must be a whole number of at least 0 (got -1)',
+    });
   });
 
   it('works with MEDIA_STORAGE_URL and parseStorageUrl: its scheme, user info, path and ?options', async () => {
@@ -79,7 +82,12 @@ describe('a registered plugin backend', () => {
     const source = await createMediaStorage({ backend: 'kv', bucket });
     await source.save('photos/1.jpg', Buffer.from([0xff, 0xd8, 0xff, 0xe0]));
     const run = capture();
-    expect(await main(['--require', './test/support/fixtures/kv-backend/definition.ts', 'sync', '--from', `kv://${bucket}`, '--to', `kv://${bucket}-copy`, '--quiet'], run.io)).toBe(0);
+    expect(
+      await main(
+        ['--require', './test/support/fixtures/kv-backend/definition.ts', 'sync', '--from', `kv://${bucket}`, '--to', `kv://${bucket}-copy`, '--quiet'],
+        run.io,
+      ),
+    ).toBe(0);
     expect(run.out()).toContain('1 objects: 1 copied');
     expect(await (await createMediaStorage({ backend: 'kv', bucket: `${bucket}-copy` })).exists('photos/1.jpg')).toBe(true);
     const viaEnv = capture({ MEDIA_STORAGE_PLUGINS: './test/support/fixtures/kv-backend/definition.ts' });
@@ -100,7 +108,10 @@ describe('the default stack retries', () => {
     const bare = await createMediaStorage({ backend: 'kv', bucket: randomUUID(), failFirst: 1 }, { retry: false });
     await expect(bare.save('a.txt', 'x')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     const retries: number[] = [];
-    const counted = await createMediaStorageFromEnv({ MEDIA_STORAGE_URL: `kv://${randomUUID()}?failFirst=3` }, { retry: { maxAttempts: 3, baseDelayMs: 1, onRetry: (i) => retries.push(i.attempt) } });
+    const counted = await createMediaStorageFromEnv(
+      { MEDIA_STORAGE_URL: `kv://${randomUUID()}?failFirst=3` },
+      { retry: { maxAttempts: 3, baseDelayMs: 1, onRetry: (i) => retries.push(i.attempt) } },
+    );
     await expect(counted.save('a.txt', 'x')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     expect(retries).toEqual([1, 2]);
   });
@@ -110,4 +121,6 @@ describe('the default stack retries', () => {
   });
 });
 
-describeStorageContract('kv plugin through createMediaStorage', async () => ({ storage: await createMediaStorage({ backend: 'kv', bucket: randomUUID(), prefix: 'contract/' }) }));
+describeStorageContract('kv plugin through createMediaStorage', async () => ({
+  storage: await createMediaStorage({ backend: 'kv', bucket: randomUUID(), prefix: 'contract/' }),
+}));

@@ -15,7 +15,17 @@ class RecordingStorage extends BaseStorage {
 
   constructor(atomicCreate: boolean) {
     super();
-    this.capabilities = { publicUrls: true, signedUrls: false, downloadUrls: false, rangeReads: false, serverSideCopy: false, metadata: false, atomicCreate, md5Etag: false, directUploads: false };
+    this.capabilities = {
+      publicUrls: true,
+      signedUrls: false,
+      downloadUrls: false,
+      rangeReads: false,
+      serverSideCopy: false,
+      metadata: false,
+      atomicCreate,
+      md5Etag: false,
+      directUploads: false,
+    };
   }
 
   private info(key: string): ObjectInfo {

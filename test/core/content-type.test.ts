@@ -49,9 +49,12 @@ describe('resolveContentType', () => {
 });
 
 describe('isActiveContent', () => {
-  it.each(['text/html', 'text/html; charset=utf-8', 'image/svg+xml', 'application/xhtml+xml', 'text/javascript', 'application/pdf', 'application/rss+xml'])('%s is active', (t) => {
-    expect(isActiveContent(t)).toBe(true);
-  });
+  it.each(['text/html', 'text/html; charset=utf-8', 'image/svg+xml', 'application/xhtml+xml', 'text/javascript', 'application/pdf', 'application/rss+xml'])(
+    '%s is active',
+    (t) => {
+      expect(isActiveContent(t)).toBe(true);
+    },
+  );
   it.each(['image/png', 'image/jpeg', 'text/plain', 'video/mp4', 'application/octet-stream', undefined])('%s is passive', (t) => {
     expect(isActiveContent(t)).toBe(false);
   });

@@ -44,14 +44,22 @@ describe('deprecated option names', () => {
   it('the old and the new name at once is CONFIG, from the constructor and from createMediaStorage', async () => {
     vi.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
     expect(() => new S3Storage({ bucket: 'b', location: 'a/', prefix: 'b/' })).toThrow('s3: give prefix or its deprecated name location, not both');
-    await expect(createMediaStorage({ backend: 's3', bucket: 'b', prefix: 'b/', location: 'a/' } as never)).rejects.toMatchObject({ code: 'CONFIG', message: 's3: give prefix or its deprecated name location, not both' });
+    await expect(createMediaStorage({ backend: 's3', bucket: 'b', prefix: 'b/', location: 'a/' } as never)).rejects.toMatchObject({
+      code: 'CONFIG',
+      message: 's3: give prefix or its deprecated name location, not both',
+    });
     expect(() => parseStorageUrl('file:./media?baseUrl=/a&publicBaseUrl=/b')).not.toThrow();
-    await expect(createMediaStorage('file:./media?baseUrl=/a&publicBaseUrl=/b')).rejects.toMatchObject({ code: 'CONFIG', message: 'local: give publicBaseUrl or its deprecated name baseUrl, not both' });
+    await expect(createMediaStorage('file:./media?baseUrl=/a&publicBaseUrl=/b')).rejects.toMatchObject({
+      code: 'CONFIG',
+      message: 'local: give publicBaseUrl or its deprecated name baseUrl, not both',
+    });
   });
 
   it('resolveOptions checks kinds and ranges in the messages ISSUE14 set: "backend: option ..."', () => {
     expect(() => resolveOptions(s3Backend, {})).toThrow('s3: bucket is required');
-    expect(() => resolveOptions(s3Backend, { bucket: 'b', timeout: 'x' })).toThrow('s3: timeout must be a whole number of milliseconds of at least 1 (got "x")');
+    expect(() => resolveOptions(s3Backend, { bucket: 'b', timeout: 'x' })).toThrow(
+      's3: timeout must be a whole number of milliseconds of at least 1 (got "x")',
+    );
     expect(() => resolveOptions(s3Backend, { bucket: 'b', visibility: 'secret' })).toThrow('s3: visibility must be "public" or "private" (got "secret")');
     expect(() => resolveOptions(s3Backend, { bucket: 'b', credentials: { accessKeyId: 1 } })).toThrow('s3: credentials.accessKeyId must be a string (got 1)');
     expect(() => parseStorageUrl('s3://b?timeout=0')).toThrow('storage URL option timeout must be a whole number of milliseconds of at least 1 (got "0")');
@@ -59,7 +67,10 @@ describe('deprecated option names', () => {
 
   it("S3's timeout is the SDK's socket timeout", async () => {
     const storage = new S3Storage({ bucket: 'b', endpoint: 'http://127.0.0.1:1', timeout: 1234 });
-    const handler = storage.client.config.requestHandler as unknown as { configProvider?: Promise<{ socketTimeout?: number }>; config?: { socketTimeout?: number } };
+    const handler = storage.client.config.requestHandler as unknown as {
+      configProvider?: Promise<{ socketTimeout?: number }>;
+      config?: { socketTimeout?: number };
+    };
     const config = handler.configProvider ? await handler.configProvider : handler.config;
     expect(config?.socketTimeout).toBe(1234);
   });

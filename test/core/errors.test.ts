@@ -23,7 +23,9 @@ describe('MediaStorageError', () => {
     expect(err.message).not.toContain('abcdef123');
     expect(err.message).not.toContain('AKIA/x');
     expect(redact('key=supersecretvalue here', ['supersecretvalue'])).toBe('key=[redacted] here');
-    const wrapped = toMediaStorageError(new Error('bad secret hunter2hunter2'), { backend: 'x', operation: 'save', key: 'k' }).withSecretsRedacted(['hunter2hunter2']);
+    const wrapped = toMediaStorageError(new Error('bad secret hunter2hunter2'), { backend: 'x', operation: 'save', key: 'k' }).withSecretsRedacted([
+      'hunter2hunter2',
+    ]);
     expect(wrapped.message).not.toContain('hunter2hunter2');
     expect(wrapped.code).toBe('UNKNOWN');
   });
@@ -45,9 +47,17 @@ describe('causes are kept as scrubbed summaries', () => {
     const err = new MediaStorageError('AUTH', 'b2: save failed', { cause: axios });
     const cause = err.cause as CauseSummary;
     expect(cause).toBeInstanceOf(CauseSummary);
-    expect(cause).toMatchObject({ name: 'AxiosError', message: 'Request failed with status code 401', code: 'ERR_BAD_REQUEST', status: 401, requestId: 'req-123' });
+    expect(cause).toMatchObject({
+      name: 'AxiosError',
+      message: 'Request failed with status code 401',
+      code: 'ERR_BAD_REQUEST',
+      status: 401,
+      requestId: 'req-123',
+    });
     expect(Object.keys(cause).sort()).toEqual(['code', 'name', 'requestId', 'status']);
-    expect(JSON.stringify(cause)).toBe('{"name":"AxiosError","message":"Request failed with status code 401","code":"ERR_BAD_REQUEST","status":401,"requestId":"req-123"}');
+    expect(JSON.stringify(cause)).toBe(
+      '{"name":"AxiosError","message":"Request failed with status code 401","code":"ERR_BAD_REQUEST","status":401,"requestId":"req-123"}',
+    );
     expect(inspect(err, { depth: Infinity, showHidden: true })).not.toContain(basic);
     // The original's frames stay, so the cause still says where it was thrown.
     expect(cause.stack).toMatch(/^AxiosError: Request failed with status code 401\n\s+at /);
@@ -62,7 +72,10 @@ describe('causes are kept as scrubbed summaries', () => {
       name: 'SignatureDoesNotMatch',
       Code: 'SignatureDoesNotMatch',
       $metadata: { httpStatusCode: 403, requestId: 'tx0001', extendedRequestId: 'id2' },
-      $response: { statusCode: 403, body: { req: { _header: 'PUT / HTTP/1.1\r\nauthorization: AWS4-HMAC-SHA256 Credential=AKID/x, SignedHeaders=host, Signature=abcdef0123\r\n' } } },
+      $response: {
+        statusCode: 403,
+        body: { req: { _header: 'PUT / HTTP/1.1\r\nauthorization: AWS4-HMAC-SHA256 Credential=AKID/x, SignedHeaders=host, Signature=abcdef0123\r\n' } },
+      },
       cause: fetchFailed,
     });
     const cyclic = Object.assign(new Error('loop'), { cause: undefined as unknown });
@@ -80,7 +93,7 @@ describe('causes are kept as scrubbed summaries', () => {
     expect(summarizeCause('a string reason')).toMatchObject({ message: 'a string reason' });
   });
 
-  it('removes a backend\'s secrets, in every spelling, from the message and the whole cause chain', () => {
+  it("removes a backend's secrets, in every spelling, from the message and the whole cause chain", () => {
     const inner = new Error(`token ${encodeURIComponent(key)} / ${Buffer.from(key).toString('base64')} rejected`);
     const err = toMediaStorageError(new Error(`upload with ${key} failed`, { cause: inner }), { backend: 'b2', operation: 'save' }).withSecretsRedacted([key]);
     const text = inspect(err, { depth: Infinity });
@@ -96,7 +109,9 @@ describe('causes are kept as scrubbed summaries', () => {
     expect(redact('Credential=AKID/20240101/us-east-1/s3/aws4_request, Signature=0123abcd')).toBe('Credential=[redacted], Signature=[redacted]');
     expect(redact('Invalid Signature 0123456789abcdef0123. String to sign')).toBe('Invalid Signature [redacted]. String to sign');
     expect(redact('connect to https://user:hunter2@host/x failed')).toBe('connect to https://user:***@host/x failed');
-    expect(redact('https://res.cloudinary.com/c/image/upload/s--AbCd1234--/v1/a.jpg')).toBe('https://res.cloudinary.com/c/image/upload/s--[redacted]--/v1/a.jpg');
+    expect(redact('https://res.cloudinary.com/c/image/upload/s--AbCd1234--/v1/a.jpg')).toBe(
+      'https://res.cloudinary.com/c/image/upload/s--[redacted]--/v1/a.jpg',
+    );
     expect(redact('use cloudinary://API_KEY:API_SECRET@CLOUD_NAME')).toBe('use cloudinary://API_KEY:API_SECRET@CLOUD_NAME');
     expect(redact('AuthorizationHeaderMalformed')).toBe('AuthorizationHeaderMalformed');
   });

@@ -31,7 +31,10 @@ describe('the hostile-key corpus against the core key rule', () => {
       expect(out, describeKey(key)).toBe(key);
       // Whatever is accepted has no traversal segment, literally or after NFKC.
       for (const form of [out, out.normalize('NFKC')]) {
-        expect(form.split('/').some((s) => s === '..' || s === '.'), describeKey(key)).toBe(false);
+        expect(
+          form.split('/').some((s) => s === '..' || s === '.'),
+          describeKey(key),
+        ).toBe(false);
         expect(form.startsWith('/') || form.includes('\\'), describeKey(key)).toBe(false);
       }
     }
@@ -48,13 +51,20 @@ describe('key rules added for the corpus', () => {
   });
 
   it('rejects segments of only dots and spaces (Windows trims them to "." or "..")', () => {
-    for (const key of ['...', 'a/.../b', '.. /x', ' ../x', '. .', 'a/.. ']) expect(codeOf(() => normalizeKey(key)), key).toBe('INVALID_KEY');
+    for (const key of ['...', 'a/.../b', '.. /x', ' ../x', '. .', 'a/.. '])
+      expect(
+        codeOf(() => normalizeKey(key)),
+        key,
+      ).toBe('INVALID_KEY');
     for (const key of ['.hidden', '..x', 'x..', 'a..b', 'file.txt.']) expect(normalizeKey(key)).toBe(key);
   });
 
   it('rejects look-alikes that become traversal, absolute paths or backslashes under NFKC', () => {
     for (const key of ['．．/x', '．．／x', '‥/x', '․․/x', '﹒﹒/x', '／etc／passwd', '＼x', 'a＼b', 'Ｃ：／x', 'ｃ:x', 'a／／b']) {
-      expect(codeOf(() => normalizeKey(key)), key).toBe('INVALID_KEY');
+      expect(
+        codeOf(() => normalizeKey(key)),
+        key,
+      ).toBe('INVALID_KEY');
     }
   });
 

@@ -51,7 +51,12 @@ function request(base: string, target: string, headers: Record<string, string> =
 
 /** The same storage seen only through the MediaStorage interface: the handler cannot take its own path. */
 function publicApiOnly(storage: MediaStorage): MediaStorage {
-  return { name: storage.name, capabilities: storage.capabilities, stat: (key: string) => storage.stat(key), read: (key: string, options?: object) => storage.read(key, options) } as unknown as MediaStorage;
+  return {
+    name: storage.name,
+    capabilities: storage.capabilities,
+    stat: (key: string) => storage.stat(key),
+    read: (key: string, options?: object) => storage.read(key, options),
+  } as unknown as MediaStorage;
 }
 
 describe.each(['local', 'memory'] as const)('the %s handler answers as the stat-then-read path does', (backend) => {
@@ -124,7 +129,20 @@ describe.each(['local', 'memory'] as const)('the %s handler answers as the stat-
   });
 
   it('for missing, reserved, hostile and malformed targets', async () => {
-    for (const target of ['/media/nope.jpg', '/media/people/', '/media/people', '/media/.media-storage-tmp/x', '/media/a/../people/small.jpg', '/media/%2e%2e/x', '/media/%zz', '/media//people/small.jpg', '//media/people/small.jpg', '/media/people/small.jpg#frag', '/other/x', '/media/people\\small.jpg']) {
+    for (const target of [
+      '/media/nope.jpg',
+      '/media/people/',
+      '/media/people',
+      '/media/.media-storage-tmp/x',
+      '/media/a/../people/small.jpg',
+      '/media/%2e%2e/x',
+      '/media/%zz',
+      '/media//people/small.jpg',
+      '//media/people/small.jpg',
+      '/media/people/small.jpg#frag',
+      '/other/x',
+      '/media/people\\small.jpg',
+    ]) {
       expect(await request(fast.url, target), target).toEqual(await request(generic.url, target));
     }
   });
@@ -180,7 +198,30 @@ describe('LocalStorage handler: links inside the root', () => {
 
 describe('splitTarget', () => {
   it('gives what new URL gives, for plain and tricky request targets alike', () => {
-    const segments = ['', '.', '..', '%2e', '.%2E', 'a', 'b.jpg', '.hidden', 'x%2Fy', '%zz', '%', '~', "a'b", 'a b', 'a\\b', 'é', 'a#b', 'a?b', ';x', 'a|b', '[x]', '%00'];
+    const segments = [
+      '',
+      '.',
+      '..',
+      '%2e',
+      '.%2E',
+      'a',
+      'b.jpg',
+      '.hidden',
+      'x%2Fy',
+      '%zz',
+      '%',
+      '~',
+      "a'b",
+      'a b',
+      'a\\b',
+      'é',
+      'a#b',
+      'a?b',
+      ';x',
+      'a|b',
+      '[x]',
+      '%00',
+    ];
     const queries = ['', '?', '?signature=abc&expires=1', '?download', '?download=a%20b', '?a=b#c', '?q= x', '?é'];
     let checked = 0;
     for (const lead of ['/media/', '/', '//', '/media//']) {

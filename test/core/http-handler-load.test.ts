@@ -128,16 +128,18 @@ describe('media handler: slow clients', () => {
     try {
       // 1 MiB at 64 KiB every 100 ms takes well over the timeout in all, never 300 ms idle.
       const body = await new Promise<number>((resolve, reject) => {
-        http.get({ host: '127.0.0.1', port, path: '/media/videos/medium.mp4', agent: false }, (res) => {
-          let bytes = 0;
-          res.on('data', (chunk: Buffer) => {
-            bytes += chunk.length;
-            res.pause();
-            setTimeout(() => res.resume(), 100 * (chunk.length / 65536));
-          });
-          res.on('end', () => resolve(bytes));
-          res.on('error', reject);
-        }).on('error', reject);
+        http
+          .get({ host: '127.0.0.1', port, path: '/media/videos/medium.mp4', agent: false }, (res) => {
+            let bytes = 0;
+            res.on('data', (chunk: Buffer) => {
+              bytes += chunk.length;
+              res.pause();
+              setTimeout(() => res.resume(), 100 * (chunk.length / 65536));
+            });
+            res.on('end', () => resolve(bytes));
+            res.on('error', reject);
+          })
+          .on('error', reject);
       });
       expect(body).toBe(1024 * 1024);
     } finally {
@@ -149,7 +151,10 @@ describe('media handler: slow clients', () => {
     expect(DEFAULT_SEND_TIMEOUT_MS).toBeGreaterThan(0);
     expect(Number.isFinite(DEFAULT_SEND_TIMEOUT_MS)).toBe(true);
     for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY, '100' as unknown as number]) {
-      expect(failureCodeOf(() => createMediaHandler(storage, { basePath: '/media', sendTimeout: bad })), String(bad)).toBe('CONFIG');
+      expect(
+        failureCodeOf(() => createMediaHandler(storage, { basePath: '/media', sendTimeout: bad })),
+        String(bad),
+      ).toBe('CONFIG');
     }
   });
 });
@@ -175,53 +180,61 @@ describe.each([
     await tmp.remove();
   });
 
-  it(`answers ${FAST} busy connections whole and correct while ${STALLED} stalled ones are cut after sendTimeout, in bounded memory`, { timeout: 60_000 }, async () => {
-    const { server, open, port } = await serveCounting(storage.handler({ sendTimeout: 1000 }));
-    const agent = new http.Agent({ keepAlive: true, maxSockets: FAST });
-    const digests = SMALL.map((body) => createHash('sha256').update(Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), body])).digest('hex'));
-    const rssBefore = process.memoryUsage().rss;
-    let rssPeak = rssBefore;
-    const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 20);
-    try {
-      for (let i = 0; i < STALLED; i++) sockets.push(neverReads(port, '/media/videos/big.mp4'));
-      expect(await waitFor(() => open() >= STALLED, 10_000), 'every stalled request is being answered').toBe(true);
-      // Busy clients: each connection asks for photos in turn for a second and a half.
-      const failures: string[] = [];
-      let answered = 0;
-      const until = Date.now() + 1500;
-      const one = (i: number): Promise<void> =>
-        new Promise((resolve) => {
-          const k = i % SMALL.length;
-          const req = http.get({ host: '127.0.0.1', port, path: `/media/people/p${k}.jpg`, agent, timeout: 20_000 }, (res) => {
-            const hash = createHash('sha256');
-            res.on('data', (chunk: Buffer) => hash.update(chunk));
-            res.on('end', () => {
-              if (res.statusCode !== 200 || res.headers['x-content-type-options'] !== 'nosniff') failures.push(`p${k}: ${res.statusCode}`);
-              else if (hash.digest('hex') !== digests[k]) failures.push(`p${k}: wrong bytes`);
-              else answered++;
-              resolve();
-            });
-            res.on('error', (err) => (failures.push(`p${k}: ${err.message}`), resolve()));
-          });
-          req.on('timeout', () => req.destroy(new Error('no answer within 20 s')));
-          req.on('error', (err) => (failures.push(`p${k}: ${err.message}`), resolve()));
-        });
-      await Promise.all(
-        Array.from({ length: FAST }, async (_, c) => {
-          for (let n = 0; n === 0 || Date.now() < until; n++) await one(c + n);
-        }),
+  it(
+    `answers ${FAST} busy connections whole and correct while ${STALLED} stalled ones are cut after sendTimeout, in bounded memory`,
+    { timeout: 60_000 },
+    async () => {
+      const { server, open, port } = await serveCounting(storage.handler({ sendTimeout: 1000 }));
+      const agent = new http.Agent({ keepAlive: true, maxSockets: FAST });
+      const digests = SMALL.map((body) =>
+        createHash('sha256')
+          .update(Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), body]))
+          .digest('hex'),
       );
-      expect(failures).toEqual([]);
-      expect(answered).toBeGreaterThanOrEqual(FAST);
-      // Memory stays bounded: no body is held whole per connection (16 MiB × 100 stalled would be 1.6 GB).
-      expect((rssPeak - rssBefore) / 2 ** 20).toBeLessThan(300);
-      // The stalled ones send nothing for sendTimeout: their responses (and files) are released.
-      expect(await waitFor(() => open() === 0, 10_000), `${open()} responses still open`).toBe(true);
-      if (onDisk && onLinux) expect(openDescriptors(realpathSync(path.join(tmp.dir, 'videos', 'big.mp4')))).toBe(0);
-    } finally {
-      clearInterval(sampler);
-      agent.destroy();
-      await server.close();
-    }
-  });
+      const rssBefore = process.memoryUsage().rss;
+      let rssPeak = rssBefore;
+      const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 20);
+      try {
+        for (let i = 0; i < STALLED; i++) sockets.push(neverReads(port, '/media/videos/big.mp4'));
+        expect(await waitFor(() => open() >= STALLED, 10_000), 'every stalled request is being answered').toBe(true);
+        // Busy clients: each connection asks for photos in turn for a second and a half.
+        const failures: string[] = [];
+        let answered = 0;
+        const until = Date.now() + 1500;
+        const one = (i: number): Promise<void> =>
+          new Promise((resolve) => {
+            const k = i % SMALL.length;
+            const req = http.get({ host: '127.0.0.1', port, path: `/media/people/p${k}.jpg`, agent, timeout: 20_000 }, (res) => {
+              const hash = createHash('sha256');
+              res.on('data', (chunk: Buffer) => hash.update(chunk));
+              res.on('end', () => {
+                if (res.statusCode !== 200 || res.headers['x-content-type-options'] !== 'nosniff') failures.push(`p${k}: ${res.statusCode}`);
+                else if (hash.digest('hex') !== digests[k]) failures.push(`p${k}: wrong bytes`);
+                else answered++;
+                resolve();
+              });
+              res.on('error', (err) => (failures.push(`p${k}: ${err.message}`), resolve()));
+            });
+            req.on('timeout', () => req.destroy(new Error('no answer within 20 s')));
+            req.on('error', (err) => (failures.push(`p${k}: ${err.message}`), resolve()));
+          });
+        await Promise.all(
+          Array.from({ length: FAST }, async (_, c) => {
+            for (let n = 0; n === 0 || Date.now() < until; n++) await one(c + n);
+          }),
+        );
+        expect(failures).toEqual([]);
+        expect(answered).toBeGreaterThanOrEqual(FAST);
+        // Memory stays bounded: no body is held whole per connection (16 MiB × 100 stalled would be 1.6 GB).
+        expect((rssPeak - rssBefore) / 2 ** 20).toBeLessThan(300);
+        // The stalled ones send nothing for sendTimeout: their responses (and files) are released.
+        expect(await waitFor(() => open() === 0, 10_000), `${open()} responses still open`).toBe(true);
+        if (onDisk && onLinux) expect(openDescriptors(realpathSync(path.join(tmp.dir, 'videos', 'big.mp4')))).toBe(0);
+      } finally {
+        clearInterval(sampler);
+        agent.destroy();
+        await server.close();
+      }
+    },
+  );
 });

@@ -16,11 +16,12 @@ describe('media handler (LocalStorage.handler)', () => {
     tmp = await tempDir('handler');
     server = await listen((req, res) => {
       const next = (): void => {
-        if (req.url?.startsWith('/private/')) return privateStore.handler()(req, res, () => {
-          passedOn++;
-          res.statusCode = 418;
-          res.end('app route');
-        });
+        if (req.url?.startsWith('/private/'))
+          return privateStore.handler()(req, res, () => {
+            passedOn++;
+            res.statusCode = 418;
+            res.end('app route');
+          });
         passedOn++;
         res.statusCode = 418;
         res.end('app route');
@@ -28,7 +29,13 @@ describe('media handler (LocalStorage.handler)', () => {
       publicStore.handler()(req, res, next);
     });
     publicStore = new LocalStorage({ root: `${tmp.dir}/public`, baseUrl: `${server.url}/media`, secret: SECRET, warnOnEphemeralDisk: false });
-    privateStore = new LocalStorage({ root: `${tmp.dir}/private`, baseUrl: `${server.url}/private`, secret: SECRET, visibility: 'private', warnOnEphemeralDisk: false });
+    privateStore = new LocalStorage({
+      root: `${tmp.dir}/private`,
+      baseUrl: `${server.url}/private`,
+      secret: SECRET,
+      visibility: 'private',
+      warnOnEphemeralDisk: false,
+    });
     await publicStore.save('docs/alphabet.txt', 'abcdefghijklmnopqrstuvwxyz');
     await publicStore.save('evil.jpg', '<html><script>alert(1)</script></html>');
     await publicStore.save('drawing.svg', '<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"></svg>');
@@ -106,7 +113,14 @@ describe('media handler (LocalStorage.handler)', () => {
   });
 
   it('gives 404 for missing files and for traversal attempts in any encoding', async () => {
-    for (const path of ['/media/nope.txt', '/media/%2e%2e/private/contract.txt', '/media/..%2fprivate%2fcontract.txt', '/media/docs/%00', '/media/%5c..%5cx', '/media/docs']) {
+    for (const path of [
+      '/media/nope.txt',
+      '/media/%2e%2e/private/contract.txt',
+      '/media/..%2fprivate%2fcontract.txt',
+      '/media/docs/%00',
+      '/media/%5c..%5cx',
+      '/media/docs',
+    ]) {
       const res = await get(path);
       // fetch itself folds %2e%2e into ".." per the URL standard, landing on the private store's 403.
       expect([400, 403, 404], path).toContain(res.status);

@@ -1,5 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { compareKeys, encodeKeyPath, listedNameProblem, normalizationTwins, normalizeKey, normalizeLocation, normalizePrefix, splitKey, tryNormalizeKey, tryValidateKey, validateKey } from '../../src/core/keys.js';
+import {
+  compareKeys,
+  encodeKeyPath,
+  listedNameProblem,
+  normalizationTwins,
+  normalizeKey,
+  normalizeLocation,
+  normalizePrefix,
+  splitKey,
+  tryNormalizeKey,
+  tryValidateKey,
+  validateKey,
+} from '../../src/core/keys.js';
 import { HOSTILE_KEYS, SPECIAL_KEYS } from '../../src/testing/keys.js';
 import { MediaStorageError } from '../../src/core/errors.js';
 
@@ -50,7 +62,20 @@ describe('normalizeKey', () => {
 
 describe('printable ASCII keys (checked without the Unicode steps)', () => {
   it('still get every structural check', () => {
-    for (const key of ['../a.jpg', 'a/../b.jpg', 'a/./b.jpg', '/a.jpg', 'a\\b.jpg', 'C:a.jpg', 'a//b.jpg', 'a/', 'a/ . /b', 'a/.../b', `${'a'.repeat(252)}.jpg`, `${'a/'.repeat(512)}a`]) {
+    for (const key of [
+      '../a.jpg',
+      'a/../b.jpg',
+      'a/./b.jpg',
+      '/a.jpg',
+      'a\\b.jpg',
+      'C:a.jpg',
+      'a//b.jpg',
+      'a/',
+      'a/ . /b',
+      'a/.../b',
+      `${'a'.repeat(252)}.jpg`,
+      `${'a/'.repeat(512)}a`,
+    ]) {
       expect(() => normalizeKey(key), key).toThrow(MediaStorageError);
     }
   });
@@ -72,7 +97,8 @@ describe('listed names that are not keys', () => {
     expect(listedNameProblem('', 0)?.reason).toBe('folder-marker');
     expect(listedNameProblem('profile_images/', 12)?.reason).toBe('invalid-key');
     expect(listedNameProblem('a//', 0)?.reason).toBe('invalid-key');
-    for (const name of ['./dot.jpg', '//double.jpg', 'a//b.jpg', 'ctl\u0001.txt', 'x'.repeat(1025)]) expect(listedNameProblem(name, 1)?.reason, name).toBe('invalid-key');
+    for (const name of ['./dot.jpg', '//double.jpg', 'a//b.jpg', 'ctl\u0001.txt', 'x'.repeat(1025)])
+      expect(listedNameProblem(name, 1)?.reason, name).toBe('invalid-key');
     expect(listedNameProblem('Jose\u0301.jpg', 1)).toBeUndefined();
     expect(listedNameProblem('ctl\u0001.txt', 1)?.message).toMatch(/control characters/);
   });
@@ -112,8 +138,33 @@ describe('compareKeys', () => {
     expect(compareKeys('a/\u{1f600}.jpg', 'a/\uffff.jpg')).toBeGreaterThan(0);
   });
   it('agrees with a byte comparison on every pair of a mixed sample, and is 0 only for equal keys', () => {
-    const sample = ['', 'a', 'a-b', 'a.b', 'a/b', 'a0', 'B', 'b', '\u007f', '\u0080', '\u00e9', '\u07ff', '\u0800', '\ud7ff', '\ue000', '\uff21', '\uffff', '\u{10000}', '\u{1f600}', '\u{10ffff}', 'ab\u{1f600}', 'ab\uffee', 'ab'];
-    for (const a of sample) for (const b of sample) expect(Math.sign(compareKeys(a, b)), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`).toBe(Math.sign(utf8(a, b)));
+    const sample = [
+      '',
+      'a',
+      'a-b',
+      'a.b',
+      'a/b',
+      'a0',
+      'B',
+      'b',
+      '\u007f',
+      '\u0080',
+      '\u00e9',
+      '\u07ff',
+      '\u0800',
+      '\ud7ff',
+      '\ue000',
+      '\uff21',
+      '\uffff',
+      '\u{10000}',
+      '\u{1f600}',
+      '\u{10ffff}',
+      'ab\u{1f600}',
+      'ab\uffee',
+      'ab',
+    ];
+    for (const a of sample)
+      for (const b of sample) expect(Math.sign(compareKeys(a, b)), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`).toBe(Math.sign(utf8(a, b)));
     expect([...sample].sort(compareKeys)).toEqual([...sample].sort(utf8));
   });
 });

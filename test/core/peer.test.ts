@@ -7,7 +7,9 @@ describe('core/peer', () => {
   it('turns a missing optional package into CONFIG "npm install …" (ESM import)', async () => {
     const err = await importPeer(() => import('not-a-real-package-xyz' as string), peer).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'CONFIG', backend: 'demo', operation: 'configure' });
-    expect((err as Error).message).toBe('The demo backend needs the package "not-a-real-package-xyz", which is not installed: npm install not-a-real-package-xyz its-companion');
+    expect((err as Error).message).toBe(
+      'The demo backend needs the package "not-a-real-package-xyz", which is not installed: npm install not-a-real-package-xyz its-companion',
+    );
     expect((err as Error).cause).toMatchObject({ code: 'ERR_MODULE_NOT_FOUND' });
   });
 

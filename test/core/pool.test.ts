@@ -46,12 +46,16 @@ describe('core/pool', () => {
     const started: number[] = [];
     let settled = 0;
     const boom = new Error('boom');
-    const run = forEachConcurrent(Array.from({ length: 50 }, (_, i) => i), 2, async (i) => {
-      started.push(i);
-      await tick(i === 3 ? 1 : 5);
-      settled++;
-      if (i === 3) throw boom;
-    });
+    const run = forEachConcurrent(
+      Array.from({ length: 50 }, (_, i) => i),
+      2,
+      async (i) => {
+        started.push(i);
+        await tick(i === 3 ? 1 : 5);
+        settled++;
+        if (i === 3) throw boom;
+      },
+    );
     await expect(run).rejects.toBe(boom);
     expect(settled).toBe(started.length);
     expect(started.length).toBeLessThan(10);

@@ -62,7 +62,10 @@ async function closedPort(): Promise<number> {
 function failingBody(): Readable {
   const err = Object.assign(new Error('socket hang up'), {
     code: 'ECONNRESET',
-    config: { url: 'https://upstream.example/file', headers: { Authorization: `Basic ${Buffer.from(`${PLANTED.b2KeyId}:${PLANTED.b2Key}`).toString('base64')}` } },
+    config: {
+      url: 'https://upstream.example/file',
+      headers: { Authorization: `Basic ${Buffer.from(`${PLANTED.b2KeyId}:${PLANTED.b2Key}`).toString('base64')}` },
+    },
     request: { _header: `GET /file HTTP/1.1\r\nAuthorization: Bearer ${PLANTED.s3Session}\r\n\r\n` },
   });
   let sent = false;
@@ -94,10 +97,18 @@ const cleanups: Array<() => Promise<unknown>> = [];
 
 beforeAll(async () => {
   port = await closedPort();
-  b2 = await startFakeB2({ applicationKeyId: PLANTED.b2KeyId, applicationKey: PLANTED.b2Key, buckets: { 'leak-private': 'allPrivate', 'leak-public': 'allPublic' } });
+  b2 = await startFakeB2({
+    applicationKeyId: PLANTED.b2KeyId,
+    applicationKey: PLANTED.b2Key,
+    buckets: { 'leak-private': 'allPrivate', 'leak-public': 'allPublic' },
+  });
   cloud = await new FakeCloudinary([{ cloudName: PLANTED.cloudName, apiKey: PLANTED.cloudKey, apiSecret: PLANTED.cloudSecret }]).start();
   s3 = await startS3Target('leaks');
-  cleanups.push(() => b2.close(), () => cloud.stop(), () => s3.stop());
+  cleanups.push(
+    () => b2.close(),
+    () => cloud.stop(),
+    () => s3.stop(),
+  );
 }, 120_000);
 
 afterAll(async () => {
@@ -107,11 +118,24 @@ afterAll(async () => {
 });
 
 function b2Storage(extra: Partial<ConstructorParameters<typeof B2Storage>[0]> = {}): B2Storage {
-  return new B2Storage({ applicationKeyId: PLANTED.b2KeyId, applicationKey: PLANTED.b2Key, bucketName: 'leak-private', apiUrl: b2.authorizeUrl, maxUploadAttempts: 2, spoolThreshold: 64 * 1024, ...extra });
+  return new B2Storage({
+    applicationKeyId: PLANTED.b2KeyId,
+    applicationKey: PLANTED.b2Key,
+    bucketName: 'leak-private',
+    apiUrl: b2.authorizeUrl,
+    maxUploadAttempts: 2,
+    spoolThreshold: 64 * 1024,
+    ...extra,
+  });
 }
 
 function cloudinary(secret = PLANTED.cloudSecret, extra: Partial<ConstructorParameters<typeof CloudinaryStorage>[0]> = {}): CloudinaryStorage {
-  const s = new CloudinaryStorage({ cloudinaryUrl: cloud.cloudinaryUrl(PLANTED.cloudName, secret), fetch: cloud.fetch, folder: `leak${Math.random().toString(36).slice(2, 8)}`, ...extra });
+  const s = new CloudinaryStorage({
+    cloudinaryUrl: cloud.cloudinaryUrl(PLANTED.cloudName, secret),
+    fetch: cloud.fetch,
+    folder: `leak${Math.random().toString(36).slice(2, 8)}`,
+    ...extra,
+  });
   cleanups.push(async () => s.close());
   return s;
 }
@@ -257,8 +281,16 @@ describe('no secret in any error, cause, log line or report', () => {
         return storage.list('').finally(() => (cloud.rateLimited = {}));
       },
       'body stream fails with its request attached': () => storage.save('broken.bin', failingBody()),
-      'connection refused': () => new CloudinaryStorage({ cloudinaryUrl: `cloudinary://${PLANTED.cloudKey}:${PLANTED.cloudSecret}@${PLANTED.cloudName}?upload_prefix=http://127.0.0.1:${port}`, timeout: 5000 }).save('a.txt', 'x'),
-      'connection refused: Admin API': () => new CloudinaryStorage({ cloudinaryUrl: `cloudinary://${PLANTED.cloudKey}:${PLANTED.cloudSecret}@${PLANTED.cloudName}?upload_prefix=http://127.0.0.1:${port}`, timeout: 5000 }).list(''),
+      'connection refused': () =>
+        new CloudinaryStorage({
+          cloudinaryUrl: `cloudinary://${PLANTED.cloudKey}:${PLANTED.cloudSecret}@${PLANTED.cloudName}?upload_prefix=http://127.0.0.1:${port}`,
+          timeout: 5000,
+        }).save('a.txt', 'x'),
+      'connection refused: Admin API': () =>
+        new CloudinaryStorage({
+          cloudinaryUrl: `cloudinary://${PLANTED.cloudKey}:${PLANTED.cloudSecret}@${PLANTED.cloudName}?upload_prefix=http://127.0.0.1:${port}`,
+          timeout: 5000,
+        }).list(''),
     });
   }, 120_000);
 
@@ -280,13 +312,31 @@ describe('no secret in any error, cause, log line or report', () => {
     for (const [name, run] of Object.entries(paths)) detector.error(`config: ${name}`, thrownBy(run));
     await recordAll('config', {
       'createMediaStorage(cloudinary URL without @host)': () => createMediaStorage(`cloudinary://12345:${secret}`),
-      'createMediaStorage(local with a short secret)': () => createMediaStorage({ backend: 'local', root: '/tmp/leak-x', visibility: 'private', secret: 'short-PLANTED' }),
-      'createMediaStorage(b2 without a key)': () => createMediaStorage({ backend: 'b2', applicationKeyId: PLANTED.b2KeyId, applicationKey: '', bucketName: 'b' }),
+      'createMediaStorage(local with a short secret)': () =>
+        createMediaStorage({ backend: 'local', root: '/tmp/leak-x', visibility: 'private', secret: 'short-PLANTED' }),
+      'createMediaStorage(b2 without a key)': () =>
+        createMediaStorage({ backend: 'b2', applicationKeyId: PLANTED.b2KeyId, applicationKey: '', bucketName: 'b' }),
     });
-    for (const url of [`cloudinary://12345:${secret}`, `b2://keyid:${PLANTED.config}@bucket`, `s3://AKIA:${PLANTED.s3Secret}@bucket`, `file:///media?secret=${encodeURIComponent(PLANTED.local)}`]) {
+    for (const url of [
+      `cloudinary://12345:${secret}`,
+      `b2://keyid:${PLANTED.config}@bucket`,
+      `s3://AKIA:${PLANTED.s3Secret}@bucket`,
+      `file:///media?secret=${encodeURIComponent(PLANTED.local)}`,
+    ]) {
       detector.text(`config: maskUrl(${url.slice(0, 12)}…)`, 'maskUrl', maskUrl(url));
     }
-    detector.text('config: describeConfig', 'JSON', JSON.stringify(describeConfig({ backend: 's3', bucket: 'b', endpoint: `http://AKIA:${encodeURIComponent(PLANTED.s3Secret)}@127.0.0.1:1`, credentials: { accessKeyId: 'AKIA1234', secretAccessKey: PLANTED.s3Secret, sessionToken: PLANTED.s3Session } })));
+    detector.text(
+      'config: describeConfig',
+      'JSON',
+      JSON.stringify(
+        describeConfig({
+          backend: 's3',
+          bucket: 'b',
+          endpoint: `http://AKIA:${encodeURIComponent(PLANTED.s3Secret)}@127.0.0.1:1`,
+          credentials: { accessKeyId: 'AKIA1234', secretAccessKey: PLANTED.s3Secret, sessionToken: PLANTED.s3Session },
+        }),
+      ),
+    );
   });
 
   it('CLI: doctor, sync and audit output', async () => {
@@ -296,8 +346,10 @@ describe('no secret in any error, cause, log line or report', () => {
       await main(argv, io);
       return out;
     };
-    const s3Url = (secret: string, endpoint = s3.endpoint) => `s3://${encodeURIComponent(s3.credentials.accessKeyId)}:${encodeURIComponent(secret)}@${s3.bucket}?endpoint=${encodeURIComponent(endpoint)}&forcePathStyle=true&region=${s3.region}`;
-    const cloudUrl = (secret: string) => `cloudinary://${PLANTED.cloudKey}:${encodeURIComponent(secret)}@${PLANTED.cloudName}?upload_prefix=${encodeURIComponent(cloud.url)}`;
+    const s3Url = (secret: string, endpoint = s3.endpoint) =>
+      `s3://${encodeURIComponent(s3.credentials.accessKeyId)}:${encodeURIComponent(secret)}@${s3.bucket}?endpoint=${encodeURIComponent(endpoint)}&forcePathStyle=true&region=${s3.region}`;
+    const cloudUrl = (secret: string) =>
+      `cloudinary://${PLANTED.cloudKey}:${encodeURIComponent(secret)}@${PLANTED.cloudName}?upload_prefix=${encodeURIComponent(cloud.url)}`;
     const outputs: Record<string, () => Promise<string>> = {
       'doctor --url cloudinary URL without @host': () => run(['doctor', '--url', 'cloudinary://12345:SECRET-in-url-1234']),
       'doctor with CLOUDINARY_URL without @host': () => run(['doctor'], { CLOUDINARY_URL: 'cloudinary://12345:SECRET-in-url-1234' }),
@@ -320,7 +372,12 @@ describe('no secret in any error, cause, log line or report', () => {
     const nodeFetchFailure = async (input: string | URL | Request): Promise<Response> => {
       const url = String(input);
       fetched.push(url);
-      throw Object.assign(new Error(`request to ${url} failed, reason: connect ECONNREFUSED 127.0.0.1:${port}`), { name: 'FetchError', type: 'system', errno: 'ECONNREFUSED', code: 'ECONNREFUSED' });
+      throw Object.assign(new Error(`request to ${url} failed, reason: connect ECONNREFUSED 127.0.0.1:${port}`), {
+        name: 'FetchError',
+        type: 'system',
+        errno: 'ECONNREFUSED',
+        code: 'ECONNREFUSED',
+      });
     };
     const undiciFailure = async (input: string | URL | Request): Promise<Response> => {
       fetched.push(String(input));
@@ -330,9 +387,22 @@ describe('no secret in any error, cause, log line or report', () => {
     const privateB2 = b2Storage();
     const tmp = await tempDir('leak-doctor');
     cleanups.push(() => tmp.remove());
-    const privateLocal = new LocalStorage({ root: tmp.dir, baseUrl: `http://127.0.0.1:${port}/media`, visibility: 'private', secret: PLANTED.local, warnOnEphemeralDisk: false });
-    for (const [name, storage] of [['s3', privateS3], ['b2', privateB2], ['local', privateLocal]] as const) {
-      for (const [how, doFetch] of [['node-fetch', nodeFetchFailure], ['undici', undiciFailure]] as const) {
+    const privateLocal = new LocalStorage({
+      root: tmp.dir,
+      baseUrl: `http://127.0.0.1:${port}/media`,
+      visibility: 'private',
+      secret: PLANTED.local,
+      warnOnEphemeralDisk: false,
+    });
+    for (const [name, storage] of [
+      ['s3', privateS3],
+      ['b2', privateB2],
+      ['local', privateLocal],
+    ] as const) {
+      for (const [how, doFetch] of [
+        ['node-fetch', nodeFetchFailure],
+        ['undici', undiciFailure],
+      ] as const) {
         fetched.length = 0;
         const report = await runDoctor({ storage, env: {}, fetch: doFetch as typeof fetch });
         expect(fetched.length, `the doctor fetched a ${name} URL`).toBeGreaterThan(0);
@@ -364,20 +434,26 @@ describe('no secret in any error, cause, log line or report', () => {
     const events: StorageEvent[] = [];
     const logged: string[] = [];
     const inner: MediaStorage = b2Storage();
-    const layered = withLogger(withEvents(withRetry(withTimeout(inner, { ms: 20_000 }), { maxAttempts: 2, baseDelayMs: 1 }), (e) => events.push(e)), { info: (m) => logged.push(m), warn: (m) => logged.push(m) });
+    const layered = withLogger(
+      withEvents(withRetry(withTimeout(inner, { ms: 20_000 }), { maxAttempts: 2, baseDelayMs: 1 }), (e) => events.push(e)),
+      { info: (m) => logged.push(m), warn: (m) => logged.push(m) },
+    );
     const retries: unknown[] = [];
     const retried = withRetry(b2Storage(), { maxAttempts: 2, baseDelayMs: 1, onRetry: (info) => retries.push(info.error) });
-    const timedOut = withTimeout(new (class extends MemoryStorage {
-      override async readBuffer(): Promise<Buffer> {
-        return new Promise(() => undefined);
-      }
-    })(), { ms: 50 });
+    const timedOut = withTimeout(
+      new (class extends MemoryStorage {
+        override async readBuffer(): Promise<Buffer> {
+          return new Promise(() => undefined);
+        }
+      })(),
+      { ms: 50 },
+    );
     const mirrored = new MirrorStorage(new MemoryStorage(), b2Storage(), { onMirrorError: (err) => retries.push(err) });
     await recordAll('layers', {
       'retry + timeout + events + logger over stranded B2: save': () => layered.save('a.txt', 'x'),
       'retry + timeout + events + logger over stranded B2: read': () => layered.readBuffer('a.txt'),
       'retry over stranded B2': () => retried.save('a.txt', 'x'),
-      'timeout': () => timedOut.readBuffer('x'),
+      timeout: () => timedOut.readBuffer('x'),
     });
     await mirrored.save('m.txt', 'x').catch((err: unknown) => retries.push(err));
     for (const [i, err] of retries.entries()) detector.error(`layers: retried or mirrored error #${i + 1}`, err);

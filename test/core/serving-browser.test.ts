@@ -16,7 +16,7 @@ import { listen } from '../support/http.js';
 import { makePng } from '../support/png.js';
 import { tempDir } from '../support/tmp.js';
 
-const SUITE = 'uploads in Chromium on a script-src \'self\' page';
+const SUITE = "uploads in Chromium on a script-src 'self' page";
 const PAGE_CSP = "script-src 'self' 'wasm-unsafe-eval'";
 const WASM_MODULE = Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
 reportMissingBrowser(SUITE);
@@ -41,10 +41,16 @@ const UPLOADS: Upload[] = [
   { name: 'jscript.webp', body: script, contentType: 'text/jscript' },
   { name: 'js-with-params.jpg', body: script, contentType: 'Text/JavaScript; charset=utf-8' },
   { name: 'js-as.txt', body: script },
-  { name: 'page.html', body: (l) => `<!doctype html><html><body><script>${script(l)}</script><img src=x onerror="${script(l).replace(/"/g, '&quot;')}"></body></html>` },
+  {
+    name: 'page.html',
+    body: (l) => `<!doctype html><html><body><script>${script(l)}</script><img src=x onerror="${script(l).replace(/"/g, '&quot;')}"></body></html>`,
+  },
   { name: 'comment.jpg', body: (l) => `<!-- x --><html><body><script>${script(l)}</script></body></html>` },
   { name: 'html-as.png', body: (l) => `<html><script>${script(l)}</script></html>`, contentType: 'image/png' },
-  { name: 'drawing.svg', body: (l) => `<svg xmlns="http://www.w3.org/2000/svg" onload="${script(l).replace(/"/g, '&quot;')}"><script>${script(l)}</script></svg>` },
+  {
+    name: 'drawing.svg',
+    body: (l) => `<svg xmlns="http://www.w3.org/2000/svg" onload="${script(l).replace(/"/g, '&quot;')}"><script>${script(l)}</script></svg>`,
+  },
   { name: 'page.xhtml', body: (l) => `<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><body><script>${script(l)}</script></body></html>` },
   { name: 'doc.xml', body: (l) => `<?xml version="1.0"?><x:html xmlns:x="http://www.w3.org/1999/xhtml"><x:script>${script(l)}</x:script></x:html>` },
   { name: 'style.css', body: (l, probe) => `#${probe}{color:rgb(1, 2, 3);background-image:url("/ping?${encodeURIComponent(l)}")}` },

@@ -45,16 +45,28 @@ const EXECUTABLE = [
 describe('ServingRule', () => {
   const rule = DEFAULT_SERVING_RULE;
 
-  it.each(['image/jpeg', 'image/png', 'image/gif', 'image/webp', 'image/avif', 'image/x-icon', 'video/mp4', 'video/webm', 'audio/mpeg', 'audio/ogg'])('shows %s inline under its own type', (type) => {
-    expect(rule.decide(type)).toEqual({ contentType: type, disposition: 'inline' });
-  });
+  it.each(['image/jpeg', 'image/png', 'image/gif', 'image/webp', 'image/avif', 'image/x-icon', 'video/mp4', 'video/webm', 'audio/mpeg', 'audio/ogg'])(
+    'shows %s inline under its own type',
+    (type) => {
+      expect(rule.decide(type)).toEqual({ contentType: type, disposition: 'inline' });
+    },
+  );
 
   it.each(EXECUTABLE)('serves %s as a binary attachment', (type) => {
     expect(isExecutableContentType(type)).toBe(true);
     expect(rule.decide(type)).toEqual({ contentType: 'application/octet-stream', disposition: 'attachment' });
   });
 
-  it.each(['text/plain', 'text/plain; charset=utf-8', 'application/json', 'text/csv', 'application/pdf', 'application/zip', 'application/octet-stream', 'image/x-custom'])('keeps %s under its own type, as an attachment', (type) => {
+  it.each([
+    'text/plain',
+    'text/plain; charset=utf-8',
+    'application/json',
+    'text/csv',
+    'application/pdf',
+    'application/zip',
+    'application/octet-stream',
+    'image/x-custom',
+  ])('keeps %s under its own type, as an attachment', (type) => {
     expect(isExecutableContentType(type)).toBe(false);
     expect(rule.decide(type)).toEqual({ contentType: type, disposition: 'attachment' });
   });
@@ -152,7 +164,23 @@ describe('normalizeContentType', () => {
   ])('%j is %j', (input, out) => {
     expect(normalizeContentType(input)).toBe(out);
   });
-  it.each(['text/plain\r\nX-Injected: 1', 'text/html\u0000', 'text/plain\n', 'image/jpeg\t', 'tëxt/plain', 'jpeg', '', 'image/', '/png', 'image/png/x', 'image png', 'image/png; charset', 'image/png; =x', 'image/png; a="unterminated', `image/${'x'.repeat(300)}`])('%j is INVALID_INPUT', (input) => {
+  it.each([
+    'text/plain\r\nX-Injected: 1',
+    'text/html\u0000',
+    'text/plain\n',
+    'image/jpeg\t',
+    'tëxt/plain',
+    'jpeg',
+    '',
+    'image/',
+    '/png',
+    'image/png/x',
+    'image png',
+    'image/png; charset',
+    'image/png; =x',
+    'image/png; a="unterminated',
+    `image/${'x'.repeat(300)}`,
+  ])('%j is INVALID_INPUT', (input) => {
     expect(() => normalizeContentType(input)).toThrowError(expect.objectContaining({ code: 'INVALID_INPUT' }));
   });
 });
@@ -213,7 +241,7 @@ describe('media handler headers', () => {
     });
   });
 
-  it('follows the storage\'s widened list, keeps markup it shows inline sandboxed, and the handler\'s own option wins', async () => {
+  it("follows the storage's widened list, keeps markup it shows inline sandboxed, and the handler's own option wins", async () => {
     const widened = new MemoryStorage({ inlineContentTypes: ['application/pdf', 'image/svg+xml'] });
     const seen = await headersOf(widened);
     expect(seen['doc.pdf']).toEqual(inline('application/pdf'));

@@ -51,7 +51,7 @@ describe('toWebHandler', () => {
     expect(Buffer.from(await response.arrayBuffer()).equals(big)).toBe(true);
   });
 
-  it('a missing key is the handler\'s 404; a path outside it is passed on (notFound, default 404)', async () => {
+  it("a missing key is the handler's 404; a path outside it is passed on (notFound, default 404)", async () => {
     const { storage, serve } = await setup();
     expect((await serve(get('/media/a/none.png'))).status).toBe(404);
     const outside = await serve(get('/elsewhere'));
@@ -78,8 +78,10 @@ describe('toWebHandler', () => {
     const reader = response.body!.getReader();
     await reader.read();
     controller.abort();
-    await expect((async () => {
-      for (;;) if ((await reader.read()).done) return 'ended';
-    })()).rejects.toThrow();
+    await expect(
+      (async () => {
+        for (;;) if ((await reader.read()).done) return 'ended';
+      })(),
+    ).rejects.toThrow();
   });
 });

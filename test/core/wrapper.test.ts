@@ -18,9 +18,10 @@ const ANSWERS: Record<string, () => unknown> = {
   readBuffer: async () => Buffer.from('a'),
   stat: async () => info,
   list: async () => ({ items: [info] }),
-  listAll: () => (async function* () {
-    yield info;
-  })(),
+  listAll: () =>
+    (async function* () {
+      yield info;
+    })(),
   copy: async () => ({ ...info, key: 'b.txt' }),
   presignUpload: async () => ({ method: 'PUT', url: '/u', headers: {}, key: 'a.txt', contentType: 'text/plain', expiresAt: new Date(), enforced: {} }),
   close: async () => undefined,
@@ -41,13 +42,27 @@ function recordingStorage(): { storage: MediaStorage; calls: string[] } {
     };
   }
   storage.name = 'recording';
-  storage.capabilities = { publicUrls: true, signedUrls: true, downloadUrls: true, rangeReads: true, serverSideCopy: true, metadata: true, atomicCreate: true, md5Etag: true, directUploads: true };
+  storage.capabilities = {
+    publicUrls: true,
+    signedUrls: true,
+    downloadUrls: true,
+    rangeReads: true,
+    serverSideCopy: true,
+    metadata: true,
+    atomicCreate: true,
+    md5Etag: true,
+    directUploads: true,
+  };
   return { storage: storage as unknown as MediaStorage, calls };
 }
 
 /** Calls `member` on `storage` as a caller would, consuming streams and iterables. */
 async function callMember(storage: MediaStorage, member: keyof MediaStorage): Promise<void> {
-  const result = (storage[member] as (...args: unknown[]) => unknown).call(storage, member === 'copy' ? 'a.txt' : member === 'list' || member === 'listAll' ? '' : 'a.txt', member === 'copy' ? 'b.txt' : member === 'save' ? 'body' : undefined);
+  const result = (storage[member] as (...args: unknown[]) => unknown).call(
+    storage,
+    member === 'copy' ? 'a.txt' : member === 'list' || member === 'listAll' ? '' : 'a.txt',
+    member === 'copy' ? 'b.txt' : member === 'save' ? 'body' : undefined,
+  );
   if (result && typeof (result as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function' && !(result instanceof Readable)) {
     for await (const _ of result as AsyncIterable<unknown>) void _;
     return;

@@ -30,7 +30,12 @@ const MAX_SKIPS = 10;
 const isCode = (s: Snippet): boolean => s.kind === 'ts' || s.kind === 'tsx' || s.kind === 'js';
 /** A shell block that only installs packages from the registry: checked against package.json, not run. */
 const isInstallBlock = (s: Snippet): boolean =>
-  s.kind === 'sh' && s.code.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')).every((l) => /^npm (?:install|i)\s/.test(l));
+  s.kind === 'sh' &&
+  s.code
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
+    .every((l) => /^npm (?:install|i)\s/.test(l));
 const isVitestFile = (s: Snippet): boolean => /from ['"]media-storage\/testing['"]/.test(s.code);
 /** JSX needs a UI library to run; it is compiled. */
 const runnable = (s: Snippet): boolean => isCode(s) && s.kind !== 'tsx' && !s.directive?.skip && !s.directive?.compileOnly;
@@ -114,7 +119,9 @@ function compile(files: string[], options: ts.CompilerOptions): Map<string, ts.D
 }
 
 function transpile(text: string, module: ts.ModuleKind): string {
-  return ts.transpileModule(text, { compilerOptions: { module, target: ts.ScriptTarget.ES2022, esModuleInterop: true, jsx: ts.JsxEmit.Preserve, verbatimModuleSyntax: false } }).outputText;
+  return ts.transpileModule(text, {
+    compilerOptions: { module, target: ts.ScriptTarget.ES2022, esModuleInterop: true, jsx: ts.JsxEmit.Preserve, verbatimModuleSyntax: false },
+  }).outputText;
 }
 
 describe('documentation snippets', () => {
@@ -136,7 +143,11 @@ describe('documentation snippets', () => {
     // Commands the docs show that belong to the user's world, not ours.
     const stubs = path.join(project.dir, 'stubs');
     await mkdir(stubs);
-    await writeFile(path.join(stubs, 'psql'), '#!/bin/sh\n# the photo column of the docs\' database\nprintf "profile_images/a.jpg\\nprofile_images/gone.jpg\\n"\n', { mode: 0o755 });
+    await writeFile(
+      path.join(stubs, 'psql'),
+      '#!/bin/sh\n# the photo column of the docs\' database\nprintf "profile_images/a.jpg\\nprofile_images/gone.jpg\\n"\n',
+      { mode: 0o755 },
+    );
     const needed = new Set([...DEFAULT_FIXTURES, ...snippets.flatMap((s) => s.directive?.needs ?? [])]);
     for (const name of needed) {
       const factory = FIXTURES[name];
@@ -173,7 +184,9 @@ describe('documentation snippets', () => {
       if (!snippet) continue;
       const names = new Set<string>();
       for (const d of diagnostics) {
-        const match = /^(?:Cannot find name|No value exists in scope for the shorthand property) '([\w$]+)'/.exec(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+        const match = /^(?:Cannot find name|No value exists in scope for the shorthand property) '([\w$]+)'/.exec(
+          ts.flattenDiagnosticMessageText(d.messageText, '\n'),
+        );
         if (match) names.add(match[1]!);
       }
       freeNames.set(snippet.id, names);
@@ -202,7 +215,12 @@ describe('documentation snippets', () => {
     // Every runnable block, as ESM and as CommonJS: one process per format, run side by side.
     const batch = code.filter((s) => runnable(s) && !isVitestFile(s));
     await Promise.all(
-      ([['esm', ts.ModuleKind.ESNext, 'mjs'], ['cjs', ts.ModuleKind.CommonJS, 'cjs']] as const).map(async ([mode, module, ext]) => {
+      (
+        [
+          ['esm', ts.ModuleKind.ESNext, 'mjs'],
+          ['cjs', ts.ModuleKind.CommonJS, 'cjs'],
+        ] as const
+      ).map(async ([mode, module, ext]) => {
         const plan: Array<{ id: string; file: string; cwd: string }> = [];
         for (const snippet of batch) {
           const cwd = await workDir();
@@ -221,17 +239,32 @@ describe('documentation snippets', () => {
     const vitestFiles = code.filter((s) => runnable(s) && isVitestFile(s));
     if (vitestFiles.length > 0) {
       const dir = await workDir();
-      for (const snippet of vitestFiles) await writeFile(path.join(dir, `${slug(snippet)}.test.mjs`), transpile(programs.get(snippet.id)!.text, ts.ModuleKind.ESNext));
+      for (const snippet of vitestFiles)
+        await writeFile(path.join(dir, `${slug(snippet)}.test.mjs`), transpile(programs.get(snippet.id)!.text, ts.ModuleKind.ESNext));
       const report = path.join(project.dir, 'vitest-report.json');
-      await exec(process.execPath, [path.join(ROOT, 'node_modules/vitest/vitest.mjs'), 'run', '--root', dir, '--reporter', 'json', '--outputFile', report], dir, 300_000).catch(() => undefined);
-      const json = JSON.parse(await readFile(report, 'utf8')) as { testResults: Array<{ name: string; status: string; message?: string; assertionResults: Array<{ fullName: string; status: string; failureMessages: string[] }> }> };
+      await exec(
+        process.execPath,
+        [path.join(ROOT, 'node_modules/vitest/vitest.mjs'), 'run', '--root', dir, '--reporter', 'json', '--outputFile', report],
+        dir,
+        300_000,
+      ).catch(() => undefined);
+      const json = JSON.parse(await readFile(report, 'utf8')) as {
+        testResults: Array<{
+          name: string;
+          status: string;
+          message?: string;
+          assertionResults: Array<{ fullName: string; status: string; failureMessages: string[] }>;
+        }>;
+      };
       for (const snippet of vitestFiles) {
         const file = json.testResults.find((r) => path.basename(r.name) === `${slug(snippet)}.test.mjs`);
         const failed = file?.assertionResults.filter((a) => a.status === 'failed') ?? [];
         vitestResults.set(snippet.id, {
           ok: !!file && file.status === 'passed' && file.assertionResults.length > 0,
           ms: 0,
-          error: !file ? 'vitest did not run it' : `${file.message ?? ''}\n${failed.map((a) => `${a.fullName}: ${a.failureMessages.join('\n')}`).join('\n')}`.slice(0, 8000),
+          error: !file
+            ? 'vitest did not run it'
+            : `${file.message ?? ''}\n${failed.map((a) => `${a.fullName}: ${a.failureMessages.join('\n')}`).join('\n')}`.slice(0, 8000),
           passed: file?.assertionResults.filter((a) => a.status === 'passed').length ?? 0,
         });
       }
@@ -251,7 +284,10 @@ describe('documentation snippets', () => {
     // The photo column exported from the database, as the migration guide makes it.
     await writeFile(path.join(dir, 'paths.txt'), 'profile_images/a.jpg\nprofile_images/gone.jpg\n');
     // The app's withImages options, as the variants command's --config reads them.
-    await writeFile(path.join(dir, 'images.config.js'), "export default { variants: { avatar: { width: 64, height: 64, fit: 'cover', format: 'webp', densities: [1, 2] } } };\n");
+    await writeFile(
+      path.join(dir, 'images.config.js'),
+      "export default { variants: { avatar: { width: 64, height: 64, fit: 'cover', format: 'webp', densities: [1, 2] } } };\n",
+    );
     return dir;
   }
 
@@ -261,7 +297,10 @@ describe('documentation snippets', () => {
       return `${stdout}${stderr}`;
     } catch (err) {
       const e = err as { code?: number; signal?: string; stdout?: string; stderr?: string };
-      throw new Error(`${path.basename(file)} ${args.map((a) => path.basename(a)).join(' ')} in ${cwd}: exit ${e.code ?? e.signal}\n--- stdout\n${e.stdout}\n--- stderr\n${(e.stderr ?? '').slice(-4000)}`, { cause: err });
+      throw new Error(
+        `${path.basename(file)} ${args.map((a) => path.basename(a)).join(' ')} in ${cwd}: exit ${e.code ?? e.signal}\n--- stdout\n${e.stdout}\n--- stderr\n${(e.stderr ?? '').slice(-4000)}`,
+        { cause: err },
+      );
     }
   }
 
@@ -289,7 +328,8 @@ describe('documentation snippets', () => {
         it(`${snippet.id} is not run (${reason}); the npm scripts and files it names exist`, () => {
           const scripts = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
           for (const [, name] of snippet.code.matchAll(/\bnpm run ([\w:-]+)/g)) expect(Object.keys(scripts), `npm run ${name}`).toContain(name);
-          for (const [file] of snippet.code.matchAll(/\b(?:test|bench|examples|scripts)\/[\w./-]+\.(?:ts|mjs|js|md)\b/g)) expect(existsSync(path.join(ROOT, file)), file).toBe(true);
+          for (const [file] of snippet.code.matchAll(/\b(?:test|bench|examples|scripts)\/[\w./-]+\.(?:ts|mjs|js|md)\b/g))
+            expect(existsSync(path.join(ROOT, file)), file).toBe(true);
         });
       } else {
         it.skip(`${snippet.id} (${snippet.lang}) skipped: ${reason}`, () => undefined);
@@ -354,7 +394,10 @@ describe('documentation snippets', () => {
       continue;
     }
 
-    for (const [format, mode] of [['ESM', 'esm'], ['CommonJS', 'cjs']] as const) {
+    for (const [format, mode] of [
+      ['ESM', 'esm'],
+      ['CommonJS', 'cjs'],
+    ] as const) {
       it(`${snippet.id} runs as ${format}`, () => {
         const result = runs.get(mode)?.results[snippet.id];
         expect(result, `${snippet.id} was not run`).toBeDefined();
@@ -377,7 +420,9 @@ describe('documentation links', () => {
   // The published package ships README.md, docs/ and the examples' sources (package.json "files"),
   // so a relative link works on npm and in node_modules as on GitHub only if its target ships too.
   const packed = new Set(
-    (JSON.parse(execFileSyncText('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'])) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path),
+    (JSON.parse(execFileSyncText('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'])) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map(
+      (f) => f.path,
+    ),
   );
 
   it('the package ships its docs and the examples the README links to', () => {
@@ -393,7 +438,10 @@ describe('documentation links', () => {
         const resolved = linkPath === '' ? file : path.posix.normalize(path.posix.join(path.posix.dirname(file), linkPath));
         expect(packed, `${file}: ${target} (${resolved})`).toContain(resolved);
         if (fragment && resolved.endsWith('.md')) {
-          const headings = readFileSync(path.join(ROOT, resolved), 'utf8').split('\n').filter((l) => /^#{1,6} /.test(l)).map((l) => anchorOf(l.replace(/^#+ /, '')));
+          const headings = readFileSync(path.join(ROOT, resolved), 'utf8')
+            .split('\n')
+            .filter((l) => /^#{1,6} /.test(l))
+            .map((l) => anchorOf(l.replace(/^#+ /, '')));
           expect(headings, `${file}: ${target}`).toContain(fragment);
         }
       }

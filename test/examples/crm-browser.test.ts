@@ -40,14 +40,27 @@ interface ImageState {
 
 async function images(page: Page): Promise<ImageState[]> {
   return page.$$eval('img', (imgs) =>
-    imgs.map((img) => ({ src: img.currentSrc || img.src, alt: img.alt, complete: img.complete, naturalWidth: img.naturalWidth, fallbackApplied: img.hasAttribute('data-avatar-fallback-applied') })),
+    imgs.map((img) => ({
+      src: img.currentSrc || img.src,
+      alt: img.alt,
+      complete: img.complete,
+      naturalWidth: img.naturalWidth,
+      fallbackApplied: img.hasAttribute('data-avatar-fallback-applied'),
+    })),
   );
 }
 
 /** Waits until every image has finished (loaded, or failed and been swapped for its fallback). */
 async function settled(page: Page): Promise<ImageState[]> {
   await page.waitForLoadState('load');
-  await page.waitForFunction(() => Array.from(document.images).every((img) => img.complete && (img.naturalWidth > 0 || !img.hasAttribute('data-avatar-fallback') || img.hasAttribute('data-avatar-fallback-applied'))), undefined, { timeout: 20_000 });
+  await page.waitForFunction(
+    () =>
+      Array.from(document.images).every(
+        (img) => img.complete && (img.naturalWidth > 0 || !img.hasAttribute('data-avatar-fallback') || img.hasAttribute('data-avatar-fallback-applied')),
+      ),
+    undefined,
+    { timeout: 20_000 },
+  );
   // A swapped image loads its fallback next.
   await page.waitForFunction(() => Array.from(document.images).every((img) => img.complete), undefined, { timeout: 20_000 });
   return images(page);
@@ -68,7 +81,16 @@ describe.skipIf(!haveBrowser)(`examples/crm in Chromium${haveBrowser ? '' : ` (s
     context = await chromium.launchPersistentContext(profile.dir, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
       viewport: { width: 1200, height: 1400 },
     });
     context.on('page', (page) => watch(page));
@@ -111,14 +133,24 @@ describe.skipIf(!haveBrowser)(`examples/crm in Chromium${haveBrowser ? '' : ` (s
       const card = page.locator('li.person', { has: page.locator('strong.name', { hasText: person }) });
       await card.locator('input[type=file]').setInputFiles({ name: 'photo.png', mimeType: 'image/png', buffer: makePng(96, 96) });
       // The chosen photo is previewed before it is sent (a blob: URL the CSP allows).
-      await expect.poll(() => card.locator('img.preview').evaluate((img: HTMLImageElement) => img.src.startsWith('blob:') && img.complete && img.naturalWidth === 96), { timeout: 5000 }).toBe(true);
+      await expect
+        .poll(() => card.locator('img.preview').evaluate((img: HTMLImageElement) => img.src.startsWith('blob:') && img.complete && img.naturalWidth === 96), {
+          timeout: 5000,
+        })
+        .toBe(true);
       expect(await card.locator('.file-name').textContent()).toBe('photo.png');
       await Promise.all([page.waitForURL(`${app.url}/`), card.locator('button[type=submit]', { hasText: 'Upload' }).click()]);
       // The banner says so once, and the URL carries no message to show again on reload.
       expect(await page.locator('[role=status]').textContent()).toBe(`Photo of ${person} uploaded`);
       if (variant === 'inline') await page.goto(pageUrl());
       await settled(page);
-      const uploaded = await avatarOf(page, person).evaluate((img: HTMLImageElement) => ({ src: img.currentSrc, srcset: img.getAttribute('srcset'), naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight, complete: img.complete }));
+      const uploaded = await avatarOf(page, person).evaluate((img: HTMLImageElement) => ({
+        src: img.currentSrc,
+        srcset: img.getAttribute('srcset'),
+        naturalWidth: img.naturalWidth,
+        naturalHeight: img.naturalHeight,
+        complete: img.complete,
+      }));
       // The 64 px avatar variant (webp), not the uploaded original; its 2x in the srcset.
       expect(uploaded.src).toMatch(/\/media\/_variants\/profile_images\/[^/]+\.png\/avatar-[0-9a-f]{8}\.webp$/);
       expect(uploaded.srcset).toMatch(/avatar-[0-9a-f]{8}\.webp 1x, \S+avatar-[0-9a-f]{8}-2x\.webp 2x$/);
@@ -133,7 +165,13 @@ describe.skipIf(!haveBrowser)(`examples/crm in Chromium${haveBrowser ? '' : ` (s
       await rm(path.join(app.mediaDir, '_variants', key), { recursive: true });
       await page.reload();
       const after = await settled(page);
-      const avatar = await avatarOf(page, person).evaluate((img: HTMLImageElement) => ({ src: img.src, naturalWidth: img.naturalWidth, complete: img.complete, applied: img.hasAttribute('data-avatar-fallback-applied'), fallback: img.getAttribute('data-avatar-fallback') }));
+      const avatar = await avatarOf(page, person).evaluate((img: HTMLImageElement) => ({
+        src: img.src,
+        naturalWidth: img.naturalWidth,
+        complete: img.complete,
+        applied: img.hasAttribute('data-avatar-fallback-applied'),
+        fallback: img.getAttribute('data-avatar-fallback'),
+      }));
       expect(avatar.src).toContain('/avatars/initials.svg?');
       expect(avatar.src).toBe(new URL(avatar.fallback!, app.url).href);
       expect(avatar.applied).toBe(true); // switched in the browser: the server still believed in the photo
@@ -147,7 +185,12 @@ describe.skipIf(!haveBrowser)(`examples/crm in Chromium${haveBrowser ? '' : ` (s
       // from the server, with nothing left for the browser to fix.
       await page.reload();
       const healed = await settled(page);
-      const served = await avatarOf(page, person).evaluate((img: HTMLImageElement) => ({ src: img.getAttribute('src'), isDefault: img.getAttribute('data-is-default'), applied: img.hasAttribute('data-avatar-fallback-applied'), naturalWidth: img.naturalWidth }));
+      const served = await avatarOf(page, person).evaluate((img: HTMLImageElement) => ({
+        src: img.getAttribute('src'),
+        isDefault: img.getAttribute('data-is-default'),
+        applied: img.hasAttribute('data-avatar-fallback-applied'),
+        naturalWidth: img.naturalWidth,
+      }));
       expect(served).toMatchObject({ isDefault: 'true', applied: false, naturalWidth: 64 });
       expect(served.src).toContain('/avatars/initials.svg?');
       expect(healed.filter((img) => !img.complete || img.naturalWidth === 0)).toEqual([]);
@@ -205,7 +248,20 @@ describe.skipIf(!haveBrowser)(`examples/crm in Chromium${haveBrowser ? '' : ` (s
 
   it('initials data: URLs render for hostile, non-Latin, one-word and empty names', async () => {
     const { initialsAvatarDataUrl, avatarImgHtml } = await import('../../src/avatar/index.js');
-    const names = ['<script>alert(1)</script>', '" onload="alert(1)', "' onerror='alert(2)", ']]><x>&amp;', 'a\u0000b\u0007c\ud800d', '张伟', 'محمد علي', 'Σωκράτης Παππάς', 'Madonna', '👩‍🚀 Astro', '', '   '];
+    const names = [
+      '<script>alert(1)</script>',
+      '" onload="alert(1)',
+      "' onerror='alert(2)",
+      ']]><x>&amp;',
+      'a\u0000b\u0007c\ud800d',
+      '张伟',
+      'محمد علي',
+      'Σωκράτης Παππάς',
+      'Madonna',
+      '👩‍🚀 Astro',
+      '',
+      '   ',
+    ];
     const page = await context.newPage();
     problems.length = 0;
     await page.route(`${app.url}/initials-test`, (route) =>
@@ -258,7 +314,11 @@ describe.skipIf(!haveBrowser)(`examples/crm in Chromium${haveBrowser ? '' : ` (s
       const res = await fetch(`${app.url}/people/${encodeURIComponent(person.id)}/photo`, { method: 'POST', body: form, redirect: 'manual' });
       expect(res.status, await res.text()).toBe(303);
     }
-    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
     try {
       const hidpi = await browser.newContext({ deviceScaleFactor: 2, viewport: { width: 1200, height: 1400 } });
       const page = await hidpi.newPage();
@@ -266,12 +326,23 @@ describe.skipIf(!haveBrowser)(`examples/crm in Chromium${haveBrowser ? '' : ` (s
       const pending: Promise<void>[] = [];
       page.on('response', (res) => {
         if (res.request().resourceType() !== 'image') return;
-        pending.push(res.body().then((b) => void loaded.push({ url: res.url(), status: res.status(), bytes: b.length }), () => undefined));
+        pending.push(
+          res.body().then(
+            (b) => void loaded.push({ url: res.url(), status: res.status(), bytes: b.length }),
+            () => undefined,
+          ),
+        );
       });
       await page.goto(`${app.url}/`);
       await settled(page);
       await Promise.all(pending);
-      const avatars = await page.$$eval('li.person img.avatar', (imgs) => imgs.map((img) => ({ src: (img as HTMLImageElement).currentSrc, isDefault: img.getAttribute('data-is-default'), naturalWidth: (img as HTMLImageElement).naturalWidth })));
+      const avatars = await page.$$eval('li.person img.avatar', (imgs) =>
+        imgs.map((img) => ({
+          src: (img as HTMLImageElement).currentSrc,
+          isDefault: img.getAttribute('data-is-default'),
+          naturalWidth: (img as HTMLImageElement).naturalWidth,
+        })),
+      );
       const photoAvatars = avatars.filter((a) => a.isDefault === 'false');
       const bytesOf = (url: string): number => loaded.filter((l) => l.url === url).reduce((sum, l) => sum + l.bytes, 0);
       const photoBytes = photoAvatars.reduce((sum, a) => sum + bytesOf(a.src), 0);
@@ -306,8 +377,18 @@ describe.skipIf(!haveBrowser)(`examples/crm in Chromium${haveBrowser ? '' : ` (s
 
   // Issue 12, point 6: a refused photo answers at once, and the form shows why.
   for (const [what, file, status, alert] of [
-    ['a photo over the 5 MB limit', { name: 'big.png', mimeType: 'image/png', buffer: Buffer.concat([makePng(8, 8), Buffer.alloc(6 * 1024 * 1024)]) }, 413, 'That photo is too large: photos are limited to 5 MB'],
-    ['a text file named note.jpg', { name: 'note.jpg', mimeType: 'image/jpeg', buffer: Buffer.from('Call Ada about the engine on Monday.\n'.repeat(40)) }, 415, 'That file is not an image: upload a PNG, JPEG, GIF, WebP or AVIF photo'],
+    [
+      'a photo over the 5 MB limit',
+      { name: 'big.png', mimeType: 'image/png', buffer: Buffer.concat([makePng(8, 8), Buffer.alloc(6 * 1024 * 1024)]) },
+      413,
+      'That photo is too large: photos are limited to 5 MB',
+    ],
+    [
+      'a text file named note.jpg',
+      { name: 'note.jpg', mimeType: 'image/jpeg', buffer: Buffer.from('Call Ada about the engine on Monday.\n'.repeat(40)) },
+      415,
+      'That file is not an image: upload a PNG, JPEG, GIF, WebP or AVIF photo',
+    ],
   ] as const) {
     it(`the upload form answers ${what} with ${status} and shows the message, at once`, async () => {
       problems.length = 0;
@@ -337,4 +418,3 @@ describe.skipIf(!haveBrowser)(`examples/crm in Chromium${haveBrowser ? '' : ` (s
     });
   }
 });
-

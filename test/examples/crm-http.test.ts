@@ -56,10 +56,18 @@ describe('examples/crm over HTTP', () => {
   it('edits a person (name and role) and deletes one with their photo and its variants', async () => {
     await fetch(`${app.url}/people`, { method: 'POST', redirect: 'manual', body: new URLSearchParams({ name: 'Kathryn Janeway', role: 'lead' }) });
     const janeway = (await people()).find((p) => p.name === 'Kathryn Janeway')!;
-    const edited = await fetch(`${app.url}/people/${janeway.id}`, { method: 'POST', redirect: 'manual', body: new URLSearchParams({ name: 'Kathryn Janeway (captain)', role: 'agent' }) });
+    const edited = await fetch(`${app.url}/people/${janeway.id}`, {
+      method: 'POST',
+      redirect: 'manual',
+      body: new URLSearchParams({ name: 'Kathryn Janeway (captain)', role: 'agent' }),
+    });
     expect(edited.status).toBe(303);
     expect((await people()).find((p) => p.id === janeway.id)).toMatchObject({ name: 'Kathryn Janeway (captain)', role: 'agent' });
-    const refused = await fetch(`${app.url}/people/${janeway.id}`, { method: 'POST', redirect: 'manual', body: new URLSearchParams({ name: ' ', role: 'agent' }) });
+    const refused = await fetch(`${app.url}/people/${janeway.id}`, {
+      method: 'POST',
+      redirect: 'manual',
+      body: new URLSearchParams({ name: ' ', role: 'agent' }),
+    });
     expect(refused.status).toBe(400);
 
     const added = await fetch(`${app.url}/people`, { method: 'POST', redirect: 'manual', body: new URLSearchParams({ name: 'Temp Person', role: 'lead' }) });
@@ -173,8 +181,10 @@ describe('examples/crm over HTTP', () => {
 describe('examples/crm refuses bad uploads at once (issue 12, point 6)', () => {
   let app: RunningExample;
   const FIVE_MB = 5 * 1024 * 1024;
-  const personId = async (name: string): Promise<string> => ((await (await fetch(`${app.url}/api/people`)).json()) as ApiPerson[]).find((p) => p.name === name)!.id;
-  const storedFor = async (id: string): Promise<string[]> => (await readdir(path.join(app.mediaDir, 'profile_images')).catch(() => [] as string[])).filter((f) => f.startsWith(id));
+  const personId = async (name: string): Promise<string> =>
+    ((await (await fetch(`${app.url}/api/people`)).json()) as ApiPerson[]).find((p) => p.name === name)!.id;
+  const storedFor = async (id: string): Promise<string[]> =>
+    (await readdir(path.join(app.mediaDir, 'profile_images')).catch(() => [] as string[])).filter((f) => f.startsWith(id));
   /** A PNG signature followed by zeros: an "image" of `size` bytes, for the size checks. */
   const pngOf = (size: number): Uint8Array => {
     const bytes = new Uint8Array(size);
@@ -227,7 +237,9 @@ describe('examples/crm refuses bad uploads at once (issue 12, point 6)', () => {
       socket.write(data);
       if (!socket.write('\r\n')) await new Promise((r) => socket.once('drain', r));
     };
-    socket.write(`POST /people/${id}/photo HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+    socket.write(
+      `POST /people/${id}/photo HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nTransfer-Encoding: chunked\r\n\r\n`,
+    );
     await send(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="photo"; filename="huge.png"\r\nContent-Type: image/png\r\n\r\n`));
     const chunk = Buffer.alloc(256 * 1024);
     Buffer.from(makePng(8, 8)).copy(chunk);

@@ -48,7 +48,11 @@ const RECIPES: Record<string, (root: string) => Promise<Running>> = {
     const server = createApp({ storage }).listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    return { storage, send: (p, init) => fetch(base + p, { redirect: 'manual', ...init }), stop: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+    return {
+      storage,
+      send: (p, init) => fetch(base + p, { redirect: 'manual', ...init }),
+      stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
   },
   fastify: async (root) => {
     const storage = await localStorage(root);
@@ -67,17 +71,26 @@ const RECIPES: Record<string, (root: string) => Promise<Running>> = {
   // The same handler behind Node's http, as Next.js or Hono's node-server run it.
   'web-standard on Node http': async (root) => {
     const storage = await localStorage(root);
-    const { createApp, serveOnNode } = await load<{ createApp: (o: { storage: AnyStorage }) => WebApp; serveOnNode: (f: WebApp['fetch']) => Server }>('../../examples/web-standard/app.js');
+    const { createApp, serveOnNode } = await load<{ createApp: (o: { storage: AnyStorage }) => WebApp; serveOnNode: (f: WebApp['fetch']) => Server }>(
+      '../../examples/web-standard/app.js',
+    );
     const server = serveOnNode(createApp({ storage }).fetch);
     const base = await listen(server);
-    return { storage, send: (p, init) => fetch(base + p, { redirect: 'manual', ...init }), stop: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+    return {
+      storage,
+      send: (p, init) => fetch(base + p, { redirect: 'manual', ...init }),
+      stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
   },
 };
 
 const imgSrc = (html: string): string => {
   const src = /<img\b[^>]*\ssrc="([^"]*)"/.exec(html)?.[1];
   if (src === undefined) throw new Error(`no <img> in:\n${html}`);
-  return src.replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code))).replace(/&quot;/g, '"').replace(/&amp;/g, '&');
+  return src
+    .replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code)))
+    .replace(/&quot;/g, '"')
+    .replace(/&amp;/g, '&');
 };
 
 function photoForm(bytes: Uint8Array, name = 'me.png', type = 'image/png'): FormData {

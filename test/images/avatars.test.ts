@@ -20,7 +20,12 @@ describe('resolveAvatars with a variant', () => {
     const images = withImages(counted, { variants: VARIANTS });
     const storage = withExistenceCache(images);
     await storage.save('p/ada.png', f.png);
-    const people = [{ path: 'p/ada.png', id: 1, name: 'Ada' }, { path: 'p/ada.png', id: 2, name: 'Ada again' }, { path: 'p/missing.png', id: 3, name: 'Nobody' }, { path: '', id: 4, name: 'Empty' }];
+    const people = [
+      { path: 'p/ada.png', id: 1, name: 'Ada' },
+      { path: 'p/ada.png', id: 2, name: 'Ada again' },
+      { path: 'p/missing.png', id: 3, name: 'Nobody' },
+      { path: '', id: 4, name: 'Empty' },
+    ];
     const [ada, again, missing, empty] = await resolveAvatars(storage, people, { variant: 'avatar', default: DEFAULT });
     expect(ada).toEqual({
       src: `/media/${images.variantKey('p/ada.png', 'avatar')}`,
@@ -49,7 +54,11 @@ describe('resolveAvatars with a variant', () => {
     await raw.save('legacy/note.jpg', f.text, { contentType: 'image/jpeg' });
     const errors: Array<[string, string]> = [];
     const people = Array.from({ length: 30 }, (_, i) => ({ path: i % 10 === 9 ? 'legacy/note.jpg' : 'legacy/old.jpg', id: i, name: `P${i}` }));
-    const avatars = await resolveAvatars(withExistenceCache(images), people, { variant: 'avatar', default: DEFAULT, onError: (err, key) => errors.push([key, (err as { code: string }).code]) });
+    const avatars = await resolveAvatars(withExistenceCache(images), people, {
+      variant: 'avatar',
+      default: DEFAULT,
+      onError: (err, key) => errors.push([key, (err as { code: string }).code]),
+    });
     expect(avatars.filter((a) => !a.isDefault).length).toBe(27);
     expect(avatars.filter((a) => a.isDefault).map((a) => a.key)).toEqual(['legacy/note.jpg', 'legacy/note.jpg', 'legacy/note.jpg']);
     expect(errors).toEqual([['legacy/note.jpg', 'INVALID_INPUT']]);
@@ -66,7 +75,9 @@ describe('resolveAvatars with a variant', () => {
 
   it('refuses a variant on a storage without withImages, and an undeclared variant, loudly', async () => {
     await expect(resolveAvatars(new MemoryStorage(), ['a.jpg'], { variant: 'avatar' })).rejects.toThrow(/needs a storage wrapped by withImages/);
-    await expect(resolveAvatars(withImages(new MemoryStorage(), { variants: VARIANTS }), ['a.jpg'], { variant: 'huge' })).rejects.toThrow(/no variant named "huge"; declared: avatar, card/);
+    await expect(resolveAvatars(withImages(new MemoryStorage(), { variants: VARIANTS }), ['a.jpg'], { variant: 'huge' })).rejects.toThrow(
+      /no variant named "huge"; declared: avatar, card/,
+    );
   });
 
   describe('on Cloudinary (fake)', () => {
@@ -80,7 +91,9 @@ describe('resolveAvatars with a variant', () => {
       await b.images.save('people/ada.jpg', f.polyglot);
       const [ada] = await resolveAvatars(b.images, ['people/ada.jpg'], { variant: 'avatar', default: DEFAULT });
       expect(ada!.src).toMatch(/\/c_fill,f_webp,h_64,q_80,w_64\/v\d+\/img\/people\/ada\.jpg$/);
-      expect(ada!.srcset).toMatch(/c_fill,f_webp,h_64,q_80,w_64\/v\d+\/img\/people\/ada\.jpg 1x, \S+\/c_fill,f_webp,h_128,q_80,w_128\/v\d+\/img\/people\/ada\.jpg 2x$/);
+      expect(ada!.srcset).toMatch(
+        /c_fill,f_webp,h_64,q_80,w_64\/v\d+\/img\/people\/ada\.jpg 1x, \S+\/c_fill,f_webp,h_128,q_80,w_128\/v\d+\/img\/people\/ada\.jpg 2x$/,
+      );
       const html = avatarImgHtml({ ...ada!, alt: 'Ada' });
       expect(html).toContain(`srcset="${ada!.srcset!.replace(/=/g, '&#61;')}"`);
       const two = await b.fetch(ada!.srcset!.split(', ')[1]!.split(' ')[0]!);
@@ -90,7 +103,13 @@ describe('resolveAvatars with a variant', () => {
 });
 
 describe('avatarImgHtml and avatarImgProps with a srcset', () => {
-  const resolved = { src: '/media/v/a-1.webp', srcset: '/media/v/a-1.webp 1x, /media/v/a-2.webp 2x', fallback: '/avatars/initials.svg?name=A', width: 64, height: 64 };
+  const resolved = {
+    src: '/media/v/a-1.webp',
+    srcset: '/media/v/a-1.webp 1x, /media/v/a-2.webp 2x',
+    fallback: '/avatars/initials.svg?name=A',
+    width: 64,
+    height: 64,
+  };
 
   it('emit srcset, width and height, so the browser picks the density and reserves the space', () => {
     const html = avatarImgHtml({ ...resolved, alt: 'Ada' });

@@ -71,7 +71,16 @@ const MAKERS: Array<[string, Maker]> = [
     'b2 (fake B2, private bucket)',
     async () => {
       const fake = await startFakeB2({ buckets: { 'media-images': 'allPrivate' } });
-      return { raw: new B2Storage({ applicationKeyId: fake.applicationKeyId, applicationKey: fake.applicationKey, bucketName: 'media-images', location: 'media/', apiUrl: fake.authorizeUrl }), stop: () => fake.close() };
+      return {
+        raw: new B2Storage({
+          applicationKeyId: fake.applicationKeyId,
+          applicationKey: fake.applicationKey,
+          bucketName: 'media-images',
+          location: 'media/',
+          apiUrl: fake.authorizeUrl,
+        }),
+        stop: () => fake.close(),
+      };
     },
   ],
   [

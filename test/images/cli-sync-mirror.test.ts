@@ -26,7 +26,11 @@ beforeAll(async () => {
 function capture(): { io: Parameters<typeof main>[1] & object; out: () => string; err: () => string } {
   let out = '';
   let err = '';
-  return { io: { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, stdin: Readable.from([]), env: {} }, out: () => out, err: () => err };
+  return {
+    io: { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, stdin: Readable.from([]), env: {} },
+    out: () => out,
+    err: () => err,
+  };
 }
 
 describe('media-storage variants (backfill)', () => {
@@ -60,14 +64,18 @@ describe('media-storage variants (backfill)', () => {
     expect(stored.size).toBe(12);
     expect([...stored].some((k) => k.startsWith('_variants/other/'))).toBe(false);
     const images = withImages(raw, { variants: { avatar: parseVariantSpec('avatar=64x64,cover,webp,densities=1+2')[1] } });
-    expect(await sharp(await raw.readBuffer(images.variantKey('profile_images/p3.jpg', 'avatar', 2))).metadata()).toMatchObject({ format: 'webp', width: 128, height: 128 });
+    expect(await sharp(await raw.readBuffer(images.variantKey('profile_images/p3.jpg', 'avatar', 2))).metadata()).toMatchObject({
+      format: 'webp',
+      width: 128,
+      height: 128,
+    });
 
     const again = capture();
     expect(await main(['variants', '--url', `file://${tmp.dir}`, '--prefix', 'profile_images/', ...spec, '--quiet'], again.io)).toBe(0);
     expect(again.out()).toContain('7 photos: 0 variants generated (0 B), 6 already complete, 1 not images, 0 failed');
   });
 
-  it('resumes: an interrupted run left some variants, the next one generates only the rest; --config reads the app\'s own options', async () => {
+  it("resumes: an interrupted run left some variants, the next one generates only the rest; --config reads the app's own options", async () => {
     const config = path.join(tmp.dir, '..', `images-config-${path.basename(tmp.dir)}.mjs`);
     await writeFile(config, `export default { variants: ${JSON.stringify(VARIANTS)} };\n`);
     const images = withImages(raw, { variants: VARIANTS });
@@ -113,7 +121,9 @@ describe('sync and MirrorStorage keep variants with their photos', () => {
     expect(copied.size).toBe(2 + 2 * 3);
     // On the destination, the layer finds them where it looks.
     const there = withImages(to, { variants: VARIANTS });
-    expect((await to.readBuffer(there.variantKey('profile_images/a.jpg', 'card'))).equals(await from.readBuffer(images.variantKey('profile_images/a.jpg', 'card')))).toBe(true);
+    expect(
+      (await to.readBuffer(there.variantKey('profile_images/a.jpg', 'card'))).equals(await from.readBuffer(images.variantKey('profile_images/a.jpg', 'card'))),
+    ).toBe(true);
 
     await images.delete('profile_images/b.jpg');
     const deleted: string[] = [];

@@ -14,7 +14,7 @@ let f: Fixtures;
 
 /** The EXIF of a WebP (exifr reads JPEG, PNG, TIFF and HEIF, not WebP): its RIFF `EXIF` chunk, found here and parsed by exifr as the TIFF it is. */
 function webpExif(data: Buffer): Buffer | undefined {
-  for (let i = 12; i + 8 <= data.length; ) {
+  for (let i = 12; i + 8 <= data.length;) {
     const size = data.readUInt32LE(i + 4);
     if (data.toString('latin1', i, i + 4) === 'EXIF') {
       const chunk = data.subarray(i + 8, i + 8 + size);
@@ -27,7 +27,18 @@ function webpExif(data: Buffer): Buffer | undefined {
 
 // Every block of EXIF (IFD0, EXIF, GPS, interop, the thumbnail's IFD1), XMP and IPTC; not the ICC
 // profile, which is kept on purpose, nor the PNG header and JFIF fields exifr also reports.
-const METADATA: NonNullable<Exclude<Parameters<typeof exifr.parse>[1], boolean>> = { tiff: true, exif: true, gps: true, interop: true, ifd1: true, xmp: true, iptc: true, icc: false, jfif: false, ihdr: false };
+const METADATA: NonNullable<Exclude<Parameters<typeof exifr.parse>[1], boolean>> = {
+  tiff: true,
+  exif: true,
+  gps: true,
+  interop: true,
+  ifd1: true,
+  xmp: true,
+  iptc: true,
+  icc: false,
+  jfif: false,
+  ihdr: false,
+};
 
 /** Every metadata tag an independent reader finds in the bytes; undefined when there is none. */
 async function exifOf(data: Buffer): Promise<Record<string, unknown> | undefined> {
@@ -131,10 +142,19 @@ for (const label of BACKEND_LABELS) {
         // Stored next to the original, and nowhere in a listing of the layer.
         expect((await b.images.list('people/')).items.map((i) => i.key)).toEqual(['people/ada.jpg']);
         expect((await b.images.list('')).items.every((i) => !i.key.startsWith('_variants/'))).toBe(true);
-        expect((await storedUnder(b, 'people/ada.jpg')).sort()).toEqual(['people/ada.jpg', b.images.variantKey('people/ada.jpg', 'avatar'), b.images.variantKey('people/ada.jpg', 'avatar', 2), b.images.variantKey('people/ada.jpg', 'card')].sort());
+        expect((await storedUnder(b, 'people/ada.jpg')).sort()).toEqual(
+          [
+            'people/ada.jpg',
+            b.images.variantKey('people/ada.jpg', 'avatar'),
+            b.images.variantKey('people/ada.jpg', 'avatar', 2),
+            b.images.variantKey('people/ada.jpg', 'card'),
+          ].sort(),
+        );
       } else {
         expect(await storedUnder(b, 'people/ada.jpg')).toEqual(['people/ada.jpg']);
-        expect(await b.images.url('people/ada.jpg', { variant: 'avatar', density: 2 })).toMatch(/\/image\/upload\/c_fill,f_webp,h_128,q_80,w_128\/v\d+\/img\/people\/ada\.jpg$/);
+        expect(await b.images.url('people/ada.jpg', { variant: 'avatar', density: 2 })).toMatch(
+          /\/image\/upload\/c_fill,f_webp,h_128,q_80,w_128\/v\d+\/img\/people\/ada\.jpg$/,
+        );
       }
     });
 
@@ -170,7 +190,7 @@ for (const label of BACKEND_LABELS) {
       ['a 20,000×20,000 decompression bomb', 'bomb', 'refused/bomb.png', 'TOO_LARGE', /20000×20000 pixels \(400\.0 MP\), over the limit of 50\.0 MP/],
       ['a truncated JPEG', 'truncated', 'refused/cut.jpg', 'INVALID_INPUT', /Not a decodable JPEG image \(truncated\)/],
       ['a text file named .jpg', 'text', 'refused/note.jpg', 'INVALID_INPUT', /Not an image: the bytes are text/],
-      ['a HEIC photo (sharp\'s prebuilt libvips has no HEVC decoder)', 'heic', 'refused/iphone.jpg', 'INVALID_INPUT', /HEIC photos are not accepted/],
+      ["a HEIC photo (sharp's prebuilt libvips has no HEVC decoder)", 'heic', 'refused/iphone.jpg', 'INVALID_INPUT', /HEIC photos are not accepted/],
     ] as const) {
       it(`refuses ${what} with ${code}, storing nothing`, async () => {
         const started = performance.now();
@@ -213,7 +233,9 @@ for (const label of BACKEND_LABELS) {
       expect(await b.images.exists('people/copy.png')).toBe(true);
 
       // A new photo under the same key: its variants are the new photo's.
-      const green = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#00c040' } }).png().toBuffer();
+      const green = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#00c040' } })
+        .png()
+        .toBuffer();
       await b.images.save('people/copy.png', green);
       const avatar = await body(await b.fetch(await b.images.url('people/copy.png', { variant: 'avatar' })));
       const expected = await sharp(green).resize(64, 64).webp({ quality: 80 }).toBuffer();
@@ -230,7 +252,10 @@ for (const label of BACKEND_LABELS) {
       const savesBefore = b.counted.saves.length;
       if (cloudinary) {
         // Nothing to store: Cloudinary renders the variant, upright, from the delivery URL.
-        expect(await b.images.ensureVariant('legacy/old.jpg', 'avatar')).toEqual([{ key: 'legacy/old.jpg', generated: false }, { key: 'legacy/old.jpg', generated: false }]);
+        expect(await b.images.ensureVariant('legacy/old.jpg', 'avatar')).toEqual([
+          { key: 'legacy/old.jpg', generated: false },
+          { key: 'legacy/old.jpg', generated: false },
+        ]);
         const bytes = await body(await b.fetch(await b.images.url('legacy/old.jpg', { variant: 'card' })));
         expect(await sharp(bytes).metadata()).toMatchObject({ width: 320, height: Math.round((320 * PHOTO_WIDTH) / PHOTO_HEIGHT) });
         expect(isRed(await colourAt(bytes, 320 - 45, 5))).toBe(true);
@@ -241,7 +266,15 @@ for (const label of BACKEND_LABELS) {
       const variantKey = b.images.variantKey('legacy/old.jpg', 'avatar', 2);
       expect(await b.raw.exists(variantKey)).toBe(false);
       const path = `/media/${variantKey.split('/').map(encodeURIComponent).join('/')}`;
-      const responses = await Promise.all(Array.from({ length: 50 }, () => fetch(`${b.origin}${path}`).then(async (res) => ({ status: res.status, type: res.headers.get('content-type'), bytes: Buffer.from(await res.arrayBuffer()) }))));
+      const responses = await Promise.all(
+        Array.from({ length: 50 }, () =>
+          fetch(`${b.origin}${path}`).then(async (res) => ({
+            status: res.status,
+            type: res.headers.get('content-type'),
+            bytes: Buffer.from(await res.arrayBuffer()),
+          })),
+        ),
+      );
       expect(responses.map((r) => r.status)).toEqual(Array(50).fill(200));
       expect(new Set(responses.map((r) => r.bytes.toString('base64'))).size).toBe(1);
       expect(responses[0]!.type).toBe('image/webp');

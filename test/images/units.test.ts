@@ -26,8 +26,14 @@ function segment(marker: number, body: Buffer): Buffer {
 
 describe('lossless stripping', () => {
   it('JPEG: EXIF, XMP, MPF, IPTC, comments, the JFIF thumbnail and trailing bytes go; ICC and Adobe stay; the scans are copied as they are', async () => {
-    const base = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808000' } }).jpeg({ progressive: true }).withMetadata({ icc: 'p3' }).toBuffer();
-    const jfifWithThumb = segment(0xe0, Buffer.concat([Buffer.from('JFIF\0\x01\x02\x00\x00\x01\x00\x01', 'latin1'), Buffer.from([2, 2]), Buffer.alloc(12, 0xaa)]));
+    const base = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808000' } })
+      .jpeg({ progressive: true })
+      .withMetadata({ icc: 'p3' })
+      .toBuffer();
+    const jfifWithThumb = segment(
+      0xe0,
+      Buffer.concat([Buffer.from('JFIF\0\x01\x02\x00\x00\x01\x00\x01', 'latin1'), Buffer.from([2, 2]), Buffer.alloc(12, 0xaa)]),
+    );
     const parts = [
       base.subarray(0, 2),
       jfifWithThumb,
@@ -42,7 +48,16 @@ describe('lossless stripping', () => {
     ];
     const { data, removed } = stripJpeg(Buffer.concat(parts));
     // The segments planted, then sharp's own EXIF of the base image, then what follows its end.
-    expect(removed).toEqual(['JFIF thumbnail', 'APP1 Exif', 'APP1 http://ns.ad', 'APP2 MPF', 'APP13 Photoshop 3.', 'COM', 'APP1 Exif', 'trailing 26 bytes after the image']);
+    expect(removed).toEqual([
+      'JFIF thumbnail',
+      'APP1 Exif',
+      'APP1 http://ns.ad',
+      'APP2 MPF',
+      'APP13 Photoshop 3.',
+      'COM',
+      'APP1 Exif',
+      'trailing 26 bytes after the image',
+    ]);
     const text = data.toString('latin1');
     for (const gone of ['GPS somewhere', 'xmpmeta', 'second image', 'IPTC caption', '<script>', 'PK\x03\x04']) expect(text).not.toContain(gone);
     expect(text).toContain('Adobe');
@@ -70,7 +85,11 @@ describe('lossless stripping', () => {
     const { data, removed } = stripPng(f.png);
     expect(removed.sort()).toEqual(['eXIf', 'tEXt']);
     expect(await exifr.parse(data, { tiff: true, xmp: true, icc: false, ihdr: false })).toBeUndefined();
-    const withTrns = withPngChunks(f.png, [pngChunk('tRNS', Buffer.from([0, 1, 0, 2, 0, 3])), pngChunk('zTXt', Buffer.from('k\0\0xx')), pngChunk('iTXt', Buffer.from('XML:com.adobe.xmp\0\0\0\0\0<x/>'))]);
+    const withTrns = withPngChunks(f.png, [
+      pngChunk('tRNS', Buffer.from([0, 1, 0, 2, 0, 3])),
+      pngChunk('zTXt', Buffer.from('k\0\0xx')),
+      pngChunk('iTXt', Buffer.from('XML:com.adobe.xmp\0\0\0\0\0<x/>')),
+    ]);
     const stripped = stripPng(withTrns);
     expect(stripped.removed.sort()).toEqual(['eXIf', 'iTXt', 'tEXt', 'zTXt']);
     expect(stripped.data.includes('tRNS', 0, 'latin1')).toBe(true);
@@ -91,11 +110,21 @@ describe('lossless stripping', () => {
   });
 
   it('GIF: comments and foreign application extensions go, frames and the loop count stay', async () => {
-    const frames = await sharp({ create: { width: 16, height: 32, channels: 3, background: '#ff0000' } }).gif({ loop: 3 }).toBuffer();
-    const animated = await sharp(Buffer.concat([frames]), { animated: true }).gif({ loop: 3 }).toBuffer();
+    const frames = await sharp({ create: { width: 16, height: 32, channels: 3, background: '#ff0000' } })
+      .gif({ loop: 3 })
+      .toBuffer();
+    const animated = await sharp(Buffer.concat([frames]), { animated: true })
+      .gif({ loop: 3 })
+      .toBuffer();
     const trailer = animated.length - 1;
     const comment = Buffer.concat([Buffer.from([0x21, 0xfe, 11]), Buffer.from('secret note', 'latin1'), Buffer.from([0])]);
-    const xmp = Buffer.concat([Buffer.from([0x21, 0xff, 11]), Buffer.from('XMP DataXMP', 'latin1'), Buffer.from([5]), Buffer.from('<x/>!', 'latin1'), Buffer.from([0])]);
+    const xmp = Buffer.concat([
+      Buffer.from([0x21, 0xff, 11]),
+      Buffer.from('XMP DataXMP', 'latin1'),
+      Buffer.from([5]),
+      Buffer.from('<x/>!', 'latin1'),
+      Buffer.from([0]),
+    ]);
     const input = Buffer.concat([animated.subarray(0, trailer), comment, xmp, animated.subarray(trailer), Buffer.from('<html>', 'latin1')]);
     const { data, removed } = stripGif(input);
     expect(removed).toEqual(['comment', 'application XMP DataXMP', 'trailing 6 bytes after the image']);
@@ -114,7 +143,12 @@ describe('variant definitions and keys', () => {
     const again = resolveVariant('avatar', { width: 64, height: 64, fit: 'cover', format: 'webp', quality: 80, densities: [1, 2] });
     expect(again.densities.map((v) => v.digest)).toEqual(set.densities.map((v) => v.digest));
     expect(resolveVariant('avatar', { width: 64, height: 64, quality: 81 }).densities[0]!.digest).not.toBe(set.densities[0]!.digest);
-    expect(parseVariantKey(`_variants/a/b c.jpg/${set.densities[1]!.fileName}`)).toEqual({ original: 'a/b c.jpg', name: 'avatar', density: 2, digest: set.densities[1]!.digest });
+    expect(parseVariantKey(`_variants/a/b c.jpg/${set.densities[1]!.fileName}`)).toEqual({
+      original: 'a/b c.jpg',
+      name: 'avatar',
+      density: 2,
+      digest: set.densities[1]!.digest,
+    });
     expect(parseVariantKey('_variants/a.jpg/x-2x-1234abcd.webp')).toEqual({ original: 'a.jpg', name: 'x-2x', density: 1, digest: '1234abcd' });
     expect(parseVariantKey('profile/a.jpg')).toBeUndefined();
   });
@@ -141,7 +175,7 @@ describe('variant definitions and keys', () => {
 });
 
 describe('the layer', () => {
-  it('holds an upload to maxBytes and to the caller\'s maxSize, storing nothing', async () => {
+  it("holds an upload to maxBytes and to the caller's maxSize, storing nothing", async () => {
     const memory = new MemoryStorage();
     const images = withImages(memory, { variants: VARIANTS, maxBytes: 1_000_000 });
     expect((await failure(images.save('a.jpg', f.photo))).code).toBe('TOO_LARGE');

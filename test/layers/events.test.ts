@@ -120,7 +120,13 @@ describe('withEvents', () => {
     const inner: StorageEvent[] = [];
     const outer: StorageEvent[] = [];
     const faults = withFaults(new MemoryStorage()).failNth('save', 1).failNth('save', 2);
-    const storage = withEvents(withRetry(withEvents(faults, (e) => inner.push(e)), { sleep: async () => undefined }), (e) => outer.push(e));
+    const storage = withEvents(
+      withRetry(
+        withEvents(faults, (e) => inner.push(e)),
+        { sleep: async () => undefined },
+      ),
+      (e) => outer.push(e),
+    );
     await storage.save('k.txt', 'body');
     expect(inner.map((e) => e.outcome)).toEqual(['error', 'error', 'ok']);
     expect(outer.map((e) => e.outcome)).toEqual(['ok']);
@@ -141,6 +147,8 @@ describe('withLogger', () => {
   });
 
   it('formats a copy with its target', () => {
-    expect(formatStorageEvent({ backend: 's3', operation: 'copy', key: 'a', target: 'b', durationMs: 1.26, bytes: 3, outcome: 'ok' })).toBe('media-storage s3 copy "a" -> "b" ok 1.3 ms 3 B');
+    expect(formatStorageEvent({ backend: 's3', operation: 'copy', key: 'a', target: 'b', durationMs: 1.26, bytes: 3, outcome: 'ok' })).toBe(
+      'media-storage s3 copy "a" -> "b" ok 1.3 ms 3 B',
+    );
   });
 });

@@ -104,7 +104,10 @@ describe('withFaults', () => {
             ['string', () => 'x'.repeat(300_000)],
             ['Blob', () => new Blob([randomBytes(300_000)])],
             ['Readable', () => Readable.from([randomBytes(150_000), randomBytes(150_000)])],
-            ['web stream', () => new ReadableStream<Uint8Array>({ start: (c) => (c.enqueue(randomBytes(200_000)), c.enqueue(randomBytes(200_000)), c.close()) })],
+            [
+              'web stream',
+              () => new ReadableStream<Uint8Array>({ start: (c) => (c.enqueue(randomBytes(200_000)), c.enqueue(randomBytes(200_000)), c.close()) }),
+            ],
           ];
           for (const [label, make] of bodies) {
             expect(await outcome(storage.save(`new-${label}.bin`, make() as never)), `${inner.name} ${label}`).toBe('UNAVAILABLE');

@@ -62,7 +62,18 @@ describe('withRetry', () => {
     expect(waits).toEqual([0, 50, 300]);
   });
 
-  const never: MediaStorageErrorCode[] = ['AUTH', 'PERMISSION', 'INVALID_KEY', 'INVALID_INPUT', 'NOT_FOUND', 'TOO_LARGE', 'ALREADY_EXISTS', 'CONFIG', 'UNKNOWN', 'ABORTED'];
+  const never: MediaStorageErrorCode[] = [
+    'AUTH',
+    'PERMISSION',
+    'INVALID_KEY',
+    'INVALID_INPUT',
+    'NOT_FOUND',
+    'TOO_LARGE',
+    'ALREADY_EXISTS',
+    'CONFIG',
+    'UNKNOWN',
+    'ABORTED',
+  ];
   for (const code of never) {
     it(`never retries ${code}`, async () => {
       const { faults, storage, waits } = setup();
@@ -150,7 +161,10 @@ describe('withRetry', () => {
     const notDone = [
       ['a 503', () => new MediaStorageError('UNAVAILABLE', 'busy', { status: 503 })],
       ['a 429', () => new MediaStorageError('UNAVAILABLE', 'slow down', { status: 429 })],
-      ['a refused connection', () => new MediaStorageError('UNAVAILABLE', 'refused', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) })],
+      [
+        'a refused connection',
+        () => new MediaStorageError('UNAVAILABLE', 'refused', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) }),
+      ],
     ] as const;
     for (const ifExists of ['fail', 'rename'] as const) {
       for (const [what, error] of maybeDone) {

@@ -24,7 +24,12 @@ async function snapshot(dir: string, skip?: string): Promise<Map<string, string>
       } else if (entry.isSymbolicLink()) {
         out.set(full, 'link');
       } else {
-        out.set(full, createHash('sha256').update(await readFile(full)).digest('hex'));
+        out.set(
+          full,
+          createHash('sha256')
+            .update(await readFile(full))
+            .digest('hex'),
+        );
       }
     }
   }

@@ -82,7 +82,7 @@ describe('LocalStorage on a file system that folds Unicode normalisation (APFS)'
     expect((await folding.readBuffer(NFC)).toString()).toBe('composed');
   });
 
-  it('never writes into a folder stored under another spelling of the key\'s folder', async () => {
+  it("never writes into a folder stored under another spelling of the key's folder", async () => {
     const { folding, foldingRoot } = await storages();
     await folding.save('Ren\u00e9e/a.txt', 'a');
     expect(await code(folding.save('Rene\u0301e/b.txt', 'b'))).toBe('ALREADY_EXISTS');

@@ -171,7 +171,13 @@ describe('LocalStorage error paths with an injected file system', () => {
     const stream = await s.read('gone.txt');
     // Let the open fail before anyone listens: it must not crash the process.
     await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(await codeOf((async () => { for await (const _ of stream) void _; })())).toBe('NOT_FOUND');
+    expect(
+      await codeOf(
+        (async () => {
+          for await (const _ of stream) void _;
+        })(),
+      ),
+    ).toBe('NOT_FOUND');
     await tmp.remove();
   });
 

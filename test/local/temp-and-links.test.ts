@@ -172,7 +172,10 @@ describe('LocalStorage and symbolic links', () => {
   it('never lists anything reached through a link out of the root, whatever the prefix', async () => {
     for (const prefix of ['', 'linkdir/', 'linkdir/deeper/', 'linkdir/se', 'photos/', 'photos/link']) {
       const listed = (await storage.list(prefix)).items.map((i) => i.key);
-      expect(listed.filter((key) => key.startsWith('linkdir') || key.includes('link.txt')), prefix).toEqual([]);
+      expect(
+        listed.filter((key) => key.startsWith('linkdir') || key.includes('link.txt')),
+        prefix,
+      ).toEqual([]);
     }
     const all: string[] = [];
     for await (const info of storage.listAll()) all.push(info.key);

@@ -42,7 +42,7 @@ describe('MirrorStorage during a migration', () => {
     await mirror.delete('profile_images/new.jpg');
     expect(await durable.exists('profile_images/new.jpg')).toBe(false);
     expect(await oldDisk.exists('profile_images/new.jpg')).toBe(false);
-    expect((await mirror.stat('missing.jpg').catch((e: MediaStorageError) => e.code))).toBe('NOT_FOUND');
+    expect(await mirror.stat('missing.jpg').catch((e: MediaStorageError) => e.code)).toBe('NOT_FOUND');
   });
 
   it('copies an object the secondary never had', async () => {

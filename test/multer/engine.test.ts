@@ -48,7 +48,15 @@ describe('mediaStorageEngine with real multer', () => {
     expect(res.status).toBe(200);
     const { file, body } = (await res.json()) as { file: Record<string, unknown>; body: Record<string, unknown> };
     expect(body).toEqual({ name: 'Ada' });
-    expect(file).toMatchObject({ fieldname: 'photo', originalname: 'ada.png', key: 'avatars/photo-1.png', size: png.length, contentType: 'image/png', url: '/media/avatars/photo-1.png', location: '/media/avatars/photo-1.png' });
+    expect(file).toMatchObject({
+      fieldname: 'photo',
+      originalname: 'ada.png',
+      key: 'avatars/photo-1.png',
+      size: png.length,
+      contentType: 'image/png',
+      url: '/media/avatars/photo-1.png',
+      location: '/media/avatars/photo-1.png',
+    });
     expect((await storage.readBuffer('avatars/photo-1.png')).equals(png)).toBe(true);
   });
 

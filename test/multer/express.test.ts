@@ -33,7 +33,9 @@ async function app(engine: MediaStorageEngineOptions, seen: Seen[] = []): Promis
   });
   const onError: ErrorRequestHandler = (err, _req, res, _next) => {
     seen.push({ name: err?.name, code: err?.code, isMediaStorageError: isMediaStorageError(err), instanceOf: err instanceof MediaStorageError });
-    const status = isMediaStorageError(err) ? ({ TOO_LARGE: 413, INVALID_KEY: 400, INVALID_INPUT: 400, UNAVAILABLE: 503 } as Record<string, number>)[err.code] ?? 500 : 500;
+    const status = isMediaStorageError(err)
+      ? (({ TOO_LARGE: 413, INVALID_KEY: 400, INVALID_INPUT: 400, UNAVAILABLE: 503 } as Record<string, number>)[err.code] ?? 500)
+      : 500;
     res.status(status).json({ code: err?.code, message: err?.message });
   };
   server.use(onError);

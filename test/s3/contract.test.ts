@@ -15,8 +15,11 @@ const storableOnS3rver = (key: string): boolean => key.split('/').every((segment
 // and it decodes x-amz-copy-source with decodeURI, which leaves "%2B" and "%25" encoded, so no
 // copy of a name with "+" or "%" finds its source. S3 servers store, page through and copy them
 // all, so those foreign names are tested there only.
-// eslint-disable-next-line no-control-regex
-const s3rverHolds = (key: string): boolean => storableOnS3rver(key) && !/[\u0000-\u001f\u007f;,?:@&=+$#%]/.test(key) && key.split('/').every((segment, i, all) => segment !== '.' && segment !== '..' && (segment !== '' || i === all.length - 1));
+
+const s3rverHolds = (key: string): boolean =>
+  storableOnS3rver(key) &&
+  !/[\u0000-\u001f\u007f;,?:@&=+$#%]/.test(key) &&
+  key.split('/').every((segment, i, all) => segment !== '.' && segment !== '..' && (segment !== '' || i === all.length - 1));
 
 // A server that stores shorter keys than S3's 1,024 bytes (MEDIA_STORAGE_TEST_S3_MAX_KEY_BYTES)
 // leaves out the odd keys that would not fit under the test prefixes (up to 128 bytes).

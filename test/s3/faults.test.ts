@@ -48,7 +48,10 @@ interface Row {
 const query = (url: string): URLSearchParams => new URLSearchParams(url.split('?')[1] ?? '');
 const putObject: RequestMatch = (r) => r.method === 'PUT' && !query(r.url).has('partNumber') && r.headers['x-amz-copy-source'] === undefined;
 const createUpload: RequestMatch = (r) => r.method === 'POST' && query(r.url).has('uploads');
-const part = (n?: number): RequestMatch => (r) => r.method === 'PUT' && query(r.url).has('partNumber') && (n === undefined || query(r.url).get('partNumber') === String(n));
+const part =
+  (n?: number): RequestMatch =>
+  (r) =>
+    r.method === 'PUT' && query(r.url).has('partNumber') && (n === undefined || query(r.url).get('partNumber') === String(n));
 const complete: RequestMatch = (r) => r.method === 'POST' && query(r.url).has('uploadId');
 const abortUpload: RequestMatch = (r) => r.method === 'DELETE' && query(r.url).has('uploadId');
 const getObject: RequestMatch = (r) => r.method === 'GET' && !query(r.url).has('list-type');
@@ -75,26 +78,74 @@ const MATRIX: Row[] = [
   { op: 'save', at: 'inside the body: reset after 5,000 bytes', layer: 'http', match: putObject, fault: reset('upstream', 5000), expect: OK },
   { op: 'save', at: 'inside the body: stall after 5,000 bytes', layer: 'http', match: putObject, fault: stall('upstream', 5000), expect: OK },
   { op: 'save', at: 'at completion: stored, the answer lost', layer: 'http', match: putObject, fault: reset('downstream', 0), expect: OK },
-  { op: 'save', at: 'every try reset inside the body', layer: 'http', match: putObject, fault: reset('upstream', 5000), times: FOREVER, expect: DOWN, tornOnS3rver: true },
+  {
+    op: 'save',
+    at: 'every try reset inside the body',
+    layer: 'http',
+    match: putObject,
+    fault: reset('upstream', 5000),
+    times: FOREVER,
+    expect: DOWN,
+    tornOnS3rver: true,
+  },
   { op: 'save', at: 'every try answered 503 SlowDown', layer: 'http', match: putObject, fault: slowDown, times: FOREVER, expect: DOWN },
   // a stream over one part: CreateMultipartUpload, UploadPart × 3, CompleteMultipartUpload
   { op: 'save-multipart', at: 'before it: CreateMultipartUpload answered 503', layer: 'http', match: createUpload, fault: slowDown, expect: OK },
   { op: 'save-multipart', at: 'before it: CreateMultipartUpload never arrives', layer: 'http', match: createUpload, fault: reset('upstream', 0), expect: OK },
   // The SDK retries the create; the upload the first try made is found and aborted (on servers with
   // ListMultipartUploads, whose final check below proves it; s3rver keeps it, unseen).
-  { op: 'save-multipart', at: 'before it: CreateMultipartUpload carried out, its answer lost', layer: 'http', match: createUpload, fault: reset('downstream', 0), expect: OK },
-  { op: 'save-multipart', at: 'before it: CreateMultipartUpload fails on every try', layer: 'http', match: createUpload, fault: slowDown, times: FOREVER, expect: DOWN },
+  {
+    op: 'save-multipart',
+    at: 'before it: CreateMultipartUpload carried out, its answer lost',
+    layer: 'http',
+    match: createUpload,
+    fault: reset('downstream', 0),
+    expect: OK,
+  },
+  {
+    op: 'save-multipart',
+    at: 'before it: CreateMultipartUpload fails on every try',
+    layer: 'http',
+    match: createUpload,
+    fault: slowDown,
+    times: FOREVER,
+    expect: DOWN,
+  },
   { op: 'save-multipart', at: 'inside part 2: reset after 100,000 bytes', layer: 'http', match: part(2), fault: reset('upstream', 100_000), expect: OK },
   { op: 'save-multipart', at: 'inside part 1: stall after 100,000 bytes', layer: 'http', match: part(1), fault: stall('upstream', 100_000), expect: OK },
   { op: 'save-multipart', at: 'part 3 (the last, short one) answered 503', layer: 'http', match: part(3), fault: slowDown, expect: OK },
   { op: 'save-multipart', at: 'part 2 stored, its answer lost', layer: 'http', match: part(2), fault: reset('downstream', 0), expect: OK },
-  { op: 'save-multipart', at: 'inside part 2, on every try: reset', layer: 'http', match: part(2), fault: reset('upstream', 100_000), times: FOREVER, expect: DOWN },
+  {
+    op: 'save-multipart',
+    at: 'inside part 2, on every try: reset',
+    layer: 'http',
+    match: part(2),
+    fault: reset('upstream', 100_000),
+    times: FOREVER,
+    expect: DOWN,
+  },
   { op: 'save-multipart', at: 'inside every part: stall', layer: 'http', match: part(), fault: stall('upstream', 100_000), times: FOREVER, expect: DOWN },
   { op: 'save-multipart', at: 'at completion: CompleteMultipartUpload answered 503', layer: 'http', match: complete, fault: slowDown, expect: OK },
   { op: 'save-multipart', at: 'at completion: CompleteMultipartUpload never arrives', layer: 'http', match: complete, fault: reset('upstream', 0), expect: OK },
   { op: 'save-multipart', at: 'at completion: CompleteMultipartUpload stalls', layer: 'http', match: complete, fault: stall('upstream', 0), expect: OK },
-  { op: 'save-multipart', at: 'at completion: fails on every try (then the upload is aborted)', layer: 'http', match: complete, fault: slowDown, times: FOREVER, expect: DOWN },
-  { op: 'save-multipart', at: 'at completion, and the first abort never arrives', layer: 'http', match: (r) => complete(r) || abortUpload(r), fault: slowDown, times: 4, expect: DOWN },
+  {
+    op: 'save-multipart',
+    at: 'at completion: fails on every try (then the upload is aborted)',
+    layer: 'http',
+    match: complete,
+    fault: slowDown,
+    times: FOREVER,
+    expect: DOWN,
+  },
+  {
+    op: 'save-multipart',
+    at: 'at completion, and the first abort never arrives',
+    layer: 'http',
+    match: (r) => complete(r) || abortUpload(r),
+    fault: slowDown,
+    times: 4,
+    expect: DOWN,
+  },
   // GetObject
   { op: 'read', at: 'answered 503 SlowDown', layer: 'http', match: getObject, fault: slowDown, expect: OK },
   { op: 'read', at: 'reset before the answer', layer: 'tcp', fault: reset('upstream', 0), expect: OK },
@@ -133,7 +184,10 @@ beforeAll(async () => {
   chain = await startProxyChain(target.endpoint);
   // The storage's own client, but through the proxies and with a short idle timeout, so stalls
   // fail (and are retried) within a second instead of the default two minutes.
-  const client = rawClient(chain.url, target.region, target.credentials, { maxAttempts: 3, requestHandler: { connectionTimeout: 2000, socketTimeout: STALL_TIMEOUT_MS } });
+  const client = rawClient(chain.url, target.region, target.credentials, {
+    maxAttempts: 3,
+    requestHandler: { connectionTimeout: 2000, socketTimeout: STALL_TIMEOUT_MS },
+  });
   s3 = target.storage({ client, partSize: PART, multipartThreshold: PART, queueSize: 2 });
 }, 120_000);
 
@@ -148,7 +202,8 @@ async function held(key: string): Promise<Buffer | undefined> {
     const answer = await target.client.send(new GetObjectCommand({ Bucket: target.bucket, Key: target.location + key }));
     return Buffer.from(await answer.Body!.transformToByteArray());
   } catch (err) {
-    if ((err as { name?: string }).name === 'NoSuchKey' || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+    if ((err as { name?: string }).name === 'NoSuchKey' || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404)
+      return undefined;
     throw err;
   }
 }
@@ -163,9 +218,12 @@ function unabortedUploads(from: number): string[] {
 
 const newBody = (op: Op): Buffer => randomBytes(op === 'save-multipart' ? 2 * PART + 12_345 : 20_000);
 /** A stream of unknown length, in 64 KiB chunks as a request or a file would give it. */
-const streamOf = (body: Buffer): Readable => Readable.from((function* () {
-  for (let i = 0; i < body.length; i += 64 * 1024) yield body.subarray(i, i + 64 * 1024);
-})());
+const streamOf = (body: Buffer): Readable =>
+  Readable.from(
+    (function* () {
+      for (let i = 0; i < body.length; i += 64 * 1024) yield body.subarray(i, i + 64 * 1024);
+    })(),
+  );
 
 describe(`S3 under injected faults (proxies between S3Storage and ${targetLabel})`, () => {
   let n = 0;
@@ -209,7 +267,8 @@ describe(`S3 under injected faults (proxies between S3Storage and ${targetLabel}
         if (row.op === 'read') expect(sha256(value as Buffer)).toBe(sha256(old));
         if (row.op === 'stat') expect(value).toMatchObject({ size: old.length });
         if (row.op === 'exists') expect(value).toBe(true);
-        if (row.op === 'list') expect((value as { items: Array<{ key: string; size: number }> }).items).toEqual([expect.objectContaining({ key, size: old.length })]);
+        if (row.op === 'list')
+          expect((value as { items: Array<{ key: string; size: number }> }).items).toEqual([expect.objectContaining({ key, size: old.length })]);
         if (row.op === 'url') expect(sha256(Buffer.from(await (await fetch(value as string)).arrayBuffer()))).toBe(sha256(old));
         if (row.op.startsWith('save')) expect(value).toMatchObject({ size: body.length });
       }
@@ -223,14 +282,20 @@ describe(`S3 under injected faults (proxies between S3Storage and ${targetLabel}
         // nothing from a request that did not complete. What it kept must still be our own bytes.
         expect(now.equals(body.subarray(0, now.length)), 's3rver kept a prefix of the body sent').toBe(true);
       } else expect(allowed).toContain(whichBody(now, candidates));
-      if (row.op === 'copy') expect(result.outcome === 'ok' ? ['source'] : ['source', 'destination as it was']).toContain(whichBody(await held(copyTo), { source: old, 'destination as it was': destOld }));
+      if (row.op === 'copy')
+        expect(result.outcome === 'ok' ? ['source'] : ['source', 'destination as it was']).toContain(
+          whichBody(await held(copyTo), { source: old, 'destination as it was': destOld }),
+        );
       // A save that failed aborted every multipart upload it started; one that succeeded left only the one it completed.
       if (isSave) expect(unabortedUploads(from)).toHaveLength(row.op === 'save-multipart' && result.outcome === 'ok' ? 1 : 0);
     }, 60_000);
   }
 
-  it.skipIf(!serverListsMultipartUploads)('afterwards no multipart upload is left open (ListMultipartUploads) [needs a server with ListMultipartUploads; s3rver has none]', async () => {
-    const open = await target.client.send(new ListMultipartUploadsCommand({ Bucket: target.bucket, Prefix: target.location }));
-    expect(open.Uploads ?? []).toEqual([]);
-  });
+  it.skipIf(!serverListsMultipartUploads)(
+    'afterwards no multipart upload is left open (ListMultipartUploads) [needs a server with ListMultipartUploads; s3rver has none]',
+    async () => {
+      const open = await target.client.send(new ListMultipartUploadsCommand({ Bucket: target.bucket, Prefix: target.location }));
+      expect(open.Uploads ?? []).toEqual([]);
+    },
+  );
 });

@@ -39,7 +39,12 @@ describe('S3Storage with the settings docs/s3.md recommends for GCS (requests ca
       req.on('end', () => {
         seen.push({ method: req.method!, url: req.url!, headers: req.headers, body: Buffer.concat(chunks) });
         // Answers as GCS's XML API does for a PUT and a HEAD.
-        res.writeHead(200, { ETag: '"5d41402abc4b2a76b9719d911017c592"', 'Content-Type': 'image/png', 'Content-Length': req.method === 'HEAD' ? '5' : '0', 'Last-Modified': new Date().toUTCString() });
+        res.writeHead(200, {
+          ETag: '"5d41402abc4b2a76b9719d911017c592"',
+          'Content-Type': 'image/png',
+          'Content-Length': req.method === 'HEAD' ? '5' : '0',
+          'Last-Modified': new Date().toUTCString(),
+        });
         res.end();
       });
     });

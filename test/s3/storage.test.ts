@@ -29,7 +29,6 @@ import { makePng } from '../support/png.js';
 const MiB = 1024 * 1024;
 const PART = 5 * MiB;
 
-
 /** `total` pseudo-random bytes in 64 KiB chunks, with a pause every so often; its length is unknown to the reader. */
 function generated(total: number, seed = 1): { stream: () => Readable; sha256: string } {
   const block = createHash('sha512').update(String(seed)).digest();
@@ -159,30 +158,37 @@ describe(`S3Storage against ${targetLabel}`, () => {
       expect((await storage.readBuffer(k)).toString()).toBe('intact');
     }, 120_000);
 
-    it.skipIf(!serverChecksPayloadHashes)('a part or a single put corrupted in transit is refused by the server (signed SHA-256) and nothing is stored [needs a server that checks payload hashes]', async () => {
-      const multi = key('corrupt-part.bin');
-      const single = key('corrupt-single.bin');
-      const { proxy, storage: viaProxy } = await proxied((method, url) =>
-        (isPartUpload(method, url) && /[?&]partNumber=2(&|$)/.test(url)) || (method === 'PUT' && url.includes('corrupt-single')) ? 'corrupt' : 'pass',
-      );
-      try {
-        const a = await failure(viaProxy.save(multi, generated(11 * MiB).stream()));
-        expect(a.code).toBe('UNAVAILABLE');
-        expect(a.message).toMatch(/checksum|digest/i);
-        const b = await failure(viaProxy.save(single, randomBytes(1000)));
-        expect(b.code).toBe('UNAVAILABLE');
-        expect(proxy.seen.filter((r) => isMultipartAbort(r.method, r.url))).toHaveLength(1);
-      } finally {
-        await proxy.close();
-      }
-      expect(await storage.exists(multi)).toBe(false);
-      expect(await storage.exists(single)).toBe(false);
-    }, 120_000);
+    it.skipIf(!serverChecksPayloadHashes)(
+      'a part or a single put corrupted in transit is refused by the server (signed SHA-256) and nothing is stored [needs a server that checks payload hashes]',
+      async () => {
+        const multi = key('corrupt-part.bin');
+        const single = key('corrupt-single.bin');
+        const { proxy, storage: viaProxy } = await proxied((method, url) =>
+          (isPartUpload(method, url) && /[?&]partNumber=2(&|$)/.test(url)) || (method === 'PUT' && url.includes('corrupt-single')) ? 'corrupt' : 'pass',
+        );
+        try {
+          const a = await failure(viaProxy.save(multi, generated(11 * MiB).stream()));
+          expect(a.code).toBe('UNAVAILABLE');
+          expect(a.message).toMatch(/checksum|digest/i);
+          const b = await failure(viaProxy.save(single, randomBytes(1000)));
+          expect(b.code).toBe('UNAVAILABLE');
+          expect(proxy.seen.filter((r) => isMultipartAbort(r.method, r.url))).toHaveLength(1);
+        } finally {
+          await proxy.close();
+        }
+        expect(await storage.exists(multi)).toBe(false);
+        expect(await storage.exists(single)).toBe(false);
+      },
+      120_000,
+    );
 
-    it.skipIf(!serverListsMultipartUploads)('after the failed and aborted uploads above, ListMultipartUploads is empty [needs ListMultipartUploads]', async () => {
-      const uploads = await target.client.send(new ListMultipartUploadsCommand({ Bucket: target.bucket, Prefix: target.location }));
-      expect(uploads.Uploads ?? []).toEqual([]);
-    });
+    it.skipIf(!serverListsMultipartUploads)(
+      'after the failed and aborted uploads above, ListMultipartUploads is empty [needs ListMultipartUploads]',
+      async () => {
+        const uploads = await target.client.send(new ListMultipartUploadsCommand({ Bucket: target.bucket, Prefix: target.location }));
+        expect(uploads.Uploads ?? []).toEqual([]);
+      },
+    );
   });
 
   describe('credentials and configuration', () => {
@@ -197,22 +203,31 @@ describe(`S3Storage against ${targetLabel}`, () => {
       }
     });
 
-    it.skipIf(!serverChecksSignatures)('exists and stat with a wrong secret say the credentials were rejected (AUTH), never "failed: Unknown" [needs a server that checks signatures]', async () => {
-      const wrong = target.storage({ credentials: { accessKeyId: target.credentials.accessKeyId, secretAccessKey: 'this-is-the-wrong-secret-0123456789' } });
-      const present = key('present.txt');
-      await storage.save(present, 'x');
-      for (const attempt of [() => wrong.exists(present), () => wrong.stat(present), () => wrong.exists(key('absent.txt'))]) {
-        const error = await failure(attempt());
-        expect(error.code).toBe('AUTH');
-        expect(error.message).toContain('the S3 credentials were rejected (SignatureDoesNotMatch)');
-        expect(error.message).not.toMatch(/Unknown/);
-      }
-    });
+    it.skipIf(!serverChecksSignatures)(
+      'exists and stat with a wrong secret say the credentials were rejected (AUTH), never "failed: Unknown" [needs a server that checks signatures]',
+      async () => {
+        const wrong = target.storage({ credentials: { accessKeyId: target.credentials.accessKeyId, secretAccessKey: 'this-is-the-wrong-secret-0123456789' } });
+        const present = key('present.txt');
+        await storage.save(present, 'x');
+        for (const attempt of [() => wrong.exists(present), () => wrong.stat(present), () => wrong.exists(key('absent.txt'))]) {
+          const error = await failure(attempt());
+          expect(error.code).toBe('AUTH');
+          expect(error.message).toContain('the S3 credentials were rejected (SignatureDoesNotMatch)');
+          expect(error.message).not.toMatch(/Unknown/);
+        }
+      },
+    );
 
     it('a missing bucket gives CONFIG with a message that names it, for exists and stat too', async () => {
       const bucket = `media-storage-missing-${randomBytes(4).toString('hex')}`;
       const missing = target.storage({ bucket });
-      for (const attempt of [() => missing.save('a.txt', 'x'), () => missing.list(''), () => missing.exists('a.txt'), () => missing.stat('a.txt'), () => missing.readBuffer('a.txt')]) {
+      for (const attempt of [
+        () => missing.save('a.txt', 'x'),
+        () => missing.list(''),
+        () => missing.exists('a.txt'),
+        () => missing.stat('a.txt'),
+        () => missing.readBuffer('a.txt'),
+      ]) {
         const error = await failure(attempt());
         expect(error.code).toBe('CONFIG');
         expect(error.message).toContain(`the bucket "${bucket}" does not exist`);
@@ -223,7 +238,9 @@ describe(`S3Storage against ${targetLabel}`, () => {
       const bucket = `media-storage-missing-${randomBytes(4).toString('hex')}`;
       const missing = target.storage({ bucket });
       const errors: Array<[MediaStorageError, string]> = [];
-      const avatars = await resolveAvatars(missing, ['profile_images/a.jpg', 'profile_images/b.jpg', null], { onError: (err, path) => errors.push([err as MediaStorageError, path]) });
+      const avatars = await resolveAvatars(missing, ['profile_images/a.jpg', 'profile_images/b.jpg', null], {
+        onError: (err, path) => errors.push([err as MediaStorageError, path]),
+      });
       expect(avatars.map((a) => a.isDefault)).toEqual([true, true, true]);
       // The two checks run concurrently, so their errors arrive in either order.
       expect(errors.map(([err, path]) => [err.code, path]).sort()).toEqual([
@@ -240,10 +257,13 @@ describe(`S3Storage against ${targetLabel}`, () => {
       /** The commands a storage's client sends, in order. */
       const sentBy = (storage: S3Storage): string[] => {
         const names: string[] = [];
-        storage.client.middlewareStack.add((next, context) => (args) => {
-          names.push(context.commandName!);
-          return next(args);
-        }, { step: 'build' });
+        storage.client.middlewareStack.add(
+          (next, context) => (args) => {
+            names.push(context.commandName!);
+            return next(args);
+          },
+          { step: 'build' },
+        );
         return names;
       };
       const counted = target.storage();
@@ -280,20 +300,23 @@ describe(`S3Storage against ${targetLabel}`, () => {
   });
 
   describe('urls and visibility', () => {
-    it.skipIf(!serverEnforcesAcls)("an anonymous fetch of a private object's plain URL is refused while its signed URL works [needs a server that enforces ACLs]", async () => {
-      const k = key('private.png');
-      const secret = target.storage({ visibility: 'private' });
-      await secret.save(k, 'private bytes', { contentType: 'image/png' });
-      const plain = await target.storage({ visibility: 'public' }).url(k);
-      const refused = await fetch(plain);
-      expect(refused.status).toBe(403);
-      await refused.arrayBuffer();
-      const signed = await secret.url(k);
-      expect(signed).toMatch(/X-Amz-Signature=/);
-      const served = await fetch(signed);
-      expect(served.status).toBe(200);
-      expect(await served.text()).toBe('private bytes');
-    });
+    it.skipIf(!serverEnforcesAcls)(
+      "an anonymous fetch of a private object's plain URL is refused while its signed URL works [needs a server that enforces ACLs]",
+      async () => {
+        const k = key('private.png');
+        const secret = target.storage({ visibility: 'private' });
+        await secret.save(k, 'private bytes', { contentType: 'image/png' });
+        const plain = await target.storage({ visibility: 'public' }).url(k);
+        const refused = await fetch(plain);
+        expect(refused.status).toBe(403);
+        await refused.arrayBuffer();
+        const signed = await secret.url(k);
+        expect(signed).toMatch(/X-Amz-Signature=/);
+        const served = await fetch(signed);
+        expect(served.status).toBe(200);
+        expect(await served.text()).toBe('private bytes');
+      },
+    );
 
     it('a copy of a public object is public too, with the same type and metadata', async () => {
       const pub = target.storage({ visibility: 'public' });
@@ -332,7 +355,7 @@ describe(`S3Storage against ${targetLabel}`, () => {
       await res.arrayBuffer();
     });
 
-    it('stores the serving rule\'s headers: raster images inline, other types as attachments, executable kinds as binary', async () => {
+    it("stores the serving rule's headers: raster images inline, other types as attachments, executable kinds as binary", async () => {
       const stored: Record<string, { type?: string; disposition?: string }> = {};
       for (const [name, body, contentType] of [
         ['photo.png', makePng(2, 2), undefined],
@@ -413,7 +436,11 @@ describe(`S3Storage against ${targetLabel}`, () => {
     it.skipIf(!serverChecksSignatures)('a presigned PUT refuses another content type [needs a server that checks signatures]', async () => {
       const k = key('direct-type.png');
       const request = await storage.presignUpload(k, { contentType: 'image/png' });
-      const res = await fetch(request.url, { method: 'PUT', headers: { ...request.headers, 'Content-Type': 'text/html' }, body: '<html><script>alert(1)</script>' });
+      const res = await fetch(request.url, {
+        method: 'PUT',
+        headers: { ...request.headers, 'Content-Type': 'text/html' },
+        body: '<html><script>alert(1)</script>',
+      });
       expect(res.status).toBe(403);
       await res.arrayBuffer();
       expect(await storage.exists(k)).toBe(false);

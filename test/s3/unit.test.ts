@@ -39,11 +39,17 @@ function s3Error(name: string, status: number, message = `${name} happened`, hea
   return err;
 }
 
-
 function mocked(options: Partial<S3StorageOptions> = {}) {
   const client = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'AKIDUNIT', secretAccessKey: SECRET } });
   const mock = mockClient(client);
-  const storage = new S3Storage({ bucket: 'crm-media', client, credentials: { accessKeyId: 'AKIDUNIT', secretAccessKey: SECRET }, partSize: 5 * MiB, multipartThreshold: 5 * MiB, ...options });
+  const storage = new S3Storage({
+    bucket: 'crm-media',
+    client,
+    credentials: { accessKeyId: 'AKIDUNIT', secretAccessKey: SECRET },
+    partSize: 5 * MiB,
+    multipartThreshold: 5 * MiB,
+    ...options,
+  });
   return { client, mock, storage };
 }
 
@@ -72,7 +78,6 @@ function setup(options: Partial<S3StorageOptions> = {}): ReturnType<typeof mocke
 }
 
 describe('S3 error mapping', () => {
-
   const cases: Array<[string, number, string]> = [
     ['AccessDenied', 403, 'PERMISSION'],
     ['InvalidAccessKeyId', 403, 'AUTH'],
@@ -120,7 +125,7 @@ describe('S3 error mapping', () => {
     expect((await failure(storage.exists('x.png'))).code).toBe('PERMISSION');
   });
 
-  it('a HEAD 403 asks a one-byte GET why: a wrong secret is AUTH, a refusal PERMISSION with S3\'s words', async () => {
+  it("a HEAD 403 asks a one-byte GET why: a wrong secret is AUTH, a refusal PERMISSION with S3's words", async () => {
     const { mock, storage } = setup();
     mock.on(HeadObjectCommand).rejects(s3Error('403', 403, 'UnknownError'));
     mock.on(GetObjectCommand).rejects(s3Error('SignatureDoesNotMatch', 403, 'The request signature we calculated does not match'));
@@ -239,7 +244,10 @@ describe('S3 missing bucket: a HEAD 404 cannot tell NoSuchBucket from a missing 
   it('HeadBucket failing (unreachable, 5xx) decides nothing: the key is absent and the next 404 asks again', async () => {
     const { mock, storage } = setup();
     mock.on(HeadObjectCommand).rejects(notFound());
-    mock.on(HeadBucketCommand).rejectsOnce(Object.assign(new Error('connect ECONNRESET'), { code: 'ECONNRESET' })).rejects(notFound());
+    mock
+      .on(HeadBucketCommand)
+      .rejectsOnce(Object.assign(new Error('connect ECONNRESET'), { code: 'ECONNRESET' }))
+      .rejects(notFound());
     expect(await storage.exists('a.jpg')).toBe(false);
     expect((await failure(storage.exists('b.jpg'))).code).toBe('CONFIG');
     expect(bucketChecks(mock)).toBe(2);
@@ -273,7 +281,10 @@ describe('S3 missing bucket: a HEAD 404 cannot tell NoSuchBucket from a missing 
     mock.on(HeadObjectCommand).rejects(notFound());
     mock.on(HeadBucketCommand).resolves({});
     expect(await storage.exists('a.jpg')).toBe(false);
-    mock.on(PutObjectCommand).rejectsOnce(s3Error('NoSuchBucket', 404, 'The specified bucket does not exist')).resolves({ ETag: '"e"' });
+    mock
+      .on(PutObjectCommand)
+      .rejectsOnce(s3Error('NoSuchBucket', 404, 'The specified bucket does not exist'))
+      .resolves({ ETag: '"e"' });
     expect((await failure(storage.save('b.jpg', 'x'))).code).toBe('CONFIG');
     expect((await failure(storage.exists('a.jpg'))).code).toBe('CONFIG');
     await storage.save('b.jpg', 'x');
@@ -283,9 +294,10 @@ describe('S3 missing bucket: a HEAD 404 cannot tell NoSuchBucket from a missing 
 });
 
 describe('S3 listing', () => {
-  it('fills a page of more than 1,000 keys from several ListObjectsV2 requests and returns S3\'s token as the cursor', async () => {
+  it("fills a page of more than 1,000 keys from several ListObjectsV2 requests and returns S3's token as the cursor", async () => {
     const { mock, storage } = mocked({ location: 'media/' });
-    const page = (from: number, count: number) => Array.from({ length: count }, (_, i) => ({ Key: `media/a/${String(from + i).padStart(5, '0')}.png`, Size: 1 }));
+    const page = (from: number, count: number) =>
+      Array.from({ length: count }, (_, i) => ({ Key: `media/a/${String(from + i).padStart(5, '0')}.png`, Size: 1 }));
     mock
       .on(ListObjectsV2Command)
       .resolvesOnce({ Contents: page(0, 1000), IsTruncated: true, NextContinuationToken: 't1' })
@@ -323,11 +335,18 @@ describe('S3 listing', () => {
 });
 
 describe('S3 writes', () => {
-
   it('a key that fits alone but not with the location prefix (S3: 1,024 bytes) is INVALID_KEY in every operation, before any request', async () => {
     const { mock, storage } = setup({ location: 'tenant-0123456789/media/' });
     const key = `${'abcdefgh/'.repeat(111)}x.txt`; // 1,004 bytes: within the core's 1,024, over S3's with the prefix
-    for (const op of [() => storage.save(key, 'x'), () => storage.readBuffer(key), () => storage.stat(key), () => storage.exists(key), () => storage.delete(key), () => storage.url(key), () => storage.copy('a.txt', key)]) {
+    for (const op of [
+      () => storage.save(key, 'x'),
+      () => storage.readBuffer(key),
+      () => storage.stat(key),
+      () => storage.exists(key),
+      () => storage.delete(key),
+      () => storage.url(key),
+      () => storage.copy('a.txt', key),
+    ]) {
       expect((await failure(op())).code).toBe('INVALID_KEY');
     }
     expect(mock.calls()).toHaveLength(0);
@@ -343,7 +362,15 @@ describe('S3 writes', () => {
     withMd5.mock.on(PutObjectCommand).resolves({});
     await withMd5.storage.save('avatars/a.txt', 'hello');
     expect(withMd5.mock.commandCalls(PutObjectCommand)[0]!.args[0].input.ContentMD5).toBe(createHash('md5').update('hello').digest('base64'));
-    expect(input).toMatchObject({ Bucket: 'crm-media', Key: 'avatars/a.txt', ContentType: 'text/plain', ACL: 'public-read', ServerSideEncryption: 'AES256', CacheControl: 'max-age=60', ContentLength: 5 });
+    expect(input).toMatchObject({
+      Bucket: 'crm-media',
+      Key: 'avatars/a.txt',
+      ContentType: 'text/plain',
+      ACL: 'public-read',
+      ServerSideEncryption: 'AES256',
+      CacheControl: 'max-age=60',
+      ContentLength: 5,
+    });
     expect(input.IfNoneMatch).toBeUndefined();
   });
 
@@ -423,7 +450,11 @@ describe('S3 writes', () => {
     // Every part carried its own MD5.
     for (const call of mock.commandCalls(UploadPartCommand)) {
       const input = call.args[0].input;
-      expect(input.ContentMD5).toBe(createHash('md5').update(input.Body as Buffer).digest('base64'));
+      expect(input.ContentMD5).toBe(
+        createHash('md5')
+          .update(input.Body as Buffer)
+          .digest('base64'),
+      );
     }
   });
 
@@ -488,7 +519,9 @@ describe('S3 writes', () => {
     const { mock, storage } = setup({ contentMd5: true });
     const data = Buffer.alloc(11 * MiB, 3);
     const parts = [data.subarray(0, 5 * MiB), data.subarray(5 * MiB, 10 * MiB), data.subarray(10 * MiB)];
-    const etag = `${createHash('md5').update(Buffer.concat(parts.map((p) => createHash('md5').update(p).digest()))).digest('hex')}-3`;
+    const etag = `${createHash('md5')
+      .update(Buffer.concat(parts.map((p) => createHash('md5').update(p).digest())))
+      .digest('hex')}-3`;
     mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-4' });
     mock.on(UploadPartCommand).resolves({ ETag: '"part"' });
     mock.on(CompleteMultipartUploadCommand).resolves({ ETag: '' });
@@ -508,7 +541,9 @@ describe('S3 retries (the real SDK against a server that answers 503)', () => {
       req.on('end', () => {
         if (requests <= failures) {
           res.writeHead(status, { 'content-type': 'application/xml' });
-          res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${status === 503 ? 'SlowDown' : 'InvalidArgument'}</Code><Message>injected</Message></Error>`);
+          res.end(
+            `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${status === 503 ? 'SlowDown' : 'InvalidArgument'}</Code><Message>injected</Message></Error>`,
+          );
         } else {
           res.writeHead(200, { etag: '"5d41402abc4b2a76b9719d911017c592"' });
           res.end();
@@ -521,7 +556,7 @@ describe('S3 retries (the real SDK against a server that answers 503)', () => {
 
   // Clients S3Storage builds make one attempt per call; the retry layer retries (a body given as
   // bytes is sent again whole), so the attempts are the layer's and do not multiply.
-  it('succeeds when the server recovers within the retry layer\'s attempts', async () => {
+  it("succeeds when the server recovers within the retry layer's attempts", async () => {
     const { server, requests } = await flakyServer(2);
     try {
       const info = await withRetry(storageAt(server.url), { maxAttempts: 3, baseDelayMs: 1 }).save('a.txt', 'hello');
@@ -532,7 +567,7 @@ describe('S3 retries (the real SDK against a server that answers 503)', () => {
     }
   }, 30_000);
 
-  it('gives UNAVAILABLE after the retry layer\'s attempts are spent, one request each', async () => {
+  it("gives UNAVAILABLE after the retry layer's attempts are spent, one request each", async () => {
     const { server, requests } = await flakyServer(100);
     try {
       const error = await failure(withRetry(storageAt(server.url), { maxAttempts: 3, baseDelayMs: 1 }).save('a.txt', 'hello'));
@@ -560,7 +595,14 @@ describe('S3 retries (the real SDK against a server that answers 503)', () => {
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const { port } = silent.address() as net.AddressInfo;
     // S3Storage's own client waits 120 s; a shorter idle timeout on a given client keeps this test quick.
-    const client = new S3Client({ endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'AKIDUNIT', secretAccessKey: SECRET }, requestHandler: { socketTimeout: 500 }, maxAttempts: 2 });
+    const client = new S3Client({
+      endpoint: `http://127.0.0.1:${port}`,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'AKIDUNIT', secretAccessKey: SECRET },
+      requestHandler: { socketTimeout: 500 },
+      maxAttempts: 2,
+    });
     try {
       const error = await failure(new S3Storage({ bucket: 'crm-media', client }).save('a.txt', 'hello'));
       expect(error.code).toBe('UNAVAILABLE');

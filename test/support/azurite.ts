@@ -28,9 +28,13 @@ export interface RunningAzurite {
 
 export async function startAzurite(): Promise<RunningAzurite> {
   const main = path.join(path.dirname(require.resolve('azurite/package.json')), 'dist/src/blob/main.js');
-  const child: ChildProcess = spawn(process.execPath, [main, '--inMemoryPersistence', '--skipApiVersionCheck', '--disableTelemetry', '--loose', '--blobHost', '127.0.0.1', '--blobPort', '0'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [main, '--inMemoryPersistence', '--skipApiVersionCheck', '--disableTelemetry', '--loose', '--blobHost', '127.0.0.1', '--blobPort', '0'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const url = await new Promise<string>((resolve, reject) => {
@@ -53,7 +57,10 @@ export async function startAzurite(): Promise<RunningAzurite> {
     connectionString,
     service,
     async container(label, access) {
-      const name = `${label}-${Date.now().toString(36)}-${++n}`.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 63);
+      const name = `${label}-${Date.now().toString(36)}-${++n}`
+        .toLowerCase()
+        .replace(/[^a-z0-9-]/g, '-')
+        .slice(0, 63);
       await service.getContainerClient(name).create(access ? { access } : {});
       return name;
     },

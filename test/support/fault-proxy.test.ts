@@ -104,11 +104,14 @@ describe('fault proxy in front of an upload server', () => {
 
   const upload = (size: number): Promise<number> =>
     new Promise((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: proxy.port, agent: false, method: 'PUT', path: '/upload', headers: { 'content-length': size } }, (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c));
-        res.on('end', () => resolve(Number(text)));
-      });
+      const req = http.request(
+        { host: '127.0.0.1', port: proxy.port, agent: false, method: 'PUT', path: '/upload', headers: { 'content-length': size } },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c));
+          res.on('end', () => resolve(Number(text)));
+        },
+      );
       req.on('error', reject);
       req.end(Buffer.alloc(size, 1));
     });

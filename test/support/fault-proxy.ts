@@ -57,15 +57,17 @@ export interface FaultProxy {
 
 export const RESET_DELAY_MS = 20;
 
-export const S3_SLOWDOWN =
-  '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>';
+export const S3_SLOWDOWN = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>';
 
 /** Starts a proxy to `target` (a URL or host and port) on an ephemeral loopback port. */
 export async function startFaultProxy(target: string | { host: string; port: number }): Promise<FaultProxy> {
-  const to = typeof target === 'string' ? (() => {
-    const u = new URL(target);
-    return { host: u.hostname, port: Number(u.port || (u.protocol === 'https:' ? 443 : 80)) };
-  })() : target;
+  const to =
+    typeof target === 'string'
+      ? (() => {
+          const u = new URL(target);
+          return { host: u.hostname, port: Number(u.port || (u.protocol === 'https:' ? 443 : 80)) };
+        })()
+      : target;
 
   let current: Fault = { kind: 'pass' };
   let remaining = Number.POSITIVE_INFINITY;

@@ -15,7 +15,10 @@ export function foldingFs(root: string): LocalFileSystem {
     const p = path.resolve(String(given));
     if (p !== base && !p.startsWith(base + path.sep)) return p;
     let dir = base;
-    for (const segment of p.slice(base.length + 1).split(path.sep).filter(Boolean)) {
+    for (const segment of p
+      .slice(base.length + 1)
+      .split(path.sep)
+      .filter(Boolean)) {
       let names: string[] = [];
       try {
         names = fs.readdirSync(dir);
@@ -47,7 +50,8 @@ export function foldingFs(root: string): LocalFileSystem {
       readdir: ((dir: fs.PathLike, options?: unknown) => p.readdir(onDisk(dir), options as never)) as typeof p.readdir,
       open: ((file: fs.PathLike, flags?: string | number, mode?: fs.Mode) => p.open(onDisk(file), flags, mode)) as typeof p.open,
       copyFile: (from: fs.PathLike, to: fs.PathLike, mode?: number) => p.copyFile(onDisk(from), onDisk(to), mode),
-      writeFile: ((file: fs.PathLike, data: string | NodeJS.ArrayBufferView, options?: fs.WriteFileOptions) => p.writeFile(onDisk(file), data, options as never)) as typeof p.writeFile,
+      writeFile: ((file: fs.PathLike, data: string | NodeJS.ArrayBufferView, options?: fs.WriteFileOptions) =>
+        p.writeFile(onDisk(file), data, options as never)) as typeof p.writeFile,
     },
   };
 }

@@ -61,7 +61,12 @@ export function localSeeder(root: string): SeedForeign {
  * `acl` is what the other software sends (a Django app with AWS_DEFAULT_ACL = "public-read" for
  * a public bucket); `canHold` says which full keys the server under test can store as given.
  */
-export function s3Seeder(client: S3Client, bucket: string, location: string, options: { acl?: 'public-read'; canHold?: (key: string) => boolean } = {}): SeedForeign {
+export function s3Seeder(
+  client: S3Client,
+  bucket: string,
+  location: string,
+  options: { acl?: 'public-read'; canHold?: (key: string) => boolean } = {},
+): SeedForeign {
   const { acl, canHold } = options;
   return async (name, body, options = {}) => {
     const Key = location + name;
@@ -75,7 +80,9 @@ export function s3Seeder(client: S3Client, bucket: string, location: string, opt
     const { UploadId } = await client.send(new CreateMultipartUploadCommand(common));
     const parts: Array<{ PartNumber: number; ETag?: string }> = [];
     for (let i = 0; i * PART_BYTES < body.length; i++) {
-      const part = await client.send(new UploadPartCommand({ Bucket: bucket, Key, UploadId, PartNumber: i + 1, Body: body.subarray(i * PART_BYTES, (i + 1) * PART_BYTES) }));
+      const part = await client.send(
+        new UploadPartCommand({ Bucket: bucket, Key, UploadId, PartNumber: i + 1, Body: body.subarray(i * PART_BYTES, (i + 1) * PART_BYTES) }),
+      );
       parts.push({ PartNumber: i + 1, ETag: part.ETag });
     }
     await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key, UploadId, MultipartUpload: { Parts: parts } }));
@@ -137,7 +144,8 @@ export function cloudinarySeeder(sdk: CloudinaryUploader, call: Record<string, u
     const publicId = folder + name;
     const params = { ...call, resource_type: 'raw', public_id: publicId, overwrite: true, ...(body.length > PART_BYTES ? { chunk_size: PART_BYTES } : {}) };
     const result = await new Promise<{ public_id?: string }>((resolve, reject) => {
-      const callback = (error: unknown, answer?: unknown): void => (error ? reject(new Error(`cloudinary upload of ${JSON.stringify(name)}: ${JSON.stringify(error)}`)) : resolve((answer ?? {}) as { public_id?: string }));
+      const callback = (error: unknown, answer?: unknown): void =>
+        error ? reject(new Error(`cloudinary upload of ${JSON.stringify(name)}: ${JSON.stringify(error)}`)) : resolve((answer ?? {}) as { public_id?: string });
       const sink = body.length > PART_BYTES ? sdk.uploader.upload_chunked_stream(params, callback) : sdk.uploader.upload_stream(params, callback);
       Readable.from([body]).pipe(sink as NodeJS.WritableStream);
     });
@@ -162,10 +170,12 @@ export function azureSeeder(container: ContainerClient, location: string): SeedF
     // resolves away (./dot.jpg becomes dot.jpg), and characters XML 1.0 cannot carry (U+0001),
     // which Azurite stores but then cannot list (its listing answers 500; Azure percent-encodes
     // such names in listings, with Encoded="true").
-    // eslint-disable-next-line no-control-regex
+
     if (name.split('/').some((s) => s === '.' || s === '..') || /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(name)) return false;
     const blob = container.getBlockBlobClient(location + name);
-    const metadata = options.metadata ? Object.fromEntries(Object.entries(options.metadata).map(([k, v]) => [encodeMetadataName(k), consoleEncoded(v)])) : undefined;
+    const metadata = options.metadata
+      ? Object.fromEntries(Object.entries(options.metadata).map(([k, v]) => [encodeMetadataName(k), consoleEncoded(v)]))
+      : undefined;
     const common = { blobHTTPHeaders: options.contentType ? { blobContentType: options.contentType } : undefined, metadata };
     try {
       if (body.length <= PART_BYTES) await blob.upload(body, body.length, common);

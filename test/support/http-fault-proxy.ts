@@ -84,7 +84,11 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
       req.resume();
       req.once('end', () => {
         const body = Buffer.from(chosen.body ?? S3_SLOWDOWN);
-        res.writeHead(503, { 'content-type': chosen.contentType ?? 'application/xml', 'content-length': body.length, 'retry-after': String(chosen.retryAfterSeconds ?? 1) });
+        res.writeHead(503, {
+          'content-type': chosen.contentType ?? 'application/xml',
+          'content-length': body.length,
+          'retry-after': String(chosen.retryAfterSeconds ?? 1),
+        });
         res.end(body);
       });
       return;

@@ -59,21 +59,32 @@ async function pngBomb(side: number): Promise<Buffer> {
   for (let y = 0; y < side; y++) if (!deflate.write(row)) await new Promise((resolve) => deflate.once('drain', resolve));
   deflate.end();
   await ended;
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', ihdr), pngChunk('IDAT', Buffer.concat(parts)), pngChunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', Buffer.concat(parts)),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 /** A photo-like picture: smooth noise, so it compresses as a real photo does (not as a flat colour). */
 export async function photoLike(width: number, height: number): Promise<ReturnType<typeof sharp>> {
   const w = Math.max(8, Math.round(width / 8));
   const h = Math.max(8, Math.round(height / 8));
-  const noise = await sharp({ create: { width: w, height: h, channels: 3, background: { r: 120, g: 110, b: 100 }, noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).raw().toBuffer();
+  const noise = await sharp({
+    create: { width: w, height: h, channels: 3, background: { r: 120, g: 110, b: 100 }, noise: { type: 'gaussian', mean: 128, sigma: 60 } },
+  })
+    .raw()
+    .toBuffer();
   return sharp(noise, { raw: { width: w, height: h, channels: 3 } }).resize(width, height, { kernel: 'cubic' });
 }
 
 /** A JPEG like a phone photo: GPS, orientation 6, sRGB profile, the red block in the stored top-left. */
 export async function phonePhoto(width = PHOTO_WIDTH, height = PHOTO_HEIGHT, quality = 92): Promise<Buffer> {
   const side = Math.round(Math.min(width, height) / 5);
-  const red = await sharp({ create: { width: side, height: side, channels: 3, background: '#ff0000' } }).png().toBuffer();
+  const red = await sharp({ create: { width: side, height: side, channels: 3, background: '#ff0000' } })
+    .png()
+    .toBuffer();
   const base = await photoLike(width, height);
   return base
     .composite([{ input: red, left: 0, top: 0 }])
@@ -91,7 +102,9 @@ export function fixtures(): Promise<Fixtures> {
     const photo = await phonePhoto();
     const small = () => sharp({ create: { width: 800, height: 600, channels: 3, background: '#3366aa' } });
     const exif = { IFD0: { Make: 'TestPhone' }, IFD3: GPS_EXIF };
-    const png = withPngChunks(await small().png().withExif(exif).toBuffer(), [pngChunk('tEXt', Buffer.from('Comment\0taken at home, 12 Rue Example', 'latin1'))]);
+    const png = withPngChunks(await small().png().withExif(exif).toBuffer(), [
+      pngChunk('tEXt', Buffer.from('Comment\0taken at home, 12 Rue Example', 'latin1')),
+    ]);
     const webp = await small().webp({ quality: 80 }).withExif(exif).toBuffer();
     const plain = await small().jpeg({ quality: 80 }).toBuffer();
     // COM segment right after SOI, and the markup again after EOI.

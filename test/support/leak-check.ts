@@ -11,7 +11,10 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 // The real package pino uses, not a re-implementation: its serializers walk `cause` and copy
 // every enumerable field, which is exactly how a cause's request headers reach a log.
-const { err: pinoErr, errWithCause: pinoErrWithCause } = require('pino-std-serializers') as { err: (e: unknown) => unknown; errWithCause: (e: unknown) => unknown };
+const { err: pinoErr, errWithCause: pinoErrWithCause } = require('pino-std-serializers') as {
+  err: (e: unknown) => unknown;
+  errWithCause: (e: unknown) => unknown;
+};
 
 /** A secret and the spellings of it that count as a leak too. */
 export function spellingsOf(secret: string): string[] {
@@ -45,7 +48,8 @@ export class LeakDetector {
 
   private find(text: string): string[] {
     const found: string[] = [];
-    for (const [needle, label] of this.needles) if (text.includes(needle)) found.push(`${label} (${needle === needle.trim() ? JSON.stringify(needle.slice(0, 40)) : 'spelling'})`);
+    for (const [needle, label] of this.needles)
+      if (text.includes(needle)) found.push(`${label} (${needle === needle.trim() ? JSON.stringify(needle.slice(0, 40)) : 'spelling'})`);
     for (const [label, shape] of CREDENTIAL_SHAPES) {
       const m = shape.exec(text);
       if (m) found.push(`${label}: …${text.slice(Math.max(0, m.index - 30), m.index + 60).replace(/\s+/g, ' ')}…`);

@@ -15,7 +15,10 @@ export interface SeenRequest {
  * are forwarded with their headers unchanged (Host included), so SigV4 signatures made for the
  * proxy's address still verify at the server.
  */
-export async function startFaultProxy(target: string, decide: (method: string, url: string) => ProxyAction): Promise<{ url: string; seen: SeenRequest[]; close: () => Promise<void> }> {
+export async function startFaultProxy(
+  target: string,
+  decide: (method: string, url: string) => ProxyAction,
+): Promise<{ url: string; seen: SeenRequest[]; close: () => Promise<void> }> {
   const upstream = new URL(target);
   const seen: SeenRequest[] = [];
   const server = await listen(async (req, res) => {
@@ -38,13 +41,10 @@ export async function startFaultProxy(target: string, decide: (method: string, u
       return;
     }
     if (action === 'corrupt' && body.length > 0) body[Math.floor(body.length / 2)]! ^= 0xff;
-    const forward = http.request(
-      { host: upstream.hostname, port: upstream.port, method, path: url, headers: req.headers },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
+    const forward = http.request({ host: upstream.hostname, port: upstream.port, method, path: url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
     forward.on('error', () => res.destroy());
     forward.end(body);
   });

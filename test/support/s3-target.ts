@@ -64,7 +64,12 @@ export interface S3TestTarget {
 }
 
 /** A client configured as S3Storage configures its own (checksums only when required). */
-export function rawClient(endpoint: string, region: string, credentials: { accessKeyId: string; secretAccessKey: string }, extra: Partial<ConstructorParameters<typeof S3Client>[0]> = {}): S3Client {
+export function rawClient(
+  endpoint: string,
+  region: string,
+  credentials: { accessKeyId: string; secretAccessKey: string },
+  extra: Partial<ConstructorParameters<typeof S3Client>[0]> = {},
+): S3Client {
   return new S3Client({
     endpoint,
     region,
@@ -125,7 +130,15 @@ async function probeConditionalWrites(client: S3Client, bucket: string, prefix: 
     try {
       const part = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: 'third' }));
       return await refused(() =>
-        client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, IfNoneMatch: '*', MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } })),
+        client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: bucket,
+            Key: key,
+            UploadId,
+            IfNoneMatch: '*',
+            MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] },
+          }),
+        ),
       );
     } finally {
       await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId })).catch(() => undefined);
@@ -175,7 +188,8 @@ export async function startS3Target(label: string): Promise<S3TestTarget> {
   try {
     await ensureBucket(client, bucket);
     const conditionalEnv = env.MEDIA_STORAGE_TEST_S3_CONDITIONAL_WRITES;
-    const conditionalWrites = conditionalEnv !== undefined ? conditionalEnv === '1' || conditionalEnv === 'true' : await probeConditionalWrites(client, bucket, location);
+    const conditionalWrites =
+      conditionalEnv !== undefined ? conditionalEnv === '1' || conditionalEnv === 'true' : await probeConditionalWrites(client, bucket, location);
     const resolvedEndpoint = endpoint;
     return {
       endpoint,

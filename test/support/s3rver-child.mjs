@@ -27,7 +27,14 @@ FilesystemStore.prototype.listObjects = async function listObjects(bucket, optio
   }
   keys.sort(utf8Order);
   const page = keys.slice(0, maxKeys);
-  const described = await Promise.all(page.map((key) => this.getMetadata(bucket, key).then((metadata) => new S3Object(bucket, key, null, metadata), (err) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)))));
+  const described = await Promise.all(
+    page.map((key) =>
+      this.getMetadata(bucket, key).then(
+        (metadata) => new S3Object(bucket, key, null, metadata),
+        (err) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)),
+      ),
+    ),
+  );
   return { objects: described.filter(Boolean), commonPrefixes: [], isTruncated: keys.length > maxKeys };
 };
 

@@ -35,7 +35,7 @@ export function syntheticKey(i: number, kind: keyof typeof EXT = 'jpg'): string 
 
 /** Object `i`'s size: 100 to 1,123 bytes. */
 export function syntheticSize(i: number): number {
-  return 100 + ((i * 2654435761) >>> 0) % 1024;
+  return 100 + (((i * 2654435761) >>> 0) % 1024);
 }
 
 function etagOf(i: number): string {
@@ -73,7 +73,17 @@ export class SyntheticStorage extends BaseStorage {
     else if (typeof holds === 'function') for (let i = 0; i < options.count; i++) this.held[i] = holds(i) ? 1 : 0;
     if (options.stale) for (let i = 0; i < options.count; i++) this.staleHeld[i] = options.stale(i) ? 1 : 0;
     this.unsorted = !!options.unsorted;
-    this.capabilities = Object.freeze({ publicUrls: true, signedUrls: false, downloadUrls: false, rangeReads: false, serverSideCopy: false, metadata: false, atomicCreate: false, md5Etag: true, ...(this.unsorted ? { sortedListing: false } : {}) });
+    this.capabilities = Object.freeze({
+      publicUrls: true,
+      signedUrls: false,
+      downloadUrls: false,
+      rangeReads: false,
+      serverSideCopy: false,
+      metadata: false,
+      atomicCreate: false,
+      md5Etag: true,
+      ...(this.unsorted ? { sortedListing: false } : {}),
+    });
   }
 
   /** Whether object `i` (or its stale twin) is held. */
@@ -82,7 +92,12 @@ export class SyntheticStorage extends BaseStorage {
   }
 
   private info(i: number, kind: keyof typeof EXT): ObjectInfo {
-    return { key: syntheticKey(i, kind), size: kind === 'jpg' ? syntheticSize(i) : 10, contentType: kind === 'jpg' ? 'image/jpeg' : 'application/octet-stream', etag: kind === 'jpg' ? etagOf(i) : etagOf(-i - 1) };
+    return {
+      key: syntheticKey(i, kind),
+      size: kind === 'jpg' ? syntheticSize(i) : 10,
+      contentType: kind === 'jpg' ? 'image/jpeg' : 'application/octet-stream',
+      etag: kind === 'jpg' ? etagOf(i) : etagOf(-i - 1),
+    };
   }
 
   /** The i-th slot of the listing order: object `i >> 1`, its `.jpg` then its `.old`. Scrambled when unsorted. */

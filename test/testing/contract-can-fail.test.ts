@@ -22,16 +22,22 @@ function runFixtures(): Promise<JsonReport> {
 
 /** Titles of the tests that failed (or passed) for one fixture backend. */
 function titles(report: JsonReport, backend: string, status: 'failed' | 'passed'): string[] {
-  return report.testResults.flatMap((f) => f.assertionResults.filter((a) => a.status === status && a.ancestorTitles[0] === `MediaStorage contract: ${backend}`).map((a) => a.title));
+  return report.testResults.flatMap((f) =>
+    f.assertionResults.filter((a) => a.status === status && a.ancestorTitles[0] === `MediaStorage contract: ${backend}`).map((a) => a.title),
+  );
 }
 
 async function runContractFixtures(): Promise<JsonReport> {
   const out = path.join(os.tmpdir(), `broken-contract-${process.pid}.json`);
   const vitest = path.resolve('node_modules/vitest/vitest.mjs');
-  await run(process.execPath, [vitest, 'run', '--config', 'test/support/fixtures/vitest.contract-fixtures.config.ts', '--reporter=json', `--outputFile=${out}`], {
-    cwd: path.resolve('.'),
-    env: { ...process.env, CI: '1' },
-  }).catch((err: { code?: number }) => {
+  await run(
+    process.execPath,
+    [vitest, 'run', '--config', 'test/support/fixtures/vitest.contract-fixtures.config.ts', '--reporter=json', `--outputFile=${out}`],
+    {
+      cwd: path.resolve('.'),
+      env: { ...process.env, CI: '1' },
+    },
+  ).catch((err: { code?: number }) => {
     // vitest exits non-zero when tests fail: that is the expected outcome here.
     expect(err.code).toBe(1);
   });

@@ -122,7 +122,32 @@ const API_PREFIX = '/b2api/v2/';
 const API_PATH = /^\/b2api\/(v[1-4])\/(.*)$/;
 const MAX_VALID_DURATION = 604_800;
 /** The capabilities of a master key (b2_create_key's list of valid values). */
-const ALL_CAPABILITIES = ['listKeys', 'writeKeys', 'deleteKeys', 'listAllBucketNames', 'listBuckets', 'readBuckets', 'writeBuckets', 'deleteBuckets', 'readBucketRetentions', 'writeBucketRetentions', 'readBucketEncryption', 'writeBucketEncryption', 'writeBucketNotifications', 'listFiles', 'readFiles', 'shareFiles', 'writeFiles', 'deleteFiles', 'readBucketNotifications', 'readFileLegalHolds', 'writeFileLegalHolds', 'readFileRetentions', 'writeFileRetentions', 'bypassGovernance'];
+const ALL_CAPABILITIES = [
+  'listKeys',
+  'writeKeys',
+  'deleteKeys',
+  'listAllBucketNames',
+  'listBuckets',
+  'readBuckets',
+  'writeBuckets',
+  'deleteBuckets',
+  'readBucketRetentions',
+  'writeBucketRetentions',
+  'readBucketEncryption',
+  'writeBucketEncryption',
+  'writeBucketNotifications',
+  'listFiles',
+  'readFiles',
+  'shareFiles',
+  'writeFiles',
+  'deleteFiles',
+  'readBucketNotifications',
+  'readFileLegalHolds',
+  'writeFileLegalHolds',
+  'readFileRetentions',
+  'writeFileRetentions',
+  'bypassGovernance',
+];
 const DEFAULT_KEY_CAPABILITIES = ['listBuckets', 'listFiles', 'readFiles', 'shareFiles', 'writeFiles', 'deleteFiles'];
 /** File info rules: "Add File Information with the Native API" and b2_upload_file. */
 const MAX_INFO_ENTRIES = 10;
@@ -234,7 +259,13 @@ export class FakeB2Server extends EventEmitter {
     this.applicationKey = options.applicationKey ?? `K${randomBytes(15).toString('base64url')}`;
     this.recommendedPartSize = options.recommendedPartSize ?? 100_000_000;
     this.absoluteMinimumPartSize = options.absoluteMinimumPartSize ?? 5_000_000;
-    this.keys.set(this.applicationKeyId, { applicationKeyId: this.applicationKeyId, applicationKey: this.applicationKey, capabilities: ALL_CAPABILITIES, bucketIds: null, namePrefix: null });
+    this.keys.set(this.applicationKeyId, {
+      applicationKeyId: this.applicationKeyId,
+      applicationKey: this.applicationKey,
+      capabilities: ALL_CAPABILITIES,
+      bucketIds: null,
+      namePrefix: null,
+    });
     for (const [name, settings] of Object.entries(options.buckets ?? { 'media-bucket': 'allPrivate' as const })) {
       const bucketId = randomBytes(12).toString('hex');
       const { type, fileLock = false, defaultEncryption = false } = typeof settings === 'string' ? { type: settings } : settings;
@@ -270,14 +301,30 @@ export class FakeB2Server extends EventEmitter {
    * gives X-Bz-Info-* values to serve verbatim (e.g. not valid percent-encoding, which this fake's
    * upload refuses). For tests of data the library did not write.
    */
-  seedFile(bucketName: string, fileName: string, data: Buffer, options: { contentType?: string; fileInfo?: Record<string, string>; infoHeaders?: Record<string, string> } = {}): FileVersion {
+  seedFile(
+    bucketName: string,
+    fileName: string,
+    data: Buffer,
+    options: { contentType?: string; fileInfo?: Record<string, string>; infoHeaders?: Record<string, string> } = {},
+  ): FileVersion {
     const fileInfo = { ...(options.fileInfo ?? {}) };
     const infoHeaders = Object.fromEntries(Object.entries(fileInfo).map(([k, v]) => [k, encodeURIComponent(v)]));
     for (const [k, raw] of Object.entries(options.infoHeaders ?? {})) {
       infoHeaders[k] = raw;
       fileInfo[k] ??= raw;
     }
-    const version: FileVersion = { fileId: this.nextId('4_z'), fileName, bucketId: this.bucket(bucketName).bucketId, action: 'upload', contentType: options.contentType ?? 'application/octet-stream', contentSha1: sha1(data), fileInfo, infoHeaders, uploadTimestamp: Date.now(), data };
+    const version: FileVersion = {
+      fileId: this.nextId('4_z'),
+      fileName,
+      bucketId: this.bucket(bucketName).bucketId,
+      action: 'upload',
+      contentType: options.contentType ?? 'application/octet-stream',
+      contentSha1: sha1(data),
+      fileInfo,
+      infoHeaders,
+      uploadTimestamp: Date.now(),
+      data,
+    };
     this.versions.push(version);
     return version;
   }
@@ -339,7 +386,14 @@ export class FakeB2Server extends EventEmitter {
    * more; with `retryAfter`, the answer carries Retry-After (B2 may send one with 429 and 503).
    */
   failCall(api: string, options: { nth?: number; status?: number; code?: string; times?: number; retryAfter?: number | string } = {}): void {
-    this.faults.push({ api, skip: (options.nth ?? 1) - 1, times: options.times ?? 1, status: options.status ?? 503, code: options.code, retryAfter: options.retryAfter });
+    this.faults.push({
+      api,
+      skip: (options.nth ?? 1) - 1,
+      times: options.times ?? 1,
+      status: options.status ?? 503,
+      code: options.code,
+      retryAfter: options.retryAfter,
+    });
   }
 
   /** Drops every fault not yet fired. */
@@ -398,7 +452,12 @@ export class FakeB2Server extends EventEmitter {
 
   private sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
     const data = Buffer.from(JSON.stringify(body));
-    res.writeHead(status, { 'Content-Type': 'application/json;charset=utf-8', 'Content-Length': data.length, 'Cache-Control': 'max-age=0, no-cache, no-store', ...headers });
+    res.writeHead(status, {
+      'Content-Type': 'application/json;charset=utf-8',
+      'Content-Length': data.length,
+      'Cache-Control': 'max-age=0, no-cache, no-store',
+      ...headers,
+    });
     res.end(data);
   }
 
@@ -424,8 +483,10 @@ export class FakeB2Server extends EventEmitter {
    */
   private allow(key: FakeKey, capability: string, bucketId?: string, name?: string): void {
     if (!key.capabilities.includes(capability)) throw new B2Error(401, 'unauthorized', `The application key does not have the ${capability} capability`);
-    if (bucketId !== undefined && key.bucketIds && !key.bucketIds.includes(bucketId)) throw new B2Error(401, 'unauthorized', `The application key is not allowed to use bucket ${bucketId}`);
-    if (name !== undefined && key.namePrefix !== null && !name.startsWith(key.namePrefix)) throw new B2Error(401, 'unauthorized', `The application key is restricted to file names starting with "${key.namePrefix}"`);
+    if (bucketId !== undefined && key.bucketIds && !key.bucketIds.includes(bucketId))
+      throw new B2Error(401, 'unauthorized', `The application key is not allowed to use bucket ${bucketId}`);
+    if (name !== undefined && key.namePrefix !== null && !name.startsWith(key.namePrefix))
+      throw new B2Error(401, 'unauthorized', `The application key is restricted to file names starting with "${key.namePrefix}"`);
   }
 
   /** The header limit for a bucket: 2,048 bytes with Object Lock or encryption, else 7,000. */
@@ -495,7 +556,7 @@ export class FakeB2Server extends EventEmitter {
   private validFileName(name: unknown): string {
     if (typeof name !== 'string' || name.length === 0) throw new B2Error(400, 'bad_request', 'fileName is required');
     if (Buffer.byteLength(name) > 1024) throw new B2Error(400, 'bad_request', 'File names must be at most 1024 bytes');
-    // eslint-disable-next-line no-control-regex
+
     if (/[\u0000-\u001f\u007f]/.test(name)) throw new B2Error(400, 'bad_request', 'File names must not contain control characters');
     if (name.startsWith('/') || name.endsWith('/') || name.includes('//')) throw new B2Error(400, 'bad_request', 'Invalid file name');
     if (name.split('/').some((s) => Buffer.byteLength(s) > 250)) throw new B2Error(400, 'bad_request', 'File name segments must be at most 250 bytes');
@@ -538,7 +599,10 @@ export class FakeB2Server extends EventEmitter {
     if (expected === 'hex_digits_at_end') {
       if (body.length < 40) throw new B2Error(400, 'bad_request', 'Body too short for hex_digits_at_end');
       data = body.subarray(0, body.length - 40);
-      expected = body.subarray(body.length - 40).toString('latin1').toLowerCase();
+      expected = body
+        .subarray(body.length - 40)
+        .toString('latin1')
+        .toLowerCase();
       this.sha1Modes.push('hex_digits_at_end');
     } else if (expected === 'do_not_verify') {
       this.sha1Modes.push('do_not_verify');
@@ -569,7 +633,12 @@ export class FakeB2Server extends EventEmitter {
     this.emit('call', api);
     const fault = this.takeFault(api);
     try {
-      const served = api === 'b2_authorize_account' ? 'auth' : api === 'download' || api === 'download_head' || api === 'b2_upload_file' || api === 'b2_upload_part' ? 'content' : 'api';
+      const served =
+        api === 'b2_authorize_account'
+          ? 'auth'
+          : api === 'download' || api === 'download_head' || api === 'b2_upload_file' || api === 'b2_upload_part'
+            ? 'content'
+            : 'api';
       if (served !== role) {
         req.resume();
         throw new B2Error(404, 'not_found', `${api} is not served on this host (${role}); use the URLs from b2_authorize_account`);
@@ -583,7 +652,12 @@ export class FakeB2Server extends EventEmitter {
       if (fault?.status !== undefined) {
         req.resume();
         const defaultCode = { 503: 'service_unavailable', 429: 'too_many_requests', 408: 'request_timeout' }[fault.status] ?? 'internal_error';
-        throw new B2Error(fault.status, fault.code ?? defaultCode, 'Injected fault', fault.retryAfter === undefined ? {} : { 'Retry-After': String(fault.retryAfter) });
+        throw new B2Error(
+          fault.status,
+          fault.code ?? defaultCode,
+          'Injected fault',
+          fault.retryAfter === undefined ? {} : { 'Retry-After': String(fault.retryAfter) },
+        );
       }
       if (api === 'download' || api === 'download_head') return await this.download(req, res, url, fault);
       if (api === 'b2_upload_file') return await this.uploadFile(req, res, path, fault);
@@ -628,10 +702,12 @@ export class FakeB2Server extends EventEmitter {
     const [id, secret] = match ? Buffer.from(match[1]!, 'base64').toString('utf8').split(/:(.*)/s) : [];
     const key = id === undefined ? undefined : this.keys.get(id);
     if (!key || key.applicationKey !== secret) throw new B2Error(401, 'unauthorized', 'Invalid applicationKeyId or applicationKey');
-    if (version !== 'v4' && key.bucketIds && key.bucketIds.length > 1) throw new B2Error(400, 'bad_request', 'Multi-bucket application keys can only be used with b2api/v4/b2_authorize_account');
+    if (version !== 'v4' && key.bucketIds && key.bucketIds.length > 1)
+      throw new B2Error(400, 'bad_request', 'Multi-bucket application keys can only be used with b2api/v4/b2_authorize_account');
     const token = `4_${randomBytes(24).toString('base64url')}`;
     this.accountTokens.set(token, { key, expired: false });
-    const buckets = key.bucketIds?.map((bucketId) => ({ id: bucketId, name: [...this.buckets.values()].find((b) => b.bucketId === bucketId)?.bucketName ?? null })) ?? null;
+    const buckets =
+      key.bucketIds?.map((bucketId) => ({ id: bucketId, name: [...this.buckets.values()].find((b) => b.bucketId === bucketId)?.bucketName ?? null })) ?? null;
     const storage = {
       apiUrl: this.advertised.apiUrl ?? this.url,
       downloadUrl: this.advertised.downloadUrl ?? this.downloadUrl,
@@ -641,10 +717,18 @@ export class FakeB2Server extends EventEmitter {
     };
     const single = { bucketId: buckets?.[0]?.id ?? null, bucketName: buckets?.[0]?.name ?? null, capabilities: key.capabilities, namePrefix: key.namePrefix };
     if (version === 'v4') {
-      return this.sendJson(res, 200, { accountId: this.accountId, authorizationToken: token, apiInfo: { storageApi: { ...storage, allowed: { buckets, capabilities: key.capabilities, namePrefix: key.namePrefix } } } });
+      return this.sendJson(res, 200, {
+        accountId: this.accountId,
+        authorizationToken: token,
+        apiInfo: { storageApi: { ...storage, allowed: { buckets, capabilities: key.capabilities, namePrefix: key.namePrefix } } },
+      });
     }
     if (version === 'v3') {
-      return this.sendJson(res, 200, { accountId: this.accountId, authorizationToken: token, apiInfo: { storageApi: { ...storage, ...single, infoType: 'storageApi' } } });
+      return this.sendJson(res, 200, {
+        accountId: this.accountId,
+        authorizationToken: token,
+        apiInfo: { storageApi: { ...storage, ...single, infoType: 'storageApi' } },
+      });
     }
     this.sendJson(res, 200, { accountId: this.accountId, authorizationToken: token, allowed: single, ...storage, minimumPartSize: this.recommendedPartSize });
   }
@@ -749,14 +833,21 @@ export class FakeB2Server extends EventEmitter {
         authorized = true;
       } else if (share) {
         if (share.expiresAt < Date.now()) throw new B2Error(401, 'expired_auth_token', 'Download authorization has expired');
-        if (share.bucketId !== bucket.bucketId || !fileName.startsWith(share.fileNamePrefix)) throw new B2Error(401, 'unauthorized', 'Download authorization does not cover this file');
-        if (share.contentDisposition !== undefined && share.contentDisposition !== dispositionParam) throw new B2Error(401, 'unauthorized', 'b2ContentDisposition does not match the authorization');
+        if (share.bucketId !== bucket.bucketId || !fileName.startsWith(share.fileNamePrefix))
+          throw new B2Error(401, 'unauthorized', 'Download authorization does not cover this file');
+        if (share.contentDisposition !== undefined && share.contentDisposition !== dispositionParam)
+          throw new B2Error(401, 'unauthorized', 'b2ContentDisposition does not match the authorization');
         authorized = true;
       } else {
         throw new B2Error(401, 'bad_auth_token', 'Invalid authorization token');
       }
     }
-    if (!authorized) throw new B2Error(401, 'unauthorized', bucket.bucketType === 'allPublic' ? 'b2ContentDisposition requires an authorization token' : 'Bucket is private; an authorization token is required');
+    if (!authorized)
+      throw new B2Error(
+        401,
+        'unauthorized',
+        bucket.bucketType === 'allPublic' ? 'b2ContentDisposition requires an authorization token' : 'Bucket is private; an authorization token is required',
+      );
     const version = this.latestVersion(bucket.bucketId, fileName);
     if (!version || version.action !== 'upload') throw new B2Error(404, 'not_found', `File with such name does not exist: ${fileName}`);
     const size = version.data.length;
@@ -787,7 +878,13 @@ export class FakeB2Server extends EventEmitter {
     };
     if (status === 206) headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
     // b2-* info is served as the standard header it names; the rest as X-Bz-Info-*, as it was sent.
-    const standard: Record<string, string> = { 'b2-cache-control': 'Cache-Control', 'b2-content-disposition': 'Content-Disposition', 'b2-content-language': 'Content-Language', 'b2-expires': 'Expires', 'b2-content-encoding': 'Content-Encoding' };
+    const standard: Record<string, string> = {
+      'b2-cache-control': 'Cache-Control',
+      'b2-content-disposition': 'Content-Disposition',
+      'b2-content-language': 'Content-Language',
+      'b2-expires': 'Expires',
+      'b2-content-encoding': 'Content-Encoding',
+    };
     for (const [k, v] of Object.entries(version.fileInfo)) {
       if (standard[k]) headers[standard[k]] = v;
       else if (!k.startsWith('b2-')) headers[`X-Bz-Info-${k}`] = version.infoHeaders[k] ?? encodeURIComponent(v);
@@ -819,7 +916,8 @@ export class FakeB2Server extends EventEmitter {
       this.allow(key, 'listBuckets');
       const list = [...this.buckets.values()].filter((b) => (!p.bucketName || b.bucketName === p.bucketName) && (!p.bucketId || b.bucketId === p.bucketId));
       // b2_list_buckets: a bucket-restricted key must name one of its buckets, or the request is denied.
-      if (key.bucketIds && (!(p.bucketName || p.bucketId) || list.some((b) => !key.bucketIds!.includes(b.bucketId)))) throw new B2Error(401, 'unauthorized', 'The application key is restricted: name one of its buckets with bucketId or bucketName');
+      if (key.bucketIds && (!(p.bucketName || p.bucketId) || list.some((b) => !key.bucketIds!.includes(b.bucketId))))
+        throw new B2Error(401, 'unauthorized', 'The application key is restricted: name one of its buckets with bucketId or bucketName');
       const readable = (capability: string): boolean => key.capabilities.includes(capability);
       return {
         buckets: list.map((b) => ({
@@ -832,15 +930,22 @@ export class FakeB2Server extends EventEmitter {
           lifecycleRules: [],
           revision: 1,
           options: [],
-          fileLockConfiguration: readable('readBucketRetentions') ? { isClientAuthorizedToRead: true, value: { defaultRetention: { mode: null, period: null }, isFileLockEnabled: b.fileLock } } : { isClientAuthorizedToRead: false, value: null },
-          defaultServerSideEncryption: readable('readBucketEncryption') ? { isClientAuthorizedToRead: true, value: b.defaultEncryption ? { algorithm: 'AES256', mode: 'SSE-B2' } : { mode: null } } : { isClientAuthorizedToRead: false, value: null },
+          fileLockConfiguration: readable('readBucketRetentions')
+            ? { isClientAuthorizedToRead: true, value: { defaultRetention: { mode: null, period: null }, isFileLockEnabled: b.fileLock } }
+            : { isClientAuthorizedToRead: false, value: null },
+          defaultServerSideEncryption: readable('readBucketEncryption')
+            ? { isClientAuthorizedToRead: true, value: b.defaultEncryption ? { algorithm: 'AES256', mode: 'SSE-B2' } : { mode: null } }
+            : { isClientAuthorizedToRead: false, value: null },
         })),
       };
     },
     b2_get_upload_url: (p, key) => {
       const bucket = this.bucketById(p.bucketId);
       this.allow(key, 'writeFiles', bucket.bucketId);
-      return { bucketId: bucket.bucketId, ...this.issueUploadToken(`${API_PREFIX}b2_upload_file/${bucket.bucketId}/${this.nextId('c001_v')}`, key, { bucketId: bucket.bucketId }) };
+      return {
+        bucketId: bucket.bucketId,
+        ...this.issueUploadToken(`${API_PREFIX}b2_upload_file/${bucket.bucketId}/${this.nextId('c001_v')}`, key, { bucketId: bucket.bucketId }),
+      };
     },
     b2_list_file_names: (p, key) => {
       const bucket = this.bucketById(p.bucketId);
@@ -851,7 +956,9 @@ export class FakeB2Server extends EventEmitter {
       const names = new Map<string, FileVersion>();
       for (const v of this.versions) if (v.bucketId === bucket.bucketId) names.set(v.fileName, v);
       // Only names whose latest version is an upload: hidden files are not listed.
-      const sorted = [...names.values()].filter((v) => v.action === 'upload' && v.fileName.startsWith(prefix) && compareNames(v.fileName, start) >= 0).sort((a, b) => compareNames(a.fileName, b.fileName));
+      const sorted = [...names.values()]
+        .filter((v) => v.action === 'upload' && v.fileName.startsWith(prefix) && compareNames(v.fileName, start) >= 0)
+        .sort((a, b) => compareNames(a.fileName, b.fileName));
       const page = sorted.slice(0, max);
       return { files: page.map((v) => this.fileJson(v)), nextFileName: sorted.length > max ? sorted[max]!.fileName : null };
     },
@@ -890,7 +997,18 @@ export class FakeB2Server extends EventEmitter {
       // hide_file answers 400 no_such_file (b2sdk's interpret_b2_error notes the same).
       if (!latest) throw new B2Error(400, 'no_such_file', `File not present: ${fileName}`);
       if (latest.action === 'hide') throw new B2Error(400, 'already_hidden', `File already hidden: ${fileName}`);
-      const marker: FileVersion = { fileId: this.nextId('4_z'), fileName, bucketId: bucket.bucketId, action: 'hide', contentType: 'application/x-bz-hide-marker', contentSha1: '', fileInfo: {}, infoHeaders: {}, uploadTimestamp: Date.now(), data: Buffer.alloc(0) };
+      const marker: FileVersion = {
+        fileId: this.nextId('4_z'),
+        fileName,
+        bucketId: bucket.bucketId,
+        action: 'hide',
+        contentType: 'application/x-bz-hide-marker',
+        contentSha1: '',
+        fileInfo: {},
+        infoHeaders: {},
+        uploadTimestamp: Date.now(),
+        data: Buffer.alloc(0),
+      };
       this.versions.push(marker);
       return this.fileJson(marker);
     },
@@ -916,7 +1034,8 @@ export class FakeB2Server extends EventEmitter {
       this.allow(key, 'writeFiles', bucketId, fileName);
       const directive = p.metadataDirective ?? 'COPY';
       if (directive !== 'COPY' && directive !== 'REPLACE') throw new B2Error(400, 'bad_request', 'metadataDirective must be COPY or REPLACE');
-      if (directive === 'COPY' && (p.contentType !== undefined || p.fileInfo !== undefined)) throw new B2Error(400, 'bad_request', 'contentType and fileInfo must not be set with COPY');
+      if (directive === 'COPY' && (p.contentType !== undefined || p.fileInfo !== undefined))
+        throw new B2Error(400, 'bad_request', 'contentType and fileInfo must not be set with COPY');
       const fileInfo = directive === 'REPLACE' ? validFileInfo((p.fileInfo as Record<string, unknown>) ?? {}) : { ...source.fileInfo };
       const contentType = directive === 'REPLACE' ? String(p.contentType ?? 'application/octet-stream') : source.contentType;
       // The new name with the kept (or new) info must fit the limit too.
@@ -947,10 +1066,16 @@ export class FakeB2Server extends EventEmitter {
       if (typeof p.fileNamePrefix !== 'string') throw new B2Error(400, 'bad_request', 'fileNamePrefix is required');
       this.allow(key, 'shareFiles', bucket.bucketId, p.fileNamePrefix);
       const duration = Number(p.validDurationInSeconds);
-      if (!Number.isInteger(duration) || duration < 1 || duration > MAX_VALID_DURATION) throw new B2Error(400, 'bad_request', `validDurationInSeconds must be 1..${MAX_VALID_DURATION}`);
+      if (!Number.isInteger(duration) || duration < 1 || duration > MAX_VALID_DURATION)
+        throw new B2Error(400, 'bad_request', `validDurationInSeconds must be 1..${MAX_VALID_DURATION}`);
       const authorizationToken = `3_dl_${randomBytes(18).toString('base64url')}`;
       const contentDisposition = typeof p.b2ContentDisposition === 'string' ? p.b2ContentDisposition : undefined;
-      this.downloadAuths.set(authorizationToken, { bucketId: bucket.bucketId, fileNamePrefix: p.fileNamePrefix, expiresAt: Date.now() + duration * 1000, contentDisposition });
+      this.downloadAuths.set(authorizationToken, {
+        bucketId: bucket.bucketId,
+        fileNamePrefix: p.fileNamePrefix,
+        expiresAt: Date.now() + duration * 1000,
+        contentDisposition,
+      });
       return { bucketId: bucket.bucketId, fileNamePrefix: p.fileNamePrefix, authorizationToken };
     },
     b2_start_large_file: (p, key) => {
@@ -960,7 +1085,18 @@ export class FakeB2Server extends EventEmitter {
       const contentType = typeof p.contentType === 'string' ? p.contentType : 'b2/x-auto';
       const fileInfo = validFileInfo((p.fileInfo as Record<string, unknown> | undefined) ?? {});
       this.checkInfoSize(bucket, fileName, fileInfo, contentType);
-      const version: FileVersion = { fileId: this.nextId('4_z'), fileName, bucketId: bucket.bucketId, action: 'start', contentType: contentType === 'b2/x-auto' ? 'application/octet-stream' : contentType, contentSha1: 'none', fileInfo, infoHeaders: {}, uploadTimestamp: Date.now(), data: Buffer.alloc(0) };
+      const version: FileVersion = {
+        fileId: this.nextId('4_z'),
+        fileName,
+        bucketId: bucket.bucketId,
+        action: 'start',
+        contentType: contentType === 'b2/x-auto' ? 'application/octet-stream' : contentType,
+        contentSha1: 'none',
+        fileInfo,
+        infoHeaders: {},
+        uploadTimestamp: Date.now(),
+        data: Buffer.alloc(0),
+      };
       this.unfinished.set(version.fileId, { version, parts: new Map() });
       return this.fileJson(version);
     },
@@ -968,7 +1104,10 @@ export class FakeB2Server extends EventEmitter {
       this.versionForKey(key, 'writeFiles', p.fileId);
       const large = this.unfinished.get(String(p.fileId));
       if (!large) throw new B2Error(400, 'bad_request', `No unfinished large file ${String(p.fileId)}`);
-      return { fileId: p.fileId, ...this.issueUploadToken(`${API_PREFIX}b2_upload_part/${String(p.fileId)}/${this.nextId('0037')}`, key, { fileId: String(p.fileId) }) };
+      return {
+        fileId: p.fileId,
+        ...this.issueUploadToken(`${API_PREFIX}b2_upload_part/${String(p.fileId)}/${this.nextId('0037')}`, key, { fileId: String(p.fileId) }),
+      };
     },
     b2_finish_large_file: (p, key) => {
       this.versionForKey(key, 'writeFiles', p.fileId);
@@ -982,7 +1121,8 @@ export class FakeB2Server extends EventEmitter {
         const part = large.parts.get(i + 1);
         if (!part) throw new B2Error(400, 'bad_request', `Part ${i + 1} is missing`);
         if (part.sha1 !== String(s).toLowerCase()) throw new B2Error(400, 'bad_request', `Part ${i + 1} SHA-1 does not match partSha1Array`);
-        if (i < shas.length - 1 && part.data.length < this.absoluteMinimumPartSize) throw new B2Error(400, 'bad_request', `Part ${i + 1} is smaller than the minimum part size ${this.absoluteMinimumPartSize}`);
+        if (i < shas.length - 1 && part.data.length < this.absoluteMinimumPartSize)
+          throw new B2Error(400, 'bad_request', `Part ${i + 1} is smaller than the minimum part size ${this.absoluteMinimumPartSize}`);
         datas.push(part.data);
       });
       this.unfinished.delete(large.version.fileId);
@@ -1003,7 +1143,13 @@ export class FakeB2Server extends EventEmitter {
       this.allow(key, 'listFiles', bucket.bucketId, prefix);
       const max = this.maxCount(p.maxFileCount, 100);
       const all = [...this.unfinished.values()].map((l) => l.version).filter((v) => v.bucketId === bucket.bucketId && v.fileName.startsWith(prefix));
-      const from = typeof p.startFileId === 'string' ? Math.max(0, all.findIndex((v) => v.fileId === p.startFileId)) : 0;
+      const from =
+        typeof p.startFileId === 'string'
+          ? Math.max(
+              0,
+              all.findIndex((v) => v.fileId === p.startFileId),
+            )
+          : 0;
       const page = all.slice(from, from + max);
       return { files: page.map((v) => this.fileJson(v)), nextFileId: all[from + max]?.fileId ?? null };
     },
@@ -1029,10 +1175,21 @@ export async function startFakeB2(options: FakeB2Options = {}): Promise<FakeB2Se
 // Run standalone (for the benchmark, in its own process): prints one JSON line with the URL and keys.
 if (process.argv[1] && /b2-server\.[cm]?[jt]s$/.test(process.argv[1]) && process.argv.includes('--serve')) {
   const partArg = process.argv.find((a) => a.startsWith('--min-part='));
-  const server = await startFakeB2({ buckets: { 'bench-bucket': 'allPrivate' }, absoluteMinimumPartSize: partArg ? Number(partArg.split('=')[1]) : undefined, recommendedPartSize: 100_000_000 });
-  process.stdout.write(`${JSON.stringify({ url: server.url, authorizeUrl: server.authorizeUrl, authorizeUrlV2: server.authorizeUrlFor('v2'), applicationKeyId: server.applicationKeyId, applicationKey: server.applicationKey })}\n`);
+  const server = await startFakeB2({
+    buckets: { 'bench-bucket': 'allPrivate' },
+    absoluteMinimumPartSize: partArg ? Number(partArg.split('=')[1]) : undefined,
+    recommendedPartSize: 100_000_000,
+  });
+  process.stdout.write(
+    `${JSON.stringify({ url: server.url, authorizeUrl: server.authorizeUrl, authorizeUrlV2: server.authorizeUrlFor('v2'), applicationKeyId: server.applicationKeyId, applicationKey: server.applicationKey })}\n`,
+  );
   process.on('message', (msg) => {
-    if (msg === 'stats') process.send?.({ unfinished: server.unfinishedLargeFiles().length, versions: server.versions.map((v) => ({ fileName: v.fileName, size: v.data.length, action: v.action })), calls: Object.fromEntries(server.calls) });
+    if (msg === 'stats')
+      process.send?.({
+        unfinished: server.unfinishedLargeFiles().length,
+        versions: server.versions.map((v) => ({ fileName: v.fileName, size: v.data.length, action: v.action })),
+        calls: Object.fromEntries(server.calls),
+      });
   });
   process.on('SIGTERM', () => void server.close().then(() => process.exit(0)));
 }

@@ -174,7 +174,9 @@ function hashHex(input: string, algorithm: 'sha1' | 'sha256'): string {
 
 /** The `s--XXXXXXXX--` component Cloudinary expects for a delivery path (what follows the signature, without version). */
 export function deliverySignature(toSign: string, secret: string, algorithm: 'sha1' | 'sha256' = 'sha1', length = 8): string {
-  const b64 = createHash(algorithm).update(toSign + secret).digest('base64');
+  const b64 = createHash(algorithm)
+    .update(toSign + secret)
+    .digest('base64');
   return b64.slice(0, length).replace(/\//g, '_').replace(/\+/g, '-');
 }
 
@@ -216,7 +218,8 @@ export function applyPublicIdRules(requested: string, extraSpecial?: RegExp): { 
   const segments = publicId.split('/');
   if (segments.some((seg) => seg === '')) return invalid;
   // "You can't use 'v' followed by numeric characters as the name of a folder."
-  if (segments.slice(0, -1).some((seg) => /^v\p{Nd}+$/u.test(seg))) return { error: `public_id (${requested}) is invalid: a folder cannot be named v followed by digits` };
+  if (segments.slice(0, -1).some((seg) => /^v\p{Nd}+$/u.test(seg)))
+    return { error: `public_id (${requested}) is invalid: a folder cannot be named v followed by digits` };
   return { publicId };
 }
 
@@ -241,7 +244,19 @@ export class FakeCloudinary {
   url = '';
 
   /** Requests counted by kind, for tests that must prove what was (not) called. `cdnHits`: delivery requests the CDN answered from its cache. */
-  readonly counts = { admin: 0, upload: 0, uploadChunks: 0, explicit: 0, destroy: 0, download: 0, deliveryGet: 0, deliveryHead: 0, cdnHits: 0, rejectedSignatures: 0, incompleteBodies: 0 };
+  readonly counts = {
+    admin: 0,
+    upload: 0,
+    uploadChunks: 0,
+    explicit: 0,
+    destroy: 0,
+    download: 0,
+    deliveryGet: 0,
+    deliveryHead: 0,
+    cdnHits: 0,
+    rejectedSignatures: 0,
+    incompleteBodies: 0,
+  };
   /** Log of destroy calls: `invalidate` must be sent so CDN copies do not outlive an asset. */
   readonly destroys: Array<{ publicId: string; resourceType: string; type: string; invalidate: boolean }> = [];
   /** Admin API budget; every Admin API call spends one, and at zero the fake answers 420. */
@@ -486,7 +501,13 @@ export class FakeCloudinary {
     const body = await this.signedForm(account, req, res);
     if (!body) return;
     const failing = ++this.uploadRequests === this.failUploadRequest;
-    const fail = (): void => this.json(res, this.failUploadAnswer.status ?? 500, { error: { message: this.failUploadAnswer.message ?? 'General Error' } }, this.failUploadAnswer.headers);
+    const fail = (): void =>
+      this.json(
+        res,
+        this.failUploadAnswer.status ?? 500,
+        { error: { message: this.failUploadAnswer.message ?? 'General Error' } },
+        this.failUploadAnswer.headers,
+      );
     if (failing && !this.failUploadAnswer.afterStore) return fail();
     const { fields } = body;
     if (!body.file) return this.json(res, 400, { error: { message: 'Missing required parameter - file' } });
@@ -500,7 +521,8 @@ export class FakeCloudinary {
       const m = /^bytes (\d+)-(\d+)\/(-1|\d+)$/.exec(range);
       if (!m || Number(m[2]) - Number(m[1]) + 1 !== data.length) return this.json(res, 400, { error: { message: `Invalid Content-Range ${range}` } });
       // Every chunk but the last is at least 5 MB (the SDKs' smallest chunk_size).
-      if (m[3] === '-1' && data.length < MIN_CHUNK_BYTES) return this.json(res, 400, { error: { message: `Chunk of ${data.length} bytes is smaller than the minimum of ${MIN_CHUNK_BYTES}` } });
+      if (m[3] === '-1' && data.length < MIN_CHUNK_BYTES)
+        return this.json(res, 400, { error: { message: `Chunk of ${data.length} bytes is smaller than the minimum of ${MIN_CHUNK_BYTES}` } });
       const session: ChunkSession = this.chunkSessions.get(uniqueId) ?? { parts: new Map() };
       this.chunkSessions.set(uniqueId, session);
       session.parts.set(Number(m[1]), data);
@@ -520,7 +542,8 @@ export class FakeCloudinary {
     }
 
     if (data.length === 0) return this.json(res, 400, { error: { message: 'Empty file' } });
-    if (data.length > this.maxFileSize) return this.json(res, 400, { error: { message: `File size too large. Got ${data.length}. Maximum is ${this.maxFileSize}.` } });
+    if (data.length > this.maxFileSize)
+      return this.json(res, 400, { error: { message: `File size too large. Got ${data.length}. Maximum is ${this.maxFileSize}.` } });
     const rt = resourceType === 'auto' ? (imageFormat(data) ? 'image' : videoFormat(data) ? 'video' : 'raw') : resourceType;
     if (rt !== 'image' && rt !== 'video' && rt !== 'raw') return this.json(res, 400, { error: { message: `Invalid resource type ${resourceType}` } });
     let format = '';
@@ -537,7 +560,10 @@ export class FakeCloudinary {
     if (fields.allowed_formats) {
       const allowed = fields.allowed_formats.split(',').map((f) => f.trim().toLowerCase());
       const actual = rt === 'raw' ? (/\.([^./]+)$/.exec(fields.public_id ?? body.filename ?? '')?.[1] ?? '').toLowerCase() : format;
-      if (!allowed.includes(actual)) return this.json(res, 400, { error: { message: `${rt === 'raw' ? 'File' : rt === 'image' ? 'Image' : 'Video'} file format ${actual || 'unknown'} not allowed` } });
+      if (!allowed.includes(actual))
+        return this.json(res, 400, {
+          error: { message: `${rt === 'raw' ? 'File' : rt === 'image' ? 'Image' : 'Video'} file format ${actual || 'unknown'} not allowed` },
+        });
     }
     const type = fields.type || 'upload';
     if (!DELIVERY_TYPES.has(type)) return this.json(res, 400, { error: { message: `Invalid type ${type}` } });
@@ -580,9 +606,16 @@ export class FakeCloudinary {
    * `unique_filename` is false), or a random one; prefixed by `folder` (both modes) or by
    * `asset_folder` with `use_asset_folder_as_public_id_prefix` (dynamic); then the naming rules.
    */
-  private nameUpload(account: FakeAccount, resourceType: 'image' | 'video' | 'raw', fields: Record<string, string>, filename: string | undefined): { publicId: string; assetFolder?: string } | { error: string } {
+  private nameUpload(
+    account: FakeAccount,
+    resourceType: 'image' | 'video' | 'raw',
+    fields: Record<string, string>,
+    filename: string | undefined,
+  ): { publicId: string; assetFolder?: string } | { error: string } {
     const dynamic = account.folderMode === 'dynamic';
-    const dynamicOnly = ['asset_folder', 'display_name', 'use_asset_folder_as_public_id_prefix', 'use_filename_as_display_name'].filter((f) => fields[f] !== undefined);
+    const dynamicOnly = ['asset_folder', 'display_name', 'use_asset_folder_as_public_id_prefix', 'use_filename_as_display_name'].filter(
+      (f) => fields[f] !== undefined,
+    );
     if (!dynamic && dynamicOnly.length > 0) return { error: `${dynamicOnly.join(', ')}: only for product environments in dynamic folder mode` };
     if (fields.public_id_prefix !== undefined) return { error: 'fake: public_id_prefix is not modelled' };
     let name: string;
@@ -711,10 +744,18 @@ export class FakeCloudinary {
     if (extra.length > 0) return this.json(res, 404, { error: { message: 'fake: unknown Admin API route' } }, headers);
     if (first === 'by_asset_folder' && type === undefined) {
       // Dynamic folder mode only: the assets of one asset folder, newest first.
-      if (account.folderMode !== 'dynamic') return this.json(res, 400, { error: { message: 'by_asset_folder is only available in dynamic folder mode' } }, headers);
+      if (account.folderMode !== 'dynamic')
+        return this.json(res, 400, { error: { message: 'by_asset_folder is only available in dynamic folder mode' } }, headers);
       const folder = url.searchParams.get('asset_folder') ?? '';
       const found = this.assetsOf(account).filter((a) => a.assetFolder === folder);
-      return this.page(account, res, url, found.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime()), false, headers);
+      return this.page(
+        account,
+        res,
+        url,
+        found.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime()),
+        false,
+        headers,
+      );
     }
     if (/^[0-9a-f]{32}$/.test(first) && type === undefined) {
       // GET /resources/:asset_id
@@ -735,7 +776,9 @@ export class FakeCloudinary {
     // With a prefix, Cloudinary sorts by public ID (also in dynamic folder mode: the prefix is of the public ID); without one, newest first.
     const prefix = url.searchParams.get('prefix') ?? '';
     const byPublicId = prefix !== '';
-    const matching = this.assetsOf(account).filter((a) => a.resourceType === resourceType && (type === undefined || a.type === type) && a.publicId.startsWith(prefix));
+    const matching = this.assetsOf(account).filter(
+      (a) => a.resourceType === resourceType && (type === undefined || a.type === type) && a.publicId.startsWith(prefix),
+    );
     matching.sort((a, b) => (byPublicId ? (a.publicId < b.publicId ? -1 : a.publicId > b.publicId ? 1 : 0) : b.createdAt.getTime() - a.createdAt.getTime()));
     this.page(account, res, url, matching, byPublicId, headers);
   }
@@ -837,7 +880,11 @@ export class FakeCloudinary {
 
   /** What Cloudinary's delivery servers answer for a URL (the CDN caches it). */
   private origin(url: URL): Omit<CdnEntry, 'cachedAt' | 'expiresAt'> {
-    const error = (status: number, reason: string, surrogate?: string): Omit<CdnEntry, 'cachedAt' | 'expiresAt'> => ({ status, headers: { 'x-cld-error': headerSafe(reason) }, surrogate });
+    const error = (status: number, reason: string, surrogate?: string): Omit<CdnEntry, 'cachedAt' | 'expiresAt'> => ({
+      status,
+      headers: { 'x-cld-error': headerSafe(reason) },
+      surrogate,
+    });
     const segments = url.pathname.split('/').slice(1);
     const [cloud, resourceType, type, ...rest] = segments;
     const account = this.accounts.get(cloud ?? '');
@@ -904,7 +951,8 @@ export class FakeCloudinary {
   }
 
   private sendAsset(req: http.IncomingMessage, res: http.ServerResponse, asset: StoredAsset, disposition: string | undefined): void {
-    const contentType = asset.resourceType === 'raw' ? mime.lookup(asset.publicId) || 'application/octet-stream' : FORMAT_TYPES[asset.format] ?? 'application/octet-stream';
+    const contentType =
+      asset.resourceType === 'raw' ? mime.lookup(asset.publicId) || 'application/octet-stream' : (FORMAT_TYPES[asset.format] ?? 'application/octet-stream');
     const size = asset.bytes.length;
     const headers: Record<string, string> = {
       'content-type': contentType,

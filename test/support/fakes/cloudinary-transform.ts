@@ -55,7 +55,8 @@ export async function renderTransformation(asset: StoredAsset, transformation: s
   const t = parseTransformation(transformation);
   if (!t) return undefined;
   const crop = t.crop ?? 'scale';
-  const fit = crop === 'fill' || crop === 'lfill' ? 'cover' : crop === 'pad' || crop === 'lpad' ? 'contain' : crop === 'scale' && t.width && t.height ? 'fill' : 'inside';
+  const fit =
+    crop === 'fill' || crop === 'lfill' ? 'cover' : crop === 'pad' || crop === 'lpad' ? 'contain' : crop === 'scale' && t.width && t.height ? 'fill' : 'inside';
   const format = FORMATS[t.format ?? asset.format] ?? (asset.format === 'jpg' ? 'jpeg' : (asset.format as 'png'));
   let pipeline = sharp(asset.bytes)
     .autoOrient()

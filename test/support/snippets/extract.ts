@@ -26,11 +26,24 @@ export interface Snippet {
   directive?: { skip?: string; compileOnly?: string; needs: string[] };
 }
 
-const KINDS: Record<string, Kind> = { ts: 'ts', typescript: 'ts', tsx: 'tsx', js: 'js', javascript: 'js', mjs: 'js', sh: 'sh', bash: 'sh', shell: 'sh', json: 'json' };
+const KINDS: Record<string, Kind> = {
+  ts: 'ts',
+  typescript: 'ts',
+  tsx: 'tsx',
+  js: 'js',
+  javascript: 'js',
+  mjs: 'js',
+  sh: 'sh',
+  bash: 'sh',
+  shell: 'sh',
+  json: 'json',
+};
 
 /** The Markdown files whose blocks are checked: new docs are picked up without registering. */
 export function documentedFiles(): string[] {
-  const docs = readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`);
+  const docs = readdirSync(path.join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`);
   const examples = readdirSync(path.join(ROOT, 'examples'), { withFileTypes: true })
     .filter((d) => d.isDirectory())
     .map((d) => `examples/${d.name}/README.md`)
@@ -47,12 +60,21 @@ export function documentedFiles(): string[] {
 
 function parseDirective(text: string): Snippet['directive'] {
   const directive: NonNullable<Snippet['directive']> = { needs: [] };
-  for (const part of text.split(/;\s*(?=(?:skip|compile-only|needs):)/).map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(/;\s*(?=(?:skip|compile-only|needs):)/)
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const [name, ...rest] = part.split(':');
     const value = rest.join(':').trim();
     if (name === 'skip') directive.skip = value;
     else if (name === 'compile-only') directive.compileOnly = value;
-    else if (name === 'needs') directive.needs.push(...value.split(',').map((v) => v.trim()).filter(Boolean));
+    else if (name === 'needs')
+      directive.needs.push(
+        ...value
+          .split(',')
+          .map((v) => v.trim())
+          .filter(Boolean),
+      );
     else throw new Error(`unknown snippet directive "${part}" (use skip: reason, compile-only: reason or needs: fixture)`);
   }
   return directive;
@@ -67,7 +89,10 @@ export function extractSnippets(file: string): Snippet[] {
     const [, indent, fence, lang] = open;
     let end = i + 1;
     while (end < lines.length && !lines[end]!.trimStart().startsWith(fence!)) end++;
-    const before = lines.slice(0, i).reverse().find((l) => l.trim() !== '');
+    const before = lines
+      .slice(0, i)
+      .reverse()
+      .find((l) => l.trim() !== '');
     const directive = before && /^\s*<!--\s*snippet:(.*?)-->\s*$/.exec(before);
     snippets.push({
       id: `${file}:${i + 1}`,

@@ -16,7 +16,8 @@ export interface PreludeEntry {
 }
 
 // An 8x8 JPEG (sharp decodes it: withImages checks what it stores): the docs' uploads are profile photos named .jpg.
-const JPEG_BASE64 = '/9j/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/2wBDARESEhgVGC8aGi9jQjhCY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2P/wAARCAAIAAgDASIAAhEBAxEB/8QAFQABAQAAAAAAAAAAAAAAAAAAAAX/xAAUEAEAAAAAAAAAAAAAAAAAAAAA/8QAFQEBAQAAAAAAAAAAAAAAAAAABAX/xAAUEQEAAAAAAAAAAAAAAAAAAAAA/9oADAMBAAIRAxEAPwCiAnnP/9k=';
+const JPEG_BASE64 =
+  '/9j/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/2wBDARESEhgVGC8aGi9jQjhCY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2P/wAARCAAIAAgDASIAAhEBAxEB/8QAFQABAQAAAAAAAAAAAAAAAAAAAAX/xAAUEAEAAAAAAAAAAAAAAAAAAAAA/8QAFQEBAQAAAAAAAAAAAAAAAAAABAX/xAAUEQEAAAAAAAAAAAAAAAAAAAAA/9oADAMBAAIRAxEAPwCiAnnP/9k=';
 const PNG_BASE64 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg==';
 
 export const PRELUDE: PreludeEntry[] = [
@@ -36,11 +37,14 @@ export const PRELUDE: PreludeEntry[] = [
     name: 'avatar',
     imports: ["import { resolveAvatar as __resolveAvatar } from 'media-storage';"],
     uses: ['storage', 'agent'],
-    declaration: "const avatar = await __resolveAvatar(storage, agent.profileImage, { person: agent });",
+    declaration: 'const avatar = await __resolveAvatar(storage, agent.profileImage, { person: agent });',
   },
   {
     name: 'res',
-    imports: ["import { IncomingMessage as __IncomingMessage, ServerResponse as __ServerResponse } from 'node:http';", "import { Socket as __Socket } from 'node:net';"],
+    imports: [
+      "import { IncomingMessage as __IncomingMessage, ServerResponse as __ServerResponse } from 'node:http';",
+      "import { Socket as __Socket } from 'node:net';",
+    ],
     declaration: 'const res = new __ServerResponse(new __IncomingMessage(new __Socket()));',
   },
   {
@@ -51,7 +55,10 @@ export const PRELUDE: PreludeEntry[] = [
   { name: 's3', imports: ["import { MemoryStorage as __MemoryStorage } from 'media-storage/memory';"], declaration: 'const s3 = new __MemoryStorage();' },
   {
     name: 'createStorage',
-    imports: ["import { MemoryStorage as __MemoryStorage } from 'media-storage/memory';", "import type { MediaStorage as __MediaStorage } from 'media-storage';"],
+    imports: [
+      "import { MemoryStorage as __MemoryStorage } from 'media-storage/memory';",
+      "import type { MediaStorage as __MediaStorage } from 'media-storage';",
+    ],
     declaration: 'const createStorage = (): __MediaStorage => new __MemoryStorage();',
   },
   { name: 'app', imports: ["import __express from 'express';"], declaration: 'const app = __express();' },
@@ -65,7 +72,12 @@ export const PRELUDE: PreludeEntry[] = [
     uses: ['agents'],
     declaration: 'const people = agents;',
   },
-  { name: 'upload', imports: ["import { Readable as __Readable } from 'node:stream';"], uses: ['__jpeg'], declaration: 'const upload = __Readable.from([__jpeg]);' },
+  {
+    name: 'upload',
+    imports: ["import { Readable as __Readable } from 'node:stream';"],
+    uses: ['__jpeg'],
+    declaration: 'const upload = __Readable.from([__jpeg]);',
+  },
   {
     name: 'images',
     imports: ["import { withImages as __withImages } from 'media-storage/images';", "import { MemoryStorage as __MemoryStorage } from 'media-storage/memory';"],
@@ -73,14 +85,28 @@ export const PRELUDE: PreludeEntry[] = [
     declaration:
       "// A storage through withImages (docs/images.md), holding Ada's photo.\nconst images = __withImages(new __MemoryStorage({ baseUrl: '/media' }), { variants: { avatar: { width: 64, height: 64, fit: 'cover', format: 'webp', densities: [1, 2] } } });\nawait images.save('profile_images/abc.jpg', __jpeg);",
   },
-  { name: 'agent', declaration: "const agent = { id: '7', name: 'Ada Lovelace', profileImage: 'profile_images/abc.jpg', profile_image: 'media/profile_images/abc_x1y2z3' };" },
+  {
+    name: 'agent',
+    declaration: "const agent = { id: '7', name: 'Ada Lovelace', profileImage: 'profile_images/abc.jpg', profile_image: 'media/profile_images/abc_x1y2z3' };",
+  },
   {
     name: 'db',
     uses: ['agents'],
-    declaration: 'const db = { agents: { findAll: async () => agents, update: async (id: string, changes: Record<string, unknown>) => Object.assign(agents.find((a) => a.id === id) ?? {}, changes) } };',
+    declaration:
+      'const db = { agents: { findAll: async () => agents, update: async (id: string, changes: Record<string, unknown>) => Object.assign(agents.find((a) => a.id === id) ?? {}, changes) } };',
   },
-  { name: 'uploadStream', imports: ["import { Readable as __Readable } from 'node:stream';"], uses: ['__jpeg'], declaration: 'const uploadStream = __Readable.from([__jpeg]);' },
-  { name: 'fileStream', imports: ["import { Readable as __Readable } from 'node:stream';"], uses: ['__jpeg'], declaration: 'const fileStream = __Readable.from([__jpeg]);' },
+  {
+    name: 'uploadStream',
+    imports: ["import { Readable as __Readable } from 'node:stream';"],
+    uses: ['__jpeg'],
+    declaration: 'const uploadStream = __Readable.from([__jpeg]);',
+  },
+  {
+    name: 'fileStream',
+    imports: ["import { Readable as __Readable } from 'node:stream';"],
+    uses: ['__jpeg'],
+    declaration: 'const fileStream = __Readable.from([__jpeg]);',
+  },
   {
     name: 'req',
     imports: ["import { Readable as __Readable } from 'node:stream';", "import type { IncomingMessage as __IncomingMessage } from 'node:http';"],
@@ -102,12 +128,17 @@ export const PRELUDE: PreludeEntry[] = [
   { name: 'applicationKeyId', declaration: "const applicationKeyId = '0012345678abcdef0000000001';" },
   { name: 'applicationKey', declaration: "const applicationKey = 'K001secretsecretsecretsecret';" },
   // A backend of one's own, for the contract-suite templates.
-  { name: 'MyStorage', imports: ["import { MemoryStorage as __MemoryStorage } from 'media-storage/memory';"], declaration: 'class MyStorage extends __MemoryStorage {}' },
+  {
+    name: 'MyStorage',
+    imports: ["import { MemoryStorage as __MemoryStorage } from 'media-storage/memory';"],
+    declaration: 'class MyStorage extends __MemoryStorage {}',
+  },
   { name: 'opts', declaration: "const opts = { prefix: 'contract/' };" },
   { name: 'myStoreHasFolderObjects', declaration: 'const myStoreHasFolderObjects = true;' },
   {
     name: 'nativeClient',
-    declaration: 'const nativeClient = { put: async (name: string, bytes: Uint8Array, options: { contentType?: string; metadata?: Record<string, string> }): Promise<void> => void [name, bytes, options] };',
+    declaration:
+      'const nativeClient = { put: async (name: string, bytes: Uint8Array, options: { contentType?: string; metadata?: Record<string, string> }): Promise<void> => void [name, bytes, options] };',
   },
 ];
 
@@ -120,19 +151,25 @@ export const PRELUDE_BY_FILE: Record<string, PreludeEntry[]> = {
     {
       name: 'storage',
       imports: ["import { S3Storage as __S3Storage } from 'media-storage/s3';"],
-      declaration: "// The storage of the page's first block (AWS_ENDPOINT_URL_S3 points the SDK at the test's S3 server).\nconst storage = new __S3Storage({ bucket: process.env.AWS_STORAGE_BUCKET_NAME!, region: 'eu-central-1', visibility: 'public' });",
+      declaration:
+        "// The storage of the page's first block (AWS_ENDPOINT_URL_S3 points the SDK at the test's S3 server).\nconst storage = new __S3Storage({ bucket: process.env.AWS_STORAGE_BUCKET_NAME!, region: 'eu-central-1', visibility: 'public' });",
     },
   ],
   'docs/azure.md': [
     {
       name: 'storage',
       imports: ["import { AzureBlobStorage as __AzureBlobStorage } from 'media-storage/azure';"],
-      declaration: "// The storage of the page's first block (AZURE_STORAGE_CONNECTION_STRING points at the test's Azurite).\nconst storage = new __AzureBlobStorage({ container: 'media', location: 'crm/' });",
+      declaration:
+        "// The storage of the page's first block (AZURE_STORAGE_CONNECTION_STRING points at the test's Azurite).\nconst storage = new __AzureBlobStorage({ container: 'media', location: 'crm/' });",
     },
   ],
   'docs/images.md': [{ name: 'storage', uses: ['images'], declaration: 'const storage = images;' }],
   'docs/cloudinary.md': [
-    { name: 'storage', imports: ["import { CloudinaryStorage as __CloudinaryStorage } from 'media-storage/cloudinary';"], declaration: "const storage = new __CloudinaryStorage({ folder: 'media' });" },
+    {
+      name: 'storage',
+      imports: ["import { CloudinaryStorage as __CloudinaryStorage } from 'media-storage/cloudinary';"],
+      declaration: "const storage = new __CloudinaryStorage({ folder: 'media' });",
+    },
   ],
 };
 
