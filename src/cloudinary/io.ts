@@ -51,7 +51,8 @@ export class BodyReader {
     const iterator = this.iterator;
     const ended = this.ended;
     async function* all(): AsyncGenerator<Buffer> {
-      yield* ahead;
+      // Let each chunk read ahead go as it is handed out (as core's PeekableBody does).
+      while (ahead.length > 0) yield ahead.shift()!;
       if (ended) return;
       for (;;) {
         const next = await iterator.next();

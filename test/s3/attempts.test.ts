@@ -52,7 +52,7 @@ describe('S3Storage: attempts and timeout', () => {
   it('timeout must be a positive number of milliseconds', () => {
     for (const timeout of [0, -1, Number.NaN, '500' as unknown as number]) {
       expect(() => new S3Storage({ bucket: 'b', timeout })).toThrow(
-        expect.objectContaining({ code: 'CONFIG', message: expect.stringMatching(/^s3: timeout must be a positive number of milliseconds/) }),
+        expect.objectContaining({ code: 'CONFIG', message: expect.stringMatching(/^s3: timeout must be a whole number of milliseconds of at least 1/) }),
       );
     }
   });

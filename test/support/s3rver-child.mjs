@@ -3,6 +3,9 @@
 // Usage: node --openssl-legacy-provider s3rver-child.mjs <directory> <bucket>
 // Prints {"port": N} once listening; exits when its stdin closes (the parent went away) or on SIGTERM.
 import { createRequire } from 'node:module';
+import { readdirSync } from 'node:fs';
+import { rmdir, unlink } from 'node:fs/promises';
+import path from 'node:path';
 import S3rver from 's3rver';
 
 // S3 lists keys "in UTF-8 binary order" (ListObjectsV2 reference). s3rver walks its folders in
@@ -14,6 +17,30 @@ const S3Object = require('s3rver/lib/models/object');
 const { walk } = require('s3rver/lib/utils');
 const OBJECT_SUFFIX = '._S3rver_object';
 const utf8Order = (a, b) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+// A DeleteObject always succeeds on S3. s3rver removes the folders a delete empties, and two
+// deletes (or a delete and a put) under one folder at once race there: its readdir-then-rmdir
+// throws ENOENT or ENOTEMPTY, answered as a 500 InternalError. The object files are gone by then;
+// only the tidying raced, so it stops quietly where another request got there first.
+FilesystemStore.prototype.deleteObject = async function deleteObject(bucket, key) {
+  await Promise.all(
+    ['object', 'object.md5', 'metadata.json'].map((type) =>
+      unlink(this.getResourcePath(bucket, key, type)).catch((err) => {
+        if (err.code !== 'ENOENT') throw err;
+      }),
+    ),
+  );
+  const bucketPath = this.getBucketPath(bucket);
+  const parts = key.split('/');
+  parts.pop(); // the last part is in the file name
+  try {
+    while (parts.length && readdirSync(path.join(bucketPath, ...parts)).length === 0) {
+      await rmdir(path.join(bucketPath, ...parts));
+      parts.pop();
+    }
+  } catch (err) {
+    if (err.code !== 'ENOENT' && err.code !== 'ENOTEMPTY') throw err;
+  }
+};
 const walkedListing = FilesystemStore.prototype.listObjects;
 FilesystemStore.prototype.listObjects = async function listObjects(bucket, options) {
   if (options.delimiter) return walkedListing.call(this, bucket, options);
