@@ -79,7 +79,8 @@ describe(`sync from the local disk to S3 (${targetLabel})`, () => {
     const all = new Map<string, number>();
     for await (const info of dest.listAll()) all.set(info.key, info.size);
     expect(all).toEqual(sizes);
-    expect(Buffer.compare(await dest.readBuffer('profile_images/42/09942.jpg'), await source.readBuffer('profile_images/42/09942.jpg'))).toBe(0);
+    const sample = [...sizes.keys()].at(-1)!;
+    expect(Buffer.compare(await dest.readBuffer(sample), await source.readBuffer(sample))).toBe(0);
 
     // Third run: nothing to do, and not a single PUT on the wire.
     const before = puts();
