@@ -8,8 +8,8 @@
  * (status validation, redirects, body limits, timeout, abort signal, and axios-retry switched off),
  * and retries are not the SDK's (it never retries POSTs): uploads in ./upload.ts, the rest in withRetry.
  */
-import { MediaStorageError } from '../core/errors.js';
 import { codeFromNodeError } from '../core/error-mapping.js';
+import { lazyPeer } from '../core/peer.js';
 import { B2ApiError, toB2ApiError } from './errors.js';
 
 /** The axios response fields we read. */
@@ -99,24 +99,16 @@ export interface B2Sdk {
 
 type B2Constructor = new (options: { applicationKeyId: string; applicationKey: string }) => B2Sdk;
 
-let sdkPromise: Promise<B2Constructor> | undefined;
-
 /** Loads backblaze-b2 once; a missing package is a CONFIG error that says what to install. */
-export function loadB2Sdk(): Promise<B2Constructor> {
-  // A non-literal specifier keeps bundlers from inlining the optional peer dependency.
-  const specifier = 'backblaze-b2';
-  sdkPromise ??= import(specifier).then(
-    (mod: { default?: B2Constructor }) => mod.default ?? (mod as unknown as B2Constructor),
-    (err: unknown) => {
-      sdkPromise = undefined;
-      throw new MediaStorageError('CONFIG', 'B2Storage needs the optional peer dependency "backblaze-b2": npm install backblaze-b2', {
-        backend: 'b2',
-        cause: err,
-      });
-    },
-  );
-  return sdkPromise;
-}
+export const loadB2Sdk: () => Promise<B2Constructor> = lazyPeer(
+  async () => {
+    // A non-literal specifier keeps bundlers from inlining the optional peer dependency.
+    const specifier = 'backblaze-b2';
+    const mod = (await import(specifier)) as { default?: B2Constructor };
+    return mod.default ?? (mod as unknown as B2Constructor);
+  },
+  { packages: 'backblaze-b2', usedBy: 'media-storage/b2 (B2Storage)', backend: 'b2' },
+);
 
 /**
  * Idle-socket timeout (axios sets it with `req.setTimeout`) for API calls and uploads: a stalled

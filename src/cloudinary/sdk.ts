@@ -12,6 +12,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Writable } from 'node:stream';
 import { MediaStorageError } from '../core/errors.js';
+import { lazyPeer } from '../core/peer.js';
 import type { ResolvedConfig } from './config.js';
 import { CloudinaryApiError, fromSdkRejection, retryHintOf } from './errors.js';
 
@@ -65,27 +66,16 @@ export interface RateLimitInfo {
   rate_limit_reset_at?: Date;
 }
 
-let sdkPromise: Promise<CloudinarySdk> | undefined;
-
 /** Loads the SDK on first use, so importing this module costs nothing and a missing package is a clear CONFIG error. */
-export function loadSdk(): Promise<CloudinarySdk> {
-  sdkPromise ??= import('cloudinary').then(
-    (mod) => {
-      const m = mod as unknown as { v2?: CloudinarySdk; default?: { v2?: CloudinarySdk } };
-      const v2 = m.v2 ?? m.default?.v2;
-      if (!v2) throw new Error('the cloudinary module has no v2 export');
-      return v2;
-    },
-    (err: unknown) => {
-      sdkPromise = undefined;
-      throw new MediaStorageError('CONFIG', 'CloudinaryStorage needs the "cloudinary" package (v2): npm install cloudinary', {
-        backend: 'cloudinary',
-        cause: err,
-      });
-    },
-  );
-  return sdkPromise;
-}
+export const loadSdk: () => Promise<CloudinarySdk> = lazyPeer(
+  async () => {
+    const mod = (await import('cloudinary')) as unknown as { v2?: CloudinarySdk; default?: { v2?: CloudinarySdk } };
+    const v2 = mod.v2 ?? mod.default?.v2;
+    if (!v2) throw new MediaStorageError('CONFIG', 'the installed cloudinary package has no v2 API: npm install cloudinary@2', { backend: 'cloudinary' });
+    return v2;
+  },
+  { packages: 'cloudinary', usedBy: 'media-storage/cloudinary (CloudinaryStorage)', backend: 'cloudinary' },
+);
 
 /** The response heads of the requests one SDK call made (the SDK keeps none of an error answer's headers). */
 interface CallResponses {

@@ -6,11 +6,11 @@
  * the Admin API (./locate.ts), never decided by a delivery URL (./delivery.ts).
  */
 import { Readable } from 'node:stream';
-import { BaseStorage, type WriteOptions } from '../core/base.js';
+import { alreadyExists, BaseStorage, type WriteOptions } from '../core/base.js';
 import { resolveOptions } from '../core/definition.js';
 import { cloudinaryBackend } from './definition.js';
 import type { PresignPlan } from '../core/direct-upload.js';
-import type { PreparedBody } from '../core/body.js';
+import { PeekableBody, type PreparedBody } from '../core/body.js';
 import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, resolveContentType, sniffContentType, SNIFF_BYTES } from '../core/content-type.js';
 import { isExecutableContentType } from '../core/serving.js';
 import { MediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
@@ -21,7 +21,7 @@ import { djangoCloudinaryStorage, type AdoptNames } from './adopt.js';
 import { configError, resolveConfig, type CloudinaryStorageOptions } from './config.js';
 import { Delivery, deliveryError, discard, firstBytes, sliceStream } from './delivery.js';
 import { CloudinaryApiError, mapCloudinaryError } from './errors.js';
-import { BodyReader } from './io.js';
+
 import { listAssets } from './list.js';
 import { AssetLocator, located, type Located } from './locate.js';
 import { MEDIA_FORMATS, homeFor, homesOf, type AssetRef, type KeyHomes, type ResourceType } from './mapping.js';
@@ -122,7 +122,7 @@ export class CloudinaryStorage extends BaseStorage {
     const homes = homesOf(key, this.folder);
     if (body.size === 0) throw this.emptyUnsupported(key);
     // Read through the core's guarded stream (limits, progress, abort), first just enough to sniff.
-    const reader = new BodyReader(body.stream());
+    const reader = new PeekableBody(body.stream());
     try {
       await reader.fill(SNIFF_BYTES);
       if (reader.ended && reader.bytes === 0) throw this.emptyUnsupported(key);
@@ -144,9 +144,8 @@ export class CloudinaryStorage extends BaseStorage {
       const toMedia = target === homes.media;
       const mediaSlot = homes.media ? (await this.locator.probeMedia(homes.media)).state : undefined;
       if (toMedia && mediaSlot === 'foreign') throw this.collision(key, homes.media!);
-      if (options.ifExists === 'fail' && (mediaSlot === 'ours' || (toMedia && (await this.locator.lookup(homes.raw))))) {
-        throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
-      }
+      // ifExists 'fail': BaseStorage has looked for the key already (atomicCreate false); a save
+      // that won the race since is caught below by the upload's overwrite=false.
       // Replace only what is known to be this key's; a free media slot is claimed with overwrite=false,
       // so a concurrent save of a sibling key (a.jpg vs a.png) can never be overwritten silently.
       // Replacing sends invalidate=true, so CDN copies of the old asset do not outlive it.
@@ -158,7 +157,7 @@ export class CloudinaryStorage extends BaseStorage {
       let result = first;
       if (result.existing) {
         if (toMedia && result.format !== target.format) throw this.collision(key, target);
-        if (options.ifExists === 'fail') throw new MediaStorageError('ALREADY_EXISTS', `An object is already stored under "${key}"`, { key });
+        if (options.ifExists === 'fail') throw alreadyExists(key);
         // Another save of this same key claimed the slot between our check and our upload.
         if (!whole) throw new MediaStorageError('UNAVAILABLE', `A concurrent save of "${key}" finished first; try again`, { key });
         const again: UploadPlan = { ...plan, overwrite: true };

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { abortedError } from '../core/errors.js';
 import { CloudinaryApiError, fromSdkRejection } from './errors.js';
-import type { BodyReader } from './io.js';
+import type { PeekableBody } from '../core/body.js';
 import type { AssetRef } from './mapping.js';
 import { loadSdk, type CloudinaryClient, type UploadResult } from './sdk.js';
 
@@ -42,7 +42,7 @@ export class Uploader {
    */
   async upload(
     target: AssetRef,
-    reader: BodyReader,
+    reader: PeekableBody,
     size: number | undefined,
     plan: UploadPlan,
     signal?: AbortSignal,

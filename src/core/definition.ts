@@ -10,6 +10,7 @@
  */
 import { MediaStorageError, redactUrls } from './errors.js';
 import type { MediaStorage } from './types.js';
+import { importPeer } from './peer.js';
 
 // ------------------------------------------------------------------ option schema
 
@@ -319,21 +320,7 @@ export async function lazyStorageClass(
   importer: () => Promise<Record<string, unknown>>,
   exportName: string,
 ): Promise<StorageClass<any>> {
-  let mod: Record<string, unknown>;
-  try {
-    mod = await importer();
-  } catch (err) {
-    const e = err as { code?: unknown; message?: unknown } | null;
-    const notFound = e?.code === 'ERR_MODULE_NOT_FOUND' || e?.code === 'MODULE_NOT_FOUND';
-    const message = typeof e?.message === 'string' ? e.message : '';
-    const missing = notFound ? (peers.find((pkg) => message.includes(`'${pkg}`) || message.includes(`"${pkg}`)) ?? peers[0]) : undefined;
-    if (!missing) throw err;
-    throw new MediaStorageError('CONFIG', `The ${backend} backend needs the package "${missing}", which is not installed: npm install ${peers.join(' ')}`, {
-      backend,
-      operation: 'configure',
-      cause: err,
-    });
-  }
+  const mod = await importPeer(importer, { packages: peers, usedBy: `The ${backend} backend`, backend });
   const Storage = mod[exportName];
   if (typeof Storage !== 'function') throw configError(`${backend}: its module exports no class ${exportName}`, backend);
   return Storage as StorageClass<any>;

@@ -30,7 +30,9 @@ export function missingPeerError(err: unknown, peer: PeerPackage): MediaStorageE
   if (typeof e.message !== 'string') return undefined;
   const packages = packagesOf(peer);
   const message = e.message;
-  const missing = packages.find((pkg) => message.includes(pkg));
+  // Node quotes the specifier ("Cannot find package 'cloudinary' imported from …", "Cannot find
+  // module 'x/sub'"); matching it quoted keeps a path that merely contains the name from counting.
+  const missing = packages.find((pkg) => [`'${pkg}'`, `'${pkg}/`, `"${pkg}"`, `"${pkg}/`].some((quoted) => message.includes(quoted)));
   if (missing === undefined) return undefined;
   return new MediaStorageError('CONFIG', `${peer.usedBy} needs the package "${missing}", which is not installed: npm install ${packages.join(' ')}`, {
     ...(peer.backend ? { backend: peer.backend } : {}),

@@ -60,35 +60,29 @@ export class LocalTree {
   }
 
   /**
-   * The real path of an existing object, checked to be inside the root; undefined when absent, or
-   * when it resolves (through a link inside the root) to a temp file, which is never an object.
-   */
-  /**
-   * The real path of an existing object (as {@link existingPath}) and its stats, in one thread-pool
-   * round trip instead of two: the stat goes out beside the realpath, and counts only once the
-   * realpath has put the file inside the root (a link out fails there, whatever the stat found).
-   * Both follow the same links, so they name the same file unless links in the root are being
-   * swapped during the call, a race a stat after the realpath has as well.
+   * The real path of an existing object (as {@link existingPath}) and its stats. The stat follows
+   * the realpath, as done raw: sent side by side, the two cost more on a small machine than in a
+   * row (Node 24, ext4: 84 against 63 µs per exists(), with the same system calls).
    */
   async locate(key: string): Promise<{ real: string; st: nodeFs.Stats } | undefined> {
-    const realRoot = await this.getRealRoot(false);
-    if (!realRoot) return undefined;
-    const fs = this.callbackFs;
-    const joined = path.join(realRoot, key);
-    const statted = fs
-      ? new Promise<nodeFs.Stats>((resolve, reject) => fs.stat(joined, (err, stats) => (err ? reject(err) : resolve(stats))))
-      : this.fs.promises.stat(joined);
-    statted.catch(() => undefined); // not unhandled when the realpath fails first
     const real = await this.existingPath(key);
     if (!real) return undefined;
+    const fs = this.callbackFs;
     try {
-      return { real, st: await statted };
+      const st = await (fs
+        ? new Promise<nodeFs.Stats>((resolve, reject) => fs.stat(real, (err, stats) => (err ? reject(err) : resolve(stats))))
+        : this.fs.promises.stat(real));
+      return { real, st };
     } catch (err) {
       if (isCode(err, 'ENOENT', 'ENOTDIR')) return undefined; // deleted in between
       throw err;
     }
   }
 
+  /**
+   * The real path of an existing object, checked to be inside the root; undefined when absent, or
+   * when it resolves (through a link inside the root) to a temp file, which is never an object.
+   */
   async existingPath(key: string): Promise<string | undefined> {
     const realRoot = await this.getRealRoot(false);
     if (!realRoot) return undefined;
@@ -255,19 +249,22 @@ export class LocalTree {
   /**
    * Moves a finished temp file under the key. A folder of the root on another file system (a
    * mount point) cannot take a rename from the temp folder: the file is copied to a reserved
-   * name beside its target first, from where the move is atomic again.
+   * name beside its target first, from where the move is atomic again (a copy, with an mtime
+   * of its own: 'copied').
    */
-  async commitTemp(temp: string, target: string, key: string, ifExists: 'overwrite' | 'fail'): Promise<void> {
+  async commitTemp(temp: string, target: string, key: string, ifExists: 'overwrite' | 'fail'): Promise<'moved' | 'copied'> {
     let renamed = false;
     try {
       await this.commit(temp, target, key, ifExists);
       renamed = ifExists === 'overwrite';
+      return 'moved';
     } catch (err) {
       if (!isCode(err, 'EXDEV')) throw err;
       const beside = path.join(path.dirname(target), `${TEMP_PREFIX}-${randomBytes(12).toString('hex')}`);
       try {
         await this.fs.promises.copyFile(temp, beside);
         await this.commit(beside, target, key, ifExists);
+        return 'copied';
       } finally {
         await this.fs.promises.unlink(beside).catch(() => undefined);
       }

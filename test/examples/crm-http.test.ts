@@ -256,18 +256,15 @@ describe('examples/crm refuses bad uploads at once (issue 12, point 6)', () => {
     // Within a second of the limit being passed.
     expect(answeredAt - overLimitAt).toBeLessThan(1000);
     // 100 MB more arrive after the answer: the server reads them off the socket and drops them.
-    // What its memory grows by is garbage not yet collected, which levels off (Node 24's young
-    // generation lets more of it pile up than Node 20's); a server that kept the bytes would grow
-    // by all of them, so the second 50 MB are compared with the first.
-    const half = 50 * 1024 * 1024;
-    for (let sent = 0; sent < half; sent += chunk.length) await send(chunk);
-    const rssHalf = await rssKiB(app.pid);
-    for (let sent = 0; sent < half; sent += chunk.length) await send(chunk);
+    // What its RSS grows by is garbage not yet collected, which levels off at a size the
+    // collector picks (it grew 3 MB over the first 50 MB and 27 MB over the next in one CI run),
+    // so only the total is bounded: a server that kept the bytes would grow by all 100 MB.
+    const after = 100 * 1024 * 1024;
+    for (let sent = 0; sent < after; sent += chunk.length) await send(chunk);
     const rssAfter = await rssKiB(app.pid);
     socket.destroy();
-    const grew = `server RSS ${rssBefore} KiB before, ${rssHalf} KiB after 56 MB sent, ${rssAfter} KiB after 106 MB`;
-    expect((rssAfter - rssBefore) * 1024, grew).toBeLessThan(2 * half);
-    expect((rssAfter - rssHalf) * 1024, grew).toBeLessThan(half / 2);
+    const grew = `server RSS ${rssBefore} KiB before, ${rssAfter} KiB after 106 MB sent`;
+    expect((rssAfter - rssBefore) * 1024, grew).toBeLessThan(after * 0.6);
     console.log(`[crm] refused upload: ${grew}`);
     expect(await storedFor(id)).toEqual([]);
   });

@@ -125,10 +125,16 @@ describe('LocalStorage error paths with an injected file system', () => {
     // Bytes in memory are written in one call: that path meets a full disk too.
     full.promises = {
       ...fs.promises,
-      writeFile: (async (file: string, data: Buffer, opts: object) => {
-        await fs.promises.writeFile(file, data.subarray(0, 64 * 1024), opts as never);
-        throw errno('ENOSPC');
-      }) as unknown as LocalFileSystem['promises']['writeFile'],
+      open: (async (...args: Parameters<typeof fs.promises.open>) => {
+        const handle = await fs.promises.open(...args);
+        return Object.assign(Object.create(handle) as typeof handle, {
+          writeFile: async (data: Buffer) => {
+            await handle.writeFile(data.subarray(0, 64 * 1024));
+            throw errno('ENOSPC');
+          },
+          close: () => handle.close(),
+        });
+      }) as unknown as LocalFileSystem['promises']['open'],
     };
     const s = new LocalStorage({ root: '/media', fs: full, warnOnEphemeralDisk: false });
     for (const body of [Readable.from([Buffer.alloc(256 * 1024)]), Buffer.alloc(256 * 1024)]) {
