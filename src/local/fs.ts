@@ -14,7 +14,7 @@ export type LocalFileSystem = Pick<typeof nodeFs, 'createReadStream' | 'createWr
 } & Partial<CallbackFileSystem>;
 
 /** The callback half of `node:fs` the serving path uses: a promise per call and no FileHandle, half the CPU of `fs.promises`. */
-export type CallbackFileSystem = Pick<typeof nodeFs, 'open' | 'read' | 'close' | 'stat' | 'fstat' | 'realpath'>;
+export type CallbackFileSystem = Pick<typeof nodeFs, 'open' | 'read' | 'close' | 'stat' | 'lstat' | 'fstat' | 'realpath'>;
 
 /**
  * Bodies up to this size are served from one read into memory (no stream, no file left open while

@@ -67,8 +67,8 @@ export class LocalStorage extends BaseStorage {
     this.root = path.resolve(options.root);
     this.baseUrl = (options.publicBaseUrl ?? '/media').replace(/\/+$/, '');
     this.fs = options.fs ?? nodeFs;
-    const { open, read, close, stat, fstat, realpath } = this.fs;
-    this.callbackFs = open && read && close && stat && fstat && realpath?.native ? { open, read, close, stat, fstat, realpath } : undefined;
+    const { open, read, close, stat, lstat, fstat, realpath } = this.fs;
+    this.callbackFs = open && read && close && stat && lstat && fstat && realpath?.native ? { open, read, close, stat, lstat, fstat, realpath } : undefined;
     this.tree = new LocalTree(this.root, this.fs, this.callbackFs);
     this.signer = options.secret !== undefined ? new UrlSigner(options.secret) : undefined;
     if (options.visibility === 'private' && !this.signer) {
@@ -120,8 +120,8 @@ export class LocalStorage extends BaseStorage {
       );
     }
   }
-  private async infoFromStat(key: string, real: string, sniff: boolean): Promise<ObjectInfo> {
-    const st = await this.fs.promises.stat(real);
+  private async infoFromStat(key: string, real: string, sniff: boolean, known?: nodeFs.Stats): Promise<ObjectInfo> {
+    const st = known ?? (await this.fs.promises.stat(real));
     let contentType: string | undefined;
     if (sniff && st.size > 0) {
       const handle = await this.fs.promises.open(real, 'r');
@@ -210,10 +210,9 @@ export class LocalStorage extends BaseStorage {
   }
 
   protected async readObject(key: string, options: ReadOptions): Promise<Readable> {
-    const real = await this.tree.existingPath(key);
-    if (!real) throw notFound(key);
-    const st = await this.fs.promises.stat(real);
-    if (!st.isFile()) throw notFound(key);
+    const located = await this.tree.locate(key);
+    if (!located?.st.isFile()) throw notFound(key);
+    const { real, st } = located;
     const range = options.range;
     if (range && range.start >= st.size && !(st.size === 0 && range.start === 0)) {
       throw new MediaStorageError('INVALID_INPUT', `Range starts at ${range.start}, past the end of "${key}" (${st.size} bytes)`, { key });
@@ -243,7 +242,7 @@ export class LocalStorage extends BaseStorage {
   }
 
   /**
-   * The serving path: one realpath (the containment check) and one stat, then the type from
+   * The serving path: one lookup (LocalTree.locate: an lstat per key segment), then the type from
    * `servedTypes` or from one read (the whole file when small, kept for the body). Bodies up to
    * WHOLE_READ_BYTES are one open-read-close into a Buffer; larger ones stream from a file opened
    * before the response starts, so a vanished file is still a clean 404.
@@ -288,11 +287,9 @@ export class LocalStorage extends BaseStorage {
     };
   }
   protected async statObject(key: string): Promise<ObjectInfo | undefined> {
-    const real = await this.tree.existingPath(key);
-    if (!real) return undefined;
-    const st = await this.fs.promises.stat(real);
-    if (!st.isFile()) return undefined;
-    return this.infoFromStat(key, real, true);
+    const located = await this.tree.locate(key);
+    if (!located?.st.isFile()) return undefined;
+    return this.infoFromStat(key, located.real, true, located.st);
   }
 
   protected override async existsObject(key: string): Promise<boolean> {

@@ -1,0 +1,77 @@
+// LocalStorage lookups (exists, stat, read, serving): an lstat per key segment, with the folder
+// ones shared by lookups asking at the same time. What must hold: a shared answer never hides a
+// file a save just made, and a link on the path is still followed only inside the root.
+import * as realFs from 'node:fs';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LocalStorage, type LocalFileSystem } from '../../src/local/index.js';
+import { failureCode } from '../support/failure.js';
+import { tempDir } from '../support/tmp.js';
+
+/** node:fs with each callback lstat counted and held back `delayMs`, so that lookups overlap. */
+function slowLstats(delayMs: number): { fs: LocalFileSystem; calls: string[] } {
+  const calls: string[] = [];
+  const lstat = ((file: string, callback: (err: NodeJS.ErrnoException | null, st: realFs.Stats) => void) => {
+    calls.push(file);
+    realFs.lstat(file, (err, st) => setTimeout(() => callback(err, st), delayMs));
+  }) as typeof realFs.lstat;
+  return { fs: { ...realFs, lstat } as LocalFileSystem, calls };
+}
+
+describe('LocalStorage lookups', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let root: string;
+  beforeEach(async () => {
+    tmp = await tempDir('local-lookups');
+    root = path.join(tmp.dir, 'media');
+  });
+  afterEach(async () => {
+    await tmp.remove();
+  });
+
+  it('lookups at the same time share the lstat of their folder, never of their file', async () => {
+    const { fs, calls } = slowLstats(50);
+    const storage = new LocalStorage({ root, fs, warnOnEphemeralDisk: false });
+    const keys = Array.from({ length: 20 }, (_, i) => `people/p${i}.jpg`);
+    for (const key of keys) await storage.save(key, 'x');
+    calls.length = 0;
+    expect(await Promise.all(keys.map((key) => storage.exists(key)))).toEqual(keys.map(() => true));
+    const real = realFs.realpathSync(root);
+    expect(calls.filter((c) => c === path.join(real, 'people'))).toHaveLength(1);
+    for (const key of keys) expect(calls.filter((c) => c === path.join(real, key))).toHaveLength(1);
+  });
+
+  it('a file saved in a new folder while a lookup of that folder is on its way is found', async () => {
+    const { fs } = slowLstats(100);
+    const storage = new LocalStorage({ root, fs, warnOnEphemeralDisk: false });
+    await storage.save('seed.txt', 'makes the root');
+    // Its lstat of "fresh" answers "absent" after the save below has made the folder.
+    const before = storage.exists('fresh/a.jpg');
+    await storage.save('fresh/b.jpg', 'new');
+    const after = storage.exists('fresh/b.jpg');
+    expect(await before).toBe(false);
+    expect(await after).toBe(true);
+    expect((await storage.readBuffer('fresh/b.jpg')).toString()).toBe('new');
+  });
+
+  it('follows a link on the path only while it stays inside the root, whichever segment it is', async () => {
+    const storage = new LocalStorage({ root, warnOnEphemeralDisk: false });
+    await storage.save('photos/2024/a.jpg', 'inside');
+    await mkdir(path.join(tmp.dir, 'outside', '2024'), { recursive: true });
+    await writeFile(path.join(tmp.dir, 'outside', '2024', 'a.jpg'), 'SECRET');
+    await symlink(path.join(root, 'photos'), path.join(root, 'alias'));
+    await symlink(path.join(tmp.dir, 'outside'), path.join(root, 'away'));
+    await symlink(path.join(root, 'photos', '2024'), path.join(root, 'photos', 'latest'));
+    await symlink(path.join(tmp.dir, 'outside', '2024'), path.join(root, 'photos', 'elsewhere'));
+    for (const key of ['alias/2024/a.jpg', 'photos/latest/a.jpg']) {
+      expect(await storage.exists(key), key).toBe(true);
+      expect((await storage.readBuffer(key)).toString()).toBe('inside');
+    }
+    for (const key of ['away/2024/a.jpg', 'photos/elsewhere/a.jpg']) {
+      expect(await storage.exists(key), key).toBe(false);
+      expect(await failureCode(storage.readBuffer(key)), key).toBe('PERMISSION');
+      expect(await failureCode(storage.stat(key)), key).toBe('PERMISSION');
+    }
+  });
+});
