@@ -6,7 +6,11 @@
  * "missing" after it. Delivery URLs carry the asset's version, so every upload gets URLs no one
  * has asked for before, and reads of a located asset never meet a cached 404.
  */
-import { Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
+import type { ReadableStream } from 'node:stream/web';
+import { MediaStorageError } from '../core/errors.js';
+import { failOnStall } from '../core/stall.js';
+import type { ByteRange } from '../core/types.js';
 import { CloudinaryApiError, retryHintOf } from './errors.js';
 import type { AssetRef } from './mapping.js';
 import { loadSdk, type CloudinaryClient } from './sdk.js';
@@ -78,6 +82,29 @@ export class Delivery {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * The bytes of a located asset (only `range` of them when given), as a stream that fails with a
+   * TimeoutError when the delivery stops sending midway instead of hanging; undefined when the
+   * delivery answers 404 (deleted since it was located).
+   */
+  async read(found: { ref: AssetRef; version?: number }, key: string, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable | undefined> {
+    const res = await this.get(found, range ? { range: `bytes=${range.start}-${range.end ?? ''}` } : {}, signal);
+    if (!res.ok) {
+      await discard(res);
+      if (res.status === 404) return undefined;
+      if (res.status === 416) throw new MediaStorageError('INVALID_INPUT', `Range starts at ${range?.start}, past the end of "${key}"`, { key, status: 416 });
+      throw deliveryError(res, `reading "${key}"`);
+    }
+    const timeout = this.client.timeout;
+    const body = res.body ? Readable.fromWeb(res.body as ReadableStream<Uint8Array>) : Readable.from([]);
+    const stream = failOnStall(body, timeout, () => new DOMException(`no bytes from the delivery URL for ${timeout} ms`, 'TimeoutError'));
+    // A server that ignored the Range header sent everything: cut the range out here.
+    if (!range || res.status !== 200) return stream;
+    const sliced = sliceStream(range.start, range.end);
+    stream.once('error', (err) => sliced.destroy(err));
+    return stream.pipe(sliced);
   }
 }
 

@@ -4,7 +4,8 @@
  * records, per resource type, Cloudinary's cursor of the current page and how much of it was
  * returned.
  */
-import { MediaStorageError } from '../core/errors.js';
+import { decodeCursorState, encodeCursorState } from '../core/cursor.js';
+import { compareKeys } from '../core/keys.js';
 import type { ListPage, ObjectInfo, SkippedObject } from '../core/types.js';
 import { located, type AssetLocator } from './locate.js';
 import { keyOf, publicIdPrefix, type AssetRef, type ResourceType } from './mapping.js';
@@ -46,7 +47,7 @@ interface ListSource {
 
 /** One page of keys under `prefix`, merged from the three resource types in key order. */
 export async function listAssets(ctx: ListContext, prefix: string, options: { cursor?: string; limit: number }): Promise<ListPage> {
-  const state = options.cursor ? decodeCursor(options.cursor) : undefined;
+  const state = options.cursor ? decodeCursorState(options.cursor, isListCursor) : undefined;
   const sources: ListSource[] = [];
   for (const type of RESOURCE_TYPES) {
     const s = state?.[type];
@@ -69,7 +70,7 @@ export async function listAssets(ctx: ListContext, prefix: string, options: { cu
     if (items.length >= options.limit) break;
     let best: ListSource | undefined;
     for (const source of sources) {
-      if (source.items.length > 0 && (!best || source.items[0]!.key < best.items[0]!.key)) best = source;
+      if (source.items.length > 0 && (!best || compareKeys(source.items[0]!.key, best.items[0]!.key) < 0)) best = source;
     }
     if (!best) break;
     const item = best.items.shift()!;
@@ -87,20 +88,23 @@ export async function listAssets(ctx: ListContext, prefix: string, options: { cu
     const source = sources.find((s) => s.type === type);
     next[type] = !source || (source.items.length === 0 && source.next === undefined) ? { n: 0, d: true } : { c: source.pageCursor, n: source.consumed };
   }
-  return { items, ...reported, cursor: Buffer.from(JSON.stringify(next), 'utf8').toString('base64url') };
+  return { items, ...reported, cursor: encodeCursorState(next) };
 }
 
-function decodeCursor(cursor: string): ListCursor {
-  try {
-    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as ListCursor;
-    for (const type of RESOURCE_TYPES) {
-      const s = parsed[type];
-      if (typeof s !== 'object' || s === null || !Number.isInteger(s.n) || s.n < 0 || (s.c !== undefined && typeof s.c !== 'string')) throw new Error('bad');
-    }
-    return parsed;
-  } catch {
-    throw new MediaStorageError('INVALID_INPUT', 'Invalid list cursor: pass the cursor of a previous page of this storage');
-  }
+/** The shape {@link listAssets} gives its cursors: a source state per resource type. */
+function isListCursor(value: unknown): value is ListCursor {
+  if (typeof value !== 'object' || value === null) return false;
+  return RESOURCE_TYPES.every((type) => {
+    const s = (value as Partial<Record<ResourceType, Partial<ListSourceState>>>)[type];
+    return (
+      typeof s === 'object' &&
+      s !== null &&
+      Number.isInteger(s.n) &&
+      (s.n as number) >= 0 &&
+      (s.c === undefined || typeof s.c === 'string') &&
+      (s.d === undefined || typeof s.d === 'boolean')
+    );
+  });
 }
 
 /** Fetches one Admin API page of a resource type into `source` (sorted by key, filtered to the prefix). */
@@ -148,7 +152,7 @@ async function loadPage(ctx: ListContext, source: ListSource, prefix: string, cu
   }
   // Cloudinary sorts a prefixed listing by public ID; the key order can differ inside a page
   // (`a-b.jpg` < `a.jpg`, public IDs `a-b` > `a`), so each page is put in key order.
-  items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  items.sort((a, b) => compareKeys(a.key, b.key));
   source.items = items;
   source.skipped.push(...skipped);
 }

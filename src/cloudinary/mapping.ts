@@ -21,6 +21,7 @@
  * the start of such an escape, and the `v` of a folder named `v` + digits. So every valid key has
  * exactly one public ID and back, and Cloudinary never changes one.
  */
+import { contentTypeFromKey, DEFAULT_CONTENT_TYPE } from '../core/content-type.js';
 import { MediaStorageError } from '../core/errors.js';
 import { splitKey } from '../core/keys.js';
 
@@ -196,4 +197,10 @@ function checkLength(publicId: string, key: string): string {
     );
   }
   return publicId;
+}
+
+/** The content type of an image or video format, including formats outside MEDIA_FORMATS (adopted assets). */
+export function contentTypeOfFormat(format: string | undefined): string {
+  if (!format) return DEFAULT_CONTENT_TYPE;
+  return MEDIA_FORMATS[format]?.contentTypes[0] ?? contentTypeFromKey(`asset.${format}`) ?? DEFAULT_CONTENT_TYPE;
 }

@@ -5,38 +5,30 @@
  * ./mapping.ts and docs/cloudinary.md say; whether an object exists is asked of the Upload API or
  * the Admin API (./locate.ts), never decided by a delivery URL (./delivery.ts).
  */
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { alreadyExists, BaseStorage, type WriteOptions } from '../core/base.js';
 import { resolveOptions } from '../core/definition.js';
 import { cloudinaryBackend } from './definition.js';
 import type { PresignPlan } from '../core/direct-upload.js';
 import { PeekableBody, type PreparedBody } from '../core/body.js';
-import { contentTypeFromKey, DEFAULT_CONTENT_TYPE, resolveContentType, sniffContentType, SNIFF_BYTES } from '../core/content-type.js';
+import { contentTypeFromKey, resolveContentType, sniffContentType, SNIFF_BYTES } from '../core/content-type.js';
 import { isExecutableContentType } from '../core/serving.js';
 import { MediaStorageError, type MediaStorageErrorCode } from '../core/errors.js';
 import { normalizeKey, normalizeLocation } from '../core/keys.js';
-import { failOnStall } from '../core/stall.js';
 import type { Capabilities, DirectUpload, ListPage, ObjectInfo, ReadOptions, UrlOptions } from '../core/types.js';
 import { djangoCloudinaryStorage, type AdoptNames } from './adopt.js';
 import { configError, resolveConfig, type CloudinaryStorageOptions } from './config.js';
-import { Delivery, deliveryError, discard, firstBytes, sliceStream } from './delivery.js';
+import { Delivery, deliveryError, discard, firstBytes } from './delivery.js';
 import { CloudinaryApiError, mapCloudinaryError } from './errors.js';
-
 import { listAssets } from './list.js';
 import { AssetLocator, located, type Located } from './locate.js';
-import { MEDIA_FORMATS, homeFor, homesOf, type AssetRef, type KeyHomes, type ResourceType } from './mapping.js';
+import { MEDIA_FORMATS, contentTypeOfFormat, homeFor, homesOf, type AssetRef, type KeyHomes, type ResourceType } from './mapping.js';
 import { CloudinaryClient, type AdminResource, type UploadResult } from './sdk.js';
 import { DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE, Uploader, type UploadPlan } from './upload.js';
 
 const DEFAULT_EXPIRES_IN = 3600;
 /** Cloudinary accepts an upload signature for one hour after its timestamp (and no longer). */
 const SIGNATURE_WINDOW_SECONDS = 3600;
-
-/** The content type of an image or video format, including formats outside MEDIA_FORMATS (adopted assets). */
-function contentTypeOfFormat(format: string | undefined): string {
-  if (!format) return DEFAULT_CONTENT_TYPE;
-  return MEDIA_FORMATS[format]?.contentTypes[0] ?? contentTypeFromKey(`asset.${format}`) ?? DEFAULT_CONTENT_TYPE;
-}
 
 /**
  * Cloudinary as a MediaStorage. Objects live as image, video or raw assets (see ./mapping.ts);
@@ -133,13 +125,7 @@ export class CloudinaryStorage extends BaseStorage {
       // or extension, and cannot be told to send them as attachments or under another type:
       // executable kinds, by their bytes or their name, are refused unless the app listed them
       // in inlineContentTypes. (PDF is kept: browsers render it in a sandboxed viewer.)
-      if ([sniffed, contentTypeFromKey(key)].some((type) => isExecutableContentType(type) && !this.servingRule.isInline(type!))) {
-        throw new MediaStorageError(
-          'UNSUPPORTED',
-          `"${key}" is active content (HTML, SVG, XML or script), which Cloudinary would serve inline; store it elsewhere or as a different type`,
-          { key },
-        );
-      }
+      this.refuseActive(key, [sniffed, contentTypeFromKey(key)]);
       const target = homeFor(homes, sniffed ?? '');
       const toMedia = target === homes.media;
       const mediaSlot = homes.media ? (await this.locator.probeMedia(homes.media)).state : undefined;
@@ -221,37 +207,11 @@ export class CloudinaryStorage extends BaseStorage {
 
   protected async readObject(key: string, options: ReadOptions): Promise<Readable> {
     const found = await this.locator.locate(key, homesOf(key, this.folder));
-    if (!found) throw new MediaStorageError('NOT_FOUND', `No object under "${key}"`, { key });
-    const headers: Record<string, string> = {};
-    const { range } = options;
-    if (range) headers.range = `bytes=${range.start}-${range.end ?? ''}`;
-    const res = await this.delivery.get(found, headers, options.signal);
-    if (res.status === 404) {
-      // Deleted since the lookup.
-      await discard(res);
-      this.locator.remember(key, undefined);
+    const stream = found && (await this.delivery.read(found, key, options.range, options.signal));
+    if (!stream) {
+      // Deleted since the lookup: forget where it was.
+      if (found) this.locator.remember(key, undefined);
       throw new MediaStorageError('NOT_FOUND', `No object under "${key}"`, { key });
-    }
-    if (res.status === 416) {
-      await discard(res);
-      throw new MediaStorageError('INVALID_INPUT', `Range starts at ${range?.start}, past the end of "${key}"`, { key, status: 416 });
-    }
-    if (!res.ok) {
-      await discard(res);
-      throw deliveryError(res, `reading "${key}"`);
-    }
-    const body = res.body ? Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>) : Readable.from([]);
-    // A delivery that stops sending midway fails the read (UNAVAILABLE) instead of hanging it.
-    const stream = failOnStall(
-      body,
-      this.client.timeout,
-      () => new DOMException(`no bytes from the delivery URL for ${this.client.timeout} ms`, 'TimeoutError'),
-    );
-    // A server that ignored the Range header sent everything: cut the range out here.
-    if (range && res.status === 200) {
-      const sliced = sliceStream(range.start, range.end);
-      stream.once('error', (err) => sliced.destroy(err));
-      return stream.pipe(sliced);
     }
     return stream;
   }
@@ -386,14 +346,7 @@ export class CloudinaryStorage extends BaseStorage {
    */
   protected override async presignObjectUpload(key: string, plan: PresignPlan): Promise<DirectUpload> {
     const homes = homesOf(key, this.folder);
-    const keyType = contentTypeFromKey(key);
-    if (isExecutableContentType(keyType) && !this.servingRule.isInline(keyType!)) {
-      throw new MediaStorageError(
-        'UNSUPPORTED',
-        `"${key}" is active content (HTML, SVG, XML or script), which Cloudinary would serve inline; store it elsewhere`,
-        { key },
-      );
-    }
+    this.refuseActive(key, [contentTypeFromKey(key)]);
     const claimsMedia =
       homes.media !== undefined && (MEDIA_FORMATS[homes.media.format!]?.contentTypes ?? []).includes(plan.contentType.split(';')[0]!.trim().toLowerCase());
     const current = await this.locator.locate(key, homes);
@@ -426,6 +379,16 @@ export class CloudinaryStorage extends BaseStorage {
     };
   }
 
+  /** UNSUPPORTED when any of `types` is active content the app did not allow inline (see writeObject). */
+  private refuseActive(key: string, types: readonly (string | undefined)[]): void {
+    if (!types.some((type) => isExecutableContentType(type) && !this.servingRule.isInline(type!))) return;
+    throw new MediaStorageError(
+      'UNSUPPORTED',
+      `"${key}" is active content (HTML, SVG, XML or script), which Cloudinary would serve inline; store it elsewhere or as a different type`,
+      { key },
+    );
+  }
+
   private emptyUnsupported(key: string): MediaStorageError {
     return new MediaStorageError('UNSUPPORTED', `Cloudinary does not store empty files; "${key}" was not saved`, { key });
   }
@@ -437,6 +400,7 @@ export class CloudinaryStorage extends BaseStorage {
       { key },
     );
   }
+
   protected async listObjects(prefix: string, options: { cursor?: string; limit: number }): Promise<ListPage> {
     return listAssets({ client: this.client, folder: this.folder, locator: this.locator, infoOf: (key, r) => this.infoFromResource(key, r) }, prefix, options);
   }
