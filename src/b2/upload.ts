@@ -232,29 +232,39 @@ export class B2Uploader {
   }
 
   /**
-   * b2_start_large_file, tried once (a retry is the retry layer's, of the whole save). B2 may have
-   * started the file before a temporary failure (an answer lost on the way back): such a file is
-   * found among the unfinished large files of the name (same file info, which includes the body's
-   * SHA-1 when there is room) and cancelled before the failure is thrown, so none is left behind.
+   * b2_start_large_file. B2 may have started the file before a temporary failure (an answer lost
+   * on the way back): such a file is found among the unfinished large files of the name (same file
+   * info, which includes the body's SHA-1 when there is room) and cancelled, so none is left
+   * behind. Tried `attempts` times: once when the retry layer can repeat the whole save (a body it
+   * can send again), up to maxAttempts when only this uploader holds the bytes (a stream, spooled
+   * here whole, which a failed start would otherwise throw away).
    */
-  private async startLargeFile(name: string, contentType: string, fileInfo: Record<string, string>): Promise<string> {
-    try {
-      const started = await this.session.call('b2_start_large_file', (sdk) =>
-        sdk.startLargeFile({
-          bucketId: this.session.bucketId!,
-          fileName: name,
-          contentType,
-          axiosOverride: { ...this.session.settings(), data: { fileInfo } },
-        }),
-      );
-      return started.fileId;
-    } catch (err) {
-      if (isTransient(err)) {
+  private async startLargeFile(
+    name: string,
+    contentType: string,
+    fileInfo: Record<string, string>,
+    attempts: number,
+    signal: AbortSignal | undefined,
+  ): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const started = await this.session.call('b2_start_large_file', (sdk) =>
+          sdk.startLargeFile({
+            bucketId: this.session.bucketId!,
+            fileName: name,
+            contentType,
+            axiosOverride: { ...this.session.settings(), data: { fileInfo } },
+          }),
+        );
+        return started.fileId;
+      } catch (err) {
+        if (!isTransient(err)) throw err;
         await this.cancelUnfinished(name, fileInfo).catch(() => {
           throw err;
         });
+        if (attempt >= attempts) throw err;
+        await waitToRetry(attempt, err, signal, name);
       }
-      throw err;
     }
   }
 
@@ -292,8 +302,19 @@ export class B2Uploader {
     }
   }
 
-  /** b2_start_large_file, the parts (each with its SHA-1, two at a time, in the core pool), b2_finish_large_file; cancelled on any failure. */
-  async uploadLarge(name: string, body: SpooledBody, contentType: string, info: Record<string, string>, signal: AbortSignal | undefined): Promise<B2FileJson> {
+  /**
+   * b2_start_large_file, the parts (each with its SHA-1, two at a time, in the core pool),
+   * b2_finish_large_file; cancelled on any failure. `replayable`: the caller's body can be sent
+   * again, so the retry layer repeats a save whose start failed (see startLargeFile).
+   */
+  async uploadLarge(
+    name: string,
+    body: SpooledBody,
+    contentType: string,
+    info: Record<string, string>,
+    signal: AbortSignal | undefined,
+    replayable: boolean,
+  ): Promise<B2FileJson> {
     const partCount = body.partSha1s.length;
     if (partCount > MAX_PARTS)
       throw new MediaStorageError('TOO_LARGE', `The body needs ${partCount} parts of ${body.partSize} bytes; B2 allows ${MAX_PARTS}: raise partSize`);
@@ -301,7 +322,7 @@ export class B2Uploader {
     const withSha1 = { ...info, large_file_sha1: body.sha1 };
     const bytes = fileInfoHeaderBytes(name, withSha1, contentType);
     const fileInfo = Object.keys(info).length < MAX_INFO_ENTRIES && bytes <= (await this.session.headerLimitFor(bytes)) ? withSha1 : info;
-    const fileId = await this.startLargeFile(name, contentType, fileInfo);
+    const fileId = await this.startLargeFile(name, contentType, fileInfo, replayable ? 1 : this.options.maxAttempts, signal);
     // One failed part stops the others at once, so the cancel below is not raced by them.
     const stop = new AbortController();
     const partSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;

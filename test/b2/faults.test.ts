@@ -148,17 +148,24 @@ const MATRIX: Row[] = [
     expect: OK,
   },
   // the large-file API: start, parts, finish
-  // b2_start_large_file is an API call, retried by the layer, which cannot resend a stream body.
+  // b2_start_large_file: for a body it can send again, the layer repeats the save; a stream body,
+  // spooled whole by then, is started again by B2 itself (the layer cannot resend it).
   {
     op: 'save-large',
     at: 'before it: start_large_file answered 503',
     inject: { host: 'api', layer: 'http', match: call('b2_start_large_file'), fault: unavailable },
-    expect: DOWN,
+    expect: OK,
   },
   {
     op: 'save-large',
     at: 'before it: start_large_file carried out, its answer lost',
     inject: { host: 'api', layer: 'http', match: call('b2_start_large_file'), fault: reset('downstream', 0) },
+    expect: OK,
+  },
+  {
+    op: 'save-large',
+    at: 'before it: start_large_file answered 503 every time',
+    inject: { host: 'api', layer: 'http', match: call('b2_start_large_file'), fault: unavailable, times: FOREVER },
     expect: DOWN,
   },
   {

@@ -99,6 +99,22 @@ describe('B2 under withRetry({ maxAttempts: 3 }): attempts the fake receives', (
     expect(fake.unfinishedLargeFiles(BUCKET)).toEqual([]);
   });
 
+  it('a stream save whose b2_start_large_file answers 503 is started again by B2 (maxAttempts in all, the layer cannot resend the stream), and none is left unfinished', async () => {
+    const s = await retried({ maxAttempts: 4 });
+    fake.failCall('b2_start_large_file', { status: 503, times: 100 });
+    const body = randomBytes(2_500_000);
+    let err: unknown;
+    expect(await counted('b2_start_large_file', () => s.save(uniq('large-stream.bin'), Readable.from([body])).catch((e: unknown) => (err = e)))).toBe(4);
+    expect(err).toMatchObject({ code: 'UNAVAILABLE' });
+    expect(fake.unfinishedLargeFiles(BUCKET)).toEqual([]);
+    fake.clearFaults();
+    fake.failCall('b2_start_large_file', { status: 503, times: 2 });
+    const key = uniq('large-stream-ok.bin');
+    expect(await counted('b2_start_large_file', () => s.save(key, Readable.from([body])))).toBe(3);
+    expect((await s.readBuffer(key)).equals(body)).toBe(true);
+    expect(fake.unfinishedLargeFiles(BUCKET)).toEqual([]);
+  });
+
   it('a save with ifExists "fail" is not repeated after a failure that may have stored it (500), and is after one that did not (503)', async () => {
     const s = await retried({ maxUploadAttempts: 1 });
     fake.failCall('b2_upload_file', { status: 500, times: 100 });
