@@ -13,7 +13,7 @@ import { runDoctor } from '../../src/cli/doctor.js';
 import type { MediaStorageError } from '../../src/core/errors.js';
 import type { S3Storage } from '../../src/s3/index.js';
 import { SPECIAL_KEYS } from '../../src/testing/keys.js';
-import { startFaultProxy, type ProxyAction } from '../support/s3-decide-proxy.js';
+import { startHttpFaultProxy, type HttpFault } from '../support/http-fault-proxy.js';
 import {
   serverChecksPayloadHashes,
   serverChecksSignatures,
@@ -69,8 +69,16 @@ describe(`S3Storage against ${targetLabel}`, () => {
     await target?.stop();
   }, 120_000);
 
-  async function proxied(decide: (method: string, url: string) => ProxyAction, options: Parameters<S3TestTarget['storage']>[0] = {}) {
-    const proxy = await startFaultProxy(target.endpoint, decide);
+  const FAULTS: Record<'pass' | 'fail' | 'corrupt', HttpFault> = {
+    pass: { kind: 'pass' },
+    fail: { kind: 'httpError', status: 500 },
+    corrupt: { kind: 'corrupt' },
+  };
+
+  /** A storage whose requests pass through a proxy that fails (500 InternalError) or corrupts those `decide` names. */
+  async function proxied(decide: (method: string, url: string) => keyof typeof FAULTS, options: Parameters<S3TestTarget['storage']>[0] = {}) {
+    const proxy = await startHttpFaultProxy(target.endpoint);
+    proxy.setFault((req) => FAULTS[decide(req.method, req.url)]);
     return { proxy, storage: target.storage({ endpoint: proxy.url, partSize: PART, multipartThreshold: PART, ...options }) };
   }
 
@@ -82,7 +90,7 @@ describe(`S3Storage against ${targetLabel}`, () => {
       try {
         const info = await viaProxy.save(k, body.stream());
         expect(info.size).toBe(12 * MiB + 123);
-        const parts = proxy.seen.filter((r) => isPartUpload(r.method, r.url));
+        const parts = proxy.requests.filter((r) => isPartUpload(r.method, r.url));
         expect(parts).toHaveLength(3);
         // Every part carries the signed SHA-256 of its bytes (never UNSIGNED-PAYLOAD) and, with
         // contentMd5, their MD5, for the server to check.
@@ -113,13 +121,13 @@ describe(`S3Storage against ${targetLabel}`, () => {
             signal: controller.signal,
             // Abort once the server has received parts (reading stalls until part uploads finish).
             onProgress: () => {
-              if (proxy.seen.some((r) => isPartUpload(r.method, r.url))) controller.abort();
+              if (proxy.requests.some((r) => isPartUpload(r.method, r.url))) controller.abort();
             },
           }),
         );
         expect(error.code).toBe('ABORTED');
-        expect(proxy.seen.some((r) => isPartUpload(r.method, r.url))).toBe(true);
-        expect(proxy.seen.filter((r) => isMultipartAbort(r.method, r.url))).toHaveLength(1);
+        expect(proxy.requests.some((r) => isPartUpload(r.method, r.url))).toBe(true);
+        expect(proxy.requests.filter((r) => isMultipartAbort(r.method, r.url))).toHaveLength(1);
       } finally {
         await proxy.close();
       }
@@ -132,7 +140,7 @@ describe(`S3Storage against ${targetLabel}`, () => {
       try {
         const error = await failure(viaProxy.save(k, generated(20 * MiB).stream(), { maxSize: 12 * MiB }));
         expect(error.code).toBe('TOO_LARGE');
-        expect(proxy.seen.filter((r) => isMultipartAbort(r.method, r.url))).toHaveLength(1);
+        expect(proxy.requests.filter((r) => isMultipartAbort(r.method, r.url))).toHaveLength(1);
       } finally {
         await proxy.close();
       }
@@ -149,9 +157,9 @@ describe(`S3Storage against ${targetLabel}`, () => {
         expect(error.status).toBe(500);
         // Part 2 was tried three times (the SDK's retries); no more parts were sent after that
         // (those already on their way finish), so far fewer than the body's 32 parts went out.
-        expect(proxy.seen.filter((r) => r.action === 'fail')).toHaveLength(3);
-        expect(proxy.seen.filter((r) => isPartUpload(r.method, r.url)).length).toBeLessThan(32);
-        expect(proxy.seen.filter((r) => isMultipartAbort(r.method, r.url))).toHaveLength(1);
+        expect(proxy.requests.filter((r) => r.fault === 'httpError')).toHaveLength(3);
+        expect(proxy.requests.filter((r) => isPartUpload(r.method, r.url)).length).toBeLessThan(32);
+        expect(proxy.requests.filter((r) => isMultipartAbort(r.method, r.url))).toHaveLength(1);
       } finally {
         await proxy.close();
       }
@@ -172,7 +180,7 @@ describe(`S3Storage against ${targetLabel}`, () => {
           expect(a.message).toMatch(/checksum|digest/i);
           const b = await failure(viaProxy.save(single, randomBytes(1000)));
           expect(b.code).toBe('UNAVAILABLE');
-          expect(proxy.seen.filter((r) => isMultipartAbort(r.method, r.url))).toHaveLength(1);
+          expect(proxy.requests.filter((r) => isMultipartAbort(r.method, r.url))).toHaveLength(1);
         } finally {
           await proxy.close();
         }

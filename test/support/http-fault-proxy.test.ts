@@ -130,3 +130,42 @@ describe('request-aware fault proxy in front of an upload server', () => {
     expect(await again.text()).toBe(String('<CompleteMultipartUpload/>'.length));
   });
 });
+
+describe('request-aware fault proxy: faults decided per request', () => {
+  let echo: Awaited<ReturnType<typeof listen>>;
+  let proxy: HttpFaultProxy;
+
+  beforeAll(async () => {
+    // Answers with the bytes it received, so a test sees exactly what the proxy forwarded.
+    echo = await listen(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      res.end(Buffer.concat(chunks));
+    });
+    proxy = await startHttpFaultProxy(echo.url);
+  });
+  afterAll(async () => {
+    await proxy.close();
+    await echo.close();
+  });
+
+  it('a decider picks each request’s fault: an HTTP 500, one inverted byte in the middle of the body, or none', async () => {
+    proxy.setFault((r) => (r.url.endsWith('/fail') ? { kind: 'httpError', status: 500 } : r.url.endsWith('/corrupt') ? { kind: 'corrupt' } : { kind: 'pass' }));
+    const body = randomBytes(100_001);
+    const failed = await fetch(`${proxy.url}/x/fail`, { method: 'PUT', body });
+    expect(failed.status).toBe(500);
+    expect(await failed.text()).toContain('<Code>InternalError</Code>');
+    const corrupted = Buffer.from(await (await fetch(`${proxy.url}/x/corrupt`, { method: 'PUT', body })).arrayBuffer());
+    expect(corrupted).toHaveLength(body.length);
+    const differing = [...corrupted.keys()].filter((i) => corrupted[i] !== body[i]);
+    expect(differing).toEqual([50_000]);
+    expect(corrupted[50_000]).toBe(body[50_000]! ^ 0xff);
+    const passed = Buffer.from(await (await fetch(`${proxy.url}/x/pass`, { method: 'PUT', body })).arrayBuffer());
+    expect(passed.equals(body)).toBe(true);
+    expect(proxy.requests.slice(-3).map((r) => [r.url, r.fault, r.broke ?? false])).toEqual([
+      ['/x/fail', 'httpError', true],
+      ['/x/corrupt', 'corrupt', true],
+      ['/x/pass', 'pass', false],
+    ]);
+  });
+});

@@ -9,19 +9,29 @@
  *   downstream: forwards the response head and `afterBytes` bytes of its body, then resets;
  * - `stall`: the same, but then forwards nothing more in that direction and keeps the connection;
  * - `http503`: reads the request and answers 503 (S3's SlowDown by default) without contacting
- *   the server.
+ *   the server; `httpError` answers another status (S3's InternalError 500 by default);
+ * - `corrupt` (this proxy only): forwards the request with one byte of its body inverted, the
+ *   middle one by its Content-Length, as a flipped bit in transit would.
+ * A fault is set for the next matching requests, or decided request by request by a function.
  * Requests, headers (Host included, so signatures stay valid) and bodies are forwarded as they came.
  */
 import http, { type IncomingHttpHeaders } from 'node:http';
 import type net from 'node:net';
 import { RESET_DELAY_MS, S3_SLOWDOWN, type Fault } from './fault-proxy.js';
 
+const S3_INTERNAL_ERROR = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code><Message>injected by the test proxy</Message></Error>';
+
+/** The TCP proxy's faults, and two that need the request parsed. */
+export type HttpFault = Fault | { kind: 'httpError'; status: number; body?: string; contentType?: string } | { kind: 'corrupt' };
+
+type RequestInfo = Omit<ProxiedRequest, 'fault' | 'broke'>;
+
 export interface ProxiedRequest {
   method: string;
   url: string;
   headers: IncomingHttpHeaders;
   /** The fault applied to it (`pass` when none). */
-  fault: Fault['kind'];
+  fault: HttpFault['kind'];
   /**
    * Whether the fault took effect: answered 503, or the body reached `afterBytes` and was cut or
    * stalled there (with `afterBytes` 0: upstream, the request was not forwarded at all;
@@ -37,9 +47,9 @@ export interface HttpFaultProxy {
   readonly requests: readonly ProxiedRequest[];
   /**
    * Applies `fault` to the next `requests` requests that `match` (default: every request, until
-   * changed); others pass.
+   * changed); others pass. A function instead decides each request's fault (until changed).
    */
-  setFault(fault: Fault, options?: { requests?: number; match?: (req: Omit<ProxiedRequest, 'fault'>) => boolean }): void;
+  setFault(fault: HttpFault | ((req: RequestInfo) => HttpFault), options?: { requests?: number; match?: (req: RequestInfo) => boolean }): void;
   close(): Promise<void>;
 }
 
@@ -62,12 +72,13 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
   const to = new URL(target);
   const agent = new http.Agent({ keepAlive: true });
   const requests: ProxiedRequest[] = [];
-  let fault: Fault = { kind: 'pass' };
+  let fault: HttpFault | ((req: RequestInfo) => HttpFault) = { kind: 'pass' };
   let remaining = Number.POSITIVE_INFINITY;
-  let match: ((req: Omit<ProxiedRequest, 'fault'>) => boolean) | undefined;
+  let match: ((req: RequestInfo) => boolean) | undefined;
   const sockets = new Set<net.Socket>();
 
-  const choose = (info: Omit<ProxiedRequest, 'fault'>): Fault => {
+  const choose = (info: RequestInfo): HttpFault => {
+    if (typeof fault === 'function') return fault(info);
     if (remaining <= 0 || (match && !match(info))) return { kind: 'pass' };
     remaining--;
     return fault;
@@ -79,15 +90,15 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
     const record: ProxiedRequest = { ...info, fault: chosen.kind };
     requests.push(record);
 
-    if (chosen.kind === 'http503') {
+    if (chosen.kind === 'http503' || chosen.kind === 'httpError') {
       record.broke = true;
       req.resume();
       req.once('end', () => {
-        const body = Buffer.from(chosen.body ?? S3_SLOWDOWN);
-        res.writeHead(503, {
+        const body = Buffer.from(chosen.body ?? (chosen.kind === 'http503' ? S3_SLOWDOWN : S3_INTERNAL_ERROR));
+        res.writeHead(chosen.kind === 'http503' ? 503 : chosen.status, {
           'content-type': chosen.contentType ?? 'application/xml',
           'content-length': body.length,
-          'retry-after': String(chosen.retryAfterSeconds ?? 1),
+          ...(chosen.kind === 'http503' ? { 'retry-after': String(chosen.retryAfterSeconds ?? 1) } : {}),
         });
         res.end(body);
       });
@@ -114,8 +125,14 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
     // Request body, client → server.
     let sentUp = 0;
     let cutUp = false;
+    const flipAt = chosen.kind === 'corrupt' ? Math.floor(Number(req.headers['content-length'] ?? 0) / 2) : -1;
     req.on('data', (chunk: Buffer) => {
       if (cutUp) return;
+      if (flipAt >= sentUp && flipAt < sentUp + chunk.length) {
+        chunk = Buffer.from(chunk);
+        chunk[flipAt - sentUp]! ^= 0xff;
+        record.broke = true;
+      }
       if (limited?.direction === 'upstream' && sentUp + chunk.length >= limited.afterBytes) {
         cutUp = true;
         record.broke = true;
@@ -190,11 +207,11 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
     port,
     requests,
     setFault(next, options = {}) {
-      if ((next.kind === 'reset' || next.kind === 'stall') && !(Number.isInteger(next.afterBytes) && next.afterBytes >= 0)) {
+      if (typeof next !== 'function' && (next.kind === 'reset' || next.kind === 'stall') && !(Number.isInteger(next.afterBytes) && next.afterBytes >= 0)) {
         throw new Error('afterBytes must be a whole number of bytes');
       }
       fault = next;
-      remaining = options.requests ?? Number.POSITIVE_INFINITY;
+      remaining = typeof next === 'function' ? Number.POSITIVE_INFINITY : (options.requests ?? Number.POSITIVE_INFINITY);
       match = options.match;
     },
     close() {
