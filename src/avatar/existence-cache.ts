@@ -2,6 +2,7 @@ import { isMediaStorageError } from '../core/errors.js';
 import { compareKeys, validatePrefix } from '../core/keys.js';
 import type { MediaStorage } from '../core/types.js';
 
+/** Options of {@link ExistenceCache} (and `withExistenceCache`): how long answers are trusted, how many are kept, background refresh. */
 export interface ExistenceCacheOptions {
   /** How long "it exists" is trusted, in ms. Default 5 minutes. */
   positiveTtl?: number;
@@ -20,6 +21,7 @@ export interface ExistenceCacheOptions {
   now?: () => number;
 }
 
+/** Counters of an {@link ExistenceCache} since it was made (its `stats`), for seeing how many storage requests it saves. */
 export interface ExistenceCacheStats {
   /** Answers from a fresh entry. */
   hits: number;
@@ -77,6 +79,7 @@ interface ListedPrefix {
   touched: Set<string>;
 }
 
+/** Options of {@link ExistenceCache.prime}: how much of the prefix to list, and which keys to answer from the listing. */
 export interface PrimeOptions {
   /** Most objects listed; default 5,000. A prefix holding more is listed that far and no further. */
   maxObjects?: number;
@@ -91,6 +94,7 @@ export interface PrimeOptions {
   keys?: Iterable<string>;
 }
 
+/** Options of {@link ExistenceCache.primeForKeys}, also accepted as `resolveAvatars`' `prime` option: when a folder is worth a listing, and how far to list it. */
 export interface PrimeForKeysOptions {
   /** Fewest unknown keys in one folder that are worth a listing; default 16. */
   minKeys?: number;
@@ -100,6 +104,7 @@ export interface PrimeForKeysOptions {
   pageSize?: number;
 }
 
+/** What {@link ExistenceCache.primeForKeys} did: the listings it made and those that failed (it does not reject). */
 export interface PrimeForKeysResult {
   /** Listings made (one per folder primed). */
   listings: number;
@@ -109,6 +114,7 @@ export interface PrimeForKeysResult {
   errors: Array<{ prefix: string; error: unknown }>;
 }
 
+/** What one {@link ExistenceCache.prime} listing found and what the cache can now answer. */
 export interface PrimeResult {
   /** Keys listed (present). */
   listed: number;

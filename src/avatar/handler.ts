@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AVATAR_FALLBACK_SCRIPT } from './img.js';
 import { initialsAvatarSvg } from './initials.js';
 
+/** Options of {@link createAvatarHandler}: where it serves the initials SVG and fallback script, and their Cache-Control. */
 export interface AvatarHandlerOptions {
   /** URL path to serve under. Default `/avatars`: `/avatars/initials.svg?name=&id=&size=&shape=` and `/avatars/fallback.js`. */
   basePath?: string;

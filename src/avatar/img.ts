@@ -60,6 +60,10 @@ export function safeImageUrl(url: string | null | undefined): string | undefined
   return undefined;
 }
 
+/**
+ * What {@link avatarImgHtml} and {@link avatarImgProps} render: a resolver's `src`, `fallback` and
+ * `srcset`, the alt text, and plain `<img>` attributes.
+ */
 export interface AvatarImgOptions {
   /** The URL to show (a resolver's `src`). Unsafe schemes are replaced by `fallback`. */
   src: string | null | undefined;

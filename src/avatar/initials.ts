@@ -6,6 +6,7 @@ export interface AvatarPerson {
   name?: string | null;
 }
 
+/** How {@link initialsAvatarSvg} and {@link initialsAvatarDataUrl} draw the initials avatar: size, shape and label. */
 export interface InitialsAvatarOptions {
   /** Width and height in CSS pixels. Default 64. */
   size?: number;
@@ -93,8 +94,11 @@ const WHITE: [number, number, number] = [255, 255, 255];
 /** WCAG AA for normal-size text, stricter than the 3:1 large initials strictly need. */
 export const MIN_AVATAR_CONTRAST = 4.5;
 
+/** The colours {@link avatarColors} picks for a person, as `#rrggbb`. */
 export interface AvatarColors {
+  /** Fill of the avatar's shape. */
   background: string;
+  /** Colour of the initials or silhouette drawn on it (white). */
   foreground: string;
   /** Contrast ratio between them; at least {@link MIN_AVATAR_CONTRAST}. */
   contrast: number;

@@ -9,6 +9,7 @@ import { initialsAvatarDataUrl, type AvatarPerson, type InitialsAvatarOptions } 
 /** The default avatar: a fixed URL, or a function of the person (see {@link initialsAvatar}). */
 export type AvatarDefault = string | ((person: AvatarPerson) => string);
 
+/** Options of {@link resolveAvatar} and {@link resolveAvatarUrl}: the default avatar, URL options, the existence cache, error reporting and image variants. */
 export interface ResolveAvatarOptions {
   /** What to show when there is no photo. Default: the built-in initials SVG as a data: URL. */
   default?: AvatarDefault;
@@ -38,6 +39,7 @@ export interface ResolveAvatarOptions {
   generateMissingVariants?: boolean;
 }
 
+/** Options of {@link resolveAvatars} and {@link resolveAvatarUrls}: those of one avatar, plus how many checks run at once and whether to prime the cache by listing. */
 export interface ResolveAvatarsOptions extends ResolveAvatarOptions {
   /** Most existence checks in flight at once. Default 8. */
   concurrency?: number;
@@ -55,6 +57,7 @@ export interface AvatarEntry extends AvatarPerson {
   path: string | null | undefined;
 }
 
+/** One item of the list {@link resolveAvatars} resolves: the stored path (empty, null or undefined for none), or an {@link AvatarEntry} with the person it is for. */
 export type AvatarInput = string | null | undefined | AvatarEntry;
 
 /** What a resolver found for one person. */

@@ -70,6 +70,10 @@ export function encodeMetadataName(name: string): string {
   return ESCAPED_NAME + name.replace(/[^a-z0-9]/g, (c) => `_${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
+/**
+ * The metadata name a stored Azure name stands for: the reverse of {@link encodeMetadataName}
+ * (`msx_uploaded_2dby` → `uploaded-by`), lower-cased; a name without the `msx_` prefix is itself.
+ */
 export function decodeMetadataName(stored: string): string {
   const name = stored.toLowerCase();
   if (!name.startsWith(ESCAPED_NAME)) return name;

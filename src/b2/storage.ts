@@ -60,6 +60,11 @@ const MAX_SIMPLE_SIZE = 5_000_000_000;
 const MAX_NAME_BYTES = 1024;
 const MAX_SEGMENT_BYTES = 250;
 
+/**
+ * Media in a Backblaze B2 bucket, on B2's native API. Bodies are spooled (memory, or a temp file
+ * above `spoolThreshold`) so each upload carries its SHA-1 and can be resent; files above
+ * `largeFileThreshold` go up in parts. `ifExists: 'fail'` checks first (B2 has no conditional upload).
+ */
 export class B2Storage extends BaseStorage {
   readonly name = 'b2';
   readonly capabilities: Readonly<Capabilities>;
@@ -329,7 +334,7 @@ export class B2Storage extends BaseStorage {
       if (signal?.aborted) throw abortedError('save', key, undefined, signal.reason);
       const large = spooled.size > MAX_SIMPLE_SIZE || (spooled.size > threshold && spooled.partSha1s.length >= 2);
       const file = large
-        ? await this.uploader.uploadLarge(name, spooled, body.contentType, info, signal)
+        ? await this.uploader.uploadLarge(name, spooled, body.contentType, info, signal, body.replayable)
         : await this.uploader.uploadSimple(name, spooled, body.contentType, info, signal);
       return toObjectInfo(this.prefix, file);
     } finally {

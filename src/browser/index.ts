@@ -26,6 +26,7 @@ export interface DirectUploadRequest {
   key?: string;
 }
 
+/** How far a direct upload's request body has been sent, as passed to {@link UploadFileOptions.onProgress}. */
 export interface UploadProgress {
   /** Bytes of the request body sent so far. */
   loaded: number;
@@ -33,7 +34,9 @@ export interface UploadProgress {
   total: number;
 }
 
+/** Options of {@link uploadFile}: upload progress and abort. */
 export interface UploadFileOptions {
+  /** Called as the request body is sent (XMLHttpRequest's upload progress events). */
   onProgress?: (progress: UploadProgress) => void;
   /** Aborts the request; the promise rejects with an `AbortError` DOMException and the store keeps nothing. */
   signal?: AbortSignal;

@@ -12,9 +12,11 @@ import { displayName } from './progress.js';
  */
 export type AuditStatus = 'ok' | 'missing' | 'other-spelling' | 'invalid' | 'error';
 
+/** What {@link auditKeys} found for one distinct stored path. */
 export interface AuditEntry {
   /** The path as it was stored. */
   path: string;
+  /** `ok`, `missing`, `other-spelling`, `invalid` (not a valid key) or `error` (see {@link AuditStatus}). */
   status: AuditStatus;
   /** For `other-spelling`: the key the object is stored under. */
   storedAs?: string;
@@ -24,11 +26,13 @@ export interface AuditEntry {
   error?: string;
 }
 
+/** What {@link auditKeys} found over a list of stored paths: counts by status, and the first problems. */
 export interface AuditReport {
   /** Non-empty lines read. */
   total: number;
   /** Distinct paths checked. */
   distinct: number;
+  /** Distinct paths by status. */
   counts: Record<AuditStatus, number>;
   /**
    * The first `maxProblems` paths that are not `ok`, in key order (all are counted in `counts`).
@@ -37,7 +41,9 @@ export interface AuditReport {
   problems: AuditEntry[];
 }
 
+/** Options of {@link auditKeys}: checks in flight, a prefix to strip, progress and per-path reports, and limits. */
 export interface AuditOptions {
+  /** Paths checked at once; default 16. */
   concurrency?: number;
   /** Strip this prefix from each path first (e.g. a MEDIA_URL such as "/media/"). */
   stripPrefix?: string;

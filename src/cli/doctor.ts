@@ -7,23 +7,32 @@ import type { MediaStorage } from '../core/types.js';
 
 export type CheckLevel = 'ok' | 'warn' | 'fail' | 'info';
 
+/** One finding of {@link runDoctor}, as the CLI prints it on one line. */
 export interface DoctorCheck {
+  /** What was checked: `configuration`, `environment`, `durability`, `write`, `read`, `url`, `cors` or `delete`. */
   name: string;
+  /** `fail` makes the report unhealthy; `warn` and `info` do not. */
   level: CheckLevel;
+  /** What was found, and for a problem what to do about it. */
   detail: string;
 }
 
+/** What {@link runDoctor} found: the storage checked and every check, in order. */
 export interface DoctorReport {
+  /** The storage's backend name; absent when the configuration could not be used. */
   backend?: string;
+  /** The configuration in effect, secrets masked (`describeConfig`); absent when a storage was given. */
   settings?: Record<string, unknown>;
   checks: DoctorCheck[];
   /** True when no check failed. */
   healthy: boolean;
 }
 
+/** Options of {@link runDoctor}: which storage to check (a URL, the environment, or a storage), and how its probes run. */
 export interface DoctorOptions {
   /** A storage URL; default: the environment's configuration. */
   url?: string;
+  /** The environment read for the configuration, typo warnings and the platform; default `process.env`. */
   env?: NodeJS.ProcessEnv;
   /** How URLs are fetched; default the global fetch. */
   fetch?: typeof fetch;
@@ -252,6 +261,7 @@ export function formatDoctorVerdict(report: DoctorReport): string {
   return report.healthy ? 'No problems found.\n' : `${report.checks.filter((c) => c.level === 'fail').length} problem(s) found.\n`;
 }
 
+/** A {@link DoctorReport} as the CLI prints it: one line per check, then the verdict. */
 export function formatDoctor(report: DoctorReport): string {
   return report.checks.map(formatDoctorCheck).join('') + formatDoctorVerdict(report);
 }

@@ -7,6 +7,7 @@ import { compareKeys } from '../core/keys.js';
 import { isReservedKey, VARIANTS_PREFIX } from '../images/variants.js';
 import { keyOrdered, readAhead } from './ordered.js';
 
+/** Options of {@link syncStorages}: what to sync, how objects are compared, copies in flight, dry run, deletes, retries, and progress. */
 export interface SyncOptions {
   /** Only keys starting with this prefix. */
   prefix?: string;
@@ -43,20 +44,31 @@ export interface SyncOptions {
    * Cloudinary) is sorted, in temp files of about 10 MB per 50,000 objects; default the OS temp folder.
    */
   tempDir?: string;
+  /** Stops the run: nothing new starts, copies in flight are aborted, and the report says `interrupted` (see {@link SyncReport.interrupted}). */
   signal?: AbortSignal;
 }
 
+/** Running counts of a {@link syncStorages} run, passed to {@link SyncOptions.onProgress} after each object. */
 export interface SyncProgress {
+  /** Source objects handled. */
   scanned: number;
+  /** Objects copied (in a dry run: that would be). */
   copied: number;
+  /** Objects the destination already held the same, left alone. */
   skipped: number;
+  /** Copies and deletes that failed. */
   failed: number;
+  /** Bytes of the objects copied (in a dry run: that would be). */
   bytes: number;
 }
 
+/** An object a sync could not copy or delete (see {@link SyncReport.failures}). */
 export interface SyncFailure {
+  /** The key that failed. */
   key: string;
+  /** The MediaStorageError code (`UNKNOWN` for anything else). */
   code: MediaStorageErrorCode | 'UNKNOWN';
+  /** The error's message. */
   message: string;
 }
 

@@ -17,6 +17,7 @@ export interface AdoptedAsset {
 /** Where a stored name (a key the other tool wrote) may live; empty when it cannot be one of its names. */
 export type AdoptNames = (storedName: string) => readonly AdoptedAsset[];
 
+/** Options of {@link djangoCloudinaryStorage}: the prefix and resource types the Django app's storages used. */
 export interface DjangoCloudinaryStorageNames {
   /**
    * django-cloudinary-storage's `PREFIX` (by default `MEDIA_URL` without its leading slash):

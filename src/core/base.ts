@@ -61,6 +61,7 @@ export interface ServableObject {
 /** Longest `expiresIn` when a backend declares no `maxExpiresIn`: seven days, S3's limit. */
 export const DEFAULT_MAX_EXPIRES_IN = 7 * 24 * 3600;
 
+/** Page size of `list` when `limit` is not given, and of `listAll` without `pageSize`. */
 export const DEFAULT_LIST_LIMIT = 1000;
 
 /** The ALREADY_EXISTS every backend throws for `ifExists: 'fail'` on a taken key. */

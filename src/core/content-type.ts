@@ -1,6 +1,7 @@
 import mime from 'mime-types';
 import { MediaStorageError } from './errors.js';
 
+/** The content type of bytes of no known kind, used when nothing else says what an object is. */
 export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 
 /** How many leading bytes {@link sniffContentType} looks at. */

@@ -31,8 +31,10 @@ export const ErrorCodes = [
   'UNKNOWN',
 ] as const;
 
+/** One of the {@link ErrorCodes}: what kind of failure a {@link MediaStorageError} is. */
 export type MediaStorageErrorCode = (typeof ErrorCodes)[number];
 
+/** What a {@link MediaStorageError} carries besides its code and message: where it happened and why. */
 export interface MediaStorageErrorOptions {
   /** Name of the backend that failed, e.g. `local`, `s3`. */
   backend?: string;
@@ -276,6 +278,11 @@ export function summarizeCause(value: unknown, secrets: readonly (string | undef
   }
 }
 
+/**
+ * The error every MediaStorage operation fails with: branch on its stable `code`, not on the
+ * message. The message and the `cause` kept with it are scrubbed of credentials (see
+ * {@link MediaStorageErrorOptions.cause}).
+ */
 export class MediaStorageError extends Error {
   override readonly name = 'MediaStorageError';
   readonly code: MediaStorageErrorCode;
@@ -314,6 +321,11 @@ export class MediaStorageError extends Error {
   }
 }
 
+/**
+ * Whether `err` is a {@link MediaStorageError}: an instance, or any object whose `name` is
+ * `MediaStorageError` and whose `code` is a string, such as one thrown by another copy of the
+ * package (whose class differs).
+ */
 export function isMediaStorageError(err: unknown): err is MediaStorageError {
   return (
     err instanceof MediaStorageError ||

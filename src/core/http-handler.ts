@@ -25,6 +25,7 @@ export interface MediaHandlerTuning {
   sendTimeout?: number;
 }
 
+/** Options of {@link createMediaHandler}: where files are served, signature checks, caching and which types show inline. */
 export interface MediaHandlerOptions extends MediaHandlerTuning {
   /** URL path the files are served under, e.g. `/media`. Requests outside it are passed to `next` or get 404. */
   basePath: string;

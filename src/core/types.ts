@@ -15,6 +15,7 @@ export type IfExists =
   /** Store under a free name made from the key (`abc.jpg` → `abc_k3j9x2q.jpg`), as Django's get_available_name does. */
   | 'rename';
 
+/** How much of a body `save` has read so far, as passed to {@link SaveOptions.onProgress}. */
 export interface SaveProgress {
   /** Bytes read from the body so far. */
   loaded: number;
@@ -22,6 +23,7 @@ export interface SaveProgress {
   total?: number;
 }
 
+/** Options of `save`: the stored object's content type, caching and metadata, the overwrite policy, size limits, progress and abort. */
 export interface SaveOptions {
   /**
    * Content type, `type/subtype[; name=value]`; anything else (control characters, no subtype)
@@ -70,6 +72,7 @@ export interface ObjectInfo {
   metadata?: Record<string, string>;
 }
 
+/** Options of `url`: a signed URL's expiry, a download instead of inline display, a delivery transformation or an image variant. */
 export interface UrlOptions {
   /**
    * Make a signed URL that expires after this many seconds, from 1 to the backend's
@@ -92,6 +95,7 @@ export interface UrlOptions {
   density?: number;
 }
 
+/** A range of an object's bytes to read, both ends inclusive (see {@link ReadOptions.range}). */
 export interface ByteRange {
   /** First byte, zero-based. */
   start: number;
@@ -99,11 +103,15 @@ export interface ByteRange {
   end?: number;
 }
 
+/** Options of `read` and `readBuffer`. */
 export interface ReadOptions {
+  /** Read only these bytes rather than the whole object; an invalid range is INVALID_INPUT. */
   range?: ByteRange;
+  /** Aborts the read. */
   signal?: AbortSignal;
 }
 
+/** Options of `list`: which page, and how many objects per page. */
 export interface ListOptions {
   /** The cursor of the previous page. */
   cursor?: string;
@@ -111,6 +119,7 @@ export interface ListOptions {
   limit?: number;
 }
 
+/** One page of a listing: the objects, the cursor of the next page, and what was left out. */
 export interface ListPage {
   /** Objects whose names are keys: every one works with exists, stat, read, url, copy and delete. */
   items: ObjectInfo[];
@@ -151,7 +160,9 @@ export interface ListAllOptions {
   onSkipped?: (object: SkippedObject) => void;
 }
 
+/** Options of `copy`. */
 export interface CopyOptions {
+  /** When an object is already stored under the target key: `overwrite` it (the default) or `fail` with ALREADY_EXISTS. */
   ifExists?: Exclude<IfExists, 'rename'>;
 }
 

@@ -9,6 +9,7 @@ import type { MediaRequestHandler } from './http-handler.js';
 /** A handler of the fetch API's shape. */
 export type WebRequestHandler = (request: Request) => Promise<Response>;
 
+/** Options of {@link toWebHandler}. */
 export interface WebHandlerOptions {
   /**
    * The answer for a request the Node handler passes on (outside its base path), i.e. where

@@ -3,6 +3,7 @@ import { forEachConcurrent } from '../core/pool.js';
 import type { ImageStorage } from './layer.js';
 import { VARIANTS_PREFIX } from './variants.js';
 
+/** Options of {@link backfillVariants}: which photos and variants, how many at once, dry run, and progress. */
 export interface BackfillOptions {
   /** Only photos whose keys start with this prefix. Default: all. */
   prefix?: string;
@@ -16,9 +17,11 @@ export interface BackfillOptions {
   force?: boolean;
   /** Called after each photo. */
   onProgress?: (progress: BackfillProgress) => void;
+  /** Stops the run: no further photo is started, and `backfillVariants` rejects with the signal's reason. */
   signal?: AbortSignal;
 }
 
+/** Running counts of a {@link backfillVariants} run, passed to {@link BackfillOptions.onProgress} after each photo. */
 export interface BackfillProgress {
   /** Photos looked at. */
   scanned: number;
@@ -28,11 +31,13 @@ export interface BackfillProgress {
   complete: number;
   /** Stored objects that are not images this storage accepts (left alone). */
   notImages: number;
+  /** Photos whose variants could not be generated (see {@link BackfillReport.failures}). */
   failed: number;
   /** Bytes of the variants written. */
   bytes: number;
 }
 
+/** What {@link backfillVariants} did: the final counts, the keys written, and each photo left alone or failed. */
 export interface BackfillReport extends BackfillProgress {
   /** Keys written (in a dry run: that would be), sorted. */
   generatedKeys: string[];

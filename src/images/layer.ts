@@ -30,6 +30,10 @@ import {
   type VariantSet,
 } from './variants.js';
 
+/**
+ * Options of `withImages` (and {@link ImageStorage}): the variants made of every photo, which
+ * uploads are accepted, how the original is cleaned, and when variants are generated.
+ */
 export interface ImageOptions {
   /** Variants made of every image, e.g. `{ avatar: { width: 64, height: 64, fit: 'cover', format: 'webp', densities: [1, 2] } }`. */
   variants?: Record<string, VariantDefinition>;

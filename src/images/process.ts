@@ -11,6 +11,7 @@ import type { ResolvedVariant } from './variants.js';
 /** Formats an upload may be in. HEIC needs a libvips with an HEVC decoder, which sharp's prebuilt binaries lack. */
 export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'avif' | 'tiff' | 'heic';
 
+/** The formats `withImages` accepts when {@link ImageOptions.formats} is not given: JPEG, PNG, WebP, GIF and AVIF. */
 export const DEFAULT_IMAGE_FORMATS: readonly ImageFormat[] = Object.freeze(['jpeg', 'png', 'webp', 'gif', 'avif']);
 
 export const CONTENT_TYPES: Record<ImageFormat, string> = {

@@ -11,7 +11,9 @@
  */
 import { MediaStorageError } from '../core/errors.js';
 
+/** What a strip function gives back: the file without its metadata, and what was taken out. */
 export interface StripResult {
+  /** The rewritten file, with the same compressed pixels. */
   data: Buffer;
   /** What was removed, for logs and tests (`APP1 Exif`, `tEXt`, `EXIF`, `trailing 1,234 bytes`...). */
   removed: string[];
@@ -45,6 +47,10 @@ function jpegLabel(marker: number, segment: Buffer): string {
   return `APP${marker - 0xe0}${id ? ` ${id}` : ''}`;
 }
 
+/**
+ * A JPEG without its metadata (EXIF, XMP, IPTC, comments, the JFIF thumbnail, bytes after the
+ * image), losslessly. A file that is not a well-formed JPEG is INVALID_INPUT.
+ */
 export function stripJpeg(data: Buffer): StripResult {
   if (data.length < 4 || data[0] !== 0xff || data[1] !== 0xd8) throw malformed('JPEG', 'no start-of-image marker');
   const out: Buffer[] = [data.subarray(0, 2)];
@@ -149,6 +155,10 @@ const PNG_KEPT = new Set([
   'fdAT',
 ]);
 
+/**
+ * A PNG with only the chunks that affect its pixels, colours and animation (text and EXIF chunks
+ * and bytes after IEND go), losslessly. A malformed PNG, or one with an unknown critical chunk, is INVALID_INPUT.
+ */
 export function stripPng(data: Buffer): StripResult {
   if (data.length < 8 || !data.subarray(0, 8).equals(PNG_SIGNATURE)) throw malformed('PNG', 'no PNG signature');
   const out: Buffer[] = [PNG_SIGNATURE];
@@ -180,6 +190,10 @@ const WEBP_KEPT = new Set(['VP8 ', 'VP8L', 'VP8X', 'ALPH', 'ANIM', 'ANMF', 'ICCP
 const VP8X_EXIF = 0x08;
 const VP8X_XMP = 0x04;
 
+/**
+ * A WebP with only its image, alpha, animation and ICC chunks (EXIF, XMP and bytes after the
+ * container go, and the VP8X flags say so), losslessly. A malformed WebP is INVALID_INPUT.
+ */
 export function stripWebp(data: Buffer): StripResult {
   if (data.length < 20 || !startsWith(data, 0, 'RIFF') || !startsWith(data, 8, 'WEBP')) throw malformed('WebP', 'no RIFF/WEBP header');
   const riffEnd = 8 + data.readUInt32LE(4);
@@ -217,6 +231,10 @@ export function stripWebp(data: Buffer): StripResult {
 /** Application extensions that change playback (the loop count); others (XMP, ICC, vendor) go. */
 const GIF_KEPT_APPLICATIONS = new Set(['NETSCAPE2.0', 'ANIMEXTS1.0']);
 
+/**
+ * A GIF with only its images, graphic controls and loop count (comments, other application
+ * extensions and bytes after the trailer go), losslessly. A malformed GIF is INVALID_INPUT.
+ */
 export function stripGif(data: Buffer): StripResult {
   if (data.length < 13 || !(startsWith(data, 0, 'GIF87a') || startsWith(data, 0, 'GIF89a'))) throw malformed('GIF', 'no GIF header');
   const removed: string[] = [];

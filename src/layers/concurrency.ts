@@ -51,6 +51,7 @@ export class Semaphore {
   }
 }
 
+/** Options of {@link withConcurrencyLimit}. */
 export interface ConcurrencyLimitOptions {
   /** Operations in flight at once; further calls wait in order. */
   limit: number;

@@ -24,8 +24,10 @@ export interface StorageEvent {
   errorMessage?: string;
 }
 
+/** The function {@link withEvents} calls with each finished operation (a listener that throws is ignored). */
 export type StorageEventListener = (event: StorageEvent) => void;
 
+/** Options of {@link withEvents}. */
 export interface EventsOptions {
   /** Strings that must never reach the listener (API secrets, tokens), besides URL signatures. */
   secrets?: readonly (string | undefined)[];

@@ -21,6 +21,7 @@ import type {
 /** The operations of {@link MediaStorage} a layer sees (`listAll` is paged through `list`). */
 export type StorageOperation = 'save' | 'url' | 'delete' | 'exists' | 'read' | 'readBuffer' | 'stat' | 'list' | 'copy' | 'presignUpload';
 
+/** Every {@link StorageOperation} name, for checking one given at run time (as `withFaults` does with its rules). */
 export const STORAGE_OPERATIONS: readonly StorageOperation[] = [
   'save',
   'url',

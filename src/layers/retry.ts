@@ -2,16 +2,21 @@ import { isMediaStorageError, MediaStorageError } from '../core/errors.js';
 import type { MediaStorage } from '../core/types.js';
 import { abortableSleep, StorageLayer, type NextCall, type OperationCall } from './layer.js';
 
+/** A failed attempt that {@link withRetry} is about to try again, as passed to {@link RetryOptions.onRetry}. */
 export interface RetryInfo {
+  /** The operation that failed. */
   operation: OperationCall['operation'];
+  /** The key it was about, as the caller gave it (for `copy` the source, for `list` the prefix). */
   key: string | undefined;
   /** The attempt that failed, from 1. */
   attempt: number;
   /** How long the layer waits before the next attempt. */
   delayMs: number;
+  /** The attempt's error (UNAVAILABLE). */
   error: MediaStorageError;
 }
 
+/** Options of {@link withRetry} (and of `createMediaStorage`'s `retry`): how many attempts, and the backoff between them. */
 export interface RetryOptions {
   /** Attempts in all, the first included. Default 4. */
   maxAttempts?: number;

@@ -2,6 +2,7 @@ import { MediaStorageError } from '../core/errors.js';
 import type { MediaStorage } from '../core/types.js';
 import { StorageLayer, type NextCall, type OperationCall, type StorageOperation } from './layer.js';
 
+/** Options of {@link withTimeout}: the deadline of every operation, and of particular ones. */
 export interface TimeoutOptions {
   /** Deadline of every operation, in ms. */
   ms: number;

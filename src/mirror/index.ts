@@ -15,6 +15,7 @@ import type {
 } from '../core/types.js';
 import { StorageWrapper } from '../core/wrapper.js';
 
+/** Options of {@link MirrorStorage}, given after the storages: what to do when a secondary fails a write. */
 export interface MirrorStorageOptions {
   /**
    * Called when a write reached the primary but failed on a secondary. Without it the error is

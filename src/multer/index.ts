@@ -28,6 +28,7 @@ export interface MediaStorageFileInfo {
 
 type FileCallback<T> = (req: IncomingMessage, file: MulterIncomingFile) => T | Promise<T>;
 
+/** Options of {@link mediaStorageEngine}: the storage, the key and save options of each file, and the URL put in its file info. */
 export interface MediaStorageEngineOptions {
   /** Where files go. */
   storage: MediaStorage;

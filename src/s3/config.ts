@@ -23,6 +23,11 @@ export const CONNECT_TIMEOUT_MS = 10_000;
 export const BUCKET_EXISTS_TTL_MS = 60_000;
 export const BUCKET_MISSING_TTL_MS = 10_000;
 
+/**
+ * When the AWS SDK computes request checksums and validates response ones (the S3 options
+ * `requestChecksumCalculation` and `responseChecksumValidation`): only when an operation requires
+ * it, or whenever the operation supports it.
+ */
 export type ChecksumMode = 'WHEN_REQUIRED' | 'WHEN_SUPPORTED';
 
 /** S3Storage's options: those configuration can set (documented in ./definition.ts) and an S3Client to reuse. */

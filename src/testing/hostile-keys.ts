@@ -82,6 +82,7 @@ const nfkcTraversal = [
 // folder, and a pair in the wrong order. They have no UTF-8 form.
 const loneSurrogates = ['\ud800', '\udfff', 'a\ud800.jpg', 'a\udc00.jpg', '\ud83d/x.png', 'x/\ude00.png', '\ude00\ud83d.png', 'emoji-\ud83d\ud83d\ude00.png'];
 
+/** Keys every backend must refuse with INVALID_KEY in every operation (traversal, absolute paths, drive letters, control characters, lone surrogates...). */
 export const MUST_REJECT_KEYS: readonly string[] = [
   ...literalTraversal,
   ...backslashes,
@@ -210,6 +211,11 @@ const urlAndShellSpecial = [
 
 const boundaries = [`${'s'.repeat(255)}`, `${'é'.repeat(127)}.`, `${Array.from({ length: 100 }, () => 'abcdefgh').join('/')}.txt`];
 
+/**
+ * Odd keys a backend may either refuse with INVALID_KEY or store and give back exactly (encoded
+ * traversal, device names, look-alikes, invisible characters, URL and shell specials, length
+ * boundaries); the contract suite's `rejectOrStoreKeys`.
+ */
 export const REJECT_OR_STORE_KEYS: readonly string[] = [
   ...encodedTraversal,
   ...devices,

@@ -52,6 +52,7 @@ export interface StorageUnderTest {
  */
 export type SeedForeign = (name: string, body: Buffer, options?: { contentType?: string; metadata?: Record<string, string> }) => Promise<boolean | void>;
 
+/** Options of {@link describeStorageContract}: the capabilities tested, the sizes of the heavy tests, extra key corpora, and tests a test server cannot pass. */
 export interface ContractOptions {
   /** Capabilities to test; default the storage's own declaration. */
   capabilities?: Partial<Capabilities>;
