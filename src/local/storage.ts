@@ -223,7 +223,7 @@ export class LocalStorage extends BaseStorage {
   /** Whole files in one read (streaming them costs a round trip to the thread pool per 64 KiB). */
   protected override async readObjectBuffer(key: string, options: ReadOptions): Promise<Buffer | undefined> {
     if (options.range) return undefined; // ranges keep their one implementation, in readObject
-    const real = await this.tree.existingPath(key);
+    const real = (await this.tree.locate(key))?.real;
     if (!real) throw notFound(key);
     const fs = this.callbackFs;
     if (fs) {

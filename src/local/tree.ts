@@ -19,6 +19,14 @@ const TEMP_DIR = TEMP_PREFIX;
 function isTempPath(segments: readonly string[]): boolean {
   return segments.some((segment) => segment.startsWith(TEMP_PREFIX));
 }
+/** At most this many files are remembered as checked (see LocalTree.verified); the oldest goes first. */
+const VERIFIED_MAX = 10_000;
+
+/** What tells one file from another over time: device, inode, birth and change times. */
+function identityOf(st: nodeFs.Stats): string {
+  return `${st.dev}:${st.ino}:${st.birthtimeMs}:${st.ctimeMs}`;
+}
+
 /** Temp files untouched for this long are left over from a crashed process: removed on the first save. */
 const STALE_TEMP_MS = 24 * 3600 * 1000;
 
@@ -32,6 +40,15 @@ export class LocalTree {
   private normalizationFolding: Promise<boolean> | undefined;
   /** The temp folder, made (and swept of stale temp files) once per instance, on the first write. */
   private tempDir: Promise<string> | undefined;
+  /**
+   * Files found at their path with no link on it (so inside the root), by path: their identity
+   * (device, inode, birth and change times). A later lookup of the path that stats the same file
+   * needs no other call: whatever the path goes through now, it reaches a file that was inside
+   * the root when checked. A save (a rename: a new inode), a change of the file (its ctime), a
+   * hard link (its ctime) or a reused inode (its birth time) makes the identity differ, and the
+   * path is checked again segment by segment.
+   */
+  private readonly verified = new Map<string, string>();
   /** Folder lstats on their way, for {@link folderState} to share. */
   private readonly folderLstats = new Map<string, Promise<nodeFs.Stats>>();
 
@@ -67,15 +84,25 @@ export class LocalTree {
   }
 
   /**
-   * The real path of an existing object (as {@link existingPath}) and its stats. Usually one
-   * lstat per segment of the key and nothing else (see {@link statWithoutLinks}); a path through
-   * a link takes the realpath, then a stat.
+   * The real path of an existing object (as {@link existingPath}) and its stats. A file found
+   * before (see {@link verified}) costs one stat; otherwise one lstat per segment of the key
+   * ({@link statWithoutLinks}); a path through a link takes the realpath, then a stat.
    */
   async locate(key: string): Promise<{ real: string; st: nodeFs.Stats } | undefined> {
     const realRoot = await this.getRealRoot(false);
     if (!realRoot) return undefined;
+    const file = path.join(realRoot, key);
+    const known = this.verified.get(file);
+    if (known !== undefined) {
+      const st = await this.stat(file).catch((err: unknown) => (isCode(err, 'ENOENT', 'ENOTDIR') ? undefined : Promise.reject(err)));
+      if (st && identityOf(st) === known) return { real: file, st };
+      this.verified.delete(file);
+    }
     const direct = await this.statWithoutLinks(realRoot, key);
-    if (direct !== 'link') return direct;
+    if (direct !== 'link') {
+      if (direct?.st.isFile()) this.remember(file, direct.st);
+      return direct;
+    }
     const real = await this.existingPath(key, true);
     if (!real) return undefined;
     try {
@@ -84,6 +111,11 @@ export class LocalTree {
       if (isCode(err, 'ENOENT', 'ENOTDIR')) return undefined; // deleted in between
       throw err;
     }
+  }
+
+  private remember(file: string, st: nodeFs.Stats): void {
+    if (this.verified.size >= VERIFIED_MAX) this.verified.delete(this.verified.keys().next().value!);
+    this.verified.set(file, identityOf(st));
   }
 
   /**

@@ -2,7 +2,7 @@
 // ones shared by lookups asking at the same time. What must hold: a shared answer never hides a
 // file a save just made, and a link on the path is still followed only inside the root.
 import * as realFs from 'node:fs';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, rename, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalStorage, type LocalFileSystem } from '../../src/local/index.js';
@@ -73,5 +73,44 @@ describe('LocalStorage lookups', () => {
       expect(await failureCode(storage.readBuffer(key)), key).toBe('PERMISSION');
       expect(await failureCode(storage.stat(key)), key).toBe('PERMISSION');
     }
+  });
+
+  it('a file found before costs one stat; a save, a moved file or a folder swapped for a link sends the lookup back to the segment-by-segment check', async () => {
+    const { fs, calls } = slowLstats(0);
+    const stats: string[] = [];
+    const counted = {
+      ...fs,
+      stat: ((file: string, cb: (err: NodeJS.ErrnoException | null, st: realFs.Stats) => void) => {
+        stats.push(file);
+        realFs.stat(file, cb);
+      }) as typeof realFs.stat,
+    } as LocalFileSystem;
+    const storage = new LocalStorage({ root, fs: counted, warnOnEphemeralDisk: false });
+    await storage.save('people/a.jpg', 'first');
+    await storage.save('people/b.jpg', 'other');
+    expect(await storage.exists('people/a.jpg')).toBe(true);
+    calls.length = 0;
+    stats.length = 0;
+    for (let i = 0; i < 3; i++) expect(await storage.exists('people/a.jpg')).toBe(true);
+    expect([calls.length, stats.length]).toEqual([0, 3]);
+    // A save puts a new file (a new inode) under the key: checked again, then remembered.
+    await storage.save('people/a.jpg', 'second');
+    expect((await storage.readBuffer('people/a.jpg')).toString()).toBe('second');
+    expect(calls.length).toBeGreaterThan(0);
+    // The file moved out of the root, and a link to it put in its place: refused.
+    const outside = path.join(tmp.dir, 'outside');
+    await mkdir(outside, { recursive: true });
+    await rename(path.join(root, 'people', 'a.jpg'), path.join(outside, 'a.jpg'));
+    await symlink(path.join(outside, 'a.jpg'), path.join(root, 'people', 'a.jpg'));
+    expect(await storage.exists('people/a.jpg')).toBe(false);
+    expect(await failureCode(storage.readBuffer('people/a.jpg'))).toBe('PERMISSION');
+    // The folder of a remembered file swapped for a link to a folder outside: refused.
+    expect((await storage.readBuffer('people/b.jpg')).toString()).toBe('other');
+    await writeFile(path.join(outside, 'b.jpg'), 'SECRET');
+    await rename(path.join(root, 'people'), path.join(tmp.dir, 'people-moved'));
+    await symlink(outside, path.join(root, 'people'));
+    expect(await storage.exists('people/b.jpg')).toBe(false);
+    expect(await failureCode(storage.readBuffer('people/b.jpg'))).toBe('PERMISSION');
+    expect(await failureCode(storage.stat('people/b.jpg'))).toBe('PERMISSION');
   });
 });
