@@ -117,7 +117,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 
 async function main() {
-  const memory = new MemoryStorage({ baseUrl: 'https://cdn.example.com/media' });
+  const memory = new MemoryStorage({ publicBaseUrl: 'https://cdn.example.com/media' });
   await seed(memory);
   const people = makePeople();
   const validKeys = new Set(people.map((p) => p.path).filter((p) => typeof p === 'string' && p.startsWith('profile_images/')));
@@ -171,7 +171,7 @@ async function main() {
   const sameAnswers = JSON.stringify(warmResult) === JSON.stringify(coldResult);
 
   // Primed: the photos' folder holds 5,000 objects; the backend declares that its listing answers exists().
-  const big = new MemoryStorage({ baseUrl: 'https://cdn.example.com/media' });
+  const big = new MemoryStorage({ publicBaseUrl: 'https://cdn.example.com/media' });
   await seed(big);
   const jpeg = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0]);
   const seeded = (await big.list('profile_images/', { limit: FOLDER_OBJECTS })).items.length;

@@ -35,11 +35,11 @@ function notFound(res: http.ServerResponse): void {
 async function handlerFor(kind: string, root: string): Promise<Handler> {
   switch (kind) {
     case 'local': {
-      const handler = new LocalStorage({ root, baseUrl: '/media', warnOnEphemeralDisk: false }).handler();
+      const handler = new LocalStorage({ root, publicBaseUrl: '/media', warnOnEphemeralDisk: false }).handler();
       return (req, res) => handler(req, res);
     }
     case 'memory': {
-      const storage = new MemoryStorage({ baseUrl: '/media' });
+      const storage = new MemoryStorage({ publicBaseUrl: '/media' });
       for (const [key, bytes] of await filesUnder(root)) await storage.save(key, bytes);
       const handler = storage.handler();
       return (req, res) => handler(req, res);

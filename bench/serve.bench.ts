@@ -11,7 +11,8 @@
  * server's peak RSS.
  *
  * `npm run bench serve`, or alone: `node --import tsx bench/serve.bench.ts`. Environment:
- * BENCH_SERVE_SECONDS (per round, default 5), BENCH_SERVE_ROUNDS (default 3),
+ * BENCH_SERVE_SECONDS (per round, default 5), BENCH_SERVE_ROUNDS (default 3), BENCH_SERVE_WARMUP_SECONDS
+ * (an unmeasured round per server and case first, default 1),
  * BENCH_SERVE_CONNECTIONS (default 50), BENCH_SERVE_OVERLOAD_CONNECTIONS (default 500; 0 skips).
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -27,6 +28,8 @@ import { machine, median, sizeLabel, writeResults, type Measurement } from './li
 
 const SECONDS = Number(process.env.BENCH_SERVE_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_SERVE_ROUNDS ?? 3);
+/** Each server's unmeasured round before a case (0 skips): the first round of a fresh server ran up to 1.5× slower, its code not yet compiled. */
+const WARMUP_SECONDS = Number(process.env.BENCH_SERVE_WARMUP_SECONDS ?? 1);
 const CONNECTIONS = Number(process.env.BENCH_SERVE_CONNECTIONS ?? 50);
 const OVERLOAD_CONNECTIONS = Number(process.env.BENCH_SERVE_OVERLOAD_CONNECTIONS ?? 500);
 const RANGE_BYTES = 16 * 1024;
@@ -154,14 +157,14 @@ interface RoundResult {
   peakRssBytes: number;
 }
 
-async function round(server: Server, paths: string[], etags: Map<string, string>, mode: Mode, connections: number): Promise<RoundResult> {
+async function round(server: Server, paths: string[], etags: Map<string, string>, mode: Mode, connections: number, seconds = SECONDS): Promise<RoundResult> {
   const requests = paths.map((p) => ({
     method: 'GET' as const,
     path: p,
     headers: mode === '304' ? { 'if-none-match': etags.get(p)! } : mode === 'range' ? { range: `bytes=1000-${1000 + RANGE_BYTES - 1}` } : {},
   }));
   const before = await usage(server);
-  const result = await autocannon({ url: `http://127.0.0.1:${server.port}`, connections, duration: SECONDS, requests });
+  const result = await autocannon({ url: `http://127.0.0.1:${server.port}`, connections, duration: seconds, requests });
   const after = await usage(server);
   const codes = result.statusCodeStats as unknown as Record<string, { count: number }>;
   const wrong = Object.entries(codes).filter(([code]) => Number(code) !== EXPECTED_STATUS[mode]);
@@ -171,9 +174,9 @@ async function round(server: Server, paths: string[], etags: Map<string, string>
   const done = result.requests.total;
   // autocannon counts only answers that arrive within the round: with 2 MiB bodies shared fairly
   // over 50 connections under load, a 1 s round can end before any answer does. Say so, not 0 req/s.
-  if (done === 0) throw new Error(`${server.label} ${mode}: no answer completed within ${SECONDS} s; make BENCH_SERVE_SECONDS longer`);
+  if (done === 0) throw new Error(`${server.label} ${mode}: no answer completed within ${seconds} s; make BENCH_SERVE_SECONDS longer`);
   return {
-    requestsPerSecond: done / SECONDS,
+    requestsPerSecond: done / seconds,
     p50: result.latency.p50,
     p99: result.latency.p99,
     requests: done,
@@ -213,6 +216,7 @@ async function main(): Promise<void> {
         const label = `${sizeLabel(size.bytes)} ${what}${connections === CONNECTIONS ? '' : `, ${connections} connections`}`;
         if (CASES && !CASES.some((c) => label.startsWith(c))) continue;
         const rounds = new Map<Server, RoundResult[]>(servers.map((s) => [s, []]));
+        if (WARMUP_SECONDS > 0) for (const server of servers) await round(server, paths, etags.get(server)!, mode, connections, WARMUP_SECONDS);
         // Servers take turns round by round, the first one rotating, so drift in the machine's
         // load does not favour one column.
         for (let r = 0; r < ROUNDS; r++) {
@@ -258,7 +262,7 @@ async function main(): Promise<void> {
     measurements,
     machine: machineAtStart,
     notes: [
-      `autocannon, ${CONNECTIONS} connections (${OVERLOAD_CONNECTIONS} in the overload row) cycling through 50 different files per size, ${ROUNDS} rounds of ${SECONDS} s per server and case; the servers take turns round by round, the first one rotating. Figures are medians over rounds; CPU per request is the server process's user+system CPU (all its threads) over all its rounds divided by the requests it answered; peak RSS is the server process's highest RSS (sampled every 20 ms) in any round of the case, the memory server's copy of the files included.`,
+      `autocannon, ${CONNECTIONS} connections (${OVERLOAD_CONNECTIONS} in the overload row) cycling through 50 different files per size, ${ROUNDS} rounds of ${SECONDS} s per server and case after an unmeasured ${WARMUP_SECONDS} s round each; the servers take turns round by round, the first one rotating. Figures are medians over rounds; CPU per request is the server process's user+system CPU (all its threads) over all its rounds divided by the requests it answered; peak RSS is the server process's highest RSS (sampled every 20 ms) in any round of the case, the memory server's copy of the files included.`,
       "autocannon's own copy of each response body is switched off (it decoded every body into a string, which made the load generator the bottleneck on 2 MiB files); bodies and headers are checked before timing.",
       'Requests/s: higher is better. Latency, CPU and memory: lower is better. The load generator runs in the bench process on the same machine, so every server shares the cores with it alike.',
       'serve-static serves the same folder under /media; media-storage memory holds the same files in a MemoryStorage; the plain-http floor answers from buffers with only ETag/304 and a single Range, no file system, no key or header rules.',
